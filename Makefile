@@ -1,0 +1,61 @@
+# serpens-harness — the commands a user runs (README.md). Every target does its own set-up first.
+#   make reproduce     every experiment that exists, then the paper-claims report
+#   make test          the test suite (unit + integration on real DPDK)
+#   make limit         the testbed's own limit: NDR/PDR + latency of the wire at 64 B and 1500 B
+#   make check-paper   the paper's claims against the latest results
+# QUICK=1 gives short trials and one repetition for every experiment target.
+
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+HARNESS := $(VENV)/bin/harness
+QUICK ?= 0
+ifeq ($(QUICK),1)
+QUICKFLAG := --quick
+endif
+# Experiments this tree implements so far; `make reproduce` runs them all.
+EXPERIMENTS := limit
+
+.PHONY: setup build test test-unit test-integration bench reproduce check-paper lint clean distclean \
+        $(EXPERIMENTS) doctor
+
+setup:
+	@bash scripts/setup.sh all
+
+build:
+	@bash scripts/setup.sh build
+
+doctor: setup
+	@$(HARNESS) doctor
+
+test: setup
+	@$(PY) -m pytest tests -q
+
+test-unit: setup
+	@$(PY) -m pytest tests/unit -q
+
+test-integration: setup
+	@$(PY) -m pytest tests/integration -q
+
+bench: setup
+	@$(PY) -m pytest tests/bench -q --benchmark-only --benchmark-autosave \
+	  $$(ls .benchmarks/*/*.json >/dev/null 2>&1 && echo --benchmark-compare)
+
+$(EXPERIMENTS): setup
+	@$(HARNESS) experiment $@ $(QUICKFLAG)
+
+reproduce: setup
+	@for e in $(EXPERIMENTS); do $(HARNESS) experiment $$e $(QUICKFLAG) || exit 1; done
+	@$(HARNESS) check-paper
+
+check-paper: setup
+	@$(HARNESS) check-paper
+
+lint: setup
+	@$(VENV)/bin/ruff check harness experiments testbed tests
+
+clean:
+	rm -rf build
+
+distclean: clean
+	rm -rf $(VENV) results figures/*.png

@@ -1,0 +1,177 @@
+"""The `harness` command: configuration, preflight, ad-hoc runs, experiments, the paper-claims check."""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from harness import config as cfg
+from harness.config import ConfigError, repo_path
+
+
+def _load(ctx: click.Context, quick: bool = False) -> cfg.Config:
+    obj = ctx.obj
+    try:
+        return cfg.load(obj["files"], obj["overrides"], quick=quick or obj["quick"])
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-c", "--config", "files", multiple=True, type=click.Path(dir_okay=False),
+              help="YAML merged over the defaults (repeatable; later files win).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override one setting, e.g. --set search.trial_s=2 (repeatable).")
+@click.option("--quick", is_flag=True, default=os.environ.get("QUICK") == "1",
+              help="Short trials, one repetition (also QUICK=1).")
+@click.pass_context
+def main(ctx: click.Context, files: tuple[str, ...], overrides: tuple[str, ...], quick: bool) -> None:
+    """serpens-harness: reproduce Serpens (TPDS 2023) and compare NF platform designs."""
+    ctx.obj = {"files": files, "overrides": overrides, "quick": quick}
+
+
+@main.command("config")
+@click.option("--show", is_flag=True, help="Print the merged, validated configuration.")
+@click.pass_context
+def config_cmd(ctx: click.Context, show: bool) -> None:
+    """Validate the configuration (and print it with --show)."""
+    merged = _load(ctx)
+    if show:
+        click.echo(cfg.dump(merged), nl=False)
+    else:
+        click.echo(f"configuration OK (defaults: {cfg.DEFAULTS_FILE})")
+
+
+@main.command()
+@click.pass_context
+def doctor(ctx: click.Context) -> None:
+    """Preflight: hugepages, DPDK, built binaries, cores, Redis, TRex. Says what to fix."""
+    from harness import doctor as doc
+    checks = doc.run_checks(_load(ctx))
+    click.echo(doc.render(checks))
+    if any(c.status == "FAIL" for c in checks):
+        sys.exit(1)
+
+
+def _fmt(v: Any, unit: str = "", digits: int = 3) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "—"
+    return f"{v:.{digits}f}{unit}"
+
+
+@main.command()
+@click.option("--platform", "platform_name", default="wire", show_default=True, help="Platform under test.")
+@click.option("--sfc", default=None, help="NFs of the chain, e.g. fw,mon,nat (platforms with NFs).")
+@click.option("--load", "load", type=float, default=None,
+              help="Fraction of the measured PDR to run the latency trial at [default: "
+                   "measurement.latency_load_fraction].")
+@click.option("--duration", type=float, default=None, help="Length of the fixed-rate trial, s.")
+@click.option("--frame-size", type=int, default=64, show_default=True, help="Frame size incl. FCS, bytes.")
+@click.option("--flows", type=int, default=None, help="Distinct 5-tuples [default: traffic.flows].")
+@click.option("--rate-mpps", type=float, default=None,
+              help="Skip the NDR/PDR search; run the fixed-rate trial at this offered rate.")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Directory for the CSV + JSON sidecar [default: <results.dir>/runs].")
+@click.pass_context
+def run(ctx: click.Context, platform_name: str, sfc: str | None, load: float | None, duration: float | None,
+        frame_size: int, flows: int | None, rate_mpps: float | None, out: str | None) -> None:
+    """One ad-hoc measurement: NDR/PDR search, then throughput and latency at --load × PDR."""
+    from harness.platforms import PlatformError
+    from harness.progress import Progress
+    from harness.results import ResultWriter
+    from harness.rig import rig
+    from harness.traffic.base import GeneratorError
+    from harness.traffic.measure import POINT_COLUMNS, Measurer, measure_point
+
+    config = copy.deepcopy(_load(ctx))
+    if sfc is not None and platform_name == "wire":
+        raise click.UsageError("the wire platform runs no NFs; --sfc needs a platform with NFs (e.g. serpens)")
+    if duration is not None:
+        config["measurement"]["latency_duration_s"] = duration
+    if load is not None and not 0 < load <= 2:
+        raise click.BadParameter(f"--load must be a fraction of the PDR in (0, 2], got {load}")
+    flows = flows or config["traffic"]["flows"]
+    fraction = 1.0 if rate_mpps is not None else load
+    out_dir = Path(out) if out else repo_path(config["results"]["dir"]) / "runs"
+    progress = Progress(f"run {platform_name}")
+    from harness.results import run_id as make_run_id
+    csv_path = out_dir / f"{make_run_id(platform_name)}.csv"
+    try:
+        with rig(config, platform_name) as r, ResultWriter(csv_path, "run", POINT_COLUMNS, config, cores=r.cores(),
+                                                           extra={"rig": r.describe()}) as writer:
+            m = Measurer(r.generator, frame_size, flows, config["traffic"]["latency_pps"])
+            row, _ = measure_point(m, config, load_fraction=fraction, on_trial=progress.trial,
+                                   rate_pps=rate_mpps * 1e6 if rate_mpps is not None else None)
+            row.update(platform=platform_name, workload=sfc or r.platform.workload, trial=0)
+            writer.write(row)
+    except (PlatformError, GeneratorError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"platform {platform_name}, {frame_size} B frames, {flows} flows")
+    if "pdr_mpps" in row:
+        click.echo(f"  NDR {_fmt(row['ndr_mpps'])} Mpps   PDR {_fmt(row['pdr_mpps'])} Mpps "
+                   f"({row['search_trials']} search trials)")
+    click.echo(f"  at {row['load_fraction']:.0%} {'of PDR' if rate_mpps is None else 'of the given rate'}: "
+               f"offered {_fmt(row.get('offered_mpps'))} Mpps, tx {_fmt(row.get('tx_mpps'))}, "
+               f"rx {_fmt(row.get('rx_mpps'))} Mpps, loss {_fmt(row.get('loss_ratio', 0) * 100, '%', 4)}")
+    click.echo(f"  latency µs: min {_fmt(row.get('latency_min_us'), '', 1)}  "
+               f"mean {_fmt(row.get('latency_mean_us'), '', 1)}  p50 {_fmt(row.get('latency_p50_us'), '', 1)}  "
+               f"p99 {_fmt(row.get('latency_p99_us'), '', 1)}  p99.9 {_fmt(row.get('latency_p999_us'), '', 1)}  "
+               f"max {_fmt(row.get('latency_max_us'), '', 1)}")
+    if row.get("generator_limited"):
+        click.echo("  note: the generator could not offer the rate asked for; the number is a floor")
+    click.echo(f"wrote {csv_path} and {csv_path.with_suffix('.json')}")
+
+
+@main.command()
+@click.argument("name")
+@click.option("--plot-only", is_flag=True, help="Only redraw the figure from the existing CSV.")
+@click.pass_context
+def experiment(ctx: click.Context, name: str, plot_only: bool) -> None:
+    """Run one experiment (make target name, e.g. limit, figure-11) and plot it."""
+    from experiments import EXPERIMENTS
+    from harness.platforms import PlatformError
+    from harness.traffic.base import GeneratorError
+    if name not in EXPERIMENTS:
+        raise click.UsageError(f"unknown experiment {name!r}; implemented: {', '.join(sorted(EXPERIMENTS))}")
+    exp = EXPERIMENTS[name](_load(ctx))
+    if plot_only:
+        click.echo(f"wrote {exp.make_plot()}")
+        return
+    try:
+        csv_path, fig = exp.run()
+    except KeyboardInterrupt:
+        click.echo(f"\ninterrupted: the rows measured so far are in {exp.csv_path}", err=True)
+        sys.exit(130)
+    except (PlatformError, GeneratorError) as exc:
+        raise click.ClickException(f"{exc}\n(rows measured so far: {exp.csv_path})") from exc
+    click.echo(f"wrote {csv_path}, {csv_path.with_suffix('.json')} and {fig}")
+
+
+@main.command("check-paper")
+@click.option("--results", "results_dir", type=click.Path(file_okay=False), default=None,
+              help="Results directory [default: results.dir].")
+@click.option("--claims", "claims_file", type=click.Path(dir_okay=False), default=None,
+              help="Claims file [default: experiments/claims.yaml].")
+@click.pass_context
+def check_paper(ctx: click.Context, results_dir: str | None, claims_file: str | None) -> None:
+    """Every quantitative claim of the paper against what we measured."""
+    from harness import claims
+    config = _load(ctx)
+    rdir = Path(results_dir) if results_dir else repo_path(config["results"]["dir"])
+    cfile = Path(claims_file) if claims_file else repo_path("experiments/claims.yaml")
+    try:
+        verdicts = claims.check(rdir, cfile)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(claims.render(verdicts))
+    sys.exit(claims.exit_code(verdicts))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,139 @@
+"""Configuration: one commented defaults file, user YAML merged over it, validated strictly.
+
+The defaults (``defaults.yaml`` beside this file) define every key and, by their values, every type. A user's
+file may only set keys that exist there, with values of the same type (an int is accepted where a float is
+expected). Anything else is a :class:`ConfigError` naming the file, the dotted key and what was expected —
+a typo is an error, never a silently ignored setting (the NFVbench way).
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DEFAULTS_FILE = Path(__file__).with_name("defaults.yaml")
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+Config = dict[str, Any]
+
+
+class ConfigError(ValueError):
+    """A configuration file or override is wrong; the message says where and what was expected."""
+
+
+def _type_name(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean (true/false)"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
+
+
+def _same_type(default: Any, value: Any) -> bool:
+    if default is None:
+        return True
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(default, bool) and isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float))
+    return isinstance(value, type(default))
+
+
+def _merge(base: Config, override: Mapping[str, Any], source: str, prefix: str = "") -> None:
+    """Merge ``override`` into ``base`` in place, checking every key and type against ``base``."""
+    if not isinstance(override, Mapping):
+        where = f"key '{prefix.rstrip('.')}'" if prefix else "the top level"
+        raise ConfigError(f"{source}: {where} must be a mapping, got {_type_name(override)}")
+    for key, value in override.items():
+        dotted = f"{prefix}{key}"
+        if key not in base:
+            close = difflib.get_close_matches(str(key), [str(k) for k in base], n=1)
+            hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
+            known = ", ".join(sorted(str(k) for k in base))
+            raise ConfigError(f"{source}: unknown key '{dotted}'{hint}; known keys here: {known}")
+        default = base[key]
+        if isinstance(default, dict):
+            _merge(default, value, source, dotted + ".")
+            continue
+        if not _same_type(default, value):
+            raise ConfigError(
+                f"{source}: key '{dotted}' must be {_type_name(default)} "
+                f"(like the default {default!r}), got {value!r} ({_type_name(value)})")
+        if isinstance(default, list) and default and value:
+            for item in value:
+                if not _same_type(default[0], item):
+                    raise ConfigError(
+                        f"{source}: key '{dotted}' must be a list of {_type_name(default[0])} values, "
+                        f"got element {item!r}")
+        base[key] = copy.deepcopy(value)
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read configuration file: {exc.strerror}") from exc
+    try:
+        return yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``search.trial_s=2`` → (``search.trial_s``, 2); the value is parsed as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. search.trial_s=2")
+    key, raw = text.split("=", 1)
+    return key.strip(), yaml.safe_load(raw)
+
+
+def _nest(dotted: str, value: Any) -> Config:
+    out: Config = {}
+    node = out
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+    return out
+
+
+def load(files: Iterable[str | Path] = (), overrides: Iterable[str] = (), quick: bool = False) -> Config:
+    """Defaults, then each user file in order, then the quick profile, then ``--set`` overrides."""
+    defaults = _read_yaml(DEFAULTS_FILE)
+    quick_profile = defaults.pop("quick", {})
+    config: Config = copy.deepcopy(defaults)
+    for f in files:
+        path = Path(f)
+        data = _read_yaml(path)
+        if isinstance(data, Mapping) and "quick" in data:
+            raise ConfigError(f"{path}: key 'quick' is the built-in QUICK=1 profile and cannot be set")
+        _merge(config, data, str(path))
+    if quick:
+        _merge(config, quick_profile, f"{DEFAULTS_FILE} (quick profile)")
+    for text in overrides:
+        key, value = parse_override(text)
+        _merge(config, _nest(key, value), f"--set {text}")
+    return config
+
+
+def repo_path(path: str | Path) -> Path:
+    """A configured path: absolute as it is, relative to the repository root otherwise."""
+    p = Path(path)
+    return p if p.is_absolute() else REPO_ROOT / p
+
+
+def dump(config: Config) -> str:
+    return yaml.safe_dump(config, sort_keys=False, default_flow_style=False)

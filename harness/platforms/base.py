@@ -1,0 +1,74 @@
+"""What a platform is to the harness: something that starts, carries packets from the generator's link and
+back, reports its counters, and stops.
+
+A platform is a point in the four-axis design space of DESIGN.md section 3 (startup, state, chaining,
+scaling). This module only fixes how the harness drives one; the axes live with the platforms.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import Any
+
+from harness.config import Config
+from harness.native import RunDir
+
+
+@dataclass(frozen=True)
+class MemifLink:
+    """The virtual cable between the built-in generator and a platform on one machine.
+
+    The platform is the memif *server* (it owns the socket and outlives generator processes); each
+    generator trial connects as a client. Copy mode: the floor measured here is ~56 Mpps (DESIGN.md §10).
+    """
+
+    socket: str
+    link_id: int = 0
+
+    def server_vdev(self, index: int = 0) -> str:
+        return f"net_memif{index},role=server,socket={self.socket},id={self.link_id}"
+
+    def client_vdev(self, index: int = 0) -> str:
+        return f"net_memif{index},role=client,socket={self.socket},id={self.link_id}"
+
+
+class PlatformError(RuntimeError):
+    """The platform could not start, died, or rejected a request."""
+
+
+class Platform(abc.ABC):
+    name: str = "abstract"
+    workload: str = ""
+
+    def __init__(self, config: Config, run_dir: RunDir) -> None:
+        self.config = config
+        self.run_dir = run_dir
+        self.link = MemifLink(socket=str(run_dir / "memif.sock"))
+
+    @abc.abstractmethod
+    def start(self) -> None:
+        """Start and return once the data plane is ready for packets."""
+
+    @abc.abstractmethod
+    def stop(self) -> dict[str, Any]:
+        """Stop; return the final counters."""
+
+    @abc.abstractmethod
+    def stats(self) -> dict[str, Any]:
+        """A snapshot of the data plane's counters while it runs."""
+
+    def generator_vdevs(self) -> list[str]:
+        """The ``--vdev`` arguments a built-in generator uses to reach this platform."""
+        return [self.link.client_vdev()]
+
+    def describe(self) -> dict[str, Any]:
+        """What to record in the run metadata (binary, cores, settings)."""
+        return {"platform": self.name}
+
+    def __enter__(self) -> Platform:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

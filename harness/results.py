@@ -1,0 +1,176 @@
+"""Tidy results: one CSV row per measured point, units in column names, a JSON sidecar with the run's metadata.
+
+The result schema lives here and only here (vswitchperf's results_constants idea): every column any
+experiment writes is declared in :data:`COLUMNS` with its meaning. Rows are appended and flushed one at a
+time, so an interrupted run keeps every point it already measured; the sidecar says whether the run
+completed.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import os
+import sys
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from harness import sysinfo
+
+# name → meaning. Identity columns first, then metrics (unit in the name).
+COLUMNS: dict[str, str] = {
+    # identity
+    "experiment": "experiment target, e.g. limit, figure-12",
+    "run_id": "identifier of the run that produced the row (also the sidecar's run_id)",
+    "platform": "platform under test: wire, serpens, fission, snf, sand, sock, ...",
+    "workload": "NF or SFC: fw, mon, nat, ids, vpn, 'fw,mon,nat', synthetic, forward",
+    "frame_size_b": "Ethernet frame size including FCS, bytes",
+    "flows": "number of distinct 5-tuples in the load stream",
+    "chain_length": "number of NFs in the chain",
+    "n_instances": "number of instances",
+    "n_nfs": "number of deployed NFs",
+    "load_fraction": "offered load as a fraction of the measured PDR",
+    "trial": "repetition index of this point (0-based)",
+    "generator": "traffic generator that measured the row",
+    "generator_limited": "true when the generator could not offer the rate asked for (the number is a floor)",
+    # throughput
+    "ndr_mpps": "no-drop rate (loss ≤ search.ndr_loss), validated, Mpps",
+    "pdr_mpps": "partial-drop rate (loss ≤ search.pdr_loss), validated, Mpps",
+    "ndr_gbps": "NDR as L1 bit rate (frame + 20 B preamble/IFG), Gbit/s",
+    "pdr_gbps": "PDR as L1 bit rate, Gbit/s",
+    "offered_mpps": "rate asked of the generator (load + latency streams), Mpps",
+    "tx_mpps": "rate the generator actually sent, Mpps",
+    "rx_mpps": "rate that came back, Mpps",
+    "throughput_mpps": "rate that came back in a fixed-rate trial, Mpps",
+    "tx_packets": "packets sent in the trial",
+    "rx_packets": "packets received in the trial",
+    "loss_packets": "tx_packets - rx_packets",
+    "loss_ratio": "loss_packets / tx_packets",
+    "search_trials": "number of trials the NDR/PDR search used",
+    # latency
+    "latency_min_us": "latency minimum, µs",
+    "latency_mean_us": "latency mean, µs",
+    "latency_p50_us": "latency median, µs",
+    "latency_p99_us": "latency 99th percentile, µs",
+    "latency_p999_us": "latency 99.9th percentile, µs",
+    "latency_max_us": "latency maximum, µs",
+    "latency_packets": "latency-stream packets received (the histogram's sample count)",
+    "latency_histogram": "the HdrHistogram of the latency stream, encoded (base64)",
+    # startup, memory, overheads (later experiments)
+    "startup_p50_us": "instance start-up latency, median, µs",
+    "startup_p99_us": "instance start-up latency, 99th percentile, µs",
+    "memory_mb": "memory (PSS) of every process involved, MiB",
+    "memory_per_nf_kb": "memory per deployed NF, KiB",
+    "overhead_us": "scaling overhead of one mechanism, µs",
+    "processing_us": "packet processing time per batch, µs",
+    "state_access_us": "state access time per batch, µs",
+    "startup_us": "instance start-up time, µs",
+    "delivery_us": "packet delivery time between two NFs, µs",
+    "time_s": "time since the start of the trial, s",
+}
+
+
+class SchemaError(ValueError):
+    pass
+
+
+def run_id(experiment: str, now: dt.datetime | None = None) -> str:
+    now = now or dt.datetime.now()
+    return f"{now:%Y%m%d-%H%M%S}-{experiment}"
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+class ResultWriter:
+    """Writes one CSV (row by row, flushed) and its JSON sidecar ``<name>.json``.
+
+    Use as a context manager: the sidecar is written at the start with ``status: running`` and rewritten at
+    the end with ``complete``, or ``interrupted`` / ``failed`` if the body raised.
+    """
+
+    def __init__(self, csv_path: Path, experiment: str, columns: Iterable[str], config: Mapping[str, Any],
+                 cores: Mapping[str, Any] | None = None, extra: Mapping[str, Any] | None = None) -> None:
+        self.csv_path = Path(csv_path)
+        self.sidecar_path = self.csv_path.with_suffix(".json")
+        self.experiment = experiment
+        self.run_id = run_id(experiment)
+        cols = ["experiment", "run_id", *[c for c in columns if c not in ("experiment", "run_id")]]
+        unknown = [c for c in cols if c not in COLUMNS]
+        if unknown:
+            raise SchemaError(f"columns not declared in harness.results.COLUMNS: {unknown}")
+        self.columns = cols
+        self.meta: dict[str, Any] = {
+            "run_id": self.run_id,
+            "experiment": experiment,
+            "csv": str(self.csv_path),
+            "status": "running",
+            "started": _now(),
+            "finished": None,
+            "command": " ".join(sys.argv),
+            "columns": {c: COLUMNS[c] for c in cols},
+            "cores": dict(cores or {}),
+            "host": sysinfo.host_facts(),
+            "software": sysinfo.software_versions(),
+            "git": sysinfo.git_revision(),
+            "config": dict(config),
+            **dict(extra or {}),
+        }
+        self.rows = 0
+        self._file: Any = None
+        self._writer: csv.DictWriter[str] | None = None
+
+    def __enter__(self) -> ResultWriter:
+        self.csv_path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(self.csv_path, "w", newline="")  # noqa: SIM115 — closed in __exit__
+        self._writer = csv.DictWriter(self._file, fieldnames=self.columns, extrasaction="raise")
+        self._writer.writeheader()
+        self._file.flush()
+        self._write_sidecar()
+        return self
+
+    def write(self, row: Mapping[str, Any]) -> None:
+        assert self._writer is not None, "use ResultWriter as a context manager"
+        extra = [k for k in row if k not in self.columns]
+        if extra:
+            raise SchemaError(f"{self.csv_path}: row has columns not declared for this file: {extra}")
+        full = {"experiment": self.experiment, "run_id": self.run_id, **row}
+        self._writer.writerow({k: _cell(v) for k, v in full.items()})
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self.rows += 1
+
+    def note(self, key: str, value: Any) -> None:
+        """Add something learnt during the run (e.g. the generator version) to the sidecar."""
+        self.meta[key] = value
+        self._write_sidecar()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        if self._file:
+            self._file.close()
+        if exc_type is None:
+            self.meta["status"] = "complete"
+        elif issubclass(exc_type, KeyboardInterrupt):
+            self.meta["status"] = "interrupted"
+        else:
+            self.meta["status"] = "failed"
+            self.meta["error"] = f"{exc_type.__name__}: {exc}"
+        self.meta["finished"] = _now()
+        self.meta["rows"] = self.rows
+        self._write_sidecar()
+
+    def _write_sidecar(self) -> None:
+        tmp = self.sidecar_path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(self.meta, indent=2, default=str) + "\n")
+        tmp.replace(self.sidecar_path)
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return value

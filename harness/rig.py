@@ -1,0 +1,68 @@
+"""The rig: a platform under test and a traffic generator wired to it, set up and torn down together.
+
+On one machine the rig starts the platform (the memif server), then a built-in generator that connects to
+it; on a testbed the generator is a TRex server reached over the network and the platform runs on the
+worker hosts. Experiments and `harness run` only ever see :class:`Rig`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness import platforms
+from harness.config import Config
+from harness.native import RunDir
+from harness.platforms.base import Platform
+from harness.traffic.base import TrafficGenerator
+
+
+@dataclass
+class Rig:
+    config: Config
+    platform: Platform
+    generator: TrafficGenerator
+    run_dir: RunDir
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def cores(self) -> dict[str, Any]:
+        """Which core runs what, for the run metadata."""
+        kind = self.config["generator"]["kind"]
+        out: dict[str, Any] = {"platform_data_plane": self.config["cores"]["platform"]}
+        if kind == "local":
+            out["generator"] = self.config["cores"]["generator"]
+        else:
+            out["generator"] = f"TRex at {self.config['generator']['trex']['server']}"
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        return {"platform": self.platform.describe(), "generator": self.generator.version(),
+                "generator_kind": self.config["generator"]["kind"]}
+
+
+def make_generator(config: Config, platform: Platform, run_dir: RunDir, **kwargs: Any) -> TrafficGenerator:
+    kind = config["generator"]["kind"]
+    if kind == "local":
+        from harness.traffic.local import LocalGenerator
+        return LocalGenerator(config, platform.generator_vdevs(), run_dir, **kwargs)
+    if kind == "trex":
+        from harness.traffic.trex import TRexGenerator
+        t = config["generator"]["trex"]
+        return TRexGenerator(server=t["server"], sync_port=t["sync_port"], async_port=t["async_port"],
+                             tx_port=t["tx_port"], rx_port=t["rx_port"], settle_s=t["settle_ms"] / 1000)
+    raise ValueError(f"generator.kind must be 'local' or 'trex', got {kind!r}")
+
+
+@contextlib.contextmanager
+def rig(config: Config, platform_name: str, **generator_kwargs: Any) -> Iterator[Rig]:
+    run_dir = RunDir(config, platform_name)
+    platform = platforms.get(platform_name)(config, run_dir)
+    try:
+        with platform:
+            generator = make_generator(config, platform, run_dir, **generator_kwargs)
+            with generator:
+                yield Rig(config, platform, generator, run_dir)
+    finally:
+        run_dir.remove()

@@ -1,0 +1,145 @@
+"""The one interface every traffic generator implements, and what one trial returns.
+
+Three layers, as in NFVbench and FD.io CSIT (docs/methodology.md):
+
+* a *generator* (this interface) sends STL streams for a duration and reports counters;
+* the *measurer* (harness.traffic.measure) turns "offered rate R for T seconds" into one trial;
+* the *search* (harness.traffic.search) finds NDR/PDR over trials.
+
+The interface follows the shape of trex-stl-lib's ``STLClient`` (connect, add_streams, start, wait_on_traffic,
+stop, get_stats) so that the TRex driver is a thin adapter and the built-in DPDK generator is a drop-in.
+Both take the same ``STLStream`` objects.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+# Loss is computed against what was actually sent. A trial whose generator sent less than this fraction of
+# the offered packets is flagged as "short": it says nothing about the device under test.
+DEFAULT_SHORTFALL_TOLERANCE = 0.005
+
+
+@dataclass
+class LatencyStats:
+    """Latency of one latency stream (a TRex ``pg_id``), from per-packet timestamps."""
+
+    pg_id: int
+    tx_packets: int
+    rx_packets: int
+    out_of_order: int
+    min_ns: float
+    mean_ns: float
+    p50_ns: float
+    p99_ns: float
+    p999_ns: float
+    max_ns: float
+    # The full histogram, HdrHistogram-encoded (base64 "HISTFAAA..."), so any percentile can be recomputed.
+    histogram: str = ""
+
+    @property
+    def lost(self) -> int:
+        return max(0, self.tx_packets - self.rx_packets)
+
+
+@dataclass
+class TrialResult:
+    """Counters of one trial, after the traffic stopped and the counters settled."""
+
+    offered_pps: float          # sum of the stream rates asked for (load streams and latency streams)
+    duration_s: float           # how long the generator was sending
+    tx_packets: int             # packets put on the link (a packet the DUT had no room for still counts)
+    rx_packets: int             # packets that came back
+    tx_bytes: int = 0
+    rx_bytes: int = 0
+    dut_rx_full: int = 0        # of tx_packets, how many the DUT's receive ring refused (a DUT-side drop)
+    latency: dict[int, LatencyStats] = field(default_factory=dict)
+    shortfall_tolerance: float = DEFAULT_SHORTFALL_TOLERANCE
+    generator: str = ""
+    raw: dict[str, Any] = field(default_factory=dict)  # the generator's own report, kept for the sidecar
+
+    @property
+    def loss_packets(self) -> int:
+        return max(0, self.tx_packets - self.rx_packets)
+
+    @property
+    def loss_ratio(self) -> float:
+        return self.loss_packets / self.tx_packets if self.tx_packets else 0.0
+
+    @property
+    def tx_pps(self) -> float:
+        return self.tx_packets / self.duration_s if self.duration_s > 0 else 0.0
+
+    @property
+    def rx_pps(self) -> float:
+        return self.rx_packets / self.duration_s if self.duration_s > 0 else 0.0
+
+    @property
+    def short(self) -> bool:
+        """True when the generator fell short of the offered rate: the trial measured the generator."""
+        return self.tx_pps < self.offered_pps * (1.0 - self.shortfall_tolerance)
+
+
+class GeneratorError(RuntimeError):
+    """The generator could not run a trial (not connected, bad profile, process died...)."""
+
+
+class TrafficGenerator(abc.ABC):
+    """A traffic generator that takes trex-stl-lib ``STLStream`` objects."""
+
+    name: str = "abstract"
+
+    @abc.abstractmethod
+    def connect(self) -> None:
+        """Get ready to send (start or reach the generator). Idempotent."""
+
+    @abc.abstractmethod
+    def disconnect(self) -> None:
+        """Release everything :meth:`connect` took. Idempotent."""
+
+    @abc.abstractmethod
+    def reset(self) -> None:
+        """Remove all streams and clear the counters."""
+
+    @abc.abstractmethod
+    def add_streams(self, streams: Sequence[Any], port: int = 0) -> None:
+        """Add ``STLStream`` objects (or their ``to_json()`` dicts) to ``port``."""
+
+    @abc.abstractmethod
+    def start(self, duration: float, mult: float = 1.0) -> None:
+        """Start every added stream at ``mult`` times its own rate, for ``duration`` seconds."""
+
+    @abc.abstractmethod
+    def wait_on_traffic(self, timeout: float | None = None) -> None:
+        """Block until the traffic started by :meth:`start` has ended and the counters have settled."""
+
+    @abc.abstractmethod
+    def stop(self) -> None:
+        """Stop the traffic now."""
+
+    @abc.abstractmethod
+    def get_stats(self) -> TrialResult:
+        """Counters of the last trial."""
+
+    def version(self) -> str:
+        """What generator (and version) produced the numbers; goes into the run metadata."""
+        return self.name
+
+    # One trial, the way the measurer uses the interface.
+    def run_trial(self, streams: Sequence[Any], duration: float, mult: float = 1.0,
+                  port: int = 0) -> TrialResult:
+        self.reset()
+        self.add_streams(streams, port=port)
+        self.start(duration=duration, mult=mult)
+        self.wait_on_traffic(timeout=duration + 60.0)
+        return self.get_stats()
+
+    def __enter__(self) -> TrafficGenerator:
+        self.connect()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.disconnect()

@@ -1,0 +1,158 @@
+"""LocalGenerator: the built-in DPDK generator (native/generator, ``serpens-gen``) behind the generator API.
+
+One trial is one ``serpens-gen`` process: the streams (``STLStream.to_json()``, exactly what a TRex server
+would get) go into a file, the process connects to the platform over memif, sends for the duration, lets the
+counters settle, writes a JSON report and exits. A process per trial costs one EAL init (~0.1–0.2 s) and buys
+a clean state for every trial; the platform stays up across trials.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from harness.config import Config
+from harness.native import NativeError, RunDir, binary, eal_args, terminate
+from harness.traffic.base import GeneratorError, TrafficGenerator, TrialResult
+from harness.traffic.latency import histogram, stats_from_histogram
+
+
+def stream_json(stream: Any) -> dict[str, Any]:
+    """An ``STLStream`` (or an already-converted dict) as the JSON a TRex server receives."""
+    if isinstance(stream, dict):
+        return stream
+    to_json = getattr(stream, "to_json", None)
+    if to_json is None:
+        raise GeneratorError(f"not an STLStream or stream dict: {stream!r}")
+    return to_json()
+
+
+def result_from_report(report: dict[str, Any], shortfall_tolerance: float) -> TrialResult:
+    latency = {}
+    for key, lat in (report.get("latency") or {}).items():
+        pg_id = int(key)
+        h = histogram((b[0], b[1]) for b in lat.get("buckets", []))
+        latency[pg_id] = stats_from_histogram(
+            pg_id, h, int(lat["tx_packets"]), int(lat["rx_packets"]), int(lat.get("out_of_order", 0)),
+            min_ns=lat.get("min_ns") if lat.get("rx_packets") else None,
+            max_ns=lat.get("max_ns") if lat.get("rx_packets") else None,
+            mean_ns=lat.get("mean_ns") if lat.get("rx_packets") else None)
+    return TrialResult(
+        offered_pps=float(report["offered_pps"]),
+        duration_s=float(report["duration_s"]),
+        tx_packets=int(report["tx_packets"]),
+        rx_packets=int(report["rx_packets"]),
+        tx_bytes=int(report.get("tx_bytes", 0)),
+        rx_bytes=int(report.get("rx_bytes", 0)),
+        dut_rx_full=int(report.get("dut_rx_full", 0)),
+        latency=latency,
+        shortfall_tolerance=shortfall_tolerance,
+        generator="serpens-gen",
+        raw=report,
+    )
+
+
+class LocalGenerator(TrafficGenerator):
+    name = "serpens-gen"
+
+    def __init__(self, config: Config, vdevs: Sequence[str], run_dir: RunDir,
+                 capture: Path | None = None, capture_count: int = 0) -> None:
+        self.settings = config["generator"]["local"]
+        self.lcore = config["cores"]["generator"]
+        self.tolerance = config["measurement"]["shortfall_tolerance"]
+        self.vdevs = list(vdevs)
+        self.run_dir = run_dir
+        self.capture = capture
+        self.capture_count = capture_count
+        self.streams: list[dict[str, Any]] = []
+        self.proc: subprocess.Popen[str] | None = None
+        self.report_path = run_dir / "gen-report.json"
+        self.last: TrialResult | None = None
+        self.trials = 0
+        self._version: str | None = None
+
+    def connect(self) -> None:
+        binary(self.settings["binary"])  # fail early and clearly if it is not built
+
+    def disconnect(self) -> None:
+        self.stop()
+
+    def reset(self) -> None:
+        self.stop()
+        self.streams = []
+        self.last = None
+
+    def add_streams(self, streams: Sequence[Any], port: int = 0) -> None:
+        if port != 0:
+            raise GeneratorError("the built-in generator drives one port (0) per link")
+        self.streams.extend(stream_json(s) for s in streams)
+
+    def command(self, duration: float, mult: float) -> list[str]:
+        streams_file = self.run_dir / "gen-streams.json"
+        streams_file.write_text(json.dumps({"streams": self.streams}))
+        cmd = [str(binary(self.settings["binary"])),
+               *eal_args(self.lcore, None, self.vdevs, in_memory=True),
+               "--", "--streams", str(streams_file), "--duration", f"{duration:g}", "--mult", f"{mult:g}",
+               "--report", str(self.report_path), "--settle-ms", str(self.settings["settle_ms"]),
+               "--burst", str(self.settings["burst"]),
+               "--link-timeout-s", f"{self.settings['link_timeout_s']:g}"]
+        if self.capture and self.capture_count:
+            cmd += ["--capture", str(self.capture), "--capture-count", str(self.capture_count)]
+        return cmd
+
+    def start(self, duration: float, mult: float = 1.0) -> None:
+        if not self.streams:
+            raise GeneratorError("no streams added")
+        if self.proc is not None:
+            raise GeneratorError("traffic already running")
+        try:
+            self.report_path.unlink()
+        except FileNotFoundError:
+            pass
+        try:
+            cmd = self.command(duration, mult)
+        except NativeError as exc:
+            raise GeneratorError(str(exc)) from exc
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.trials += 1
+
+    def wait_on_traffic(self, timeout: float | None = None) -> None:
+        if self.proc is None:
+            return
+        proc = self.proc
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            terminate(proc)
+            self.proc = None
+            raise GeneratorError(f"serpens-gen did not finish within {timeout} s") from None
+        self.proc = None
+        if proc.returncode != 0:
+            raise GeneratorError(f"serpens-gen failed (exit {proc.returncode}): {err.strip()[-2000:]}")
+        self.last = self._load_report()
+
+    def _load_report(self) -> TrialResult:
+        try:
+            report = json.loads(self.report_path.read_text())
+        except (OSError, ValueError) as exc:
+            raise GeneratorError(f"serpens-gen wrote no readable report to {self.report_path}: {exc}") from exc
+        self._version = report.get("version")
+        return result_from_report(report, self.tolerance)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            proc, self.proc = self.proc, None
+            terminate(proc)  # SIGTERM: serpens-gen stops, settles and still writes its report
+            if self.report_path.exists():
+                self.last = self._load_report()
+
+    def get_stats(self) -> TrialResult:
+        if self.last is None:
+            raise GeneratorError("no finished trial to report")
+        return self.last
+
+    def version(self) -> str:
+        return self._version or self.name
