@@ -29,7 +29,7 @@ doctor: setup
 	@$(HARNESS) doctor
 
 test: setup
-	@$(PY) -m pytest tests -q
+	@$(PY) -m pytest tests/unit tests/integration -q
 
 test-unit: setup
 	@$(PY) -m pytest tests/unit -q

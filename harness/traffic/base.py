@@ -87,6 +87,16 @@ class GeneratorError(RuntimeError):
     """The generator could not run a trial (not connected, bad profile, process died...)."""
 
 
+def stream_json(stream: Any) -> dict[str, Any]:
+    """An ``STLStream`` (or an already-converted dict) as the JSON a TRex server receives."""
+    if isinstance(stream, dict):
+        return stream
+    to_json = getattr(stream, "to_json", None)
+    if to_json is None:
+        raise GeneratorError(f"not an STLStream or stream dict: {stream!r}")
+    return to_json()
+
+
 class TrafficGenerator(abc.ABC):
     """A traffic generator that takes trex-stl-lib ``STLStream`` objects."""
 

@@ -16,18 +16,8 @@ from typing import Any
 
 from harness.config import Config
 from harness.native import NativeError, RunDir, binary, eal_args, terminate
-from harness.traffic.base import GeneratorError, TrafficGenerator, TrialResult
+from harness.traffic.base import GeneratorError, TrafficGenerator, TrialResult, stream_json
 from harness.traffic.latency import histogram, stats_from_histogram
-
-
-def stream_json(stream: Any) -> dict[str, Any]:
-    """An ``STLStream`` (or an already-converted dict) as the JSON a TRex server receives."""
-    if isinstance(stream, dict):
-        return stream
-    to_json = getattr(stream, "to_json", None)
-    if to_json is None:
-        raise GeneratorError(f"not an STLStream or stream dict: {stream!r}")
-    return to_json()
 
 
 def result_from_report(report: dict[str, Any], shortfall_tolerance: float) -> TrialResult:
@@ -138,7 +128,8 @@ class LocalGenerator(TrafficGenerator):
         try:
             report = json.loads(self.report_path.read_text())
         except (OSError, ValueError) as exc:
-            raise GeneratorError(f"serpens-gen wrote no readable report to {self.report_path}: {exc}") from exc
+            raise GeneratorError(
+                f"serpens-gen wrote no readable report to {self.report_path}: {exc}") from exc
         self._version = report.get("version")
         return result_from_report(report, self.tolerance)
 

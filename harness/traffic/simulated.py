@@ -1,0 +1,282 @@
+"""SimulatedGenerator: a traffic generator that sends nothing, for testing the rate search without a NIC.
+
+It is the seam NFVbench's dummy generator is: the streams' offered rate goes in, a :class:`TrialResult`
+comes out, computed from a *response curve* that stands in for the device under test. Nothing sleeps, so a
+search of dozens of "10 s" trials takes milliseconds.
+
+The model, one trial at a time:
+
+* offered pps = the sum of every enabled stream's rate times ``mult``;
+* the generator sends ``tx = round(offered * duration)`` packets, but never more than
+  ``floor(max_tx_pps * duration)``; when it is capped the trial comes out ``short`` (it measured the
+  generator, not the DUT);
+* the DUT sees the *actual* tx rate ``tx / duration`` and loses ``round(tx * loss)`` packets, where
+  ``loss`` comes from the response curve at that rate (so a generator shortfall is never loss);
+* the default curve is a DUT that forwards at most ``capacity_pps``, with a buffer of ``buffer_packets``
+  that absorbs the excess for a while: short trials then pass above capacity and long ones do not, which is
+  how a search's full-length validation trial can fail where its short trials passed;
+* optional seeded noise perturbs the loss ratio (relative and/or absolute);
+* latency streams (``flow_stats.rule_type == "latency"``) get :class:`LatencyStats` from a queueing model:
+  a fixed ``base_ns`` plus an exponential queueing delay whose mean grows as ``rho / (1 - rho)`` with the
+  utilisation ``rho = tx rate / capacity`` and saturates at ``max_queue_ns``. No histogram is encoded.
+
+Every trial asked for is recorded in :attr:`SimulatedGenerator.trials` as ``(offered_pps, duration_s)``.
+"""
+
+from __future__ import annotations
+
+import base64
+import bisect
+import math
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from harness.traffic.base import (
+    DEFAULT_SHORTFALL_TOLERANCE,
+    GeneratorError,
+    LatencyStats,
+    TrafficGenerator,
+    TrialResult,
+    stream_json,
+)
+
+LossCurve = Callable[[float], float] | Sequence[tuple[float, float]]
+
+# Bytes a frame occupies on the wire beyond its L2 bytes: preamble + SFD (8) and inter-frame gap (12).
+# Only used to turn a "bps_L1" stream rate into pps.
+L1_OVERHEAD_BYTES = 20
+
+
+@dataclass(frozen=True)
+class SimStream:
+    """What the simulator needs from one stream."""
+
+    pps: float                # the stream's own rate, before ``mult``
+    frame_bytes: int          # length of the packet template (0 when the stream has none)
+    latency_pg_id: int | None  # pg_id when the stream carries latency flow stats
+
+
+def parse_stream(stream: Any) -> SimStream | None:
+    """The rate, frame size and latency pg_id of one stream; ``None`` for a disabled stream."""
+    d = stream_json(stream)
+    if not d.get("enabled", True):
+        return None
+    mode = d.get("mode") or {}
+    mode_type = mode.get("type", "continuous")
+    if mode_type != "continuous":
+        raise GeneratorError(f"the simulated generator only runs continuous streams, not {mode_type!r}")
+    binary = (d.get("packet") or {}).get("binary") or ""
+    frame_bytes = len(base64.b64decode(binary)) if binary else 0
+    rate = mode.get("rate") or {}
+    kind, value = rate.get("type", "pps"), float(rate.get("value", 0.0))
+    if kind == "pps":
+        pps = value
+    elif kind in ("bps_L2", "bps_L1") and frame_bytes:
+        wire = frame_bytes + (L1_OVERHEAD_BYTES if kind == "bps_L1" else 0)
+        pps = value / (8 * wire)
+    else:
+        raise GeneratorError(f"the simulated generator cannot turn a {kind!r} rate into pps")
+    if pps < 0:
+        raise GeneratorError(f"negative stream rate: {pps} pps")
+    fs = d.get("flow_stats") or {}
+    pg_id = int(fs["stream_id"]) if fs.get("enabled") and fs.get("rule_type") == "latency" else None
+    return SimStream(pps=pps, frame_bytes=frame_bytes, latency_pg_id=pg_id)
+
+
+def interpolate(points: Sequence[tuple[float, float]]) -> Callable[[float], float]:
+    """A loss curve through ``(rate_pps, loss_ratio)`` points: linear between them, flat outside."""
+    pts = sorted((float(r), float(loss)) for r, loss in points)
+    if not pts:
+        raise ValueError("a loss curve needs at least one (rate_pps, loss_ratio) point")
+    rates = [r for r, _ in pts]
+
+    def loss_at(rate: float) -> float:
+        if rate <= rates[0]:
+            return pts[0][1]
+        if rate >= rates[-1]:
+            return pts[-1][1]
+        i = bisect.bisect_right(rates, rate)
+        (r0, l0), (r1, l1) = pts[i - 1], pts[i]
+        return l0 + (l1 - l0) * (rate - r0) / (r1 - r0)
+
+    return loss_at
+
+
+class SimulatedGenerator(TrafficGenerator):
+    """A generator whose trials come from a response curve instead of a wire."""
+
+    name = "simulated"
+
+    def __init__(self, capacity_pps: float = 1e6, *, loss_at: LossCurve | None = None,
+                 buffer_packets: int = 0, max_tx_pps: float | None = None,
+                 base_latency_ns: float = 10_000.0, max_queue_ns: float = 1_000_000.0,
+                 noise_relative: float = 0.0, noise_absolute: float = 0.0, seed: int = 0,
+                 shortfall_tolerance: float = DEFAULT_SHORTFALL_TOLERANCE) -> None:
+        self.connected = False
+        self.streams: list[SimStream] = []
+        self.trials: list[tuple[float, float]] = []
+        self.shortfall_tolerance = shortfall_tolerance
+        self._last: TrialResult | None = None
+        self.set_response_curve(capacity_pps, loss_at, buffer_packets=buffer_packets)
+        self.set_max_tx_rate(max_tx_pps)
+        self.set_latency(base_latency_ns, max_queue_ns)
+        self.set_noise(relative=noise_relative, absolute=noise_absolute, seed=seed)
+
+    # ---- configuration -------------------------------------------------------------------------------
+
+    def set_response_curve(self, capacity_pps: float, loss_at: LossCurve | None = None, *,
+                           buffer_packets: int = 0) -> None:
+        """How the simulated DUT loses packets.
+
+        ``loss_at``: a callable ``rate_pps -> loss_ratio`` or a list of ``(rate_pps, loss_ratio)`` points
+        (linearly interpolated, flat beyond the ends), evaluated at the actual tx rate. Without it the DUT
+        forwards at most ``capacity_pps`` and its ``buffer_packets`` absorb the excess of one trial, so the
+        loss of a trial above capacity grows with its duration. ``capacity_pps`` also drives latency.
+        """
+        if capacity_pps <= 0:
+            raise ValueError(f"capacity_pps must be > 0, got {capacity_pps}")
+        if buffer_packets < 0:
+            raise ValueError(f"buffer_packets must be >= 0, got {buffer_packets}")
+        if loss_at is not None and buffer_packets:
+            raise ValueError("buffer_packets only applies to the default curve (loss_at=None)")
+        self.capacity_pps = float(capacity_pps)
+        self.buffer_packets = int(buffer_packets)
+        if loss_at is None or callable(loss_at):
+            self.loss_at: Callable[[float], float] | None = loss_at
+        else:
+            self.loss_at = interpolate(loss_at)
+
+    def set_max_tx_rate(self, max_tx_pps: float | None) -> None:
+        """The fastest the generator can send (``None``: as fast as asked)."""
+        if max_tx_pps is not None and max_tx_pps <= 0:
+            raise ValueError(f"max_tx_pps must be > 0 or None, got {max_tx_pps}")
+        self.max_tx_pps = max_tx_pps
+
+    def set_latency(self, base_ns: float, max_queue_ns: float) -> None:
+        """Latency = ``base_ns`` + a queueing delay growing with utilisation, at most ``max_queue_ns``."""
+        if base_ns < 0 or max_queue_ns < 0:
+            raise ValueError("latency parameters must be >= 0")
+        self.base_latency_ns = float(base_ns)
+        self.max_queue_ns = float(max_queue_ns)
+
+    def set_noise(self, relative: float = 0.0, absolute: float = 0.0, seed: int = 0) -> None:
+        """Seeded Gaussian noise on each trial's loss ratio.
+
+        ``relative``: standard deviation of a factor ``1 + N(0, relative)`` applied to the loss (a lossless
+        rate stays lossless). ``absolute``: standard deviation of an added ``N(0, absolute)`` (clamped at 0,
+        so it can make a lossless rate lose a little).
+        """
+        if relative < 0 or absolute < 0:
+            raise ValueError("noise standard deviations must be >= 0")
+        self.noise_relative = float(relative)
+        self.noise_absolute = float(absolute)
+        self._rng = random.Random(seed)
+
+    # ---- the generator interface ---------------------------------------------------------------------
+
+    def connect(self) -> None:
+        self.connected = True
+
+    def disconnect(self) -> None:
+        self.connected = False
+
+    def reset(self) -> None:
+        self.streams = []
+        self._last = None
+
+    def add_streams(self, streams: Sequence[Any], port: int = 0) -> None:
+        parsed = (parse_stream(s) for s in streams)
+        self.streams.extend(s for s in parsed if s is not None)
+
+    def start(self, duration: float, mult: float = 1.0) -> None:
+        if duration <= 0:
+            raise GeneratorError(f"trial duration must be > 0, got {duration}")
+        if not self.streams:
+            raise GeneratorError("no streams added")
+        self._last = self.simulate(self.streams, duration, mult)
+
+    def wait_on_traffic(self, timeout: float | None = None) -> None:
+        if self._last is None:
+            raise GeneratorError("wait_on_traffic() without start()")
+
+    def stop(self) -> None:
+        pass
+
+    def get_stats(self) -> TrialResult:
+        if self._last is None:
+            raise GeneratorError("no trial has run")
+        return self._last
+
+    def version(self) -> str:
+        return "simulated-1"
+
+    # ---- the model -----------------------------------------------------------------------------------
+
+    def simulate(self, streams: Sequence[SimStream], duration: float, mult: float = 1.0) -> TrialResult:
+        """One trial of ``streams`` at ``mult`` for ``duration`` seconds, recorded in :attr:`trials`."""
+        offered = sum(s.pps for s in streams) * mult
+        self.trials.append((offered, duration))
+        nominal = round(offered * duration)
+        tx = nominal
+        if self.max_tx_pps is not None:
+            tx = min(tx, math.floor(self.max_tx_pps * duration))
+        tx_rate = tx / duration
+        loss = self._loss_ratio(tx, tx_rate, duration)
+        rx = tx - round(tx * loss)
+
+        # Per-stream counts, for bytes and latency streams: each stream keeps its share of what was sent.
+        sent_fraction = tx / nominal if nominal else 0.0
+        tx_bytes = rx_bytes = 0
+        latency: dict[int, LatencyStats] = {}
+        for s in streams:
+            s_tx = round(s.pps * mult * duration * sent_fraction)
+            s_rx = s_tx - round(s_tx * loss)
+            tx_bytes += s_tx * s.frame_bytes
+            rx_bytes += s_rx * s.frame_bytes
+            if s.latency_pg_id is not None:
+                latency[s.latency_pg_id] = self._latency(s.latency_pg_id, s_tx, s_rx, tx_rate)
+        return TrialResult(
+            offered_pps=offered,
+            duration_s=duration,
+            tx_packets=tx,
+            rx_packets=rx,
+            tx_bytes=tx_bytes,
+            rx_bytes=rx_bytes,
+            dut_rx_full=tx - rx,  # every simulated loss is the DUT's
+            latency=latency,
+            shortfall_tolerance=self.shortfall_tolerance,
+            generator=self.name,
+            raw={"model_loss_ratio": loss, "tx_rate_pps": tx_rate, "capacity_pps": self.capacity_pps},
+        )
+
+    def _loss_ratio(self, tx: int, tx_rate: float, duration: float) -> float:
+        if tx == 0:
+            return 0.0
+        if self.loss_at is None:
+            forwarded = self.capacity_pps * duration + self.buffer_packets
+            loss = max(0.0, tx - forwarded) / tx
+        else:
+            loss = float(self.loss_at(tx_rate))
+        if self.noise_relative:
+            loss *= max(0.0, 1.0 + self._rng.gauss(0.0, self.noise_relative))
+        if self.noise_absolute:
+            loss += self._rng.gauss(0.0, self.noise_absolute)
+        return min(1.0, max(0.0, loss))
+
+    def _latency(self, pg_id: int, tx: int, rx: int, tx_rate: float) -> LatencyStats:
+        if rx == 0:
+            return LatencyStats(pg_id, tx, rx, 0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+        base = self.base_latency_ns
+        rho = tx_rate / self.capacity_pps
+        queue = self.max_queue_ns if rho >= 1 else min(self.max_queue_ns, base * rho / (1 - rho))
+
+        def at(p: float) -> float:  # percentile p (0..1) of base + Exp(mean=queue)
+            return base + queue * -math.log(1.0 - p)
+
+        return LatencyStats(
+            pg_id=pg_id, tx_packets=tx, rx_packets=rx, out_of_order=0,
+            min_ns=base, mean_ns=base + queue, p50_ns=at(0.5), p99_ns=at(0.99), p999_ns=at(0.999),
+            max_ns=base + queue * math.log(max(rx, 2)),
+        )
