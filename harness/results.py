@@ -69,6 +69,7 @@ COLUMNS: dict[str, str] = {
     "startup_us": "instance start-up time, µs",
     "delivery_us": "packet delivery time between two NFs, µs",
     "time_s": "time since the start of the trial, s",
+    "split_pause_us": "packet processing paused while global/write state was split or replicated, µs",
 }
 
 
