@@ -91,7 +91,7 @@ def run(ctx: click.Context, platform_name: str, sfc: str | None, load: float | N
 
     config = copy.deepcopy(_load(ctx))
     if sfc is not None and platform_name == "wire":
-        raise click.UsageError("the wire platform runs no NFs; --sfc needs a platform with NFs (e.g. serpens)")
+        raise click.UsageError("the wire platform runs no NFs; --sfc needs a platform with NFs")
     if duration is not None:
         config["measurement"]["latency_duration_s"] = duration
     if load is not None and not 0 < load <= 2:
@@ -103,7 +103,8 @@ def run(ctx: click.Context, platform_name: str, sfc: str | None, load: float | N
     from harness.results import run_id as make_run_id
     csv_path = out_dir / f"{make_run_id(platform_name)}.csv"
     try:
-        with rig(config, platform_name) as r, ResultWriter(csv_path, "run", POINT_COLUMNS, config, cores=r.cores(),
+        with rig(config, platform_name) as r, ResultWriter(csv_path, "run", POINT_COLUMNS, config,
+                                                           cores=r.cores(),
                                                            extra={"rig": r.describe()}) as writer:
             m = Measurer(r.generator, frame_size, flows, config["traffic"]["latency_pps"])
             row, _ = measure_point(m, config, load_fraction=fraction, on_trial=progress.trial,
@@ -119,10 +120,10 @@ def run(ctx: click.Context, platform_name: str, sfc: str | None, load: float | N
     click.echo(f"  at {row['load_fraction']:.0%} {'of PDR' if rate_mpps is None else 'of the given rate'}: "
                f"offered {_fmt(row.get('offered_mpps'))} Mpps, tx {_fmt(row.get('tx_mpps'))}, "
                f"rx {_fmt(row.get('rx_mpps'))} Mpps, loss {_fmt(row.get('loss_ratio', 0) * 100, '%', 4)}")
-    click.echo(f"  latency µs: min {_fmt(row.get('latency_min_us'), '', 1)}  "
-               f"mean {_fmt(row.get('latency_mean_us'), '', 1)}  p50 {_fmt(row.get('latency_p50_us'), '', 1)}  "
-               f"p99 {_fmt(row.get('latency_p99_us'), '', 1)}  p99.9 {_fmt(row.get('latency_p999_us'), '', 1)}  "
-               f"max {_fmt(row.get('latency_max_us'), '', 1)}")
+    lat = "  ".join(f"{name} {_fmt(row.get(f'latency_{key}_us'), '', 1)}" for name, key in
+                    (("min", "min"), ("mean", "mean"), ("p50", "p50"), ("p99", "p99"), ("p99.9", "p999"),
+                     ("max", "max")))
+    click.echo(f"  latency µs: {lat}")
     if row.get("generator_limited"):
         click.echo("  note: the generator could not offer the rate asked for; the number is a floor")
     click.echo(f"wrote {csv_path} and {csv_path.with_suffix('.json')}")

@@ -44,7 +44,8 @@ def _hugepages(config: Config) -> list[Check]:
 
 def _dpdk() -> list[Check]:
     version = sysinfo.dpdk_version()
-    checks = [Check("DPDK", version is not None, f"libdpdk {version}" if version else "pkg-config libdpdk failed",
+    detail = f"libdpdk {version}" if version else "pkg-config libdpdk failed"
+    checks = [Check("DPDK", version is not None, detail,
                     "apt-get install dpdk-dev libdpdk-dev   (or: make setup)")]
     memif = glob.glob("/usr/lib/*/dpdk/pmds-*/librte_net_memif.so*") + glob.glob(
         "/usr/local/lib*/**/librte_net_memif.so*", recursive=True)
@@ -67,7 +68,8 @@ def _cores(config: Config) -> list[Check]:
     cores = config["cores"]
     used = [cores["generator"], cores["platform"]]
     ok = len(set(used)) == len(used) and all(0 <= c < n for c in used)
-    return [Check("cores", ok, f"{n} online; generator on {cores['generator']}, platform on {cores['platform']}",
+    detail = f"{n} online; generator on {cores['generator']}, platform on {cores['platform']}"
+    return [Check("cores", ok, detail,
                   "set cores.generator and cores.platform to two different cores below the CPU count "
                   "(two busy-pollers must never share a core)")]
 

@@ -1,4 +1,4 @@
-"""Tidy results: one CSV row per measured point, units in column names, a JSON sidecar with the run's metadata.
+"""Tidy results: one CSV row per measured point, units in column names, a JSON sidecar with run metadata.
 
 The result schema lives here and only here (vswitchperf's results_constants idea): every column any
 experiment writes is declared in :data:`COLUMNS` with its meaning. Rows are appended and flushed one at a
@@ -83,7 +83,7 @@ def run_id(experiment: str, now: dt.datetime | None = None) -> str:
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 class ResultWriter:

@@ -38,8 +38,11 @@ class Measurer:
     latency_pps: float
 
     def streams(self, rate_pps: float) -> list[Any]:
-        return profiles.load_with_latency(rate_pps, frame_size=self.frame_size, n_flows=self.flows,
-                                          latency_pps=self.latency_pps)
+        """Load + latency streams whose rates add up to ``rate_pps`` (so offered = asked, at any rate);
+        at very low rates the latency stream takes at most half of it."""
+        latency_pps = min(self.latency_pps, rate_pps / 2)
+        return profiles.load_with_latency(rate_pps - latency_pps, frame_size=self.frame_size,
+                                          n_flows=self.flows, latency_pps=latency_pps)
 
     def __call__(self, rate_pps: float, duration_s: float) -> TrialResult:
         return self.generator.run_trial(self.streams(rate_pps), duration=duration_s)

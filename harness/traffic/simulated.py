@@ -44,8 +44,9 @@ from harness.traffic.base import (
 
 LossCurve = Callable[[float], float] | Sequence[tuple[float, float]]
 
-# Bytes a frame occupies on the wire beyond its L2 bytes: preamble + SFD (8) and inter-frame gap (12).
-# Only used to turn a "bps_L1" stream rate into pps.
+# The packet binary has no FCS; TRex's bps_L2 counts it, bps_L1 also counts preamble + SFD (8) and the
+# inter-frame gap (12). Only used to turn bps rates into pps.
+FCS_BYTES = 4
 L1_OVERHEAD_BYTES = 20
 
 
@@ -74,7 +75,7 @@ def parse_stream(stream: Any) -> SimStream | None:
     if kind == "pps":
         pps = value
     elif kind in ("bps_L2", "bps_L1") and frame_bytes:
-        wire = frame_bytes + (L1_OVERHEAD_BYTES if kind == "bps_L1" else 0)
+        wire = frame_bytes + FCS_BYTES + (L1_OVERHEAD_BYTES if kind == "bps_L1" else 0)
         pps = value / (8 * wire)
     else:
         raise GeneratorError(f"the simulated generator cannot turn a {kind!r} rate into pps")

@@ -26,6 +26,7 @@ def test_wire_64b(benchmark, dpdk_ready: cfg.Config, offered_mpps: float) -> Non
     benchmark.extra_info.update({
         "offered_mpps": offered_mpps, "tx_mpps": result.tx_pps / 1e6, "rx_mpps": result.rx_pps / 1e6,
         "loss_ratio": result.loss_ratio, "generator_short": result.short,
-        "latency_p50_us": lat.p50_ns / 1e3 if lat else None, "latency_p99_us": lat.p99_ns / 1e3 if lat else None,
+        "latency_p50_us": lat.p50_ns / 1e3 if lat else None,
+        "latency_p99_us": lat.p99_ns / 1e3 if lat else None,
     })
     assert result.tx_packets > 0

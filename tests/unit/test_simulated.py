@@ -36,7 +36,8 @@ def test_accepts_real_stlstream_objects() -> None:
     from scapy.layers.inet import IP, UDP
     from scapy.layers.l2 import Ether
 
-    pkt = api.STLPktBuilder(pkt=Ether() / IP(src="198.18.0.1", dst="198.19.0.1") / UDP() / (b"x" * 18))
+    eth = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")  # explicit: scapy would ARP for it
+    pkt = api.STLPktBuilder(pkt=eth / IP(src="198.18.0.1", dst="198.19.0.1") / UDP() / (b"x" * 18))
     streams = [api.STLStream(packet=pkt, mode=api.STLTXCont(pps=50_000)),
                api.STLStream(packet=pkt, mode=api.STLTXCont(pps=1_000),
                              flow_stats=api.STLFlowLatencyStats(pg_id=3))]
@@ -151,11 +152,11 @@ def test_run_trial_starts_from_a_clean_set_of_streams() -> None:
     assert r.offered_pps == 2_000
 
 
-def test_bps_rates_are_converted_with_the_frame_length() -> None:
+def test_bps_rates_are_converted_with_the_frame_length_as_trex_does() -> None:
     gen = SimulatedGenerator(1e9)
-    frame = bytes(60)
-    l2 = gen.run_trial([stream(60 * 8 * 1_000, frame=frame, rate_type="bps_L2")], duration=1.0)
-    l1 = gen.run_trial([stream(80 * 8 * 1_000, frame=frame, rate_type="bps_L1")], duration=1.0)
+    frame = bytes(60)  # a 64 B frame: L2 counts the FCS, L1 also preamble, SFD and inter-frame gap
+    l2 = gen.run_trial([stream(64 * 8 * 1_000, frame=frame, rate_type="bps_L2")], duration=1.0)
+    l1 = gen.run_trial([stream(84 * 8 * 1_000, frame=frame, rate_type="bps_L1")], duration=1.0)
     assert l2.offered_pps == pytest.approx(1_000)
     assert l1.offered_pps == pytest.approx(1_000)
 
