@@ -29,6 +29,7 @@ doctor: setup
 	@$(HARNESS) doctor
 
 test: setup
+	@meson test -C build/native -q --print-errorlogs
 	@$(PY) -m pytest tests/unit tests/integration -q
 
 test-unit: setup

@@ -18,7 +18,6 @@ from harness.rig import rig
 from harness.traffic.measure import POINT_COLUMNS, Measurer, measure_point
 
 
-
 class Limit(Experiment):
     name = "limit"
     title = "Testbed limit: the wire platform"

@@ -27,6 +27,7 @@ class WirePlatform(Platform):
         self.lcore = config["cores"]["platform"]
         self.prefix = f"wire-{run_dir.tag}"
         self.stats_file = run_dir / "wire-stats.json"
+        self.log_file = run_dir / "wire.log"   # stderr goes to a file: a pipe nobody reads could fill up
         self.proc: subprocess.Popen[str] | None = None
 
     def command(self) -> list[str]:
@@ -38,12 +39,16 @@ class WirePlatform(Platform):
         if self.proc is not None:
             return
         cmd = self.command()
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        with open(self.log_file, "w") as log:
+            self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True)
         try:
             wait_for_line(self.proc, "READY", self.settings["ready_timeout_s"], "serpens-wire")
         except NativeError as exc:
-            self.stop()
-            raise PlatformError(str(exc)) from exc
+            try:
+                self.stop()
+            except PlatformError:
+                pass
+            raise PlatformError(f"{exc}\n{self._log_tail()}") from exc
 
     def _read_stats(self) -> dict[str, Any]:
         try:
@@ -70,9 +75,14 @@ class WirePlatform(Platform):
         code = terminate(proc)
         cleanup_prefix(self.prefix, self.config["machine"]["hugepage_mount"])
         if code != 0:
-            err = proc.stderr.read() if proc.stderr else ""
-            raise PlatformError(f"serpens-wire exited with code {code}: {err.strip()[-2000:]}")
+            raise PlatformError(f"serpens-wire exited with code {code}: {self._log_tail()}")
         return self._read_stats() if self.stats_file.exists() else {}
+
+    def _log_tail(self) -> str:
+        try:
+            return self.log_file.read_text().strip()[-2000:]
+        except OSError:
+            return "(no log)"
 
     def describe(self) -> dict[str, Any]:
         return {"platform": self.name, "binary": self.settings["binary"], "lcore": self.lcore,

@@ -1,0 +1,73 @@
+/*
+ * gen.h: state of one serpens-gen run, shared by main.c (set-up),
+ * traffic.c (the TX/RX loop) and gen_report.c (the report).
+ */
+#ifndef SERPENS_GEN_H
+#define SERPENS_GEN_H
+
+#include <stdint.h>
+
+#include <rte_ethdev.h>
+#include <rte_mempool.h>
+
+#include "loopstat.h"
+#include "pcap.h"
+#include "stream.h"
+
+#define GEN_VERSION "serpens-gen 0.1"
+#define GEN_MAX_BURST 512
+#define GEN_RX_BURST 64
+#define GEN_RX_ROUNDS 4         /* rx bursts per loop iteration, at most */
+#define GEN_PREARM_MS 2         /* RX polling before the trial starts */
+#define GEN_FULL_BACKOFF_NS 2000 /* leave a full TX ring alone this long */
+
+/* Exit codes the Python driver relies on. */
+#define GEN_EXIT_USAGE 2        /* bad arguments or unsupported streams */
+#define GEN_EXIT_LINK 3         /* the port never came up */
+#define GEN_EXIT_LINK_LOST 4    /* link went down mid-trial (report written) */
+
+struct gen_opts {
+	const char *streams;
+	const char *report;
+	const char *capture;
+	double duration_s;
+	double mult;
+	double link_timeout_s;
+	uint64_t settle_ms;
+	uint64_t capture_count;
+	uint16_t port;
+	uint16_t burst;
+};
+
+struct gen {
+	struct gen_opts o;
+	struct stream_set set;
+	struct rte_mempool *pool;
+	uint64_t hz;
+	uint64_t tsc_start;       /* traffic start */
+	uint64_t tsc_stop;        /* TX stopped (end of schedule or signal) */
+	uint64_t tsc_done;        /* settle finished */
+	uint64_t wall_start_ns;   /* CLOCK_REALTIME at tsc_start (pcap) */
+	double ns_per_tsc;
+	uint64_t full_backoff;    /* GEN_FULL_BACKOFF_NS in TSC ticks */
+	uint64_t rx_packets;
+	uint64_t rx_bytes;
+	uint64_t rx_stale;        /* received before the trial started */
+	uint64_t dut_rx_full;
+	uint64_t alloc_fail;
+	int interrupted;          /* TX stopped early (signal or link lost) */
+	int link_lost;
+	struct pcap_writer cap;
+	uint64_t cap_left;
+	struct rte_eth_stats eth;
+	struct loopstat stalls;
+};
+
+/* traffic.c: send for o.duration_s (or until sig_quit), then settle. */
+void traffic_run(struct gen *g);
+
+/* gen_report.c: write the JSON report (rte_exit on failure) and print the
+ * one-line summary on stdout. */
+void gen_report(struct gen *g);
+
+#endif

@@ -1,0 +1,142 @@
+/*
+ * latency.h: the latency signature of serpens-gen and its per-pg_id
+ * receive-side accounting.
+ *
+ * Why: latency is measured like TRex's latency streams (flow_stats
+ * rule_type "latency", keyed by pg_id): each packet of such a stream carries
+ * a 16-byte signature in its LAST 16 bytes, so the packet's headers stay
+ * whatever the profile says and an NF that rewrites headers does not destroy
+ * it. All fields are in network byte order:
+ *
+ *   offset len-16  u16 magic 0x5E59
+ *          len-14  u16 pg_id
+ *          len-12  u32 seq      (per pg_id, from 0)
+ *          len-8   u64 tsc      (TSC just before rte_eth_tx_burst)
+ *
+ * The generator sends and receives on the same lcore, so one TSC clock
+ * serves both ends: latency = (rx_tsc - tx_tsc) / tsc_hz.
+ */
+#ifndef SERPENS_LATENCY_H
+#define SERPENS_LATENCY_H
+
+#include <stdint.h>
+#include <string.h>
+
+#include <rte_byteorder.h>
+#include <rte_mbuf.h>
+
+#include "fe.h"
+#include "hist.h"
+
+#define LAT_SIG_LEN 16
+#define LAT_MAGIC 0x5E59
+#define LAT_MIN_PKT (14 + 20 + 8 + LAT_SIG_LEN)
+#define LAT_MAX_PG 64
+
+struct lat_sig {
+	rte_be16_t magic;
+	rte_be16_t pg_id;
+	rte_be32_t seq;
+	rte_be64_t tsc;
+} __rte_packed;
+
+/* Where the L4 checksum of a latency packet is (found in the template). */
+enum lat_l4 { LAT_L4_NONE, LAT_L4_IPV4, LAT_L4_IPV6 };
+
+/* TX side, one per latency stream. */
+struct lat_tx {
+	uint32_t seq;
+	uint16_t pg_id;
+	uint8_t l4;          /* enum lat_l4 */
+	uint16_t ip_off;
+	uint16_t l4_off;
+	uint16_t cs_off;
+};
+
+/* RX side, one per pg_id. */
+struct lat_pg {
+	uint16_t pg_id;
+	uint64_t rx_packets;
+	uint64_t expected;      /* next seq we expect */
+	uint64_t out_of_order;
+	struct hist hist;
+};
+
+struct lat_table {
+	unsigned int n;
+	double ns_per_tsc;
+	uint64_t tsc_floor;     /* signatures older than this are not ours */
+	struct lat_pg pg[LAT_MAX_PG];
+};
+
+/* Find checksum offsets for a latency template (IPv4/IPv6 + UDP/TCP,
+ * optional VLAN tags). Leaves l4 = LAT_L4_NONE when not applicable. */
+void lat_tx_init(struct lat_tx *t, uint16_t pg_id, const uint8_t *pkt,
+		 uint16_t len);
+
+/* Add a pg_id to the table; returns its slot or -1 (full/duplicate). */
+int lat_table_add(struct lat_table *lt, uint16_t pg_id);
+void lat_table_free(struct lat_table *lt);
+
+/* Write the signature into each packet and fix the checksums. */
+static inline void lat_stamp(struct lat_tx *t, struct rte_mbuf **pkts,
+			     unsigned int n, uint64_t tsc)
+{
+	struct lat_sig s;
+	unsigned int i;
+	uint8_t *d;
+
+	s.magic = RTE_BE16(LAT_MAGIC);
+	s.pg_id = rte_cpu_to_be_16(t->pg_id);
+	s.tsc = rte_cpu_to_be_64(tsc);
+	for (i = 0; i < n; i++) {
+		d = rte_pktmbuf_mtod(pkts[i], uint8_t *);
+		s.seq = rte_cpu_to_be_32(t->seq++);
+		memcpy(d + pkts[i]->data_len - LAT_SIG_LEN, &s, sizeof(s));
+		if (t->l4 == LAT_L4_IPV4) {
+			fe_fix_l4_ipv4(d + t->ip_off, d + t->l4_off,
+				       d + t->cs_off);
+			fe_fix_ipv4(d + t->ip_off);
+		} else if (t->l4 == LAT_L4_IPV6) {
+			fe_fix_l4_ipv6(d + t->ip_off, d + t->l4_off,
+				       d + t->cs_off);
+		}
+	}
+}
+
+static inline struct lat_pg *lat_find(struct lat_table *lt, uint16_t pg_id)
+{
+	unsigned int i;
+
+	for (i = 0; i < lt->n; i++)
+		if (lt->pg[i].pg_id == pg_id)
+			return &lt->pg[i];
+	return NULL;
+}
+
+/* Account one received signature (sig points at the last 16 bytes). */
+static inline void lat_rx(struct lat_table *lt, const uint8_t *sig,
+			  uint64_t rx_tsc)
+{
+	struct lat_sig s;
+	struct lat_pg *pg;
+	uint64_t tsc, seq;
+
+	memcpy(&s, sig, sizeof(s));
+	if (s.magic != RTE_BE16(LAT_MAGIC))
+		return;
+	pg = lat_find(lt, rte_be_to_cpu_16(s.pg_id));
+	tsc = rte_be_to_cpu_64(s.tsc);
+	if (pg == NULL || tsc > rx_tsc || tsc < lt->tsc_floor)
+		return;
+	seq = rte_be_to_cpu_32(s.seq);
+	pg->rx_packets++;
+	hist_record(&pg->hist, (uint64_t)((double)(rx_tsc - tsc) *
+					  lt->ns_per_tsc));
+	if (seq >= pg->expected)
+		pg->expected = seq + 1;
+	else
+		pg->out_of_order++;
+}
+
+#endif

@@ -1,0 +1,227 @@
+/*
+ * main.c: serpens-gen, the harness's built-in DPDK traffic generator.
+ *
+ *   serpens-gen [EAL args] -- --streams FILE --duration SEC --report FILE
+ *       [--mult X] [--port N] [--settle-ms MS] [--link-timeout-s S]
+ *       [--capture FILE] [--capture-count N] [--burst N]
+ *
+ * Why: the harness measures NF platforms with TRex-style STL streams; this
+ * program runs those streams over a DPDK port (normally a memif client
+ * facing serpens-wire or serpensd) on one lcore, measures latency with
+ * in-packet TSC stamps, and writes a JSON report the Python driver reads.
+ * Structure follows DPDK's l2fwd: EAL init, parse arguments, set up the
+ * port, wait for the link, one main loop, clean up.
+ *
+ * Exit codes: 0 report written (also after SIGINT/SIGTERM, with
+ * "interrupted": true); 2 bad arguments or unsupported streams; 3 the link
+ * never came up; 4 the link went down during the trial (report written,
+ * "link_lost": true); 1 anything else.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <rte_cycles.h>
+#include <rte_debug.h>
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_log.h>
+
+#include "args.h"
+#include "eal_files.h"
+#include "gen.h"
+#include "port.h"
+#include "sig.h"
+
+#define GEN_POOL_MBUFS 16383
+#define GEN_POOL_CACHE 512
+
+static void usage(const char *prg)
+{
+	fprintf(stderr,
+		"usage: %s [EAL args] -- --streams FILE --duration SEC "
+		"--report FILE\n"
+		"         [--mult X] [--port N] [--settle-ms MS] "
+		"[--link-timeout-s S]\n"
+		"         [--capture FILE] [--capture-count N] [--burst N]\n",
+		prg);
+}
+
+enum {
+	OPT_STREAMS = 256, OPT_DURATION, OPT_REPORT, OPT_MULT, OPT_PORT,
+	OPT_SETTLE, OPT_LINK_TIMEOUT, OPT_CAPTURE, OPT_CAPTURE_COUNT,
+	OPT_BURST,
+};
+
+static const struct option gen_long_opts[] = {
+	{ "streams", required_argument, NULL, OPT_STREAMS },
+	{ "duration", required_argument, NULL, OPT_DURATION },
+	{ "report", required_argument, NULL, OPT_REPORT },
+	{ "mult", required_argument, NULL, OPT_MULT },
+	{ "port", required_argument, NULL, OPT_PORT },
+	{ "settle-ms", required_argument, NULL, OPT_SETTLE },
+	{ "link-timeout-s", required_argument, NULL, OPT_LINK_TIMEOUT },
+	{ "capture", required_argument, NULL, OPT_CAPTURE },
+	{ "capture-count", required_argument, NULL, OPT_CAPTURE_COUNT },
+	{ "burst", required_argument, NULL, OPT_BURST },
+	{ NULL, 0, NULL, 0 },
+};
+
+static void bad_arg(const char *prg, const char *what, const char *val)
+{
+	usage(prg);
+	rte_exit(GEN_EXIT_USAGE, "invalid %s: '%s'\n", what, val ? val : "");
+}
+
+/* Numeric options; returns 0 if opt was one of them. */
+static int parse_number(struct gen_opts *o, int opt, const char *prg)
+{
+	uint64_t v;
+
+	switch (opt) {
+	case OPT_DURATION:
+		if (arg_double(optarg, 1e-3, 1e6, &o->duration_s))
+			bad_arg(prg, "--duration (seconds > 0)", optarg);
+		return 0;
+	case OPT_MULT:
+		if (arg_double(optarg, 1e-9, 1e9, &o->mult))
+			bad_arg(prg, "--mult (> 0)", optarg);
+		return 0;
+	case OPT_LINK_TIMEOUT:
+		if (arg_double(optarg, 0, 1e6, &o->link_timeout_s))
+			bad_arg(prg, "--link-timeout-s", optarg);
+		return 0;
+	case OPT_PORT:
+		if (arg_u64(optarg, 0, RTE_MAX_ETHPORTS - 1, &v))
+			bad_arg(prg, "--port", optarg);
+		o->port = (uint16_t)v;
+		return 0;
+	case OPT_SETTLE:
+		if (arg_u64(optarg, 0, 600000, &o->settle_ms))
+			bad_arg(prg, "--settle-ms", optarg);
+		return 0;
+	case OPT_CAPTURE_COUNT:
+		if (arg_u64(optarg, 0, UINT32_MAX, &o->capture_count))
+			bad_arg(prg, "--capture-count", optarg);
+		return 0;
+	case OPT_BURST:
+		if (arg_u64(optarg, 1, GEN_MAX_BURST, &v))
+			bad_arg(prg, "--burst (1..512)", optarg);
+		o->burst = (uint16_t)v;
+		return 0;
+	}
+	return -1;
+}
+
+static void parse_args(struct gen_opts *o, int argc, char **argv)
+{
+	const char *prg = argv[0];
+	int opt;
+
+	o->mult = 1.0;
+	o->link_timeout_s = 10.0;
+	o->settle_ms = 100;
+	o->capture_count = 1000;
+	o->burst = 32;
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "", gen_long_opts, NULL)) != -1) {
+		if (opt == OPT_STREAMS)
+			o->streams = optarg;
+		else if (opt == OPT_REPORT)
+			o->report = optarg;
+		else if (opt == OPT_CAPTURE)
+			o->capture = optarg;
+		else if (parse_number(o, opt, prg) != 0)
+			bad_arg(prg, "option", argv[optind - 1]);
+	}
+	if (optind < argc)
+		bad_arg(prg, "extra argument", argv[optind]);
+	if (!o->streams || !o->report || o->duration_s <= 0) {
+		usage(prg);
+		rte_exit(GEN_EXIT_USAGE, "--streams, --duration and --report "
+			 "are required\n");
+	}
+}
+
+static void load_streams(struct gen *g)
+{
+	char err[512];
+
+	if (streams_load(g->o.streams, g->o.mult, &g->set, err,
+			 sizeof(err)) != 0)
+		rte_exit(GEN_EXIT_USAGE, "streams file %s: %s\n",
+			 g->o.streams, err);
+}
+
+static void open_capture(struct gen *g)
+{
+	if (g->o.capture == NULL)
+		return;
+	if (pcap_open(&g->cap, g->o.capture) != 0)
+		rte_exit(EXIT_FAILURE, "cannot create capture file %s: %s\n",
+			 g->o.capture, strerror(errno));
+	g->cap_left = g->o.capture_count;
+}
+
+static void bring_up_port(struct gen *g)
+{
+	int ret;
+
+	port_configure(g->o.port, g->pool);
+	ret = port_start(g->o.port, g->o.link_timeout_s);
+	if (ret == -EINTR)
+		rte_exit(GEN_EXIT_LINK, "interrupted before the link came up\n");
+	if (ret != 0)
+		rte_exit(GEN_EXIT_LINK, "port %u did not start (%s): memif link "
+			 "did not come up: is the peer (serpens-wire/serpensd) "
+			 "running with the same socket?\n", g->o.port,
+			 rte_strerror(-ret));
+	ret = port_wait_link(g->o.port, g->o.link_timeout_s);
+	if (ret < 0)
+		rte_exit(GEN_EXIT_LINK, "interrupted before the link came up\n");
+	if (ret == 0)
+		rte_exit(GEN_EXIT_LINK, "port %u: memif link did not come up "
+			 "within %.1f s: is the peer (serpens-wire/serpensd) "
+			 "running with the same socket?\n", g->o.port,
+			 g->o.link_timeout_s);
+}
+
+int main(int argc, char **argv)
+{
+	static struct eal_files files;
+	static struct gen g;
+	int ret;
+
+	/* DPDK logs to stderr: stdout carries only the summary line. */
+	rte_openlog_stream(stderr);
+	ret = rte_eal_init(argc, argv);
+	if (ret < 0)
+		rte_exit(EXIT_FAILURE, "EAL initialisation failed: %s\n",
+			 rte_strerror(rte_errno));
+	eal_files_arm(&files);
+	sig_install(0);
+	parse_args(&g.o, argc - ret, argv + ret);
+	load_streams(&g);
+	port_check_valid(g.o.port);
+	g.hz = rte_get_tsc_hz();
+	g.pool = port_pool_create("gen_pool", GEN_POOL_MBUFS, GEN_POOL_CACHE);
+	open_capture(&g);
+	bring_up_port(&g);
+	traffic_run(&g);
+	port_stats(g.o.port, &g.eth);
+	if (pcap_close(&g.cap) != 0)
+		RTE_LOG(WARNING, USER1, "capture file %s: close failed\n",
+			g.o.capture);
+	gen_report(&g);
+	port_shutdown(g.o.port);
+	streams_free(&g.set);
+	eal_files_collect(&files);
+	ret = rte_eal_cleanup();
+	if (ret != 0)
+		fprintf(stderr, "serpens-gen: EAL cleanup failed: %s\n",
+			rte_strerror(-ret));
+	eal_files_remove(&files);
+	return g.link_lost ? GEN_EXIT_LINK_LOST : 0;
+}

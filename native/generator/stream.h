@@ -1,0 +1,62 @@
+/*
+ * stream.h: the streams serpens-gen sends, loaded from the JSON that
+ * trex-stl-lib's STLStream.to_json() produces.
+ *
+ * Why: the harness describes traffic once, as TRex STL streams, and runs it
+ * either on TRex or on this generator. Loading validates the whole supported
+ * subset up front and refuses anything else with the stream index and the
+ * field, so an unsupported profile fails before any packet is sent instead
+ * of being silently approximated.
+ */
+#ifndef SERPENS_STREAM_H
+#define SERPENS_STREAM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <rte_mbuf.h>
+
+#include "fe.h"
+#include "latency.h"
+
+#define GEN_MAX_STREAMS 64
+#define GEN_MAX_PKT 2048        /* one mbuf with the default data room */
+
+struct gen_stream {
+	/* Hot: read on every loop iteration. */
+	double pps_per_tsc;     /* packets per TSC tick (set at start) */
+	uint64_t start_tsc;     /* first packet due at this TSC (isg applied) */
+	uint64_t tx_packets;
+	uint64_t tx_bytes;
+	uint64_t full_until;    /* TSC: the TX ring was full, wait */
+	uint8_t *tmpl;          /* the frame, without FCS */
+	struct rte_mbuf *proto; /* pre-built copy, for streams whose packets
+				 * never change (no field engine, no
+				 * latency): sent by reference (refcnt) */
+	uint16_t len;
+	uint8_t has_fe;
+	int8_t lat;             /* slot in the latency table, or -1 */
+	struct lat_tx ltx;
+	struct fe_prog fe;
+	/* Cold: for the report. */
+	unsigned int index;     /* position in the input file */
+	double pps;             /* after rate conversion and --mult */
+	double isg_us;
+	int pg_id;              /* -1 when not a latency stream */
+};
+
+struct stream_set {
+	unsigned int n;
+	unsigned int n_input;     /* streams in the file, incl. disabled */
+	struct gen_stream *s;     /* n entries */
+	struct lat_table lat;
+};
+
+/* Load and validate path, scaling every rate by mult. Returns 0, or -1
+ * with a message naming the stream index and field in err. */
+int streams_load(const char *path, double mult, struct stream_set *set,
+		 char *err, size_t errlen);
+void streams_free(struct stream_set *set);
+double streams_offered_pps(const struct stream_set *set);
+
+#endif

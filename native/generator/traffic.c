@@ -1,0 +1,385 @@
+/*
+ * traffic.c: the single-lcore TX/RX loop of serpens-gen.
+ *
+ * Why one lcore for both directions: the latency timestamps are TSC values,
+ * and a single core reads one TSC at both ends; the harness has 2 cores and
+ * the other one belongs to the device under test.
+ *
+ * Pacing: for each stream, due = (now - start) * pps / tsc_hz packets should
+ * have left by now; each iteration sends min(due - sent, burst). A stream
+ * that fell behind therefore catches up by at most one burst per iteration,
+ * and a generator that cannot keep up shows it as tx < offered (it never
+ * silently drops packets from the schedule).
+ *
+ * Accounting: a packet handed to rte_eth_tx_burst is SENT. If the PMD takes
+ * fewer packets than offered, its ring (for memif, the DUT's receive queue)
+ * is full: the rest still count as sent, and also as dut_rx_full, because on
+ * a real wire the DUT's NIC would have dropped them (imissed). Those mbufs
+ * are freed here. After a refusal the stream leaves the ring alone for
+ * GEN_FULL_BACKOFF_NS: packets due in that window are counted the same way
+ * (sent + dut_rx_full) without being built. Hammering a full ring only
+ * bounces its cache lines between the two cores and slows the DUT down;
+ * the DUT drains a few dozen of its ~1000 queued packets meanwhile, so it
+ * never runs dry and its measured throughput is unchanged.
+ */
+#include <time.h>
+
+#include <rte_branch_prediction.h>
+#include <rte_cycles.h>
+#include <rte_debug.h>
+#include <rte_mbuf.h>
+#include <rte_memcpy.h>
+
+#include "dp_guard.h"
+#include "gen.h"
+#include "sig.h"
+
+static inline void build_plain(const struct gen_stream *s,
+			       struct rte_mbuf **m, unsigned int n)
+{
+	unsigned int i;
+
+	for (i = 0; i < n; i++) {
+		rte_memcpy(rte_pktmbuf_mtod(m[i], void *), s->tmpl, s->len);
+		m[i]->data_len = s->len;
+		m[i]->pkt_len = s->len;
+	}
+}
+
+static inline void build_fe(struct gen_stream *s, struct rte_mbuf **m,
+			    unsigned int n)
+{
+	unsigned int i;
+	uint8_t *d;
+
+	for (i = 0; i < n; i++) {
+		d = rte_pktmbuf_mtod(m[i], uint8_t *);
+		rte_memcpy(d, s->tmpl, s->len);
+		m[i]->data_len = s->len;
+		m[i]->pkt_len = s->len;
+		fe_run(&s->fe, d);
+	}
+}
+
+/* Packets of a constant stream: the same pre-built mbuf, n more references.
+ * The PMD drops one reference per packet when it is done with it, so the
+ * content is never copied or allocated here. Falls back to copies if the
+ * 16-bit reference count could overflow. */
+static inline int build_ref(struct gen_stream *s, struct rte_mbuf **m,
+			    unsigned int n)
+{
+	unsigned int i;
+
+	if (unlikely(rte_mbuf_refcnt_read(s->proto) > UINT16_MAX - 2 * n))
+		return -1;
+	rte_mbuf_refcnt_update(s->proto, (int16_t)n);
+	for (i = 0; i < n; i++)
+		m[i] = s->proto;
+	return 0;
+}
+
+/* Packets of a varying stream: fresh mbufs, template copy, field engine,
+ * latency signature. Returns -1 if the pool is empty. */
+static inline int build_copies(struct gen *g, struct gen_stream *s,
+			       struct rte_mbuf **m, unsigned int n)
+{
+	if (unlikely(rte_pktmbuf_alloc_bulk(g->pool, m, n) != 0))
+		return -1;
+	if (s->has_fe)
+		build_fe(s, m, n);
+	else
+		build_plain(s, m, n);
+	if (s->lat >= 0)
+		lat_stamp(&s->ltx, m, n, rte_rdtsc());
+	return 0;
+}
+
+/* Hand back what the PMD did not take (its ring is full: dut_rx_full) and
+ * leave the ring alone for a moment (see stream_tx). */
+static inline void tx_refused(struct gen *g, struct gen_stream *s,
+			      struct rte_mbuf **m, unsigned int n, uint64_t now)
+{
+	if (s->proto != NULL && m[0] == s->proto)
+		rte_mbuf_refcnt_update(s->proto, (int16_t)-(int)n);
+	else
+		rte_pktmbuf_free_bulk(m, n);
+	g->dut_rx_full += n;
+	s->full_until = now + g->full_backoff;
+}
+
+/* The ring was full a moment ago: these packets go on the wire and the DUT
+ * has no room for them, exactly as if they had been refused. */
+static inline void tx_into_full_ring(struct gen *g, struct gen_stream *s,
+				     unsigned int n)
+{
+	g->dut_rx_full += n;
+	if (s->lat >= 0)
+		s->ltx.seq += n;
+	s->tx_packets += n;
+	s->tx_bytes += (uint64_t)n * s->len;
+}
+
+static inline void stream_tx(struct gen *g, struct gen_stream *s,
+			     uint64_t now)
+{
+	struct rte_mbuf *m[GEN_MAX_BURST];
+	uint64_t due;
+	unsigned int n;
+	uint16_t sent;
+
+	if (unlikely(now <= s->start_tsc))
+		return;
+	due = (uint64_t)((double)(now - s->start_tsc) * s->pps_per_tsc);
+	if (due <= s->tx_packets)
+		return;
+	n = (unsigned int)RTE_MIN(due - s->tx_packets, (uint64_t)g->o.burst);
+	if (unlikely(now < s->full_until)) {
+		tx_into_full_ring(g, s, n);
+		return;
+	}
+	if (!(s->proto != NULL && build_ref(s, m, n) == 0) &&
+	    unlikely(build_copies(g, s, m, n) != 0)) {
+		g->alloc_fail++;
+		return;
+	}
+	sent = rte_eth_tx_burst(g->o.port, 0, m, (uint16_t)n);
+	if (unlikely(sent < n))
+		tx_refused(g, s, m + sent, n - sent, now);
+	s->tx_packets += n;
+	s->tx_bytes += (uint64_t)n * s->len;
+}
+
+static inline void tx_all(struct gen *g, uint64_t now)
+{
+	unsigned int i;
+
+	for (i = 0; i < g->set.n; i++)
+		stream_tx(g, &g->set.s[i], now);
+}
+
+static void capture(struct gen *g, struct rte_mbuf *m, uint64_t now)
+{
+	static uint8_t buf[16384];
+	uint32_t caplen = RTE_MIN(m->pkt_len, (uint32_t)sizeof(buf));
+	const void *d = rte_pktmbuf_read(m, 0, caplen, buf);
+	uint64_t ts = g->wall_start_ns +
+		(uint64_t)((double)(now - g->tsc_start) * g->ns_per_tsc);
+
+	if (d == NULL || pcap_write(&g->cap, ts, d, caplen, m->pkt_len) != 0) {
+		RTE_LOG(WARNING, USER1, "capture: write failed, stopping\n");
+		g->cap_left = 0;
+		return;
+	}
+	g->cap_left--;
+}
+
+static inline void rx_latency(struct gen *g, struct rte_mbuf *m,
+			      uint64_t now)
+{
+	uint8_t buf[LAT_SIG_LEN];
+	const uint8_t *sig;
+
+	if (unlikely(m->pkt_len < LAT_MIN_PKT))
+		return;
+	if (likely(m->data_len == m->pkt_len))
+		sig = rte_pktmbuf_mtod_offset(m, const uint8_t *,
+					      m->pkt_len - LAT_SIG_LEN);
+	else
+		sig = rte_pktmbuf_read(m, m->pkt_len - LAT_SIG_LEN,
+				       LAT_SIG_LEN, buf);
+	lat_rx(&g->set.lat, sig, now);
+}
+
+/* Count a received burst. Returns non-zero if every mbuf is a plain
+ * single-segment mbuf of our pool (they can go back in one put). */
+static inline int rx_account(struct gen *g, struct rte_mbuf **m,
+			     unsigned int nb, uint64_t now)
+{
+	unsigned int i;
+	int simple = 1;
+
+	for (i = 0; i < nb; i++) {
+		g->rx_bytes += m[i]->pkt_len;
+		simple &= m[i]->nb_segs == 1 && m[i]->pool == g->pool &&
+			RTE_MBUF_DIRECT(m[i]) &&
+			rte_mbuf_refcnt_read(m[i]) == 1;
+	}
+	if (g->set.lat.n)
+		for (i = 0; i < nb; i++)
+			rx_latency(g, m[i], now);
+	for (i = 0; unlikely(g->cap_left) && i < nb; i++)
+		capture(g, m[i], now);
+	g->rx_packets += nb;
+	return simple;
+}
+
+static inline void rx_poll(struct gen *g)
+{
+	struct rte_mbuf *m[GEN_RX_BURST];
+	unsigned int round;
+	uint16_t nb;
+
+	for (round = 0; round < GEN_RX_ROUNDS; round++) {
+		nb = rte_eth_rx_burst(g->o.port, 0, m, GEN_RX_BURST);
+		if (nb == 0)
+			return;
+		if (likely(rx_account(g, m, nb, rte_rdtsc())))
+			rte_mempool_put_bulk(g->pool, (void **)m, nb);
+		else
+			rte_pktmbuf_free_bulk(m, nb);
+		if (nb < GEN_RX_BURST)
+			return;
+	}
+}
+
+static uint64_t wall_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Pre-build the mbuf of a constant stream (see build_ref). */
+static void proto_init(struct gen *g, struct gen_stream *s)
+{
+	if (s->has_fe || s->lat >= 0)
+		return;
+	s->proto = rte_pktmbuf_alloc(g->pool);
+	if (s->proto == NULL)
+		rte_exit(EXIT_FAILURE, "mbuf pool empty at start\n");
+	build_plain(s, &s->proto, 1);
+}
+
+/* Poll RX for a moment before the trial: the PMD fills its receive ring
+ * (a zero-copy memif client hands its buffers to the peer on rx_burst), and
+ * anything stale still in flight is drained and counted apart. */
+static void rx_prearm(struct gen *g)
+{
+	uint64_t end = rte_rdtsc() + g->hz / 1000 * GEN_PREARM_MS;
+	uint64_t cap_left = g->cap_left;
+
+	g->cap_left = 0;
+	while (rte_rdtsc() < end) {
+		rx_poll(g);
+		dp_guard_quiescent();
+	}
+	g->rx_stale = g->rx_packets;
+	g->rx_packets = 0;
+	g->rx_bytes = 0;
+	g->cap_left = cap_left;
+}
+
+static void traffic_begin(struct gen *g)
+{
+	struct gen_stream *s;
+	unsigned int i;
+
+	g->ns_per_tsc = 1e9 / (double)g->hz;
+	g->full_backoff = g->hz * GEN_FULL_BACKOFF_NS / 1000000000u;
+	g->set.lat.ns_per_tsc = g->ns_per_tsc;
+	g->set.lat.tsc_floor = rte_rdtsc();
+	for (i = 0; i < g->set.n; i++)
+		proto_init(g, &g->set.s[i]);
+	rx_prearm(g);
+	g->wall_start_ns = wall_ns();
+	g->tsc_start = rte_rdtsc();
+	for (i = 0; i < g->set.n; i++) {
+		s = &g->set.s[i];
+		s->pps_per_tsc = s->pps / (double)g->hz;
+		s->start_tsc = g->tsc_start +
+			(uint64_t)(s->isg_us * 1e-6 * (double)g->hz);
+	}
+}
+
+/* Stop sending: a last top-up at the end of the schedule, unless we were
+ * interrupted (signal or link lost). Returns the TSC at which settling
+ * ends. */
+static uint64_t traffic_stop(struct gen *g, uint64_t now, uint64_t tx_end)
+{
+	if (now < tx_end) {
+		g->interrupted = 1;
+		g->tsc_stop = now;
+	} else {
+		tx_all(g, tx_end);
+		g->tsc_stop = tx_end;
+	}
+	return rte_rdtsc() + g->o.settle_ms * g->hz / 1000;
+}
+
+static void traffic_end(struct gen *g)
+{
+	unsigned int i;
+
+	for (i = 0; i < g->set.n; i++) {
+		rte_pktmbuf_free(g->set.s[i].proto);
+		g->set.s[i].proto = NULL;
+	}
+}
+
+struct loop_state {
+	uint64_t tx_end;
+	uint64_t settle_end;
+	uint64_t next_link_check;
+	uint64_t link_period;
+	int sending;
+};
+
+static int link_up(uint16_t port)
+{
+	struct rte_eth_link link;
+
+	if (rte_eth_link_get_nowait(port, &link) != 0)
+		return 1;       /* cannot tell: do not abort the trial */
+	return link.link_status == RTE_ETH_LINK_UP;
+}
+
+/* Timers of the loop, checked once per iteration. Returns 1 when done. */
+static inline int loop_timers(struct gen *g, struct loop_state *st,
+			      uint64_t now)
+{
+	if (unlikely(now >= st->next_link_check)) {
+		st->next_link_check = now + st->link_period;
+		if (!g->link_lost && !link_up(g->o.port)) {
+			g->link_lost = 1;
+			RTE_LOG(ERR, USER1, "port %u: link went down during "
+				"the trial (did the peer exit?)\n", g->o.port);
+		}
+	}
+	if (likely(st->sending)) {
+		if (unlikely(now >= st->tx_end || sig_quit || g->link_lost)) {
+			st->settle_end = traffic_stop(g, now, st->tx_end);
+			st->sending = 0;
+		}
+		return 0;
+	}
+	return now >= st->settle_end;
+}
+
+void traffic_run(struct gen *g)
+{
+	struct loop_state st;
+	uint64_t now;
+
+	dp_guard_arm();
+	traffic_begin(g);
+	st.tx_end = g->tsc_start + (uint64_t)(g->o.duration_s * (double)g->hz);
+	st.settle_end = 0;
+	st.link_period = g->hz / 100;          /* 10 ms */
+	st.next_link_check = g->tsc_start + st.link_period;
+	st.sending = 1;
+	loopstat_init(&g->stalls, g->hz, rte_rdtsc());
+	for (;;) {
+		now = rte_rdtsc();
+		loopstat_tick(&g->stalls, now);
+		if (loop_timers(g, &st, now))
+			break;
+		if (likely(st.sending))
+			tx_all(g, now);
+		rx_poll(g);
+		dp_guard_quiescent();
+	}
+	dp_guard_disarm();
+	g->tsc_done = rte_rdtsc();
+	traffic_end(g);
+}
