@@ -43,10 +43,10 @@ bench: setup
 	  $$(ls .benchmarks/*/*.json >/dev/null 2>&1 && echo --benchmark-compare)
 
 $(EXPERIMENTS): setup
-	@$(HARNESS) experiment $@ $(QUICKFLAG)
+	@$(HARNESS) $(QUICKFLAG) experiment $@
 
 reproduce: setup
-	@for e in $(EXPERIMENTS); do $(HARNESS) experiment $$e $(QUICKFLAG) || exit 1; done
+	@for e in $(EXPERIMENTS); do $(HARNESS) $(QUICKFLAG) experiment $$e || exit 1; done
 	@$(HARNESS) check-paper
 
 check-paper: setup

@@ -42,6 +42,7 @@ def limit_figure(df: pd.DataFrame, path: Path) -> None:
         sns.barplot(data=lat, x="frame_size_b", y="µs", hue="percentile", ax=ax_l, **MEDIAN_MINMAX)
     fraction = df["load_fraction"].dropna()
     at = f" at {fraction.iloc[0]:.0%} of PDR" if len(fraction) else ""
+    ax_l.set_yscale("log")  # p50 and p99 can be orders of magnitude apart on a VM
     ax_l.set_xlabel("frame size (B)")
     ax_l.set_ylabel("latency (µs)")
     ax_l.set_title(f"(b) wire latency{at}")

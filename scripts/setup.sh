@@ -58,8 +58,11 @@ python_env() {
   local stamp="$VENV/.installed"
   if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     say "python: installing the harness and its dependencies into $VENV"
-    "$VENV/bin/pip" install -q --upgrade pip >/dev/null
-    "$VENV/bin/pip" install -q -e '.[dev]'
+    if ! "$VENV/bin/pip" install -q -e '.[dev]' > "$VENV/pip.log" 2>&1; then
+      cat "$VENV/pip.log" >&2
+      echo "setup: pip install failed (log above, also in $VENV/pip.log)" >&2
+      exit 1
+    fi
     touch "$stamp"
   else
     say "python: $VENV up to date"
