@@ -1,0 +1,900 @@
+/*
+ * state.c: the Serpens State Manager's tables in one shared region, and the NF state API on top of them
+ * (see state.h for the model; docs/serpens.md for the design).
+ *
+ * Layout: struct sm_region (header, table directory, instance flags) followed by a bump-allocated heap
+ * holding every table's slots. Nothing is ever freed: tables live as long as the region, like the NFs
+ * deployed on the server. All pointers stored in the region point into the region, which every process
+ * maps at the same address.
+ */
+#include "state.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define SM_MAGIC 0x5345525053544154ull /* "SERPSTAT" */
+#define SLOT_EMPTY 0u
+#define SLOT_BUSY 1u
+#define SLOT_FULL 2u
+#define SLOT_TOMB 3u
+#define SM_TIMER_KEY_MAX 64
+#define SM_PAUSE_TIMEOUT_NS 1000000000ull
+
+struct sm_table_shm {
+	char name[SM_NAME_LEN];
+	uint32_t flags;
+	uint32_t key_size;
+	uint32_t value_size;
+	uint32_t key_stride;
+	uint32_t val_stride;
+	uint32_t nvals; /* 1, or 1 + SM_MAX_INSTANCES for global|write */
+	uint32_t slot_size;
+	uint32_t lock;
+	uint64_t nslots; /* power of two */
+	uint64_t count;
+	uint8_t *slots;
+	uint64_t timer_us;
+	uint64_t timer_next_us;
+	uint32_t timer_has_key;
+	uint8_t timer_key[SM_TIMER_KEY_MAX];
+};
+
+struct sm_region {
+	uint64_t magic;
+	uint64_t size;
+	uint64_t used;
+	uint32_t ntables;
+	uint32_t dir_lock;
+	uint32_t pause;
+	uint32_t busy[SM_MAX_INSTANCES];
+	uint32_t active[SM_MAX_INSTANCES];
+	uint64_t errors;
+	char last_error[256];
+	struct sm_table_shm tables[SM_MAX_TABLES];
+	uint8_t heap[] __attribute__((aligned(64)));
+};
+
+/* The process-local handle an NF holds: the shared table plus this process's hooks. */
+struct sp_table {
+	struct sm_table_shm *shm;
+	sp_hook_fn split;
+	sp_hook_fn merge;
+	sp_hook_fn update;
+};
+
+enum sm_phase { PHASE_RUN, PHASE_DEPLOY, PHASE_ATTACH };
+
+static struct sm_region *g_region;
+static int g_slot = -1;
+static bool g_deploying;
+static enum sm_phase g_phase = PHASE_RUN;
+static const char *g_nf = "?";
+static const char *const *g_args;
+static struct sp_table g_local[SM_MAX_TABLES];
+
+/* ---------------------------------------------------------------------------------------------- */
+/* small helpers                                                                                  */
+
+static inline uint32_t ld_acq(const uint32_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+static inline void st_rel(uint32_t *p, uint32_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+static inline bool cas32(uint32_t *p, uint32_t old, uint32_t nv)
+{
+	return __atomic_compare_exchange_n(p, &old, nv, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+}
+static inline void cpu_relax(void) { __builtin_ia32_pause(); }
+
+static void spin_lock(uint32_t *l)
+{
+	while (!cas32(l, 0, 1))
+		while (ld_acq(l))
+			cpu_relax();
+}
+static void spin_unlock(uint32_t *l) { st_rel(l, 0); }
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static uint32_t round8(uint32_t v) { return (v + 7u) & ~7u; }
+
+static uint64_t pow2_at_least(uint64_t v)
+{
+	uint64_t p = 16;
+
+	while (p < v)
+		p <<= 1;
+	return p;
+}
+
+/* 64-bit hash of a byte key: 8-byte words mixed murmur-style, then a final avalanche. */
+static uint64_t key_hash(const void *key, uint32_t len)
+{
+	const uint8_t *p = key;
+	uint64_t h = 0x9e3779b97f4a7c15ull ^ len, w;
+	uint32_t i;
+
+	for (i = 0; i + 8 <= len; i += 8) {
+		memcpy(&w, p + i, 8);
+		w *= 0x87c37b91114253d5ull;
+		w = (w << 31) | (w >> 33);
+		h ^= w * 0x4cf5ad432745937full;
+		h = ((h << 27) | (h >> 37)) * 5 + 0x52dce729;
+	}
+	if (i < len) {
+		w = 0;
+		memcpy(&w, p + i, len - i);
+		h ^= w * 0x87c37b91114253d5ull;
+	}
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdull;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ull;
+	return h ^ (h >> 33);
+}
+
+static void sm_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void sm_error(const char *fmt, ...)
+{
+	va_list ap;
+	char buf[sizeof(g_region->last_error)];
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (g_region) {
+		__atomic_fetch_add(&g_region->errors, 1, __ATOMIC_RELAXED);
+		memcpy(g_region->last_error, buf, sizeof(buf));
+	}
+	fprintf(stderr, "serpens state: %s\n", buf);
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* region and process context                                                                     */
+
+struct sm_region *sm_region_create(void *mem, size_t size)
+{
+	struct sm_region *r = mem;
+
+	if (size < sizeof(*r) + 4096) {
+		errno = EINVAL;
+		return NULL;
+	}
+	memset(r, 0, sizeof(*r));
+	r->size = size;
+	r->used = sizeof(*r);
+	__atomic_store_n(&r->magic, SM_MAGIC, __ATOMIC_RELEASE);
+	return r;
+}
+
+struct sm_region *sm_region_attach(void *mem)
+{
+	struct sm_region *r = mem;
+
+	if (__atomic_load_n(&r->magic, __ATOMIC_ACQUIRE) != SM_MAGIC) {
+		errno = EINVAL;
+		return NULL;
+	}
+	return r;
+}
+
+size_t sm_region_used(const struct sm_region *r) { return r->used; }
+void sm_set_region(struct sm_region *r) { g_region = r; }
+struct sm_region *sm_get_region(void) { return g_region; }
+void sm_set_instance(int slot) { g_slot = slot; }
+int sm_get_instance(void) { return g_slot; }
+void sm_set_phase_deploy(bool deploying) { g_deploying = deploying; }
+
+void sm_set_nf(const char *nf_name, const char *const *args)
+{
+	g_nf = nf_name ? nf_name : "?";
+	g_args = args;
+}
+
+int sm_nf_init(const struct sp_nf *nf)
+{
+	int rc;
+
+	g_phase = g_deploying ? PHASE_DEPLOY : PHASE_ATTACH;
+	rc = nf->init ? nf->init() : 0;
+	g_phase = PHASE_RUN;
+	return rc;
+}
+
+const char *sp_arg(const char *key)
+{
+	const char *const *a;
+
+	for (a = g_args; a && a[0] && a[1]; a += 2)
+		if (strcmp(a[0], key) == 0)
+			return a[1];
+	return NULL;
+}
+
+void sp_log(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "nf %s: ", g_nf);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* table storage                                                                                  */
+
+static inline uint8_t *slot_at(const struct sm_table_shm *t, uint64_t i)
+{
+	return t->slots + i * t->slot_size;
+}
+static inline uint32_t *slot_state(uint8_t *s) { return (uint32_t *)s; }
+static inline uint32_t *slot_hash(uint8_t *s) { return (uint32_t *)(s + 4); }
+static inline uint8_t *slot_key(uint8_t *s) { return s + 8; }
+static inline uint8_t *slot_val(const struct sm_table_shm *t, uint8_t *s, unsigned int v)
+{
+	return s + 8 + t->key_stride + (size_t)v * t->val_stride;
+}
+
+static uint8_t *slot_find(struct sm_table_shm *t, const void *key, uint64_t h)
+{
+	uint64_t mask = t->nslots - 1, i, n;
+	uint32_t h32 = (uint32_t)(h >> 32), st;
+	uint8_t *s;
+
+	for (n = 0, i = h & mask; n < t->nslots; n++, i = (i + 1) & mask) {
+		s = slot_at(t, i);
+		while ((st = ld_acq(slot_state(s))) == SLOT_BUSY)
+			cpu_relax();
+		if (st == SLOT_EMPTY)
+			return NULL;
+		if (st == SLOT_FULL && *slot_hash(s) == h32 && memcmp(slot_key(s), key, t->key_size) == 0)
+			return s;
+	}
+	return NULL;
+}
+
+static void init_values(struct sm_table_shm *t, uint8_t *s);
+
+/* Find key or claim a slot for it. Single writer per key (the router's invariant), so after a miss no
+ * other process can insert the same key; others may race for the same empty slot, hence the CAS. */
+static uint8_t *slot_insert(struct sm_table_shm *t, const void *key, uint64_t h)
+{
+	uint64_t mask = t->nslots - 1, i, n;
+	uint32_t h32 = (uint32_t)(h >> 32), st;
+	uint8_t *s = slot_find(t, key, h);
+
+	if (s)
+		return s;
+	for (n = 0, i = h & mask; n < t->nslots; n++, i = (i + 1) & mask) {
+		s = slot_at(t, i);
+		st = ld_acq(slot_state(s));
+		if ((st == SLOT_EMPTY || st == SLOT_TOMB) && cas32(slot_state(s), st, SLOT_BUSY)) {
+			*slot_hash(s) = h32;
+			memcpy(slot_key(s), key, t->key_size);
+			init_values(t, s);
+			__atomic_fetch_add(&t->count, 1, __ATOMIC_RELAXED);
+			st_rel(slot_state(s), SLOT_FULL);
+			return s;
+		}
+	}
+	return NULL;
+}
+
+static bool is_global_write(const struct sm_table_shm *t)
+{
+	return (t->flags & (SP_GLOBAL | SP_WRITE)) == (SP_GLOBAL | SP_WRITE);
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* default hooks (Fig. 8's defaults)                                                               */
+
+/* Release: every holder (base and each active instance) is an sp_pool; gather all free items and deal
+ * them out equally to the active instances (or all to the base when none is active). */
+static void pool_redistribute(void *base, void **vals, unsigned int n, uint32_t vsize)
+{
+	struct sp_pool *b = base, *p;
+	uint32_t cap = b->cap, total = b->nfree, *all, k = 0, share, extra, active = 0, idx = 0;
+	unsigned int i;
+
+	if (cap == 0 || SP_POOL_SIZE(cap) > vsize)
+		return;
+	for (i = 0; i < n; i++)
+		if (vals[i]) {
+			p = vals[i];
+			if (p->cap == 0)
+				p->cap = cap;
+			total += p->nfree;
+			active++;
+		}
+	all = malloc((size_t)total * sizeof(*all) + 1);
+	if (!all)
+		return;
+	memcpy(all, b->item, (size_t)b->nfree * sizeof(*all));
+	k = b->nfree;
+	b->nfree = 0;
+	for (i = 0; i < n; i++)
+		if (vals[i]) {
+			p = vals[i];
+			memcpy(all + k, p->item, (size_t)p->nfree * sizeof(*all));
+			k += p->nfree;
+			p->nfree = 0;
+		}
+	if (active == 0) {
+		memcpy(b->item, all, (size_t)k * sizeof(*all));
+		b->nfree = k;
+	} else {
+		share = k / active;
+		extra = k % active;
+		for (i = 0, k = 0; i < n; i++)
+			if (vals[i]) {
+				p = vals[i];
+				p->nfree = share + (idx++ < extra ? 1 : 0);
+				memcpy(p->item, all + k, (size_t)p->nfree * sizeof(*all));
+				k += p->nfree;
+			}
+	}
+	free(all);
+}
+
+/* Eventual: counters. update folds every replica into the base and zeroes it. */
+static void counters_fold(void *base, void **vals, unsigned int n, uint32_t vsize)
+{
+	uint64_t *b = base, *v;
+	uint32_t k, nc = vsize / 8;
+	unsigned int i;
+
+	for (i = 0; i < n; i++)
+		if (vals[i]) {
+			v = vals[i];
+			for (k = 0; k < nc; k++) {
+				b[k] += v[k];
+				v[k] = 0;
+			}
+		}
+}
+
+static void default_noop(void *base, void **vals, unsigned int n, uint32_t vsize)
+{
+	(void)base, (void)vals, (void)n, (void)vsize;
+}
+
+static void init_values(struct sm_table_shm *t, uint8_t *s)
+{
+	memset(slot_val(t, s, 0), 0, (size_t)t->val_stride * t->nvals);
+}
+
+/* vals[i] for every active instance slot (NULL elsewhere); only[i] restricts to one slot if >= 0. */
+static unsigned int gather(struct sm_region *r, struct sm_table_shm *t, uint8_t *s, void **vals, int only)
+{
+	unsigned int i;
+
+	for (i = 0; i < SM_MAX_INSTANCES; i++)
+		vals[i] = ((only < 0 && ld_acq(&r->active[i])) || (int)i == only) ? slot_val(t, s, 1 + i) : NULL;
+	return SM_MAX_INSTANCES;
+}
+
+enum hook_kind { HOOK_SPLIT, HOOK_MERGE, HOOK_UPDATE };
+
+static sp_hook_fn pick_hook(const struct sp_table *lt, enum hook_kind k)
+{
+	bool release = lt->shm->flags & SP_RELEASE;
+	sp_hook_fn custom = k == HOOK_SPLIT ? lt->split : k == HOOK_MERGE ? lt->merge : lt->update;
+
+	if (custom)
+		return custom;
+	if (release)
+		return pool_redistribute; /* split and update deal out; merge is handled by the caller */
+	return k == HOOK_SPLIT ? default_noop : counters_fold;
+}
+
+/* Run a hook over one key (s) or every key (s == NULL). Caller holds the pause. */
+static void run_hook(struct sm_region *r, const struct sp_table *lt, enum hook_kind k, uint8_t *s, int only)
+{
+	struct sm_table_shm *t = lt->shm;
+	sp_hook_fn fn = pick_hook(lt, k);
+	void *vals[SM_MAX_INSTANCES];
+	uint64_t i;
+
+	if (!is_global_write(t))
+		return;
+	if (s) {
+		gather(r, t, s, vals, only);
+		fn(slot_val(t, s, 0), vals, SM_MAX_INSTANCES, t->value_size);
+		return;
+	}
+	for (i = 0; i < t->nslots; i++) {
+		uint8_t *x = slot_at(t, i);
+
+		if (ld_acq(slot_state(x)) != SLOT_FULL)
+			continue;
+		gather(r, t, x, vals, only);
+		fn(slot_val(t, x, 0), vals, SM_MAX_INSTANCES, t->value_size);
+	}
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* pause protocol: instances bracket batches; the pauser waits until no other instance is inside one */
+
+void sm_batch_begin(struct sm_region *r, int slot)
+{
+	for (;;) {
+		__atomic_store_n(&r->busy[slot], 1, __ATOMIC_SEQ_CST);
+		if (__atomic_load_n(&r->pause, __ATOMIC_SEQ_CST) == 0)
+			return;
+		__atomic_store_n(&r->busy[slot], 0, __ATOMIC_SEQ_CST);
+		while (ld_acq(&r->pause))
+			cpu_relax();
+	}
+}
+
+void sm_batch_end(struct sm_region *r, int slot) { __atomic_store_n(&r->busy[slot], 0, __ATOMIC_RELEASE); }
+
+uint64_t sm_pause(struct sm_region *r, int self_slot)
+{
+	uint64_t t0 = now_ns(), waited;
+	unsigned int i;
+
+	while (!cas32(&r->pause, 0, 1))
+		cpu_relax();
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	for (i = 0; i < SM_MAX_INSTANCES; i++) {
+		if ((int)i == self_slot)
+			continue;
+		while (__atomic_load_n(&r->busy[i], __ATOMIC_SEQ_CST)) {
+			if (now_ns() - t0 > SM_PAUSE_TIMEOUT_NS) {
+				sm_error("pause: instance slot %u stayed inside a batch for 1 s (hung or dead?)", i);
+				break;
+			}
+			cpu_relax();
+		}
+	}
+	waited = now_ns() - t0;
+	return waited;
+}
+
+void sm_resume(struct sm_region *r) { st_rel(&r->pause, 0); }
+
+/* ---------------------------------------------------------------------------------------------- */
+/* instance slots                                                                                 */
+
+static void for_each_gw_table(struct sm_region *r, void (*fn)(struct sm_region *, struct sp_table *, int), int slot)
+{
+	unsigned int i;
+
+	for (i = 0; i < r->ntables; i++)
+		if (g_local[i].shm && is_global_write(g_local[i].shm))
+			fn(r, &g_local[i], slot);
+}
+
+static void split_for(struct sm_region *r, struct sp_table *lt, int slot)
+{
+	(void)slot;
+	run_hook(r, lt, HOOK_SPLIT, NULL, -1);
+}
+
+static void merge_for(struct sm_region *r, struct sp_table *lt, int slot)
+{
+	struct sm_table_shm *t = lt->shm;
+	uint64_t i;
+
+	if (lt->merge || !(t->flags & SP_RELEASE)) {
+		run_hook(r, lt, HOOK_MERGE, NULL, slot);
+		return;
+	}
+	/* default release merge: the departing sub-state's free resources go back to the base */
+	for (i = 0; i < t->nslots; i++) {
+		uint8_t *s = slot_at(t, i);
+		struct sp_pool *b, *p;
+
+		if (ld_acq(slot_state(s)) != SLOT_FULL)
+			continue;
+		b = (struct sp_pool *)slot_val(t, s, 0);
+		p = (struct sp_pool *)slot_val(t, s, 1 + (unsigned int)slot);
+		if (b->cap && p->nfree && b->nfree + p->nfree <= b->cap) {
+			memcpy(b->item + b->nfree, p->item, (size_t)p->nfree * sizeof(uint32_t));
+			b->nfree += p->nfree;
+		}
+		p->nfree = 0;
+	}
+}
+
+static void update_for(struct sm_region *r, struct sp_table *lt, int slot)
+{
+	(void)slot;
+	run_hook(r, lt, HOOK_UPDATE, NULL, -1);
+}
+
+int sm_instance_claim(struct sm_region *r)
+{
+	unsigned int i;
+
+	for (i = 0; i < SM_MAX_INSTANCES; i++)
+		if (cas32(&r->active[i], 0, 1))
+			break;
+	if (i == SM_MAX_INSTANCES)
+		return -ENOSPC;
+	sm_pause(r, -1);
+	for_each_gw_table(r, split_for, (int)i);
+	sm_resume(r);
+	return (int)i;
+}
+
+void sm_instance_release(struct sm_region *r, int slot)
+{
+	if (slot < 0 || slot >= SM_MAX_INSTANCES)
+		return;
+	sm_pause(r, -1);
+	__atomic_store_n(&r->busy[slot], 0, __ATOMIC_SEQ_CST);
+	for_each_gw_table(r, merge_for, slot);
+	st_rel(&r->active[slot], 0);
+	for_each_gw_table(r, update_for, -1);
+	sm_resume(r);
+}
+
+bool sm_instance_active(const struct sm_region *r, int slot)
+{
+	return slot >= 0 && slot < SM_MAX_INSTANCES && ld_acq(&r->active[slot]);
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* the NF API (Fig. 8)                                                                            */
+
+static int check_flags(uint32_t f)
+{
+	bool pf = f & SP_PER_FLOW, gl = f & SP_GLOBAL, rd = f & SP_READ, wr = f & SP_WRITE;
+	bool rel = f & SP_RELEASE, ev = f & SP_EVENTUAL;
+
+	if (f & ~(SP_PER_FLOW | SP_GLOBAL | SP_READ | SP_WRITE | SP_RELEASE | SP_EVENTUAL))
+		return -1;
+	if (pf == gl || rd == wr)
+		return -1;
+	if (gl && wr)
+		return rel != ev ? 0 : -1;
+	return (rel || ev) ? -1 : 0;
+}
+
+static const char *flags_str(uint32_t f, char *buf, size_t n)
+{
+	snprintf(buf, n, "%s%s%s%s%s%s", f & SP_PER_FLOW ? "per-flow|" : "", f & SP_GLOBAL ? "global|" : "",
+		 f & SP_READ ? "read|" : "", f & SP_WRITE ? "write|" : "", f & SP_RELEASE ? "release|" : "",
+		 f & SP_EVENTUAL ? "eventual|" : "");
+	if (buf[0])
+		buf[strlen(buf) - 1] = '\0';
+	return buf;
+}
+
+static struct sm_table_shm *find_table(struct sm_region *r, const char *full, unsigned int *idx)
+{
+	unsigned int i, n = ld_acq(&r->ntables);
+
+	for (i = 0; i < n; i++)
+		if (strcmp(r->tables[i].name, full) == 0) {
+			if (idx)
+				*idx = i;
+			return &r->tables[i];
+		}
+	return NULL;
+}
+
+static void *heap_alloc(struct sm_region *r, uint64_t bytes)
+{
+	uint64_t off = (r->used + 63) & ~63ull;
+
+	if (off + bytes > r->size)
+		return NULL;
+	r->used = off + bytes;
+	return (uint8_t *)r + off;
+}
+
+sp_table *sp_create_table(const char *name, uint32_t flags, const struct sp_table_opts *o)
+{
+	struct sm_region *r = g_region;
+	struct sm_table_shm *t;
+	char full[SM_NAME_LEN], fb[96];
+	unsigned int idx;
+	uint64_t bytes;
+
+	if (!r) {
+		errno = ENODEV;
+		return NULL;
+	}
+	if (!name || !o || check_flags(flags) != 0) {
+		sm_error("nf %s: create_table(\"%s\"): flags %s are not a combination the paper allows "
+			 "(one of per-flow|global, one of read|write, and release or eventual only with "
+			 "global|write)", g_nf, name ? name : "(null)", flags_str(flags, fb, sizeof(fb)));
+		errno = EINVAL;
+		return NULL;
+	}
+	if (o->key_size == 0 || o->key_size > 256 || o->value_size == 0 || o->value_size > (1u << 20) ||
+	    o->capacity == 0) {
+		sm_error("nf %s: create_table(\"%s\"): key_size 1..256, value_size 1..1 MiB and capacity > 0 "
+			 "required (got %u, %u, %u)", g_nf, name, o->key_size, o->value_size, o->capacity);
+		errno = EINVAL;
+		return NULL;
+	}
+	if ((size_t)snprintf(full, sizeof(full), "%s/%s", g_nf, name) >= sizeof(full)) {
+		sm_error("nf %s: create_table(\"%s\"): name too long", g_nf, name);
+		errno = ENAMETOOLONG;
+		return NULL;
+	}
+	spin_lock(&r->dir_lock);
+	t = find_table(r, full, &idx);
+	if (!t && g_phase != PHASE_DEPLOY && !g_deploying) {
+		spin_unlock(&r->dir_lock);
+		sm_error("nf %s: create_table(\"%s\") outside deployment: the table was not created when the "
+			 "NF was deployed", g_nf, name);
+		errno = ENOENT;
+		return NULL;
+	}
+	if (t && (t->flags != flags || t->key_size != o->key_size || t->value_size != o->value_size)) {
+		spin_unlock(&r->dir_lock);
+		sm_error("nf %s: create_table(\"%s\"): exists with other flags or sizes", g_nf, name);
+		errno = EEXIST;
+		return NULL;
+	}
+	if (!t) {
+		if (r->ntables == SM_MAX_TABLES) {
+			spin_unlock(&r->dir_lock);
+			sm_error("nf %s: create_table(\"%s\"): region holds %d tables already", g_nf, name,
+				 SM_MAX_TABLES);
+			errno = ENOSPC;
+			return NULL;
+		}
+		idx = r->ntables;
+		t = &r->tables[idx];
+		memset(t, 0, sizeof(*t));
+		snprintf(t->name, sizeof(t->name), "%s", full);
+		t->flags = flags;
+		t->key_size = o->key_size;
+		t->value_size = o->value_size;
+		t->key_stride = round8(o->key_size);
+		t->val_stride = round8(o->value_size);
+		t->nvals = ((flags & (SP_GLOBAL | SP_WRITE)) == (SP_GLOBAL | SP_WRITE)) ? 1 + SM_MAX_INSTANCES : 1;
+		t->slot_size = 8 + t->key_stride + t->val_stride * t->nvals;
+		t->nslots = pow2_at_least((uint64_t)o->capacity + o->capacity / 3 + 1);
+		bytes = t->nslots * t->slot_size;
+		t->slots = heap_alloc(r, bytes);
+		if (!t->slots) {
+			spin_unlock(&r->dir_lock);
+			sm_error("nf %s: create_table(\"%s\"): state region full (%llu bytes needed, %llu of %llu "
+				 "used)", g_nf, name, (unsigned long long)bytes, (unsigned long long)r->used,
+				 (unsigned long long)r->size);
+			errno = ENOMEM;
+			return NULL;
+		}
+		memset(t->slots, 0, bytes);
+		__atomic_store_n(&r->ntables, idx + 1, __ATOMIC_RELEASE);
+	}
+	spin_unlock(&r->dir_lock);
+	g_local[idx].shm = t;
+	g_local[idx].split = o->split;
+	g_local[idx].merge = o->merge;
+	g_local[idx].update = o->update;
+	return &g_local[idx];
+}
+
+static inline uint8_t *value_for_me(struct sm_table_shm *t, uint8_t *s)
+{
+	if (t->nvals == 1 || g_slot < 0)
+		return slot_val(t, s, 0);
+	return slot_val(t, s, 1 + (unsigned int)g_slot);
+}
+
+void *sp_get_state(sp_table *lt, const void *key)
+{
+	struct sm_table_shm *t = lt->shm;
+	uint8_t *s = slot_find(t, key, key_hash(key, t->key_size));
+
+	return s ? value_for_me(t, s) : NULL;
+}
+
+int sp_put_state(sp_table *lt, const void *key, const void *value)
+{
+	struct sm_table_shm *t = lt->shm;
+	uint8_t *s;
+
+	if (g_phase == PHASE_ATTACH)
+		return 0; /* init re-run in a runtime process: deployment already wrote this state */
+	if ((t->flags & SP_READ) && g_phase != PHASE_DEPLOY) {
+		sm_error("nf %s: put_state on read-only table '%s' outside init", g_nf, t->name);
+		return -EPERM;
+	}
+	s = slot_insert(t, key, key_hash(key, t->key_size));
+	if (!s) {
+		sm_error("nf %s: put_state: table '%s' is full (%llu slots)", g_nf, t->name,
+			 (unsigned long long)t->nslots);
+		return -ENOSPC;
+	}
+	memcpy(g_phase == PHASE_DEPLOY ? slot_val(t, s, 0) : value_for_me(t, s), value, t->value_size);
+	return 0;
+}
+
+int sp_delete_state(sp_table *lt, const void *key)
+{
+	struct sm_table_shm *t = lt->shm;
+	uint8_t *s;
+
+	if (t->flags & SP_GLOBAL) {
+		sm_error("nf %s: delete_state on global table '%s' is not allowed (global state cannot be deleted "
+			 "while the NF runs)", g_nf, t->name);
+		return -EPERM;
+	}
+	s = slot_find(t, key, key_hash(key, t->key_size));
+	if (!s)
+		return -ENOENT;
+	st_rel(slot_state(s), SLOT_TOMB);
+	__atomic_fetch_sub(&t->count, 1, __ATOMIC_RELAXED);
+	return 0;
+}
+
+/* split/merge/update/trigger on one key, from an NF: pause the other instances around the hook. */
+static int hook_on_key(sp_table *lt, const void *key, enum hook_kind k)
+{
+	struct sm_region *r = g_region;
+	struct sm_table_shm *t = lt->shm;
+	uint8_t *s;
+
+	if (!is_global_write(t)) {
+		sm_error("nf %s: split/merge/update/trigger on '%s', which is not global|write", g_nf, t->name);
+		return -EPERM;
+	}
+	s = slot_find(t, key, key_hash(key, t->key_size));
+	if (!s)
+		return -ENOENT;
+	if (g_slot >= 0)
+		sm_batch_end(r, g_slot); /* the caller re-reads its state after the hook */
+	spin_lock(&t->lock);
+	sm_pause(r, g_slot);
+	run_hook(r, lt, k, s, -1);
+	sm_resume(r);
+	spin_unlock(&t->lock);
+	if (g_slot >= 0)
+		sm_batch_begin(r, g_slot);
+	return 0;
+}
+
+int sp_split(sp_table *lt, const void *key) { return hook_on_key(lt, key, HOOK_SPLIT); }
+int sp_merge(sp_table *lt, const void *key) { return hook_on_key(lt, key, HOOK_MERGE); }
+int sp_update(sp_table *lt, const void *key) { return hook_on_key(lt, key, HOOK_UPDATE); }
+int sp_trigger(sp_table *lt, const void *key) { return hook_on_key(lt, key, HOOK_UPDATE); }
+
+int sp_timer(sp_table *lt, const void *key, uint64_t timeout_us)
+{
+	struct sm_table_shm *t = lt->shm;
+
+	if (!is_global_write(t)) {
+		sm_error("nf %s: timer on '%s', which is not global|write", g_nf, t->name);
+		return -EPERM;
+	}
+	if (g_phase == PHASE_ATTACH)
+		return 0;
+	if (timeout_us == 0 || (key && t->key_size > SM_TIMER_KEY_MAX))
+		return -EINVAL;
+	t->timer_has_key = key != NULL;
+	if (key)
+		memcpy(t->timer_key, key, t->key_size);
+	t->timer_next_us = 0;
+	__atomic_store_n(&t->timer_us, timeout_us, __ATOMIC_RELEASE);
+	return 0;
+}
+
+void sm_run_timers(struct sm_region *r, uint64_t now_us)
+{
+	unsigned int i, n = ld_acq(&r->ntables);
+
+	for (i = 0; i < n; i++) {
+		struct sp_table *lt = &g_local[i];
+		struct sm_table_shm *t = &r->tables[i];
+		uint8_t *s = NULL;
+
+		if (!t->timer_us || !lt->shm || now_us < t->timer_next_us)
+			continue;
+		t->timer_next_us = now_us + t->timer_us;
+		if (t->timer_has_key) {
+			s = slot_find(t, t->timer_key, key_hash(t->timer_key, t->key_size));
+			if (!s)
+				continue;
+		}
+		spin_lock(&t->lock);
+		sm_pause(r, -1);
+		run_hook(r, lt, HOOK_UPDATE, s, -1);
+		sm_resume(r);
+		spin_unlock(&t->lock);
+	}
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* inspection                                                                                     */
+
+unsigned int sm_table_count(const struct sm_region *r) { return ld_acq(&r->ntables); }
+const char *sm_table_name(const struct sm_region *r, unsigned int i) { return r->tables[i].name; }
+uint64_t sm_errors(const struct sm_region *r) { return __atomic_load_n(&r->errors, __ATOMIC_RELAXED); }
+const char *sm_last_error(const struct sm_region *r) { return r->last_error; }
+
+int sm_table_info(struct sm_region *r, const char *table, uint32_t *flags, uint32_t *key_size,
+		  uint32_t *value_size, uint64_t *count)
+{
+	struct sm_table_shm *t = find_table(r, table, NULL);
+
+	if (!t)
+		return -ENOENT;
+	*flags = t->flags;
+	*key_size = t->key_size;
+	*value_size = t->value_size;
+	*count = __atomic_load_n(&t->count, __ATOMIC_RELAXED);
+	return 0;
+}
+
+/* The merged view of one slot: base plus replicas (eventual), base plus sub-states' free counts folded
+ * into one pool header (release: nfree = total free, items not concatenated), the value otherwise. */
+static void merged_value(struct sm_region *r, struct sm_table_shm *t, uint8_t *s, void *out)
+{
+	unsigned int i;
+
+	memcpy(out, slot_val(t, s, 0), t->value_size);
+	if (!is_global_write(t))
+		return;
+	for (i = 0; i < SM_MAX_INSTANCES; i++) {
+		if (!ld_acq(&r->active[i]))
+			continue;
+		if (t->flags & SP_EVENTUAL) {
+			uint64_t *o = out, *v = (uint64_t *)slot_val(t, s, 1 + i);
+			uint32_t k;
+
+			for (k = 0; k < t->value_size / 8; k++)
+				o[k] += v[k];
+		} else if (t->value_size >= sizeof(struct sp_pool)) {
+			((struct sp_pool *)out)->nfree += ((struct sp_pool *)slot_val(t, s, 1 + i))->nfree;
+		}
+	}
+}
+
+int sm_table_lookup(struct sm_region *r, const char *table, const void *key, uint32_t key_size,
+		    void *value_out, uint32_t value_size)
+{
+	struct sm_table_shm *t = find_table(r, table, NULL);
+	uint8_t *s;
+
+	if (!t)
+		return -ENOENT;
+	if (key_size != t->key_size || value_size < t->value_size)
+		return -EINVAL;
+	s = slot_find(t, key, key_hash(key, t->key_size));
+	if (!s)
+		return -ENOENT;
+	merged_value(r, t, s, value_out);
+	return 0;
+}
+
+int sm_table_foreach(struct sm_region *r, const char *table,
+		     void (*fn)(const void *key, const void *value, void *ctx), void *ctx)
+{
+	struct sm_table_shm *t = find_table(r, table, NULL);
+	uint8_t *buf;
+	uint64_t i;
+
+	if (!t)
+		return -ENOENT;
+	buf = malloc(t->value_size);
+	if (!buf)
+		return -ENOMEM;
+	for (i = 0; i < t->nslots; i++) {
+		uint8_t *s = slot_at(t, i);
+
+		if (ld_acq(slot_state(s)) != SLOT_FULL)
+			continue;
+		merged_value(r, t, s, buf);
+		fn(slot_key(s), buf, ctx);
+	}
+	free(buf);
+	return 0;
+}

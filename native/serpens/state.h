@@ -1,0 +1,89 @@
+/*
+ * state.h: the Serpens State Manager's shared-memory state (paper Section III-B).
+ *
+ * One region per server holds every NF's tables. serpensd (the DPDK primary) creates it in a memzone;
+ * runtime processes (DPDK secondaries) see it at the same virtual address, so tables and the pointers
+ * inside them are valid in every process. The region outlives every instance: destroy all instances of
+ * an SFC and start a new one, and the new one finds every flow's state where the old ones left it.
+ *
+ * Tables are open-addressing hash tables of fixed-size keys and values, safe for concurrent use by
+ * several instances under the Serpens invariant that one key (flow) is written by one instance at a
+ * time (the router sends a flow to one instance): a slot is claimed with a compare-and-swap, and made
+ * visible to readers with a release store once its key and value are written.
+ *
+ * Global/write tables keep, per key, a base value plus one value per instance slot
+ * (SM_MAX_INSTANCES): the instance's sub-state (release consistency) or replica (eventual). split /
+ * merge / update move state between them while packet processing is paused server-wide — the pause is
+ * between batches (sm_batch_begin / sm_batch_end bracket each batch an instance processes).
+ *
+ * The same code runs on any memory: tests and the NF test driver put a region in ordinary memory.
+ */
+#ifndef SERPENS_STATE_H
+#define SERPENS_STATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SP_NO_FIG8_NAMES
+#include "serpens/nf.h"
+
+#define SM_MAX_TABLES 256
+#define SM_MAX_INSTANCES 16 /* instance slots per server (per region) */
+#define SM_NAME_LEN 64
+
+struct sm_region; /* the shared region (opaque) */
+
+/* Create a region in [mem, mem+size) (zeroed by the caller), or attach to one created there. */
+struct sm_region *sm_region_create(void *mem, size_t size);
+struct sm_region *sm_region_attach(void *mem);
+size_t sm_region_used(const struct sm_region *r);
+
+/* Per-process context: which region, which instance slot this process is (-1: the State Manager
+ * itself, which sees base values), whether create_table may create (deploy) or only attach (run),
+ * and the deployment arguments of the NF whose init is running. */
+void sm_set_region(struct sm_region *r);
+struct sm_region *sm_get_region(void);
+void sm_set_instance(int slot);
+int sm_get_instance(void);
+void sm_set_phase_deploy(bool deploying);      /* true in the State Manager (deploys NFs) */
+void sm_set_nf(const char *nf_name, const char *const *args); /* args: NULL-terminated key,value,... */
+
+/* ALWAYS run an NF's init through this: on deployment (sm_set_phase_deploy(true)) tables are created and
+ * init's state writes land in the base values; in a runtime process (false) create_table attaches and
+ * init's state writes are skipped — deployment already made them (Fig. 9's put_state of the pool must
+ * not reset it when an instance starts). Handlers called afterwards write normally. */
+int sm_nf_init(const struct sp_nf *nf);
+
+/* Instance slots: the Instance Manager claims one for each instance it starts and releases it when the
+ * instance is gone. Claiming splits every global/write table's state for the new instance; releasing
+ * merges the instance's state back (the paper's scale-out / scale-in). */
+int sm_instance_claim(struct sm_region *r);       /* slot index, or -ENOSPC */
+void sm_instance_release(struct sm_region *r, int slot);
+bool sm_instance_active(const struct sm_region *r, int slot);
+
+/* Bracket every batch an instance processes; sm_pause/sm_resume stop all batches server-wide. */
+void sm_batch_begin(struct sm_region *r, int slot);
+void sm_batch_end(struct sm_region *r, int slot);
+uint64_t sm_pause(struct sm_region *r, int self_slot); /* returns the ns it waited for instances */
+void sm_resume(struct sm_region *r);
+
+/* Periodic work of the State Manager: run update() of every table whose timer is due. */
+void sm_run_timers(struct sm_region *r, uint64_t now_us);
+
+/* Inspection for the control plane. */
+unsigned int sm_table_count(const struct sm_region *r);
+const char *sm_table_name(const struct sm_region *r, unsigned int i);
+/* The merged value of key: base + every active replica for eventual tables; for release pools the base
+ * pool with nfree = free resources of base and every sub-state together; the value otherwise. */
+int sm_table_lookup(struct sm_region *r, const char *table, const void *key, uint32_t key_size,
+		    void *value_out, uint32_t value_size);
+int sm_table_info(struct sm_region *r, const char *table, uint32_t *flags, uint32_t *key_size,
+		  uint32_t *value_size, uint64_t *count);
+/* Iterate keys: calls fn(key, merged value, ctx) for every live key. */
+int sm_table_foreach(struct sm_region *r, const char *table,
+		     void (*fn)(const void *key, const void *value, void *ctx), void *ctx);
+uint64_t sm_errors(const struct sm_region *r); /* API misuse counted (e.g. delete_state on global) */
+const char *sm_last_error(const struct sm_region *r);
+
+#endif /* SERPENS_STATE_H */

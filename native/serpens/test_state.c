@@ -1,0 +1,222 @@
+/*
+ * test_state.c: the State Manager's tables on ordinary memory — flag rules, per-flow state, release
+ * pools split/updated/merged across instance slots with no resource handed out twice, eventual counters
+ * folded by update, init re-run in a runtime not resetting deployed state, and clear errors.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "state.h"
+
+static int failures;
+#define CHECK(cond)                                                                       \
+	do {                                                                              \
+		if (!(cond)) {                                                            \
+			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
+			failures++;                                                       \
+		}                                                                         \
+	} while (0)
+
+#define POOL_ITEMS 100u
+static sp_table *pool_t, *cnt_t, *flow_t;
+static const uint32_t cluster = 7;
+
+static int fake_init(void)
+{
+	struct sp_table_opts pool_o = {.key_size = 4, .value_size = SP_POOL_SIZE(POOL_ITEMS), .capacity = 4};
+	struct sp_table_opts cnt_o = {.key_size = 4, .value_size = 16, .capacity = 64};
+	struct sp_table_opts flow_o = {.key_size = sizeof(struct sp_flow), .value_size = 8, .capacity = 8};
+	uint8_t buf[SP_POOL_SIZE(POOL_ITEMS)];
+	struct sp_pool *p = (struct sp_pool *)buf;
+	uint32_t i;
+
+	pool_t = sp_create_table("pool", SP_GLOBAL | SP_WRITE | SP_RELEASE, &pool_o);
+	cnt_t = sp_create_table("hosts", SP_GLOBAL | SP_WRITE | SP_EVENTUAL, &cnt_o);
+	flow_t = sp_create_table("flows", SP_PER_FLOW | SP_WRITE, &flow_o);
+	if (!pool_t || !cnt_t || !flow_t)
+		return -1;
+	p->cap = POOL_ITEMS;
+	p->nfree = POOL_ITEMS;
+	for (i = 0; i < POOL_ITEMS; i++)
+		p->item[i] = 1000 + i;
+	return sp_put_state(pool_t, &cluster, p);
+}
+
+static const struct sp_nf fake = {.name = "fake", .init = fake_init, .handler = NULL};
+
+static void test_flags(void)
+{
+	struct sp_table_opts o = {.key_size = 4, .value_size = 4, .capacity = 4};
+
+	CHECK(sp_create_table("a", SP_PER_FLOW | SP_GLOBAL | SP_READ, &o) == NULL);
+	CHECK(sp_create_table("b", SP_PER_FLOW | SP_READ | SP_WRITE, &o) == NULL);
+	CHECK(sp_create_table("c", SP_PER_FLOW | SP_WRITE | SP_RELEASE, &o) == NULL);
+	CHECK(sp_create_table("d", SP_GLOBAL | SP_WRITE, &o) == NULL);
+	CHECK(sp_create_table("e", SP_GLOBAL | SP_WRITE | SP_RELEASE | SP_EVENTUAL, &o) == NULL);
+	CHECK(sp_create_table("f", SP_GLOBAL | SP_READ | SP_EVENTUAL, &o) == NULL);
+	CHECK(sp_create_table("g", SP_PER_FLOW | SP_READ, &o) != NULL);
+	CHECK(sp_create_table("h", SP_GLOBAL | SP_READ, &o) != NULL);
+	CHECK(strstr(sm_last_error(sm_get_region()), "not a combination") == NULL ||
+	      sm_errors(sm_get_region()) >= 6);
+}
+
+static uint32_t take_all(int slot, uint32_t *out, uint32_t max)
+{
+	struct sp_pool *p;
+	uint32_t n = 0, v;
+
+	sm_set_instance(slot);
+	p = sp_get_state(pool_t, &cluster);
+	while (p && n < max && sp_pool_take(p, &v) == 0)
+		out[n++] = v;
+	return n;
+}
+
+static void test_release_pool(struct sm_region *r)
+{
+	uint32_t seen[POOL_ITEMS * 2], n = 0, i, j, a, b;
+	struct sp_pool *pa, *pb;
+	uint8_t merged[SP_POOL_SIZE(POOL_ITEMS)];
+
+	a = (uint32_t)sm_instance_claim(r);
+	sm_set_instance((int)a);
+	pa = sp_get_state(pool_t, &cluster);
+	CHECK(pa && pa->nfree == POOL_ITEMS); /* the first instance gets the whole pool */
+	b = (uint32_t)sm_instance_claim(r);
+	sm_set_instance((int)b);
+	pb = sp_get_state(pool_t, &cluster);
+	CHECK(pb && pa->nfree == POOL_ITEMS / 2 && pb->nfree == POOL_ITEMS / 2); /* split in two */
+
+	/* instance a exhausts its sub-pool, triggers, gets half of what b has left */
+	sm_batch_begin(r, (int)a);
+	n += take_all((int)a, seen + n, POOL_ITEMS);
+	CHECK(n == POOL_ITEMS / 2);
+	sm_set_instance((int)b);
+	n += take_all((int)b, seen + n, 10);
+	sm_set_instance((int)a);
+	CHECK(sp_trigger(pool_t, &cluster) == 0);
+	sm_batch_end(r, (int)a);
+	CHECK(pa->nfree == 20 && pb->nfree == 20);
+	n += take_all((int)a, seen + n, POOL_ITEMS);
+	n += take_all((int)b, seen + n, POOL_ITEMS);
+	CHECK(n == POOL_ITEMS);
+	for (i = 0; i < n; i++)
+		for (j = i + 1; j < n; j++)
+			CHECK(seen[i] != seen[j]); /* no resource handed out twice */
+
+	/* give some back to b, scale in b: its free resources go to a */
+	sm_set_instance((int)b);
+	CHECK(sp_pool_give(pb, seen[0]) == 0 && sp_pool_give(pb, seen[1]) == 0);
+	sm_instance_release(r, (int)b);
+	CHECK(pa->nfree == 2);
+	CHECK(sm_table_lookup(r, "fake/pool", &cluster, 4, merged, sizeof(merged)) == 0);
+	CHECK(((struct sp_pool *)merged)->nfree == 2);
+	/* scale to zero: everything returns to the base, and a new instance gets it all */
+	sm_instance_release(r, (int)a);
+	a = (uint32_t)sm_instance_claim(r);
+	sm_set_instance((int)a);
+	pa = sp_get_state(pool_t, &cluster);
+	CHECK(pa && pa->nfree == 2);
+	sm_instance_release(r, (int)a);
+}
+
+static void test_eventual_counters(struct sm_region *r)
+{
+	uint32_t host = 0x10000001;
+	uint64_t one[2] = {1, 64}, merged[2];
+	int a = sm_instance_claim(r), b = sm_instance_claim(r), i;
+
+	for (i = 0; i < 5; i++) {
+		uint64_t *v;
+
+		sm_set_instance(a);
+		if (!(v = sp_get_state(cnt_t, &host))) {
+			CHECK(sp_put_state(cnt_t, &host, one) == 0);
+		} else {
+			v[0] += 1;
+			v[1] += 64;
+		}
+		sm_set_instance(b);
+		v = sp_get_state(cnt_t, &host);
+		if (!v)
+			CHECK(sp_put_state(cnt_t, &host, one) == 0);
+		else {
+			v[0] += 1;
+			v[1] += 64;
+		}
+	}
+	CHECK(sm_table_lookup(r, "fake/hosts", &host, 4, merged, sizeof(merged)) == 0);
+	CHECK(merged[0] == 10 && merged[1] == 640);
+	sm_set_instance(-1);
+	CHECK(sp_timer(cnt_t, NULL, 1000) == 0);
+	sm_run_timers(r, 5000); /* update: replicas folded into the base */
+	CHECK(sm_table_lookup(r, "fake/hosts", &host, 4, merged, sizeof(merged)) == 0);
+	CHECK(merged[0] == 10 && merged[1] == 640);
+	sm_set_instance(a);
+	CHECK(((uint64_t *)sp_get_state(cnt_t, &host))[0] == 0);
+	sm_instance_release(r, a);
+	sm_instance_release(r, b);
+	CHECK(sm_table_lookup(r, "fake/hosts", &host, 4, merged, sizeof(merged)) == 0);
+	CHECK(merged[0] == 10);
+}
+
+static void test_per_flow_and_errors(struct sm_region *r)
+{
+	struct sp_flow f = {.src_ip = 1, .dst_ip = 2, .src_port = 3, .dst_port = 4, .proto = 17};
+	uint64_t v = 42, *got;
+	uint64_t errs = sm_errors(r);
+	int a = sm_instance_claim(r);
+
+	sm_set_instance(a);
+	CHECK(sp_get_state(flow_t, &f) == NULL);
+	CHECK(sp_put_state(flow_t, &f, &v) == 0);
+	got = sp_get_state(flow_t, &f);
+	CHECK(got && *got == 42);
+	CHECK(sp_delete_state(flow_t, &f) == 0);
+	CHECK(sp_get_state(flow_t, &f) == NULL);
+	CHECK(sp_delete_state(pool_t, &cluster) == -EPERM);
+	CHECK(sm_errors(r) == errs + 1 && strstr(sm_last_error(r), "delete_state on global table") != NULL);
+	for (v = 0; v < 1000 && sp_put_state(flow_t, &v, &v) == 0; v++) /* key bytes: first 8 of a flow */
+		;
+	CHECK(v < 1000); /* a full table says so instead of growing */
+	sm_instance_release(r, a);
+}
+
+int main(void)
+{
+	size_t size = 64u << 20;
+	void *mem = calloc(1, size);
+	struct sm_region *r = sm_region_create(mem, size);
+	int slot;
+
+	CHECK(r != NULL);
+	sm_set_region(r);
+	sm_set_nf("fake", NULL);
+	sm_set_phase_deploy(true);
+	test_flags();
+	CHECK(sm_nf_init(&fake) == 0);
+
+	/* a runtime process runs init again: tables attach and the pool is not reset */
+	sm_set_phase_deploy(false);
+	slot = sm_instance_claim(r);
+	sm_set_instance(slot);
+	CHECK(sm_nf_init(&fake) == 0);
+	CHECK(((struct sp_pool *)sp_get_state(pool_t, &cluster))->nfree == POOL_ITEMS);
+	sm_instance_release(r, slot);
+	{
+		struct sp_table_opts o = {.key_size = 4, .value_size = 4, .capacity = 4};
+		CHECK(sp_create_table("never-deployed", SP_GLOBAL | SP_READ, &o) == NULL);
+	}
+
+	test_release_pool(r);
+	test_eventual_counters(r);
+	test_per_flow_and_errors(r);
+	free(mem);
+	if (failures)
+		fprintf(stderr, "test_state: %d check(s) failed\n", failures);
+	else
+		printf("test_state: all checks passed\n");
+	return failures ? 1 : 0;
+}
