@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <time.h>
 
 #define SM_MAGIC 0x5345525053544154ull /* "SERPSTAT" */
@@ -107,7 +108,7 @@ static uint32_t round8(uint32_t v) { return (v + 7u) & ~7u; }
 
 static uint64_t pow2_at_least(uint64_t v)
 {
-	uint64_t p = 16;
+	uint64_t p = 2;
 
 	while (p < v)
 		p <<= 1;
@@ -447,6 +448,8 @@ uint64_t sm_pause(struct sm_region *r, int self_slot)
 		cpu_relax();
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	for (i = 0; i < SM_MAX_INSTANCES; i++) {
+		unsigned int spins = 0;
+
 		if ((int)i == self_slot)
 			continue;
 		while (__atomic_load_n(&r->busy[i], __ATOMIC_SEQ_CST)) {
@@ -454,6 +457,8 @@ uint64_t sm_pause(struct sm_region *r, int self_slot)
 				sm_error("pause: instance slot %u stayed inside a batch for 1 s (hung or dead?)", i);
 				break;
 			}
+			if (++spins > 1000)
+				sched_yield(); /* the instance may share this core: let it finish its batch */
 			cpu_relax();
 		}
 	}

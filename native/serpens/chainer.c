@@ -1,0 +1,161 @@
+/*
+ * chainer.c: the label-array Chainer (see chainer.h) and NF loading with dlopen.
+ *
+ * NF objects are opened with RTLD_NOW | RTLD_LOCAL: every sp_* call resolves at load time to the
+ * process's implementation (exported by the executable), and two deployments of one NF never share
+ * globals because serpensd gives every deployment its own copy of the object file (serpensd.c).
+ * The shared-memory loader of the reusable-runtime issue replaces dlopen here.
+ */
+#include "chainer.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <rte_mbuf.h>
+
+#define MAX_ARGS 64
+
+const char *const *chainer_args(const struct sp_nf_desc *d)
+{
+	static const char *argv[2 * MAX_ARGS + 2];
+	const char *p = d->args, *end = d->args + d->args_len;
+	unsigned int n = 0;
+
+	while (p < end && *p && n < 2 * MAX_ARGS) {
+		argv[n++] = p;
+		p += strlen(p) + 1;
+	}
+	argv[n] = NULL;
+	argv[n + 1] = NULL;
+	return argv;
+}
+
+const struct sp_nf *chainer_load_nf(void **dl, const struct sp_nf_desc *d, char *err, size_t errlen)
+{
+	const struct sp_nf *nf;
+	int rc;
+
+	*dl = dlopen(d->path, RTLD_NOW | RTLD_LOCAL);
+	if (!*dl) {
+		snprintf(err, errlen, "NF %s: cannot load %s: %s", d->name, d->path, dlerror());
+		return NULL;
+	}
+	nf = dlsym(*dl, "serpens_nf");
+	if (!nf || !nf->handler) {
+		snprintf(err, errlen, "NF %s: %s is not an NF (no serpens_nf descriptor defined with SP_NF)",
+			 d->name, d->path);
+		dlclose(*dl);
+		*dl = NULL;
+		return NULL;
+	}
+	sm_set_nf(d->name, chainer_args(d));
+	rc = sm_nf_init(nf);
+	if (rc != 0) {
+		struct sm_region *r = sm_get_region();
+
+		snprintf(err, errlen, "NF %s: init failed (%d)%s%s", d->name, rc, r ? ": " : "",
+			 r ? sm_last_error(r) : "");
+		return NULL; /* keep it loaded: its tables may exist; the caller refuses the NF */
+	}
+	return nf;
+}
+
+int chainer_load(struct chainer *c, const struct sp_ctl *ctl, uint32_t sfc, char *err, size_t errlen)
+{
+	const struct sp_sfc_desc *s = &ctl->sfcs[sfc];
+	unsigned int i;
+
+	memset(c, 0, sizeof(*c));
+	c->sfc = sfc;
+	c->npos = s->npos;
+	memcpy(c->pos, s->pos, sizeof(c->pos));
+	for (i = 0; i < c->npos; i++) {
+		unsigned int k = c->pos[i].nf;
+
+		if (!c->loaded[k]) {
+			c->loaded[k] = chainer_load_nf(&c->dl[k], &ctl->nfs[k], err, errlen);
+			if (!c->loaded[k])
+				return -1;
+		}
+		c->nf[i] = c->loaded[k];
+	}
+	for (i = 0; i < c->npos; i++) {
+		char sym[SP_NAME_LEN + 32];
+		const sp_selector_fn *fp;
+
+		if (!c->pos[i].selector[0])
+			continue;
+		snprintf(sym, sizeof(sym), "serpens_selector_%s", c->pos[i].selector);
+		fp = dlsym(c->dl[c->pos[i].nf], sym);
+		if (!fp || !*fp) {
+			snprintf(err, errlen, "SFC %s: NF %s has no selector '%s'", s->name,
+				 ctl->nfs[c->pos[i].nf].name, c->pos[i].selector);
+			return -1;
+		}
+		c->sel[i] = *fp;
+	}
+	return 0;
+}
+
+/* sp_pkt_resize for NFs running on DPDK buffers. */
+int sp_pkt_resize(struct sp_pkt *pkt, int delta)
+{
+	struct rte_mbuf *m = pkt->buf;
+
+	if (delta > 0) {
+		if (!rte_pktmbuf_append(m, (uint16_t)delta))
+			return -ENOSPC;
+	} else if (delta < 0) {
+		if (rte_pktmbuf_trim(m, (uint16_t)-delta) != 0)
+			return -EINVAL;
+	}
+	pkt->data = rte_pktmbuf_mtod(m, uint8_t *);
+	pkt->len = rte_pktmbuf_data_len(m);
+	return 0;
+}
+
+unsigned int chainer_run(struct chainer *c, struct rte_mbuf **m, unsigned int n, struct rte_mbuf **out,
+			 uint64_t *drops)
+{
+	uint8_t label[n];
+	struct sp_pkt pkt;
+	unsigned int i, p, nout = 0;
+
+	memset(label, 0, n);
+	pkt.sfc = c->sfc;
+	for (p = 0; p < c->npos; p++) {
+		const struct sp_pos *pos = &c->pos[p];
+		int (*handler)(struct sp_pkt *) = c->nf[p]->handler;
+		sp_selector_fn sel = c->sel[p];
+
+		for (i = 0; i < n; i++) {
+			int v, b;
+
+			if (label[i] != p)
+				continue;
+			pkt.buf = m[i];
+			pkt.data = rte_pktmbuf_mtod(m[i], uint8_t *);
+			pkt.len = rte_pktmbuf_data_len(m[i]);
+			v = handler(&pkt);
+			if (v < 0) {
+				label[i] = SP_LABEL_DROP;
+			} else if (sel) {
+				b = sel(v);
+				label[i] = (b < 0 || b >= pos->nbranch) ? SP_LABEL_DROP : pos->next[b];
+			} else {
+				label[i] = pos->next_pass;
+			}
+		}
+	}
+	for (i = 0; i < n; i++) {
+		if (label[i] == SP_LABEL_DROP) {
+			rte_pktmbuf_free(m[i]);
+			(*drops)++;
+		} else {
+			out[nout++] = m[i];
+		}
+	}
+	return nout;
+}

@@ -1,0 +1,43 @@
+/*
+ * chainer.h: runs a whole SFC inside one instance as sequential function calls over a batch
+ * (paper Section III-C). A label array per batch says which position of the SFC's label graph each
+ * packet goes to next; the Chainer calls every position once per batch, on the packets labelled for it,
+ * so a dynamic SFC (Fig. 6b: FW sends suspicious packets to IDS, the rest to MON) costs no queues.
+ */
+#ifndef SERPENS_CHAINER_H
+#define SERPENS_CHAINER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <rte_mbuf.h>
+
+#include "ctl.h"
+
+struct chainer {
+	unsigned int npos;
+	struct sp_pos pos[SP_MAX_POS];
+	const struct sp_nf *nf[SP_MAX_POS];      /* per position */
+	sp_selector_fn sel[SP_MAX_POS];          /* per position, NULL when next_pass applies */
+	void *dl[SP_MAX_NFS];                    /* per deployed NF index: dlopen handle */
+	const struct sp_nf *loaded[SP_MAX_NFS];
+	uint32_t sfc;
+};
+
+/* Load the NFs of SFC `sfc` (dlopen each deployed object once, run its init in the current state
+ * phase through sm_nf_init) and resolve selectors. 0, or -1 with a message in err. */
+int chainer_load(struct chainer *c, const struct sp_ctl *ctl, uint32_t sfc, char *err, size_t errlen);
+
+/* Load one deployed NF (by index into ctl->nfs) and run its init; used by serpensd on deployment. */
+const struct sp_nf *chainer_load_nf(void **dl, const struct sp_nf_desc *d, char *err, size_t errlen);
+
+/* Process n packets; packets that leave the SFC are written to out (returned count); dropped packets
+ * are freed and counted in *drops. */
+unsigned int chainer_run(struct chainer *c, struct rte_mbuf **m, unsigned int n, struct rte_mbuf **out,
+			 uint64_t *drops);
+
+/* Deployment arguments "k\0v\0...\0\0" as the NULL-terminated array sm_set_nf wants (static storage,
+ * valid until the next call). */
+const char *const *chainer_args(const struct sp_nf_desc *d);
+
+#endif

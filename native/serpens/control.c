@@ -1,0 +1,917 @@
+/*
+ * control.c: serpensd's control thread — deployment of NFs and SFCs (the NF Manager and the State
+ * Manager's side of init), the Instance Manager (start/stop runtime processes, keep-warm, restart of
+ * crashed instances, start on demand), and the JSON-lines control socket (docs/serpens-control.md).
+ *
+ * It runs as a DPDK control thread (off the data-plane core). It changes what the data plane sees only
+ * by publishing a new routing table (one atomic pointer store) and waiting for a grace period before
+ * freeing the old one or reusing an instance slot.
+ */
+#include <arpa/inet.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <rte_cycles.h>
+#include <rte_eal.h>
+#include <rte_ethdev.h>
+#include <rte_lcore.h>
+#include <rte_mbuf.h>
+
+#include "chainer.h"
+#include "serpensd.h"
+
+#define READY_TIMEOUT_NS (15ull * 1000000000ull)
+#define STOP_TIMEOUT_NS (3ull * 1000000000ull)
+#define LINE_MAX_BYTES (1 << 20)
+
+static struct serpensd *D;
+static int listen_fd = -1;
+static pthread_t thread;
+static void *nf_dl[SP_MAX_NFS];
+static char nf_dir[PATH_MAX];
+static uint64_t crashes[SP_MAX_SFCS];
+static char crash_msg[SP_MAX_SFCS][160];
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void sleep_us(unsigned int us)
+{
+	struct timespec ts = {.tv_sec = us / 1000000, .tv_nsec = (long)(us % 1000000) * 1000};
+
+	nanosleep(&ts, NULL);
+}
+
+static json_t *fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static json_t *fail(const char *fmt, ...)
+{
+	char buf[768];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	return json_pack("{s:b, s:s}", "ok", 0, "error", buf);
+}
+
+static json_t *ok(void) { return json_pack("{s:b}", "ok", 1); }
+
+/* ---------------------------------------------------------------------------------------------- */
+/* routing                                                                                         */
+
+static void grace_period(void)
+{
+	uint64_t e = __atomic_load_n(&D->dp_epoch, __ATOMIC_ACQUIRE), t0 = mono_ns();
+
+	if (!__atomic_load_n(&D->dp_running, __ATOMIC_ACQUIRE))
+		return; /* no data plane reading the table (start-up, shut-down) */
+	while (__atomic_load_n(&D->dp_epoch, __ATOMIC_ACQUIRE) < e + 2 && mono_ns() - t0 < 1000000000ull)
+		sleep_us(20);
+}
+
+void control_publish_routes(struct serpensd *d)
+{
+	struct route_table *rt = calloc(1, sizeof(*rt)), *old;
+	unsigned int s, i, b, n;
+	int slots[SM_MAX_INSTANCES];
+
+	if (!rt)
+		return;
+	for (s = 0; s < SP_MAX_SFCS; s++) {
+		if (!d->ctl->sfcs[s].used)
+			continue;
+		rt->sfc_id[rt->nsfc] = s;
+		rt->match[rt->nsfc] = d->ctl->sfcs[s].match;
+		for (i = 0, n = 0; i < SM_MAX_INSTANCES; i++)
+			if (d->ctl->inst[i].state == INST_READY && d->ctl->inst[i].sfc == (int32_t)s)
+				slots[n++] = (int)i;
+		for (b = 0; b < RT_BUCKETS; b++)
+			rt->bucket[rt->nsfc][b] = (int8_t)(n ? slots[b % n] : -1);
+		rt->ninst[rt->nsfc] = (uint8_t)n;
+		rt->nsfc++;
+	}
+	old = __atomic_exchange_n(&d->route, rt, __ATOMIC_ACQ_REL);
+	grace_period();
+	free(old);
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* deployment                                                                                      */
+
+static int find_nf(const char *name)
+{
+	int i;
+
+	for (i = 0; i < SP_MAX_NFS; i++)
+		if (D->ctl->nfs[i].used && strcmp(D->ctl->nfs[i].name, name) == 0)
+			return i;
+	return -1;
+}
+
+static int find_sfc(const char *name)
+{
+	int i;
+
+	for (i = 0; i < SP_MAX_SFCS; i++)
+		if (D->ctl->sfcs[i].used && strcmp(D->ctl->sfcs[i].name, name) == 0)
+			return i;
+	return -1;
+}
+
+static int copy_file(const char *from, const char *to, char *err, size_t errlen)
+{
+	char buf[65536];
+	ssize_t n;
+	int in = open(from, O_RDONLY), out;
+
+	if (in < 0) {
+		snprintf(err, errlen, "cannot open %s: %s", from, strerror(errno));
+		return -1;
+	}
+	out = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0755);
+	if (out < 0) {
+		snprintf(err, errlen, "cannot create %s: %s", to, strerror(errno));
+		close(in);
+		return -1;
+	}
+	while ((n = read(in, buf, sizeof(buf))) > 0)
+		if (write(out, buf, (size_t)n) != n) {
+			n = -1;
+			break;
+		}
+	close(in);
+	close(out);
+	if (n < 0) {
+		snprintf(err, errlen, "cannot copy %s to %s", from, to);
+		return -1;
+	}
+	return 0;
+}
+
+static json_t *deploy_nf(json_t *req)
+{
+	const char *name = json_string_value(json_object_get(req, "name"));
+	const char *path = json_string_value(json_object_get(req, "path"));
+	json_t *args = json_object_get(req, "args"), *v, *tables;
+	struct sp_nf_desc *d = NULL;
+	const char *key;
+	char err[600];
+	unsigned int before;
+	int i, slot = -1;
+	size_t off = 0;
+
+	if (!name || !*name || strlen(name) >= SP_NAME_LEN || strchr(name, '/') || !path)
+		return fail("deploy_nf: 'name' (no '/', < %d chars) and 'path' are required", SP_NAME_LEN);
+	if (find_nf(name) >= 0)
+		return fail("deploy_nf: an NF named '%s' is already deployed", name);
+	for (i = 0; i < SP_MAX_NFS && slot < 0; i++)
+		if (!D->ctl->nfs[i].used)
+			slot = i;
+	if (slot < 0)
+		return fail("deploy_nf: %d NFs deployed already", SP_MAX_NFS);
+	d = &D->ctl->nfs[slot];
+	memset(d, 0, sizeof(*d));
+	snprintf(d->name, sizeof(d->name), "%s", name);
+	/* every deployment gets its own copy: two deployments of one object never share globals */
+	if ((size_t)snprintf(d->path, sizeof(d->path), "%s/%s.so", nf_dir, name) >= sizeof(d->path) ||
+	    copy_file(path, d->path, err, sizeof(err)) != 0)
+		return fail("deploy_nf %s: %s", name, err);
+	if (args && !json_is_object(args))
+		return fail("deploy_nf %s: 'args' must be an object of strings", name);
+	json_object_foreach(args, key, v) {
+		char num[64];
+		const char *val = json_is_string(v) ? json_string_value(v) : NULL;
+		size_t kl = strlen(key) + 1, vl;
+
+		if (!val && json_is_number(v)) {
+			snprintf(num, sizeof(num), "%.17g", json_number_value(v));
+			val = num;
+		}
+		if (!val)
+			return fail("deploy_nf %s: argument '%s' must be a string or a number", name, key);
+		vl = strlen(val) + 1;
+		if (off + kl + vl + 1 > sizeof(d->args))
+			return fail("deploy_nf %s: arguments longer than %zu bytes", name, sizeof(d->args));
+		memcpy(d->args + off, key, kl);
+		memcpy(d->args + off + kl, val, vl);
+		off += kl + vl;
+	}
+	d->args[off] = '\0';
+	d->args_len = (uint32_t)off;
+	sm_set_phase_deploy(true);
+	sm_set_instance(-1);
+	before = sm_table_count(D->state);
+	if (!chainer_load_nf(&nf_dl[slot], d, err, sizeof(err))) {
+		unlink(d->path);
+		return fail("deploy_nf: %s", err);
+	}
+	d->used = 1;
+	tables = json_array();
+	for (i = (int)before; i < (int)sm_table_count(D->state); i++)
+		json_array_append_new(tables, json_string(sm_table_name(D->state, (unsigned int)i)));
+	return json_pack("{s:b, s:o}", "ok", 1, "tables", tables);
+}
+
+static int parse_prefix(const char *s, uint32_t *net, uint32_t *mask)
+{
+	char buf[64], *slash;
+	struct in_addr a;
+	long len = 32;
+
+	snprintf(buf, sizeof(buf), "%s", s);
+	slash = strchr(buf, '/');
+	if (slash) {
+		*slash = '\0';
+		len = strtol(slash + 1, NULL, 10);
+	}
+	if (inet_pton(AF_INET, buf, &a) != 1 || len < 0 || len > 32)
+		return -1;
+	*mask = len ? htonl(~0u << (32 - len)) : 0;
+	*net = a.s_addr & *mask;
+	return 0;
+}
+
+/* Flatten a graph element into positions; returns -1 with err set. `tails` collects the positions whose
+ * next must point at whatever comes after this element (aggregate). */
+struct flat {
+	struct sp_sfc_desc *s;
+	char *err;
+	size_t errlen;
+	int tails[SP_MAX_POS];
+	int ntails;
+};
+
+static int add_nf_pos(struct flat *f, const char *nf)
+{
+	int k = find_nf(nf), p, i;
+
+	if (k < 0) {
+		snprintf(f->err, f->errlen, "SFC %s names NF '%s', which is not deployed", f->s->name, nf);
+		return -1;
+	}
+	if (f->s->npos >= SP_MAX_POS) {
+		snprintf(f->err, f->errlen, "SFC %s: more than %d NFs", f->s->name, SP_MAX_POS);
+		return -1;
+	}
+	p = (int)f->s->npos++;
+	f->s->pos[p].nf = (uint16_t)k;
+	f->s->pos[p].next_pass = SP_LABEL_END;
+	for (i = 0; i < f->ntails; i++)
+		f->s->pos[f->tails[i]].next_pass = (uint8_t)p;
+	f->ntails = 1;
+	f->tails[0] = p;
+	return p;
+}
+
+static int flatten(struct flat *f, json_t *graph);
+
+static int add_distribute(struct flat *f, json_t *el)
+{
+	json_t *branches = json_object_get(el, "distribute"), *b;
+	const char *sel = json_string_value(json_object_get(el, "selector")), *dot;
+	int up, tails[SP_MAX_POS], nt = 0, i, start;
+	size_t bi;
+
+	if (!json_is_array(branches) || json_array_size(branches) == 0 ||
+	    json_array_size(branches) > SP_MAX_BRANCH || !sel) {
+		snprintf(f->err, f->errlen, "SFC %s: distribute needs 1..%d branches and a selector \"nf.name\"",
+			 f->s->name, SP_MAX_BRANCH);
+		return -1;
+	}
+	if (f->ntails != 1) {
+		snprintf(f->err, f->errlen, "SFC %s: distribute must follow exactly one NF (its verdict selects)",
+			 f->s->name);
+		return -1;
+	}
+	up = f->tails[0];
+	dot = strchr(sel, '.');
+	if (!dot || (size_t)(dot - sel) != strlen(D->ctl->nfs[f->s->pos[up].nf].name) ||
+	    strncmp(sel, D->ctl->nfs[f->s->pos[up].nf].name, (size_t)(dot - sel)) != 0) {
+		snprintf(f->err, f->errlen, "SFC %s: selector '%s' must belong to the NF before the distribute "
+			 "('%s.<selector>')", f->s->name, sel, D->ctl->nfs[f->s->pos[up].nf].name);
+		return -1;
+	}
+	snprintf(f->s->pos[up].selector, sizeof(f->s->pos[up].selector), "%s", dot + 1);
+	f->s->pos[up].nbranch = (uint8_t)json_array_size(branches);
+	json_array_foreach(branches, bi, b) {
+		start = (int)f->s->npos;
+		f->ntails = 0;
+		if (json_is_string(b)) {
+			if (add_nf_pos(f, json_string_value(b)) < 0)
+				return -1;
+		} else if (json_is_array(b) && json_array_size(b) > 0) {
+			if (flatten(f, b) < 0)
+				return -1;
+		} else {
+			snprintf(f->err, f->errlen, "SFC %s: a branch is an NF name or a list of them", f->s->name);
+			return -1;
+		}
+		f->s->pos[up].next[bi] = (uint8_t)start;
+		for (i = 0; i < f->ntails; i++)
+			tails[nt++] = f->tails[i];
+	}
+	f->s->pos[up].next_pass = SP_LABEL_DROP; /* with a selector, next[] decides */
+	memcpy(f->tails, tails, sizeof(int) * (size_t)nt);
+	f->ntails = nt; /* aggregate: all branch ends lead to what follows */
+	return 0;
+}
+
+static int flatten(struct flat *f, json_t *graph)
+{
+	json_t *el;
+	size_t i;
+
+	json_array_foreach(graph, i, el) {
+		if (json_is_string(el)) {
+			if (add_nf_pos(f, json_string_value(el)) < 0)
+				return -1;
+		} else if (json_is_object(el) && json_object_get(el, "distribute")) {
+			if (add_distribute(f, el) < 0)
+				return -1;
+		} else if (json_is_object(el) && json_object_get(el, "aggregate")) {
+			continue; /* branches aggregate implicitly into the next element */
+		} else {
+			snprintf(f->err, f->errlen, "SFC %s: graph element %zu is neither an NF name nor a "
+				 "distribute", f->s->name, i);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int selectors_exist(struct sp_sfc_desc *s, char *err, size_t errlen)
+{
+	unsigned int i;
+
+	for (i = 0; i < s->npos; i++) {
+		char sym[SP_NAME_LEN + 32];
+		const sp_selector_fn *fp;
+
+		if (!s->pos[i].selector[0])
+			continue;
+		snprintf(sym, sizeof(sym), "serpens_selector_%s", s->pos[i].selector);
+		fp = nf_dl[s->pos[i].nf] ? dlsym(nf_dl[s->pos[i].nf], sym) : NULL;
+		if (!fp || !*fp) {
+			snprintf(err, errlen, "SFC %s: NF %s defines no selector '%s' (SP_SELECTOR)", s->name,
+				 D->ctl->nfs[s->pos[i].nf].name, s->pos[i].selector);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static json_t *deploy_sfc(json_t *req)
+{
+	const char *name = json_string_value(json_object_get(req, "name"));
+	json_t *graph = json_object_get(req, "graph"), *match = json_object_get(req, "match"), *v;
+	struct sp_sfc_desc tmp;
+	struct flat f;
+	char err[512];
+	int i, slot = -1;
+
+	if (!name || !*name || strlen(name) >= SP_NAME_LEN)
+		return fail("deploy_sfc: 'name' is required (< %d chars)", SP_NAME_LEN);
+	if (find_sfc(name) >= 0)
+		return fail("deploy_sfc: an SFC named '%s' exists already", name);
+	if (!json_is_array(graph) || json_array_size(graph) == 0)
+		return fail("deploy_sfc %s: 'graph' must be a non-empty list", name);
+	memset(&tmp, 0, sizeof(tmp));
+	snprintf(tmp.name, sizeof(tmp.name), "%s", name);
+	if (match && !json_is_object(match))
+		return fail("deploy_sfc %s: 'match' must be an object", name);
+	if ((v = json_object_get(match, "dst")) &&
+	    (!json_is_string(v) || parse_prefix(json_string_value(v), &tmp.match.dst, &tmp.match.dst_mask)))
+		return fail("deploy_sfc %s: match.dst must be an IPv4 prefix like 48.0.0.0/8", name);
+	if ((v = json_object_get(match, "src")) &&
+	    (!json_is_string(v) || parse_prefix(json_string_value(v), &tmp.match.src, &tmp.match.src_mask)))
+		return fail("deploy_sfc %s: match.src must be an IPv4 prefix", name);
+	if ((v = json_object_get(match, "proto")))
+		tmp.match.proto = (uint8_t)json_integer_value(v);
+	if ((v = json_object_get(match, "dport")))
+		tmp.match.dport = htons((uint16_t)json_integer_value(v));
+	f = (struct flat){.s = &tmp, .err = err, .errlen = sizeof(err)};
+	if (flatten(&f, graph) != 0 || selectors_exist(&tmp, err, sizeof(err)) != 0)
+		return fail("deploy_sfc: %s", err);
+	for (i = 0; i < SP_MAX_SFCS && slot < 0; i++)
+		if (!D->ctl->sfcs[i].used)
+			slot = i;
+	if (slot < 0)
+		return fail("deploy_sfc: %d SFCs deployed already", SP_MAX_SFCS);
+	tmp.used = 1;
+	D->ctl->sfcs[slot] = tmp;
+	control_publish_routes(D);
+	return json_pack("{s:b, s:i}", "ok", 1, "sfc", slot);
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Instance Manager                                                                                */
+
+static void drain_ring(struct rte_ring *r)
+{
+	void *m;
+
+	while (rte_ring_sc_dequeue(r, &m) == 0)
+		rte_pktmbuf_free(m);
+}
+
+static const char *file_prefix(void)
+{
+	const char *dir = rte_eal_get_runtime_dir(), *slash = strrchr(dir, '/');
+
+	return slash ? slash + 1 : dir;
+}
+
+static json_t *start_instance(int sfc)
+{
+	struct sp_instance *in;
+	char lcore[16], slot_s[16], prefix_arg[PATH_MAX];
+	uint64_t t0 = mono_ns();
+	int slot, status;
+	pid_t pid;
+
+	if (sfc < 0 || sfc >= SP_MAX_SFCS || !D->ctl->sfcs[sfc].used)
+		return fail("start_instance: no such SFC");
+	slot = sm_instance_claim(D->state); /* splits global/write state for it */
+	if (slot < 0)
+		return fail("start_instance %s: all %d instance slots are in use", D->ctl->sfcs[sfc].name,
+			    SM_MAX_INSTANCES);
+	in = &D->ctl->inst[slot];
+	drain_ring(D->rx[slot]);
+	drain_ring(D->tx[slot]);
+	memset(&in->pkts_in, 0, offsetof(struct sp_instance, rx_ring) - offsetof(struct sp_instance, pkts_in));
+	in->sfc = sfc;
+	in->doorbell = in->sleeping = in->done = in->stop = 0;
+	in->error[0] = '\0';
+	in->exit_status = 0;
+	__atomic_store_n(&in->state, INST_STARTING, __ATOMIC_RELEASE);
+	snprintf(lcore, sizeof(lcore), "%u", D->instance_lcore);
+	snprintf(slot_s, sizeof(slot_s), "%d", slot);
+	snprintf(prefix_arg, sizeof(prefix_arg), "%s", file_prefix());
+	pid = fork();
+	if (pid == 0) {
+		char *argv[] = {(char *)D->runtime_path, "-l", lcore, "--proc-type=secondary", "--file-prefix",
+				prefix_arg, "--no-pci", "--no-telemetry", "--log-level=*:warning", "--", "-s",
+				slot_s, NULL};
+
+		execv(D->runtime_path, argv);
+		fprintf(stderr, "serpensd: cannot exec %s: %s\n", D->runtime_path, strerror(errno));
+		_exit(127);
+	}
+	if (pid < 0) {
+		in->state = INST_FREE;
+		sm_instance_release(D->state, slot);
+		return fail("start_instance: fork failed: %s", strerror(errno));
+	}
+	D->pid[slot] = pid;
+	in->pid = pid;
+	while (__atomic_load_n(&in->state, __ATOMIC_ACQUIRE) == INST_STARTING) {
+		if (waitpid(pid, &status, WNOHANG) == pid) {
+			in->exit_status = status;
+			in->state = INST_DEAD;
+			break;
+		}
+		if (mono_ns() - t0 > READY_TIMEOUT_NS) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			snprintf(in->error, sizeof(in->error), "did not become ready within %llu s",
+				 READY_TIMEOUT_NS / 1000000000ull);
+			in->state = INST_DEAD;
+			break;
+		}
+		sleep_us(20);
+	}
+	if (in->state != INST_READY) {
+		char why[300];
+
+		snprintf(why, sizeof(why), "%s", in->error[0] ? in->error : "the runtime exited");
+		if (waitpid(pid, &status, 0) == pid)
+			in->exit_status = status;
+		in->state = INST_FREE;
+		D->pid[slot] = 0;
+		sm_instance_release(D->state, slot);
+		return fail("start_instance %s: %s", D->ctl->sfcs[sfc].name, why);
+	}
+	D->startup_ns[slot] = mono_ns() - t0;
+	in->last_pkt_tsc = rte_rdtsc();
+	control_publish_routes(D);
+	return json_pack("{s:b, s:i, s:i, s:f}", "ok", 1, "instance", slot, "pid", (int)pid, "startup_us",
+			 (double)D->startup_ns[slot] / 1e3);
+}
+
+/* Take a slot out of service: out of the routing table, stop (or reap) the process, let the data plane
+ * send what it produced, merge its state back. */
+static uint64_t retire(int slot, bool crashed)
+{
+	struct sp_instance *in = &D->ctl->inst[slot];
+	uint64_t t0, processed;
+	int status;
+
+	in->state = crashed ? INST_DEAD : INST_STOPPING;
+	control_publish_routes(D);
+	if (!crashed) {
+		__atomic_store_n(&in->stop, 1, __ATOMIC_SEQ_CST);
+		__atomic_fetch_add(&in->doorbell, 1, __ATOMIC_SEQ_CST);
+		sp_futex_wake(&in->doorbell, 1);
+		t0 = mono_ns();
+		while (waitpid(D->pid[slot], &status, WNOHANG) == 0) {
+			if (mono_ns() - t0 > STOP_TIMEOUT_NS) {
+				kill(D->pid[slot], SIGKILL);
+				waitpid(D->pid[slot], &status, 0);
+				break;
+			}
+			sleep_us(100);
+		}
+		in->exit_status = status;
+	}
+	drain_ring(D->rx[slot]); /* a crashed instance leaves its queue behind */
+	t0 = mono_ns();
+	while (!rte_ring_empty(D->tx[slot]) && mono_ns() - t0 < 1000000000ull)
+		sleep_us(50);
+	processed = in->pkts_in;
+	sm_instance_release(D->state, slot);
+	D->pid[slot] = 0;
+	in->pid = 0;
+	__atomic_store_n(&in->state, INST_FREE, __ATOMIC_RELEASE);
+	return processed;
+}
+
+static json_t *stop_instance(int slot)
+{
+	if (slot < 0 || slot >= SM_MAX_INSTANCES || D->ctl->inst[slot].state != INST_READY)
+		return fail("stop_instance: no running instance in slot %d", slot);
+	return json_pack("{s:b, s:I}", "ok", 1, "drained", (json_int_t)retire(slot, false));
+}
+
+void control_stop_all(struct serpensd *d)
+{
+	int i;
+
+	(void)d;
+	for (i = 0; i < SM_MAX_INSTANCES; i++)
+		if (D && D->ctl->inst[i].state == INST_READY)
+			retire(i, false);
+}
+
+/* Periodic duties: reap crashed runtimes (report, merge state, restart), keep-warm, start on demand. */
+static void tick(void)
+{
+	uint64_t now = rte_rdtsc(), hz = rte_get_tsc_hz();
+	int i, status, sfc;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		for (i = 0; i < SM_MAX_INSTANCES; i++) {
+			if (D->pid[i] != pid || D->ctl->inst[i].state != INST_READY)
+				continue;
+			sfc = D->ctl->inst[i].sfc;
+			D->ctl->inst[i].exit_status = status;
+			crashes[sfc]++;
+			snprintf(crash_msg[sfc], sizeof(crash_msg[sfc]), "instance %d (pid %d) %s %d", i, (int)pid,
+				 WIFSIGNALED(status) ? "killed by signal" : "exited with status",
+				 WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+			fprintf(stderr, "serpensd: SFC %s: %s; restarting it, state kept\n",
+				D->ctl->sfcs[sfc].name, crash_msg[sfc]);
+			retire(i, true);
+			json_decref(start_instance(sfc));
+		}
+	}
+	for (i = 0; i < SM_MAX_INSTANCES; i++) {
+		struct sp_instance *in = &D->ctl->inst[i];
+
+		if (in->state == INST_READY && D->keep_warm_s > 0 &&
+		    now - in->last_pkt_tsc > (uint64_t)(D->keep_warm_s * (double)hz) && rte_ring_empty(D->rx[i]))
+			retire(i, false); /* kept warm long enough with no packet: scale to zero */
+	}
+	for (sfc = 0; D->auto_start && sfc < SP_MAX_SFCS; sfc++) {
+		bool has = false;
+
+		if (!D->ctl->sfcs[sfc].used || !__atomic_load_n(&D->want_start[sfc], __ATOMIC_RELAXED))
+			continue;
+		for (i = 0; i < SM_MAX_INSTANCES; i++)
+			has |= D->ctl->inst[i].state == INST_READY && D->ctl->inst[i].sfc == sfc;
+		__atomic_store_n(&D->want_start[sfc], 0, __ATOMIC_RELAXED);
+		if (!has)
+			json_decref(start_instance(sfc)); /* packets arrived for an SFC with no instance */
+	}
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* stats and state inspection                                                                      */
+
+static json_t *u64(uint64_t v) { return json_integer((json_int_t)(v > INT64_MAX ? INT64_MAX : v)); }
+
+static json_t *stats(void)
+{
+	json_t *sfcs = json_array(), *insts = json_array(), *port;
+	struct rte_eth_stats st;
+	int i;
+
+	memset(&st, 0, sizeof(st));
+	rte_eth_stats_get(0, &st);
+	port = json_pack("{s:o, s:o, s:o, s:o, s:o}", "rx_packets", u64(D->port_rx), "tx_packets", u64(D->port_tx),
+			 "tx_dropped", u64(D->port_tx_dropped), "imissed", u64(st.imissed), "rx_nombuf",
+			 u64(st.rx_nombuf));
+	for (i = 0; i < SP_MAX_SFCS; i++) {
+		struct sp_sfc_desc *s = &D->ctl->sfcs[i];
+
+		if (!s->used)
+			continue;
+		json_array_append_new(sfcs, json_pack("{s:i, s:s, s:o, s:o, s:o, s:o, s:I, s:s}", "sfc", i, "name",
+						      s->name, "rx_packets", u64(s->rx), "tx_packets", u64(s->tx),
+						      "no_instance", u64(s->no_instance), "ring_full",
+						      u64(s->ring_full), "crashes", (json_int_t)crashes[i],
+						      "last_crash", crash_msg[i]));
+	}
+	for (i = 0; i < SM_MAX_INSTANCES; i++) {
+		struct sp_instance *in = &D->ctl->inst[i];
+		static const char *names[] = {"free", "starting", "ready", "stopping", "dead"};
+
+		if (in->state == INST_FREE)
+			continue;
+		json_array_append_new(insts, json_pack(
+			"{s:i, s:i, s:s, s:s, s:i, s:b, s:o, s:o, s:o, s:o, s:o, s:o, s:f}", "instance", i, "sfc",
+			in->sfc, "sfc_name", D->ctl->sfcs[in->sfc].name, "state", names[in->state % 5], "pid",
+			in->pid, "alive", in->state == INST_READY && kill(in->pid, 0) == 0, "pkts_in",
+			u64(in->pkts_in), "pkts_out", u64(in->pkts_out), "nf_drops", u64(in->nf_drops), "batches",
+			u64(in->batches), "wakeups", u64(in->wakeups), "sleeps", u64(in->sleeps), "startup_us",
+			(double)D->startup_ns[i] / 1e3));
+	}
+	return json_pack("{s:b, s:o, s:{s:o}, s:o, s:o, s:{s:I, s:I, s:I, s:s}}", "ok", 1, "port", port,
+			 "gateway", "miss", u64(D->gateway_miss), "sfcs", sfcs, "instances", insts, "state",
+			 "region_bytes", (json_int_t)((size_t)D->state_mb << 20), "used_bytes",
+			 (json_int_t)sm_region_used(D->state), "api_errors", (json_int_t)sm_errors(D->state),
+			 "last_error", sm_last_error(D->state));
+}
+
+static int from_hex(const char *hex, uint8_t *out, size_t max)
+{
+	size_t n = strlen(hex), i;
+	unsigned int b;
+
+	if (n % 2 || n / 2 > max)
+		return -1;
+	for (i = 0; i < n / 2; i++) {
+		if (sscanf(hex + 2 * i, "%2x", &b) != 1)
+			return -1;
+		out[i] = (uint8_t)b;
+	}
+	return (int)(n / 2);
+}
+
+static json_t *to_hex(const void *p, size_t n)
+{
+	static const char digits[] = "0123456789abcdef";
+	const uint8_t *b = p;
+	char *s = malloc(2 * n + 1);
+	json_t *j;
+	size_t i;
+
+	if (!s)
+		return json_null();
+	for (i = 0; i < n; i++) {
+		s[2 * i] = digits[b[i] >> 4];
+		s[2 * i + 1] = digits[b[i] & 15];
+	}
+	s[2 * n] = '\0';
+	j = json_string(s);
+	free(s);
+	return j;
+}
+
+static json_t *read_state(json_t *req)
+{
+	const char *table = json_string_value(json_object_get(req, "table"));
+	const char *hex = json_string_value(json_object_get(req, "key"));
+	uint32_t flags, ks, vs;
+	uint64_t count;
+	uint8_t key[256], *val;
+	json_t *r;
+	int rc;
+
+	if (!table || !hex || sm_table_info(D->state, table, &flags, &ks, &vs, &count) != 0)
+		return fail("read_state: unknown table '%s' (tables are <nf>/<table>)", table ? table : "");
+	if (from_hex(hex, key, sizeof(key)) != (int)ks)
+		return fail("read_state %s: key must be %u bytes of hex", table, ks);
+	val = malloc(vs);
+	if (!val)
+		return fail("read_state: out of memory");
+	rc = sm_table_lookup(D->state, table, key, ks, val, vs);
+	r = rc == 0 ? json_pack("{s:b, s:o}", "ok", 1, "value", to_hex(val, vs))
+		    : fail("read_state %s: no such key", table);
+	free(val);
+	return r;
+}
+
+struct dump_ctx {
+	json_t *entries;
+	uint32_t ks, vs;
+	json_int_t limit;
+};
+
+static void dump_one(const void *key, const void *value, void *ctx)
+{
+	struct dump_ctx *c = ctx;
+
+	if (c->limit > 0 && (json_int_t)json_array_size(c->entries) >= c->limit)
+		return;
+	json_array_append_new(c->entries, json_pack("[o,o]", to_hex(key, c->ks), to_hex(value, c->vs)));
+}
+
+static json_t *dump_table(json_t *req)
+{
+	const char *table = json_string_value(json_object_get(req, "table"));
+	struct dump_ctx c = {.entries = json_array(), .limit = json_integer_value(json_object_get(req, "limit"))};
+	uint32_t flags;
+	uint64_t count;
+
+	if (!table || sm_table_info(D->state, table, &flags, &c.ks, &c.vs, &count) != 0) {
+		json_decref(c.entries);
+		return fail("dump_table: unknown table '%s'", table ? table : "");
+	}
+	sm_table_foreach(D->state, table, dump_one, &c);
+	return json_pack("{s:b, s:o, s:I}", "ok", 1, "entries", c.entries, "count", (json_int_t)count);
+}
+
+static json_t *set_knobs(json_t *req)
+{
+	json_t *v;
+
+	if ((v = json_object_get(req, "keep_warm_s")))
+		D->keep_warm_s = json_number_value(v);
+	if ((v = json_object_get(req, "wake_batch")) && json_integer_value(v) > 0)
+		D->ctl->wake_batch = (uint32_t)json_integer_value(v);
+	if ((v = json_object_get(req, "flush_us")))
+		D->flush_us = (unsigned int)json_integer_value(v); /* takes effect at restart */
+	return ok();
+}
+
+static json_t *handle(json_t *req)
+{
+	const char *cmd = json_string_value(json_object_get(req, "cmd"));
+	json_t *v;
+
+	if (!cmd)
+		return fail("request without 'cmd'");
+	if (!strcmp(cmd, "deploy_nf"))
+		return deploy_nf(req);
+	if (!strcmp(cmd, "deploy_sfc"))
+		return deploy_sfc(req);
+	if (!strcmp(cmd, "start_instance"))
+		return start_instance(find_sfc(json_string_value(json_object_get(req, "sfc")) ?: ""));
+	if (!strcmp(cmd, "stop_instance")) {
+		v = json_object_get(req, "instance");
+		return stop_instance(json_is_integer(v) ? (int)json_integer_value(v) : -1);
+	}
+	if (!strcmp(cmd, "stats"))
+		return stats();
+	if (!strcmp(cmd, "read_state"))
+		return read_state(req);
+	if (!strcmp(cmd, "dump_table"))
+		return dump_table(req);
+	if (!strcmp(cmd, "set"))
+		return set_knobs(req);
+	if (!strcmp(cmd, "shutdown")) {
+		control_stop_all(D);
+		D->quit = 1;
+		return ok();
+	}
+	return fail("unknown command '%s'", cmd);
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* the socket                                                                                      */
+
+static void serve_client(int fd)
+{
+	static char buf[LINE_MAX_BYTES];
+	size_t have = 0;
+	ssize_t n;
+	char *nl;
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+
+	while (!D->quit) {
+		if (poll(&p, 1, 100) == 0) {
+			tick();
+			continue;
+		}
+		n = read(fd, buf + have, sizeof(buf) - 1 - have);
+		if (n <= 0)
+			return;
+		have += (size_t)n;
+		buf[have] = '\0';
+		while ((nl = memchr(buf, '\n', have))) {
+			json_error_t jerr;
+			json_t *req, *rep;
+			char *out;
+
+			*nl = '\0';
+			req = json_loads(buf, 0, &jerr);
+			rep = req ? handle(req) : fail("not JSON: %s", jerr.text);
+			json_decref(req);
+			out = json_dumps(rep, JSON_COMPACT);
+			json_decref(rep);
+			if (out) {
+				size_t len = strlen(out);
+
+				out[len] = '\n';
+				if (write(fd, out, len + 1) < 0) {
+					free(out);
+					return;
+				}
+				free(out);
+			}
+			have -= (size_t)(nl + 1 - buf);
+			memmove(buf, nl + 1, have);
+		}
+		if (have == sizeof(buf) - 1)
+			return; /* a line longer than we accept */
+	}
+}
+
+static void *control_main(void *arg)
+{
+	struct pollfd p = {.fd = listen_fd, .events = POLLIN};
+	int fd;
+
+	(void)arg;
+	while (!D->quit) {
+		if (poll(&p, 1, 100) <= 0) {
+			tick();
+			continue;
+		}
+		fd = accept(listen_fd, NULL, NULL);
+		if (fd < 0)
+			continue;
+		serve_client(fd);
+		close(fd);
+	}
+	return NULL;
+}
+
+int control_start(struct serpensd *d)
+{
+	struct sockaddr_un addr = {.sun_family = AF_UNIX};
+
+	D = d;
+	if (d->nf_dir)
+		snprintf(nf_dir, sizeof(nf_dir), "%s", d->nf_dir);
+	else
+		snprintf(nf_dir, sizeof(nf_dir), "/tmp/serpensd-%d-nfs", (int)getpid());
+	if (mkdir(nf_dir, 0755) != 0 && errno != EEXIST) {
+		fprintf(stderr, "serpensd: cannot create %s: %s\n", nf_dir, strerror(errno));
+		return -1;
+	}
+	if (strlen(d->control_path) >= sizeof(addr.sun_path)) {
+		fprintf(stderr, "serpensd: control socket path too long: %s\n", d->control_path);
+		return -1;
+	}
+	snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", d->control_path);
+	unlink(d->control_path);
+	listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (listen_fd < 0 || bind(listen_fd, (struct sockaddr *)&addr, sizeof(addr)) != 0 ||
+	    listen(listen_fd, 4) != 0) {
+		fprintf(stderr, "serpensd: control socket %s: %s\n", d->control_path, strerror(errno));
+		return -1;
+	}
+	control_publish_routes(d);
+	return rte_ctrl_thread_create(&thread, "serpens-ctl", NULL, control_main, NULL);
+}
+
+void control_stop(struct serpensd *d)
+{
+	d->quit = 1;
+	pthread_join(thread, NULL);
+	close(listen_fd);
+	unlink(d->control_path);
+}
+
+void control_cleanup(struct serpensd *d)
+{
+	int i;
+
+	for (i = 0; i < SP_MAX_NFS; i++)
+		if (d->ctl->nfs[i].used)
+			unlink(d->ctl->nfs[i].path);
+	rmdir(nf_dir);
+}

@@ -1,0 +1,99 @@
+/*
+ * ctl.h: what serpensd shares with its runtime processes besides the state region — the deployed NFs,
+ * the SFCs as label graphs, and one control block per instance slot (rings, wake-up words, counters).
+ *
+ * It lives in a memzone ("serpens_ctl") that the runtime processes (DPDK secondaries) look up by name.
+ * The routing table itself is private to serpensd's data plane (see serpensd.c).
+ */
+#ifndef SERPENS_CTL_H
+#define SERPENS_CTL_H
+
+#include <stdint.h>
+
+#include "state.h"
+
+#define SP_CTL_MZ "serpens_ctl"
+#define SP_STATE_MZ "serpens_state"
+#define SP_CTL_MAGIC 0x5345525043544c31ull /* "SERPCTL1" */
+#define SP_MAX_NFS 64
+#define SP_MAX_SFCS 32
+#define SP_MAX_POS 16     /* NFs in one SFC's flattened label graph */
+#define SP_MAX_BRANCH 8
+#define SP_NAME_LEN 64
+#define SP_PATH_LEN 256
+#define SP_ARGS_LEN 2048  /* "k\0v\0k\0v\0\0" */
+#define SP_LABEL_END 0xfe
+#define SP_LABEL_DROP 0xff
+
+struct sp_nf_desc {
+	uint32_t used;
+	char name[SP_NAME_LEN]; /* deployment name: tables are name/table */
+	char path[SP_PATH_LEN];
+	char args[SP_ARGS_LEN];
+	uint32_t args_len;
+};
+
+/* One position of an SFC's flattened label graph: run NF `nf`, then go to next_pass, or — if the
+ * position has a selector — to next[selector(verdict)]. Positions are in topological order: every next
+ * is greater than its own index (or SP_LABEL_END), so the Chainer needs one pass per batch. */
+struct sp_pos {
+	uint16_t nf;
+	uint8_t next_pass;
+	uint8_t nbranch;
+	uint8_t next[SP_MAX_BRANCH];
+	char selector[SP_NAME_LEN]; /* "" or the symbol suffix: serpens_selector_<selector> */
+};
+
+struct sp_match {
+	uint32_t dst, dst_mask, src, src_mask; /* network order */
+	uint16_t dport;                        /* network order; 0 = any */
+	uint8_t proto;                         /* 0 = any */
+};
+
+struct sp_sfc_desc {
+	uint32_t used;
+	char name[SP_NAME_LEN];
+	struct sp_match match;
+	uint32_t npos;
+	struct sp_pos pos[SP_MAX_POS];
+	/* data-plane counters */
+	uint64_t rx, tx, no_instance, ring_full;
+};
+
+enum sp_inst_state { INST_FREE = 0, INST_STARTING, INST_READY, INST_STOPPING, INST_DEAD };
+
+struct sp_instance {
+	uint32_t state;
+	int32_t sfc;
+	int32_t pid;
+	int32_t exit_status;
+	/* wake-up protocol (futex words, see runtime.c) */
+	uint32_t doorbell;
+	uint32_t sleeping;
+	uint32_t done;
+	uint32_t stop;
+	/* counters written by the runtime */
+	uint64_t pkts_in, pkts_out, nf_drops, batches, sleeps;
+	uint64_t ready_tsc; /* when the runtime became ready (for startup time) */
+	/* counters written by serpensd */
+	uint64_t wakeups, last_pkt_tsc, enq;
+	char rx_ring[32];
+	char tx_ring[32];
+	char error[256]; /* why the runtime refused to start */
+};
+
+struct sp_ctl {
+	uint64_t magic;
+	uint64_t tsc_hz;
+	uint32_t wake_batch;
+	uint32_t colocate;
+	struct sp_nf_desc nfs[SP_MAX_NFS];
+	struct sp_sfc_desc sfcs[SP_MAX_SFCS];
+	struct sp_instance inst[SM_MAX_INSTANCES];
+};
+
+/* Futex helpers on shared (not process-private) words. */
+int sp_futex_wait(uint32_t *addr, uint32_t val, long timeout_ns);
+int sp_futex_wake(uint32_t *addr, int n);
+
+#endif /* SERPENS_CTL_H */

@@ -1,0 +1,129 @@
+/*
+ * runtime.c: serpens-runtime, one instance of one SFC (a DPDK secondary process of serpensd).
+ *
+ * It maps the state region and the control memzone, loads the SFC's NFs (init in attach mode: tables
+ * exist, deployment already wrote initial state), and then serves batches: dequeue from its rx ring,
+ * run the Chainer, enqueue to its tx ring. When the ring is empty it sleeps on a futex; serpensd's
+ * router wakes it after wake_batch packets or a flush timeout (paper Section IV-B2). Every batch is
+ * bracketed by sm_batch_begin/end so the State Manager can pause it while it splits global state.
+ *
+ * Wake-up protocol (Dekker-style, no lost wake-ups): the runtime publishes sleeping=1, re-checks its
+ * ring, then bumps `done` (a serpensd that handed it the core waits on that) and waits on `doorbell`;
+ * serpensd enqueues first, then reads `sleeping` and, if set, bumps `doorbell` and wakes it.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <rte_cycles.h>
+#include <rte_eal.h>
+#include <rte_mbuf.h>
+#include <rte_memzone.h>
+#include <rte_ring.h>
+
+#include "chainer.h"
+#include "ctl.h"
+
+#define RT_BURST 128
+
+static void fail(struct sp_instance *in, const char *msg)
+{
+	fprintf(stderr, "serpens-runtime: %s\n", msg);
+	if (in) {
+		snprintf(in->error, sizeof(in->error), "%s", msg);
+		__atomic_store_n(&in->state, INST_DEAD, __ATOMIC_RELEASE);
+	}
+	exit(1);
+}
+
+static void serve(struct sp_instance *in, struct chainer *c, struct rte_ring *rx, struct rte_ring *tx,
+		  struct sm_region *r, int slot)
+{
+	struct rte_mbuf *m[RT_BURST], *out[RT_BURST];
+	unsigned int n, nout, sent;
+	uint32_t seq;
+
+	for (;;) {
+		n = rte_ring_sc_dequeue_burst(rx, (void **)m, RT_BURST, NULL);
+		if (n > 0) {
+			sm_batch_begin(r, slot);
+			nout = chainer_run(c, m, n, out, &in->nf_drops);
+			sm_batch_end(r, slot);
+			sent = rte_ring_sp_enqueue_burst(tx, (void **)out, nout, NULL);
+			if (sent < nout) { /* serpensd will drain; never block the chain on a full tx ring */
+				rte_pktmbuf_free_bulk(out + sent, nout - sent);
+				in->nf_drops += nout - sent;
+			}
+			in->pkts_in += n;
+			in->pkts_out += sent;
+			in->batches++;
+			continue;
+		}
+		if (__atomic_load_n(&in->stop, __ATOMIC_ACQUIRE))
+			return;
+		seq = __atomic_load_n(&in->doorbell, __ATOMIC_ACQUIRE);
+		__atomic_store_n(&in->sleeping, 1, __ATOMIC_SEQ_CST);
+		if (!rte_ring_empty(rx) || __atomic_load_n(&in->stop, __ATOMIC_SEQ_CST)) {
+			__atomic_store_n(&in->sleeping, 0, __ATOMIC_SEQ_CST);
+			continue;
+		}
+		__atomic_fetch_add(&in->done, 1, __ATOMIC_SEQ_CST);
+		sp_futex_wake(&in->done, 1);
+		in->sleeps++;
+		sp_futex_wait(&in->doorbell, seq, 100 * 1000 * 1000L); /* re-check stop at least every 100 ms */
+		__atomic_store_n(&in->sleeping, 0, __ATOMIC_SEQ_CST);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	const struct rte_memzone *ctl_mz, *state_mz;
+	struct sp_ctl *ctl;
+	struct sp_instance *in = NULL;
+	struct sm_region *r;
+	struct rte_ring *rx, *tx;
+	static struct chainer chainer;
+	char err[512];
+	int ret, slot = -1, opt;
+
+	ret = rte_eal_init(argc, argv);
+	if (ret < 0)
+		fail(NULL, "EAL init failed (is serpensd running with the same --file-prefix?)");
+	argc -= ret;
+	argv += ret;
+	while ((opt = getopt(argc, argv, "s:")) != -1)
+		if (opt == 's')
+			slot = atoi(optarg);
+	if (slot < 0 || slot >= SM_MAX_INSTANCES)
+		fail(NULL, "usage: serpens-runtime [EAL] -- -s SLOT");
+	ctl_mz = rte_memzone_lookup(SP_CTL_MZ);
+	state_mz = rte_memzone_lookup(SP_STATE_MZ);
+	if (!ctl_mz || !state_mz)
+		fail(NULL, "serpensd's memzones not found");
+	ctl = ctl_mz->addr;
+	if (ctl->magic != SP_CTL_MAGIC)
+		fail(NULL, "control memzone has a wrong magic");
+	in = &ctl->inst[slot];
+	r = sm_region_attach(state_mz->addr);
+	if (!r)
+		fail(in, "state region not initialised");
+	sm_set_region(r);
+	sm_set_instance(slot);
+	sm_set_phase_deploy(false);
+	rx = rte_ring_lookup(in->rx_ring);
+	tx = rte_ring_lookup(in->tx_ring);
+	if (!rx || !tx)
+		fail(in, "instance rings not found");
+	if (chainer_load(&chainer, ctl, (uint32_t)in->sfc, err, sizeof(err)) != 0)
+		fail(in, err);
+	in->ready_tsc = rte_rdtsc();
+	__atomic_store_n(&in->state, INST_READY, __ATOMIC_RELEASE);
+	serve(in, &chainer, rx, tx, r, slot);
+	rte_eal_cleanup();
+	return 0;
+}

@@ -1,0 +1,370 @@
+/*
+ * serpensd.c: one Serpens daemon per server (DPDK primary) — the data plane: Gateway, Router, wake-ups,
+ * transmit, State Manager timers. Deployment, the Instance Manager and the control socket run in a
+ * control thread (control.c).
+ *
+ * Per burst received from the port: the Gateway matches each packet against the SFCs' rules (first
+ * match wins) and the Router hashes its 5-tuple to one of the SFC's instances (so a flow always reaches
+ * the same instance) and queues it on that instance's ring. An instance is woken once wake_batch packets
+ * (default 128, the paper's choice) are queued or the oldest has waited flush_us, so latency stays
+ * bounded at low load. With --colocate (2-core machines: instances share the data-plane core) serpensd
+ * hands the core to the woken instance and waits until it has drained its ring, so two busy loops never
+ * compete for one core. Packets instances have processed are taken from their tx rings and sent out.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <rte_branch_prediction.h>
+#include <rte_cycles.h>
+#include <rte_eal.h>
+#include <rte_ethdev.h>
+#include <rte_hash_crc.h>
+#include <rte_lcore.h>
+#include <rte_mbuf.h>
+#include <rte_memzone.h>
+
+#include "dp_guard.h"
+#include "eal_files.h"
+#include "port.h"
+#include "serpensd.h"
+#include "sig.h"
+
+#define DP_BURST 32
+#define POOL_MBUFS 65535
+#define POOL_CACHE 512
+#define RING_SIZE 8192
+#define HANDOFF_TIMEOUT_NS (20 * 1000 * 1000L)
+
+static struct serpensd D;
+
+struct slot_dp {
+	uint64_t pending_since; /* TSC when the ring went from empty to non-empty while the instance slept */
+	struct rte_mbuf *stage[DP_BURST];
+	unsigned int nstage;
+};
+static struct slot_dp S[SM_MAX_INSTANCES];
+
+static void usage_exit(const char *why)
+{
+	fprintf(stderr,
+		"serpensd: %s\nusage: serpensd [EAL args] -- --control PATH --runtime PATH [--nf-dir DIR]\n"
+		"       [--state-mb N] [--wake-batch N] [--flush-us N] [--keep-warm-s S] [--colocate]\n"
+		"       [--instance-lcore N] [--no-auto-start]\n",
+		why);
+	exit(2);
+}
+
+static void parse_args(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"control", required_argument, NULL, 'c'}, {"runtime", required_argument, NULL, 'r'},
+		{"nf-dir", required_argument, NULL, 'n'},  {"state-mb", required_argument, NULL, 's'},
+		{"wake-batch", required_argument, NULL, 'w'}, {"flush-us", required_argument, NULL, 'f'},
+		{"keep-warm-s", required_argument, NULL, 'k'}, {"colocate", no_argument, NULL, 'o'},
+		{"instance-lcore", required_argument, NULL, 'i'}, {"no-auto-start", no_argument, NULL, 'a'},
+		{NULL, 0, NULL, 0}};
+	int opt;
+
+	D.state_mb = 256;
+	D.flush_us = 50;
+	D.keep_warm_s = 30;
+	D.auto_start = true;
+	D.ctl->wake_batch = 128;
+	D.instance_lcore = D.lcore;
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'c': D.control_path = optarg; break;
+		case 'r': D.runtime_path = optarg; break;
+		case 'n': D.nf_dir = optarg; break;
+		case 's': D.state_mb = (unsigned int)atoi(optarg); break;
+		case 'w': D.ctl->wake_batch = (uint32_t)atoi(optarg); break;
+		case 'f': D.flush_us = (unsigned int)atoi(optarg); break;
+		case 'k': D.keep_warm_s = atof(optarg); break;
+		case 'o': D.ctl->colocate = 1; break;
+		case 'i': D.instance_lcore = (unsigned int)atoi(optarg); break;
+		case 'a': D.auto_start = false; break;
+		default: usage_exit("unknown option");
+		}
+	}
+	if (!D.control_path || !D.runtime_path)
+		usage_exit("--control and --runtime are required");
+	if (D.ctl->wake_batch == 0 || D.ctl->wake_batch > RING_SIZE / 2 || D.state_mb < 4)
+		usage_exit("--wake-batch must be 1..4096 and --state-mb at least 4");
+}
+
+static void setup_shared(void)
+{
+	const struct rte_memzone *mz;
+	unsigned int i;
+	char name[32];
+
+	mz = rte_memzone_reserve(SP_CTL_MZ, sizeof(struct sp_ctl), (int)rte_socket_id(), 0);
+	if (!mz)
+		rte_exit(EXIT_FAILURE, "cannot reserve the control memzone: %s\n", rte_strerror(rte_errno));
+	D.ctl = mz->addr;
+	memset(D.ctl, 0, sizeof(*D.ctl));
+	D.ctl->magic = SP_CTL_MAGIC;
+	D.ctl->tsc_hz = rte_get_tsc_hz();
+	for (i = 0; i < SM_MAX_INSTANCES; i++) {
+		snprintf(D.ctl->inst[i].rx_ring, sizeof(D.ctl->inst[i].rx_ring), "sp_rx_%u", i);
+		snprintf(D.ctl->inst[i].tx_ring, sizeof(D.ctl->inst[i].tx_ring), "sp_tx_%u", i);
+		D.rx[i] = rte_ring_create(D.ctl->inst[i].rx_ring, RING_SIZE, (int)rte_socket_id(),
+					  RING_F_SP_ENQ | RING_F_SC_DEQ);
+		D.tx[i] = rte_ring_create(D.ctl->inst[i].tx_ring, RING_SIZE, (int)rte_socket_id(),
+					  RING_F_SP_ENQ | RING_F_SC_DEQ);
+		if (!D.rx[i] || !D.tx[i])
+			rte_exit(EXIT_FAILURE, "cannot create instance rings: %s\n", rte_strerror(rte_errno));
+	}
+	(void)name;
+}
+
+static void setup_state(void)
+{
+	size_t size = (size_t)D.state_mb << 20;
+	const struct rte_memzone *mz = rte_memzone_reserve_aligned(SP_STATE_MZ, size, (int)rte_socket_id(),
+								   RTE_MEMZONE_2MB | RTE_MEMZONE_SIZE_HINT_ONLY,
+								   RTE_CACHE_LINE_SIZE);
+
+	if (!mz)
+		rte_exit(EXIT_FAILURE, "cannot reserve a %u MiB state region: %s (more hugepages?)\n", D.state_mb,
+			 rte_strerror(rte_errno));
+	memset(mz->addr, 0, size);
+	D.state = sm_region_create(mz->addr, size);
+	sm_set_region(D.state);
+	sm_set_instance(-1);
+	sm_set_phase_deploy(true);
+}
+
+static void setup_port(void)
+{
+	int ret;
+
+	if (rte_eth_dev_count_avail() == 0)
+		rte_exit(EXIT_FAILURE, "no port: pass --vdev net_memif0,role=server,socket=PATH\n");
+	D.pool = port_pool_create("serpens_mbufs", POOL_MBUFS, POOL_CACHE);
+	port_configure(0, D.pool);
+	ret = port_start(0, 0);
+	if (ret != 0)
+		rte_exit(EXIT_FAILURE, "port 0: start failed: %s\n", rte_strerror(-ret));
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Gateway + Router                                                                                */
+
+struct pkt_key {
+	uint32_t src, dst;
+	uint16_t sport, dport;
+	uint8_t proto;
+	bool ok;
+};
+
+static inline void parse(struct rte_mbuf *m, struct pkt_key *k)
+{
+	const uint8_t *d = rte_pktmbuf_mtod(m, const uint8_t *);
+	uint32_t len = rte_pktmbuf_data_len(m), ihl;
+
+	k->ok = false;
+	if (len < 34 || d[12] != 0x08 || d[13] != 0x00)
+		return;
+	ihl = (uint32_t)(d[14] & 0x0f) * 4;
+	memcpy(&k->src, d + 26, 4);
+	memcpy(&k->dst, d + 30, 4);
+	k->proto = d[23];
+	k->sport = k->dport = 0;
+	if ((k->proto == 6 || k->proto == 17) && 14 + ihl + 4 <= len) {
+		memcpy(&k->sport, d + 14 + ihl, 2);
+		memcpy(&k->dport, d + 14 + ihl + 2, 2);
+	}
+	k->ok = true;
+}
+
+static inline int classify(const struct route_table *rt, const struct pkt_key *k)
+{
+	uint32_t i;
+
+	for (i = 0; i < rt->nsfc; i++) {
+		const struct sp_match *m = &rt->match[i];
+
+		if ((k->dst & m->dst_mask) == m->dst && (k->src & m->src_mask) == m->src &&
+		    (!m->proto || m->proto == k->proto) && (!m->dport || m->dport == k->dport))
+			return (int)i;
+	}
+	return -1;
+}
+
+static inline uint32_t flow_hash(const struct pkt_key *k)
+{
+	uint64_t a = (uint64_t)k->src << 32 | k->dst;
+	uint64_t b = (uint64_t)k->sport << 32 | (uint64_t)k->dport << 16 | k->proto;
+
+	return rte_hash_crc_8byte(b, rte_hash_crc_8byte(a, 0x5e59));
+}
+
+static void flush_stage(unsigned int slot)
+{
+	struct slot_dp *s = &S[slot];
+	struct sp_instance *in = &D.ctl->inst[slot];
+	unsigned int n, was_empty;
+
+	if (!s->nstage)
+		return;
+	was_empty = rte_ring_empty(D.rx[slot]);
+	n = rte_ring_sp_enqueue_burst(D.rx[slot], (void **)s->stage, s->nstage, NULL);
+	if (n < s->nstage) {
+		rte_pktmbuf_free_bulk(s->stage + n, s->nstage - n);
+		D.ctl->sfcs[in->sfc].ring_full += s->nstage - n;
+	}
+	if (n && was_empty)
+		s->pending_since = rte_rdtsc();
+	in->enq += n;
+	in->last_pkt_tsc = rte_rdtsc();
+	s->nstage = 0;
+}
+
+static void gateway_route(struct rte_mbuf **m, unsigned int nb)
+{
+	const struct route_table *rt = __atomic_load_n(&D.route, __ATOMIC_ACQUIRE);
+	struct pkt_key k;
+	unsigned int i;
+	int si, slot;
+
+	for (i = 0; i < nb; i++) {
+		parse(m[i], &k);
+		si = (k.ok && rt) ? classify(rt, &k) : -1;
+		if (si < 0) {
+			D.gateway_miss++;
+			rte_pktmbuf_free(m[i]);
+			continue;
+		}
+		D.ctl->sfcs[rt->sfc_id[si]].rx++;
+		slot = rt->bucket[si][flow_hash(&k) & (RT_BUCKETS - 1)];
+		if (slot < 0) {
+			D.ctl->sfcs[rt->sfc_id[si]].no_instance++;
+			D.want_start[rt->sfc_id[si]]++;
+			rte_pktmbuf_free(m[i]);
+			continue;
+		}
+		S[slot].stage[S[slot].nstage++] = m[i];
+		if (S[slot].nstage == DP_BURST)
+			flush_stage((unsigned int)slot);
+	}
+	for (i = 0; i < SM_MAX_INSTANCES; i++)
+		flush_stage(i);
+}
+
+/* Wake an instance whose queue reached wake_batch or whose oldest packet waited flush_us. */
+static void wake_instances(uint64_t now, uint64_t flush_tsc)
+{
+	unsigned int i, count;
+	uint32_t done;
+
+	for (i = 0; i < SM_MAX_INSTANCES; i++) {
+		struct sp_instance *in = &D.ctl->inst[i];
+
+		if (in->state != INST_READY)
+			continue;
+		count = rte_ring_count(D.rx[i]);
+		if (count == 0)
+			continue;
+		if (count < D.ctl->wake_batch && now - S[i].pending_since < flush_tsc)
+			continue;
+		if (!__atomic_load_n(&in->sleeping, __ATOMIC_SEQ_CST))
+			continue; /* it is running: it will find the packets */
+		done = __atomic_load_n(&in->done, __ATOMIC_SEQ_CST);
+		__atomic_fetch_add(&in->doorbell, 1, __ATOMIC_SEQ_CST);
+		sp_futex_wake(&in->doorbell, 1);
+		in->wakeups++;
+		S[i].pending_since = now;
+		if (D.ctl->colocate) /* hand the core over until the instance has drained its ring */
+			sp_futex_wait(&in->done, done, HANDOFF_TIMEOUT_NS);
+	}
+}
+
+static void transmit(void)
+{
+	struct rte_mbuf *m[DP_BURST];
+	unsigned int i, n;
+	uint16_t sent;
+
+	for (i = 0; i < SM_MAX_INSTANCES; i++) {
+		if (D.ctl->inst[i].state == INST_FREE)
+			continue;
+		while ((n = rte_ring_sc_dequeue_burst(D.tx[i], (void **)m, DP_BURST, NULL)) > 0) {
+			sent = rte_eth_tx_burst(0, 0, m, (uint16_t)n);
+			if (unlikely(sent < n)) {
+				rte_pktmbuf_free_bulk(m + sent, n - sent);
+				D.port_tx_dropped += n - sent;
+			}
+			D.port_tx += sent;
+			D.ctl->sfcs[D.ctl->inst[i].sfc].tx += sent;
+		}
+	}
+}
+
+static void main_loop(void)
+{
+	struct rte_mbuf *m[DP_BURST];
+	uint64_t hz = rte_get_tsc_hz(), flush_tsc = hz * D.flush_us / 1000000, next_timer = 0, now;
+	uint16_t nb;
+
+	dp_guard_arm();
+	__atomic_store_n(&D.dp_running, 1, __ATOMIC_RELEASE);
+	while (likely(!sig_quit && !D.quit)) {
+		nb = rte_eth_rx_burst(0, 0, m, DP_BURST);
+		if (nb) {
+			D.port_rx += nb;
+			gateway_route(m, nb);
+		}
+		now = rte_rdtsc();
+		wake_instances(now, flush_tsc);
+		transmit();
+		if (unlikely(now >= next_timer)) {
+			sm_run_timers(D.state, now / (hz / 1000000));
+			next_timer = now + hz / 1000;
+		}
+		__atomic_fetch_add(&D.dp_epoch, 1, __ATOMIC_RELEASE);
+		dp_guard_quiescent();
+	}
+	__atomic_store_n(&D.dp_running, 0, __ATOMIC_RELEASE);
+	dp_guard_disarm();
+}
+
+int main(int argc, char **argv)
+{
+	static struct eal_files files;
+	static struct sp_ctl boot; /* options parsed before the memzone exists */
+	int ret;
+
+	rte_openlog_stream(stderr);
+	ret = rte_eal_init(argc, argv);
+	if (ret < 0)
+		rte_exit(EXIT_FAILURE, "EAL initialisation failed: %s\n", rte_strerror(rte_errno));
+	eal_files_arm(&files);
+	sig_install(0);
+	D.lcore = rte_lcore_id();
+	D.ctl = &boot;
+	parse_args(argc - ret, argv + ret);
+	setup_shared();
+	D.ctl->wake_batch = boot.wake_batch;
+	D.ctl->colocate = boot.colocate;
+	setup_state();
+	setup_port();
+	if (control_start(&D) != 0)
+		rte_exit(EXIT_FAILURE, "cannot start the control socket at %s\n", D.control_path);
+	eal_files_collect(&files);
+	printf("READY\n");
+	fflush(stdout);
+	main_loop();
+	control_stop(&D);     /* join the control thread first: from here on one thread does everything */
+	control_stop_all(&D);
+	control_cleanup(&D);
+	port_shutdown(0);
+	eal_files_collect(&files);
+	rte_eal_cleanup();
+	eal_files_remove(&files);
+	return 0;
+}

@@ -1,0 +1,67 @@
+/*
+ * serpensd.h: what serpensd's data plane (serpensd.c) and its control thread (control.c: deployment,
+ * Instance Manager, control socket) share inside the daemon.
+ */
+#ifndef SERPENSD_H
+#define SERPENSD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <rte_mempool.h>
+#include <rte_ring.h>
+
+#include "ctl.h"
+
+#define RT_BUCKETS 256
+
+/* The routing table of the Router: per SFC, 5-tuple hash bucket → instance slot (-1: none). Built by the
+ * control thread, published with one atomic pointer store; the data plane reads it once per burst. */
+struct route_table {
+	uint32_t nsfc;
+	uint32_t sfc_id[SP_MAX_SFCS]; /* in match order */
+	struct sp_match match[SP_MAX_SFCS];
+	int8_t bucket[SP_MAX_SFCS][RT_BUCKETS];
+	uint8_t ninst[SP_MAX_SFCS];
+};
+
+struct serpensd {
+	/* configuration */
+	const char *control_path;
+	const char *runtime_path;
+	const char *nf_dir;
+	const char *file_prefix;
+	unsigned int lcore;
+	unsigned int instance_lcore;
+	unsigned int state_mb;
+	unsigned int flush_us;
+	double keep_warm_s;
+	bool auto_start;
+	/* shared memory */
+	struct sp_ctl *ctl;
+	struct sm_region *state;
+	struct rte_mempool *pool;
+	struct rte_ring *rx[SM_MAX_INSTANCES];
+	struct rte_ring *tx[SM_MAX_INSTANCES];
+	/* routing */
+	struct route_table *route; /* current, read by the data plane */
+	uint64_t dp_epoch;         /* bumped every data-plane iteration (grace periods) */
+	int dp_running;
+	/* data-plane counters */
+	uint64_t port_rx, port_tx, port_tx_dropped, gateway_miss;
+	uint64_t want_start[SP_MAX_SFCS]; /* packets that found no instance, for auto-start */
+	/* control thread */
+	pid_t pid[SM_MAX_INSTANCES];
+	uint64_t startup_ns[SM_MAX_INSTANCES];
+	volatile int quit;
+};
+
+/* control.c */
+int control_start(struct serpensd *d);
+void control_stop(struct serpensd *d);
+void control_publish_routes(struct serpensd *d); /* rebuild from ctl, swap, wait for a grace period */
+void control_stop_all(struct serpensd *d);
+void control_cleanup(struct serpensd *d); /* remove the NF copies */
+
+#endif
