@@ -705,7 +705,7 @@ void *sp_get_state(sp_table *lt, const void *key)
 int sp_put_state(sp_table *lt, const void *key, const void *value)
 {
 	struct sm_table_shm *t = lt->shm;
-	uint8_t *s;
+	uint8_t *s, *dst;
 
 	if (g_phase == PHASE_ATTACH)
 		return 0; /* init re-run in a runtime process: deployment already wrote this state */
@@ -719,7 +719,9 @@ int sp_put_state(sp_table *lt, const void *key, const void *value)
 			 (unsigned long long)t->nslots);
 		return -ENOSPC;
 	}
-	memcpy(g_phase == PHASE_DEPLOY ? slot_val(t, s, 0) : value_for_me(t, s), value, t->value_size);
+	dst = g_phase == PHASE_DEPLOY ? slot_val(t, s, 0) : value_for_me(t, s);
+	if (dst != value) /* Fig. 9 line 22 puts back the value get_state handed out: nothing to copy */
+		memcpy(dst, value, t->value_size);
 	return 0;
 }
 

@@ -159,7 +159,10 @@ int sp_update(sp_table *t, const void *key);
 int sp_timer(sp_table *t, const void *key, uint64_t timeout_us);
 int sp_trigger(sp_table *t, const void *key);
 
-/* get_state returns a pointer to the value in place (this instance's sub-state or replica for
+/* timer(t, key, us) runs update(t, key) every `us` microseconds in the State Manager; key NULL means every
+ * key of the table (e.g. MON folding all host counters).
+ *
+ * get_state returns a pointer to the value in place (this instance's sub-state or replica for
  * global|write tables), or NULL if the key is absent; values may be updated through it. put_state
  * copies value in; it returns 0 or a negative errno (-ENOSPC full, -EPERM on a read table after init).
  * delete_state removes a per-flow key; on a global table it is an error (-EPERM, and the platform

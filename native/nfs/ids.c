@@ -1,0 +1,385 @@
+/*
+ * ids.c: the intrusion detection system of the paper's evaluation ("performing signature matching on
+ * public patterns", Section V; Table III: connection analysis objects per-flow/W, match patterns
+ * global/R). It scans every packet's L4 payload with a Hyperscan block-mode database compiled from a
+ * pattern file -- by default data/ids/patterns.txt, the fast patterns of 400-odd Emerging Threats Open
+ * rules (data/ids/SOURCE.md) -- and alerts on, or drops, the packets that match any pattern.
+ *
+ *   ids_alerts  per-flow|write, key struct sp_flow -> u64: packets of the flow that matched;
+ *   ids_totals  global|write|eventual, key u32 0 -> struct sp_counters {scanned, matched}: every
+ *               instance counts into its own replica, the default update() adds them up.
+ *
+ * The match patterns are global/read state in the paper's terms, but a compiled Hyperscan database is
+ * process-local (it holds pointers), so it is not put in a table: every process that runs the NF
+ * compiles it in init (the State Manager's deploy-time init validates the file once more), and
+ * allocates its scratch there, so the handler never allocates.
+ *
+ * Arguments (all optional):
+ *   patterns            path of the pattern file (default IDS_DEFAULT_PATTERNS, set by the build to the
+ *                       repository's data/ids/patterns.txt; the harness passes the path explicitly);
+ *   action              "alert" (default: the packet passes, the alert is counted) or "drop" (a
+ *                       matching packet is dropped; it is counted as well);
+ *   flows               capacity of ids_alerts (default 65536);
+ *   update_interval_ms  how often the State Manager folds the ids_totals replicas (default 1000, 0:
+ *                       only on scale-in/out).
+ *
+ * Pattern file: one pattern per line, tab-separated "id /regex/flags source" (flags i = caseless,
+ * s = dotall, m = multiline); '#' lines and empty lines are skipped. Every pattern is compiled with
+ * HS_FLAG_SINGLEMATCH; the first match ends the scan, as one match decides the verdict.
+ *
+ * What is scanned: the TCP or UDP payload (after the L4 header) or, for other protocols and for
+ * non-first fragments, the IP payload, bounded by the IPv4 total length (Ethernet padding is not
+ * scanned). Frames that are not IPv4 pass unscanned. The packet is never modified.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <hs/hs.h>
+
+#include "serpens/nf.h"
+
+#ifndef IDS_DEFAULT_PATTERNS
+#define IDS_DEFAULT_PATTERNS "data/ids/patterns.txt"
+#endif
+#define IDS_DEFAULT_FLOWS 65536
+#define IDS_DEFAULT_INTERVAL_MS 1000
+
+enum { TOT_SCANNED, TOT_MATCHED, TOT_N };
+
+static hs_database_t *db;
+static hs_scratch_t *scratch;
+static sp_table *alerts_table, *totals_table;
+static const uint32_t totals_key; /* ids_totals has the one key 0 */
+static int drop_matches;
+static int full_logged;
+
+/* ------------------------------------------------------------------------------------------------ */
+/* Arguments                                                                                        */
+
+static int arg_u32(const char *key, uint32_t dflt, uint32_t min, uint32_t *out)
+{
+	const char *s = sp_arg(key);
+	unsigned long v;
+	char *end;
+
+	*out = dflt;
+	if (s == NULL)
+		return 0;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (*s < '0' || *s > '9' || errno != 0 || *end != '\0' || v < min || v > UINT32_MAX) {
+		sp_log("%s: want a number >= %u, got '%s'", key, min, s);
+		return -EINVAL;
+	}
+	*out = (uint32_t)v;
+	return 0;
+}
+
+static int arg_action(int *drop)
+{
+	const char *s = sp_arg("action");
+
+	*drop = 0;
+	if (s == NULL || strcmp(s, "alert") == 0)
+		return 0;
+	if (strcmp(s, "drop") == 0) {
+		*drop = 1;
+		return 0;
+	}
+	sp_log("action: want 'alert' or 'drop', got '%s'", s);
+	return -EINVAL;
+}
+
+/* ------------------------------------------------------------------------------------------------ */
+/* The pattern file                                                                                 */
+
+struct patterns {
+	char **expr;
+	unsigned int *flags;
+	unsigned int *ids;
+	unsigned int *lines; /* line number of each pattern, for error messages */
+	unsigned int n, cap;
+};
+
+static void patterns_free(struct patterns *p)
+{
+	unsigned int i;
+
+	for (i = 0; i < p->n; i++)
+		free(p->expr[i]);
+	free(p->expr);
+	free(p->flags);
+	free(p->ids);
+	free(p->lines);
+	memset(p, 0, sizeof(*p));
+}
+
+static int patterns_grow(struct patterns *p)
+{
+	unsigned int cap = p->cap ? 2 * p->cap : 512;
+	char **e = realloc(p->expr, cap * sizeof(*e));
+	unsigned int *f, *i, *l;
+
+	if (e == NULL)
+		return -ENOMEM;
+	p->expr = e;
+	f = realloc(p->flags, cap * sizeof(*f));
+	if (f == NULL)
+		return -ENOMEM;
+	p->flags = f;
+	i = realloc(p->ids, cap * sizeof(*i));
+	if (i == NULL)
+		return -ENOMEM;
+	p->ids = i;
+	l = realloc(p->lines, cap * sizeof(*l));
+	if (l == NULL)
+		return -ENOMEM;
+	p->lines = l;
+	p->cap = cap;
+	return 0;
+}
+
+/* Parse "id<TAB>/regex/flags[<TAB>source]" into p; 0, or -EINVAL with a message. */
+static int parse_line(struct patterns *p, char *line, unsigned int line_no, const char *path)
+{
+	char *tab, *spec, *end, *last;
+	unsigned long id;
+	unsigned int flags = HS_FLAG_SINGLEMATCH;
+	size_t len;
+
+	errno = 0;
+	id = strtoul(line, &end, 10);
+	if (end == line || *end != '\t' || errno != 0 || id > UINT32_MAX) {
+		sp_log("%s:%u: want 'id<TAB>/regex/flags<TAB>source'", path, line_no);
+		return -EINVAL;
+	}
+	spec = end + 1;
+	tab = strchr(spec, '\t');
+	if (tab != NULL)
+		*tab = '\0';
+	len = strlen(spec);
+	last = strrchr(spec, '/');
+	if (len < 2 || spec[0] != '/' || last == spec) {
+		sp_log("%s:%u: pattern must be /regex/flags", path, line_no);
+		return -EINVAL;
+	}
+	for (end = last + 1; *end != '\0'; end++) {
+		switch (*end) {
+		case 'i': flags |= HS_FLAG_CASELESS; break;
+		case 's': flags |= HS_FLAG_DOTALL; break;
+		case 'm': flags |= HS_FLAG_MULTILINE; break;
+		default:
+			sp_log("%s:%u: unknown flag '%c' (i, s, m are understood)", path, line_no, *end);
+			return -EINVAL;
+		}
+	}
+	if (p->n == p->cap && patterns_grow(p) != 0)
+		return -ENOMEM;
+	*last = '\0';
+	p->expr[p->n] = strdup(spec + 1);
+	if (p->expr[p->n] == NULL)
+		return -ENOMEM;
+	p->flags[p->n] = flags;
+	p->ids[p->n] = (unsigned int)id;
+	p->lines[p->n] = line_no;
+	p->n++;
+	return 0;
+}
+
+static int patterns_load(struct patterns *p, const char *path)
+{
+	FILE *fp = fopen(path, "r");
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t got;
+	unsigned int line_no = 0;
+	int rc = 0;
+
+	memset(p, 0, sizeof(*p));
+	if (fp == NULL) {
+		rc = -errno;
+		sp_log("cannot open pattern file %s: %s", path, strerror(errno));
+		return rc;
+	}
+	while (rc == 0 && (got = getline(&line, &cap, fp)) >= 0) {
+		line_no++;
+		while (got > 0 && (line[got - 1] == '\n' || line[got - 1] == '\r'))
+			line[--got] = '\0';
+		if (got == 0 || line[0] == '#')
+			continue;
+		rc = parse_line(p, line, line_no, path);
+	}
+	free(line);
+	fclose(fp);
+	if (rc == 0 && p->n == 0) {
+		sp_log("%s has no patterns", path);
+		rc = -EINVAL;
+	}
+	if (rc != 0)
+		patterns_free(p);
+	return rc;
+}
+
+/* Compile the pattern file into db and allocate this process's scratch (replacing any earlier ones:
+ * init runs twice in a process that both deploys and runs the NF, e.g. a test). */
+static int compile_patterns(const char *path)
+{
+	struct patterns p;
+	hs_compile_error_t *err = NULL;
+	hs_database_t *new_db = NULL;
+	hs_error_t rc;
+	int ret;
+
+	ret = patterns_load(&p, path);
+	if (ret != 0)
+		return ret;
+	rc = hs_compile_multi((const char *const *)p.expr, p.flags, p.ids, p.n, HS_MODE_BLOCK, NULL,
+			      &new_db, &err);
+	if (rc != HS_SUCCESS) {
+		if (err != NULL && err->expression >= 0 && (unsigned int)err->expression < p.n)
+			sp_log("%s:%u: pattern %u does not compile: %s", path, p.lines[err->expression],
+			       p.ids[err->expression], err->message);
+		else
+			sp_log("%s: Hyperscan cannot compile the pattern set: %s", path,
+			       err != NULL ? err->message : "unknown error");
+		hs_free_compile_error(err);
+		patterns_free(&p);
+		return -EINVAL;
+	}
+	patterns_free(&p);
+	if (scratch != NULL) {
+		hs_free_scratch(scratch);
+		scratch = NULL;
+	}
+	if (db != NULL)
+		hs_free_database(db);
+	db = new_db;
+	if (hs_alloc_scratch(db, &scratch) != HS_SUCCESS) {
+		sp_log("cannot allocate Hyperscan scratch");
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------------------------------------ */
+/* init and handler                                                                                 */
+
+static int ids_init(void)
+{
+	struct sp_table_opts opts = {.key_size = sizeof(struct sp_flow), .value_size = sizeof(uint64_t)};
+	uint64_t zero[TOT_N] = {0};
+	const char *path = sp_arg("patterns");
+	uint32_t n_flows, interval_ms;
+	int rc;
+
+	if (arg_action(&drop_matches) != 0 || arg_u32("flows", IDS_DEFAULT_FLOWS, 1, &n_flows) != 0 ||
+	    arg_u32("update_interval_ms", IDS_DEFAULT_INTERVAL_MS, 0, &interval_ms) != 0)
+		return -EINVAL;
+	rc = compile_patterns(path != NULL ? path : IDS_DEFAULT_PATTERNS);
+	if (rc != 0)
+		return rc;
+
+	opts.capacity = n_flows;
+	alerts_table = sp_create_table("ids_alerts", SP_PER_FLOW | SP_WRITE, &opts);
+	opts.key_size = sizeof(totals_key);
+	opts.value_size = sizeof(zero);
+	opts.capacity = 1;
+	totals_table = sp_create_table("ids_totals", SP_GLOBAL | SP_WRITE | SP_EVENTUAL, &opts);
+	if (alerts_table == NULL || totals_table == NULL)
+		return -ENOMEM;
+	rc = sp_put_state(totals_table, &totals_key, zero); /* deploy: creates the key; runtime: no-op */
+	if (rc != 0) {
+		sp_log("put_state(ids_totals): %d", rc);
+		return rc;
+	}
+	if (interval_ms > 0) {
+		rc = sp_timer(totals_table, NULL, (uint64_t)interval_ms * 1000);
+		if (rc != 0) {
+			sp_log("timer(ids_totals): %d", rc);
+			return rc;
+		}
+	}
+	return 0;
+}
+
+/* The bytes to scan: [*off, *end) of the frame, or -1 if the frame is not IPv4. */
+static int payload_of(const struct sp_pkt *pkt, uint32_t *off, uint32_t *end)
+{
+	const uint8_t *ip;
+	uint32_t ihl, tot, l4, hlen;
+	int l3 = sp_l3_offset(pkt);
+
+	if (l3 < 0)
+		return -1;
+	ip = pkt->data + l3;
+	ihl = (ip[0] & 0x0fu) * 4;
+	tot = (uint32_t)ip[2] << 8 | ip[3];
+	if ((ip[0] >> 4) != 4 || ihl < 20 || tot < ihl)
+		return -1;
+	*end = (uint32_t)l3 + tot < pkt->len ? (uint32_t)l3 + tot : pkt->len;
+	l4 = (uint32_t)l3 + ihl;
+	*off = l4 < *end ? l4 : *end;
+	if ((((uint32_t)ip[6] & 0x1f) << 8 | ip[7]) != 0) /* a non-first fragment: no L4 header */
+		return 0;
+	if (ip[9] == SP_PROTO_UDP)
+		hlen = 8;
+	else if (ip[9] == SP_PROTO_TCP && l4 + 13 <= *end)
+		hlen = (pkt->data[l4 + 12] >> 4) * 4u;
+	else
+		hlen = 0;
+	*off = l4 + hlen < *end ? l4 + hlen : *end;
+	return 0;
+}
+
+static int on_match(unsigned int id, unsigned long long from, unsigned long long to, unsigned int flags,
+		    void *ctx)
+{
+	(void)from;
+	(void)to;
+	(void)flags;
+	*(unsigned int *)ctx = id;
+	return 1; /* one match decides: stop scanning */
+}
+
+static void count_alert(const struct sp_pkt *pkt)
+{
+	static const uint64_t one = 1;
+	struct sp_flow f;
+	uint64_t *n;
+
+	if (sp_flow_of(pkt, &f) != 0)
+		return;
+	n = sp_get_state(alerts_table, &f);
+	if (n != NULL)
+		(*n)++;
+	else if (sp_put_state(alerts_table, &f, &one) != 0 && !full_logged) {
+		full_logged = 1;
+		sp_log("ids_alerts is full: alerts of new flows go uncounted (raise 'flows')");
+	}
+}
+
+static int ids_handler(struct sp_pkt *pkt)
+{
+	uint64_t *tot; /* this instance's replica of the struct sp_counters {scanned, matched} */
+	uint32_t off, end;
+	unsigned int match_id = 0;
+	int matched;
+
+	if (payload_of(pkt, &off, &end) != 0 || off >= end)
+		return SP_PASS;
+	matched = hs_scan(db, (const char *)pkt->data + off, end - off, 0, scratch, on_match, &match_id) ==
+		  HS_SCAN_TERMINATED;
+	tot = sp_get_state(totals_table, &totals_key);
+	if (tot != NULL) {
+		tot[TOT_SCANNED]++;
+		tot[TOT_MATCHED] += (uint64_t)matched;
+	}
+	if (!matched)
+		return SP_PASS;
+	count_alert(pkt);
+	return drop_matches ? SP_DROP : SP_PASS;
+}
+
+SP_NF("ids", ids_init, ids_handler);
