@@ -7,16 +7,21 @@
  *
  *   ids_alerts  per-flow|write, key struct sp_flow -> u64: packets of the flow that matched;
  *   ids_totals  global|write|eventual, key u32 0 -> struct sp_counters {scanned, matched}: every
- *               instance counts into its own replica, the default update() adds them up.
+ *               instance counts into its own replica, the default update() adds them up;
+ *   ids_db_meta global|read, key u32 0 -> {length, chunks} of the serialized pattern database;
+ *   ids_db      global|read, key u32 i -> the i-th 64 KiB piece of it.
  *
- * The match patterns are global/read state in the paper's terms, but a compiled Hyperscan database is
- * process-local (it holds pointers), so it is not put in a table: every process that runs the NF
- * compiles it in init (the State Manager's deploy-time init validates the file once more), and
- * allocates its scratch there, so the handler never allocates.
+ * The match patterns are the paper's global/read state. Deployment (the State Manager's init) compiles
+ * the pattern file with hs_compile_multi and publishes the serialized database in ids_db; every
+ * runtime process's init deserializes its own copy from there ("maintain a copy of this state in each
+ * instance", Section III-B) instead of compiling again, which takes ~0.1 s, and allocates its Hyperscan
+ * scratch, so the handler never allocates. If the database cannot be published or does not load (e.g.
+ * another CPU), init compiles the file itself.
  *
  * Arguments (all optional):
  *   patterns            path of the pattern file (default IDS_DEFAULT_PATTERNS, set by the build to the
  *                       repository's data/ids/patterns.txt; the harness passes the path explicitly);
+ *                       read at deployment, and at run time only if the published database is unusable;
  *   action              "alert" (default: the packet passes, the alert is counted) or "drop" (a
  *                       matching packet is dropped; it is counted as well);
  *   flows               capacity of ids_alerts (default 65536);
@@ -45,6 +50,13 @@
 #endif
 #define IDS_DEFAULT_FLOWS 65536
 #define IDS_DEFAULT_INTERVAL_MS 1000
+#define IDS_DB_CHUNK 65536u /* bytes of serialized database per ids_db value */
+
+struct db_meta {
+	uint64_t len;    /* bytes of the serialized database */
+	uint32_t chunks; /* values in ids_db */
+	uint32_t pad;
+};
 
 enum { TOT_SCANNED, TOT_MATCHED, TOT_N };
 
@@ -52,6 +64,7 @@ static hs_database_t *db;
 static hs_scratch_t *scratch;
 static sp_table *alerts_table, *totals_table;
 static const uint32_t totals_key; /* ids_totals has the one key 0 */
+static const uint32_t meta_key;   /* and so has ids_db_meta */
 static int drop_matches;
 static int full_logged;
 
@@ -222,21 +235,19 @@ static int patterns_load(struct patterns *p, const char *path)
 	return rc;
 }
 
-/* Compile the pattern file into db and allocate this process's scratch (replacing any earlier ones:
- * init runs twice in a process that both deploys and runs the NF, e.g. a test). */
-static int compile_patterns(const char *path)
+/* Compile the pattern file into *out. */
+static int compile_patterns(const char *path, hs_database_t **out)
 {
 	struct patterns p;
 	hs_compile_error_t *err = NULL;
-	hs_database_t *new_db = NULL;
 	hs_error_t rc;
 	int ret;
 
 	ret = patterns_load(&p, path);
 	if (ret != 0)
 		return ret;
-	rc = hs_compile_multi((const char *const *)p.expr, p.flags, p.ids, p.n, HS_MODE_BLOCK, NULL,
-			      &new_db, &err);
+	rc = hs_compile_multi((const char *const *)p.expr, p.flags, p.ids, p.n, HS_MODE_BLOCK, NULL, out,
+			      &err);
 	if (rc != HS_SUCCESS) {
 		if (err != NULL && err->expression >= 0 && (unsigned int)err->expression < p.n)
 			sp_log("%s:%u: pattern %u does not compile: %s", path, p.lines[err->expression],
@@ -249,6 +260,105 @@ static int compile_patterns(const char *path)
 		return -EINVAL;
 	}
 	patterns_free(&p);
+	return 0;
+}
+
+/* ------------------------------------------------------------------------------------------------ */
+/* The compiled patterns as global/read state                                                       */
+
+/* Deployment publishes the serialized database in ids_db (IDS_DB_CHUNK-byte pieces, keys 0..n-1) and
+ * its size in ids_db_meta; a runtime process that finds them deserializes instead of compiling. */
+static int fetch_database(const struct db_meta *m, hs_database_t **out)
+{
+	struct sp_table_opts opts = {.key_size = sizeof(uint32_t), .value_size = IDS_DB_CHUNK, .capacity = 1};
+	sp_table *t;
+	char *bytes;
+	const void *chunk;
+	uint64_t done;
+	uint32_t i;
+	hs_error_t rc;
+
+	if (m->chunks == 0 || m->len > (uint64_t)m->chunks * IDS_DB_CHUNK)
+		return -EINVAL;
+	t = sp_create_table("ids_db", SP_GLOBAL | SP_READ, &opts);
+	bytes = t != NULL ? malloc(m->len) : NULL;
+	if (bytes == NULL)
+		return -ENOMEM;
+	for (i = 0, done = 0; i < m->chunks; i++, done += IDS_DB_CHUNK) {
+		chunk = sp_get_state(t, &i);
+		if (chunk == NULL) {
+			free(bytes);
+			return -ENOENT;
+		}
+		memcpy(bytes + done, chunk, m->len - done < IDS_DB_CHUNK ? m->len - done : IDS_DB_CHUNK);
+	}
+	rc = hs_deserialize_database(bytes, m->len, out);
+	free(bytes);
+	if (rc != HS_SUCCESS) {
+		sp_log("the deployed pattern database does not load here (Hyperscan error %d): compiling", rc);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Best effort: a deployment that cannot publish still works, its runtimes compile the file. */
+static void publish_database(sp_table *meta_table, hs_database_t *d)
+{
+	struct sp_table_opts opts = {.key_size = sizeof(uint32_t), .value_size = IDS_DB_CHUNK};
+	struct db_meta m;
+	sp_table *t;
+	char *bytes = NULL, *chunk;
+	size_t len;
+	uint32_t i;
+
+	if (hs_serialize_database(d, &bytes, &len) != HS_SUCCESS)
+		return;
+	m.len = len;
+	m.chunks = (uint32_t)((len + IDS_DB_CHUNK - 1) / IDS_DB_CHUNK);
+	m.pad = 0;
+	/* The meta goes first: in a runtime process put_state is skipped, so it is still absent there and
+	 * ids_db (which only a deployment may create) is not touched. */
+	if (sp_put_state(meta_table, &meta_key, &m) != 0 || sp_get_state(meta_table, &meta_key) == NULL) {
+		free(bytes);
+		return;
+	}
+	opts.capacity = m.chunks;
+	t = sp_create_table("ids_db", SP_GLOBAL | SP_READ, &opts);
+	chunk = calloc(1, IDS_DB_CHUNK);
+	for (i = 0; t != NULL && chunk != NULL && i < m.chunks; i++) {
+		memcpy(chunk, bytes + (size_t)i * IDS_DB_CHUNK,
+		       len - (size_t)i * IDS_DB_CHUNK < IDS_DB_CHUNK ? len - (size_t)i * IDS_DB_CHUNK : IDS_DB_CHUNK);
+		if (sp_put_state(t, &i, chunk) != 0)
+			break;
+	}
+	if (t == NULL || chunk == NULL || i < m.chunks)
+		sp_log("cannot publish the compiled patterns: every runtime process will compile them");
+	free(chunk);
+	free(bytes);
+}
+
+/* Get the database -- the deployment's, or compiled from the file -- and this process's scratch,
+ * replacing earlier ones (init runs twice in a process that both deploys and runs the NF, e.g. a test). */
+static int load_database(const char *path)
+{
+	struct sp_table_opts opts = {.key_size = sizeof(uint32_t), .value_size = sizeof(struct db_meta),
+				     .capacity = 1};
+	const struct db_meta *m;
+	sp_table *meta_table;
+	hs_database_t *new_db = NULL;
+	int rc;
+
+	meta_table = sp_create_table("ids_db_meta", SP_GLOBAL | SP_READ, &opts);
+	if (meta_table == NULL)
+		return -ENOMEM;
+	m = sp_get_state(meta_table, &meta_key);
+	if (m == NULL || fetch_database(m, &new_db) != 0) {
+		rc = compile_patterns(path, &new_db);
+		if (rc != 0)
+			return rc;
+		if (m == NULL)
+			publish_database(meta_table, new_db);
+	}
 	if (scratch != NULL) {
 		hs_free_scratch(scratch);
 		scratch = NULL;
@@ -277,7 +387,7 @@ static int ids_init(void)
 	if (arg_action(&drop_matches) != 0 || arg_u32("flows", IDS_DEFAULT_FLOWS, 1, &n_flows) != 0 ||
 	    arg_u32("update_interval_ms", IDS_DEFAULT_INTERVAL_MS, 0, &interval_ms) != 0)
 		return -EINVAL;
-	rc = compile_patterns(path != NULL ? path : IDS_DEFAULT_PATTERNS);
+	rc = load_database(path != NULL ? path : IDS_DEFAULT_PATTERNS);
 	if (rc != 0)
 		return rc;
 

@@ -369,7 +369,7 @@ static int vpn_init(void)
 	return sa_table != NULL ? 0 : -ENOMEM;
 }
 
-static int encrypt(struct sp_pkt *pkt, const struct layout *L, const struct sp_flow *f)
+static int vpn_encrypt(struct sp_pkt *pkt, const struct layout *L, const struct sp_flow *f)
 {
 	uint32_t len = L->end - L->payload, keep = len < keep_tail ? len : keep_tail;
 	uint32_t at = L->end - keep, old_len = pkt->len; /* the seq goes at `at` */
@@ -378,6 +378,8 @@ static int encrypt(struct sp_pkt *pkt, const struct layout *L, const struct sp_f
 	uint64_t seq;
 	int i;
 
+	if (L->end - L->l3 + VPN_SEQ_LEN > 0xffff) /* the IPv4 total length would overflow */
+		return SP_DROP;
 	if (sp_pkt_resize(pkt, VPN_SEQ_LEN) != 0) {
 		if (!grow_logged) {
 			grow_logged = 1;
@@ -399,7 +401,7 @@ static int encrypt(struct sp_pkt *pkt, const struct layout *L, const struct sp_f
 	return SP_PASS;
 }
 
-static int decrypt(struct sp_pkt *pkt, const struct layout *L, const struct sp_flow *f)
+static int vpn_decrypt(struct sp_pkt *pkt, const struct layout *L, const struct sp_flow *f)
 {
 	uint32_t len = L->end - L->payload, keep, at, old_len = pkt->len;
 	struct vpn_sa tmp, *sa;
@@ -432,7 +434,7 @@ static int vpn_handler(struct sp_pkt *pkt)
 
 	if (parse(pkt, &L) != 0 || sp_flow_of(pkt, &f) != 0)
 		return SP_PASS;
-	return decrypting ? decrypt(pkt, &L, &f) : encrypt(pkt, &L, &f);
+	return decrypting ? vpn_decrypt(pkt, &L, &f) : vpn_encrypt(pkt, &L, &f);
 }
 
 SP_NF("vpn", vpn_init, vpn_handler);

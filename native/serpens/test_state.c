@@ -187,9 +187,12 @@ static void test_per_flow_and_errors(struct sm_region *r)
 int main(void)
 {
 	size_t size = 64u << 20;
-	void *mem = calloc(1, size);
-	struct sm_region *r = sm_region_create(mem, size);
+	void *mem = aligned_alloc(64, size); /* struct sm_region is 64-byte aligned */
+	struct sm_region *r;
 	int slot;
+
+	memset(mem, 0, size);
+	r = sm_region_create(mem, size);
 
 	CHECK(r != NULL);
 	sm_set_region(r);

@@ -20,7 +20,9 @@ struct sm_region *nft_region(void)
 
 	if (region != NULL)
 		return region;
-	mem = calloc(1, NFT_REGION_BYTES);
+	mem = aligned_alloc(64, NFT_REGION_BYTES); /* struct sm_region is 64-byte aligned */
+	if (mem)
+		memset(mem, 0, NFT_REGION_BYTES);
 	region = mem != NULL ? sm_region_create(mem, NFT_REGION_BYTES) : NULL;
 	if (region == NULL) {
 		fprintf(stderr, "cannot create a %u-byte state region\n", NFT_REGION_BYTES);
