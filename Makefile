@@ -2,6 +2,7 @@
 #   make reproduce     every experiment that exists, then the paper-claims report
 #   make test          the test suite (unit + integration on real DPDK)
 #   make limit         the testbed's own limit: NDR/PDR + latency of the wire at 64 B and 1500 B
+#   make figure-15     the SFC FW→MON→NAT on every platform that runs SFCs (paper Fig. 15)
 #   make check-paper   the paper's claims against the latest results
 # QUICK=1 gives short trials and one repetition for every experiment target.
 
@@ -14,7 +15,7 @@ ifeq ($(QUICK),1)
 QUICKFLAG := --quick
 endif
 # Experiments this tree implements so far; `make reproduce` runs them all.
-EXPERIMENTS := limit
+EXPERIMENTS := limit figure-15
 
 .PHONY: setup build test test-unit test-integration bench reproduce check-paper lint clean distclean \
         $(EXPERIMENTS) doctor
@@ -30,6 +31,7 @@ doctor: setup
 
 test: setup
 	@meson test -C build/native -q --print-errorlogs
+	@$(PY) data/ids/derive.py --check
 	@$(PY) -m pytest tests/unit tests/integration -q
 
 test-unit: setup

@@ -67,7 +67,9 @@ def _fmt(v: Any, unit: str = "", digits: int = 3) -> str:
 
 @main.command()
 @click.option("--platform", "platform_name", default="wire", show_default=True, help="Platform under test.")
-@click.option("--sfc", default=None, help="NFs of the chain, e.g. fw,mon,nat (platforms with NFs).")
+@click.option("--sfc", default=None,
+              help="The SFC, for platforms that run NFs: NF types in order (fw,mon,nat) or an SFC file "
+                   "(.yaml, docs/serpens.md).")
 @click.option("--load", "load", type=float, default=None,
               help="Fraction of the measured PDR to run the latency trial at [default: "
                    "measurement.latency_load_fraction].")
@@ -82,6 +84,7 @@ def _fmt(v: Any, unit: str = "", digits: int = 3) -> str:
 def run(ctx: click.Context, platform_name: str, sfc: str | None, load: float | None, duration: float | None,
         frame_size: int, flows: int | None, rate_mpps: float | None, out: str | None) -> None:
     """One ad-hoc measurement: NDR/PDR search, then throughput and latency at --load × PDR."""
+    from harness import platforms
     from harness.platforms import PlatformError
     from harness.progress import Progress
     from harness.results import ResultWriter
@@ -90,8 +93,22 @@ def run(ctx: click.Context, platform_name: str, sfc: str | None, load: float | N
     from harness.traffic.measure import POINT_COLUMNS, Measurer, measure_point
 
     config = copy.deepcopy(_load(ctx))
-    if sfc is not None and platform_name == "wire":
-        raise click.UsageError("the wire platform runs no NFs; --sfc needs a platform with NFs")
+    try:
+        runs_sfc = platforms.runs_sfc(platform_name)
+    except PlatformError as exc:
+        raise click.UsageError(str(exc)) from exc
+    if sfc is not None and not runs_sfc:
+        raise click.UsageError(f"the {platform_name} platform runs no NFs; --sfc needs a platform with NFs "
+                               f"({', '.join(platforms.sfc_platforms())})")
+    if sfc is None and runs_sfc:
+        raise click.UsageError(f"the {platform_name} platform runs an SFC: give --sfc, e.g. --sfc fw,mon,nat")
+    sfc_specs = None
+    if sfc is not None:
+        from harness.serpens.sfc import from_cli
+        try:
+            sfc_specs = from_cli(sfc, config)
+        except ConfigError as exc:
+            raise click.BadParameter(str(exc), param_hint="--sfc") from exc
     if duration is not None:
         config["measurement"]["latency_duration_s"] = duration
     if load is not None and not 0 < load <= 2:
@@ -103,17 +120,18 @@ def run(ctx: click.Context, platform_name: str, sfc: str | None, load: float | N
     from harness.results import run_id as make_run_id
     csv_path = out_dir / f"{make_run_id(platform_name)}.csv"
     try:
-        with rig(config, platform_name) as r, ResultWriter(csv_path, "run", POINT_COLUMNS, config,
-                                                           cores=r.cores(),
-                                                           extra={"rig": r.describe()}) as writer:
+        with rig(config, platform_name, sfc=sfc_specs) as r, \
+                ResultWriter(csv_path, "run", POINT_COLUMNS, config, cores=r.cores(),
+                             extra={"rig": r.describe()}) as writer:
             m = Measurer(r.generator, frame_size, flows, config["traffic"]["latency_pps"])
             row, _ = measure_point(m, config, load_fraction=fraction, on_trial=progress.trial,
                                    rate_pps=rate_mpps * 1e6 if rate_mpps is not None else None)
-            row.update(platform=platform_name, workload=sfc or r.platform.workload, trial=0)
+            row.update(platform=platform_name, workload=r.platform.workload or sfc, trial=0)
             writer.write(row)
     except (PlatformError, GeneratorError) as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(f"platform {platform_name}, {frame_size} B frames, {flows} flows")
+    running = f" running {row['workload']}" if sfc else ""
+    click.echo(f"platform {platform_name}{running}, {frame_size} B frames, {flows} flows")
     if "pdr_mpps" in row:
         click.echo(f"  NDR {_fmt(row['ndr_mpps'])} Mpps   PDR {_fmt(row['pdr_mpps'])} Mpps "
                    f"({row['search_trials']} search trials)")

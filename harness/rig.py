@@ -56,9 +56,18 @@ def make_generator(config: Config, platform: Platform, run_dir: RunDir, **kwargs
 
 
 @contextlib.contextmanager
-def rig(config: Config, platform_name: str, **generator_kwargs: Any) -> Iterator[Rig]:
+def rig(config: Config, platform_name: str, sfc: Any = None, **generator_kwargs: Any) -> Iterator[Rig]:
+    """``sfc``: the SFC(s) a platform that runs NFs deploys (a harness.serpens.sfc.SfcSpec, a list of them,
+    or --sfc text such as "fw,mon,nat"); platforms without NFs take none."""
+    cls = platforms.get(platform_name)
+    if sfc is not None and not platforms.runs_sfc(platform_name):
+        raise platforms.PlatformError(f"the {platform_name} platform runs no NFs; it takes no SFC")
     run_dir = RunDir(config, platform_name)
-    platform = platforms.get(platform_name)(config, run_dir)
+    try:
+        platform = cls(config, run_dir) if sfc is None else cls(config, run_dir, sfc=sfc)
+    except BaseException:
+        run_dir.remove()
+        raise
     try:
         with platform:
             generator = make_generator(config, platform, run_dir, **generator_kwargs)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from harness.platforms.base import Platform, PlatformError
 from harness.platforms.wire import WirePlatform
+from harness.serpens.platform import SerpensPlatform
 
 PLATFORMS: dict[str, type[Platform]] = {
     WirePlatform.name: WirePlatform,
+    SerpensPlatform.name: SerpensPlatform,
 }
 
 
@@ -17,4 +19,14 @@ def get(name: str) -> type[Platform]:
         raise PlatformError(f"unknown platform {name!r}; known: {', '.join(sorted(PLATFORMS))}") from None
 
 
-__all__ = ["PLATFORMS", "Platform", "PlatformError", "get"]
+def runs_sfc(name: str) -> bool:
+    """Whether a platform runs NFs: its constructor takes ``sfc=`` (SfcSpec(s), harness/serpens/sfc.py)."""
+    return bool(getattr(get(name), "runs_sfc", False))
+
+
+def sfc_platforms() -> list[str]:
+    """Every registered platform that can run an SFC (the grid of Fig. 15), in registration order."""
+    return [n for n, cls in PLATFORMS.items() if getattr(cls, "runs_sfc", False)]
+
+
+__all__ = ["PLATFORMS", "Platform", "PlatformError", "get", "runs_sfc", "sfc_platforms"]

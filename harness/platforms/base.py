@@ -20,7 +20,8 @@ class MemifLink:
     """The virtual cable between the built-in generator and a platform on one machine.
 
     The platform is the memif *server* (it owns the socket and outlives generator processes); each
-    generator trial connects as a client. Copy mode: the wire forwards 13–16 Mpps of 64 B frames through it on this machine kind.
+    generator trial connects as a client. Copy mode: the wire forwards 13–16 Mpps of 64 B frames through
+    it on this machine kind.
     """
 
     socket: str

@@ -1,0 +1,134 @@
+"""`make figure-15` — end-to-end performance of the SFC FW→MON→NAT on each FaaS platform (paper Sec. V-E,
+Fig. 15): (a) throughput, (b) average latency at 80 % of the maximum throughput.
+
+Every registered platform that runs SFCs (``runs_sfc``, harness.platforms.sfc_platforms) is measured with the
+same SFC spec, NF objects, default NF arguments, cores, frame size and generator: today Serpens; Fission,
+SNF and SAND join by registering themselves (one line in harness/platforms/__init__.py), in the paper's
+order below. Each point is one NDR/PDR search and a latency trial at ``measurement.latency_load_fraction`` of
+the PDR (harness.traffic.measure.measure_point, as `make limit`), repeated ``measurement.repetitions`` times.
+The wire (no NFs) is measured too, as the ceiling of this machine: a reference row (workload "forward")
+that the claims never select.
+
+The plot is made from results/figure-15.csv only (its function is here, :func:`figure_15_figure`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+
+from experiments.base import Experiment
+from harness import platforms, plots
+from harness.results import ResultWriter
+from harness.rig import rig
+from harness.serpens.sfc import SfcSpec
+from harness.traffic.measure import POINT_COLUMNS, Measurer, measure_point
+
+SFC = "fw,mon,nat"            # the paper's SFC: Firewall → Monitor → NAT; also the rows' workload
+FRAME_SIZE_B = 64             # the paper's packet size for its throughput figures
+REFERENCE = "wire"            # the machine's ceiling, measured alongside
+# The paper's order of Fig. 15; platforms registered later and not listed here are appended.
+PAPER_ORDER = ("fission", "snf", "sand", "serpens")
+LABELS = {"fission": "Fission", "snf": "SNF", "sand": "SAND", "serpens": "Serpens", "wire": "wire"}
+
+
+def sfc_platforms() -> list[str]:
+    """The platforms of the grid: every registered one that runs SFCs, in the paper's order."""
+    available = platforms.sfc_platforms()
+    return [p for p in PAPER_ORDER if p in available] + [p for p in available if p not in PAPER_ORDER]
+
+
+class Figure15(Experiment):
+    name = "figure-15"
+    title = "End-to-end performance of the SFC FW→MON→NAT (paper Fig. 15)"
+    columns = POINT_COLUMNS
+
+    def cores(self) -> dict[str, object]:
+        c = self.config["cores"]
+        serpens = self.config["platforms"]["serpens"]
+        return {"generator": c["generator"], "platform_data_plane": c["platform"],
+                "serpens_instances": (f"share core {c['platform']} with serpensd (colocate)"
+                                      if serpens["colocate"] else "own cores")}
+
+    def grid(self) -> list[str]:
+        return [REFERENCE, *sfc_platforms()]
+
+    def measure(self, writer: ResultWriter) -> None:
+        traffic = self.config["traffic"]
+        grid = self.grid()
+        writer.note("platforms", grid)
+        self.progress.say(f"platforms: {', '.join(grid)}; SFC {SFC}, {FRAME_SIZE_B} B frames")
+        for name in grid:
+            sfc = None if name == REFERENCE else SfcSpec.linear(SFC)
+            with rig(self.config, name, sfc=sfc) as r:
+                writer.note(f"rig_{name}", r.describe())
+                workload = r.platform.workload or "forward"
+                for trial in self.repetitions():
+                    prefix = f"{name} {workload} #{trial}: "
+                    self.progress.say(f"{prefix}searching NDR/PDR")
+                    m = Measurer(r.generator, FRAME_SIZE_B, traffic["flows"], traffic["latency_pps"])
+                    row, _ = measure_point(m, self.config,
+                                           on_trial=lambda log, p=prefix: self.progress.trial(log, p))
+                    row.update(platform=name, workload=workload, trial=trial)
+                    writer.write(row)
+                    self.progress.say(
+                        f"{prefix}NDR {row['ndr_mpps']:.3f} Mpps, PDR {row['pdr_mpps']:.3f} Mpps, latency "
+                        f"mean {row.get('latency_mean_us', float('nan')):.1f} µs "
+                        f"p99 {row.get('latency_p99_us', float('nan')):.1f} µs at "
+                        f"{row['load_fraction']:.0%} of PDR")
+
+    def plot(self, df: pd.DataFrame, path: Path) -> None:
+        figure_15_figure(df, path)
+
+
+def figure_15_figure(df: pd.DataFrame, path: Path) -> None:
+    """(a) NDR/PDR per platform, (b) mean and p99 latency per platform at the measured load; the wire's
+    NDR, PDR and mean latency (the machine's ceiling) as reference lines."""
+    sns.set_theme(style="whitegrid", context="paper")
+    fig, (ax_t, ax_l) = plt.subplots(1, 2, figsize=(8, 3.2))
+    sfc = df[df["platform"] != REFERENCE]
+    ref = df[df["platform"] == REFERENCE]
+    order = [p for p in [*PAPER_ORDER, *sorted(set(sfc["platform"]) - set(PAPER_ORDER))]
+             if p in set(sfc["platform"])]
+    names = [LABELS.get(p, p) for p in order]
+    workload = sfc["workload"].iloc[0] if len(sfc) else SFC
+
+    if len(sfc):
+        tput = sfc.melt(id_vars=["platform"], value_vars=["ndr_mpps", "pdr_mpps"], var_name="rate",
+                        value_name="Mpps")
+        tput["rate"] = tput["rate"].map({"ndr_mpps": "NDR (≤0.001 %)", "pdr_mpps": "PDR (≤0.1 %)"})
+        tput["platform"] = tput["platform"].map(lambda p: LABELS.get(p, p))
+        sns.barplot(data=tput, x="platform", y="Mpps", hue="rate", order=names, ax=ax_t,
+                    **plots.MEDIAN_MINMAX)
+    for col, ls, what in (("ndr_mpps", "--", "NDR"), ("pdr_mpps", ":", "PDR")):
+        if len(ref) and ref[col].notna().any():
+            ax_t.axhline(ref[col].median(), ls=ls, color="0.3", lw=1,
+                         label=f"wire {what} {ref[col].median():.2f} Mpps")
+    ax_t.set_yscale("log")  # baselines are expected one to two orders of magnitude below Serpens
+    ax_t.set_xlabel("")
+    ax_t.set_ylabel("throughput (Mpps)")
+    ax_t.set_title(f"(a) throughput, SFC {workload.upper().replace(',', '→')}")
+    ax_t.legend(fontsize=7)
+
+    lat_cols = [c for c in ("latency_mean_us", "latency_p99_us") if c in df and sfc[c].notna().any()]
+    if lat_cols:
+        lat = sfc.melt(id_vars=["platform"], value_vars=lat_cols, var_name="statistic", value_name="µs")
+        lat["statistic"] = lat["statistic"].map({"latency_mean_us": "mean", "latency_p99_us": "p99"})
+        lat["platform"] = lat["platform"].map(lambda p: LABELS.get(p, p))
+        sns.barplot(data=lat, x="platform", y="µs", hue="statistic", order=names, ax=ax_l,
+                    **plots.MEDIAN_MINMAX)
+    if len(ref) and "latency_mean_us" in ref and ref["latency_mean_us"].notna().any():
+        ax_l.axhline(ref["latency_mean_us"].median(), ls="--", color="0.3", lw=1,
+                     label=f"wire mean {ref['latency_mean_us'].median():.1f} µs")
+    fraction = sfc["load_fraction"].dropna() if len(sfc) else df["load_fraction"].dropna()
+    at = f" at {fraction.iloc[0]:.0%} of PDR" if len(fraction) else ""
+    ax_l.set_yscale("log")
+    ax_l.set_xlabel("")
+    ax_l.set_ylabel("latency (µs)")
+    ax_l.set_title(f"(b) latency{at}")
+    if ax_l.get_legend_handles_labels()[0]:
+        ax_l.legend(fontsize=7)
+    plots._save(fig, path, "results/figure-15.csv")

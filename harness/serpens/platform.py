@@ -1,0 +1,304 @@
+"""The `serpens` platform: serpensd (native/serpens) with SFCs deployed through its control socket.
+
+Like the wire, serpensd is a DPDK primary on ``cores.platform`` that is the memif server of the generator's
+link, prints ``READY`` when its port, state region and control socket are up, and leaves its stderr in a log
+file in the run directory. Then the platform connects a :class:`~harness.serpens.controller.Controller`,
+deploys every NF of the SFC spec(s) it was given (``deploy_nf``: the NF object is loaded into the State
+Manager and its init creates the tables), declares each SFC (``deploy_sfc``) and starts
+``platforms.serpens.instances`` instances of each (``start_instance``: a pooled runtime process maps the
+whole SFC). Packets go generator → memif → gateway (SFC tag) → router → an instance's ring → the chain of
+NFs in one process → back out of the port.
+
+The four axes (DESIGN.md section 3): startup = memory-map the NFs into a pre-launched pool process; state =
+the local State Manager in shared memory; chaining = the whole SFC in one instance (label array); scaling =
+more instances on this server sharing the state.
+
+serpensd and every runtime process it starts run in a process group of their own; ``stop()`` asks serpensd to
+shut down, terminates it if it will not, kills what is left of that group, and removes the run's DPDK files.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from harness.config import REPO_ROOT, Config
+from harness.native import NativeError, RunDir, binary, cleanup_prefix, eal_args, terminate
+from harness.platforms.base import Platform, PlatformError
+from harness.serpens.controller import Controller, SerpensError
+from harness.serpens.sfc import SfcSpec, as_specs, effective_args, nf_path
+
+
+class SerpensPlatform(Platform):
+    name = "serpens"
+    workload = ""
+    runs_sfc = True  # takes sfc=...: a platform an SFC experiment (Fig. 15) can run
+
+    def __init__(self, config: Config, run_dir: RunDir,
+                 sfc: SfcSpec | Sequence[SfcSpec] | str | None = None) -> None:
+        super().__init__(config, run_dir)
+        self.settings = config["platforms"]["serpens"]
+        self.lcore = config["cores"]["platform"]
+        self.sfcs: list[SfcSpec] = as_specs(sfc, config) if sfc is not None else []
+        self.workload = ";".join(s.workload for s in self.sfcs)
+        self.prefix = f"serpens-{run_dir.tag}"
+        self.control_socket = run_dir / "serpensd.sock"
+        self.log_file = run_dir / "serpensd.log"   # stderr (and stdout after READY): never an unread pipe
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.controller: Controller | None = None
+        self.deployed_nfs: dict[str, dict[str, Any]] = {}   # deployment name -> path, args, tables
+        self.sfc_ids: dict[str, int] = {}
+        self.instances: dict[int, dict[str, Any]] = {}       # slot -> start_instance reply + sfc
+        self.startup_us: list[float] = []
+        self._drain: threading.Thread | None = None
+
+    # --- the process ------------------------------------------------------------------------------------
+
+    def command(self) -> list[str]:
+        """serpensd's command line: EAL arguments, then serpensd's own (native/serpens/serpensd.c)."""
+        s = self.settings
+        cmd = [str(binary(s["serpensd"])),
+               *eal_args(self.lcore, self.prefix, [self.link.server_vdev()]),
+               "--",
+               "--control", str(self.control_socket),
+               "--runtime", str(binary(s["runtime"])),
+               "--nf-dir", str(self.run_dir / "nfs"),   # serpensd's copy of each deployed NF object
+               "--state-mb", str(s["state_region_mb"]),
+               "--wake-batch", str(s["wake_batch"]),
+               "--flush-us", str(s["flush_us"]),
+               "--keep-warm-s", str(s["keep_warm_s"])]
+        if s["colocate"]:
+            cmd.append("--colocate")
+        return cmd
+
+    def start(self) -> None:
+        if self.proc is not None:
+            return
+        try:
+            cmd = self.command()
+        except NativeError as exc:
+            raise PlatformError(str(exc)) from exc
+        self.log_file.write_text("")
+        with open(self.log_file, "a") as log:
+            # cwd: relative paths in NF arguments (e.g. IDS patterns) are relative to the repository root.
+            # A session of its own: serpensd's pooled runtime processes can be found and ended with it.
+            self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, bufsize=0, cwd=REPO_ROOT,
+                                         start_new_session=True)
+        try:
+            self._wait_ready(self.settings["ready_timeout_s"])
+            self._drain_stdout()
+            self.controller = Controller(str(self.control_socket),
+                                         connect_timeout_s=self.settings["ready_timeout_s"]).connect()
+            for spec in self.sfcs:
+                self.deploy(spec)
+        except (NativeError, PlatformError) as exc:
+            tail = self._log_tail()
+            try:
+                self.stop()
+            except PlatformError:
+                pass
+            msg = f"{exc}\nserpensd log ({self.log_file}):\n{tail}"
+            if isinstance(exc, SerpensError):  # serpensd refused: keep the type, callers may tell it apart
+                raise SerpensError(msg, exc.request) from exc
+            raise PlatformError(msg) from exc
+
+    def _wait_ready(self, timeout: float) -> None:
+        """Read serpensd's stdout until the line READY; what it printed before goes into the log.
+
+        Unbuffered reads of the pipe: DPDK's EAL logs to stdout, so READY may arrive in one read with
+        other lines, and a buffered reader would hold it where select() cannot see it.
+        """
+        assert self.proc is not None and self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        deadline = time.monotonic() + timeout
+        pending = b""
+        with open(self.log_file, "ab") as log:
+            while time.monotonic() < deadline:
+                ready, _, _ = select.select([fd], [], [], 0.1)
+                chunk = os.read(fd, 65536) if ready else b""
+                if chunk:
+                    *lines, pending = (pending + chunk).split(b"\n")
+                    for i, line in enumerate(lines):
+                        if line.strip() == b"READY":
+                            log.write(b"\n".join(lines[i + 1:] + [pending]))
+                            return
+                        log.write(line + b"\n")
+                    log.flush()
+                    continue
+                if self.proc.poll() is not None:
+                    log.write(pending)
+                    log.flush()
+                    raise NativeError(f"serpensd exited with code {self.proc.returncode} before it was "
+                                      "ready")
+                if ready:  # stdout closed but still running: nothing more will come from it
+                    time.sleep(0.05)
+        raise NativeError(f"serpensd did not print 'READY' within {timeout:.0f} s")
+
+    def _drain_stdout(self) -> None:
+        """After READY nobody reads serpensd's stdout: copy it into the log so the pipe never fills."""
+        assert self.proc is not None and self.proc.stdout is not None
+        fd, path = self.proc.stdout.fileno(), self.log_file
+
+        def run() -> None:
+            with open(path, "ab") as log:
+                while True:
+                    try:
+                        chunk = os.read(fd, 65536)
+                    except OSError:
+                        return
+                    if not chunk:
+                        return
+                    log.write(chunk)
+                    log.flush()
+
+        self._drain = threading.Thread(target=run, name="serpensd-stdout", daemon=True)
+        self._drain.start()
+
+    def _running(self) -> Controller:
+        if self.proc is None or self.proc.poll() is not None or self.controller is None:
+            code = None if self.proc is None else self.proc.poll()
+            raise PlatformError("serpensd is not running" + (f" (exit code {code}); log:\n{self._log_tail()}"
+                                                             if code is not None else ""))
+        return self.controller
+
+    # --- deployment -------------------------------------------------------------------------------------
+
+    def deploy(self, spec: SfcSpec) -> int:
+        """Deploy the spec's NFs (once per deployment name), the SFC, and its initial instances."""
+        ctl = self._running()
+        for dname, (nf_type, args) in spec.nfs.items():
+            path = nf_path(nf_type, self.settings["nfs_dir"])
+            full_args = effective_args(nf_type, args, self.config)
+            known = self.deployed_nfs.get(dname)
+            if known is not None:
+                if (known["path"], known["args"]) != (str(path), full_args):
+                    raise PlatformError(f"SFC {spec.name!r}: NF {dname!r} is already deployed as "
+                                        f"{known['path']} with {known['args']}, not {path} with {full_args}")
+                continue
+            if not path.is_file():
+                raise PlatformError(f"SFC {spec.name!r}: NF {dname!r} of type {nf_type!r}: {path} does not "
+                                    f"exist (run `make build`; NF types are the .so files in "
+                                    f"{self.settings['nfs_dir']})")
+            try:
+                tables = ctl.deploy_nf(dname, str(path), full_args)
+            except SerpensError as exc:
+                raise SerpensError(f"deploying NF {dname!r} ({path}) for SFC {spec.name!r}: {exc}",
+                                   exc.request) from exc
+            self.deployed_nfs[dname] = {"type": nf_type, "path": str(path), "args": full_args,
+                                        "tables": tables}
+        try:
+            sfc_id = ctl.deploy_sfc(spec.name, spec.match, spec.graph)
+        except SerpensError as exc:
+            raise SerpensError(f"deploying SFC {spec.name!r} {spec.graph}: {exc}", exc.request) from exc
+        self.sfc_ids[spec.name] = sfc_id
+        for _ in range(self.settings["instances"]):
+            self.start_instance(spec.name)
+        return sfc_id
+
+    def start_instance(self, sfc: str) -> dict[str, Any]:
+        """Start one more instance of an SFC; its reply (instance slot, pid, startup_us) is remembered."""
+        try:
+            reply = self._running().start_instance(sfc)
+        except SerpensError as exc:
+            raise SerpensError(f"starting an instance of SFC {sfc!r}: {exc}", exc.request) from exc
+        self.instances[int(reply["instance"])] = {"sfc": sfc, **reply}
+        if "startup_us" in reply:
+            self.startup_us.append(float(reply["startup_us"]))
+        return reply
+
+    def stop_instance(self, slot: int) -> int:
+        """Stop an instance (drain, merge its state back); returns how many packets it drained."""
+        drained = self._running().stop_instance(slot)
+        self.instances.pop(int(slot), None)
+        return drained
+
+    # --- the Platform interface ------------------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        return self._running().stats()
+
+    def stop(self) -> dict[str, Any]:
+        if self.proc is None:
+            return {}
+        proc, self.proc = self.proc, None
+        final: dict[str, Any] = {}
+        if self.controller is not None:
+            ctl, self.controller = self.controller, None
+            if proc.poll() is None:
+                try:
+                    final = ctl.stats()
+                    ctl.shutdown(timeout_s=10.0)
+                    proc.wait(timeout=10.0)  # it stops its instances and exits by itself
+                except (PlatformError, subprocess.TimeoutExpired):
+                    pass
+            ctl.close()
+        code = terminate(proc)
+        leftovers = self._end_process_group(proc.pid)
+        cleanup_prefix(self.prefix, self.config["machine"]["hugepage_mount"])
+        if self._drain is not None:
+            self._drain.join(timeout=1.0)
+        if code != 0:
+            raise PlatformError(f"serpensd exited with code {code}: {self._log_tail()}")
+        if leftovers:
+            raise PlatformError(f"serpensd exited but left {leftovers} process(es) of its pool running; "
+                                f"they were killed. serpensd log:\n{self._log_tail()}")
+        return final
+
+    @staticmethod
+    def _end_process_group(pgid: int, grace_s: float = 2.0) -> int:
+        """Wait for serpensd's process group (its runtime processes) to go; SIGKILL what stays. Returns how
+        many processes had to be killed."""
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline:
+            if not _group_members(pgid):
+                return 0
+            time.sleep(0.02)
+        members = _group_members(pgid)
+        if members:
+            try:
+                os.killpg(pgid, signal.SIGKILL)
+            except ProcessLookupError:
+                return 0
+        return len(members)
+
+    def _log_tail(self) -> str:
+        try:
+            return self.log_file.read_text().strip()[-3000:] or "(empty)"
+        except OSError:
+            return "(no log)"
+
+    def describe(self) -> dict[str, Any]:
+        s = self.settings
+        return {"platform": self.name, "serpensd": s["serpensd"], "runtime": s["runtime"],
+                "lcore": self.lcore, "colocate": s["colocate"],
+                "instances_run_on": (f"lcore {self.lcore}, sharing it with serpensd" if s["colocate"]
+                                     else "their own cores (serpensd decides)"),
+                "state_region_mb": s["state_region_mb"], "wake_batch": s["wake_batch"],
+                "flush_us": s["flush_us"], "keep_warm_s": s["keep_warm_s"],
+                "instances_per_sfc": s["instances"], "sfcs": [x.to_json() for x in self.sfcs],
+                "deployed_nfs": self.deployed_nfs, "instance_startup_us": self.startup_us,
+                "link": "net_memif (copy mode), serpensd is the server"}
+
+
+def _group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes whose process group is ``pgid``."""
+    out = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # pid (comm) state ppid pgrp ...; comm may contain spaces and parentheses
+        fields = stat[stat.rfind(")") + 2:].split()
+        if len(fields) > 2 and fields[0] != "Z" and int(fields[2]) == pgid:
+            out.append(int(entry.name))
+    return out
