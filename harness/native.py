@@ -12,6 +12,7 @@ import select
 import shutil
 import signal
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -71,29 +72,82 @@ def cleanup_prefix(prefix: str, hugepage_mount: str = "/dev/hugepages") -> None:
                 pass
 
 
-def wait_for_line(proc: subprocess.Popen[str], expected: str, timeout: float, what: str) -> None:
-    """Read ``proc``'s stdout until a line equal to ``expected``; fail clearly if it dies or times out."""
+def start_daemon(cmd: Sequence[str], log_file: Path, ready_timeout: float, what: str,
+                 cwd: Path | None = None, new_session: bool = False) -> subprocess.Popen[bytes]:
+    """Start a native daemon that prints ``READY`` on stdout once it can serve; return it when it has.
+
+    stderr goes to ``log_file`` (a pipe nobody reads could fill up and block the daemon). stdout is read
+    unbuffered until READY — DPDK may log to stdout, so READY can arrive in one read with other lines,
+    where a buffered reader would hide it from select() — and afterwards copied into the log by a thread.
+    """
+    log_file.write_text("")
+    with open(log_file, "ab") as log:
+        proc = subprocess.Popen(list(cmd), stdout=subprocess.PIPE, stderr=log, bufsize=0, cwd=cwd,
+                                start_new_session=new_session)
+    try:
+        _wait_ready(proc, log_file, ready_timeout, what)
+    except NativeError:
+        terminate(proc)
+        raise
+    _copy_stdout_to_log(proc, log_file, what)
+    return proc
+
+
+def _wait_ready(proc: subprocess.Popen[bytes], log_file: Path, timeout: float, what: str) -> None:
     assert proc.stdout is not None
-    deadline = time.monotonic() + timeout
-    seen: list[str] = []
     fd = proc.stdout.fileno()
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([fd], [], [], 0.1)
-        if ready:
-            line = proc.stdout.readline()
-            if line:
-                if line.strip() == expected:
-                    return
-                seen.append(line.rstrip())
+    deadline = time.monotonic() + timeout
+    pending = b""
+    with open(log_file, "ab") as log:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 0.1)
+            chunk = os.read(fd, 65536) if ready else b""
+            if chunk:
+                *lines, pending = (pending + chunk).split(b"\n")
+                for i, line in enumerate(lines):
+                    if line.strip() == b"READY":
+                        log.write(b"\n".join(lines[i + 1:] + [pending]))
+                        return
+                    log.write(line + b"\n")
+                log.flush()
                 continue
-        if proc.poll() is not None:
-            err = proc.stderr.read() if proc.stderr else ""
-            raise NativeError(f"{what} exited with code {proc.returncode} before it was ready:\n"
-                              + "\n".join(seen[-20:] + err.splitlines()[-20:]))
-    raise NativeError(f"{what} did not print {expected!r} within {timeout:.0f} s")
+            if proc.poll() is not None:
+                log.write(pending)
+                log.flush()
+                raise NativeError(f"{what} exited with code {proc.returncode} before it was ready; "
+                                  f"its log:\n{tail(log_file)}")
+            if ready:  # stdout closed but the process still runs: nothing more will come from it
+                time.sleep(0.05)
+    raise NativeError(f"{what} did not print READY within {timeout:.0f} s; its log:\n{tail(log_file)}")
 
 
-def terminate(proc: subprocess.Popen[str], timeout: float = 10.0) -> int:
+def _copy_stdout_to_log(proc: subprocess.Popen[bytes], log_file: Path, what: str) -> None:
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+
+    def run() -> None:
+        with open(log_file, "ab") as log:
+            while True:
+                try:
+                    chunk = os.read(fd, 65536)
+                except OSError:
+                    return
+                if not chunk:
+                    return
+                log.write(chunk)
+                log.flush()
+
+    threading.Thread(target=run, name=f"{what}-stdout", daemon=True).start()
+
+
+def tail(log_file: Path, chars: int = 2000) -> str:
+    try:
+        return log_file.read_text(errors="replace").strip()[-chars:]
+    except OSError:
+        return "(no log)"
+
+
+def terminate(proc: subprocess.Popen, timeout: float = 10.0) -> int:  # type: ignore[type-arg]
     """SIGTERM, wait, SIGKILL if it will not go. Returns the exit code."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)

@@ -13,7 +13,7 @@ import subprocess
 import time
 from typing import Any
 
-from harness.native import NativeError, binary, cleanup_prefix, eal_args, terminate, wait_for_line
+from harness.native import NativeError, binary, cleanup_prefix, eal_args, start_daemon, tail, terminate
 from harness.platforms.base import Platform, PlatformError
 
 
@@ -28,7 +28,7 @@ class WirePlatform(Platform):
         self.prefix = f"wire-{run_dir.tag}"
         self.stats_file = run_dir / "wire-stats.json"
         self.log_file = run_dir / "wire.log"   # stderr goes to a file: a pipe nobody reads could fill up
-        self.proc: subprocess.Popen[str] | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
 
     def command(self) -> list[str]:
         return [str(binary(self.settings["binary"])),
@@ -38,17 +38,12 @@ class WirePlatform(Platform):
     def start(self) -> None:
         if self.proc is not None:
             return
-        cmd = self.command()
-        with open(self.log_file, "w") as log:
-            self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True)
         try:
-            wait_for_line(self.proc, "READY", self.settings["ready_timeout_s"], "serpens-wire")
+            self.proc = start_daemon(self.command(), self.log_file, self.settings["ready_timeout_s"],
+                                     "serpens-wire")
         except NativeError as exc:
-            try:
-                self.stop()
-            except PlatformError:
-                pass
-            raise PlatformError(f"{exc}\n{self._log_tail()}") from exc
+            cleanup_prefix(self.prefix, self.config["machine"]["hugepage_mount"])
+            raise PlatformError(str(exc)) from exc
 
     def _read_stats(self) -> dict[str, Any]:
         try:
@@ -75,14 +70,8 @@ class WirePlatform(Platform):
         code = terminate(proc)
         cleanup_prefix(self.prefix, self.config["machine"]["hugepage_mount"])
         if code != 0:
-            raise PlatformError(f"serpens-wire exited with code {code}: {self._log_tail()}")
+            raise PlatformError(f"serpens-wire exited with code {code}: {tail(self.log_file)}")
         return self._read_stats() if self.stats_file.exists() else {}
-
-    def _log_tail(self) -> str:
-        try:
-            return self.log_file.read_text().strip()[-2000:]
-        except OSError:
-            return "(no log)"
 
     def describe(self) -> dict[str, Any]:
         return {"platform": self.name, "binary": self.settings["binary"], "lcore": self.lcore,

@@ -20,16 +20,23 @@ shut down, terminates it if it will not, kills what is left of that group, and r
 from __future__ import annotations
 
 import os
-import select
 import signal
 import subprocess
-import threading
 import time
 from collections.abc import Sequence
 from typing import Any
 
 from harness.config import REPO_ROOT, Config
-from harness.native import NativeError, RunDir, binary, cleanup_prefix, eal_args, terminate
+from harness.native import (
+    NativeError,
+    RunDir,
+    binary,
+    cleanup_prefix,
+    eal_args,
+    start_daemon,
+    tail,
+    terminate,
+)
 from harness.platforms.base import Platform, PlatformError
 from harness.serpens.controller import Controller, SerpensError
 from harness.serpens.sfc import SfcSpec, as_specs, effective_args, nf_path
@@ -56,7 +63,6 @@ class SerpensPlatform(Platform):
         self.sfc_ids: dict[str, int] = {}
         self.instances: dict[int, dict[str, Any]] = {}       # slot -> start_instance reply + sfc
         self.startup_us: list[float] = []
-        self._drain: threading.Thread | None = None
 
     # --- the process ------------------------------------------------------------------------------------
 
@@ -84,87 +90,31 @@ class SerpensPlatform(Platform):
             cmd = self.command()
         except NativeError as exc:
             raise PlatformError(str(exc)) from exc
-        self.log_file.write_text("")
-        with open(self.log_file, "a") as log:
-            # cwd: relative paths in NF arguments (e.g. IDS patterns) are relative to the repository root.
-            # A session of its own: serpensd's pooled runtime processes can be found and ended with it.
-            self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, bufsize=0, cwd=REPO_ROOT,
-                                         start_new_session=True)
         try:
-            self._wait_ready(self.settings["ready_timeout_s"])
-            self._drain_stdout()
+            # cwd: relative paths in NF arguments (e.g. IDS patterns) are relative to the repository root.
+            # A session of its own: serpensd's runtime processes can be found and ended with it.
+            self.proc = start_daemon(cmd, self.log_file, self.settings["ready_timeout_s"], "serpensd",
+                                     cwd=REPO_ROOT, new_session=True)
             self.controller = Controller(str(self.control_socket),
                                          connect_timeout_s=self.settings["ready_timeout_s"]).connect()
             for spec in self.sfcs:
                 self.deploy(spec)
         except (NativeError, PlatformError) as exc:
-            tail = self._log_tail()
+            log = tail(self.log_file)
             try:
                 self.stop()
             except PlatformError:
                 pass
-            msg = f"{exc}\nserpensd log ({self.log_file}):\n{tail}"
+            msg = f"{exc}\nserpensd log ({self.log_file}):\n{log}"
             if isinstance(exc, SerpensError):  # serpensd refused: keep the type, callers may tell it apart
                 raise SerpensError(msg, exc.request) from exc
             raise PlatformError(msg) from exc
 
-    def _wait_ready(self, timeout: float) -> None:
-        """Read serpensd's stdout until the line READY; what it printed before goes into the log.
-
-        Unbuffered reads of the pipe: DPDK's EAL logs to stdout, so READY may arrive in one read with
-        other lines, and a buffered reader would hold it where select() cannot see it.
-        """
-        assert self.proc is not None and self.proc.stdout is not None
-        fd = self.proc.stdout.fileno()
-        deadline = time.monotonic() + timeout
-        pending = b""
-        with open(self.log_file, "ab") as log:
-            while time.monotonic() < deadline:
-                ready, _, _ = select.select([fd], [], [], 0.1)
-                chunk = os.read(fd, 65536) if ready else b""
-                if chunk:
-                    *lines, pending = (pending + chunk).split(b"\n")
-                    for i, line in enumerate(lines):
-                        if line.strip() == b"READY":
-                            log.write(b"\n".join(lines[i + 1:] + [pending]))
-                            return
-                        log.write(line + b"\n")
-                    log.flush()
-                    continue
-                if self.proc.poll() is not None:
-                    log.write(pending)
-                    log.flush()
-                    raise NativeError(f"serpensd exited with code {self.proc.returncode} before it was "
-                                      "ready")
-                if ready:  # stdout closed but still running: nothing more will come from it
-                    time.sleep(0.05)
-        raise NativeError(f"serpensd did not print 'READY' within {timeout:.0f} s")
-
-    def _drain_stdout(self) -> None:
-        """After READY nobody reads serpensd's stdout: copy it into the log so the pipe never fills."""
-        assert self.proc is not None and self.proc.stdout is not None
-        fd, path = self.proc.stdout.fileno(), self.log_file
-
-        def run() -> None:
-            with open(path, "ab") as log:
-                while True:
-                    try:
-                        chunk = os.read(fd, 65536)
-                    except OSError:
-                        return
-                    if not chunk:
-                        return
-                    log.write(chunk)
-                    log.flush()
-
-        self._drain = threading.Thread(target=run, name="serpensd-stdout", daemon=True)
-        self._drain.start()
-
     def _running(self) -> Controller:
         if self.proc is None or self.proc.poll() is not None or self.controller is None:
             code = None if self.proc is None else self.proc.poll()
-            raise PlatformError("serpensd is not running" + (f" (exit code {code}); log:\n{self._log_tail()}"
-                                                             if code is not None else ""))
+            why = f" (exit code {code}); log:\n{tail(self.log_file)}" if code is not None else ""
+            raise PlatformError("serpensd is not running" + why)
         return self.controller
 
     # --- deployment -------------------------------------------------------------------------------------
@@ -241,13 +191,11 @@ class SerpensPlatform(Platform):
         code = terminate(proc)
         leftovers = self._end_process_group(proc.pid)
         cleanup_prefix(self.prefix, self.config["machine"]["hugepage_mount"])
-        if self._drain is not None:
-            self._drain.join(timeout=1.0)
         if code != 0:
-            raise PlatformError(f"serpensd exited with code {code}: {self._log_tail()}")
+            raise PlatformError(f"serpensd exited with code {code}: {tail(self.log_file)}")
         if leftovers:
             raise PlatformError(f"serpensd exited but left {leftovers} process(es) of its pool running; "
-                                f"they were killed. serpensd log:\n{self._log_tail()}")
+                                f"they were killed. serpensd log:\n{tail(self.log_file)}")
         return final
 
     @staticmethod
@@ -267,11 +215,6 @@ class SerpensPlatform(Platform):
                 return 0
         return len(members)
 
-    def _log_tail(self) -> str:
-        try:
-            return self.log_file.read_text().strip()[-3000:] or "(empty)"
-        except OSError:
-            return "(no log)"
 
     def describe(self) -> dict[str, Any]:
         s = self.settings

@@ -397,9 +397,16 @@ class _Search:
 
     def _result(self) -> SearchResult:
         ndr, pdr = self._rate_result(self.ndr), self._rate_result(self.pdr)
-        if ndr.rate_pps > pdr.rate_pps:
-            self.notes.append("NDR came out above PDR: loss is not monotonic (noisy?) around these rates; "
-                              "repeat the measurement")
+        if ndr.rate_pps > pdr.rate_pps and ndr.validated and ndr.validation is not None:
+            # A validated NDR trial also passed the PDR threshold (ndr_loss <= pdr_loss), so the PDR is at
+            # least that rate. This happens when both validations ran at one offered rate and achieved
+            # slightly different tx rates, or when loss is not monotonic around these rates (noise).
+            if ndr.offered_pps > pdr.offered_pps:
+                self.notes.append("NDR validated above PDR: loss is not monotonic (noisy?) around these "
+                                  "rates; PDR raised to the NDR's rate; repeat the measurement")
+            pdr = RateResult(pdr.target, pdr.loss_threshold, ndr.rate_pps, ndr.offered_pps, ndr.loss_ratio,
+                             ndr.validation, True, ndr.generator_limited,
+                             (pdr.note + "; " if pdr.note else "") + "PDR from the NDR validation trial")
         limited = ndr.generator_limited or pdr.generator_limited
         return SearchResult(ndr=ndr, pdr=pdr, generator_limited=limited, trials=self.trials, config=self.cfg,
                             generator_max_pps=self.generator_max, notes=self.notes,

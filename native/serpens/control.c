@@ -451,7 +451,7 @@ static json_t *start_instance(int sfc)
 	pid_t pid;
 
 	if (sfc < 0 || sfc >= SP_MAX_SFCS || !D->ctl->sfcs[sfc].used)
-		return fail("start_instance: no such SFC");
+		return fail("start_instance: no SFC with id %d", sfc);
 	slot = sm_instance_claim(D->state); /* splits global/write state for it */
 	if (slot < 0)
 		return fail("start_instance %s: all %d instance slots are in use", D->ctl->sfcs[sfc].name,
@@ -777,8 +777,14 @@ static json_t *handle(json_t *req)
 		return deploy_nf(req);
 	if (!strcmp(cmd, "deploy_sfc"))
 		return deploy_sfc(req);
-	if (!strcmp(cmd, "start_instance"))
-		return start_instance(find_sfc(json_string_value(json_object_get(req, "sfc")) ?: ""));
+	if (!strcmp(cmd, "start_instance")) {
+		const char *sfc = json_string_value(json_object_get(req, "sfc"));
+		int id = find_sfc(sfc ? sfc : "");
+
+		if (id < 0)
+			return fail("start_instance: no SFC named '%s' is deployed", sfc ? sfc : "");
+		return start_instance(id);
+	}
 	if (!strcmp(cmd, "stop_instance")) {
 		v = json_object_get(req, "instance");
 		return stop_instance(json_is_integer(v) ? (int)json_integer_value(v) : -1);

@@ -174,6 +174,22 @@ def test_noisy_curve_still_converges_within_a_tolerance(seed: int) -> None:
     assert len(r.trials) < 40
 
 
+def test_ndr_is_never_reported_above_pdr_even_when_both_validate_at_one_rate() -> None:
+    # A step curve: NDR and PDR validate at the same offered rate. The achieved tx rates of the two
+    # validation trials may differ by a few pps; a passing NDR trial is also a PDR pass, so PDR >= NDR.
+    class Jitter(SimulatedGenerator):
+        def simulate(self, streams: Any, duration: float, mult: float = 1.0) -> TrialResult:
+            r = super().simulate(streams, duration, mult)
+            if duration >= 10.0 and len(self.trials) % 2 == 0:  # every other validation sends 1 more packet
+                r.tx_packets += 1
+                r.rx_packets += 1
+            return r
+
+    for curve_loss in (0.5, 0.9):
+        r = search(Jitter(1e6, loss_at=[(0.0, 0.0), (1e6, 0.0), (1e6 + 1, curve_loss)]))
+        assert r.ndr.rate_pps <= r.pdr.rate_pps
+
+
 def test_result_row_has_unit_suffixed_columns() -> None:
     row = search(SimulatedGenerator(1e6, loss_at=SLOPE)).to_dict()
     for key in ("ndr_rate_pps", "pdr_rate_pps", "ndr_loss_ratio", "pdr_validated", "generator_limited",
