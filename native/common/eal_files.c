@@ -128,3 +128,9 @@ void eal_files_arm(struct eal_files *f)
 		atexit(remove_at_exit);
 	armed_files = f;
 }
+
+void eal_files_finish(struct eal_files *f)
+{
+	eal_files_collect(f);
+	eal_files_remove(f);
+}

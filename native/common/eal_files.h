@@ -30,6 +30,14 @@ void eal_files_collect(struct eal_files *f);
 /* Call after rte_eal_cleanup(): unlink the files, empty and remove the
  * runtime directory (only the file names DPDK itself creates). */
 void eal_files_remove(struct eal_files *f);
+/* The end of a DPDK process, instead of rte_eal_cleanup(): collect and remove the files, but leave the
+ * memory to exit(). Why: rte_eal_cleanup() unmaps DPDK's memory while the EAL interrupt thread may still
+ * be handling a memif peer's disconnect in that memory; in DPDK 22.11 that crashed serpens-wire with
+ * SIGSEGV in librte_net_memif in about 1 of 6 short runs (core dumps: main thread in rte_mem_unmap,
+ * eal-intr-thread in the PMD). The kernel releases the memory at exit either way. Call after the ports
+ * are stopped and closed. */
+void eal_files_finish(struct eal_files *f);
+
 /* Right after a successful rte_eal_init(): collect now and remove f's files
  * at exit() too, so that an rte_exit() on a later error (which runs
  * rte_eal_cleanup() and then exit()) does not leave them behind. */

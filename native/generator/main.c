@@ -217,11 +217,6 @@ int main(int argc, char **argv)
 	gen_report(&g);
 	port_shutdown(g.o.port);
 	streams_free(&g.set);
-	eal_files_collect(&files);
-	ret = rte_eal_cleanup();
-	if (ret != 0)
-		fprintf(stderr, "serpens-gen: EAL cleanup failed: %s\n",
-			rte_strerror(-ret));
-	eal_files_remove(&files);
+	eal_files_finish(&files); /* not rte_eal_cleanup(): see eal_files.h */
 	return g.link_lost ? GEN_EXIT_LINK_LOST : 0;
 }

@@ -363,8 +363,6 @@ int main(int argc, char **argv)
 	control_stop_all(&D);
 	control_cleanup(&D);
 	port_shutdown(0);
-	eal_files_collect(&files);
-	rte_eal_cleanup();
-	eal_files_remove(&files);
+	eal_files_finish(&files); /* not rte_eal_cleanup(): see eal_files.h */
 	return 0;
 }

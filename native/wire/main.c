@@ -244,11 +244,6 @@ int main(int argc, char **argv)
 	write_stats(&w);
 	for (i = 0; i < w.n; i++)
 		port_shutdown(w.p[i].id);
-	eal_files_collect(&files);
-	ret = rte_eal_cleanup();
-	if (ret != 0)
-		fprintf(stderr, "serpens-wire: EAL cleanup failed: %s\n",
-			rte_strerror(-ret));
-	eal_files_remove(&files);
+	eal_files_finish(&files); /* not rte_eal_cleanup(): see eal_files.h */
 	return 0;
 }
