@@ -445,7 +445,7 @@ static const char *file_prefix(void)
 static json_t *start_instance(int sfc)
 {
 	struct sp_instance *in;
-	char lcore[16], slot_s[16], prefix_arg[PATH_MAX];
+	char lcore[32], slot_s[16], prefix_arg[PATH_MAX];
 	uint64_t t0 = mono_ns();
 	int slot, status;
 	pid_t pid;
@@ -465,12 +465,14 @@ static json_t *start_instance(int sfc)
 	in->error[0] = '\0';
 	in->exit_status = 0;
 	__atomic_store_n(&in->state, INST_STARTING, __ATOMIC_RELEASE);
-	snprintf(lcore, sizeof(lcore), "%u", D->instance_lcore);
+	/* A distinct lcore id per instance, on the instance CPU: per-lcore state in shared memory (mempool
+	 * caches) must never be used by two processes under one id, even when they share a CPU. */
+	snprintf(lcore, sizeof(lcore), "%d@%u", 64 + slot, D->instance_lcore);
 	snprintf(slot_s, sizeof(slot_s), "%d", slot);
 	snprintf(prefix_arg, sizeof(prefix_arg), "%s", file_prefix());
 	pid = fork();
 	if (pid == 0) {
-		char *argv[] = {(char *)D->runtime_path, "-l", lcore, "--proc-type=secondary", "--file-prefix",
+		char *argv[] = {(char *)D->runtime_path, "--lcores", lcore, "--proc-type=secondary", "--file-prefix",
 				prefix_arg, "--no-pci", "--no-telemetry", "--log-level=*:warning", "--", "-s",
 				slot_s, NULL};
 
@@ -657,8 +659,11 @@ static json_t *stats(void)
 			u64(in->batches), "wakeups", u64(in->wakeups), "sleeps", u64(in->sleeps), "startup_us",
 			(double)D->startup_ns[i] / 1e3));
 	}
-	return json_pack("{s:b, s:o, s:{s:o}, s:o, s:o, s:{s:I, s:I, s:I, s:s}}", "ok", 1, "port", port,
-			 "gateway", "miss", u64(D->gateway_miss), "sfcs", sfcs, "instances", insts, "state",
+	return json_pack("{s:b, s:o, s:{s:o}, s:{s:o, s:o, s:o, s:o}, s:o, s:o, s:{s:I, s:I, s:I, s:s}}", "ok", 1,
+			 "port", port, "gateway", "miss", u64(D->gateway_miss), "dataplane", "handoffs",
+			 u64(D->handoffs), "handoff_timeouts", u64(D->handoff_timeouts), "handoff_max_us",
+			 u64(D->handoff_max_ns / 1000), "loop_max_us", u64(D->loop_max_ns / 1000), "sfcs", sfcs,
+			 "instances", insts, "state",
 			 "region_bytes", (json_int_t)((size_t)D->state_mb << 20), "used_bytes",
 			 (json_int_t)sm_region_used(D->state), "api_errors", (json_int_t)sm_errors(D->state),
 			 "last_error", sm_last_error(D->state));

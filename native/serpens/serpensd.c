@@ -279,8 +279,16 @@ static void wake_instances(uint64_t now, uint64_t flush_tsc)
 		sp_futex_wake(&in->doorbell, 1);
 		in->wakeups++;
 		S[i].pending_since = now;
-		if (D.ctl->colocate) /* hand the core over until the instance has drained its ring */
-			sp_futex_wait(&in->done, done, HANDOFF_TIMEOUT_NS);
+		if (D.ctl->colocate) { /* hand the core over until the instance has drained its ring */
+			uint64_t t0 = rte_rdtsc(), ns;
+
+			if (sp_futex_wait(&in->done, done, HANDOFF_TIMEOUT_NS) != 0 && errno == ETIMEDOUT)
+				D.handoff_timeouts++;
+			ns = (rte_rdtsc() - t0) * 1000000000ull / rte_get_tsc_hz();
+			D.handoffs++;
+			if (ns > D.handoff_max_ns)
+				D.handoff_max_ns = ns;
+		}
 	}
 }
 
@@ -308,7 +316,7 @@ static void transmit(void)
 static void main_loop(void)
 {
 	struct rte_mbuf *m[DP_BURST];
-	uint64_t hz = rte_get_tsc_hz(), flush_tsc = hz * D.flush_us / 1000000, next_timer = 0, now;
+	uint64_t hz = rte_get_tsc_hz(), flush_tsc = hz * D.flush_us / 1000000, next_timer = 0, now, prev = 0;
 	uint16_t nb;
 
 	dp_guard_arm();
@@ -320,6 +328,8 @@ static void main_loop(void)
 			gateway_route(m, nb);
 		}
 		now = rte_rdtsc();
+		if (prev && (now - prev) * 1000000000ull / hz > D.loop_max_ns)
+			D.loop_max_ns = (now - prev) * 1000000000ull / hz;
 		wake_instances(now, flush_tsc);
 		transmit();
 		if (unlikely(now >= next_timer)) {
@@ -327,6 +337,7 @@ static void main_loop(void)
 			next_timer = now + hz / 1000;
 		}
 		__atomic_fetch_add(&D.dp_epoch, 1, __ATOMIC_RELEASE);
+		prev = rte_rdtsc();
 		dp_guard_quiescent();
 	}
 	__atomic_store_n(&D.dp_running, 0, __ATOMIC_RELEASE);

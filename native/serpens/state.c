@@ -38,6 +38,9 @@ struct sm_table_shm {
 	uint64_t nslots; /* power of two */
 	uint64_t count;
 	uint8_t *slots;
+	uint32_t *live;   /* indexes of every slot that ever held a key, so whole-table work (update on a timer,
+			   * dumps) touches live keys only instead of scanning every slot */
+	uint64_t nlive;
 	uint64_t timer_us;
 	uint64_t timer_next_us;
 	uint32_t timer_has_key;
@@ -283,11 +286,19 @@ static uint8_t *slot_insert(struct sm_table_shm *t, const void *key, uint64_t h)
 			memcpy(slot_key(s), key, t->key_size);
 			init_values(t, s);
 			__atomic_fetch_add(&t->count, 1, __ATOMIC_RELAXED);
+			if (st == SLOT_EMPTY) /* a tombstone's slot is listed already */
+				t->live[__atomic_fetch_add(&t->nlive, 1, __ATOMIC_RELAXED)] = (uint32_t)i;
 			st_rel(slot_state(s), SLOT_FULL);
 			return s;
 		}
 	}
 	return NULL;
+}
+
+/* Entries of t->live that are filled in (an inserter takes its index before writing it). */
+static uint64_t live_count(const struct sm_table_shm *t)
+{
+	return __atomic_load_n(&t->nlive, __ATOMIC_ACQUIRE);
 }
 
 static bool is_global_write(const struct sm_table_shm *t)
@@ -412,8 +423,8 @@ static void run_hook(struct sm_region *r, const struct sp_table *lt, enum hook_k
 		fn(slot_val(t, s, 0), vals, SM_MAX_INSTANCES, t->value_size);
 		return;
 	}
-	for (i = 0; i < t->nslots; i++) {
-		uint8_t *x = slot_at(t, i);
+	for (i = 0; i < live_count(t); i++) {
+		uint8_t *x = slot_at(t, t->live[i]);
 
 		if (ld_acq(slot_state(x)) != SLOT_FULL)
 			continue;
@@ -496,8 +507,8 @@ static void merge_for(struct sm_region *r, struct sp_table *lt, int slot)
 		return;
 	}
 	/* default release merge: the departing sub-state's free resources go back to the base */
-	for (i = 0; i < t->nslots; i++) {
-		uint8_t *s = slot_at(t, i);
+	for (i = 0; i < live_count(t); i++) {
+		uint8_t *s = slot_at(t, t->live[i]);
 		struct sp_pool *b, *p;
 
 		if (ld_acq(slot_state(s)) != SLOT_FULL)
@@ -668,7 +679,8 @@ sp_table *sp_create_table(const char *name, uint32_t flags, const struct sp_tabl
 		t->nslots = pow2_at_least((uint64_t)o->capacity + o->capacity / 3 + 1);
 		bytes = t->nslots * t->slot_size;
 		t->slots = heap_alloc(r, bytes);
-		if (!t->slots) {
+		t->live = t->slots ? heap_alloc(r, t->nslots * sizeof(uint32_t)) : NULL;
+		if (!t->slots || !t->live) {
 			spin_unlock(&r->dir_lock);
 			sm_error("nf %s: create_table(\"%s\"): state region full (%llu bytes needed, %llu of %llu "
 				 "used)", g_nf, name, (unsigned long long)bytes, (unsigned long long)r->used,
@@ -677,6 +689,7 @@ sp_table *sp_create_table(const char *name, uint32_t flags, const struct sp_tabl
 			return NULL;
 		}
 		memset(t->slots, 0, bytes);
+		memset(t->live, 0, t->nslots * sizeof(uint32_t));
 		__atomic_store_n(&r->ntables, idx + 1, __ATOMIC_RELEASE);
 	}
 	spin_unlock(&r->dir_lock);
@@ -894,8 +907,8 @@ int sm_table_foreach(struct sm_region *r, const char *table,
 	buf = malloc(t->value_size);
 	if (!buf)
 		return -ENOMEM;
-	for (i = 0; i < t->nslots; i++) {
-		uint8_t *s = slot_at(t, i);
+	for (i = 0; i < live_count(t); i++) {
+		uint8_t *s = slot_at(t, t->live[i]);
 
 		if (ld_acq(slot_state(s)) != SLOT_FULL)
 			continue;
