@@ -23,7 +23,7 @@ const char *const *chainer_args(const struct sp_nf_desc *d)
 	const char *p = d->args, *end = d->args + d->args_len;
 	unsigned int n = 0;
 
-	while (p < end && *p && n < 2 * MAX_ARGS) {
+	while (p < end && n < 2 * MAX_ARGS) { /* key, value pairs; a value may be empty */
 		argv[n++] = p;
 		p += strlen(p) + 1;
 	}

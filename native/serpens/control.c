@@ -381,6 +381,32 @@ static int selectors_exist(struct sp_sfc_desc *s, char *err, size_t errlen)
 	return 0;
 }
 
+/* The flattened label graph, for the reply: [{"nf": name, "next": [..] or "next_pass": n}, ...]. */
+static json_t *positions_json(const struct sp_sfc_desc *s)
+{
+	json_t *out = json_array();
+	unsigned int i, b;
+
+	for (i = 0; i < s->npos; i++) {
+		const struct sp_pos *p = &s->pos[i];
+		json_t *o = json_pack("{s:s}", "nf", D->ctl->nfs[p->nf].name);
+
+		if (p->selector[0]) {
+			json_t *next = json_array();
+
+			for (b = 0; b < p->nbranch; b++)
+				json_array_append_new(next, json_integer(p->next[b]));
+			json_object_set_new(o, "selector", json_string(p->selector));
+			json_object_set_new(o, "next", next);
+		} else {
+			json_object_set_new(o, "next_pass", p->next_pass == SP_LABEL_END ? json_string("end")
+							    : json_integer(p->next_pass));
+		}
+		json_array_append_new(out, o);
+	}
+	return out;
+}
+
 static json_t *deploy_sfc(json_t *req)
 {
 	const char *name = json_string_value(json_object_get(req, "name"));
@@ -421,7 +447,7 @@ static json_t *deploy_sfc(json_t *req)
 	tmp.used = 1;
 	D->ctl->sfcs[slot] = tmp;
 	control_publish_routes(D);
-	return json_pack("{s:b, s:i}", "ok", 1, "sfc", slot);
+	return json_pack("{s:b, s:i, s:o}", "ok", 1, "sfc", slot, "positions", positions_json(&tmp));
 }
 
 /* ---------------------------------------------------------------------------------------------- */

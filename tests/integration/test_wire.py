@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import struct
 from pathlib import Path
 
 import pandas as pd
@@ -26,20 +25,9 @@ from harness.rig import rig
 from harness.traffic import profiles
 from harness.traffic.base import GeneratorError
 from harness.traffic.local import LocalGenerator
+from tests.integration.packets import read_pcap
 
 pytestmark = pytest.mark.dpdk
-
-
-def read_pcap(path: Path) -> list[bytes]:
-    data = path.read_bytes()
-    magic = struct.unpack("<I", data[:4])[0]
-    assert magic in (0xA1B2C3D4, 0xA1B23C4D), f"not a pcap file: magic {magic:#x}"
-    off, packets = 24, []
-    while off + 16 <= len(data):
-        _, _, incl, _ = struct.unpack("<IIII", data[off:off + 16])
-        packets.append(data[off + 16:off + 16 + incl])
-        off += 16 + incl
-    return packets
 
 
 def test_every_packet_is_accounted_for(dpdk_ready: cfg.Config) -> None:
