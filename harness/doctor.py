@@ -56,8 +56,10 @@ def _dpdk() -> list[Check]:
 
 def _binaries(config: Config) -> list[Check]:
     out = []
+    s = config["platforms"]["serpens"]
     for label, path in (("generator binary", config["generator"]["local"]["binary"]),
-                        ("wire binary", config["platforms"]["wire"]["binary"])):
+                        ("wire binary", config["platforms"]["wire"]["binary"]),
+                        ("serpensd binary", s["serpensd"]), ("serpens runtime binary", s["runtime"])):
         p = repo_path(path)
         out.append(Check(label, p.is_file() and os.access(p, os.X_OK), str(p), "make build"))
     return out

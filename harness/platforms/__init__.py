@@ -21,12 +21,12 @@ def get(name: str) -> type[Platform]:
 
 def runs_sfc(name: str) -> bool:
     """Whether a platform runs NFs: its constructor takes ``sfc=`` (SfcSpec(s), harness/serpens/sfc.py)."""
-    return bool(getattr(get(name), "runs_sfc", False))
+    return get(name).runs_sfc
 
 
 def sfc_platforms() -> list[str]:
     """Every registered platform that can run an SFC (the grid of Fig. 15), in registration order."""
-    return [n for n, cls in PLATFORMS.items() if getattr(cls, "runs_sfc", False)]
+    return [n for n, cls in PLATFORMS.items() if cls.runs_sfc]
 
 
 __all__ = ["PLATFORMS", "Platform", "PlatformError", "get", "runs_sfc", "sfc_platforms"]

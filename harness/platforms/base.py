@@ -49,6 +49,7 @@ class PlatformError(RuntimeError):
 class Platform(abc.ABC):
     name: str = "abstract"
     workload: str = ""
+    runs_sfc: bool = False  # True when the platform runs NFs and takes an SFC (sfc=...)
 
     def __init__(self, config: Config, run_dir: RunDir) -> None:
         self.config = config
