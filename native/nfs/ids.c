@@ -71,40 +71,6 @@ static int full_logged;
 /* ------------------------------------------------------------------------------------------------ */
 /* Arguments                                                                                        */
 
-static int arg_u32(const char *key, uint32_t dflt, uint32_t min, uint32_t *out)
-{
-	const char *s = sp_arg(key);
-	unsigned long v;
-	char *end;
-
-	*out = dflt;
-	if (s == NULL)
-		return 0;
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (*s < '0' || *s > '9' || errno != 0 || *end != '\0' || v < min || v > UINT32_MAX) {
-		sp_log("%s: want a number >= %u, got '%s'", key, min, s);
-		return -EINVAL;
-	}
-	*out = (uint32_t)v;
-	return 0;
-}
-
-static int arg_action(int *drop)
-{
-	const char *s = sp_arg("action");
-
-	*drop = 0;
-	if (s == NULL || strcmp(s, "alert") == 0)
-		return 0;
-	if (strcmp(s, "drop") == 0) {
-		*drop = 1;
-		return 0;
-	}
-	sp_log("action: want 'alert' or 'drop', got '%s'", s);
-	return -EINVAL;
-}
-
 /* ------------------------------------------------------------------------------------------------ */
 /* The pattern file                                                                                 */
 
@@ -384,8 +350,11 @@ static int ids_init(void)
 	uint32_t n_flows, interval_ms;
 	int rc;
 
-	if (arg_action(&drop_matches) != 0 || arg_u32("flows", IDS_DEFAULT_FLOWS, 1, &n_flows) != 0 ||
-	    arg_u32("update_interval_ms", IDS_DEFAULT_INTERVAL_MS, 0, &interval_ms) != 0)
+	static const char *const actions[] = {"alert", "drop", NULL}; /* index 1: drop matching packets */
+
+	if (sp_arg_choice("action", actions, &drop_matches) != 0 ||
+	    sp_arg_u32("flows", IDS_DEFAULT_FLOWS, 1, UINT32_MAX, &n_flows) != 0 ||
+	    sp_arg_u32("update_interval_ms", IDS_DEFAULT_INTERVAL_MS, 0, UINT32_MAX, &interval_ms) != 0)
 		return -EINVAL;
 	rc = load_database(path != NULL ? path : IDS_DEFAULT_PATTERNS);
 	if (rc != 0)

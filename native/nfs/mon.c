@@ -28,25 +28,6 @@
 static sp_table *flows_table, *hosts_table;
 static int full_logged;
 
-static int arg_u32(const char *key, uint32_t dflt, uint32_t min, uint32_t *out)
-{
-	const char *s = sp_arg(key);
-	unsigned long v;
-	char *end;
-
-	*out = dflt;
-	if (s == NULL)
-		return 0;
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (*s < '0' || *s > '9' || errno != 0 || *end != '\0' || v < min || v > UINT32_MAX) {
-		sp_log("%s: want a number >= %u, got '%s'", key, min, s);
-		return -EINVAL;
-	}
-	*out = (uint32_t)v;
-	return 0;
-}
-
 static int mon_init(void)
 {
 	/* Both tables hold {packets, bytes} as two u64s (the hosts' as the struct sp_counters that the
@@ -55,9 +36,9 @@ static int mon_init(void)
 	uint32_t n_flows, n_hosts, interval_ms;
 	int rc;
 
-	if (arg_u32("flows", MON_DEFAULT_CAPACITY, 1, &n_flows) != 0 ||
-	    arg_u32("hosts", MON_DEFAULT_CAPACITY, 1, &n_hosts) != 0 ||
-	    arg_u32("update_interval_ms", MON_DEFAULT_INTERVAL_MS, 0, &interval_ms) != 0)
+	if (sp_arg_u32("flows", MON_DEFAULT_CAPACITY, 1, UINT32_MAX, &n_flows) != 0 ||
+	    sp_arg_u32("hosts", MON_DEFAULT_CAPACITY, 1, UINT32_MAX, &n_hosts) != 0 ||
+	    sp_arg_u32("update_interval_ms", MON_DEFAULT_INTERVAL_MS, 0, UINT32_MAX, &interval_ms) != 0)
 		return -EINVAL;
 	opts.capacity = n_flows;
 	flows_table = sp_create_table("mon_flows", SP_PER_FLOW | SP_WRITE, &opts);

@@ -26,34 +26,17 @@ static sp_table *flows_table;
 static uint32_t n_words;
 static uint64_t first_state[SYN_MAX_STATE_SIZE / 8]; /* a new flow's state: every counter 1 */
 
-static int arg_u32(const char *key, uint32_t dflt, uint32_t *out)
-{
-	const char *s = sp_arg(key);
-	unsigned long v;
-	char *end;
-
-	*out = dflt;
-	if (s == NULL)
-		return 0;
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (*s < '0' || *s > '9' || errno != 0 || *end != '\0' || v > UINT32_MAX)
-		return -1;
-	*out = (uint32_t)v;
-	return 0;
-}
-
 static int synthetic_init(void)
 {
 	struct sp_table_opts opts = {.key_size = sizeof(struct sp_flow)};
 	uint32_t size, flows, i;
 
-	if (arg_u32("state_size", SYN_DEFAULT_STATE_SIZE, &size) != 0 || size < 8 ||
+	if (sp_arg_u32("state_size", SYN_DEFAULT_STATE_SIZE, 0, UINT32_MAX, &size) != 0 || size < 8 ||
 	    size > SYN_MAX_STATE_SIZE || size % 8 != 0) {
 		sp_log("state_size: want a multiple of 8 from 8 to %d bytes", SYN_MAX_STATE_SIZE);
 		return -EINVAL;
 	}
-	if (arg_u32("flows", SYN_DEFAULT_FLOWS, &flows) != 0 || flows == 0) {
+	if (sp_arg_u32("flows", SYN_DEFAULT_FLOWS, 0, UINT32_MAX, &flows) != 0 || flows == 0) {
 		sp_log("flows: want a positive number");
 		return -EINVAL;
 	}

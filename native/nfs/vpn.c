@@ -79,25 +79,6 @@ static int full_logged, grow_logged;
 /* ------------------------------------------------------------------------------------------------ */
 /* Arguments                                                                                        */
 
-static int arg_u32(const char *key, uint32_t dflt, uint32_t min, uint32_t max, uint32_t *out)
-{
-	const char *s = sp_arg(key);
-	unsigned long v;
-	char *end;
-
-	*out = dflt;
-	if (s == NULL)
-		return 0;
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (*s < '0' || *s > '9' || errno != 0 || *end != '\0' || v < min || v > max) {
-		sp_log("%s: want a number in %u..%u, got '%s'", key, min, max, s);
-		return -EINVAL;
-	}
-	*out = (uint32_t)v;
-	return 0;
-}
-
 static int hex_digit(char c)
 {
 	if (c >= '0' && c <= '9')
@@ -132,21 +113,6 @@ static int arg_key(uint8_t key[16])
 		key[i] = (uint8_t)(hi << 4 | lo);
 	}
 	return 0;
-}
-
-static int arg_mode(int *decrypt)
-{
-	const char *s = sp_arg("mode");
-
-	*decrypt = 0;
-	if (s == NULL || strcmp(s, "encrypt") == 0)
-		return 0;
-	if (strcmp(s, "decrypt") == 0) {
-		*decrypt = 1;
-		return 0;
-	}
-	sp_log("mode: want 'encrypt' or 'decrypt', got '%s'", s);
-	return -EINVAL;
 }
 
 /* ------------------------------------------------------------------------------------------------ */
@@ -356,9 +322,11 @@ static int vpn_init(void)
 	uint32_t n_flows;
 	int rc;
 
-	if (arg_mode(&decrypting) != 0 ||
-	    arg_u32("keep_tail", VPN_DEFAULT_KEEP_TAIL, 0, VPN_MAX_KEEP_TAIL, &keep_tail) != 0 ||
-	    arg_u32("flows", VPN_DEFAULT_FLOWS, 1, UINT32_MAX, &n_flows) != 0 || arg_key(key) != 0)
+	static const char *const modes[] = {"encrypt", "decrypt", NULL}; /* index 1: decrypt */
+
+	if (sp_arg_choice("mode", modes, &decrypting) != 0 ||
+	    sp_arg_u32("keep_tail", VPN_DEFAULT_KEEP_TAIL, 0, VPN_MAX_KEEP_TAIL, &keep_tail) != 0 ||
+	    sp_arg_u32("flows", VPN_DEFAULT_FLOWS, 1, UINT32_MAX, &n_flows) != 0 || arg_key(key) != 0)
 		return -EINVAL;
 	rc = setup_crypto(key);
 	OPENSSL_cleanse(key, sizeof(key));

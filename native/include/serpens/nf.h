@@ -15,8 +15,10 @@
 #ifndef SERPENS_NF_H
 #define SERPENS_NF_H
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #ifdef __cplusplus
@@ -216,6 +218,46 @@ struct sp_counters {
 const char *sp_arg(const char *key);
 /* Log a message tagged with the NF's name (goes to the platform's log). */
 void sp_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Argument helpers for init. A missing argument gives the default; a bad one is logged with what was
+ * expected and returns -EINVAL (init should then fail, so the deployment is refused with the reason). */
+static inline int sp_arg_u32(const char *key, uint32_t dflt, uint32_t min, uint32_t max, uint32_t *out)
+{
+	const char *s = sp_arg(key);
+	unsigned long v;
+	char *end;
+
+	*out = dflt;
+	if (s == NULL)
+		return 0;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (*s < '0' || *s > '9' || errno != 0 || *end != '\0' || v < min || v > max) {
+		sp_log("%s: want a number in %u..%u, got '%s'", key, min, max, s);
+		return -EINVAL;
+	}
+	*out = (uint32_t)v;
+	return 0;
+}
+
+/* *index = position of the argument's value in choices (NULL-terminated); 0 when it is missing. */
+static inline int sp_arg_choice(const char *key, const char *const *choices, int *index)
+{
+	const char *s = sp_arg(key);
+	int i;
+
+	*index = 0;
+	if (s == NULL)
+		return 0;
+	for (i = 0; choices[i]; i++)
+		if (strcmp(s, choices[i]) == 0) {
+			*index = i;
+			return 0;
+		}
+	sp_log("%s: want one of '%s'%s%s, got '%s'", key, choices[0], choices[1] ? " or '" : "",
+	       choices[1] ? choices[1] : "", s);
+	return -EINVAL;
+}
 
 /* ------------------------------------------------------------------------------------------------ */
 /* The NF itself                                                                                    */
