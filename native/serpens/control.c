@@ -685,10 +685,11 @@ static json_t *stats(void)
 			u64(in->batches), "wakeups", u64(in->wakeups), "sleeps", u64(in->sleeps), "startup_us",
 			(double)D->startup_ns[i] / 1e3));
 	}
-	return json_pack("{s:b, s:o, s:{s:o}, s:{s:o, s:o, s:o, s:o}, s:o, s:o, s:{s:I, s:I, s:I, s:s}}", "ok", 1,
-			 "port", port, "gateway", "miss", u64(D->gateway_miss), "dataplane", "handoffs",
+	return json_pack("{s:b, s:o, s:{s:o}, s:{s:o, s:o, s:o, s:o, s:o, s:o}, s:o, s:o, s:{s:I, s:I, s:I, s:s}}",
+			 "ok", 1, "port", port, "gateway", "miss", u64(D->gateway_miss), "dataplane", "handoffs",
 			 u64(D->handoffs), "handoff_timeouts", u64(D->handoff_timeouts), "handoff_max_us",
-			 u64(D->handoff_max_ns / 1000), "loop_max_us", u64(D->loop_max_ns / 1000), "sfcs", sfcs,
+			 u64(D->handoff_max_ns / 1000), "loop_max_us", u64(D->loop_max_ns / 1000), "timers_max_us",
+			 u64(D->timers_max_ns / 1000), "tx_max_us", u64(D->tx_max_ns / 1000), "sfcs", sfcs,
 			 "instances", insts, "state",
 			 "region_bytes", (json_int_t)((size_t)D->state_mb << 20), "used_bytes",
 			 (json_int_t)sm_region_used(D->state), "api_errors", (json_int_t)sm_errors(D->state),

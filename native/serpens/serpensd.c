@@ -331,10 +331,20 @@ static void main_loop(void)
 		if (prev && (now - prev) * 1000000000ull / hz > D.loop_max_ns)
 			D.loop_max_ns = (now - prev) * 1000000000ull / hz;
 		wake_instances(now, flush_tsc);
-		transmit();
-		if (unlikely(now >= next_timer)) {
-			sm_run_timers(D.state, now / (hz / 1000000));
-			next_timer = now + hz / 1000;
+		{
+			uint64_t t1 = rte_rdtsc(), t2;
+
+			transmit();
+			t2 = rte_rdtsc();
+			if ((t2 - t1) * 1000000000ull / hz > D.tx_max_ns)
+				D.tx_max_ns = (t2 - t1) * 1000000000ull / hz;
+			if (unlikely(t2 >= next_timer)) {
+				sm_run_timers(D.state, t2 / (hz / 1000000));
+				next_timer = t2 + hz / 1000;
+				t1 = rte_rdtsc();
+				if ((t1 - t2) * 1000000000ull / hz > D.timers_max_ns)
+					D.timers_max_ns = (t1 - t2) * 1000000000ull / hz;
+			}
 		}
 		__atomic_fetch_add(&D.dp_epoch, 1, __ATOMIC_RELEASE);
 		prev = rte_rdtsc();

@@ -51,6 +51,7 @@ struct serpensd {
 	/* data-plane counters */
 	uint64_t port_rx, port_tx, port_tx_dropped, gateway_miss;
 	uint64_t handoffs, handoff_timeouts, handoff_max_ns, loop_max_ns; /* the 2-core hand-off, loop gaps */
+	uint64_t timers_max_ns, tx_max_ns;
 	uint64_t want_start[SP_MAX_SFCS]; /* packets that found no instance, for auto-start */
 	/* control thread */
 	pid_t pid[SM_MAX_INSTANCES];
