@@ -13,50 +13,22 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "alloc_count.h"
 #include "nftest.h"
 
 static const struct sp_nf *ids;
 static const char *patterns_path;
 
-/* ------------------------------------------------------------------------------------------------ */
-/* Allocation counting: glibc lets a program replace malloc; these forward to glibc's allocator.    */
 
-extern void *__libc_malloc(size_t n);
-extern void *__libc_calloc(size_t n, size_t size);
-extern void *__libc_realloc(void *p, size_t n);
-extern void __libc_free(void *p);
 
-static int counting;
-static unsigned long allocations;
-
-void *malloc(size_t n)
-{
-	allocations += (unsigned long)counting;
-	return __libc_malloc(n);
-}
-
-void *calloc(size_t n, size_t size)
-{
-	allocations += (unsigned long)counting;
-	return __libc_calloc(n, size);
-}
-
-void *realloc(void *p, size_t n)
-{
-	allocations += (unsigned long)counting;
-	return __libc_realloc(p, n);
-}
-
-void free(void *p) { __libc_free(p); }
-
-/* Run the handler with allocation counting on. */
+/* Run the handler with allocation alloc_counting on. */
 static int run(int slot, struct nft_frame *f)
 {
 	int v;
 
-	counting = 1;
+	alloc_counting = 1;
 	v = nft_run(ids, slot, &f->pkt);
-	counting = 0;
+	alloc_counting = 0;
 	return v;
 }
 
@@ -188,11 +160,11 @@ static void test_ids_flags_exactly_the_packets_carrying_a_pattern(void)
 	uint16_t sport = 1000;
 	int slot, v;
 
-	counting = 1; /* init allocates (Hyperscan database, scratch): proves the counting reaches it */
+	alloc_counting = 1; /* init allocates (Hyperscan database, scratch): proves the alloc_counting reaches it */
 	CHECK(nft_deploy(ids, "ids1", args) == 0);
-	counting = 0;
-	CHECK(allocations > 0);
-	allocations = 0;
+	alloc_counting = 0;
+	CHECK(alloc_count > 0);
+	alloc_count = 0;
 	slot = nft_start(ids, "ids1", args);
 	CHECK(slot >= 0);
 	n = read_literals(lits, sizeof(lits) / sizeof(lits[0]), &lines);
@@ -293,7 +265,7 @@ static void test_ids_flags_exactly_the_packets_carrying_a_pattern(void)
 		fprintf(stderr, "totals: scanned %llu (want %llu), matched %llu (want %llu)\n",
 			(unsigned long long)totals[0], (unsigned long long)scanned,
 			(unsigned long long)totals[1], (unsigned long long)matched);
-	CHECK(allocations == 0);
+	CHECK(alloc_count == 0);
 	nft_stop(slot);
 	printf("ids: %u patterns in the file, %u literals (%u caseless) checked one by one\n", lines, n,
 	       caseless);
@@ -318,7 +290,7 @@ static void test_ids_drop_action_drops_matching_packets(void)
 	CHECK(run(slot, &f) == SP_PASS);
 	lookup_totals("ids2", totals);
 	CHECK(totals[0] == 3 && totals[1] == 2);
-	CHECK(allocations == 0);
+	CHECK(alloc_count == 0);
 	nft_stop(slot);
 }
 
@@ -342,7 +314,7 @@ static void test_ids_runtime_uses_the_deployed_database(void)
 	udp_with(&f, 1, "stdapi_fs_ls", 12, 100);
 	CHECK(run(slot, &f) == SP_PASS && lookup_alerts("ids8", &f) == 1);
 	CHECK(sm_errors(r) == errors); /* no API misuse on the way */
-	CHECK(allocations == 0);
+	CHECK(alloc_count == 0);
 	nft_stop(slot);
 }
 

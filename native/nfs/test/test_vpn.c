@@ -15,6 +15,7 @@
 
 #include <openssl/evp.h>
 
+#include "alloc_count.h"
 #include "nftest.h"
 
 static const struct sp_nf *vpn;
@@ -25,7 +26,7 @@ static const uint8_t key[16] = {0x2b, 0x7e, 0x15, 0x16, 0x28, 0xae, 0xd2, 0xa6,
 #define SEQ_LEN 8
 
 /* ------------------------------------------------------------------------------------------------ */
-/* Platform stub and allocation counting                                                            */
+/* Platform stub                                                                                    */
 
 struct room {
 	uint32_t cap; /* bytes the frame may grow to */
@@ -42,33 +43,6 @@ __attribute__((weak)) int sp_pkt_resize(struct sp_pkt *pkt, int delta)
 	return 0;
 }
 
-extern void *__libc_malloc(size_t n);
-extern void *__libc_calloc(size_t n, size_t size);
-extern void *__libc_realloc(void *p, size_t n);
-extern void __libc_free(void *p);
-
-static int counting;
-static unsigned long allocations;
-
-void *malloc(size_t n)
-{
-	allocations += (unsigned long)counting;
-	return __libc_malloc(n);
-}
-
-void *calloc(size_t n, size_t size)
-{
-	allocations += (unsigned long)counting;
-	return __libc_calloc(n, size);
-}
-
-void *realloc(void *p, size_t n)
-{
-	allocations += (unsigned long)counting;
-	return __libc_realloc(p, n);
-}
-
-void free(void *p) { __libc_free(p); }
 
 /* ------------------------------------------------------------------------------------------------ */
 /* Deployments: one module, so switching between the encrypting and the decrypting deployment re-runs
@@ -105,9 +79,9 @@ static int run(struct end *e, struct nft_frame *f, struct room *room)
 		current = e;
 	}
 	f->pkt.buf = room;
-	counting = 1;
+	alloc_counting = 1;
 	v = nft_run(vpn, e->slot, &f->pkt);
-	counting = 0;
+	alloc_counting = 0;
 	return v;
 }
 
@@ -241,7 +215,7 @@ static void test_vpn_encrypt_then_decrypt_restores_frames(void)
 		}
 	CHECK(sm_table_info(nft_region(), "venc/vpn_sa", &flags, &ks, &vs, &count) == 0);
 	CHECK(flags == (SP_PER_FLOW | SP_WRITE) && count == 8 + 8 + 5); /* UDP x2 at every size, TCP from 70 bytes */
-	CHECK(allocations == 0);
+	CHECK(alloc_count == 0);
 }
 
 static void test_vpn_same_payload_in_one_flow_encrypts_differently(void)
@@ -259,7 +233,7 @@ static void test_vpn_same_payload_in_one_flow_encrypts_differently(void)
 	CHECK(memcmp(a.data + ps, b.data + ps, at - ps) != 0);
 	decrypt_and_check(&dec, &b, &plain); /* out of order is fine: the seq travels with the packet */
 	decrypt_and_check(&dec, &a, &plain);
-	CHECK(allocations == 0);
+	CHECK(alloc_count == 0);
 }
 
 static void test_vpn_keep_tail_sets_the_clear_bytes(void)
@@ -286,7 +260,7 @@ static void test_vpn_keep_tail_sets_the_clear_bytes(void)
 	encrypt_and_check(&e64, &f, &plain, 64);
 	CHECK(memcmp(f.data + 54 + SEQ_LEN, plain.data + 54, 46) == 0);
 	decrypt_and_check(&d64, &f, &plain);
-	CHECK(allocations == 0);
+	CHECK(alloc_count == 0);
 	nft_stop(e0.slot);
 	nft_stop(d0.slot);
 	nft_stop(e64.slot);
@@ -327,7 +301,7 @@ static void test_vpn_passes_other_frames_and_drops_what_it_cannot_handle(void)
 	f.data[16] = 0, f.data[17] = 20 + 8 + 4;
 	nft_set_checksums(&f, false);
 	CHECK(run(&dec, &f, &room) == SP_DROP);
-	CHECK(allocations == 0);
+	CHECK(alloc_count == 0);
 }
 
 static void test_vpn_wrong_key_gives_garbage_not_plaintext(void)
@@ -370,11 +344,11 @@ int main(int argc, char **argv)
 	}
 	vpn = nft_load(argv[1]);
 	CHECK(strcmp(vpn->name, "vpn") == 0);
-	counting = 1; /* init allocates (EVP contexts): proves the counting reaches libcrypto */
+	alloc_counting = 1; /* init allocates (EVP contexts): proves the alloc_counting reaches libcrypto */
 	start(&enc);
-	counting = 0;
-	CHECK(allocations > 0);
-	allocations = 0;
+	alloc_counting = 0;
+	CHECK(alloc_count > 0);
+	alloc_count = 0;
 	start(&dec);
 	test_vpn_encrypt_then_decrypt_restores_frames();
 	test_vpn_same_payload_in_one_flow_encrypts_differently();
