@@ -81,6 +81,8 @@ class SerpensPlatform(Platform):
                "--keep-warm-s", str(s["keep_warm_s"])]
         if s["colocate"]:
             cmd.append("--colocate")
+        if s["pool"]:
+            cmd += ["--pool", str(s["pool"])]
         return cmd
 
     def start(self) -> None:
@@ -219,7 +221,7 @@ class SerpensPlatform(Platform):
     def describe(self) -> dict[str, Any]:
         s = self.settings
         return {"platform": self.name, "serpensd": s["serpensd"], "runtime": s["runtime"],
-                "lcore": self.lcore, "colocate": s["colocate"],
+                "lcore": self.lcore, "colocate": s["colocate"], "pool": s["pool"],
                 "instances_run_on": (f"lcore {self.lcore}, sharing it with serpensd" if s["colocate"]
                                      else "their own cores (serpensd decides)"),
                 "state_region_mb": s["state_region_mb"], "wake_batch": s["wake_batch"],

@@ -99,6 +99,17 @@ int chainer_load(struct chainer *c, const struct sp_ctl *ctl, uint32_t sfc, char
 	return 0;
 }
 
+void chainer_unload(struct chainer *c)
+{
+	unsigned int k;
+
+	for (k = 0; k < SP_MAX_NFS; k++)
+		if (c->dl[k])
+			dlclose(c->dl[k]);
+	memset(c, 0, sizeof(*c));
+	sm_forget_local();
+}
+
 /* sp_pkt_resize for NFs running on DPDK buffers. */
 int sp_pkt_resize(struct sp_pkt *pkt, int delta)
 {

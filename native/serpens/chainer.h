@@ -28,6 +28,9 @@ struct chainer {
  * phase through sm_nf_init) and resolve selectors. 0, or -1 with a message in err. */
 int chainer_load(struct chainer *c, const struct sp_ctl *ctl, uint32_t sfc, char *err, size_t errlen);
 
+/* Unload what chainer_load loaded (a pooled runtime goes back to the pool). */
+void chainer_unload(struct chainer *c);
+
 /* Load one deployed NF (by index into ctl->nfs) and run its init; used by serpensd on deployment. */
 const struct sp_nf *chainer_load_nf(void **dl, const struct sp_nf_desc *d, char *err, size_t errlen);
 

@@ -468,30 +468,13 @@ static const char *file_prefix(void)
 	return slash ? slash + 1 : dir;
 }
 
-static json_t *start_instance(int sfc)
+/* Fork and exec a runtime for instance slot `slot` (pooled: it waits in the pool). */
+static pid_t spawn_runtime(int slot, bool pooled)
 {
-	struct sp_instance *in;
 	char lcore[32], slot_s[16], prefix_arg[PATH_MAX];
-	uint64_t t0 = mono_ns();
-	int slot, status;
 	pid_t pid;
 
-	if (sfc < 0 || sfc >= SP_MAX_SFCS || !D->ctl->sfcs[sfc].used)
-		return fail("start_instance: no SFC with id %d", sfc);
-	slot = sm_instance_claim(D->state); /* splits global/write state for it */
-	if (slot < 0)
-		return fail("start_instance %s: all %d instance slots are in use", D->ctl->sfcs[sfc].name,
-			    SM_MAX_INSTANCES);
-	in = &D->ctl->inst[slot];
-	drain_ring(D->rx[slot]);
-	drain_ring(D->tx[slot]);
-	memset(&in->pkts_in, 0, offsetof(struct sp_instance, rx_ring) - offsetof(struct sp_instance, pkts_in));
-	in->sfc = sfc;
-	in->doorbell = in->sleeping = in->done = in->stop = 0;
-	in->error[0] = '\0';
-	in->exit_status = 0;
-	__atomic_store_n(&in->state, INST_STARTING, __ATOMIC_RELEASE);
-	/* A distinct lcore id per instance, on the instance CPU: per-lcore state in shared memory (mempool
+	/* A distinct lcore id per slot, on the instance CPU: per-lcore state in shared memory (mempool
 	 * caches) must never be used by two processes under one id, even when they share a CPU. */
 	snprintf(lcore, sizeof(lcore), "%d@%u", 64 + slot, D->instance_lcore);
 	snprintf(slot_s, sizeof(slot_s), "%d", slot);
@@ -500,19 +483,113 @@ static json_t *start_instance(int sfc)
 	if (pid == 0) {
 		char *argv[] = {(char *)D->runtime_path, "--lcores", lcore, "--proc-type=secondary", "--file-prefix",
 				prefix_arg, "--no-pci", "--no-telemetry", "--log-level=*:warning", "--", "-s",
-				slot_s, NULL};
+				slot_s, pooled ? "-p" : NULL, NULL};
 
 		execv(D->runtime_path, argv);
 		fprintf(stderr, "serpensd: cannot exec %s: %s\n", D->runtime_path, strerror(errno));
 		_exit(127);
 	}
-	if (pid < 0) {
-		in->state = INST_FREE;
-		sm_instance_release(D->state, slot);
-		return fail("start_instance: fork failed: %s", strerror(errno));
+	if (pid > 0) {
+		D->pid[slot] = pid;
+		D->ctl->inst[slot].pid = pid;
 	}
-	D->pid[slot] = pid;
-	in->pid = pid;
+	return pid;
+}
+
+static bool is_pool_slot(int slot) { return slot < (int)D->pool_size; }
+
+/* Launch the pooled runtime of one slot and wait until it waits (EAL initialised, no SFC). */
+static int pool_fill(int slot)
+{
+	struct sp_instance *in = &D->ctl->inst[slot];
+	uint64_t t0 = mono_ns();
+	int status;
+
+	in->stop = 0;
+	in->error[0] = '\0';
+	in->state = INST_FREE;
+	if (spawn_runtime(slot, true) < 0)
+		return -1;
+	while (__atomic_load_n(&in->state, __ATOMIC_ACQUIRE) != INST_POOLED) {
+		if (waitpid(D->pid[slot], &status, WNOHANG) == D->pid[slot] || mono_ns() - t0 > READY_TIMEOUT_NS) {
+			kill(D->pid[slot], SIGKILL);
+			waitpid(D->pid[slot], &status, 0);
+			fprintf(stderr, "serpensd: pooled runtime for slot %d did not start: %s\n", slot,
+				in->error[0] ? in->error : "exited or timed out");
+			D->pid[slot] = 0;
+			in->state = INST_FREE;
+			return -1;
+		}
+		sleep_us(50);
+	}
+	return 0;
+}
+
+int control_fill_pool(struct serpensd *d)
+{
+	unsigned int i;
+
+	D = d;
+	for (i = 0; i < d->pool_size; i++)
+		if (pool_fill((int)i) != 0)
+			return -1;
+	return 0;
+}
+
+/* Claim an instance slot: a pooled one if any waits, else one without a pooled runtime. */
+static int claim_slot(bool *pooled)
+{
+	int i;
+
+	for (i = 0; i < (int)D->pool_size; i++)
+		if (D->ctl->inst[i].state == INST_POOLED && sm_instance_claim_at(D->state, i) == i) {
+			*pooled = true;
+			return i;
+		}
+	for (i = (int)D->pool_size; i < SM_MAX_INSTANCES; i++)
+		if (D->ctl->inst[i].state == INST_FREE && sm_instance_claim_at(D->state, i) == i) {
+			*pooled = false;
+			return i;
+		}
+	return -1;
+}
+
+static json_t *start_instance(int sfc)
+{
+	struct sp_instance *in;
+	uint64_t t0 = mono_ns();
+	bool pooled = false;
+	int slot, status;
+	pid_t pid;
+
+	if (sfc < 0 || sfc >= SP_MAX_SFCS || !D->ctl->sfcs[sfc].used)
+		return fail("start_instance: no SFC with id %d", sfc);
+	slot = claim_slot(&pooled); /* splits global/write state for it */
+	if (slot < 0)
+		return fail("start_instance %s: all %d instance slots are in use", D->ctl->sfcs[sfc].name,
+			    SM_MAX_INSTANCES);
+	in = &D->ctl->inst[slot];
+	drain_ring(D->rx[slot]);
+	drain_ring(D->tx[slot]);
+	memset(&in->pkts_in, 0, offsetof(struct sp_instance, rx_ring) - offsetof(struct sp_instance, pkts_in));
+	in->sfc = sfc;
+	in->sleeping = in->done = in->stop = 0;
+	in->error[0] = '\0';
+	in->exit_status = 0;
+	__atomic_store_n(&in->state, INST_STARTING, __ATOMIC_RELEASE);
+	if (pooled) { /* wake the waiting runtime: it loads the SFC's NFs and reports ready */
+		__atomic_fetch_add(&in->doorbell, 1, __ATOMIC_SEQ_CST);
+		sp_futex_wake(&in->doorbell, 1);
+		pid = D->pid[slot];
+	} else {
+		in->doorbell = 0;
+		pid = spawn_runtime(slot, false);
+		if (pid < 0) {
+			in->state = INST_FREE;
+			sm_instance_release(D->state, slot);
+			return fail("start_instance: fork failed: %s", strerror(errno));
+		}
+	}
 	while (__atomic_load_n(&in->state, __ATOMIC_ACQUIRE) == INST_STARTING) {
 		if (waitpid(pid, &status, WNOHANG) == pid) {
 			in->exit_status = status;
@@ -527,48 +604,61 @@ static json_t *start_instance(int sfc)
 			in->state = INST_DEAD;
 			break;
 		}
-		sleep_us(20);
+		sleep_us(pooled ? 2 : 20);
 	}
 	if (in->state != INST_READY) {
 		char why[300];
+		bool back_in_pool = in->state == INST_POOLED;
 
 		snprintf(why, sizeof(why), "%s", in->error[0] ? in->error : "the runtime exited");
-		if (waitpid(pid, &status, 0) == pid)
-			in->exit_status = status;
-		in->state = INST_FREE;
-		D->pid[slot] = 0;
+		if (!back_in_pool) {
+			if (waitpid(pid, &status, WNOHANG) == pid)
+				in->exit_status = status;
+			in->state = INST_FREE;
+			D->pid[slot] = 0;
+		}
 		sm_instance_release(D->state, slot);
+		if (!back_in_pool && is_pool_slot(slot))
+			pool_fill(slot);
 		return fail("start_instance %s: %s", D->ctl->sfcs[sfc].name, why);
 	}
 	D->startup_ns[slot] = mono_ns() - t0;
 	in->last_pkt_tsc = rte_rdtsc();
 	control_publish_routes(D);
-	return json_pack("{s:b, s:i, s:i, s:f}", "ok", 1, "instance", slot, "pid", (int)pid, "startup_us",
-			 (double)D->startup_ns[slot] / 1e3);
+	return json_pack("{s:b, s:i, s:i, s:f, s:b}", "ok", 1, "instance", slot, "pid", (int)pid, "startup_us",
+			 (double)D->startup_ns[slot] / 1e3, "pooled", pooled);
 }
 
-/* Take a slot out of service: out of the routing table, stop (or reap) the process, let the data plane
- * send what it produced, merge its state back. */
+/* Take a slot out of service: out of the routing table, stop the process (a pooled one goes back to the
+ * pool) or reap it, let the data plane send what it produced, merge its state back. */
 static uint64_t retire(int slot, bool crashed)
 {
 	struct sp_instance *in = &D->ctl->inst[slot];
+	bool pooled = is_pool_slot(slot) && !crashed;
 	uint64_t t0, processed;
-	int status;
+	int status = 0;
 
 	in->state = crashed ? INST_DEAD : INST_STOPPING;
 	control_publish_routes(D);
 	if (!crashed) {
-		__atomic_store_n(&in->stop, 1, __ATOMIC_SEQ_CST);
+		__atomic_store_n(&in->stop, SP_STOP_SERVE, __ATOMIC_SEQ_CST);
 		__atomic_fetch_add(&in->doorbell, 1, __ATOMIC_SEQ_CST);
 		sp_futex_wake(&in->doorbell, 1);
 		t0 = mono_ns();
-		while (waitpid(D->pid[slot], &status, WNOHANG) == 0) {
+		for (;;) {
+			if (pooled && __atomic_load_n(&in->state, __ATOMIC_ACQUIRE) == INST_POOLED)
+				break;
+			if (waitpid(D->pid[slot], &status, WNOHANG) == D->pid[slot]) {
+				pooled = false; /* it exited instead of returning to the pool */
+				break;
+			}
 			if (mono_ns() - t0 > STOP_TIMEOUT_NS) {
 				kill(D->pid[slot], SIGKILL);
 				waitpid(D->pid[slot], &status, 0);
+				pooled = false;
 				break;
 			}
-			sleep_us(100);
+			sleep_us(50);
 		}
 		in->exit_status = status;
 	}
@@ -578,9 +668,13 @@ static uint64_t retire(int slot, bool crashed)
 		sleep_us(50);
 	processed = in->pkts_in;
 	sm_instance_release(D->state, slot);
-	D->pid[slot] = 0;
-	in->pid = 0;
-	__atomic_store_n(&in->state, INST_FREE, __ATOMIC_RELEASE);
+	if (!pooled) {
+		D->pid[slot] = 0;
+		in->pid = 0;
+		__atomic_store_n(&in->state, INST_FREE, __ATOMIC_RELEASE);
+		if (is_pool_slot(slot))
+			pool_fill(slot); /* keep the pool full */
+	}
 	return processed;
 }
 
@@ -593,12 +687,34 @@ static json_t *stop_instance(int slot)
 
 void control_stop_all(struct serpensd *d)
 {
-	int i;
+	int i, status;
 
 	(void)d;
+	if (!D)
+		return;
 	for (i = 0; i < SM_MAX_INSTANCES; i++)
-		if (D && D->ctl->inst[i].state == INST_READY)
+		if (D->ctl->inst[i].state == INST_READY)
 			retire(i, false);
+	for (i = 0; i < (int)D->pool_size; i++) { /* empty the pool */
+		struct sp_instance *in = &D->ctl->inst[i];
+		uint64_t t0 = mono_ns();
+
+		if (!D->pid[i])
+			continue;
+		__atomic_store_n(&in->stop, SP_STOP_EXIT, __ATOMIC_SEQ_CST);
+		__atomic_fetch_add(&in->doorbell, 1, __ATOMIC_SEQ_CST);
+		sp_futex_wake(&in->doorbell, 1);
+		while (waitpid(D->pid[i], &status, WNOHANG) == 0) {
+			if (mono_ns() - t0 > STOP_TIMEOUT_NS) {
+				kill(D->pid[i], SIGKILL);
+				waitpid(D->pid[i], &status, 0);
+				break;
+			}
+			sleep_us(100);
+		}
+		D->pid[i] = 0;
+		in->state = INST_FREE;
+	}
 }
 
 /* Periodic duties: reap crashed runtimes (report, merge state, restart), keep-warm, start on demand. */
@@ -610,6 +726,13 @@ static void tick(void)
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 		for (i = 0; i < SM_MAX_INSTANCES; i++) {
+			if (D->pid[i] == pid && D->ctl->inst[i].state == INST_POOLED) { /* died waiting */
+				fprintf(stderr, "serpensd: pooled runtime of slot %d died; replacing it\n", i);
+				D->pid[i] = 0;
+				D->ctl->inst[i].state = INST_FREE;
+				pool_fill(i);
+				continue;
+			}
 			if (D->pid[i] != pid || D->ctl->inst[i].state != INST_READY)
 				continue;
 			sfc = D->ctl->inst[i].sfc;
@@ -673,13 +796,13 @@ static json_t *stats(void)
 	}
 	for (i = 0; i < SM_MAX_INSTANCES; i++) {
 		struct sp_instance *in = &D->ctl->inst[i];
-		static const char *names[] = {"free", "starting", "ready", "stopping", "dead"};
+		static const char *names[] = {"free", "starting", "ready", "stopping", "dead", "pooled"};
 
-		if (in->state == INST_FREE)
+		if (in->state == INST_FREE || in->state == INST_POOLED)
 			continue;
 		json_array_append_new(insts, json_pack(
 			"{s:i, s:i, s:s, s:s, s:i, s:b, s:o, s:o, s:o, s:o, s:o, s:o, s:f}", "instance", i, "sfc",
-			in->sfc, "sfc_name", D->ctl->sfcs[in->sfc].name, "state", names[in->state % 5], "pid",
+			in->sfc, "sfc_name", D->ctl->sfcs[in->sfc].name, "state", names[in->state % 6], "pid",
 			in->pid, "alive", in->state == INST_READY && kill(in->pid, 0) == 0, "pkts_in",
 			u64(in->pkts_in), "pkts_out", u64(in->pkts_out), "nf_drops", u64(in->nf_drops), "batches",
 			u64(in->batches), "wakeups", u64(in->wakeups), "sleeps", u64(in->sleeps), "startup_us",

@@ -60,7 +60,11 @@ struct sp_sfc_desc {
 	uint64_t rx, tx, no_instance, ring_full;
 };
 
-enum sp_inst_state { INST_FREE = 0, INST_STARTING, INST_READY, INST_STOPPING, INST_DEAD };
+/* POOLED: a pre-launched runtime (EAL initialised, no SFC) waits in this slot to be given an SFC. */
+enum sp_inst_state { INST_FREE = 0, INST_STARTING, INST_READY, INST_STOPPING, INST_DEAD, INST_POOLED };
+
+#define SP_STOP_SERVE 1 /* stop serving: exit, or return to the pool if pooled */
+#define SP_STOP_EXIT 2  /* a pooled runtime leaves the pool and exits */
 
 struct sp_instance {
 	uint32_t state;

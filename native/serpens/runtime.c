@@ -7,6 +7,10 @@
  * router wakes it after wake_batch packets or a flush timeout (paper Section IV-B2). Every batch is
  * bracketed by sm_batch_begin/end so the State Manager can pause it while it splits global state.
  *
+ * Pooled (-p): the process is pre-launched into an instance slot with its EAL already initialised and
+ * waits there (state POOLED) until serpensd gives the slot an SFC; when the instance is stopped it unloads
+ * the NFs and goes back to waiting. Starting an instance then costs loading the NFs, not exec + EAL init.
+ *
  * Wake-up protocol (Dekker-style, no lost wake-ups): the runtime publishes sleeping=1, re-checks its
  * ring, then bumps `done` (a serpensd that handed it the core waits on that) and waits on `doorbell`;
  * serpensd enqueues first, then reads `sleeping` and, if set, bumps `doorbell` and wakes it.
@@ -65,7 +69,7 @@ static void serve(struct sp_instance *in, struct chainer *c, struct rte_ring *rx
 			continue;
 		}
 		if (__atomic_load_n(&in->stop, __ATOMIC_ACQUIRE))
-			return;
+			return; /* SP_STOP_SERVE or SP_STOP_EXIT */
 		seq = __atomic_load_n(&in->doorbell, __ATOMIC_ACQUIRE);
 		__atomic_store_n(&in->sleeping, 1, __ATOMIC_SEQ_CST);
 		if (!rte_ring_empty(rx) || __atomic_load_n(&in->stop, __ATOMIC_SEQ_CST)) {
@@ -80,6 +84,38 @@ static void serve(struct sp_instance *in, struct chainer *c, struct rte_ring *rx
 	}
 }
 
+/* Wait in the pool; serve each SFC serpensd assigns to this slot; exit when told to. */
+static int pool_loop(struct sp_instance *in, const struct sp_ctl *ctl, struct chainer *c, struct rte_ring *rx,
+		     struct rte_ring *tx, struct sm_region *r, int slot)
+{
+	char err[512];
+	uint32_t seq;
+
+	for (;;) {
+		__atomic_store_n(&in->state, INST_POOLED, __ATOMIC_RELEASE);
+		for (;;) {
+			if (__atomic_load_n(&in->stop, __ATOMIC_ACQUIRE) == SP_STOP_EXIT)
+				return 0;
+			seq = __atomic_load_n(&in->doorbell, __ATOMIC_ACQUIRE);
+			if (__atomic_load_n(&in->state, __ATOMIC_ACQUIRE) == INST_STARTING)
+				break;
+			sp_futex_wait(&in->doorbell, seq, 100 * 1000 * 1000L);
+		}
+		if (chainer_load(c, ctl, (uint32_t)in->sfc, err, sizeof(err)) != 0) {
+			snprintf(in->error, sizeof(in->error), "%.*s", (int)sizeof(in->error) - 1, err);
+			chainer_unload(c);
+			continue; /* back to POOLED: serpensd reads the error */
+		}
+		in->ready_tsc = rte_rdtsc();
+		__atomic_store_n(&in->state, INST_READY, __ATOMIC_RELEASE);
+		serve(in, c, rx, tx, r, slot);
+		chainer_unload(c);
+		if (__atomic_load_n(&in->stop, __ATOMIC_ACQUIRE) == SP_STOP_EXIT)
+			return 0;
+		__atomic_store_n(&in->stop, 0, __ATOMIC_RELEASE);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	const struct rte_memzone *ctl_mz, *state_mz;
@@ -89,18 +125,21 @@ int main(int argc, char **argv)
 	struct rte_ring *rx, *tx;
 	static struct chainer chainer;
 	char err[512];
-	int ret, slot = -1, opt;
+	int ret, slot = -1, opt, pooled = 0;
 
 	ret = rte_eal_init(argc, argv);
 	if (ret < 0)
 		fail(NULL, "EAL init failed (is serpensd running with the same --file-prefix?)");
 	argc -= ret;
 	argv += ret;
-	while ((opt = getopt(argc, argv, "s:")) != -1)
+	while ((opt = getopt(argc, argv, "s:p")) != -1) {
 		if (opt == 's')
 			slot = atoi(optarg);
+		else if (opt == 'p')
+			pooled = 1;
+	}
 	if (slot < 0 || slot >= SM_MAX_INSTANCES)
-		fail(NULL, "usage: serpens-runtime [EAL] -- -s SLOT");
+		fail(NULL, "usage: serpens-runtime [EAL] -- -s SLOT [-p]");
 	ctl_mz = rte_memzone_lookup(SP_CTL_MZ);
 	state_mz = rte_memzone_lookup(SP_STATE_MZ);
 	if (!ctl_mz || !state_mz)
@@ -119,11 +158,12 @@ int main(int argc, char **argv)
 	tx = rte_ring_lookup(in->tx_ring);
 	if (!rx || !tx)
 		fail(in, "instance rings not found");
+	if (pooled)
+		return pool_loop(in, ctl, &chainer, rx, tx, r, slot);
 	if (chainer_load(&chainer, ctl, (uint32_t)in->sfc, err, sizeof(err)) != 0)
 		fail(in, err);
 	in->ready_tsc = rte_rdtsc();
 	__atomic_store_n(&in->state, INST_READY, __ATOMIC_RELEASE);
 	serve(in, &chainer, rx, tx, r, slot);
-	rte_eal_cleanup();
-	return 0;
+	return 0; /* not rte_eal_cleanup(): see native/common/eal_files.h */
 }

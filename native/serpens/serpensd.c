@@ -53,7 +53,7 @@ static void usage_exit(const char *why)
 	fprintf(stderr,
 		"serpensd: %s\nusage: serpensd [EAL args] -- --control PATH --runtime PATH [--nf-dir DIR]\n"
 		"       [--state-mb N] [--wake-batch N] [--flush-us N] [--keep-warm-s S] [--colocate]\n"
-		"       [--instance-lcore N] [--no-auto-start]\n",
+		"       [--instance-lcore N] [--no-auto-start] [--pool N]\n",
 		why);
 	exit(2);
 }
@@ -66,6 +66,7 @@ static void parse_args(int argc, char **argv)
 		{"wake-batch", required_argument, NULL, 'w'}, {"flush-us", required_argument, NULL, 'f'},
 		{"keep-warm-s", required_argument, NULL, 'k'}, {"colocate", no_argument, NULL, 'o'},
 		{"instance-lcore", required_argument, NULL, 'i'}, {"no-auto-start", no_argument, NULL, 'a'},
+		{"pool", required_argument, NULL, 'p'},
 		{NULL, 0, NULL, 0}};
 	int opt;
 
@@ -87,6 +88,7 @@ static void parse_args(int argc, char **argv)
 		case 'o': D.ctl->colocate = 1; break;
 		case 'i': D.instance_lcore = (unsigned int)atoi(optarg); break;
 		case 'a': D.auto_start = false; break;
+		case 'p': D.pool_size = (unsigned int)atoi(optarg); break;
 		default: usage_exit("unknown option");
 		}
 	}
@@ -94,6 +96,8 @@ static void parse_args(int argc, char **argv)
 		usage_exit("--control and --runtime are required");
 	if (D.ctl->wake_batch == 0 || D.ctl->wake_batch > RING_SIZE / 2 || D.state_mb < 4)
 		usage_exit("--wake-batch must be 1..4096 and --state-mb at least 4");
+	if (D.pool_size > SM_MAX_INSTANCES)
+		usage_exit("--pool must be at most 16 (instance slots)");
 }
 
 static void setup_shared(void)
@@ -374,6 +378,8 @@ int main(int argc, char **argv)
 	D.ctl->colocate = boot.colocate;
 	setup_state();
 	setup_port();
+	if (control_fill_pool(&D) != 0) /* before the control thread, which reaps children */
+		rte_exit(EXIT_FAILURE, "cannot launch the pool of %u runtimes (see above)\n", D.pool_size);
 	if (control_start(&D) != 0)
 		rte_exit(EXIT_FAILURE, "cannot start the control socket at %s\n", D.control_path);
 	eal_files_collect(&files);

@@ -37,6 +37,7 @@ struct serpensd {
 	unsigned int state_mb;
 	unsigned int flush_us;
 	double keep_warm_s;
+	unsigned int pool_size;    /* runtimes pre-launched into slots 0..pool_size-1 (the process pool) */
 	bool auto_start;
 	/* shared memory */
 	struct sp_ctl *ctl;
@@ -65,5 +66,6 @@ void control_stop(struct serpensd *d);
 void control_publish_routes(struct serpensd *d); /* rebuild from ctl, swap, wait for a grace period */
 void control_stop_all(struct serpensd *d);
 void control_cleanup(struct serpensd *d); /* remove the NF copies */
+int control_fill_pool(struct serpensd *d);
 
 #endif

@@ -529,6 +529,13 @@ static void update_for(struct sm_region *r, struct sp_table *lt, int slot)
 	run_hook(r, lt, HOOK_UPDATE, NULL, -1);
 }
 
+static void split_all_for(struct sm_region *r, int slot)
+{
+	sm_pause(r, -1);
+	for_each_gw_table(r, split_for, slot);
+	sm_resume(r);
+}
+
 int sm_instance_claim(struct sm_region *r)
 {
 	unsigned int i;
@@ -538,10 +545,21 @@ int sm_instance_claim(struct sm_region *r)
 			break;
 	if (i == SM_MAX_INSTANCES)
 		return -ENOSPC;
-	sm_pause(r, -1);
-	for_each_gw_table(r, split_for, (int)i);
-	sm_resume(r);
+	split_all_for(r, (int)i);
 	return (int)i;
+}
+
+int sm_instance_claim_at(struct sm_region *r, int slot)
+{
+	if (slot < 0 || slot >= SM_MAX_INSTANCES || !cas32(&r->active[slot], 0, 1))
+		return -EBUSY;
+	split_all_for(r, slot);
+	return slot;
+}
+
+void sm_forget_local(void)
+{
+	memset(g_local, 0, sizeof(g_local));
 }
 
 void sm_instance_release(struct sm_region *r, int slot)

@@ -59,6 +59,9 @@ int sm_nf_init(const struct sp_nf *nf);
  * instance is gone. Claiming splits every global/write table's state for the new instance; releasing
  * merges the instance's state back (the paper's scale-out / scale-in). */
 int sm_instance_claim(struct sm_region *r);       /* slot index, or -ENOSPC */
+int sm_instance_claim_at(struct sm_region *r, int slot); /* that slot, or -EBUSY */
+/* Forget this process's table handles (after its NFs were unloaded, before other NFs are loaded). */
+void sm_forget_local(void);
 void sm_instance_release(struct sm_region *r, int slot);
 bool sm_instance_active(const struct sm_region *r, int slot);
 

@@ -10,6 +10,7 @@ writes its row.
 
 from __future__ import annotations
 
+import copy
 import ipaddress
 import json
 import struct
@@ -238,7 +239,10 @@ def test_nat_keeps_every_mapping_when_all_instances_are_replaced_mid_traffic(dpd
                                                                              tmp_path: Path) -> None:
     capture, n_flows = tmp_path / "rx.pcap", 64
     spec = SfcSpec.linear("fw,mon,nat")
-    with rig(dpdk_ready, "serpens", sfc=spec, capture=capture, capture_count=10 * n_flows) as r:
+    # No process pool: every instance is a new process, so nothing of the old ones can survive in memory.
+    conf = copy.deepcopy(dpdk_ready)
+    conf["platforms"]["serpens"]["pool"] = 0
+    with rig(conf, "serpens", sfc=spec, capture=capture, capture_count=10 * n_flows) as r:
         p, gen = r.platform, r.generator
         first = gen.run_trial(profiles.udp_flows(64_000, 64, n_flows), duration=0.5)
         assert first.rx_packets == first.tx_packets
@@ -357,3 +361,17 @@ def test_cli_run_serpens_with_an_nf_that_is_not_built_says_so(dpdk_ready: cfg.Co
     assert res.exit_code == 1
     assert "nosuchnf" in res.output and "does not exist" in res.output
 
+
+
+def test_pooled_runtime_serves_a_new_instance_after_the_last_one_stopped(dpdk_ready: cfg.Config) -> None:
+    # The pool (platforms.serpens.pool) keeps runtimes with their EAL initialised: a stopped instance's
+    # process goes back to the pool and the next start only loads the SFC's NFs.
+    conf = copy.deepcopy(dpdk_ready)
+    conf["platforms"]["serpens"]["pool"] = 2
+    with rig(conf, "serpens", sfc=SfcSpec.linear("fw,mon,nat")) as r:
+        p = r.platform
+        (slot,) = p.instances
+        p.stop_instance(slot)
+        started = p.start_instance("fw-mon-nat")
+        forwards_everything(r)
+    assert started["pooled"] is True   # the pool's process served it: no exec, no EAL init
