@@ -83,6 +83,8 @@ class SerpensPlatform(Platform):
             cmd.append("--colocate")
         if s["pool"]:
             cmd += ["--pool", str(s["pool"])]
+        if s["nf_loader"] != "dlopen":
+            cmd += ["--nf-loader", s["nf_loader"]]
         return cmd
 
     def start(self) -> None:

@@ -10,8 +10,10 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <rte_mbuf.h>
 
@@ -62,6 +64,44 @@ const struct sp_nf *chainer_load_nf(void **dl, const struct sp_nf_desc *d, char 
 	return nf;
 }
 
+const struct sp_nf *chainer_map_nf(const struct sp_nf_desc *d, char *err, size_t errlen)
+{
+	const struct sp_nf *nf;
+	char path[64], why[400];
+	int fd, rc;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd/%d", d->owner_pid, d->image_fd);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(err, errlen, "NF %s: cannot open its image %s: %s", d->name, path, strerror(errno));
+		return NULL;
+	}
+	rc = ldr_map(&d->image, fd, 0, NULL, why, sizeof(why));
+	close(fd);
+	if (rc != 0) {
+		snprintf(err, errlen, "NF %s: cannot map its image: %s", d->name, why);
+		return NULL;
+	}
+	nf = ldr_sym(&d->image, "serpens_nf");
+	if (!nf || !nf->handler) {
+		snprintf(err, errlen, "NF %s: its image has no serpens_nf descriptor", d->name);
+		ldr_unmap(&d->image);
+		return NULL;
+	}
+	sm_set_nf(d->name, chainer_args(d));
+	rc = sm_nf_init(nf);
+	if (rc != 0) {
+		snprintf(err, errlen, "NF %s: init failed (%d)", d->name, rc);
+		return NULL;
+	}
+	return nf;
+}
+
+static void *nf_symbol(const struct chainer *c, unsigned int k, const char *sym)
+{
+	return c->img[k] ? ldr_sym(c->img[k], sym) : dlsym(c->dl[k], sym);
+}
+
 int chainer_load(struct chainer *c, const struct sp_ctl *ctl, uint32_t sfc, char *err, size_t errlen)
 {
 	const struct sp_sfc_desc *s = &ctl->sfcs[sfc];
@@ -75,7 +115,12 @@ int chainer_load(struct chainer *c, const struct sp_ctl *ctl, uint32_t sfc, char
 		unsigned int k = c->pos[i].nf;
 
 		if (!c->loaded[k]) {
-			c->loaded[k] = chainer_load_nf(&c->dl[k], &ctl->nfs[k], err, errlen);
+			if (ctl->nfs[k].has_image) {
+				c->img[k] = &ctl->nfs[k].image;
+				c->loaded[k] = chainer_map_nf(&ctl->nfs[k], err, errlen);
+			} else {
+				c->loaded[k] = chainer_load_nf(&c->dl[k], &ctl->nfs[k], err, errlen);
+			}
 			if (!c->loaded[k])
 				return -1;
 		}
@@ -88,7 +133,7 @@ int chainer_load(struct chainer *c, const struct sp_ctl *ctl, uint32_t sfc, char
 		if (!c->pos[i].selector[0])
 			continue;
 		snprintf(sym, sizeof(sym), "serpens_selector_%s", c->pos[i].selector);
-		fp = dlsym(c->dl[c->pos[i].nf], sym);
+		fp = nf_symbol(c, c->pos[i].nf, sym);
 		if (!fp || !*fp) {
 			snprintf(err, errlen, "SFC %s: NF %s has no selector '%s'", s->name,
 				 ctl->nfs[c->pos[i].nf].name, c->pos[i].selector);
@@ -103,9 +148,12 @@ void chainer_unload(struct chainer *c)
 {
 	unsigned int k;
 
-	for (k = 0; k < SP_MAX_NFS; k++)
+	for (k = 0; k < SP_MAX_NFS; k++) {
 		if (c->dl[k])
 			dlclose(c->dl[k]);
+		if (c->img[k] && c->loaded[k])
+			ldr_unmap(c->img[k]);
+	}
 	memset(c, 0, sizeof(*c));
 	sm_forget_local();
 }

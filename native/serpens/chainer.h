@@ -20,6 +20,7 @@ struct chainer {
 	const struct sp_nf *nf[SP_MAX_POS];      /* per position */
 	sp_selector_fn sel[SP_MAX_POS];          /* per position, NULL when next_pass applies */
 	void *dl[SP_MAX_NFS];                    /* per deployed NF index: dlopen handle */
+	const struct ldr_image *img[SP_MAX_NFS]; /* or its shared-memory image (--nf-loader shm) */
 	const struct sp_nf *loaded[SP_MAX_NFS];
 	uint32_t sfc;
 };
@@ -33,6 +34,8 @@ void chainer_unload(struct chainer *c);
 
 /* Load one deployed NF (by index into ctl->nfs) and run its init; used by serpensd on deployment. */
 const struct sp_nf *chainer_load_nf(void **dl, const struct sp_nf_desc *d, char *err, size_t errlen);
+/* The same from the NF's shared-memory image (a runtime, --nf-loader shm). */
+const struct sp_nf *chainer_map_nf(const struct sp_nf_desc *d, char *err, size_t errlen);
 
 /* Process n packets; packets that leave the SFC are written to out (returned count); dropped packets
  * are freed and counted in *drops. */

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -169,6 +170,40 @@ static int copy_file(const char *from, const char *to, char *err, size_t errlen)
 	return 0;
 }
 
+/* Build the NF's image once, into a memfd that runtimes map at a fixed address (native/serpens/loader).
+ * The image stays pristine: serpensd itself ran init through dlopen, on its own copy. */
+static int build_image(int slot, struct sp_nf_desc *d, char *err, size_t errlen)
+{
+	char why[400];
+	void *m;
+	int fd = memfd_create(d->name, 0), rc;
+
+	if (fd < 0 || ftruncate(fd, (off_t)SP_NF_IMAGE_SPAN) != 0) {
+		snprintf(err, errlen, "NF %s: cannot create its image memfd: %s", d->name, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	m = mmap(NULL, SP_NF_IMAGE_SPAN, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (m == MAP_FAILED) {
+		snprintf(err, errlen, "NF %s: cannot map its image memfd: %s", d->name, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	rc = ldr_image_build(d->path, m, SP_NF_IMAGE_SPAN, SP_NF_IMAGE_BASE + (uint64_t)slot * SP_NF_IMAGE_SPAN,
+			     &d->image, why, sizeof(why));
+	munmap(m, SP_NF_IMAGE_SPAN);
+	if (rc != 0) {
+		snprintf(err, errlen, "NF %s: the shared-memory loader refuses it: %s", d->name, why);
+		close(fd);
+		return -1;
+	}
+	d->image_fd = fd;
+	d->owner_pid = (int32_t)getpid();
+	d->has_image = 1;
+	return 0;
+}
+
 static json_t *deploy_nf(json_t *req)
 {
 	const char *name = json_string_value(json_object_get(req, "name"));
@@ -225,6 +260,10 @@ static json_t *deploy_nf(json_t *req)
 	if (!chainer_load_nf(&nf_dl[slot], d, err, sizeof(err))) {
 		unlink(d->path);
 		return fail("deploy_nf: %s", err);
+	}
+	if (D->nf_loader_shm && build_image(slot, d, err, sizeof(err)) != 0) {
+		unlink(d->path);
+		return fail("deploy_nf: %s", err); /* what the loader cannot honour is refused */
 	}
 	d->used = 1;
 	tables = json_array();

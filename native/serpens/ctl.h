@@ -10,6 +10,7 @@
 
 #include <stdint.h>
 
+#include "loader.h"
 #include "state.h"
 
 #define SP_CTL_MZ "serpens_ctl"
@@ -31,7 +32,16 @@ struct sp_nf_desc {
 	char path[SP_PATH_LEN];
 	char args[SP_ARGS_LEN];
 	uint32_t args_len;
+	/* With --nf-loader shm: the NF's image, built once by serpensd into a memfd, mapped by runtimes at
+	 * image.base through /proc/<owner_pid>/fd/<image_fd> (native/serpens/loader). */
+	uint32_t has_image;
+	int32_t image_fd;
+	int32_t owner_pid;
+	struct ldr_image image;
 };
+
+#define SP_NF_IMAGE_BASE 0x5e0000000000ull /* reserved range for NF images, one span per NF slot */
+#define SP_NF_IMAGE_SPAN (64ull << 20)
 
 /* One position of an SFC's flattened label graph: run NF `nf`, then go to next_pass, or — if the
  * position has a selector — to next[selector(verdict)]. Positions are in topological order: every next

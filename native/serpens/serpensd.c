@@ -53,7 +53,7 @@ static void usage_exit(const char *why)
 	fprintf(stderr,
 		"serpensd: %s\nusage: serpensd [EAL args] -- --control PATH --runtime PATH [--nf-dir DIR]\n"
 		"       [--state-mb N] [--wake-batch N] [--flush-us N] [--keep-warm-s S] [--colocate]\n"
-		"       [--instance-lcore N] [--no-auto-start] [--pool N]\n",
+		"       [--instance-lcore N] [--no-auto-start] [--pool N] [--nf-loader dlopen|shm]\n",
 		why);
 	exit(2);
 }
@@ -66,7 +66,7 @@ static void parse_args(int argc, char **argv)
 		{"wake-batch", required_argument, NULL, 'w'}, {"flush-us", required_argument, NULL, 'f'},
 		{"keep-warm-s", required_argument, NULL, 'k'}, {"colocate", no_argument, NULL, 'o'},
 		{"instance-lcore", required_argument, NULL, 'i'}, {"no-auto-start", no_argument, NULL, 'a'},
-		{"pool", required_argument, NULL, 'p'},
+		{"pool", required_argument, NULL, 'p'}, {"nf-loader", required_argument, NULL, 'L'},
 		{NULL, 0, NULL, 0}};
 	int opt;
 
@@ -89,6 +89,11 @@ static void parse_args(int argc, char **argv)
 		case 'i': D.instance_lcore = (unsigned int)atoi(optarg); break;
 		case 'a': D.auto_start = false; break;
 		case 'p': D.pool_size = (unsigned int)atoi(optarg); break;
+		case 'L':
+			if (strcmp(optarg, "shm") != 0 && strcmp(optarg, "dlopen") != 0)
+				usage_exit("--nf-loader is dlopen or shm");
+			D.nf_loader_shm = strcmp(optarg, "shm") == 0;
+			break;
 		default: usage_exit("unknown option");
 		}
 	}

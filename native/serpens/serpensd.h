@@ -37,7 +37,8 @@ struct serpensd {
 	unsigned int state_mb;
 	unsigned int flush_us;
 	double keep_warm_s;
-	unsigned int pool_size;    /* runtimes pre-launched into slots 0..pool_size-1 (the process pool) */
+	unsigned int pool_size;
+	bool nf_loader_shm;        /* runtimes map NF images built by the loader instead of dlopen */    /* runtimes pre-launched into slots 0..pool_size-1 (the process pool) */
 	bool auto_start;
 	/* shared memory */
 	struct sp_ctl *ctl;

@@ -375,3 +375,20 @@ def test_pooled_runtime_serves_a_new_instance_after_the_last_one_stopped(dpdk_re
         started = p.start_instance("fw-mon-nat")
         forwards_everything(r)
     assert started["pooled"] is True   # the pool's process served it: no exec, no EAL init
+
+
+def test_nfs_mapped_from_shared_memory_images_behave_like_dlopen_ones(dpdk_ready: cfg.Config,
+                                                                     tmp_path: Path) -> None:
+    # --nf-loader shm: serpensd builds each NF's image once, runtimes map it (native/serpens/loader).
+    conf = copy.deepcopy(dpdk_ready)
+    conf["platforms"]["serpens"]["nf_loader"] = "shm"
+    capture, n_flows = tmp_path / "rx.pcap", 16
+    rules = f"17,{load_src(3)},*,*,*"
+    spec = SfcSpec("shm", {}, ["fw", "nat"], {"fw": ("fw", {"blacklist": rules}), "nat": ("nat", {})})
+    with rig(conf, "serpens", sfc=spec, capture=capture, capture_count=100) as r:
+        res = r.generator.run_trial(profiles.udp_flows(16_000, 64, n_flows), duration=0.5)
+        packets = [Ether(x) for x in read_pcap(capture)]
+    sent = per_flow(res.tx_packets, n_flows)
+    assert res.rx_packets == res.tx_packets - sent[3]          # FW dropped exactly the blacklisted flow
+    assert {p[IP].src for p in packets} == {EXTERNAL_IP}        # NAT rewrote every source
+    assert all(checksums_ok(p) == (True, True) for p in packets)
