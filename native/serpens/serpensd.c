@@ -109,7 +109,6 @@ static void setup_shared(void)
 {
 	const struct rte_memzone *mz;
 	unsigned int i;
-	char name[32];
 
 	mz = rte_memzone_reserve(SP_CTL_MZ, sizeof(struct sp_ctl), (int)rte_socket_id(), 0);
 	if (!mz)
@@ -128,7 +127,6 @@ static void setup_shared(void)
 		if (!D.rx[i] || !D.tx[i])
 			rte_exit(EXIT_FAILURE, "cannot create instance rings: %s\n", rte_strerror(rte_errno));
 	}
-	(void)name;
 }
 
 static void setup_state(void)
