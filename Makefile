@@ -2,6 +2,8 @@
 #   make reproduce     every experiment that exists, then the paper-claims report
 #   make test          the test suite (unit + integration on real DPDK)
 #   make limit         the testbed's own limit: NDR/PDR + latency of the wire at 64 B and 1500 B
+#   make figure-11     instance startup vs. instances started together, memory vs. deployed NFs (Fig. 11)
+#   make table-4       the scaling overhead of one new instance per mechanism (paper Table IV)
 #   make figure-15     the SFC FW→MON→NAT on every platform that runs SFCs (paper Fig. 15)
 #   make check-paper   the paper's claims against the latest results
 # QUICK=1 gives short trials and one repetition for every experiment target.
@@ -15,10 +17,10 @@ ifeq ($(QUICK),1)
 QUICKFLAG := --quick
 endif
 # Experiments this tree implements so far; `make reproduce` runs them all.
-EXPERIMENTS := limit figure-15
+EXPERIMENTS := limit figure-11a figure-11b table-4 figure-15
 
 .PHONY: setup build test test-unit test-integration bench reproduce check-paper lint clean distclean \
-        $(EXPERIMENTS) doctor
+        $(EXPERIMENTS) figure-11 doctor
 
 setup:
 	@bash scripts/setup.sh all
@@ -46,6 +48,8 @@ bench: setup
 
 $(EXPERIMENTS): setup
 	@$(HARNESS) $(QUICKFLAG) experiment $@
+
+figure-11: figure-11a figure-11b
 
 reproduce: setup
 	@for e in $(EXPERIMENTS); do $(HARNESS) $(QUICKFLAG) experiment $$e || exit 1; done

@@ -131,4 +131,4 @@ def figure_15_figure(df: pd.DataFrame, path: Path) -> None:
     ax_l.set_title(f"(b) latency{at}")
     if ax_l.get_legend_handles_labels()[0]:
         ax_l.legend(fontsize=7)
-    plots._save(fig, path, "results/figure-15.csv")
+    plots.save(fig, path, "results/figure-15.csv")

@@ -16,7 +16,8 @@ import seaborn as sns  # noqa: E402
 MEDIAN_MINMAX = {"estimator": "median", "errorbar": ("pi", 100)}
 
 
-def _save(fig: plt.Figure, path: Path, source: str) -> None:
+def save(fig: plt.Figure, path: Path, source: str) -> None:
+    """Write the figure with a note of the CSV it was drawn from."""
     fig.text(0.99, 0.005, f"data: {source}", ha="right", va="bottom", fontsize=6, color="0.4")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -46,4 +47,4 @@ def limit_figure(df: pd.DataFrame, path: Path) -> None:
     ax_l.set_xlabel("frame size (B)")
     ax_l.set_ylabel("latency (µs)")
     ax_l.set_title(f"(b) wire latency{at}")
-    _save(fig, path, "results/limit.csv")
+    save(fig, path, "results/limit.csv")

@@ -194,7 +194,9 @@ static int load_segments(struct build *b, const Elf64_Ehdr *eh, struct ldr_image
 		return fail(b->err, b->errlen, "%s: image needs %llu bytes, region has %llu", b->path,
 			    (unsigned long long)end, (unsigned long long)b->mem_size);
 	b->img_size = end;
-	memset(b->mem, 0, end); /* bss and the gaps between segments */
+	/* bss, the gaps between segments and the jump table entries are left as the region's zeroes (it
+	 * must be zero-filled: a fresh memfd is), so that their pages are never allocated: a deployed NF
+	 * occupies only the pages that hold its bytes */
 	for (i = 0; i < eh->e_phnum; i++)
 		if (ph[i].p_type == PT_LOAD)
 			memcpy(b->mem + ph[i].p_vaddr, b->file + ph[i].p_offset, ph[i].p_filesz);
@@ -459,7 +461,6 @@ static int layout_table(struct build *b, struct ldr_image *img, const uint64_t *
 	if (img->size > b->mem_size)
 		return fail(b->err, b->errlen, "%s: image and jump table need %llu bytes, region has %llu",
 			    b->path, (unsigned long long)img->size, (unsigned long long)b->mem_size);
-	memset(b->mem + img->entries_off, 0, img->size - img->entries_off);
 	t = b->mem + img->tramp_off;
 	names = (uint64_t *)(b->mem + img->names_off);
 	for (i = 0; i < b->nimports; i++) {
@@ -525,25 +526,119 @@ void *ldr_resolve_default(const char *name)
 	return dlsym(RTLD_DEFAULT, name);
 }
 
-int ldr_bind(const struct ldr_image *img, void *(*resolve)(const char *name), char *err, size_t errlen)
+/*
+ * The per-process import cache. An import's address depends only on the process (where its libc and
+ * runtime are), never on the NF, so a pool process resolves each name once — dlsym(RTLD_DEFAULT) walks
+ * every loaded object, about 1–2 µs per name in a DPDK process with ~60 libraries — and every later
+ * mapping of any NF binds from here. Only ldr_bind's default resolver is cached; a caller's resolver is
+ * called every time. Open addressing on the name's hash; names are the image's .dynstr strings, so the
+ * cache keeps its own copies (images are unmapped again).
+ */
+#define CACHE_SLOTS 1024
+static struct cache_ent {
+	uint64_t hash;
+	char *name;
+	void *addr;
+} cache[CACHE_SLOTS];
+static unsigned int cache_used;
+static const char *needed_done[8];
+static unsigned int nneeded_done;
+
+static uint64_t name_hash(const char *s)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	while (*s)
+		h = (h ^ (uint8_t)*s++) * 1099511628211ull;
+	return h | 1;
+}
+
+static void *resolve_cached(const char *name)
+{
+	uint64_t h = name_hash(name);
+	unsigned int i = (unsigned int)h & (CACHE_SLOTS - 1);
+	void *addr;
+
+	for (; cache[i].hash; i = (i + 1) & (CACHE_SLOTS - 1))
+		if (cache[i].hash == h && !strcmp(cache[i].name, name))
+			return cache[i].addr;
+	addr = dlsym(RTLD_DEFAULT, name);
+	if (addr && cache_used < CACHE_SLOTS / 2) { /* keep it sparse; beyond that, resolve uncached */
+		cache[i].name = strdup(name);
+		if (cache[i].name) {
+			cache[i].addr = addr;
+			cache[i].hash = h;
+			cache_used++;
+		}
+	}
+	return addr;
+}
+
+int ldr_prewarm(const struct ldr_image *img, int memfd, off_t fd_off)
+{
+	const uint64_t *names = (const uint64_t *)(img->base + img->names_off);
+	void *want = (void *)img->base, *p;
+	unsigned int i;
+
+	/* the names are in the image: map it read-only for a moment (nothing is bound or run) */
+	p = mmap(want, img->size, PROT_READ, MAP_SHARED | MAP_FIXED_NOREPLACE, memfd, fd_off);
+	if (p == MAP_FAILED || p != want) {
+		if (p != MAP_FAILED)
+			munmap(p, img->size);
+		return -1;
+	}
+	for (i = 0; i < img->nimports; i++)
+		resolve_cached((const char *)names[i]);
+	munmap(want, img->size);
+	return 0;
+}
+
+/* DT_NEEDED libraries stay loaded once a mapped NF needed them: skip dlopen's lock and search after. */
+static int load_needed(const char *name, char *err, size_t errlen)
+{
+	unsigned int i;
+
+	for (i = 0; i < nneeded_done; i++)
+		if (!strcmp(needed_done[i], name))
+			return 0;
+	if (dlopen(name, RTLD_NOW | RTLD_GLOBAL) == NULL)
+		return fail(err, errlen, "cannot load %s: %s", name, dlerror());
+	if (nneeded_done < sizeof(needed_done) / sizeof(needed_done[0]))
+		needed_done[nneeded_done++] = strdup(name);
+	return 0;
+}
+
+/* One mapping at a fixed address that must be free: MAP_FIXED_NOREPLACE, so nothing of the process is
+ * ever replaced, and no existing mapping is split — which would cost a TLB shootdown to every CPU the
+ * (multi-threaded, DPDK) process ran on: several µs per call on a KVM guest. */
+static int map_at(uintptr_t addr, uint64_t len, int prot, int flags, int fd, off_t off)
+{
+	void *p = mmap((void *)addr, len, prot, flags | MAP_FIXED_NOREPLACE, fd, off);
+
+	if (p == MAP_FAILED)
+		return -1;
+	if (p != (void *)addr) { /* a kernel older than 4.17 ignores NOREPLACE */
+		munmap(p, len);
+		errno = EEXIST;
+		return -1;
+	}
+	return 0;
+}
+
+/* Load the needed libraries and write this process's address of every import into the (writable,
+ * private) jump table entries. */
+static int fill_entries(const struct ldr_image *img, void *(*resolve)(const char *name), char *err, size_t errlen)
 {
 	const uint64_t *names = (const uint64_t *)(img->base + img->names_off);
 	const uint64_t *needed = (const uint64_t *)(img->base + img->needed_off);
 	uint64_t *entries = (uint64_t *)(img->base + img->entries_off);
 	unsigned int i;
-	void *p;
 
-	if (resolve == NULL)
-		resolve = ldr_resolve_default;
+	if (resolve == NULL || resolve == ldr_resolve_default)
+		resolve = resolve_cached;
 	for (i = 0; i < img->nneeded; i++)
-		if (dlopen((const char *)needed[i], RTLD_NOW | RTLD_GLOBAL) == NULL)
-			return fail(err, errlen, "cannot load %s: %s", (const char *)needed[i], dlerror());
-	/* a private anonymous page at the fixed address: this process's addresses never reach the
-	 * shared region */
-	p = mmap(entries, img->entries_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
-		 -1, 0);
-	if (p == MAP_FAILED)
-		return fail(err, errlen, "cannot map the jump table at %p: %s", (void *)entries, strerror(errno));
+		if (load_needed((const char *)needed[i], err, errlen) != 0)
+			return -1;
 	for (i = 0; i < img->nimports; i++) {
 		void *addr = resolve((const char *)names[i]);
 
@@ -551,51 +646,156 @@ int ldr_bind(const struct ldr_image *img, void *(*resolve)(const char *name), ch
 			return fail(err, errlen, "unresolved import %s", (const char *)names[i]);
 		entries[i] = (uint64_t)(uintptr_t)addr;
 	}
-	if (mprotect(entries, img->entries_len, PROT_READ) != 0)
+	return 0;
+}
+
+int ldr_bind(const struct ldr_image *img, void *(*resolve)(const char *name), char *err, size_t errlen)
+{
+	uint64_t *entries = (uint64_t *)(img->base + img->entries_off);
+
+	/* a private anonymous page at the fixed address: this process's addresses never reach the
+	 * shared region */
+	if (map_at((uintptr_t)entries, img->entries_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+		   0) != 0)
+		return fail(err, errlen, "cannot map the jump table at %p: %s", (void *)entries, strerror(errno));
+	if (fill_entries(img, resolve, err, errlen) != 0) {
+		munmap(entries, img->entries_len);
+		return -1;
+	}
+	if (mprotect(entries, img->entries_len, PROT_READ) != 0) {
+		munmap(entries, img->entries_len);
 		return fail(err, errlen, "mprotect jump table: %s", strerror(errno));
+	}
+	return 0;
+}
+
+/*
+ * The compact layout: three mappings instead of one per segment plus an mprotect per protected range.
+ * The image's layout is [read-only and code segments][RELRO][writable data + bss][jump table entries]
+ * [trampolines]; the first two map as one shared read+exec mapping (as every Linux object was laid out
+ * before binutils 2.31's separate-code: read-only data is executable, nothing is writable and
+ * executable), data + bss + entries as one private writable mapping (entries stay writable, like a
+ * lazily bound GOT), the trampolines as one shared read+exec mapping. Each mmap in a DPDK process on
+ * this VM costs ~3–4 µs, so this takes startup from ~30 µs to ~10 µs (docs/startup.md). Used when the
+ * image has that shape (one writable segment, last, RELRO its leading pages or none); otherwise, or
+ * with LDR_STRICT=1 in the environment, the strict per-segment mapping below.
+ */
+static int compact_shape(const struct ldr_image *img, unsigned int *rw)
+{
+	unsigned int i, nrw = 0;
+
+	for (i = 0; i < img->nsegs; i++)
+		if (img->seg[i].prot & PROT_WRITE) {
+			*rw = i;
+			nrw++;
+		}
+	if (nrw != 1 || *rw != img->nsegs - 1)
+		return 0;
+	if (img->relro_len > 0 && (img->relro_off != img->seg[*rw].off || img->relro_len > img->seg[*rw].len))
+		return 0;
+	return img->seg[*rw].off + img->seg[*rw].len == img->entries_off &&
+	       img->entries_off + img->entries_len == img->tramp_off;
+}
+
+static int map_compact(const struct ldr_image *img, unsigned int rw, int memfd, off_t fd_off,
+		       void *(*resolve)(const char *name), char *err, size_t errlen)
+{
+	uint64_t shared_end = img->seg[rw].off + img->relro_len;
+	uint64_t priv_len = img->entries_off + img->entries_len - shared_end;
+
+	if (map_at(img->base, shared_end, PROT_READ | PROT_EXEC, MAP_SHARED | MAP_POPULATE, memfd, fd_off) != 0)
+		return fail(err, errlen, "cannot map the image's shared part at %#lx: %s", (unsigned long)img->base,
+			    strerror(errno));
+	if (map_at(img->base + shared_end, priv_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_POPULATE, memfd,
+		   fd_off + (off_t)shared_end) != 0) {
+		fail(err, errlen, "cannot map the image's data at %#lx: %s", (unsigned long)(img->base + shared_end),
+		     strerror(errno));
+		munmap((void *)img->base, shared_end);
+		return -1;
+	}
+	if (map_at(img->base + img->tramp_off, img->tramp_len, PROT_READ | PROT_EXEC, MAP_SHARED | MAP_POPULATE,
+		   memfd, fd_off + (off_t)img->tramp_off) != 0) {
+		fail(err, errlen, "cannot map the trampolines: %s", strerror(errno));
+		munmap((void *)img->base, img->tramp_off);
+		return -1;
+	}
+	if (fill_entries(img, resolve, err, errlen) != 0) {
+		munmap((void *)img->base, img->size);
+		return -1;
+	}
+	ldr_run_init(img);
 	return 0;
 }
 
 int ldr_map(const struct ldr_image *img, int memfd, off_t fd_off, void *(*resolve)(const char *name),
 	    char *err, size_t errlen)
 {
-	void *want = (void *)img->base, *p;
-	unsigned int i;
+	static int strict = -1;
+	uintptr_t done[LDR_MAX_SEGS + 2][2];
+	unsigned int i, ndone = 0, rw;
+	bool relro_mapped = false;
 
-	p = mmap(want, img->size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
-	if (p == MAP_FAILED || p != want) {
-		if (p != MAP_FAILED)
-			munmap(p, img->size);
-		return fail(err, errlen, "cannot reserve [%p, +0x%llx): %s", want,
-			    (unsigned long long)img->size, p == MAP_FAILED ? strerror(errno) : "address taken");
-	}
+	if (strict < 0)
+		strict = getenv("LDR_STRICT") && !strcmp(getenv("LDR_STRICT"), "1");
+	if (!strict && compact_shape(img, &rw))
+		return map_compact(img, rw, memfd, fd_off, resolve, err, errlen);
+
+	/* Segments straight into their place, each in one mmap. Code and read-only data are shared with
+	 * every other process; writable data is copy-on-write. RELRO needs no write after the build
+	 * (relocations were applied there, imports go through the jump table), so when it is the leading
+	 * pages of the writable segment it is mapped read-only (and shared) from the start instead of being
+	 * mprotect()ed after binding. */
 	for (i = 0; i < img->nsegs; i++) {
 		const struct ldr_seg *s = &img->seg[i];
-		int flags = (s->prot & PROT_WRITE) ? MAP_PRIVATE : MAP_SHARED;
+		uint64_t off = s->off, len = s->len;
+		int prot = s->prot, flags = (s->prot & PROT_WRITE) ? MAP_PRIVATE : MAP_SHARED;
 
-		p = mmap((void *)(img->base + s->off), s->len, s->prot, flags | MAP_FIXED, memfd,
-			 fd_off + (off_t)s->off);
-		if (p == MAP_FAILED) {
-			fail(err, errlen, "cannot map segment %u: %s", i, strerror(errno));
+		if ((prot & PROT_WRITE) && img->relro_len > 0 && img->relro_off == off && img->relro_len <= len) {
+			if (map_at(img->base + off, img->relro_len, PROT_READ, MAP_SHARED, memfd,
+				   fd_off + (off_t)off) != 0) {
+				fail(err, errlen, "cannot map RELRO at %#lx: %s", (unsigned long)(img->base + off),
+				     strerror(errno));
+				goto undo;
+			}
+			done[ndone][0] = img->base + off;
+			done[ndone++][1] = img->relro_len;
+			relro_mapped = true;
+			off += img->relro_len;
+			len -= img->relro_len;
+			if (len == 0)
+				continue;
+		}
+		if (map_at(img->base + off, len, prot, flags | MAP_POPULATE, memfd, fd_off + (off_t)off) != 0) {
+			fail(err, errlen, "cannot map segment %u at %#lx: %s", i, (unsigned long)(img->base + off),
+			     strerror(errno));
 			goto undo;
 		}
+		done[ndone][0] = img->base + off;
+		done[ndone++][1] = len;
 	}
-	p = mmap((void *)(img->base + img->tramp_off), img->tramp_len, PROT_READ | PROT_EXEC,
-		 MAP_SHARED | MAP_FIXED, memfd, fd_off + (off_t)img->tramp_off);
-	if (p == MAP_FAILED) {
+	if (map_at(img->base + img->tramp_off, img->tramp_len, PROT_READ | PROT_EXEC, MAP_SHARED | MAP_POPULATE,
+		   memfd, fd_off + (off_t)img->tramp_off) != 0) {
 		fail(err, errlen, "cannot map the trampolines: %s", strerror(errno));
 		goto undo;
 	}
+	done[ndone][0] = img->base + img->tramp_off;
+	done[ndone++][1] = img->tramp_len;
 	if (ldr_bind(img, resolve, err, errlen) != 0)
 		goto undo;
-	if (img->relro_len > 0 && mprotect((void *)(img->base + img->relro_off), img->relro_len, PROT_READ) != 0) {
+	if (!relro_mapped && img->relro_len > 0 &&
+	    mprotect((void *)(img->base + img->relro_off), img->relro_len, PROT_READ) != 0) {
 		fail(err, errlen, "mprotect RELRO: %s", strerror(errno));
-		goto undo;
+		goto undo_all;
 	}
 	ldr_run_init(img);
 	return 0;
+undo_all:
+	munmap((void *)(img->base + img->entries_off), img->entries_len);
 undo:
-	munmap(want, img->size);
+	while (ndone > 0) {
+		ndone--;
+		munmap((void *)done[ndone][0], done[ndone][1]);
+	}
 	return -1;
 }
 

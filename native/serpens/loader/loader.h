@@ -62,15 +62,22 @@ struct ldr_image {
 };
 
 /*
- * Build the object at so_path into region (writable memory of region_size bytes that will be mapped
+ * Build the object at so_path into region (zero-filled writable memory of region_size bytes — a fresh
+ * memfd is; pages the image leaves zero are never touched — that will be mapped
  * at base in every process; region itself may be mapped elsewhere in the building process). 0 on
  * success; -1 with a message in err otherwise.
  */
 int ldr_image_build(const char *so_path, void *region, size_t region_size, uintptr_t base,
 		    struct ldr_image *img, char *err, size_t errlen);
 
-/* The default resolver: dlsym(RTLD_DEFAULT, name). */
+/* The default resolver: dlsym(RTLD_DEFAULT, name). ldr_bind caches what it resolves through it, per
+ * process (an import's address depends on the process, not on the NF). */
 void *ldr_resolve_default(const char *name);
+/* Resolve the imports of the image in memfd into this process's cache now (the image is mapped
+ * read-only for the moment, nothing is bound or run), so that a later ldr_map of any NF with those
+ * imports binds without a symbol search. Pool processes do this before they are needed. 0, or -1 if
+ * the image's range is taken. */
+int ldr_prewarm(const struct ldr_image *img, int memfd, off_t fd_off);
 
 /*
  * In a process where the image is mapped at img->base: load the DT_NEEDED libraries (dlopen,

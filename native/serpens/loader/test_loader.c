@@ -274,6 +274,8 @@ static int build_mode(const char *path)
 	char err[256];
 	void *mem = aligned_alloc(4096, REGION);
 
+	if (mem)
+		memset(mem, 0, REGION); /* the loader builds into zero-filled memory */
 	if (mem == NULL || ldr_image_build(path, mem, REGION, BASE, &img, err, sizeof(err)) != 0) {
 		fprintf(stderr, "--build: %s\n", mem ? err : "no memory");
 		return 1;
@@ -451,6 +453,69 @@ static void test_libhs_libcrypto_nf_binds_per_process(const char *path, const ch
 	       img.nneeded, a.verdict[0], a.len[0], b.verdict[0], b.len[0]);
 }
 
+/* One image mapped into two processes at once: both run the NF; a write to the NF's code faults only the
+ * process that wrote (code is mapped shared and read-only), the other keeps working and the image is
+ * unchanged. */
+static void test_two_processes_share_image_and_code_write_faults_only_writer(const char *path)
+{
+	static const char *const args[] = {NULL};
+	volatile uint32_t *go;
+	struct ldr_image img;
+	uint8_t before[64];
+	char err[256];
+	pid_t a, b;
+	int st_a = 0, st_b = 0;
+	const struct sp_nf *nf;
+
+	if (build(path, &img, err, sizeof(err)) != 0) {
+		fprintf(stderr, "build fw: %s\n", err);
+		nft_failures++;
+		return;
+	}
+	go = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	CHECK(go != MAP_FAILED);
+	memset(tr, 0, sizeof(*tr));
+	fflush(NULL);
+	a = fork();
+	if (a == 0) { /* maps, says so, waits until the other has crashed, then processes a packet */
+		struct nft_frame f;
+		int slot;
+
+		munmap((void *)BASE, REGION);
+		if (ldr_map(&img, memfd, 0, NULL, err, sizeof(err)) != 0)
+			_exit(10);
+		nf = ldr_sym(&img, "serpens_nf");
+		if (!nf || nft_deploy(nf, "fw", args) != 0 || (slot = nft_start(nf, "fw", args)) < 0)
+			_exit(11);
+		__atomic_store_n(&go[0], 1, __ATOMIC_SEQ_CST);
+		while (!__atomic_load_n(&go[1], __ATOMIC_SEQ_CST))
+			usleep(100);
+		nft_udp(&f, "16.0.0.1", 1025, "48.0.0.1", 12, 128, true);
+		_exit(nft_run(nf, slot, &f.pkt) == SP_PASS ? 0 : 12);
+	}
+	while (!__atomic_load_n(&go[0], __ATOMIC_SEQ_CST))
+		usleep(100);
+	b = fork();
+	if (b == 0) { /* maps the same image, then writes into the NF's code */
+		munmap((void *)BASE, REGION);
+		if (ldr_map(&img, memfd, 0, NULL, err, sizeof(err)) != 0)
+			_exit(20);
+		nf = ldr_sym(&img, "serpens_nf");
+		if (!nf)
+			_exit(21);
+		*(volatile uint8_t *)(uintptr_t)nf->handler = 0xcc;
+		_exit(22); /* must not get here */
+	}
+	memcpy(before, region + 0x1000, sizeof(before)); /* the first code page, as built */
+	CHECK(waitpid(b, &st_b, 0) == b && WIFSIGNALED(st_b) && WTERMSIG(st_b) == SIGSEGV);
+	__atomic_store_n(&go[1], 1, __ATOMIC_SEQ_CST);
+	CHECK(waitpid(a, &st_a, 0) == a && WIFEXITED(st_a) && WEXITSTATUS(st_a) == 0);
+	CHECK(memcmp(before, region + 0x1000, sizeof(before)) == 0);
+	printf("fw: one image in two processes: the code writer died of signal %d, the other processed its packet "
+	       "(exit %d)\n", WIFSIGNALED(st_b) ? WTERMSIG(st_b) : 0, WIFEXITED(st_a) ? WEXITSTATUS(st_a) : -1);
+	munmap((void *)go, 4096);
+}
+
 /* Write a variant of the file at path to a temporary file: the first keep bytes (0: all), with byte
  * `at` set to v (at < 0: none). */
 static char *variant(const char *path, size_t keep, long at, uint8_t v)
@@ -570,6 +635,7 @@ int main(int argc, char **argv)
 							  sizeof(((struct nft_frame *)0)->data));
 		test_libhs_libcrypto_nf_binds_per_process(argv[9], "vpn", vpn_args, 34);
 	}
+	test_two_processes_share_image_and_code_write_faults_only_writer(argv[1]);
 	test_refuses_malformed_tls_foreign_needed_and_data_imports(argv[1], argv[4], argv[5], argv[6]);
 	return nft_finish("test_loader");
 }

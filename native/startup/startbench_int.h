@@ -1,0 +1,13 @@
+/* startbench_int.h: declarations shared by startbench.c (orchestrator) and worker.c. */
+#ifndef SERPENS_STARTBENCH_INT_H
+#define SERPENS_STARTBENCH_INT_H
+
+#include <stdint.h>
+
+#include "startbench.h"
+#include "state.h"
+
+void sb_set_state(struct sb_slot *s, uint32_t st);
+int sb_worker_main(const char *role, int slot, int nfi, int method, uint64_t t_start);
+
+#endif

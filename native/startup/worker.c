@@ -1,0 +1,364 @@
+/*
+ * worker.c: the processes serpens-startbench starts — the runtime every startup method runs on.
+ *
+ * All are DPDK secondaries of the orchestrator with the State Manager attached, and run an NF the same
+ * way: sm_nf_init in attach mode (tables exist, deployment wrote them), then the NF's handler on the
+ * packets of their slot's rx ring. What differs between methods is only how the process and the NF get
+ * there (startbench.h):
+ *   pool    (load, serpens) waits pre-initialised; per request it dlopens the NF or maps its image
+ *   zygote  (fork)    has the NF loaded; per request it forks, the child is the instance
+ *   host    (thread)  has the NF loaded; per request it creates a thread, the thread is the instance
+ *   cold    (exec, snapshot) is the instance: exec'd for it, EAL init, then dlopen or snapshot restore
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <rte_mbuf.h>
+#include <rte_memzone.h>
+#include <rte_pause.h>
+#include <rte_ring.h>
+
+#include "ctl.h" /* sp_futex_wait / sp_futex_wake */
+#include "startbench.h"
+#include "startbench_int.h"
+
+static struct sb_ctl *ctl;
+static int image_fd[SB_MAX_NFS]; /* pool processes: every deployed NF's image, opened once (prewarm_imports) */
+
+void sb_set_state(struct sb_slot *s, uint32_t st)
+{
+	__atomic_store_n(&s->state, st, __ATOMIC_SEQ_CST);
+	sp_futex_wake(&s->state, INT_MAX);
+}
+
+static void slot_fail(struct sb_slot *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void slot_fail(struct sb_slot *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(s->error, sizeof(s->error), fmt, ap);
+	va_end(ap);
+	sb_set_state(s, SB_FAILED);
+}
+
+/* Wait until the slot gets a command other than `none_of`, return it. */
+static uint32_t wait_cmd(struct sb_slot *s)
+{
+	for (;;) {
+		uint32_t seq = __atomic_load_n(&s->doorbell, __ATOMIC_ACQUIRE);
+		uint32_t cmd = __atomic_load_n(&s->cmd, __ATOMIC_ACQUIRE);
+
+		if (cmd != SB_CMD_NONE) {
+			__atomic_store_n(&s->cmd, SB_CMD_NONE, __ATOMIC_RELEASE);
+			return cmd;
+		}
+		sp_futex_wait(&s->doorbell, seq, 200 * 1000 * 1000L);
+		if (getppid() == 1)
+			_exit(3); /* the orchestrator died */
+	}
+}
+
+/* Load one NF the way `method` does; NULL with s->error set on failure. */
+static const struct sp_nf *load_nf(struct sb_slot *s, const struct sb_nf *d, int method, void **dl)
+{
+	const struct sp_nf *nf;
+	char err[400], path[64];
+	int fd, rc, own = 0;
+
+	*dl = NULL;
+	if (method == M_SERPENS || method == M_SNAPSHOT) {
+		/* serpens: the image the orchestrator built in shared memory; snapshot: the same image saved
+		 * to a file (restored with on-demand paging, no relocation) */
+		if (method == M_SERPENS && image_fd[d - ctl->nf] > 0) {
+			fd = image_fd[d - ctl->nf];
+		} else {
+			own = 1;
+			if (method == M_SERPENS)
+				snprintf(path, sizeof(path), "/proc/%d/fd/%d", d->owner_pid, d->image_fd);
+			fd = open(method == M_SERPENS ? path : d->snapshot, O_RDONLY | O_CLOEXEC);
+		}
+		if (fd < 0) {
+			slot_fail(s, "cannot open the image of %s: %s", d->name, strerror(errno));
+			return NULL;
+		}
+		rc = ldr_map(&d->image, fd, 0, NULL, err, sizeof(err));
+		if (own)
+			close(fd);
+		if (rc != 0) {
+			slot_fail(s, "cannot map %s: %s", d->name, err);
+			return NULL;
+		}
+		nf = ldr_sym(&d->image, "serpens_nf");
+	} else {
+		*dl = dlopen(d->path, RTLD_NOW | RTLD_LOCAL);
+		if (!*dl) {
+			slot_fail(s, "dlopen %s: %s", d->path, dlerror());
+			return NULL;
+		}
+		nf = dlsym(*dl, "serpens_nf");
+	}
+	if (!nf || !nf->handler) {
+		slot_fail(s, "%s has no serpens_nf descriptor", d->name);
+		return NULL;
+	}
+	sm_set_nf(d->name, NULL);
+	rc = sm_nf_init(nf);
+	if (rc != 0) {
+		slot_fail(s, "init of %s failed: %s", d->name, sm_last_error(sm_get_region()));
+		return NULL;
+	}
+	return nf;
+}
+
+static void unload_nf(const struct sb_nf *d, void *dl, int method)
+{
+	if (dl)
+		dlclose(dl);
+	else if (method == M_SERPENS || method == M_SNAPSHOT)
+		ldr_unmap(&d->image);
+	sm_forget_local();
+}
+
+/* The instance is ready: say so, then process the first packet of its rx ring (the orchestrator queued
+ * it with the request) through the NF, and pass it back on the tx ring. */
+static void ready_and_first_packet(struct sb_slot *s, const struct sp_nf *nf)
+{
+	struct rte_ring *rx = rte_ring_lookup(s->rx), *tx = rte_ring_lookup(s->tx);
+	struct rte_mbuf *m;
+	struct sp_pkt p;
+	uint64_t t0;
+
+	s->t_ready = sb_now_ns();
+	sb_set_state(s, SB_READY);
+	if (!rx || !tx) {
+		slot_fail(s, "rings %s/%s not found", s->rx, s->tx);
+		return;
+	}
+	t0 = sb_now_ns();
+	while (rte_ring_sc_dequeue(rx, (void **)&m) != 0) {
+		if (sb_now_ns() - t0 > 5000000000ull) {
+			slot_fail(s, "no packet on %s within 5 s", s->rx);
+			return;
+		}
+		rte_pause();
+	}
+	p.data = rte_pktmbuf_mtod(m, uint8_t *);
+	p.len = rte_pktmbuf_data_len(m);
+	p.sfc = 0;
+	p.buf = m;
+	m->hash.usr = (uint32_t)nf->handler(&p); /* the verdict, for the orchestrator to check */
+	rte_ring_sp_enqueue(tx, m);
+	s->t_first = sb_now_ns();
+	sb_set_state(s, SB_DONE);
+}
+
+static void mark_started(struct sb_slot *s)
+{
+	s->t_woke = sb_now_ns();
+	s->cpu_woke = sched_getcpu();
+}
+
+/* Open every deployed NF's image and fill this process's import cache from them (native/serpens/loader):
+ * part of pre-initialising a pool process, like its EAL init. */
+static void prewarm_imports(void)
+{
+	char path[64];
+	unsigned int i;
+
+	for (i = 0; i < ctl->nnf; i++) {
+		const struct sb_nf *d = &ctl->nf[i];
+		int fd;
+
+		snprintf(path, sizeof(path), "/proc/%d/fd/%d", d->owner_pid, d->image_fd);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd >= 0) {
+			ldr_prewarm(&d->image, fd, 0);
+			image_fd[i] = fd; /* kept: a handle on the NF's shared region, like a mapped file */
+		}
+	}
+}
+
+/* pool: pre-initialised, no NF; each request loads one (dlopen for load, image map for serpens). */
+static int pool_main(struct sb_slot *s)
+{
+	prewarm_imports();
+	for (;;) {
+		const struct sp_nf *nf;
+		void *dl;
+		uint32_t cmd, method, nfi;
+
+		sb_set_state(s, SB_WAITING);
+		cmd = wait_cmd(s);
+		if (cmd == SB_CMD_EXIT)
+			return 0;
+		if (cmd != SB_CMD_START)
+			continue;
+		mark_started(s);
+		method = s->method;
+		nfi = s->nf;
+		nf = load_nf(s, &ctl->nf[nfi], (int)method, &dl);
+		if (nf)
+			ready_and_first_packet(s, nf);
+		while ((cmd = wait_cmd(s)) != SB_CMD_STOP && cmd != SB_CMD_EXIT)
+			;
+		unload_nf(&ctl->nf[nfi], dl, (int)method);
+		if (cmd == SB_CMD_EXIT)
+			return 0;
+	}
+}
+
+/* An instance started in slot `target` by a zygote (fork) or a host (thread): the NF is loaded already. */
+static void instance_body(struct sb_slot *t, const struct sp_nf *nf)
+{
+	uint32_t cmd;
+
+	ready_and_first_packet(t, nf);
+	while ((cmd = wait_cmd(t)) != SB_CMD_STOP && cmd != SB_CMD_EXIT)
+		;
+	t->pid = 0;
+	sb_set_state(t, SB_EMPTY);
+}
+
+struct thread_arg {
+	struct sb_slot *t;
+	const struct sp_nf *nf;
+};
+
+static void *instance_thread(void *p)
+{
+	struct thread_arg a = *(struct thread_arg *)p;
+
+	free(p);
+	mark_started(a.t);
+	instance_body(a.t, a.nf);
+	return NULL;
+}
+
+/* zygote (fork) and host (thread): one per deployed NF, with that NF loaded and initialised. */
+static int resident_main(struct sb_slot *s, unsigned int nfi, int method)
+{
+	const struct sp_nf *nf;
+	void *dl;
+
+	nf = load_nf(s, &ctl->nf[nfi], M_LOAD, &dl); /* dlopen, as SAND and Photons do */
+	if (!nf)
+		return 1;
+	if (method == M_FORK)
+		signal(SIGCHLD, SIG_IGN); /* children are reaped by the kernel */
+	for (;;) {
+		struct sb_slot *t;
+		uint32_t cmd;
+
+		sb_set_state(s, SB_WAITING);
+		cmd = wait_cmd(s);
+		if (cmd == SB_CMD_EXIT)
+			return 0;
+		if (cmd != SB_CMD_START || s->target < 0 || s->target >= SB_MAX_SLOTS)
+			continue;
+		t = &ctl->slot[s->target];
+		if (method == M_FORK) {
+			pid_t pid = fork();
+
+			if (pid == 0) {
+				t->pid = (int32_t)getpid();
+				mark_started(t);
+				instance_body(t, nf);
+				_exit(0);
+			}
+			if (pid < 0)
+				slot_fail(t, "fork: %s", strerror(errno));
+		} else {
+			struct thread_arg *a = malloc(sizeof(*a));
+			pthread_t th;
+			pthread_attr_t at;
+
+			a->t = t;
+			a->nf = nf;
+			pthread_attr_init(&at);
+			pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+			if (pthread_create(&th, &at, instance_thread, a) != 0) {
+				free(a);
+				slot_fail(t, "pthread_create failed");
+			}
+			pthread_attr_destroy(&at);
+		}
+	}
+}
+
+/* cold (exec, snapshot): this process is the instance. t_start: when main() began (before EAL init). */
+static int cold_main(struct sb_slot *s, unsigned int nfi, int method, uint64_t t_start)
+{
+	const struct sp_nf *nf;
+	void *dl;
+
+	s->pid = (int32_t)getpid();
+	s->t_woke = t_start;
+	s->cpu_woke = sched_getcpu();
+	nf = load_nf(s, &ctl->nf[nfi], method, &dl);
+	if (!nf)
+		return 1;
+	instance_body(s, nf);
+	return 0;
+}
+
+int sb_worker_main(const char *role, int slot, int nfi, int method, uint64_t t_start)
+{
+	const struct rte_memzone *cmz = rte_memzone_lookup(SB_CTL_MZ), *smz = rte_memzone_lookup(SB_STATE_MZ);
+	struct sm_region *r;
+	struct sb_slot *s;
+
+	if (!cmz || !smz) {
+		fprintf(stderr, "serpens-startbench worker: the orchestrator's memzones are missing\n");
+		return 2;
+	}
+	ctl = cmz->addr;
+	if (ctl->magic != SB_MAGIC || slot < 0 || slot >= SB_MAX_SLOTS || nfi >= (int)ctl->nnf) {
+		fprintf(stderr, "serpens-startbench worker: bad control block, slot or NF index\n");
+		return 2;
+	}
+	s = &ctl->slot[slot];
+	r = sm_region_attach(smz->addr);
+	if (!r) {
+		slot_fail(s, "state region not initialised");
+		return 2;
+	}
+	sm_set_region(r);
+	sm_set_instance(0); /* the benchmarked NFs keep no global|write state */
+	sm_set_phase_deploy(false);
+	s->pid = (int32_t)getpid();
+	if (!strcmp(role, "pool"))
+		return pool_main(s);
+	if (!strcmp(role, "zygote"))
+		return resident_main(s, (unsigned int)nfi, M_FORK);
+	if (!strcmp(role, "host"))
+		return resident_main(s, (unsigned int)nfi, M_THREAD);
+	if (!strcmp(role, "cold"))
+		return cold_main(s, (unsigned int)nfi, method, t_start);
+	fprintf(stderr, "serpens-startbench worker: unknown role %s\n", role);
+	return 2;
+}
+
+/* NFs that resize packets call this; the runtime's buffers are mbufs. */
+int sp_pkt_resize(struct sp_pkt *pkt, int delta)
+{
+	struct rte_mbuf *m = pkt->buf;
+
+	if (delta > 0 && !rte_pktmbuf_append(m, (uint16_t)delta))
+		return -ENOSPC;
+	if (delta < 0 && rte_pktmbuf_trim(m, (uint16_t)-delta) != 0)
+		return -EINVAL;
+	pkt->data = rte_pktmbuf_mtod(m, uint8_t *);
+	pkt->len = rte_pktmbuf_data_len(m);
+	return 0;
+}
