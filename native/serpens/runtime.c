@@ -17,6 +17,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,12 +36,19 @@
 
 #define RT_BURST 128
 
+/* Publish the instance's state and wake serpensd if it waits for a change (start_instance). */
+static void set_state(struct sp_instance *in, uint32_t st)
+{
+	__atomic_store_n(&in->state, st, __ATOMIC_RELEASE);
+	sp_futex_wake(&in->state, INT_MAX);
+}
+
 static void fail(struct sp_instance *in, const char *msg)
 {
 	fprintf(stderr, "serpens-runtime: %s\n", msg);
 	if (in) {
 		snprintf(in->error, sizeof(in->error), "%s", msg);
-		__atomic_store_n(&in->state, INST_DEAD, __ATOMIC_RELEASE);
+		set_state(in, INST_DEAD);
 	}
 	exit(1);
 }
@@ -92,7 +100,7 @@ static int pool_loop(struct sp_instance *in, const struct sp_ctl *ctl, struct ch
 	uint32_t seq;
 
 	for (;;) {
-		__atomic_store_n(&in->state, INST_POOLED, __ATOMIC_RELEASE);
+		set_state(in, INST_POOLED);
 		for (;;) {
 			if (__atomic_load_n(&in->stop, __ATOMIC_ACQUIRE) == SP_STOP_EXIT)
 				return 0;
@@ -107,7 +115,7 @@ static int pool_loop(struct sp_instance *in, const struct sp_ctl *ctl, struct ch
 			continue; /* back to POOLED: serpensd reads the error */
 		}
 		in->ready_tsc = rte_rdtsc();
-		__atomic_store_n(&in->state, INST_READY, __ATOMIC_RELEASE);
+		set_state(in, INST_READY);
 		serve(in, c, rx, tx, r, slot);
 		chainer_unload(c);
 		if (__atomic_load_n(&in->stop, __ATOMIC_ACQUIRE) == SP_STOP_EXIT)
@@ -163,7 +171,7 @@ int main(int argc, char **argv)
 	if (chainer_load(&chainer, ctl, (uint32_t)in->sfc, err, sizeof(err)) != 0)
 		fail(in, err);
 	in->ready_tsc = rte_rdtsc();
-	__atomic_store_n(&in->state, INST_READY, __ATOMIC_RELEASE);
+	set_state(in, INST_READY);
 	serve(in, &chainer, rx, tx, r, slot);
 	return 0; /* not rte_eal_cleanup(): see native/common/eal_files.h */
 }
