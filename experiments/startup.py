@@ -51,7 +51,10 @@ def run_startbench(config: Config, args: Sequence[str], samples: Path, progress:
     run_dir = RunDir(config, name)
     prefix = f"sb-{run_dir.tag}"
     first = samples.stat().st_size if samples.exists() else 0
-    cmd = [str(exe), *eal_args(config["cores"]["platform"], prefix, []), "--",
+    # -m: the primary reserves its heap up front, so that secondaries starting by the dozen allocate from
+    # it without asking the primary to grow it (a request that times out under load: rte_service_init
+    # then fails in the secondary)
+    cmd = [str(exe), *eal_args(config["cores"]["platform"], prefix, []), "-m", "512", "--",
            "--nf", str(nf), "--workdir", str(run_dir / "nfs"), "--out", str(samples), *args]
     try:
         proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, cwd=repo_path("."))

@@ -28,7 +28,7 @@
 #define SP_NO_FIG8_NAMES
 #include "serpens/nf.h"
 
-#define SM_MAX_TABLES 256
+#define SM_MAX_TABLES 2048 /* tables per server: 500+ deployed NFs of a few tables each (Fig. 11(b)) */
 #define SM_MAX_INSTANCES 16 /* instance slots per server (per region) */
 #define SM_NAME_LEN 64
 

@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -144,6 +145,8 @@ static pid_t spawn(const char *role, int slot, int nf, int method)
 	snprintf(m_s, sizeof(m_s), "%d", method);
 	pid = fork();
 	if (pid == 0) {
+		/* never outlive the orchestrator (a secondary in EAL init would wait for it forever) */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		char *argv[] = {(char *)opt.self, "--lcores", lcores, "--proc-type=secondary", "--file-prefix", prefix,
 				"--no-pci", "--no-telemetry", "--log-level=*:error", "--", "-r", (char *)role, "-s",
 				slot_s, "-n", nf_s, "-m", m_s, NULL};
