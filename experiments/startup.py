@@ -99,6 +99,24 @@ def startup_rows(samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+def method_lines(df: pd.DataFrame, x: str, y: str, path: Path, xlabel: str, ylabel: str, title: str,
+                 log: bool) -> None:
+    """One line per startup method (in ORDER) of y against x, drawn from the experiment's CSV."""
+    sns.set_theme(style="whitegrid", context="paper")
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    for method in [m for m in ORDER if m in set(df["platform"])]:
+        g = df[df["platform"] == method].sort_values(x)
+        ax.plot(g[x], g[y], marker="o", label=LABELS.get(method, method))
+    if log:
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+    plots.save(fig, path, f"results/{path.stem}.csv")
+
+
 class StartupExperiment(Experiment):
     """What the three experiments share: the startbench's samples file next to the CSV."""
 
@@ -142,19 +160,8 @@ class Figure11a(StartupExperiment):
                     f"all ready {row['startup_all_p50_us']:.1f} µs")
 
     def plot(self, df: pd.DataFrame, path: Path) -> None:
-        sns.set_theme(style="whitegrid", context="paper")
-        fig, ax = plt.subplots(figsize=(5, 3.4))
-        for method in [m for m in ORDER if m in set(df["platform"])]:
-            g = df[df["platform"] == method].sort_values("n_instances")
-            ax.plot(g["n_instances"], g["startup_all_p50_us"], marker="o", label=LABELS.get(method, method))
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("instances started together")
-        ax.set_ylabel("time until all are ready (µs, median)")
-        ax.set_title("(a) startup time")
-        ax.legend(fontsize=7)
-        plots.save(fig, path, "results/figure-11a.csv")
-
+        method_lines(df, "n_instances", "startup_all_p50_us", path, xlabel="instances started together",
+                     ylabel="time until all are ready (µs, median)", title="(a) startup time", log=True)
 
 class Figure11b(StartupExperiment):
     name = "figure-11b"
@@ -175,17 +182,8 @@ class Figure11b(StartupExperiment):
                                   f"deployed: {row['memory_mb']:.1f} MiB in {row['n_processes']} processes")
 
     def plot(self, df: pd.DataFrame, path: Path) -> None:
-        sns.set_theme(style="whitegrid", context="paper")
-        fig, ax = plt.subplots(figsize=(5, 3.4))
-        for method in [m for m in ORDER if m in set(df["platform"])]:
-            g = df[df["platform"] == method].sort_values("n_nfs")
-            ax.plot(g["n_nfs"], g["memory_mb"], marker="o", label=LABELS.get(method, method))
-        ax.set_xlabel("deployed NFs")
-        ax.set_ylabel("memory, PSS of every process (MiB)")
-        ax.set_title("(b) deployment memory")
-        ax.legend(fontsize=7)
-        plots.save(fig, path, "results/figure-11b.csv")
-
+        method_lines(df, "n_nfs", "memory_mb", path, xlabel="deployed NFs",
+                     ylabel="memory, PSS of every process (MiB)", title="(b) deployment memory", log=False)
 
 def memory_rows(samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per (method, resident variant, deployed NFs). memory_per_nf_kb is the slope from the

@@ -348,17 +348,3 @@ int sb_worker_main(const char *role, int slot, int nfi, int method, uint64_t t_s
 	fprintf(stderr, "serpens-startbench worker: unknown role %s\n", role);
 	return 2;
 }
-
-/* NFs that resize packets call this; the runtime's buffers are mbufs. */
-int sp_pkt_resize(struct sp_pkt *pkt, int delta)
-{
-	struct rte_mbuf *m = pkt->buf;
-
-	if (delta > 0 && !rte_pktmbuf_append(m, (uint16_t)delta))
-		return -ENOSPC;
-	if (delta < 0 && rte_pktmbuf_trim(m, (uint16_t)-delta) != 0)
-		return -EINVAL;
-	pkt->data = rte_pktmbuf_mtod(m, uint8_t *);
-	pkt->len = rte_pktmbuf_data_len(m);
-	return 0;
-}
