@@ -515,7 +515,7 @@ uint64_t sm_pause(struct sm_region *r, int self_slot)
 void sm_resume(struct sm_region *r) { st_rel(&r->pause, 0); }
 
 /* Resume and record how long packet processing was paused, from sm_pause to now, under `kind`. */
-static void resume_as(struct sm_region *r, enum sm_hook_kind kind)
+void sm_resume_as(struct sm_region *r, enum sm_hook_kind kind)
 {
 	struct sm_pause_stats *p = &r->pauses[kind];
 	uint64_t ns = now_ns() - r->pause_t0;
@@ -568,7 +568,7 @@ static void split_all_for(struct sm_region *r, int slot)
 	for_each_gw_table(r, split_for, slot);
 	if (g_remote && g_remote->claim)
 		g_remote->claim(r, slot);
-	resume_as(r, SM_HOOK_SPLIT);
+	sm_resume_as(r, SM_HOOK_SPLIT);
 }
 
 int sm_instance_claim(struct sm_region *r)
@@ -608,7 +608,7 @@ void sm_instance_release(struct sm_region *r, int slot)
 	for_each_gw_table(r, update_for, -1);
 	if (g_remote && g_remote->release)
 		g_remote->release(r, slot); /* merges slot's remote sub-states back, redistributes */
-	resume_as(r, SM_HOOK_MERGE);
+	sm_resume_as(r, SM_HOOK_MERGE);
 }
 
 bool sm_instance_active(const struct sm_region *r, int slot)
@@ -880,7 +880,7 @@ static int hook_on_key(sp_table *ht, const void *key, enum sm_hook_kind k)
 	spin_lock(&t->lock);
 	sm_pause(r, g_slot);
 	run_hook(r, lt, k, s, -1);
-	resume_as(r, k);
+	sm_resume_as(r, k);
 	spin_unlock(&t->lock);
 	if (g_slot >= 0)
 		sm_batch_begin(r, g_slot);
@@ -983,7 +983,7 @@ void sm_run_timers(struct sm_region *r, uint64_t now_us)
 		spin_lock(&t->lock);
 		sm_pause(r, -1);
 		run_hook(r, lt, SM_HOOK_UPDATE, s, -1);
-		resume_as(r, SM_HOOK_UPDATE);
+		sm_resume_as(r, SM_HOOK_UPDATE);
 		spin_unlock(&t->lock);
 	}
 }

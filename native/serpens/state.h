@@ -79,6 +79,8 @@ struct sm_pause_stats {
 	uint64_t count, last_ns, max_ns, total_ns;
 };
 void sm_pause_stats(const struct sm_region *r, enum sm_hook_kind kind, struct sm_pause_stats *out);
+/* sm_resume, recording the pause (from sm_pause to now) under kind. */
+void sm_resume_as(struct sm_region *r, enum sm_hook_kind kind);
 
 /* Periodic work of the State Manager: run update() of every table whose timer is due. */
 void sm_run_timers(struct sm_region *r, uint64_t now_us);
