@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from harness.baselines.state import FissionStatePlatform, SnfStatePlatform
 from harness.platforms.base import Platform, PlatformError
 from harness.platforms.wire import WirePlatform
 from harness.serpens.platform import SerpensPlatform
 
+# Registration order is the paper's order of platforms in its figures (Fission, SNF, ..., Serpens).
 PLATFORMS: dict[str, type[Platform]] = {
     WirePlatform.name: WirePlatform,
+    FissionStatePlatform.name: FissionStatePlatform,
+    SnfStatePlatform.name: SnfStatePlatform,
     SerpensPlatform.name: SerpensPlatform,
 }
 

@@ -38,14 +38,19 @@ from harness.native import (
     terminate,
 )
 from harness.platforms.base import Platform, PlatformError
+from harness.redis_server import RedisServer
 from harness.serpens.controller import Controller, SerpensError
 from harness.serpens.sfc import SfcSpec, as_specs, effective_args, nf_path
+
+
+STATE_BACKENDS = ("serpens", "fission", "snf")
 
 
 class SerpensPlatform(Platform):
     name = "serpens"
     workload = ""
     runs_sfc = True  # takes sfc=...: a platform an SFC experiment (Fig. 15) can run
+    state_backend: str | None = None   # a subclass fixes it; None: platforms.serpens.state_backend
 
     def __init__(self, config: Config, run_dir: RunDir,
                  sfc: SfcSpec | Sequence[SfcSpec] | str | None = None) -> None:
@@ -63,6 +68,12 @@ class SerpensPlatform(Platform):
         self.sfc_ids: dict[str, int] = {}
         self.instances: dict[int, dict[str, Any]] = {}       # slot -> start_instance reply + sfc
         self.startup_us: list[float] = []
+        backend = self.state_backend or self.settings["state_backend"]
+        if backend not in STATE_BACKENDS:
+            raise PlatformError(f"platforms.serpens.state_backend must be one of {', '.join(STATE_BACKENDS)}, "
+                                f"got {backend!r}")
+        self.backend = backend
+        self.redis: RedisServer | None = None   # the run's redis-server (fission, snf)
 
     # --- the process ------------------------------------------------------------------------------------
 
@@ -85,14 +96,22 @@ class SerpensPlatform(Platform):
             cmd += ["--pool", str(s["pool"])]
         if s["nf_loader"] != "dlopen":
             cmd += ["--nf-loader", s["nf_loader"]]
+        if self.backend != "serpens":
+            address = self.redis.address if self.redis is not None else "127.0.0.1:0"
+            cmd += ["--state-backend", self.backend, "--redis", address,
+                    "--redis-timeout-ms", str(self.config["redis"]["timeout_ms"])]
         return cmd
 
     def start(self) -> None:
         if self.proc is not None:
             return
+        if self.backend != "serpens":   # the remote store first: serpensd refuses to start without it
+            self.redis = RedisServer(self.config, self.run_dir)
+            self.redis.start()
         try:
             cmd = self.command()
         except NativeError as exc:
+            self._stop_redis()
             raise PlatformError(str(exc)) from exc
         try:
             # cwd: relative paths in NF arguments (e.g. IDS patterns) are relative to the repository root.
@@ -175,9 +194,39 @@ class SerpensPlatform(Platform):
     # --- the Platform interface ------------------------------------------------------------------------
 
     def stats(self) -> dict[str, Any]:
-        return self._running().stats()
+        stats = self._running().stats()
+        if self.backend != "serpens":
+            self._check_remote_state(stats)
+        return stats
+
+    def _check_remote_state(self, stats: dict[str, Any]) -> None:
+        """A runtime that lost its remote store stops at once (native/serpens/runtime.c); say so clearly
+        rather than report the packets that then find no instance as ordinary loss."""
+        crashed = [s for s in stats.get("sfcs", []) if s.get("crashes")]
+        redis_down = self.redis is not None and not self.redis.alive()
+        if not crashed and not redis_down:
+            return
+        lines = [ln for ln in tail(self.log_file, 20000).splitlines() if "remote state" in ln]
+        where = f"Redis at {self.redis.address}" if self.redis is not None else "Redis"
+        state = "is not answering" if redis_down else "failed"
+        raise PlatformError(
+            f"{self.name}: the remote state store ({where}) {state}; instances stopped: "
+            + "; ".join(f"SFC {s['name']}: {s['crashes']} crash(es), last: {s.get('last_crash', '')}"
+                        for s in crashed)
+            + ("\n" + "\n".join(lines[-5:]) if lines else ""))
+
+    def _stop_redis(self) -> None:
+        if self.redis is not None:
+            redis, self.redis = self.redis, None
+            redis.stop()
 
     def stop(self) -> dict[str, Any]:
+        try:
+            return self._stop_serpensd()
+        finally:
+            self._stop_redis()
+
+    def _stop_serpensd(self) -> dict[str, Any]:
         if self.proc is None:
             return {}
         proc, self.proc = self.proc, None
@@ -229,6 +278,8 @@ class SerpensPlatform(Platform):
                 "state_region_mb": s["state_region_mb"], "wake_batch": s["wake_batch"],
                 "flush_us": s["flush_us"], "keep_warm_s": s["keep_warm_s"],
                 "instances_per_sfc": s["instances"], "sfcs": [x.to_json() for x in self.sfcs],
+                "state_backend": self.backend,
+                "redis": self.redis.describe() if self.redis is not None else None,
                 "deployed_nfs": self.deployed_nfs, "instance_startup_us": self.startup_us,
                 "link": "net_memif (copy mode), serpensd is the server"}
 

@@ -7,6 +7,7 @@
  * The shared-memory loader of the reusable-runtime issue replaces dlopen here.
  */
 #include "chainer.h"
+#include "serpens/state_ops.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -125,6 +126,7 @@ int chainer_load(struct chainer *c, const struct sp_ctl *ctl, uint32_t sfc, char
 				return -1;
 		}
 		c->nf[i] = c->loaded[k];
+		c->nf_name[i] = ctl->nfs[k].name;
 	}
 	for (i = 0; i < c->npos; i++) {
 		char sym[SP_NAME_LEN + 32];
@@ -163,6 +165,7 @@ unsigned int chainer_run(struct chainer *c, struct rte_mbuf **m, unsigned int n,
 {
 	uint8_t label[n];
 	struct sp_pkt pkt;
+	const struct sp_batch_hooks *hooks = sp_batch_hooks; /* NULL unless state is cached (remote) */
 	unsigned int i, p, nout = 0;
 
 	memset(label, 0, n);
@@ -172,6 +175,19 @@ unsigned int chainer_run(struct chainer *c, struct rte_mbuf **m, unsigned int n,
 		int (*handler)(struct sp_pkt *) = c->nf[p]->handler;
 		sp_selector_fn sel = c->sel[p];
 
+		if (hooks) { /* this NF's share of the batch, for the remote backend's prefetch */
+			struct sp_pkt mine[n];
+			unsigned int k = 0;
+
+			for (i = 0; i < n; i++)
+				if (label[i] == p)
+					mine[k++] = (struct sp_pkt){.data = rte_pktmbuf_mtod(m[i], uint8_t *),
+								    .len = rte_pktmbuf_data_len(m[i]),
+								    .sfc = c->sfc, .buf = m[i]};
+			if (k == 0)
+				continue;
+			hooks->begin(c->nf_name[p], mine, k);
+		}
 		for (i = 0; i < n; i++) {
 			int v, b;
 
@@ -180,6 +196,8 @@ unsigned int chainer_run(struct chainer *c, struct rte_mbuf **m, unsigned int n,
 			pkt.buf = m[i];
 			pkt.data = rte_pktmbuf_mtod(m[i], uint8_t *);
 			pkt.len = rte_pktmbuf_data_len(m[i]);
+			if (hooks)
+				hooks->packet(&pkt);
 			v = handler(&pkt);
 			if (v < 0) {
 				label[i] = SP_LABEL_DROP;
@@ -190,6 +208,8 @@ unsigned int chainer_run(struct chainer *c, struct rte_mbuf **m, unsigned int n,
 				label[i] = pos->next_pass;
 			}
 		}
+		if (hooks)
+			hooks->end();
 	}
 	for (i = 0; i < n; i++) {
 		if (label[i] == SP_LABEL_DROP) {

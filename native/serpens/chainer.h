@@ -22,6 +22,7 @@ struct chainer {
 	void *dl[SP_MAX_NFS];                    /* per deployed NF index: dlopen handle */
 	const struct ldr_image *img[SP_MAX_NFS]; /* or its shared-memory image (--nf-loader shm) */
 	const struct sp_nf *loaded[SP_MAX_NFS];
+	const char *nf_name[SP_MAX_POS];         /* per position: the deployment (remote state's batches) */
 	uint32_t sfc;
 };
 

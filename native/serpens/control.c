@@ -36,6 +36,7 @@
 
 #include "chainer.h"
 #include "serpensd.h"
+#include "state_stats.h"
 
 #define READY_TIMEOUT_NS (15ull * 1000000000ull)
 #define STOP_TIMEOUT_NS (3ull * 1000000000ull)
@@ -815,7 +816,7 @@ static json_t *u64(uint64_t v) { return json_integer((json_int_t)(v > INT64_MAX 
 
 static json_t *stats(void)
 {
-	json_t *sfcs = json_array(), *insts = json_array(), *port;
+	json_t *sfcs = json_array(), *insts = json_array(), *port, *rep, *o;
 	struct rte_eth_stats st;
 	int i;
 
@@ -841,15 +842,17 @@ static json_t *stats(void)
 
 		if (in->state == INST_FREE || in->state == INST_POOLED)
 			continue;
-		json_array_append_new(insts, json_pack(
+		o = json_pack(
 			"{s:i, s:i, s:s, s:s, s:i, s:b, s:o, s:o, s:o, s:o, s:o, s:o, s:f}", "instance", i, "sfc",
 			in->sfc, "sfc_name", D->ctl->sfcs[in->sfc].name, "state", names[in->state % 6], "pid",
 			in->pid, "alive", in->state == INST_READY && kill(in->pid, 0) == 0, "pkts_in",
 			u64(in->pkts_in), "pkts_out", u64(in->pkts_out), "nf_drops", u64(in->nf_drops), "batches",
 			u64(in->batches), "wakeups", u64(in->wakeups), "sleeps", u64(in->sleeps), "startup_us",
-			(double)D->startup_ns[i] / 1e3));
+			(double)D->startup_ns[i] / 1e3);
+		json_object_update_new(o, state_stats_instance(in));
+		json_array_append_new(insts, o);
 	}
-	return json_pack("{s:b, s:o, s:{s:o}, s:{s:o, s:o, s:o, s:o, s:o, s:o}, s:o, s:o, s:{s:I, s:I, s:I, s:s}}",
+	rep = json_pack("{s:b, s:o, s:{s:o}, s:{s:o, s:o, s:o, s:o, s:o, s:o}, s:o, s:o, s:{s:I, s:I, s:I, s:s}}",
 			 "ok", 1, "port", port, "gateway", "miss", u64(D->gateway_miss), "dataplane", "handoffs",
 			 u64(D->handoffs), "handoff_timeouts", u64(D->handoff_timeouts), "handoff_max_us",
 			 u64(D->handoff_max_ns / 1000), "loop_max_us", u64(D->loop_max_ns / 1000), "timers_max_us",
@@ -858,6 +861,8 @@ static json_t *stats(void)
 			 "region_bytes", (json_int_t)((size_t)D->state_mb << 20), "used_bytes",
 			 (json_int_t)sm_region_used(D->state), "api_errors", (json_int_t)sm_errors(D->state),
 			 "last_error", sm_last_error(D->state));
+	json_object_update_new(json_object_get(rep, "state"), state_stats_region(D->state, D->ctl->state_backend));
+	return rep;
 }
 
 static int from_hex(const char *hex, uint8_t *out, size_t max)

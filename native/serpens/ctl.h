@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "loader.h"
+#include "remote_state.h"
 #include "state.h"
 
 #define SP_CTL_MZ "serpens_ctl"
@@ -91,6 +92,7 @@ struct sp_instance {
 	uint64_t ready_tsc; /* when the runtime became ready (for startup time) */
 	/* counters written by serpensd */
 	uint64_t wakeups, last_pkt_tsc, enq;
+	struct rs_stats remote; /* remote state access (fission/snf backends), written by the runtime */
 	char rx_ring[32];
 	char tx_ring[32];
 	char error[256]; /* why the runtime refused to start */
@@ -101,6 +103,11 @@ struct sp_ctl {
 	uint64_t tsc_hz;
 	uint32_t wake_batch;
 	uint32_t colocate;
+	/* where NF state lives (serpensd --state-backend; docs/state-backends.md), read by every runtime */
+	uint32_t state_backend;  /* enum rs_backend */
+	char redis_host[64];
+	uint32_t redis_port;
+	uint32_t redis_timeout_ms;
 	struct sp_nf_desc nfs[SP_MAX_NFS];
 	struct sp_sfc_desc sfcs[SP_MAX_SFCS];
 	struct sp_instance inst[SM_MAX_INSTANCES];

@@ -36,6 +36,10 @@
 
 #define RT_BURST 128
 
+static struct sp_instance *g_in;
+static struct sm_region *g_r;
+static int g_slot = -1;
+
 /* Publish the instance's state and wake serpensd if it waits for a change (start_instance). */
 static void set_state(struct sp_instance *in, uint32_t st)
 {
@@ -51,6 +55,19 @@ static void fail(struct sp_instance *in, const char *msg)
 		set_state(in, INST_DEAD);
 	}
 	exit(1);
+}
+
+/* The remote store failed inside a batch (Redis gone or timing out): that batch's state cannot be
+ * written, so the instance stops at once with the reason (serpensd reports the exit, its log the reason)
+ * instead of hanging or running on stale state. */
+static void remote_fatal(const char *msg)
+{
+	char buf[300];
+
+	if (g_r && g_slot >= 0)
+		sm_batch_end(g_r, g_slot);
+	snprintf(buf, sizeof(buf), "instance %d: %s", g_slot, msg);
+	fail(g_in, buf);
 }
 
 static void serve(struct sp_instance *in, struct chainer *c, struct rte_ring *rx, struct rte_ring *tx,
@@ -112,12 +129,14 @@ static int pool_loop(struct sp_instance *in, const struct sp_ctl *ctl, struct ch
 		if (chainer_load(c, ctl, (uint32_t)in->sfc, err, sizeof(err)) != 0) {
 			snprintf(in->error, sizeof(in->error), "%.*s", (int)sizeof(in->error) - 1, err);
 			chainer_unload(c);
+			rs_forget();
 			continue; /* back to POOLED: serpensd reads the error */
 		}
 		in->ready_tsc = rte_rdtsc();
 		set_state(in, INST_READY);
 		serve(in, c, rx, tx, r, slot);
 		chainer_unload(c);
+		rs_forget(); /* the next instance reconnects */
 		if (__atomic_load_n(&in->stop, __ATOMIC_ACQUIRE) == SP_STOP_EXIT)
 			return 0;
 		__atomic_store_n(&in->stop, 0, __ATOMIC_RELEASE);
@@ -162,6 +181,17 @@ int main(int argc, char **argv)
 	sm_set_region(r);
 	sm_set_instance(slot);
 	sm_set_phase_deploy(false);
+	g_in = in;
+	g_r = r;
+	g_slot = slot;
+	if (ctl->state_backend != RS_SERPENS) {
+		struct rs_config rc = {.backend = (enum rs_backend)ctl->state_backend, .host = ctl->redis_host,
+				       .port = (int)ctl->redis_port, .timeout_ms = ctl->redis_timeout_ms,
+				       .stats = &in->remote, .fatal = remote_fatal};
+
+		if (rs_setup(&rc) != 0)
+			fail(in, "unknown state backend in the control memzone");
+	}
 	rx = rte_ring_lookup(in->rx_ring);
 	tx = rte_ring_lookup(in->tx_ring);
 	if (!rx || !tx)

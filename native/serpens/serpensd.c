@@ -53,7 +53,8 @@ static void usage_exit(const char *why)
 	fprintf(stderr,
 		"serpensd: %s\nusage: serpensd [EAL args] -- --control PATH --runtime PATH [--nf-dir DIR]\n"
 		"       [--state-mb N] [--wake-batch N] [--flush-us N] [--keep-warm-s S] [--colocate]\n"
-		"       [--instance-lcore N] [--no-auto-start] [--pool N] [--nf-loader dlopen|shm]\n",
+		"       [--instance-lcore N] [--no-auto-start] [--pool N] [--nf-loader dlopen|shm]\n"
+		"       [--state-backend serpens|fission|snf] [--redis HOST:PORT] [--redis-timeout-ms N]\n",
 		why);
 	exit(2);
 }
@@ -67,7 +68,10 @@ static void parse_args(int argc, char **argv)
 		{"keep-warm-s", required_argument, NULL, 'k'}, {"colocate", no_argument, NULL, 'o'},
 		{"instance-lcore", required_argument, NULL, 'i'}, {"no-auto-start", no_argument, NULL, 'a'},
 		{"pool", required_argument, NULL, 'p'}, {"nf-loader", required_argument, NULL, 'L'},
-		{NULL, 0, NULL, 0}};
+		{"state-backend", required_argument, NULL, 'B'}, {"redis", required_argument, NULL, 'R'},
+		{"redis-timeout-ms", required_argument, NULL, 'T'}, {NULL, 0, NULL, 0}};
+	char *colon;
+	int b;
 	int opt;
 
 	D.state_mb = 256;
@@ -94,6 +98,20 @@ static void parse_args(int argc, char **argv)
 				usage_exit("--nf-loader is dlopen or shm");
 			D.nf_loader_shm = strcmp(optarg, "shm") == 0;
 			break;
+		case 'B':
+			if ((b = rs_backend_parse(optarg)) < 0)
+				usage_exit("--state-backend is serpens, fission or snf");
+			D.ctl->state_backend = (uint32_t)b;
+			break;
+		case 'R':
+			colon = strrchr(optarg, ':');
+			if (!colon || colon == optarg || (size_t)(colon - optarg) >= sizeof(D.ctl->redis_host) ||
+			    atoi(colon + 1) <= 0 || atoi(colon + 1) > 65535)
+				usage_exit("--redis is HOST:PORT");
+			snprintf(D.ctl->redis_host, sizeof(D.ctl->redis_host), "%.*s", (int)(colon - optarg), optarg);
+			D.ctl->redis_port = (uint32_t)atoi(colon + 1);
+			break;
+		case 'T': D.ctl->redis_timeout_ms = (uint32_t)atoi(optarg); break;
 		default: usage_exit("unknown option");
 		}
 	}
@@ -103,6 +121,25 @@ static void parse_args(int argc, char **argv)
 		usage_exit("--wake-batch must be 1..4096 and --state-mb at least 4");
 	if (D.pool_size > SM_MAX_INSTANCES)
 		usage_exit("--pool must be at most 16 (instance slots)");
+	if (D.ctl->state_backend != RS_SERPENS && !D.ctl->redis_port)
+		usage_exit("--state-backend fission/snf needs --redis HOST:PORT");
+	if (D.ctl->redis_timeout_ms == 0)
+		D.ctl->redis_timeout_ms = 1000;
+}
+
+/* fission/snf: NF state (all of it, or the global tables) in Redis. serpensd deploys into it and moves
+ * sub-states on scale-out/in; it refuses to start if Redis does not answer. The serpens backend never
+ * touches Redis. */
+static void setup_remote_state(void)
+{
+	struct rs_config rc = {.backend = (enum rs_backend)D.ctl->state_backend, .host = D.ctl->redis_host,
+			       .port = (int)D.ctl->redis_port, .timeout_ms = D.ctl->redis_timeout_ms, .manager = 1};
+	char err[600] = "invalid configuration";
+
+	if (D.ctl->state_backend == RS_SERPENS)
+		return;
+	if (rs_setup(&rc) != 0 || rs_ping(err, sizeof(err)) != 0)
+		rte_exit(EXIT_FAILURE, "state backend %s: %s\n", rs_backend_name(rc.backend), err);
 }
 
 static void setup_shared(void)
@@ -379,7 +416,12 @@ int main(int argc, char **argv)
 	setup_shared();
 	D.ctl->wake_batch = boot.wake_batch;
 	D.ctl->colocate = boot.colocate;
+	D.ctl->state_backend = boot.state_backend;
+	memcpy(D.ctl->redis_host, boot.redis_host, sizeof(boot.redis_host));
+	D.ctl->redis_port = boot.redis_port;
+	D.ctl->redis_timeout_ms = boot.redis_timeout_ms;
 	setup_state();
+	setup_remote_state();
 	setup_port();
 	if (control_fill_pool(&D) != 0) /* before the control thread, which reaps children */
 		rte_exit(EXIT_FAILURE, "cannot launch the pool of %u runtimes (see above)\n", D.pool_size);

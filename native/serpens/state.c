@@ -8,6 +8,7 @@
  * maps at the same address.
  */
 #include "state.h"
+#include "serpens/state_ops.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -45,6 +46,7 @@ struct sm_table_shm {
 	uint64_t timer_next_us;
 	uint32_t timer_has_key;
 	uint8_t timer_key[SM_TIMER_KEY_MAX];
+	uint32_t remote; /* a directory entry only: the table lives in a remote store (remote_state.c) */
 };
 
 struct sm_region {
@@ -58,17 +60,25 @@ struct sm_region {
 	uint32_t active[SM_MAX_INSTANCES];
 	uint64_t errors;
 	char last_error[256];
+	uint64_t pause_t0;                       /* when the current pause began (ns) */
+	struct sm_pause_stats pauses[SM_PAUSE_KINDS]; /* written by the pause holder only */
 	struct sm_table_shm tables[SM_MAX_TABLES];
 	uint8_t heap[] __attribute__((aligned(64)));
 };
 
 /* The process-local handle an NF holds: the shared table plus this process's hooks. */
-struct sp_table {
+struct sm_local {
+	struct sp_table hdr; /* ops = &shm_ops */
 	struct sm_table_shm *shm;
 	sp_hook_fn split;
 	sp_hook_fn merge;
 	sp_hook_fn update;
 };
+
+static const struct sp_state_ops shm_ops;
+static sp_create_fn g_creator;
+static const struct sm_remote_hooks *g_remote;
+const struct sp_batch_hooks *sp_batch_hooks;
 
 enum sm_phase { PHASE_RUN, PHASE_DEPLOY, PHASE_ATTACH };
 
@@ -78,7 +88,7 @@ static bool g_deploying;
 static enum sm_phase g_phase = PHASE_RUN;
 static const char *g_nf = "?";
 static const char *const *g_args;
-static struct sp_table g_local[SM_MAX_TABLES];
+static struct sm_local g_local[SM_MAX_TABLES];
 
 /* ---------------------------------------------------------------------------------------------- */
 /* small helpers                                                                                  */
@@ -144,8 +154,7 @@ static uint64_t key_hash(const void *key, uint32_t len)
 	return h ^ (h >> 33);
 }
 
-static void sm_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void sm_error(const char *fmt, ...)
+void sm_error(const char *fmt, ...)
 {
 	va_list ap;
 	char buf[sizeof(g_region->last_error)];
@@ -394,25 +403,49 @@ static unsigned int gather(struct sm_region *r, struct sm_table_shm *t, uint8_t 
 	return SM_MAX_INSTANCES;
 }
 
-enum hook_kind { HOOK_SPLIT, HOOK_MERGE, HOOK_UPDATE };
-
-static sp_hook_fn pick_hook(const struct sp_table *lt, enum hook_kind k)
+/* The hook of `kind` for a table with these flags and custom hooks (NULL: the defaults). */
+static sp_hook_fn pick_hook(const struct sm_hook_set *h, uint32_t flags, enum sm_hook_kind k)
 {
-	bool release = lt->shm->flags & SP_RELEASE;
-	sp_hook_fn custom = k == HOOK_SPLIT ? lt->split : k == HOOK_MERGE ? lt->merge : lt->update;
+	sp_hook_fn custom = k == SM_HOOK_SPLIT ? h->split : k == SM_HOOK_MERGE ? h->merge : h->update;
 
 	if (custom)
 		return custom;
-	if (release)
-		return pool_redistribute; /* split and update deal out; merge is handled by the caller */
-	return k == HOOK_SPLIT ? default_noop : counters_fold;
+	if (flags & SP_RELEASE)
+		return pool_redistribute; /* split and update deal out; merge: see sm_apply_hook */
+	return k == SM_HOOK_SPLIT ? default_noop : counters_fold;
+}
+
+void sm_apply_hook(const struct sm_hook_set *h, uint32_t flags, uint32_t value_size, enum sm_hook_kind k,
+		   void *base, void **vals, int merging)
+{
+	struct sp_pool *b = base, *p;
+
+	if (k == SM_HOOK_MERGE && !h->merge && (flags & SP_RELEASE) && merging >= 0) {
+		/* default release merge: the departing sub-state's free resources go back to the base */
+		if (merging >= SM_MAX_INSTANCES || !vals[merging])
+			return;
+		p = vals[merging];
+		if (b->cap && p->nfree && b->nfree + p->nfree <= b->cap &&
+		    SP_POOL_SIZE(b->nfree + p->nfree) <= value_size) {
+			memcpy(b->item + b->nfree, p->item, (size_t)p->nfree * sizeof(uint32_t));
+			b->nfree += p->nfree;
+		}
+		p->nfree = 0;
+		return;
+	}
+	pick_hook(h, flags, k)(base, vals, SM_MAX_INSTANCES, value_size);
+}
+
+static struct sm_hook_set hooks_of(const struct sm_local *lt)
+{
+	return (struct sm_hook_set){.split = lt->split, .merge = lt->merge, .update = lt->update};
 }
 
 /* Run a hook over one key (s) or every key (s == NULL). Caller holds the pause. */
-static void run_hook(struct sm_region *r, const struct sp_table *lt, enum hook_kind k, uint8_t *s, int only)
+static void run_hook(struct sm_region *r, const struct sm_local *lt, enum sm_hook_kind k, uint8_t *s, int only)
 {
 	struct sm_table_shm *t = lt->shm;
-	sp_hook_fn fn = pick_hook(lt, k);
+	struct sm_hook_set h = hooks_of(lt);
 	void *vals[SM_MAX_INSTANCES];
 	uint64_t i;
 
@@ -420,7 +453,7 @@ static void run_hook(struct sm_region *r, const struct sp_table *lt, enum hook_k
 		return;
 	if (s) {
 		gather(r, t, s, vals, only);
-		fn(slot_val(t, s, 0), vals, SM_MAX_INSTANCES, t->value_size);
+		sm_apply_hook(&h, t->flags, t->value_size, k, slot_val(t, s, 0), vals, only);
 		return;
 	}
 	for (i = 0; i < live_count(t); i++) {
@@ -429,7 +462,7 @@ static void run_hook(struct sm_region *r, const struct sp_table *lt, enum hook_k
 		if (ld_acq(slot_state(x)) != SLOT_FULL)
 			continue;
 		gather(r, t, x, vals, only);
-		fn(slot_val(t, x, 0), vals, SM_MAX_INSTANCES, t->value_size);
+		sm_apply_hook(&h, t->flags, t->value_size, k, slot_val(t, x, 0), vals, only);
 	}
 }
 
@@ -452,11 +485,13 @@ void sm_batch_end(struct sm_region *r, int slot) { __atomic_store_n(&r->busy[slo
 
 uint64_t sm_pause(struct sm_region *r, int self_slot)
 {
-	uint64_t t0 = now_ns(), waited;
+	uint64_t t0, waited;
 	unsigned int i;
 
 	while (!cas32(&r->pause, 0, 1))
 		cpu_relax();
+	t0 = now_ns();
+	r->pause_t0 = t0;
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	for (i = 0; i < SM_MAX_INSTANCES; i++) {
 		unsigned int spins = 0;
@@ -479,61 +514,61 @@ uint64_t sm_pause(struct sm_region *r, int self_slot)
 
 void sm_resume(struct sm_region *r) { st_rel(&r->pause, 0); }
 
+/* Resume and record how long packet processing was paused, from sm_pause to now, under `kind`. */
+void sm_resume_as(struct sm_region *r, enum sm_hook_kind kind)
+{
+	struct sm_pause_stats *p = &r->pauses[kind];
+	uint64_t ns = now_ns() - r->pause_t0;
+
+	p->count++;
+	p->last_ns = ns;
+	p->total_ns += ns;
+	if (ns > p->max_ns)
+		p->max_ns = ns;
+	sm_resume(r);
+}
+
+void sm_pause_stats(const struct sm_region *r, enum sm_hook_kind kind, struct sm_pause_stats *out)
+{
+	*out = r->pauses[kind];
+}
+
 /* ---------------------------------------------------------------------------------------------- */
 /* instance slots                                                                                 */
 
-static void for_each_gw_table(struct sm_region *r, void (*fn)(struct sm_region *, struct sp_table *, int), int slot)
+static void for_each_gw_table(struct sm_region *r, void (*fn)(struct sm_region *, struct sm_local *, int), int slot)
 {
 	unsigned int i;
 
 	for (i = 0; i < r->ntables; i++)
-		if (g_local[i].shm && is_global_write(g_local[i].shm))
+		if (g_local[i].shm && !g_local[i].shm->remote && is_global_write(g_local[i].shm))
 			fn(r, &g_local[i], slot);
 }
 
-static void split_for(struct sm_region *r, struct sp_table *lt, int slot)
+static void split_for(struct sm_region *r, struct sm_local *lt, int slot)
 {
 	(void)slot;
-	run_hook(r, lt, HOOK_SPLIT, NULL, -1);
+	run_hook(r, lt, SM_HOOK_SPLIT, NULL, -1);
 }
 
-static void merge_for(struct sm_region *r, struct sp_table *lt, int slot)
+static void merge_for(struct sm_region *r, struct sm_local *lt, int slot)
 {
-	struct sm_table_shm *t = lt->shm;
-	uint64_t i;
-
-	if (lt->merge || !(t->flags & SP_RELEASE)) {
-		run_hook(r, lt, HOOK_MERGE, NULL, slot);
-		return;
-	}
-	/* default release merge: the departing sub-state's free resources go back to the base */
-	for (i = 0; i < live_count(t); i++) {
-		uint8_t *s = slot_at(t, t->live[i]);
-		struct sp_pool *b, *p;
-
-		if (ld_acq(slot_state(s)) != SLOT_FULL)
-			continue;
-		b = (struct sp_pool *)slot_val(t, s, 0);
-		p = (struct sp_pool *)slot_val(t, s, 1 + (unsigned int)slot);
-		if (b->cap && p->nfree && b->nfree + p->nfree <= b->cap) {
-			memcpy(b->item + b->nfree, p->item, (size_t)p->nfree * sizeof(uint32_t));
-			b->nfree += p->nfree;
-		}
-		p->nfree = 0;
-	}
+	run_hook(r, lt, SM_HOOK_MERGE, NULL, slot);
 }
 
-static void update_for(struct sm_region *r, struct sp_table *lt, int slot)
+static void update_for(struct sm_region *r, struct sm_local *lt, int slot)
 {
 	(void)slot;
-	run_hook(r, lt, HOOK_UPDATE, NULL, -1);
+	run_hook(r, lt, SM_HOOK_UPDATE, NULL, -1);
 }
 
 static void split_all_for(struct sm_region *r, int slot)
 {
 	sm_pause(r, -1);
 	for_each_gw_table(r, split_for, slot);
-	sm_resume(r);
+	if (g_remote && g_remote->claim)
+		g_remote->claim(r, slot);
+	sm_resume_as(r, SM_HOOK_SPLIT);
 }
 
 int sm_instance_claim(struct sm_region *r)
@@ -571,7 +606,9 @@ void sm_instance_release(struct sm_region *r, int slot)
 	for_each_gw_table(r, merge_for, slot);
 	st_rel(&r->active[slot], 0);
 	for_each_gw_table(r, update_for, -1);
-	sm_resume(r);
+	if (g_remote && g_remote->release)
+		g_remote->release(r, slot); /* merges slot's remote sub-states back, redistributes */
+	sm_resume_as(r, SM_HOOK_MERGE);
 }
 
 bool sm_instance_active(const struct sm_region *r, int slot)
@@ -629,37 +666,38 @@ static void *heap_alloc(struct sm_region *r, uint64_t bytes)
 	return (uint8_t *)r + off;
 }
 
-sp_table *sp_create_table(const char *name, uint32_t flags, const struct sp_table_opts *o)
+int sm_check_table_args(const char *name, uint32_t flags, const struct sp_table_opts *o, char *full,
+			size_t fulllen)
 {
-	struct sm_region *r = g_region;
-	struct sm_table_shm *t;
-	char full[SM_NAME_LEN], fb[96];
-	unsigned int idx;
-	uint64_t bytes;
+	char fb[96];
 
-	if (!r) {
-		errno = ENODEV;
-		return NULL;
-	}
 	if (!name || !o || check_flags(flags) != 0) {
 		sm_error("nf %s: create_table(\"%s\"): flags %s are not a combination the paper allows "
 			 "(one of per-flow|global, one of read|write, and release or eventual only with "
 			 "global|write)", g_nf, name ? name : "(null)", flags_str(flags, fb, sizeof(fb)));
-		errno = EINVAL;
-		return NULL;
+		return -EINVAL;
 	}
 	if (o->key_size == 0 || o->key_size > 256 || o->value_size == 0 || o->value_size > (1u << 20) ||
 	    o->capacity == 0) {
 		sm_error("nf %s: create_table(\"%s\"): key_size 1..256, value_size 1..1 MiB and capacity > 0 "
 			 "required (got %u, %u, %u)", g_nf, name, o->key_size, o->value_size, o->capacity);
-		errno = EINVAL;
-		return NULL;
+		return -EINVAL;
 	}
-	if ((size_t)snprintf(full, sizeof(full), "%s/%s", g_nf, name) >= sizeof(full)) {
+	if ((size_t)snprintf(full, fulllen, "%s/%s", g_nf, name) >= fulllen || fulllen > SM_NAME_LEN) {
 		sm_error("nf %s: create_table(\"%s\"): name too long", g_nf, name);
-		errno = ENAMETOOLONG;
-		return NULL;
+		return -ENAMETOOLONG;
 	}
+	return 0;
+}
+
+/* Find or make the directory entry `full`; `remote` entries get no slots. Returns it, or NULL with errno. */
+static struct sm_table_shm *dir_entry(struct sm_region *r, const char *full, const char *name, uint32_t flags,
+				      const struct sp_table_opts *o, bool remote, unsigned int *idx_out)
+{
+	struct sm_table_shm *t;
+	unsigned int idx;
+	uint64_t bytes;
+
 	spin_lock(&r->dir_lock);
 	t = find_table(r, full, &idx);
 	if (!t && g_phase != PHASE_DEPLOY && !g_deploying) {
@@ -669,9 +707,11 @@ sp_table *sp_create_table(const char *name, uint32_t flags, const struct sp_tabl
 		errno = ENOENT;
 		return NULL;
 	}
-	if (t && (t->flags != flags || t->key_size != o->key_size || t->value_size != o->value_size)) {
+	if (t && (t->flags != flags || t->key_size != o->key_size || t->value_size != o->value_size ||
+		  (bool)t->remote != remote)) {
 		spin_unlock(&r->dir_lock);
-		sm_error("nf %s: create_table(\"%s\"): exists with other flags or sizes", g_nf, name);
+		sm_error("nf %s: create_table(\"%s\"): exists with other flags or sizes%s", g_nf, name,
+			 (bool)t->remote != remote ? " (or in another state backend)" : "");
 		errno = EEXIST;
 		return NULL;
 	}
@@ -690,33 +730,79 @@ sp_table *sp_create_table(const char *name, uint32_t flags, const struct sp_tabl
 		t->flags = flags;
 		t->key_size = o->key_size;
 		t->value_size = o->value_size;
-		t->key_stride = round8(o->key_size);
-		t->val_stride = round8(o->value_size);
-		t->nvals = ((flags & (SP_GLOBAL | SP_WRITE)) == (SP_GLOBAL | SP_WRITE)) ? 1 + SM_MAX_INSTANCES : 1;
-		t->slot_size = 8 + t->key_stride + t->val_stride * t->nvals;
-		t->nslots = pow2_at_least((uint64_t)o->capacity + o->capacity / 3 + 1);
-		bytes = t->nslots * t->slot_size;
-		t->slots = heap_alloc(r, bytes);
-		t->live = t->slots ? heap_alloc(r, t->nslots * sizeof(uint32_t)) : NULL;
-		if (!t->slots || !t->live) {
-			spin_unlock(&r->dir_lock);
-			sm_error("nf %s: create_table(\"%s\"): state region full (%llu bytes needed, %llu of %llu "
-				 "used)", g_nf, name, (unsigned long long)bytes, (unsigned long long)r->used,
-				 (unsigned long long)r->size);
-			errno = ENOMEM;
-			return NULL;
+		t->remote = remote;
+		if (!remote) {
+			t->key_stride = round8(o->key_size);
+			t->val_stride = round8(o->value_size);
+			t->nvals = ((flags & (SP_GLOBAL | SP_WRITE)) == (SP_GLOBAL | SP_WRITE)) ? 1 + SM_MAX_INSTANCES
+												  : 1;
+			t->slot_size = 8 + t->key_stride + t->val_stride * t->nvals;
+			t->nslots = pow2_at_least((uint64_t)o->capacity + o->capacity / 3 + 1);
+			bytes = t->nslots * t->slot_size;
+			t->slots = heap_alloc(r, bytes);
+			t->live = t->slots ? heap_alloc(r, t->nslots * sizeof(uint32_t)) : NULL;
+			if (!t->slots || !t->live) {
+				spin_unlock(&r->dir_lock);
+				sm_error("nf %s: create_table(\"%s\"): state region full (%llu bytes needed, %llu of "
+					 "%llu used)", g_nf, name, (unsigned long long)bytes,
+					 (unsigned long long)r->used, (unsigned long long)r->size);
+				errno = ENOMEM;
+				return NULL;
+			}
+			memset(t->slots, 0, bytes);
+			memset(t->live, 0, t->nslots * sizeof(uint32_t));
 		}
-		memset(t->slots, 0, bytes);
-		memset(t->live, 0, t->nslots * sizeof(uint32_t));
 		__atomic_store_n(&r->ntables, idx + 1, __ATOMIC_RELEASE);
 	}
 	spin_unlock(&r->dir_lock);
+	*idx_out = idx;
+	return t;
+}
+
+sp_table *sm_create_table(const char *name, uint32_t flags, const struct sp_table_opts *o)
+{
+	struct sm_region *r = g_region;
+	struct sm_table_shm *t;
+	char full[SM_NAME_LEN];
+	unsigned int idx;
+	int rc;
+
+	if (!r) {
+		errno = ENODEV;
+		return NULL;
+	}
+	rc = sm_check_table_args(name, flags, o, full, sizeof(full));
+	if (rc != 0) {
+		errno = -rc;
+		return NULL;
+	}
+	t = dir_entry(r, full, name, flags, o, false, &idx);
+	if (!t)
+		return NULL;
+	g_local[idx].hdr.ops = &shm_ops;
 	g_local[idx].shm = t;
 	g_local[idx].split = o->split;
 	g_local[idx].merge = o->merge;
 	g_local[idx].update = o->update;
-	return &g_local[idx];
+	return &g_local[idx].hdr;
 }
+
+int sm_register_remote(const char *name, uint32_t flags, const struct sp_table_opts *o)
+{
+	struct sm_region *r = g_region;
+	char full[SM_NAME_LEN];
+	unsigned int idx;
+	int rc;
+
+	if (!r)
+		return -ENODEV;
+	rc = sm_check_table_args(name, flags, o, full, sizeof(full));
+	if (rc != 0)
+		return rc;
+	return dir_entry(r, full, name, flags, o, true, &idx) ? (int)idx : -errno;
+}
+
+static inline struct sm_local *as_local(sp_table *t) { return (struct sm_local *)t; }
 
 static inline uint8_t *value_for_me(struct sm_table_shm *t, uint8_t *s)
 {
@@ -725,17 +811,17 @@ static inline uint8_t *value_for_me(struct sm_table_shm *t, uint8_t *s)
 	return slot_val(t, s, 1 + (unsigned int)g_slot);
 }
 
-void *sp_get_state(sp_table *lt, const void *key)
+static inline void *shm_get_state(sp_table *lt, const void *key)
 {
-	struct sm_table_shm *t = lt->shm;
+	struct sm_table_shm *t = as_local(lt)->shm;
 	uint8_t *s = slot_find(t, key, key_hash(key, t->key_size));
 
 	return s ? value_for_me(t, s) : NULL;
 }
 
-int sp_put_state(sp_table *lt, const void *key, const void *value)
+static int shm_put_state(sp_table *lt, const void *key, const void *value)
 {
-	struct sm_table_shm *t = lt->shm;
+	struct sm_table_shm *t = as_local(lt)->shm;
 	uint8_t *s, *dst;
 
 	if (g_phase == PHASE_ATTACH)
@@ -756,9 +842,9 @@ int sp_put_state(sp_table *lt, const void *key, const void *value)
 	return 0;
 }
 
-int sp_delete_state(sp_table *lt, const void *key)
+static int shm_delete_state(sp_table *lt, const void *key)
 {
-	struct sm_table_shm *t = lt->shm;
+	struct sm_table_shm *t = as_local(lt)->shm;
 	uint8_t *s;
 
 	if (t->flags & SP_GLOBAL) {
@@ -775,8 +861,9 @@ int sp_delete_state(sp_table *lt, const void *key)
 }
 
 /* split/merge/update/trigger on one key, from an NF: pause the other instances around the hook. */
-static int hook_on_key(sp_table *lt, const void *key, enum hook_kind k)
+static int hook_on_key(sp_table *ht, const void *key, enum sm_hook_kind k)
 {
+	struct sm_local *lt = as_local(ht);
 	struct sm_region *r = g_region;
 	struct sm_table_shm *t = lt->shm;
 	uint8_t *s;
@@ -793,21 +880,20 @@ static int hook_on_key(sp_table *lt, const void *key, enum hook_kind k)
 	spin_lock(&t->lock);
 	sm_pause(r, g_slot);
 	run_hook(r, lt, k, s, -1);
-	sm_resume(r);
+	sm_resume_as(r, k);
 	spin_unlock(&t->lock);
 	if (g_slot >= 0)
 		sm_batch_begin(r, g_slot);
 	return 0;
 }
 
-int sp_split(sp_table *lt, const void *key) { return hook_on_key(lt, key, HOOK_SPLIT); }
-int sp_merge(sp_table *lt, const void *key) { return hook_on_key(lt, key, HOOK_MERGE); }
-int sp_update(sp_table *lt, const void *key) { return hook_on_key(lt, key, HOOK_UPDATE); }
-int sp_trigger(sp_table *lt, const void *key) { return hook_on_key(lt, key, HOOK_UPDATE); }
+static int shm_split(sp_table *lt, const void *key) { return hook_on_key(lt, key, SM_HOOK_SPLIT); }
+static int shm_merge(sp_table *lt, const void *key) { return hook_on_key(lt, key, SM_HOOK_MERGE); }
+static int shm_update(sp_table *lt, const void *key) { return hook_on_key(lt, key, SM_HOOK_UPDATE); }
 
-int sp_timer(sp_table *lt, const void *key, uint64_t timeout_us)
+static int shm_timer(sp_table *ht, const void *key, uint64_t timeout_us)
 {
-	struct sm_table_shm *t = lt->shm;
+	struct sm_table_shm *t = as_local(ht)->shm;
 
 	if (!is_global_write(t)) {
 		sm_error("nf %s: timer on '%s', which is not global|write", g_nf, t->name);
@@ -825,16 +911,68 @@ int sp_timer(sp_table *lt, const void *key, uint64_t timeout_us)
 	return 0;
 }
 
+static const struct sp_state_ops shm_ops = {
+	.name = "shm",
+	.get_state = shm_get_state,
+	.put_state = shm_put_state,
+	.delete_state = shm_delete_state,
+	.split = shm_split,
+	.merge = shm_merge,
+	.update = shm_update,
+	.trigger = shm_update, /* trigger = update on demand (Fig. 9) */
+	.timer = shm_timer,
+};
+
+/* ---------------------------------------------------------------------------------------------- */
+/* nf.h's entry points: dispatch on the table's backend. The State Manager is tested first and called
+ * directly (inlined for get_state), so the serpens backend pays one compare, no indirect call.     */
+
+void sp_state_set_creator(sp_create_fn fn) { g_creator = fn; }
+void sm_set_remote_hooks(const struct sm_remote_hooks *h) { g_remote = h; }
+
+sp_table *sp_create_table(const char *name, uint32_t flags, const struct sp_table_opts *o)
+{
+	return g_creator ? g_creator(name, flags, o) : sm_create_table(name, flags, o);
+}
+
+void *sp_get_state(sp_table *t, const void *key)
+{
+	if (__builtin_expect(t->ops == &shm_ops, 1))
+		return shm_get_state(t, key);
+	return t->ops->get_state(t, key);
+}
+
+int sp_put_state(sp_table *t, const void *key, const void *value)
+{
+	if (__builtin_expect(t->ops == &shm_ops, 1))
+		return shm_put_state(t, key, value);
+	return t->ops->put_state(t, key, value);
+}
+
+int sp_delete_state(sp_table *t, const void *key) { return t->ops->delete_state(t, key); }
+int sp_split(sp_table *t, const void *key) { return t->ops->split(t, key); }
+int sp_merge(sp_table *t, const void *key) { return t->ops->merge(t, key); }
+int sp_update(sp_table *t, const void *key) { return t->ops->update(t, key); }
+int sp_trigger(sp_table *t, const void *key) { return t->ops->trigger(t, key); }
+int sp_timer(sp_table *t, const void *key, uint64_t timeout_us) { return t->ops->timer(t, key, timeout_us); }
+
+bool sm_phase_deploy(void) { return g_phase == PHASE_DEPLOY; }
+bool sm_phase_attach(void) { return g_phase == PHASE_ATTACH; }
+const char *sm_nf_name(void) { return g_nf; }
+
+/* ---------------------------------------------------------------------------------------------- */
+/* periodic work                                                                                  */
+
 void sm_run_timers(struct sm_region *r, uint64_t now_us)
 {
 	unsigned int i, n = ld_acq(&r->ntables);
 
 	for (i = 0; i < n; i++) {
-		struct sp_table *lt = &g_local[i];
+		struct sm_local *lt = &g_local[i];
 		struct sm_table_shm *t = &r->tables[i];
 		uint8_t *s = NULL;
 
-		if (!t->timer_us || !lt->shm || now_us < t->timer_next_us)
+		if (!t->timer_us || !lt->shm || t->remote || now_us < t->timer_next_us)
 			continue;
 		t->timer_next_us = now_us + t->timer_us;
 		if (t->timer_has_key) {
@@ -844,8 +982,8 @@ void sm_run_timers(struct sm_region *r, uint64_t now_us)
 		}
 		spin_lock(&t->lock);
 		sm_pause(r, -1);
-		run_hook(r, lt, HOOK_UPDATE, s, -1);
-		sm_resume(r);
+		run_hook(r, lt, SM_HOOK_UPDATE, s, -1);
+		sm_resume_as(r, SM_HOOK_UPDATE);
 		spin_unlock(&t->lock);
 	}
 }
@@ -862,14 +1000,27 @@ int sm_table_info(struct sm_region *r, const char *table, uint32_t *flags, uint3
 		  uint32_t *value_size, uint64_t *count)
 {
 	struct sm_table_shm *t = find_table(r, table, NULL);
+	int64_t n;
 
 	if (!t)
 		return -ENOENT;
 	*flags = t->flags;
 	*key_size = t->key_size;
 	*value_size = t->value_size;
-	*count = __atomic_load_n(&t->count, __ATOMIC_RELAXED);
+	if (t->remote) {
+		n = g_remote && g_remote->count ? g_remote->count(t->name, t->flags, t->key_size) : -1;
+		*count = n < 0 ? 0 : (uint64_t)n;
+	} else {
+		*count = __atomic_load_n(&t->count, __ATOMIC_RELAXED);
+	}
 	return 0;
+}
+
+bool sm_table_is_remote(struct sm_region *r, const char *table)
+{
+	struct sm_table_shm *t = find_table(r, table, NULL);
+
+	return t && t->remote;
 }
 
 /* The merged view of one slot: base plus replicas (eventual), base plus sub-states' free counts folded
@@ -906,6 +1057,10 @@ int sm_table_lookup(struct sm_region *r, const char *table, const void *key, uin
 		return -ENOENT;
 	if (key_size != t->key_size || value_size < t->value_size)
 		return -EINVAL;
+	if (t->remote)
+		return g_remote && g_remote->lookup ? g_remote->lookup(t->name, t->flags, key, key_size, value_out,
+									t->value_size)
+						    : -ENOTSUP;
 	s = slot_find(t, key, key_hash(key, t->key_size));
 	if (!s)
 		return -ENOENT;
@@ -922,6 +1077,10 @@ int sm_table_foreach(struct sm_region *r, const char *table,
 
 	if (!t)
 		return -ENOENT;
+	if (t->remote)
+		return g_remote && g_remote->foreach ? g_remote->foreach(t->name, t->flags, t->key_size,
+									 t->value_size, fn, ctx)
+						     : -ENOTSUP;
 	buf = malloc(t->value_size);
 	if (!buf)
 		return -ENOMEM;

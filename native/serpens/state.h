@@ -71,6 +71,17 @@ void sm_batch_end(struct sm_region *r, int slot);
 uint64_t sm_pause(struct sm_region *r, int self_slot); /* returns the ns it waited for instances */
 void sm_resume(struct sm_region *r);
 
+/* How long packet processing was paused (sm_pause to resume) for each kind of state operation: split
+ * (an instance slot claimed), merge (one released) and update (timers, update/trigger from an NF). */
+enum sm_hook_kind { SM_HOOK_SPLIT, SM_HOOK_MERGE, SM_HOOK_UPDATE };
+#define SM_PAUSE_KINDS 3
+struct sm_pause_stats {
+	uint64_t count, last_ns, max_ns, total_ns;
+};
+void sm_pause_stats(const struct sm_region *r, enum sm_hook_kind kind, struct sm_pause_stats *out);
+/* sm_resume, recording the pause (from sm_pause to now) under kind. */
+void sm_resume_as(struct sm_region *r, enum sm_hook_kind kind);
+
 /* Periodic work of the State Manager: run update() of every table whose timer is due. */
 void sm_run_timers(struct sm_region *r, uint64_t now_us);
 
@@ -88,5 +99,44 @@ int sm_table_foreach(struct sm_region *r, const char *table,
 		     void (*fn)(const void *key, const void *value, void *ctx), void *ctx);
 uint64_t sm_errors(const struct sm_region *r); /* API misuse counted (e.g. delete_state on global) */
 const char *sm_last_error(const struct sm_region *r);
+
+/* ---- for other state backends (remote_state.c) ------------------------------------------------ */
+
+/* The State Manager's own create_table (what sp_create_table does when no creator is installed). */
+sp_table *sm_create_table(const char *name, uint32_t flags, const struct sp_table_opts *opts);
+/* Validate create_table's arguments as the State Manager does (errors reported); full = "<nf>/<name>". */
+int sm_check_table_args(const char *name, uint32_t flags, const struct sp_table_opts *opts, char *full,
+			size_t fulllen);
+/* Record a table that lives in another store in the region's directory (no slots), so that every
+ * process and the control plane see its name, flags and sizes. Index, or a negative errno. */
+int sm_register_remote(const char *name, uint32_t flags, const struct sp_table_opts *opts);
+bool sm_table_is_remote(struct sm_region *r, const char *table);
+/* Count an API misuse or a store failure and keep its message (stats.state.last_error). */
+void sm_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+bool sm_phase_deploy(void); /* inside sm_nf_init in the State Manager */
+bool sm_phase_attach(void); /* inside sm_nf_init in a runtime process */
+const char *sm_nf_name(void);
+
+/* A global|write table's hook (custom, or the defaults of nf.h) over one key's values: base and
+ * vals[SM_MAX_INSTANCES] (NULL where no instance is active). For MERGE, `merging` names the departing
+ * slot (only vals[merging] need be set); -1 for a merge an NF asked for. */
+struct sm_hook_set {
+	sp_hook_fn split, merge, update;
+};
+void sm_apply_hook(const struct sm_hook_set *h, uint32_t flags, uint32_t value_size, enum sm_hook_kind kind,
+		   void *base, void **vals, int merging);
+
+/* What the State Manager asks of a remote store: state movements on scale-out/in (called with the pause
+ * held, after the shared-memory tables were done) and the control plane's inspection of remote tables. */
+struct sm_remote_hooks {
+	void (*claim)(struct sm_region *r, int slot);
+	void (*release)(struct sm_region *r, int slot);
+	int (*lookup)(const char *table, uint32_t flags, const void *key, uint32_t key_size, void *out,
+		      uint32_t value_size);
+	int (*foreach)(const char *table, uint32_t flags, uint32_t key_size, uint32_t value_size,
+		       void (*fn)(const void *key, const void *value, void *ctx), void *ctx);
+	int64_t (*count)(const char *table, uint32_t flags, uint32_t key_size);
+};
+void sm_set_remote_hooks(const struct sm_remote_hooks *h);
 
 #endif /* SERPENS_STATE_H */

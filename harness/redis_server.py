@@ -1,0 +1,143 @@
+"""A redis-server of the run's own, for the platforms that keep NF state remotely (Fission, SNF).
+
+``RedisServer(config, run_dir)`` starts ``redis-server`` on a free loopback port with a pinned
+configuration written into the run directory — no persistence (``save ""``, ``appendonly no``), bound to
+127.0.0.1, protected mode off, ``maxmemory`` from ``redis.maxmemory_mb`` with ``noeviction`` (state must
+never silently disappear), its log file in the run directory — waits until it answers PING, and always
+stops it: on ``stop()``, on leaving the ``with`` block, on an exception or KeyboardInterrupt, and when it
+fails to come up. The paper co-locates Redis with the NFs (Section V-B); so do we (loopback TCP).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from harness.config import Config
+from harness.native import RunDir, tail, terminate
+from harness.platforms.base import PlatformError
+
+
+class RedisServerError(PlatformError):
+    """redis-server is missing, did not come up, or died."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def ping(port: int, timeout_s: float = 0.5) -> bool:
+    """True if a Redis server answers PING on 127.0.0.1:port."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout_s) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+class RedisServer:
+    def __init__(self, config: Config, run_dir: RunDir | Path, name: str = "redis") -> None:
+        self.settings = config["redis"]
+        self.dir = run_dir.path if isinstance(run_dir, RunDir) else Path(run_dir)
+        self.name = name
+        self.conf_file = self.dir / f"{name}.conf"
+        self.log_file = self.dir / f"{name}.log"
+        self.host = "127.0.0.1"
+        self.port = 0
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def config_text(self) -> str:
+        s = self.settings
+        return "\n".join([
+            f"port {self.port}",
+            f"bind {self.host}",
+            "protected-mode no",
+            'save ""',
+            "appendonly no",
+            f"maxmemory {int(s['maxmemory_mb'])}mb",
+            "maxmemory-policy noeviction",
+            f"dir {self.dir}",
+            f"logfile {self.log_file}",
+            "daemonize no",
+            "databases 1",
+            "",
+        ])
+
+    def start(self) -> RedisServer:
+        if self.proc is not None:
+            return self
+        binary = self.settings["binary"]
+        path = binary if "/" in binary else shutil.which(binary)
+        if not path or not Path(path).is_file():
+            raise RedisServerError(f"redis-server not found (redis.binary = {binary!r}); install the "
+                                   f"redis-server package (make setup does) or set redis.binary")
+        self.dir.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + float(self.settings["ready_timeout_s"])
+        try:
+            for _ in range(3):   # a port taken between choosing and binding: try another
+                self.port = free_port()
+                self.conf_file.write_text(self.config_text())
+                self.log_file.write_text("")
+                self.proc = subprocess.Popen([path, str(self.conf_file)], stdout=subprocess.DEVNULL,
+                                             stderr=subprocess.STDOUT, start_new_session=True)
+                while time.monotonic() < deadline and self.proc.poll() is None:
+                    if ping(self.port):
+                        return self
+                    time.sleep(0.02)
+                if self.proc.poll() is None:
+                    break      # still running but not answering: a timeout
+                self._reap()
+            log = tail(self.log_file)
+            self.stop()
+            raise RedisServerError(f"redis-server ({path}) did not come up on {self.address} within "
+                                   f"{self.settings['ready_timeout_s']} s; its log ({self.log_file}):\n{log}")
+        except BaseException:
+            self.stop()
+            raise
+
+    def _reap(self) -> None:
+        if self.proc is not None:
+            terminate(self.proc, timeout=5.0)
+            self.proc = None
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None and ping(self.port)
+
+    def kill(self) -> None:
+        """SIGKILL it (tests: Redis crashing under a running platform)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=5.0)
+
+    def stop(self) -> None:
+        """Stop it (SIGTERM, then SIGKILL); nothing is saved. Safe to call twice."""
+        self._reap()
+
+    def describe(self) -> dict[str, Any]:
+        return {"binary": self.settings["binary"], "address": self.address,
+                "maxmemory_mb": self.settings["maxmemory_mb"], "persistence": "none",
+                "placement": "same machine, loopback TCP (the paper co-locates Redis with the NFs)"}
+
+    def __enter__(self) -> RedisServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@contextlib.contextmanager
+def redis_server(config: Config, run_dir: RunDir | Path, name: str = "redis"):  # noqa: ANN201
+    with RedisServer(config, run_dir, name) as r:
+        yield r

@@ -1,0 +1,93 @@
+"""harness/redis_server.py against the real redis-server (skipped where it is not installed), and the
+state-backend settings of the Serpens-based platforms."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+from pathlib import Path
+
+import pytest
+
+from harness import config as cfg
+from harness import platforms
+from harness.platforms.base import PlatformError
+from harness.redis_server import RedisServer, RedisServerError, ping
+
+needs_redis = pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server not installed")
+
+
+def command(port: int, *args: str) -> bytes:
+    """One RESP command, its raw reply."""
+    wire = f"*{len(args)}\r\n" + "".join(f"${len(a)}\r\n{a}\r\n" for a in args)
+    with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+        s.sendall(wire.encode())
+        return s.recv(4096)
+
+
+@needs_redis
+def test_starts_with_the_pinned_configuration_and_stops(config: cfg.Config, tmp_path: Path) -> None:
+    with RedisServer(config, tmp_path) as r:
+        assert r.alive() and ping(r.port)
+        assert r.address == f"127.0.0.1:{r.port}"
+        assert b"\r\nappendonly\r\n$2\r\nno\r\n" in command(r.port, "CONFIG", "GET", "appendonly")
+        assert command(r.port, "CONFIG", "GET", "save").endswith(b"$4\r\nsave\r\n$0\r\n\r\n")
+        assert b"127.0.0.1" in command(r.port, "CONFIG", "GET", "bind")
+        assert str(config["redis"]["maxmemory_mb"] * 1024 * 1024).encode() in \
+            command(r.port, "CONFIG", "GET", "maxmemory")
+        assert (tmp_path / "redis.log").is_file()
+        proc, port = r.proc, r.port
+    assert proc is not None and proc.poll() is not None
+    assert not ping(port)
+
+
+@needs_redis
+@pytest.mark.parametrize("exc", [RuntimeError, KeyboardInterrupt])
+def test_is_stopped_on_an_exception_or_interrupt(config: cfg.Config, tmp_path: Path, exc: type) -> None:
+    server = RedisServer(config, tmp_path)
+    with pytest.raises(exc):
+        with server:
+            port = server.port
+            raise exc("boom")
+    assert server.proc is None and not ping(port)
+
+
+def test_a_missing_binary_is_a_clear_error(config: cfg.Config, tmp_path: Path) -> None:
+    config["redis"]["binary"] = "/nonexistent/redis-server"
+    with pytest.raises(RedisServerError, match="redis-server not found.*redis.binary"):
+        RedisServer(config, tmp_path).start()
+
+
+def test_a_server_that_does_not_come_up_is_a_clear_error(config: cfg.Config, tmp_path: Path) -> None:
+    config["redis"]["binary"] = shutil.which("false") or "/bin/false"
+    config["redis"]["ready_timeout_s"] = 2.0
+    server = RedisServer(config, tmp_path)
+    with pytest.raises(RedisServerError, match="did not come up"):
+        server.start()
+    assert server.proc is None
+
+
+def test_state_backend_settings_are_validated(config: cfg.Config, tmp_path: Path) -> None:
+    from harness.native import RunDir
+
+    config["machine"]["runtime_dir"] = str(tmp_path)
+    config["platforms"]["serpens"]["state_backend"] = "redis"
+    with pytest.raises(PlatformError, match="state_backend must be one of serpens, fission, snf"):
+        platforms.get("serpens")(config, RunDir(config))
+    with pytest.raises(cfg.ConfigError, match="redis.maxmemory_mb"):
+        cfg.load(overrides=["redis.maxmemory_mb=lots"])
+
+
+def test_fission_and_snf_are_serpens_with_another_state_backend(config: cfg.Config, tmp_path: Path) -> None:
+    from harness.native import RunDir
+
+    config["machine"]["runtime_dir"] = str(tmp_path)
+    assert platforms.sfc_platforms()[:2] == ["fission", "snf"]
+    for name in ("fission", "snf"):
+        p = platforms.get(name)(config, RunDir(config, name), sfc="fw")
+        assert p.backend == name and p.runs_sfc
+        cmd = p.command()
+        assert cmd[cmd.index("--state-backend") + 1] == name
+        assert cmd[cmd.index("--redis-timeout-ms") + 1] == str(config["redis"]["timeout_ms"])
+    serpens = platforms.get("serpens")(config, RunDir(config), sfc="fw")
+    assert serpens.backend == "serpens" and "--state-backend" not in serpens.command()
