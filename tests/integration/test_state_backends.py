@@ -93,7 +93,10 @@ def test_every_backend_gives_the_same_packets_for_the_same_input(dpdk_ready: cfg
 def test_two_nat_instances_never_share_a_port_and_scale_in_loses_nothing(dpdk_ready: cfg.Config,
                                                                          tmp_path: Path,
                                                                          backend: str) -> None:
-    ports, n_flows = 32, 30       # 16 ports per instance after the split: an uneven share must trigger
+    # The Router's hash sends 6 of these 9 flows to one instance and 3 to the other (fixed flow set, fixed
+    # hash). 10 ports split 5/5: the busier instance runs dry at its 6th flow and only gets a port through
+    # trigger (half of what the other has left), so every flow being mapped proves trigger worked.
+    ports, n_flows = 10, 9
     conf = copy.deepcopy(dpdk_ready)
     conf["platforms"]["serpens"]["instances"] = 2
     spec = SfcSpec("monnat", {}, ["mon", "nat"], {"nat": ("nat", {"ports": f"1024-{1024 + ports - 1}"})})
@@ -118,9 +121,8 @@ def test_two_nat_instances_never_share_a_port_and_scale_in_loses_nothing(dpdk_re
     assert len(mapping) == n_flows
     assert len(set(mapping.values())) == n_flows, "two flows got the same external address and port"
     assert free == ports - n_flows
-    if per_instance[-1] > per_instance[0] * 1.2:
-        # the busier instance mapped more flows than its half of the pool: trigger gave it ports back
-        assert per_instance[-1] / sum(per_instance) * n_flows > ports / 2 - 1
+    busiest = round(per_instance[-1] / sum(per_instance) * n_flows)
+    assert busiest > ports // 2, f"flows split {per_instance}: no instance outgrew its half, pick another set"
     assert free_after == free                     # nothing lost when the instance left
     assert after == mapping                       # and every flow keeps its port
     sent1, sent2 = per_flow(first.tx_packets, n_flows), per_flow(second.tx_packets, n_flows)
