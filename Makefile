@@ -17,7 +17,7 @@ ifeq ($(QUICK),1)
 QUICKFLAG := --quick
 endif
 # Experiments this tree implements so far; `make reproduce` runs them all.
-EXPERIMENTS := limit figure-11a figure-11b table-4 figure-15
+EXPERIMENTS := limit table-2 figure-11a figure-11b table-4 figure-12 figure-15
 
 .PHONY: setup build test test-unit test-integration bench reproduce check-paper lint clean distclean \
         $(EXPERIMENTS) figure-11 doctor

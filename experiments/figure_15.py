@@ -1,10 +1,11 @@
 """`make figure-15` — end-to-end performance of the SFC FW→MON→NAT on each FaaS platform (paper Sec. V-E,
 Fig. 15): (a) throughput, (b) average latency at 80 % of the maximum throughput.
 
-Every registered platform that runs SFCs (``runs_sfc``, harness.platforms.sfc_platforms) is measured with the
-same SFC spec, NF objects, default NF arguments, cores, frame size and generator: today Serpens; Fission,
-SNF and SAND join by registering themselves (one line in harness/platforms/__init__.py), in the paper's
-order below. Each point is one NDR/PDR search and a latency trial at ``measurement.latency_load_fraction`` of
+Every registered platform that runs SFCs as a complete design (all four axes of DESIGN.md section 3 its
+own, ``harness.platforms.sfc_platforms("all")``) is measured with the same SFC spec, NF objects, default NF
+arguments, cores, frame size and generator: today Serpens. The ``fission`` and ``snf`` platforms of Fig. 12
+are only those systems' state management on Serpens' substrate, so they are not in this grid; the full
+Fission, SNF and SAND join by registering themselves with every axis, in the paper's order below. Each point is one NDR/PDR search and a latency trial at ``measurement.latency_load_fraction`` of
 the PDR (harness.traffic.measure.measure_point, as `make limit`), repeated ``measurement.repetitions`` times.
 The wire (no NFs) is measured too, as the ceiling of this machine: a reference row (workload "forward")
 that the claims never select.
@@ -37,7 +38,7 @@ LABELS = {"fission": "Fission", "snf": "SNF", "sand": "SAND", "serpens": "Serpen
 
 def sfc_platforms() -> list[str]:
     """The platforms of the grid: every registered one that runs SFCs, in the paper's order."""
-    available = platforms.sfc_platforms()
+    available = platforms.sfc_platforms("all")
     return [p for p in PAPER_ORDER if p in available] + [p for p in available if p not in PAPER_ORDER]
 
 

@@ -22,11 +22,13 @@ from harness.serpens.platform import SerpensPlatform
 class FissionStatePlatform(SerpensPlatform):
     name = "fission"
     state_backend = "fission"
+    axes = frozenset({"state"})
 
 
 class SnfStatePlatform(SerpensPlatform):
     name = "snf"
     state_backend = "snf"
+    axes = frozenset({"state"})
 
 
 __all__ = ["FissionStatePlatform", "SnfStatePlatform"]

@@ -28,9 +28,11 @@ def runs_sfc(name: str) -> bool:
     return get(name).runs_sfc
 
 
-def sfc_platforms() -> list[str]:
-    """Every registered platform that can run an SFC (the grid of Fig. 15), in registration order."""
-    return [n for n, cls in PLATFORMS.items() if cls.runs_sfc]
+def sfc_platforms(axis: str | None = None) -> list[str]:
+    """Every registered platform that can run an SFC, in registration order; with ``axis``, only those that
+    are their namesake on that design axis; with ``axis="all"``, only complete designs (Fig. 15's grid)."""
+    want = ({"startup", "state", "chaining", "scaling"} if axis == "all" else {axis} if axis else set())
+    return [n for n, cls in PLATFORMS.items() if cls.runs_sfc and want <= cls.axes]
 
 
 __all__ = ["PLATFORMS", "Platform", "PlatformError", "get", "runs_sfc", "sfc_platforms"]

@@ -50,6 +50,10 @@ class Platform(abc.ABC):
     name: str = "abstract"
     workload: str = ""
     runs_sfc: bool = False  # True when the platform runs NFs and takes an SFC (sfc=...)
+    # The design axes (DESIGN.md section 3) on which this platform is its namesake. A platform that varies
+    # one axis on Serpens' substrate (e.g. Fig. 12's Fission state) names only that axis, so that an
+    # end-to-end comparison (Fig. 15), which needs the whole design, does not take it for the real thing.
+    axes: frozenset[str] = frozenset({"startup", "state", "chaining", "scaling"})
 
     def __init__(self, config: Config, run_dir: RunDir) -> None:
         self.config = config

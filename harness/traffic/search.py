@@ -13,8 +13,10 @@ Both start as ``[min_rate_pps, max_rate_pps]`` with neither end measured.
 
 1. *Search.* The next rate is chosen for PDR while its interval is not converged, then for NDR: the
    untested ceiling first (so a DUT that is lossless at ``max_rate_pps`` costs one trial), then the
-   midpoint of ``[lo, hi]`` while ``hi - lo >= resolution * max_rate_pps``, then, if nothing has passed
-   yet, ``min_rate_pps`` itself. Every trial updates *both* intervals: loss under a threshold raises that
+   midpoint of ``[lo, hi]`` while ``hi - lo >= resolution * hi``, then, if nothing has passed yet,
+   ``min_rate_pps`` itself. The midpoint is geometric (sqrt(lo * hi)) while ``hi > 4 * lo`` and arithmetic
+   after, so that a DUT 100× below ``max_rate_pps`` is found as precisely (relative to its rate) as a fast
+   one, in a few more trials, not one resolution step of the ceiling wide. Every trial updates *both* intervals: loss under a threshold raises that
    target's ``lo``, loss over it lowers its ``hi``. Since ``ndr_loss <= pdr_loss``, a PDR trial that fails
    also fails NDR and an NDR trial that passes also passes PDR, so the NDR search usually starts from an
    interval the PDR search already narrowed. Search trials last ``trial_s``.
@@ -44,7 +46,7 @@ Assumptions
   ``lo`` overrides shorter evidence and triggers step 3, like a failed validation.
 * Loss does not shrink with trial duration: a short-trial failure is taken as a long-trial failure, but a
   short-trial pass is only a hint that the full-length validation confirms or refutes.
-* Rate granularity is ``resolution * max_rate_pps``: the result is within that of the true transition
+* Rate granularity is relative: the result is within ``resolution`` × the true transition rate of it
   (below it, never above, under the monotonic assumption).
 """
 
@@ -89,7 +91,7 @@ class SearchConfig:
     max_rate_pps: float               # highest rate tried (the first trial runs here)
     ndr_loss: float = 0.00001         # NDR: loss ratio <= 0.001 %
     pdr_loss: float = 0.001           # PDR: loss ratio <= 0.1 %
-    resolution: float = 0.01          # stop when hi - lo < resolution * max_rate_pps
+    resolution: float = 0.01          # stop when hi - lo < resolution * hi (a fraction of the rate found)
     trial_s: float = 2.0              # search trials
     final_s: float = 10.0             # validation trials
     max_validation_retries: int = 3   # searches again after a failed validation, per target
@@ -101,16 +103,15 @@ class SearchConfig:
         if not 0 <= self.ndr_loss <= self.pdr_loss < 1:
             raise ValueError(f"need 0 <= ndr_loss <= pdr_loss < 1, got {self.ndr_loss} and {self.pdr_loss}")
         if not 0 < self.resolution < 1:
-            raise ValueError(f"resolution is a fraction of max_rate_pps in (0, 1), got {self.resolution}")
+            raise ValueError(f"resolution is a fraction of the rate in (0, 1), got {self.resolution}")
         if not 0 < self.trial_s <= self.final_s:
             raise ValueError(f"need 0 < trial_s <= final_s, got {self.trial_s} and {self.final_s}")
         if self.max_validation_retries < 0:
             raise ValueError(f"max_validation_retries must be >= 0, got {self.max_validation_retries}")
 
-    @property
-    def step_pps(self) -> float:
-        """The width under which an interval has converged."""
-        return self.resolution * self.max_rate_pps
+    def converged(self, lo: float, hi: float) -> bool:
+        """Whether an interval [lo, hi] is narrow enough: narrower than ``resolution`` of its top."""
+        return hi - lo < self.resolution * hi
 
     def threshold(self, target: str) -> float:
         return {NDR: self.ndr_loss, PDR: self.pdr_loss}[target]
@@ -279,7 +280,9 @@ class _Search:
         ceiling_untested = iv.hi_log is None and not (iv.lo_log is not None and iv.lo >= iv.hi)
         if ceiling_untested:
             return iv.hi
-        if iv.hi - iv.lo >= self.cfg.step_pps:
+        if not self.cfg.converged(iv.lo, iv.hi):
+            if iv.hi > 4 * iv.lo:   # far apart (a slow DUT under a high ceiling): halve the ratio
+                return (iv.lo * iv.hi) ** 0.5
             return (iv.lo + iv.hi) / 2
         if iv.lo_log is None:
             return iv.lo

@@ -843,12 +843,12 @@ static json_t *stats(void)
 		if (in->state == INST_FREE || in->state == INST_POOLED)
 			continue;
 		o = json_pack(
-			"{s:i, s:i, s:s, s:s, s:i, s:b, s:o, s:o, s:o, s:o, s:o, s:o, s:f}", "instance", i, "sfc",
+			"{s:i, s:i, s:s, s:s, s:i, s:b, s:o, s:o, s:o, s:o, s:o, s:o, s:f, s:f}", "instance", i, "sfc",
 			in->sfc, "sfc_name", D->ctl->sfcs[in->sfc].name, "state", names[in->state % 6], "pid",
 			in->pid, "alive", in->state == INST_READY && kill(in->pid, 0) == 0, "pkts_in",
 			u64(in->pkts_in), "pkts_out", u64(in->pkts_out), "nf_drops", u64(in->nf_drops), "batches",
 			u64(in->batches), "wakeups", u64(in->wakeups), "sleeps", u64(in->sleeps), "startup_us",
-			(double)D->startup_ns[i] / 1e3);
+			(double)D->startup_ns[i] / 1e3, "busy_us", (double)in->busy_cycles * 1e6 / (double)rte_get_tsc_hz());
 		json_object_update_new(o, state_stats_instance(in));
 		json_array_append_new(insts, o);
 	}

@@ -89,6 +89,7 @@ struct sp_instance {
 	uint32_t stop;
 	/* counters written by the runtime */
 	uint64_t pkts_in, pkts_out, nf_drops, batches, sleeps;
+	uint64_t busy_cycles; /* TSC cycles from a batch's dequeue to its last NF (Table II's processing time) */
 	uint64_t ready_tsc; /* when the runtime became ready (for startup time) */
 	/* counters written by serpensd */
 	uint64_t wakeups, last_pkt_tsc, enq;

@@ -80,9 +80,12 @@ static void serve(struct sp_instance *in, struct chainer *c, struct rte_ring *rx
 	for (;;) {
 		n = rte_ring_sc_dequeue_burst(rx, (void **)m, RT_BURST, NULL);
 		if (n > 0) {
+			uint64_t t0 = rte_rdtsc();
+
 			sm_batch_begin(r, slot);
 			nout = chainer_run(c, m, n, out, &in->nf_drops);
 			sm_batch_end(r, slot);
+			in->busy_cycles += rte_rdtsc() - t0;
 			sent = rte_ring_sp_enqueue_burst(tx, (void **)out, nout, NULL);
 			if (sent < nout) { /* serpensd will drain; never block the chain on a full tx ring */
 				rte_pktmbuf_free_bulk(out + sent, nout - sent);

@@ -83,6 +83,9 @@ def test_fission_and_snf_are_serpens_with_another_state_backend(config: cfg.Conf
 
     config["machine"]["runtime_dir"] = str(tmp_path)
     assert platforms.sfc_platforms()[:2] == ["fission", "snf"]
+    assert platforms.sfc_platforms("state") == ["fission", "snf", "serpens"]
+    # only the state axis is theirs: an end-to-end comparison (Fig. 15) must not take them for Fission/SNF
+    assert platforms.sfc_platforms("all") == ["serpens"]
     for name in ("fission", "snf"):
         p = platforms.get(name)(config, RunDir(config, name), sfc="fw")
         assert p.backend == name and p.runs_sfc

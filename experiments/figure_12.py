@@ -1,0 +1,126 @@
+"""`make figure-12` — state management on its own (paper Sec. V-B, Fig. 12): FW, MON, NAT, IDS and VPN, each
+alone as a one-NF SFC, with the state in Redis for every table (Fission), in Redis for global tables only
+(SNF), or in the local State Manager (Serpens): (a) throughput (NDR/PDR), (b) latency at 80 % of the PDR.
+
+All else is equal: the three are the same serpensd, runtime, Chainer, router, cores and generator; only
+``platforms.serpens.state_backend`` differs (docs/state-backends.md), and the Fission/SNF platforms start
+and stop their own redis-server (harness/redis_server.py). Each point is one NDR/PDR search and a latency
+trial (harness.traffic.measure.measure_point), repeated ``measurement.repetitions`` times. Each row also
+carries what one batch cost during the latency trial, from the instances' counters
+(harness.serpens.batch_costs): processing time, remote state access time, packets per batch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+
+from experiments.base import Experiment
+from harness import platforms, plots
+from harness.results import ResultWriter
+from harness.rig import rig
+from harness.serpens.sfc import SfcSpec
+from harness.serpens.batch_costs import batch_costs
+from harness.traffic.base import TrialResult
+from harness.traffic.measure import POINT_COLUMNS, Measurer, measure_point
+
+NFS = ("fw", "mon", "nat", "ids", "vpn")      # the paper's order
+STATE_PLATFORMS = ("fission", "snf", "serpens")
+LABELS = {"fission": "Fission (remote)", "snf": "SNF (global remote)", "serpens": "Serpens (local)"}
+FRAME_SIZE_B = 64
+
+
+COST_COLUMNS = ["processing_us", "state_access_us", "batch_packets"]
+
+
+class CostMeasurer(Measurer):
+    """A Measurer that also keeps the per-batch costs (harness.serpens.batch_costs) of its last trial: in
+    measure_point that is the latency trial at 80 % of the PDR."""
+
+    def __init__(self, platform: Any, *args: Any) -> None:
+        super().__init__(*args)
+        self.platform = platform
+        self.last_costs: dict[str, float] = {}
+
+    def __call__(self, rate_pps: float, duration_s: float) -> TrialResult:
+        before = self.platform.stats()
+        result = super().__call__(rate_pps, duration_s)
+        self.last_costs = batch_costs(before, self.platform.stats())
+        return result
+
+
+class Figure12(Experiment):
+    name = "figure-12"
+    title = "NFs under three state-management designs (paper Fig. 12)"
+    columns = POINT_COLUMNS + COST_COLUMNS
+
+    def cores(self) -> dict[str, object]:
+        c = self.config["cores"]
+        return {"generator": c["generator"], "platform_data_plane": c["platform"],
+                "redis": "shares the platform's cores (loopback TCP, as the paper co-locates it)"}
+
+    def grid(self) -> list[str]:
+        """Every platform that is its namesake on the state axis, in the paper's order."""
+        available = platforms.sfc_platforms("state")
+        missing = [p for p in STATE_PLATFORMS if p not in available]
+        if missing:
+            raise RuntimeError(f"figure-12 needs the platforms {missing}, which are not registered")
+        return list(STATE_PLATFORMS) + [p for p in available if p not in STATE_PLATFORMS]
+
+    def measure(self, writer: ResultWriter) -> None:
+        traffic = self.config["traffic"]
+        grid = self.grid()
+        writer.note("platforms", grid)
+        self.progress.say(f"NFs {', '.join(NFS)} × state {', '.join(grid)}; {FRAME_SIZE_B} B frames")
+        for nf in NFS:
+            for name in grid:
+                with rig(self.config, name, sfc=SfcSpec.linear(nf)) as r:
+                    writer.note(f"rig_{name}_{nf}", r.describe())
+                    for trial in self.repetitions():
+                        prefix = f"{nf} on {name} #{trial}: "
+                        self.progress.say(f"{prefix}searching NDR/PDR")
+                        m = CostMeasurer(r.platform, r.generator, FRAME_SIZE_B, traffic["flows"],
+                                         traffic["latency_pps"])
+                        row, _ = measure_point(m, self.config,
+                                               on_trial=lambda log, p=prefix: self.progress.trial(log, p))
+                        row.update(platform=name, workload=nf, trial=trial, **m.last_costs)
+                        writer.write(row)
+                        self.progress.say(
+                            f"{prefix}NDR {row['ndr_mpps']:.3f} Mpps, PDR {row['pdr_mpps']:.3f} Mpps, "
+                            f"latency mean {row.get('latency_mean_us', float('nan')):.1f} µs at "
+                            f"{row['load_fraction']:.0%} of PDR; per batch of "
+                            f"{row.get('batch_packets', float('nan')):.1f} packets: processing "
+                            f"{row.get('processing_us', float('nan')):.1f} µs, remote state "
+                            f"{row.get('state_access_us', float('nan')):.1f} µs")
+
+    def plot(self, df: pd.DataFrame, path: Path) -> None:
+        sns.set_theme(style="whitegrid", context="paper")
+        fig, (ax_t, ax_l) = plt.subplots(1, 2, figsize=(9, 3.2))
+        order = [p for p in STATE_PLATFORMS if p in set(df["platform"])]
+        d = df.copy()
+        d["state"] = d["platform"].map(lambda p: LABELS.get(p, p))
+        hue_order = [LABELS[p] for p in order]
+        wl = [w for w in NFS if w in set(d["workload"])]
+        sns.barplot(data=d, x="workload", y="ndr_mpps", hue="state", order=wl, hue_order=hue_order, ax=ax_t,
+                    **plots.MEDIAN_MINMAX)
+        ax_t.set_yscale("log")
+        ax_t.set_xlabel("")
+        ax_t.set_ylabel("NDR (Mpps)")
+        ax_t.set_title("(a) throughput")
+        ax_t.legend(fontsize=7)
+        if "latency_mean_us" in d and d["latency_mean_us"].notna().any():
+            sns.barplot(data=d, x="workload", y="latency_mean_us", hue="state", order=wl, hue_order=hue_order,
+                        ax=ax_l, **plots.MEDIAN_MINMAX)
+        fraction = d["load_fraction"].dropna()
+        at = f" at {fraction.iloc[0]:.0%} of PDR" if len(fraction) else ""
+        ax_l.set_yscale("log")
+        ax_l.set_xlabel("")
+        ax_l.set_ylabel("mean latency (µs)")
+        ax_l.set_title(f"(b) latency{at}")
+        if ax_l.get_legend() is not None:
+            ax_l.legend(fontsize=7)
+        plots.save(fig, path, "results/figure-12.csv")
