@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -147,6 +148,10 @@ def run(ctx: click.Context, platform_name: str, sfc: str | None, load: float | N
     click.echo(f"wrote {csv_path} and {csv_path.with_suffix('.json')}")
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 @main.command()
 @click.argument("name")
 @click.option("--plot-only", is_flag=True, help="Only redraw the figure from the existing CSV.")
@@ -162,6 +167,9 @@ def experiment(ctx: click.Context, name: str, plot_only: bool) -> None:
     if plot_only:
         click.echo(f"wrote {exp.make_plot()}")
         return
+    # SIGTERM (kill, a CI timeout) stops an experiment like Ctrl-C: the platform and generator are stopped
+    # by their context managers and the sidecar says "interrupted", instead of dying with them running
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         csv_path, fig = exp.run()
     except KeyboardInterrupt:

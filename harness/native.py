@@ -72,6 +72,22 @@ def cleanup_prefix(prefix: str, hugepage_mount: str = "/dev/hugepages") -> None:
                 pass
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """A ``preexec_fn``: the child gets SIGTERM when the harness process dies, however it dies (SIGKILL
+    included), so that a killed experiment never leaves a serpensd, a generator or a redis-server spinning
+    on the cores of the next one. Only for children started by the main thread: Linux sends the signal
+    when the *thread* that forked exits."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() == 1:       # the parent died between fork and prctl
+        os._exit(1)
+
+
 def start_daemon(cmd: Sequence[str], log_file: Path, ready_timeout: float, what: str,
                  cwd: Path | None = None, new_session: bool = False) -> subprocess.Popen[bytes]:
     """Start a native daemon that prints ``READY`` on stdout once it can serve; return it when it has.
@@ -83,7 +99,7 @@ def start_daemon(cmd: Sequence[str], log_file: Path, ready_timeout: float, what:
     log_file.write_text("")
     with open(log_file, "ab") as log:
         proc = subprocess.Popen(list(cmd), stdout=subprocess.PIPE, stderr=log, bufsize=0, cwd=cwd,
-                                start_new_session=new_session)
+                                start_new_session=new_session, preexec_fn=die_with_parent)
     try:
         _wait_ready(proc, log_file, ready_timeout, what)
     except NativeError:

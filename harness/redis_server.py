@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.config import Config
-from harness.native import RunDir, tail, terminate
+from harness.native import RunDir, die_with_parent, tail, terminate
 from harness.platforms.base import PlatformError
 
 
@@ -91,7 +91,8 @@ class RedisServer:
                 self.conf_file.write_text(self.config_text())
                 self.log_file.write_text("")
                 self.proc = subprocess.Popen([path, str(self.conf_file)], stdout=subprocess.DEVNULL,
-                                             stderr=subprocess.STDOUT, start_new_session=True)
+                                             stderr=subprocess.STDOUT, start_new_session=True,
+                                             preexec_fn=die_with_parent)
                 while time.monotonic() < deadline and self.proc.poll() is None:
                     if ping(self.port):
                         return self

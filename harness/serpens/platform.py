@@ -88,6 +88,7 @@ class SerpensPlatform(Platform):
                "--nf-dir", str(self.run_dir / "nfs"),   # serpensd's copy of each deployed NF object
                "--state-mb", str(s["state_region_mb"]),
                "--wake-batch", str(s["wake_batch"]),
+               "--batch", str(s["batch"]),
                "--flush-us", str(s["flush_us"]),
                "--keep-warm-s", str(s["keep_warm_s"])]
         if s["colocate"]:
@@ -275,7 +276,7 @@ class SerpensPlatform(Platform):
                 "lcore": self.lcore, "colocate": s["colocate"], "pool": s["pool"],
                 "instances_run_on": (f"lcore {self.lcore}, sharing it with serpensd" if s["colocate"]
                                      else "their own cores (serpensd decides)"),
-                "state_region_mb": s["state_region_mb"], "wake_batch": s["wake_batch"],
+                "state_region_mb": s["state_region_mb"], "wake_batch": s["wake_batch"], "batch": s["batch"],
                 "flush_us": s["flush_us"], "keep_warm_s": s["keep_warm_s"],
                 "instances_per_sfc": s["instances"], "sfcs": [x.to_json() for x in self.sfcs],
                 "state_backend": self.backend,

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.config import Config
-from harness.native import NativeError, RunDir, binary, eal_args, terminate
+from harness.native import NativeError, RunDir, binary, die_with_parent, eal_args, terminate
 from harness.traffic.base import GeneratorError, TrafficGenerator, TrialResult, stream_json
 from harness.traffic.latency import histogram, stats_from_histogram
 
@@ -106,7 +106,8 @@ class LocalGenerator(TrafficGenerator):
             cmd = self.command(duration, mult)
         except NativeError as exc:
             raise GeneratorError(str(exc)) from exc
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     preexec_fn=die_with_parent)
         self.trials += 1
 
     def wait_on_traffic(self, timeout: float | None = None) -> None:

@@ -299,7 +299,10 @@ static int fw_init(void)
 			return rc;
 	}
 	opts.capacity = n_exact > 0 ? n_exact : 1;
-	exact_table = sp_create_table("fw_exact", SP_GLOBAL | SP_READ, &opts);
+	/* per-flow|read: an exact rule is a connection's entry on the black/white lists, the paper's Table III
+	 * classification ("connection black/white lists: per-flow, R"); a platform that keeps per-flow state
+	 * local (SNF) keeps it local, whatever it does with global state */
+	exact_table = sp_create_table("fw_exact", SP_PER_FLOW | SP_READ, &opts);
 	if (exact_table == NULL)
 		return -ENOMEM;
 	n_wildcard = 0;

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -512,19 +513,24 @@ static const char *file_prefix(void)
 static pid_t spawn_runtime(int slot, bool pooled)
 {
 	char lcore[32], slot_s[16], prefix_arg[PATH_MAX];
-	pid_t pid;
+	pid_t pid, parent;
 
 	/* A distinct lcore id per slot, on the instance CPU: per-lcore state in shared memory (mempool
 	 * caches) must never be used by two processes under one id, even when they share a CPU. */
 	snprintf(lcore, sizeof(lcore), "%d@%u", 64 + slot, D->instance_lcore);
 	snprintf(slot_s, sizeof(slot_s), "%d", slot);
 	snprintf(prefix_arg, sizeof(prefix_arg), "%s", file_prefix());
+	parent = getpid();
 	pid = fork();
 	if (pid == 0) {
 		char *argv[] = {(char *)D->runtime_path, "--lcores", lcore, "--proc-type=secondary", "--file-prefix",
 				prefix_arg, "--no-pci", "--no-telemetry", "--log-level=*:warning", "--", "-s",
 				slot_s, pooled ? "-p" : NULL, NULL};
 
+		/* a runtime outlives a killed serpensd by nothing: it would spin on a dead data plane's rings */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (getppid() != parent)
+			_exit(1);
 		execv(D->runtime_path, argv);
 		fprintf(stderr, "serpensd: cannot exec %s: %s\n", D->runtime_path, strerror(errno));
 		_exit(127);

@@ -21,6 +21,7 @@
 #define SP_MAX_SFCS 32
 #define SP_MAX_POS 16     /* NFs in one SFC's flattened label graph */
 #define SP_MAX_BRANCH 8
+#define SP_MAX_BATCH 128  /* most packets in one runtime batch (serpensd --batch) */
 #define SP_NAME_LEN 64
 #define SP_PATH_LEN 256
 #define SP_ARGS_LEN 2048  /* "k\0v\0k\0v\0\0" */
@@ -103,6 +104,7 @@ struct sp_ctl {
 	uint64_t magic;
 	uint64_t tsc_hz;
 	uint32_t wake_batch;
+	uint32_t batch;     /* most packets a runtime takes from its ring per batch (one request, Sec. II-B) */
 	uint32_t colocate;
 	/* where NF state lives (serpensd --state-backend; docs/state-backends.md), read by every runtime */
 	uint32_t state_backend;  /* enum rs_backend */

@@ -34,7 +34,6 @@
 #include "chainer.h"
 #include "ctl.h"
 
-#define RT_BURST 128
 
 static struct sp_instance *g_in;
 static struct sm_region *g_r;
@@ -70,15 +69,16 @@ static void remote_fatal(const char *msg)
 	fail(g_in, buf);
 }
 
-static void serve(struct sp_instance *in, struct chainer *c, struct rte_ring *rx, struct rte_ring *tx,
-		  struct sm_region *r, int slot)
+static void serve(const struct sp_ctl *ctl, struct sp_instance *in, struct chainer *c, struct rte_ring *rx,
+		  struct rte_ring *tx, struct sm_region *r, int slot)
 {
-	struct rte_mbuf *m[RT_BURST], *out[RT_BURST];
+	struct rte_mbuf *m[SP_MAX_BATCH], *out[SP_MAX_BATCH];
+	const unsigned int burst = RTE_MIN(RTE_MAX(ctl->batch, 1u), (unsigned int)SP_MAX_BATCH);
 	unsigned int n, nout, sent;
 	uint32_t seq;
 
 	for (;;) {
-		n = rte_ring_sc_dequeue_burst(rx, (void **)m, RT_BURST, NULL);
+		n = rte_ring_sc_dequeue_burst(rx, (void **)m, burst, NULL);
 		if (n > 0) {
 			uint64_t t0 = rte_rdtsc();
 
@@ -137,7 +137,7 @@ static int pool_loop(struct sp_instance *in, const struct sp_ctl *ctl, struct ch
 		}
 		in->ready_tsc = rte_rdtsc();
 		set_state(in, INST_READY);
-		serve(in, c, rx, tx, r, slot);
+		serve(ctl, in, c, rx, tx, r, slot);
 		chainer_unload(c);
 		rs_forget(); /* the next instance reconnects */
 		if (__atomic_load_n(&in->stop, __ATOMIC_ACQUIRE) == SP_STOP_EXIT)
@@ -205,6 +205,6 @@ int main(int argc, char **argv)
 		fail(in, err);
 	in->ready_tsc = rte_rdtsc();
 	set_state(in, INST_READY);
-	serve(in, &chainer, rx, tx, r, slot);
+	serve(ctl, in, &chainer, rx, tx, r, slot);
 	return 0; /* not rte_eal_cleanup(): see native/common/eal_files.h */
 }

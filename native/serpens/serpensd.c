@@ -52,7 +52,7 @@ static void usage_exit(const char *why)
 {
 	fprintf(stderr,
 		"serpensd: %s\nusage: serpensd [EAL args] -- --control PATH --runtime PATH [--nf-dir DIR]\n"
-		"       [--state-mb N] [--wake-batch N] [--flush-us N] [--keep-warm-s S] [--colocate]\n"
+		"       [--state-mb N] [--wake-batch N] [--batch N] [--flush-us N] [--keep-warm-s S] [--colocate]\n"
 		"       [--instance-lcore N] [--no-auto-start] [--pool N] [--nf-loader dlopen|shm]\n"
 		"       [--state-backend serpens|fission|snf] [--redis HOST:PORT] [--redis-timeout-ms N]\n",
 		why);
@@ -69,7 +69,8 @@ static void parse_args(int argc, char **argv)
 		{"instance-lcore", required_argument, NULL, 'i'}, {"no-auto-start", no_argument, NULL, 'a'},
 		{"pool", required_argument, NULL, 'p'}, {"nf-loader", required_argument, NULL, 'L'},
 		{"state-backend", required_argument, NULL, 'B'}, {"redis", required_argument, NULL, 'R'},
-		{"redis-timeout-ms", required_argument, NULL, 'T'}, {NULL, 0, NULL, 0}};
+		{"redis-timeout-ms", required_argument, NULL, 'T'}, {"batch", required_argument, NULL, 'b'},
+		{NULL, 0, NULL, 0}};
 	char *colon;
 	int b;
 	int opt;
@@ -79,6 +80,7 @@ static void parse_args(int argc, char **argv)
 	D.keep_warm_s = 30;
 	D.auto_start = true;
 	D.ctl->wake_batch = 128;
+	D.ctl->batch = SP_MAX_BATCH;
 	D.instance_lcore = D.lcore;
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (opt) {
@@ -87,6 +89,7 @@ static void parse_args(int argc, char **argv)
 		case 'n': D.nf_dir = optarg; break;
 		case 's': D.state_mb = (unsigned int)atoi(optarg); break;
 		case 'w': D.ctl->wake_batch = (uint32_t)atoi(optarg); break;
+		case 'b': D.ctl->batch = (uint32_t)atoi(optarg); break;
 		case 'f': D.flush_us = (unsigned int)atoi(optarg); break;
 		case 'k': D.keep_warm_s = atof(optarg); break;
 		case 'o': D.ctl->colocate = 1; break;
@@ -119,6 +122,8 @@ static void parse_args(int argc, char **argv)
 		usage_exit("--control and --runtime are required");
 	if (D.ctl->wake_batch == 0 || D.ctl->wake_batch > RING_SIZE / 2 || D.state_mb < 4)
 		usage_exit("--wake-batch must be 1..4096 and --state-mb at least 4");
+	if (D.ctl->batch == 0 || D.ctl->batch > SP_MAX_BATCH)
+		usage_exit("--batch must be 1..128");
 	if (D.pool_size > SM_MAX_INSTANCES)
 		usage_exit("--pool must be at most 16 (instance slots)");
 	if (D.ctl->state_backend != RS_SERPENS && !D.ctl->redis_port)
@@ -415,6 +420,7 @@ int main(int argc, char **argv)
 	parse_args(argc - ret, argv + ret);
 	setup_shared();
 	D.ctl->wake_batch = boot.wake_batch;
+	D.ctl->batch = boot.batch;
 	D.ctl->colocate = boot.colocate;
 	D.ctl->state_backend = boot.state_backend;
 	memcpy(D.ctl->redis_host, boot.redis_host, sizeof(boot.redis_host));

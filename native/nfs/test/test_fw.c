@@ -44,10 +44,10 @@ static void test_fw_drops_exactly_blacklisted_flows_and_marks_suspicious(void)
 	sp_selector_fn sel = nft_selector("suspicious");
 
 	CHECK(nft_deploy(fw, "fw1", args) == 0);
-	/* the three exact rules are hashed in the global|read table; 16.0.0.5:1025 is also on a wildcard
-	 * blacklist rule, which still wins */
+	/* the three exact rules are hashed in the per-flow|read table (paper Table III); 16.0.0.5:1025 is
+	 * also on a wildcard blacklist rule, which still wins */
 	CHECK(sm_table_info(nft_region(), "fw1/fw_exact", &flags, &ksize, &vsize, &count) == 0);
-	CHECK(flags == (SP_GLOBAL | SP_READ) && ksize == sizeof(struct sp_flow) && count == 3);
+	CHECK(flags == (SP_PER_FLOW | SP_READ) && ksize == sizeof(struct sp_flow) && count == 3);
 	slot = nft_start(fw, "fw1", args);
 	CHECK(slot >= 0);
 
