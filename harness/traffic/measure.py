@@ -81,7 +81,7 @@ def measure_point(measurer: Measurer, config: Config, load_fraction: float | Non
     the fixed-rate trial runs at ``load_fraction`` × that rate."""
     fraction = config["measurement"]["latency_load_fraction"] if load_fraction is None else load_fraction
     row: dict[str, Any] = {"frame_size_b": measurer.frame_size, "flows": measurer.flows,
-                           "load_fraction": fraction, "generator": measurer.generator.version()}
+                           "load_fraction": fraction}
     search: SearchResult | None = None
     if rate_pps is None:
         search = find_ndr_pdr(measurer, search_config(config), on_trial=on_trial)
@@ -96,4 +96,6 @@ def measure_point(measurer: Measurer, config: Config, load_fraction: float | Non
         row.update(fixed_rate_columns(result))
         if result.short:
             row["generator_limited"] = True
+    # asked last: a generator may only know its version once it has run (the built-in one reports it)
+    row["generator"] = measurer.generator.version()
     return row, search

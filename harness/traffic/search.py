@@ -25,7 +25,9 @@ Both start as ``[min_rate_pps, max_rate_pps]`` with neither end measured.
 3. *Search again.* A validation trial that fails proves the short trials wrong for that target: its
    ``hi`` drops to the failed rate, its ``lo`` falls back to the highest rate that passed a trial at least
    ``final_s`` long (or ``min_rate_pps``), its remaining search trials last ``final_s`` (short trials
-   have just been shown not to predict long ones), and it is validated again. After
+   have just been shown not to predict long ones), and it is validated again. With no such pass, it steps
+   down from the failed rate by ``2 × resolution``, ``4 × resolution``, ... until a trial passes, then
+   bisects: the edge is usually just below. After
    ``max_validation_retries`` failed validations the target gives up and reports the highest rate that
    passed a full-length trial, if any, with a note.
 
@@ -226,6 +228,7 @@ class _Interval:
     dead: bool = False                   # failed at min_rate_pps
     gave_up: bool = False                # too many failed validations
     failures: int = 0
+    steps_down: int = 0                  # probes below a failed validation so far (see _next_rate)
     notes: list[str] = field(default_factory=list)
 
     def evidence_s(self) -> float:
@@ -281,6 +284,12 @@ class _Search:
         if ceiling_untested:
             return iv.hi
         if not self.cfg.converged(iv.lo, iv.hi):
+            if iv.failures and iv.lo_log is None:
+                # searching again below a failed validation, with no full-length pass under it: the edge
+                # is most likely just below, so step down from it, doubling the step, rather than bisect
+                # all the way from min_rate_pps with full-length trials
+                iv.steps_down += 1
+                return max(iv.lo, iv.hi * (1 - min(0.5, self.cfg.resolution * 2 ** iv.steps_down)))
             if iv.hi > 4 * iv.lo:   # far apart (a slow DUT under a high ceiling): halve the ratio
                 return (iv.lo * iv.hi) ** 0.5
             return (iv.lo + iv.hi) / 2
@@ -379,7 +388,7 @@ class _Search:
             return
         iv.notes.append(f"{what}: searched again below it")
         iv.search_s = max(iv.search_s, log.duration_s)
-        iv.hi, iv.hi_log, iv.validation = rate, log, None
+        iv.hi, iv.hi_log, iv.validation, iv.steps_down = rate, log, None, 0
         if rate <= self.cfg.min_rate_pps:
             iv.dead = True
             return

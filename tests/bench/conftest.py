@@ -21,6 +21,10 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     tr = terminalreporter
     tr.section("measured (offered → sent → received, loss, latency at that rate)")
     for r in ROWS:
+        if r.get("kind") == "pause":
+            tr.write_line(f"{r['name']:<22} {r['count']:4d} pauses, mean {r['mean_us']:8.1f} µs, max "
+                          f"{r['max_us']:8.1f} µs (traffic loss meanwhile {r['loss_ratio'] * 100:.3f} %)")
+            continue
         p50 = r.get("latency_p50_us")
         p99 = r.get("latency_p99_us")
         lat = f"p50 {p50:8.1f} µs  p99 {p99:9.1f} µs" if p50 is not None else "no latency samples"

@@ -115,6 +115,8 @@ def test_failed_validation_searches_again_below_the_failed_rate() -> None:
     after = r.trials[failed.index + 1:]
     assert any(t.purpose == "search-pdr" for t in after)
     assert all(t.rate_pps < failed.rate_pps for t in after)
+    # stepping down from the failed rate, not bisecting up from min_rate_pps with 10 s trials
+    assert min(t.rate_pps for t in after) > 0.8 * failed.rate_pps and len(after) <= 10
     # 10 s trials lose nothing up to 1e6 + 400 k / 10 s = 1.04 Mpps; the loss threshold allows a bit more
     assert within_step_below(r.pdr.rate_pps, 1.04e6 / (1 - 0.001))
     assert within_step_below(r.ndr.rate_pps, 1.04e6 / (1 - 0.00001))
@@ -216,3 +218,17 @@ def test_config_rejects_inconsistent_values(bad: dict) -> None:
     args = dict(min_rate_pps=MIN, max_rate_pps=MAX) | bad
     with pytest.raises(ValueError):
         SearchConfig(**args)
+
+
+def test_a_point_names_the_generator_as_it_reports_itself_after_running() -> None:
+    # The built-in generator learns its version from its first run: a row must not carry the placeholder.
+    from harness import config as cfg
+    from harness.traffic.measure import Measurer, measure_point
+
+    class LearnsItsVersion(SimulatedGenerator):
+        def version(self) -> str:
+            return "sim 1.0" if self.trials else "sim"
+
+    conf = cfg.load(quick=True)
+    row, _ = measure_point(Measurer(LearnsItsVersion(1e6), 64, 16, 1000.0), conf, rate_pps=1e5)
+    assert row["generator"] == "sim 1.0"
