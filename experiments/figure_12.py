@@ -13,7 +13,6 @@ carries what one batch cost during the latency trial, from the instances' counte
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -23,10 +22,9 @@ from experiments.base import Experiment
 from harness import platforms, plots
 from harness.results import ResultWriter
 from harness.rig import rig
+from harness.serpens.batch_costs import CostMeasurer
 from harness.serpens.sfc import SfcSpec
-from harness.serpens.batch_costs import batch_costs
-from harness.traffic.base import TrialResult
-from harness.traffic.measure import POINT_COLUMNS, Measurer, measure_point
+from harness.traffic.measure import POINT_COLUMNS, measure_point
 
 NFS = ("fw", "mon", "nat", "ids", "vpn")      # the paper's order
 STATE_PLATFORMS = ("fission", "snf", "serpens")
@@ -35,22 +33,6 @@ FRAME_SIZE_B = 64
 
 
 COST_COLUMNS = ["processing_us", "state_access_us", "batch_packets"]
-
-
-class CostMeasurer(Measurer):
-    """A Measurer that also keeps the per-batch costs (harness.serpens.batch_costs) of its last trial: in
-    measure_point that is the latency trial at 80 % of the PDR."""
-
-    def __init__(self, platform: Any, *args: Any) -> None:
-        super().__init__(*args)
-        self.platform = platform
-        self.last_costs: dict[str, float] = {}
-
-    def __call__(self, rate_pps: float, duration_s: float) -> TrialResult:
-        before = self.platform.stats()
-        result = super().__call__(rate_pps, duration_s)
-        self.last_costs = batch_costs(before, self.platform.stats())
-        return result
 
 
 class Figure12(Experiment):

@@ -5,7 +5,8 @@ Every registered platform that runs SFCs as a complete design (all four axes of 
 own, ``harness.platforms.sfc_platforms("all")``) is measured with the same SFC spec, NF objects, default NF
 arguments, cores, frame size and generator: today Serpens. The ``fission`` and ``snf`` platforms of Fig. 12
 are only those systems' state management on Serpens' substrate, so they are not in this grid; the full
-Fission, SNF and SAND join by registering themselves with every axis, in the paper's order below. Each point is one NDR/PDR search and a latency trial at ``measurement.latency_load_fraction`` of
+Fission, SNF and SAND join by registering themselves with every axis, in the paper's order below.
+Each point is one NDR/PDR search and a latency trial at ``measurement.latency_load_fraction`` of
 the PDR (harness.traffic.measure.measure_point, as `make limit`), repeated ``measurement.repetitions`` times.
 The wire (no NFs) is measured too, as the ceiling of this machine: a reference row (workload "forward")
 that the claims never select.

@@ -42,7 +42,6 @@ from harness.redis_server import RedisServer
 from harness.serpens.controller import Controller, SerpensError
 from harness.serpens.sfc import SfcSpec, as_specs, effective_args, nf_path
 
-
 STATE_BACKENDS = ("serpens", "fission", "snf")
 
 
@@ -70,8 +69,8 @@ class SerpensPlatform(Platform):
         self.startup_us: list[float] = []
         backend = self.state_backend or self.settings["state_backend"]
         if backend not in STATE_BACKENDS:
-            raise PlatformError(f"platforms.serpens.state_backend must be one of {', '.join(STATE_BACKENDS)}, "
-                                f"got {backend!r}")
+            raise PlatformError("platforms.serpens.state_backend must be one of "
+                                f"{', '.join(STATE_BACKENDS)}, got {backend!r}")
         self.backend = backend
         self.redis: RedisServer | None = None   # the run's redis-server (fission, snf)
 

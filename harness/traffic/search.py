@@ -16,10 +16,11 @@ Both start as ``[min_rate_pps, max_rate_pps]`` with neither end measured.
    midpoint of ``[lo, hi]`` while ``hi - lo >= resolution * hi``, then, if nothing has passed yet,
    ``min_rate_pps`` itself. The midpoint is geometric (sqrt(lo * hi)) while ``hi > 4 * lo`` and arithmetic
    after, so that a DUT 100× below ``max_rate_pps`` is found as precisely (relative to its rate) as a fast
-   one, in a few more trials, not one resolution step of the ceiling wide. Every trial updates *both* intervals: loss under a threshold raises that
-   target's ``lo``, loss over it lowers its ``hi``. Since ``ndr_loss <= pdr_loss``, a PDR trial that fails
-   also fails NDR and an NDR trial that passes also passes PDR, so the NDR search usually starts from an
-   interval the PDR search already narrowed. Search trials last ``trial_s``.
+   one, in a few more trials, not one resolution step of the ceiling wide. Every trial updates *both*
+   intervals: loss under a threshold raises that target's ``lo``, loss over it lowers its ``hi``. Since
+   ``ndr_loss <= pdr_loss``, a PDR trial that fails also fails NDR and an NDR trial that passes also
+   passes PDR, so the NDR search usually starts from an interval the PDR search already narrowed. Search
+   trials last ``trial_s``.
 2. *Validate.* When both intervals have converged, one ``final_s`` trial is run at PDR's ``lo``, then one
    at NDR's ``lo``. A passing validation trial *is* the result: its ``tx_pps`` is the reported rate.
 3. *Search again.* A validation trial that fails proves the short trials wrong for that target: its

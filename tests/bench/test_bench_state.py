@@ -50,7 +50,9 @@ def test_split_and_merge_pause_under_traffic(benchmark: Any, record: Any, dpdk_r
     for kind in ("split", "merge"):
         n = after[kind]["count"] - before[kind]["count"]
         assert n >= ROUNDS, (kind, after)
-        mean = (after[kind]["mean_us"] * after[kind]["count"] - before[kind]["mean_us"] * before[kind]["count"]) / n
+        total_us = (after[kind]["mean_us"] * after[kind]["count"]
+                    - before[kind]["mean_us"] * before[kind]["count"])
+        mean = total_us / n
         info = {"name": f"{backend} {kind} pause", "kind": "pause", "count": n, "mean_us": mean,
                 "max_us": after[kind]["max_us"], "loss_ratio": result.loss_ratio}
         benchmark.extra_info[kind] = info

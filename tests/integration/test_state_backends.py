@@ -26,7 +26,15 @@ from harness.platforms.base import PlatformError
 from harness.rig import rig
 from harness.serpens.sfc import SfcSpec
 from harness.traffic import profiles
-from tests.integration.packets import FRAME_BYTES, LOAD_DPORT, LOAD_DST, LOAD_SPORT, load_src, per_flow, read_pcap
+from tests.integration.packets import (
+    FRAME_BYTES,
+    LOAD_DPORT,
+    LOAD_DST,
+    LOAD_SPORT,
+    load_src,
+    per_flow,
+    read_pcap,
+)
 
 pytestmark = pytest.mark.dpdk
 
@@ -127,7 +135,8 @@ def test_two_nat_instances_never_share_a_port_and_scale_in_loses_nothing(dpdk_re
     assert after == mapping                       # and every flow keeps its port
     sent1, sent2 = per_flow(first.tx_packets, n_flows), per_flow(second.tx_packets, n_flows)
     assert mid_hosts == {i: (sent1[i], sent1[i] * FRAME_BYTES) for i in range(n_flows)}
-    assert hosts == {i: (sent1[i] + sent2[i], (sent1[i] + sent2[i]) * FRAME_BYTES) for i in range(n_flows)}
+    total = {i: sent1[i] + sent2[i] for i in range(n_flows)}
+    assert hosts == {i: (total[i], total[i] * FRAME_BYTES) for i in range(n_flows)}
     assert {(x[IP].src, x[UDP].sport) for x in packets} <= {(str(ipaddress.IPv4Address(ip)), port)
                                                              for ip, port in mapping.values()}
 
@@ -135,7 +144,8 @@ def test_two_nat_instances_never_share_a_port_and_scale_in_loses_nothing(dpdk_re
 # --- failures ---------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("backend", ["fission", "snf"])
-def test_a_dead_redis_fails_the_remote_backends_fast_and_clearly(dpdk_ready: cfg.Config, backend: str) -> None:
+def test_a_dead_redis_fails_the_remote_backends_fast_and_clearly(dpdk_ready: cfg.Config,
+                                                                backend: str) -> None:
     with rig(dpdk_ready, backend, sfc=SfcSpec.linear("mon")) as r:
         ok = r.generator.run_trial(profiles.udp_flows(8_000, 64, 8), duration=0.3)
         assert ok.rx_packets == ok.tx_packets

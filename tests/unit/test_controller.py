@@ -332,7 +332,8 @@ def test_platform_starts_serpensd_and_deploys_the_sfc(fake_serpens) -> None:  # 
         assert vdev.startswith("net_memif0,role=server,") and f"socket={run_dir / 'memif.sock'}" in vdev
         assert own == ["--control", str(run_dir / "serpensd.sock"), "--runtime", str(runtime),
                        "--nf-dir", str(run_dir / "nfs"),
-                       "--state-mb", "256", "--wake-batch", "128", "--batch", "32", "--flush-us", "50", "--keep-warm-s", "30",
+                       "--state-mb", "256", "--wake-batch", "128", "--batch", "32", "--flush-us", "50",
+                       "--keep-warm-s", "30",
                        "--colocate", "--pool", "4"]
         assert records("request") == [
             {"cmd": "deploy_nf", "name": "fw", "path": str(nfs / "fw.so"), "args": {"blacklist": ""}},
