@@ -60,6 +60,16 @@ class TrialResult:
     shortfall_tolerance: float = DEFAULT_SHORTFALL_TOLERANCE
     generator: str = ""
     raw: dict[str, Any] = field(default_factory=dict)  # the generator's own report, kept for the sidecar
+    # What the schedule called for over the trial (every stream's rate x duration); 0 when the generator
+    # cannot say (then tx_packets stands in for it).
+    intended_packets: int = 0
+    # Packets of the schedule the generator did not send, by cause (docs/generator.md): it was descheduled
+    # (a loop stall longer than its bounded catch-up), or it ran but could not keep the rate. Neither is
+    # DUT loss; only the second means the generator did not reach the intended load.
+    skipped_stall_packets: int = 0
+    skipped_slow_packets: int = 0
+    # The generator's own loop stalls in this trial: {"threshold_us", "count", "total_ms", "max_us"}.
+    generator_stalls: dict[str, Any] = field(default_factory=dict)
 
     @property
     def loss_packets(self) -> int:
@@ -79,8 +89,18 @@ class TrialResult:
 
     @property
     def short(self) -> bool:
-        """True when the generator fell short of the offered rate: the trial measured the generator."""
+        """True when the generator fell short of the offered rate: the trial measured the generator.
+
+        With a generator that reports its schedule (``intended_packets``), that is packets it skipped while
+        running (``skipped_slow_packets``), not those it skipped while descheduled; otherwise the sent rate
+        against the offered one."""
+        if self.intended_packets:
+            return self.skipped_slow_packets > self.intended_packets * self.shortfall_tolerance
         return self.tx_pps < self.offered_pps * (1.0 - self.shortfall_tolerance)
+
+    @property
+    def reached_intended_load(self) -> bool:
+        return not self.short
 
 
 class GeneratorError(RuntimeError):
