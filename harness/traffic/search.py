@@ -1,75 +1,54 @@
-"""NDR/PDR rate search: the highest offered rate whose loss stays under a threshold, over trials.
+"""NDR/PDR search: FD.io CSIT's MLRsearch over our measurers (docs/search.md says the same at more length).
 
-Pure Python over a *measurer* (``Measurer``: offered rate in pps and duration in s in, one
-:class:`TrialResult` out), so it is unit-tested against :class:`~harness.traffic.simulated.SimulatedGenerator`
-and runs unchanged over TRex or the built-in generator. docs/search.md says the same at more length.
+The algorithm is not ours. It is the ``MLRsearch`` package from PyPI (FD.io CSIT's implementation of the IETF
+BMWG MLRsearch specification): for each *goal* (a loss ratio, an exceed ratio, a relative width, trial
+durations and a duration sum) it finds a *relevant lower bound* and a *relevant upper bound* of intended load
+and reports the *conditional throughput* at the lower bound. A load is a lower bound for a goal when no more
+than ``exceed_ratio`` of its trial time missed the goal's loss ratio, so one unlucky trial (this machine
+stalls, DESIGN.md section 10) does not decide a load; ``exceed_ratio: 0`` is strict RFC 2544.
 
-The algorithm
--------------
-Two targets are searched at once: NDR (loss ratio <= ``ndr_loss``, default 0.001 %) and PDR (loss ratio
-<= ``pdr_loss``, default 0.1 %). Each has an interval ``[lo, hi]``: ``lo`` is the highest rate known to
-pass, ``hi`` the lowest rate known to fail (or the ceiling, ``max_rate_pps``, until a trial is run there).
-Both start as ``[min_rate_pps, max_rate_pps]`` with neither end measured.
+This module supplies what MLRsearch leaves to its user:
 
-1. *Search.* The next rate is chosen for PDR while its interval is not converged, then for NDR: the
-   untested ceiling first (so a DUT that is lossless at ``max_rate_pps`` costs one trial), then the
-   midpoint of ``[lo, hi]`` while ``hi - lo >= resolution * hi``, then, if nothing has passed yet,
-   ``min_rate_pps`` itself. The midpoint is geometric (sqrt(lo * hi)) while ``hi > 4 * lo`` and arithmetic
-   after, so that a DUT 100× below ``max_rate_pps`` is found as precisely (relative to its rate) as a fast
-   one, in a few more trials, not one resolution step of the ceiling wide. Every trial updates *both*
-   intervals: loss under a threshold raises that target's ``lo``, loss over it lowers its ``hi``. Since
-   ``ndr_loss <= pdr_loss``, a PDR trial that fails also fails NDR and an NDR trial that passes also
-   passes PDR, so the NDR search usually starts from an interval the PDR search already narrowed. Search
-   trials last ``trial_s``.
-2. *Validate.* When both intervals have converged, one ``final_s`` trial is run at PDR's ``lo``, then one
-   at NDR's ``lo``. A passing validation trial *is* the result: its ``tx_pps`` is the reported rate.
-3. *Search again.* A validation trial that fails proves the short trials wrong for that target: its
-   ``hi`` drops to the failed rate, its ``lo`` falls back to the highest rate that passed a trial at least
-   ``final_s`` long (or ``min_rate_pps``), its remaining search trials last ``final_s`` (short trials
-   have just been shown not to predict long ones), and it is validated again. With no such pass, it steps
-   down from the failed rate by ``2 × resolution``, ``4 × resolution``, ... until a trial passes, then
-   bisects: the edge is usually just below. After
-   ``max_validation_retries`` failed validations the target gives up and reports the highest rate that
-   passed a full-length trial, if any, with a note.
+* the *measurer* adapter (:class:`_MlrMeasurer`): one of our trials, a :class:`TrialResult`, as an MLRsearch
+  ``MeasurementResult`` (:func:`measurement_result`). The judgement calls are there: packets the generator
+  skipped while it was descheduled are not counted at all, packets it skipped because it could not keep the
+  rate count as unsent, i.e. bad, as MLRsearch intends;
+* the goals from the configuration (:func:`search_settings`), and a result that keeps every trial, both
+  relevant bounds with their trial statistics, and whether the generator, not the DUT, made the upper bound
+  (:class:`SearchResult`).
 
-Loss is always counted against what the generator actually sent (:attr:`TrialResult.loss_ratio`). A
-trial flagged ``short`` (the generator sent less than offered) does not count its shortfall as loss: if
-its loss is within a threshold it is a pass *at the rate achieved* (``tx_pps``), which also becomes the
-ceiling for every later trial, since nothing above it can be measured; a target found at that ceiling is
-``generator_limited`` (the DUT may well do more). If even ``min_rate_pps`` fails, the target's rate is 0
-with a note; nothing raises for that.
-
-Assumptions
------------
-* Loss is monotonic in the offered rate (a rate that passes means every lower rate passes). Bisection
-  relies on it. When it does not hold (noise, a DUT with a loss "hole") the search still ends, but it
-  finds *a* rate at the edge of a pass/fail transition, not necessarily the highest passing one. A trial
-  that contradicts the interval (a pass above a measured failure, or a failure below a measured pass of
-  the same or greater length) is logged and ignored, except that a *longer* trial failing at or below
-  ``lo`` overrides shorter evidence and triggers step 3, like a failed validation.
-* Loss does not shrink with trial duration: a short-trial failure is taken as a long-trial failure, but a
-  short-trial pass is only a hint that the full-length validation confirms or refutes.
-* Rate granularity is relative: the result is within ``resolution`` × the true transition rate of it
-  (below it, never above, under the monotonic assumption).
+It is pure Python over a ``Measurer`` (intended load in pps and duration in s in, one :class:`TrialResult`
+out), so it is unit-tested against :class:`~harness.traffic.simulated.SimulatedGenerator` and runs unchanged
+over TRex or the built-in generator. Exceptions from the measurer propagate unchanged: a fault is never turned
+into a result.
 """
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.traffic.base import GeneratorError, TrafficGenerator, TrialResult
+from MLRsearch import AbstractMeasurer, MeasurementResult, MultipleLossRatioSearch, SearchGoal
+from MLRsearch import Config as MlrConfig
+from MLRsearch import GoalResult as MlrGoalResult
+
+from harness.config import Config, ConfigError
+from harness.traffic.base import TrafficGenerator, TrialResult
 
 Measurer = Callable[[float, float], TrialResult]
 
 NDR = "ndr"
 PDR = "pdr"
-PURPOSES = ("search-ndr", "search-pdr", "validate-ndr", "validate-pdr")
+PURPOSES = ("warmup", "search")
 
-# A safety net against a bug or a pathological curve; a normal search takes a few dozen trials.
-MAX_TRIALS = 200
-_DURATION_EPS = 1e-9
+# What MultipleLossRatioSearch raises when search_duration_max has passed (MLRsearch 1.2.1); anything else
+# it raises is a bug or a fault and propagates.
+_MLR_TIMEOUT = "Optimized search takes too long."
+
+_log = logging.getLogger(__name__)
 
 
 def measurer_from_generator(gen: TrafficGenerator, make_streams: Callable[[float], Sequence[Any]], *,
@@ -86,387 +65,365 @@ def measurer_from_generator(gen: TrafficGenerator, make_streams: Callable[[float
     return measure
 
 
-@dataclass(kw_only=True)
-class SearchConfig:
-    """Parameters of one NDR/PDR search; defaults follow DESIGN.md section 6."""
+# ---- settings ------------------------------------------------------------------------------------------
 
-    min_rate_pps: float               # lowest rate tried; failing here gives rate 0
-    max_rate_pps: float               # highest rate tried (the first trial runs here)
-    ndr_loss: float = 0.00001         # NDR: loss ratio <= 0.001 %
-    pdr_loss: float = 0.001           # PDR: loss ratio <= 0.1 %
-    resolution: float = 0.01          # stop when hi - lo < resolution * hi (a fraction of the rate found)
-    trial_s: float = 2.0              # search trials
-    final_s: float = 10.0             # validation trials
-    max_validation_retries: int = 3   # searches again after a failed validation, per target
+
+@dataclass(frozen=True, kw_only=True)
+class Goal:
+    """One MLRsearch ``SearchGoal``, with a name (``ndr``, ``pdr``, or any short name)."""
+
+    name: str
+    loss_ratio: float             # a trial is good when its loss ratio is at most this
+    exceed_ratio: float           # share of the trial time at a lower bound that may be bad (0: RFC 2544)
+    relative_width: float         # stop when (upper - lower) / upper is at most this
+    initial_trial_s: float        # shortest trial (the coarse preceding targets use it)
+    final_trial_s: float          # trial duration of the goal itself
+    duration_sum_s: float         # trial time (with overheads) that classifies a load
+    preceding_targets: int = 2    # coarser targets searched first, to narrow the interval cheaply
+    expansion_coefficient: int = 2  # external search multiplies the width by this
 
     def __post_init__(self) -> None:
-        if not 0 < self.min_rate_pps < self.max_rate_pps:
-            raise ValueError(f"need 0 < min_rate_pps < max_rate_pps, got {self.min_rate_pps} and "
-                             f"{self.max_rate_pps}")
-        if not 0 <= self.ndr_loss <= self.pdr_loss < 1:
-            raise ValueError(f"need 0 <= ndr_loss <= pdr_loss < 1, got {self.ndr_loss} and {self.pdr_loss}")
-        if not 0 < self.resolution < 1:
-            raise ValueError(f"resolution is a fraction of the rate in (0, 1), got {self.resolution}")
-        if not 0 < self.trial_s <= self.final_s:
-            raise ValueError(f"need 0 < trial_s <= final_s, got {self.trial_s} and {self.final_s}")
-        if self.max_validation_retries < 0:
-            raise ValueError(f"max_validation_retries must be >= 0, got {self.max_validation_retries}")
+        problem = self._problem()
+        if problem:
+            raise ValueError(f"goal '{self.name}': {problem}")
+        try:
+            self.mlr()
+        except ValueError as exc:  # anything MLRsearch rejects that the checks above missed
+            raise ValueError(f"goal '{self.name}': MLRsearch rejects it: {exc}") from None
 
-    def converged(self, lo: float, hi: float) -> bool:
-        """Whether an interval [lo, hi] is narrow enough: narrower than ``resolution`` of its top."""
-        return hi - lo < self.resolution * hi
+    def _problem(self) -> str:
+        if not self.name or not self.name.isidentifier():
+            return "the name must be a short identifier such as ndr or pdr"
+        if not 0 <= self.loss_ratio < 1:
+            return f"loss_ratio must be in [0, 1), got {self.loss_ratio}"
+        if not 0 <= self.exceed_ratio < 1:
+            return f"exceed_ratio must be in [0, 1), got {self.exceed_ratio}"
+        if not 0 < self.relative_width < 1:
+            return f"relative_width must be in (0, 1), got {self.relative_width}"
+        if not 0 < self.initial_trial_s <= self.final_trial_s <= self.duration_sum_s:
+            return ("need 0 < initial_trial_s <= final_trial_s <= duration_sum_s, got "
+                    f"{self.initial_trial_s}, {self.final_trial_s}, {self.duration_sum_s}")
+        if self.preceding_targets < 0:
+            return f"preceding_targets must be >= 0, got {self.preceding_targets}"
+        if self.preceding_targets == 0 and self.initial_trial_s < self.duration_sum_s:
+            return "preceding_targets 0 needs initial_trial_s = duration_sum_s (MLRsearch's rule)"
+        if self.expansion_coefficient < 2:
+            return f"expansion_coefficient must be >= 2, got {self.expansion_coefficient}"
+        return ""
 
-    def threshold(self, target: str) -> float:
-        return {NDR: self.ndr_loss, PDR: self.pdr_loss}[target]
+    def mlr(self) -> SearchGoal:
+        """The MLRsearch goal. ``fail_fast`` is off: a min load that fails gives no lower bound, not an
+        exception, and the result says so."""
+        return SearchGoal(loss_ratio=self.loss_ratio, exceed_ratio=self.exceed_ratio,
+                          relative_width=self.relative_width, initial_trial_duration=self.initial_trial_s,
+                          final_trial_duration=self.final_trial_s, duration_sum=self.duration_sum_s,
+                          preceding_targets=self.preceding_targets,
+                          expansion_coefficient=self.expansion_coefficient, fail_fast=False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SearchSettings:
+    goals: tuple[Goal, ...]
+    min_load_pps: float
+    max_load_pps: float
+    max_search_s: float           # MLRsearch search_duration_max: the search ends (incomplete) after this
+    warmup_s: float               # MLRsearch warmup_duration: one ignored trial at max load first (0 = none)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "goals", tuple(self.goals))
+        names = [g.name for g in self.goals]
+        if not names:
+            raise ValueError("at least one goal is needed")
+        if len(set(names)) != len(names):
+            raise ValueError(f"goal names must be unique, got {names}")
+        if not 0 < self.min_load_pps < self.max_load_pps:
+            raise ValueError(f"need 0 < min load < max load, got {self.min_load_pps:g} and "
+                             f"{self.max_load_pps:g} pps")
+        if self.max_search_s <= 0:
+            raise ValueError(f"max_search_s must be > 0, got {self.max_search_s}")
+        if self.warmup_s < 0:
+            raise ValueError(f"warmup_s must be >= 0, got {self.warmup_s}")
+
+    def goal(self, name: str) -> Goal:
+        return next(g for g in self.goals if g.name == name)
+
+    def mlr_config(self) -> MlrConfig:
+        return MlrConfig(goals=_unique(g.mlr() for g in self.goals), min_load=self.min_load_pps,
+                         max_load=self.max_load_pps, search_duration_max=self.max_search_s,
+                         warmup_duration=self.warmup_s)
+
+
+def _unique(goals: Any) -> list[SearchGoal]:
+    # MLRsearch refuses two equal goals; two names for one goal (say pdr loss set to 0) share its search
+    return list(dict.fromkeys(goals))
+
+
+def search_settings(config: Config) -> SearchSettings:
+    """The search settings of a merged configuration (``search:`` in harness/config/defaults.yaml)."""
+    s = config["search"]
+    goals = []
+    for name, values in s["goals"].items():
+        try:
+            goals.append(Goal(name=name, **values))
+        except (TypeError, ValueError) as exc:
+            reason = str(exc).removeprefix(f"goal '{name}': ")
+            raise ConfigError(f"configuration key 'search.goals.{name}': {reason}") from None
+    if not 0 < s["min_rate_mpps"] < s["max_rate_mpps"]:
+        raise ConfigError("configuration key 'search': need 0 < min_rate_mpps < max_rate_mpps, got "
+                          f"{s['min_rate_mpps']} and {s['max_rate_mpps']}")
+    try:
+        return SearchSettings(goals=tuple(goals), min_load_pps=s["min_rate_mpps"] * 1e6,
+                              max_load_pps=s["max_rate_mpps"] * 1e6, max_search_s=s["max_search_s"],
+                              warmup_s=s["warmup_s"])
+    except ValueError as exc:
+        raise ConfigError(f"configuration key 'search': {exc}") from None
+
+
+# ---- results -------------------------------------------------------------------------------------------
 
 
 @dataclass
 class TrialLog:
-    """One trial of a search: what was asked, why, what came back, and its verdict for both targets."""
+    """One trial, as the search saw it."""
 
-    index: int                 # 0-based position in the search
-    purpose: str               # one of PURPOSES
-    rate_pps: float            # offered
-    duration_s: float
+    index: int                    # 0-based, in order
+    purpose: str                  # "warmup" (ignored by MLRsearch) or "search"
+    intended_load_pps: float
+    intended_duration_s: float
     result: TrialResult
-    ndr_pass: bool
-    pdr_pass: bool
-
-    def passed(self, target: str) -> bool:
-        return self.ndr_pass if target == NDR else self.pdr_pass
-
-    @property
-    def short(self) -> bool:
-        return self.result.short
-
-    @property
-    def loss_ratio(self) -> float:
-        return self.result.loss_ratio
-
-    @property
-    def achieved_pps(self) -> float:
-        return self.result.tx_pps
-
-    @property
-    def effective_pps(self) -> float:
-        """The rate this trial says something about: the offered rate, or what was achieved if short."""
-        return self.result.tx_pps if self.result.short else self.rate_pps
+    mlr_loss_ratio: float         # the loss ratio MLRsearch judged the trial by (loss + unsent, see docs)
+    passed: dict[str, bool]       # goal name -> mlr_loss_ratio <= the goal's loss ratio
+    wall_s: float                 # wall time of the measure() call (trial + overheads)
 
 
 @dataclass
-class RateResult:
-    """The outcome for one target (NDR or PDR)."""
-
-    target: str
-    loss_threshold: float
-    rate_pps: float                    # achieved: the validation trial's tx_pps (0 when none passed)
-    offered_pps: float                 # what that trial offered
-    loss_ratio: float                  # that trial's loss ratio
-    validation: TrialResult | None     # that trial (None when no full-length trial passed)
-    validated: bool                    # a full-length trial passed at rate_pps
-    generator_limited: bool = False    # rate_pps is what the generator could do, the DUT may do more
-    note: str = ""
+class GoalResult:
+    goal: Goal
+    conditional_throughput_pps: float    # 0.0 when there is no relevant lower bound (note says why)
+    lower_bound_pps: float | None        # relevant lower bound (intended load)
+    upper_bound_pps: float | None        # relevant upper bound; None when max load was a lower bound
+    lower_bad_fraction: float | None     # bad trial seconds / all trial seconds at the lower bound
+    upper_bad_fraction: float | None
+    lower_stats: dict[str, float]        # MLRsearch's TargetStat at that bound (good_long, bad_long, ...)
+    upper_stats: dict[str, float]
+    generator_limited: bool              # the generator, not the DUT, may have made the bound (docs)
+    note: str
 
 
 @dataclass
 class SearchResult:
-    ndr: RateResult
-    pdr: RateResult
-    generator_limited: bool
+    goals: dict[str, GoalResult]         # by goal name, in the settings' order
     trials: list[TrialLog]
-    config: SearchConfig
-    generator_max_pps: float | None = None   # the fastest a short trial achieved, if any was short
-    notes: list[str] = field(default_factory=list)            # search-level remarks
-    contradictions: list[str] = field(default_factory=list)   # trials ignored as non-monotonic, one line each
+    settings: SearchSettings
+    wall_s: float
+    notes: list[str] = field(default_factory=list)
+    complete: bool = True                # False when max_search_s ended the search before every goal
+
+    @property
+    def ndr(self) -> GoalResult:
+        return self.goals[NDR]
+
+    @property
+    def pdr(self) -> GoalResult:
+        return self.goals[PDR]
 
     @property
     def note(self) -> str:
-        """Everything worth a human's attention, in one line (empty when the search was uneventful)."""
-        parts = [self.pdr.note, self.ndr.note, *self.notes]
-        if self.contradictions:
-            parts.append(f"{len(self.contradictions)} trial(s) contradicted a monotonic loss curve and were "
-                         "ignored (see contradictions)")
-        return "; ".join(p for p in parts if p)
-
-    @property
-    def trial_time_s(self) -> float:
-        """Traffic time the search spent (sum of trial durations)."""
-        return sum(t.duration_s for t in self.trials)
+        """Everything worth a reader's attention, in one line (empty when the search was uneventful)."""
+        parts = [f"{name.upper()}: {g.note}" for name, g in self.goals.items() if g.note]
+        return "; ".join(parts + self.notes)
 
     def to_dict(self) -> dict[str, Any]:
-        """One flat row of the outcome, units in the names; ready for a results row."""
+        """One flat row, units in the names (column meanings: harness/results.py COLUMNS)."""
         row: dict[str, Any] = {}
-        for r in (self.ndr, self.pdr):
-            p = r.target
-            row[f"{p}_rate_pps"] = r.rate_pps
-            row[f"{p}_offered_pps"] = r.offered_pps
-            row[f"{p}_loss_ratio"] = r.loss_ratio
-            row[f"{p}_loss_threshold"] = r.loss_threshold
-            row[f"{p}_validated"] = r.validated
-            row[f"{p}_generator_limited"] = r.generator_limited
-            row[f"{p}_note"] = r.note
-        row["generator_limited"] = self.generator_limited
-        row["generator_max_pps"] = self.generator_max_pps
+        for name, g in self.goals.items():
+            row[f"{name}_mpps"] = g.conditional_throughput_pps / 1e6
+            row[f"{name}_lower_bound_mpps"] = _mpps(g.lower_bound_pps)
+            row[f"{name}_upper_bound_mpps"] = _mpps(g.upper_bound_pps)
+            row[f"{name}_lower_bad_fraction"] = g.lower_bad_fraction
+            row[f"{name}_upper_bad_fraction"] = g.upper_bad_fraction
+            row[f"{name}_generator_limited"] = g.generator_limited
         row["search_trials"] = len(self.trials)
-        row["search_trial_time_s"] = self.trial_time_s
-        row["search_contradictions"] = len(self.contradictions)
+        row["search_time_s"] = self.wall_s
+        row["search_note"] = self.note
         return row
 
 
-@dataclass
-class _Interval:
-    """What the search knows about one target."""
-
-    target: str
-    threshold: float
-    lo: float
-    hi: float
-    search_s: float
-    lo_log: TrialLog | None = None       # the trial that passed at lo; None: lo is the untested floor
-    hi_log: TrialLog | None = None       # the trial that failed at hi; None: hi is the untested ceiling
-    validation: TrialLog | None = None   # a passed full-length trial at lo
-    limited: bool = False                # lo was reached by a short trial (the generator's ceiling)
-    dead: bool = False                   # failed at min_rate_pps
-    gave_up: bool = False                # too many failed validations
-    failures: int = 0
-    steps_down: int = 0                  # probes below a failed validation so far (see _next_rate)
-    notes: list[str] = field(default_factory=list)
-
-    def evidence_s(self) -> float:
-        """How long the longest trial backing lo was."""
-        return max(self.lo_log.duration_s if self.lo_log else 0.0,
-                   self.validation.duration_s if self.validation else 0.0)
+def _mpps(pps: float | None) -> float | None:
+    return None if pps is None else pps / 1e6
 
 
-class _Search:
-    def __init__(self, measure: Measurer, cfg: SearchConfig, on_trial: Callable[[TrialLog], None] | None):
-        self.measure = measure
-        self.cfg = cfg
-        self.on_trial = on_trial
-        self.trials: list[TrialLog] = []
-        self.notes: list[str] = []
-        self.contradictions: list[str] = []
-        self.generator_max: float | None = None
-        self.pdr = self._interval(PDR)
-        self.ndr = self._interval(NDR)
-
-    def _interval(self, target: str) -> _Interval:
-        c = self.cfg
-        return _Interval(target, c.threshold(target), c.min_rate_pps, c.max_rate_pps, c.trial_s)
-
-    @property
-    def intervals(self) -> tuple[_Interval, _Interval]:
-        return (self.pdr, self.ndr)
-
-    def other(self, iv: _Interval) -> _Interval:
-        return self.ndr if iv is self.pdr else self.pdr
-
-    # ---- the loop ------------------------------------------------------------------------------------
-
-    def run(self) -> SearchResult:
-        while len(self.trials) < MAX_TRIALS:
-            step = self._next_search()
-            if step is not None:
-                iv, rate = step
-                self._trial(rate, iv.search_s, f"search-{iv.target}", update=self.intervals)
-                continue
-            pending = next((iv for iv in self.intervals if self._needs_validation(iv)), None)
-            if pending is None:
-                break
-            self._validate(pending)
-        else:
-            self.notes.append(f"stopped after {MAX_TRIALS} trials without converging")
-        return self._result()
-
-    def _next_rate(self, iv: _Interval) -> float | None:
-        if iv.dead or iv.gave_up:
-            return None
-        ceiling_untested = iv.hi_log is None and not (iv.lo_log is not None and iv.lo >= iv.hi)
-        if ceiling_untested:
-            return iv.hi
-        if not self.cfg.converged(iv.lo, iv.hi):
-            if iv.failures and iv.lo_log is None:
-                # searching again below a failed validation, with no full-length pass under it: the edge
-                # is most likely just below, so step down from it, doubling the step, rather than bisect
-                # all the way from min_rate_pps with full-length trials
-                iv.steps_down += 1
-                return max(iv.lo, iv.hi * (1 - min(0.5, self.cfg.resolution * 2 ** iv.steps_down)))
-            if iv.hi > 4 * iv.lo:   # far apart (a slow DUT under a high ceiling): halve the ratio
-                return (iv.lo * iv.hi) ** 0.5
-            return (iv.lo + iv.hi) / 2
-        if iv.lo_log is None:
-            return iv.lo
-        return None
-
-    def _next_search(self) -> tuple[_Interval, float] | None:
-        for iv in self.intervals:
-            rate = self._next_rate(iv)
-            if rate is not None:
-                return iv, rate
-        return None
-
-    @staticmethod
-    def _needs_validation(iv: _Interval) -> bool:
-        return not (iv.dead or iv.gave_up) and iv.lo_log is not None and iv.validation is None
-
-    def _validate(self, iv: _Interval) -> None:
-        log = self._trial(iv.lo, self.cfg.final_s, f"validate-{iv.target}", update=(self.other(iv),))
-        if log.passed(iv.target):
-            iv.validation = log
-            iv.limited = iv.limited or log.short
-        else:
-            self._search_again(iv, log)
-
-    # ---- one trial and what it teaches ---------------------------------------------------------------
-
-    def _trial(self, rate: float, duration: float, purpose: str, update: Sequence[_Interval]) -> TrialLog:
-        result = self.measure(rate, duration)
-        if result.tx_packets <= 0:
-            raise GeneratorError(f"the generator sent nothing in a {duration:g} s trial at {rate:.0f} pps")
-        log = TrialLog(
-            index=len(self.trials), purpose=purpose, rate_pps=rate, duration_s=duration, result=result,
-            ndr_pass=result.loss_ratio <= self.cfg.ndr_loss, pdr_pass=result.loss_ratio <= self.cfg.pdr_loss)
-        self.trials.append(log)
-        if log.short:
-            self._lower_ceiling(result.tx_pps)
-        for iv in update:
-            self._update(iv, log)
-        if self.on_trial is not None:
-            self.on_trial(log)
-        return log
-
-    def _lower_ceiling(self, achieved: float) -> None:
-        """A short trial: nothing above what the generator achieved can be measured."""
-        if self.generator_max is None or achieved < self.generator_max:
-            self.generator_max = achieved
-        for iv in self.intervals:
-            if iv.hi > achieved:
-                iv.hi, iv.hi_log = achieved, None
-            if iv.lo > achieved:
-                iv.lo, iv.limited = achieved, True
-
-    def _update(self, iv: _Interval, log: TrialLog) -> None:
-        if iv.dead or iv.gave_up:
-            return
-        rate = log.effective_pps
-        if log.passed(iv.target):
-            if log.duration_s + _DURATION_EPS < iv.search_s:
-                return  # shorter than this target now trusts
-            if iv.lo_log is not None and rate <= iv.lo:
-                return  # nothing new
-            if iv.hi_log is not None and rate >= iv.hi:
-                self._contradiction(iv, log, f"passed above a failure at {iv.hi:.0f} pps")
-                return
-            iv.lo = min(rate, iv.hi)
-            iv.lo_log, iv.validation, iv.limited = log, None, log.short
-            return
-        if iv.hi_log is not None and rate >= iv.hi:
-            return  # nothing new
-        if iv.lo_log is None and rate <= iv.lo:
-            iv.hi, iv.hi_log, iv.dead = rate, log, True
-            return
-        if iv.lo_log is not None and rate <= iv.lo:
-            if log.duration_s > iv.evidence_s() + _DURATION_EPS:
-                self._search_again(iv, log)
-            else:
-                self._contradiction(iv, log, f"failed below a pass at {iv.lo:.0f} pps")
-            return
-        iv.hi, iv.hi_log = rate, log
-
-    def _contradiction(self, iv: _Interval, log: TrialLog, what: str) -> None:
-        self.contradictions.append(f"trial {log.index} ({log.duration_s:g} s at {log.rate_pps:.0f} pps, loss "
-                                   f"{_pct(log.loss_ratio)}) {what} for {iv.target.upper()}")
-
-    def _search_again(self, iv: _Interval, log: TrialLog) -> None:
-        """A full-length trial failed at (or below) ``iv.lo``: search below it with full-length trials."""
-        rate = log.effective_pps
-        iv.failures += 1
-        what = (f"a {log.duration_s:g} s trial at {log.rate_pps:.0f} pps lost {_pct(log.loss_ratio)} "
-                f"> {_pct(iv.threshold)}")
-        if iv.failures > self.cfg.max_validation_retries:
-            iv.gave_up = True
-            iv.notes.append(what)
-            return
-        iv.notes.append(f"{what}: searched again below it")
-        iv.search_s = max(iv.search_s, log.duration_s)
-        iv.hi, iv.hi_log, iv.validation, iv.steps_down = rate, log, None, 0
-        if rate <= self.cfg.min_rate_pps:
-            iv.dead = True
-            return
-        floor = self._best_pass(iv.target, iv.search_s, below=rate)
-        if floor is not None:
-            iv.lo, iv.lo_log, iv.limited = floor.effective_pps, floor, floor.short
-        else:
-            iv.lo, iv.lo_log, iv.limited = min(self.cfg.min_rate_pps, rate), None, False
-
-    def _best_pass(self, target: str, min_duration: float, below: float | None = None) -> TrialLog | None:
-        """The fastest trial at least ``min_duration`` long that passed ``target`` (below a rate)."""
-        passes = [t for t in self.trials
-                  if t.passed(target) and t.duration_s + _DURATION_EPS >= min_duration
-                  and (below is None or t.effective_pps < below)]
-        return max(passes, key=lambda t: t.effective_pps, default=None)
-
-    # ---- the outcome ---------------------------------------------------------------------------------
-
-    def _result(self) -> SearchResult:
-        ndr, pdr = self._rate_result(self.ndr), self._rate_result(self.pdr)
-        if ndr.rate_pps > pdr.rate_pps and ndr.validated and ndr.validation is not None:
-            # A validated NDR trial also passed the PDR threshold (ndr_loss <= pdr_loss), so the PDR is at
-            # least that rate. This happens when both validations ran at one offered rate and achieved
-            # slightly different tx rates, or when loss is not monotonic around these rates (noise).
-            if ndr.offered_pps > pdr.offered_pps:
-                self.notes.append("NDR validated above PDR: loss is not monotonic (noisy?) around these "
-                                  "rates; PDR raised to the NDR's rate; repeat the measurement")
-            pdr = RateResult(pdr.target, pdr.loss_threshold, ndr.rate_pps, ndr.offered_pps, ndr.loss_ratio,
-                             ndr.validation, True, ndr.generator_limited,
-                             (pdr.note + "; " if pdr.note else "") + "PDR from the NDR validation trial")
-        limited = ndr.generator_limited or pdr.generator_limited
-        return SearchResult(ndr=ndr, pdr=pdr, generator_limited=limited, trials=self.trials, config=self.cfg,
-                            generator_max_pps=self.generator_max, notes=self.notes,
-                            contradictions=self.contradictions)
-
-    def _rate_result(self, iv: _Interval) -> RateResult:
-        c, name = self.cfg, iv.target.upper()
-        history = "; ".join(iv.notes)
-
-        def make(log: TrialLog | None, note: str, validated: bool, limited: bool = False) -> RateResult:
-            if history:
-                note = f"{note} ({history})" if note else history
-            if log is None:
-                return RateResult(iv.target, iv.threshold, 0.0, 0.0, 0.0, None, False, False, note)
-            return RateResult(iv.target, iv.threshold, log.achieved_pps, log.rate_pps, log.loss_ratio,
-                              log.result, validated, limited, note)
-
-        if iv.dead:
-            lost = iv.hi_log.loss_ratio if iv.hi_log else float("nan")
-            return make(None, f"{name} not found: loss {_pct(lost)} > {_pct(iv.threshold)} already at "
-                              f"{iv.hi:.0f} pps (min_rate_pps {c.min_rate_pps:.0f})", False)
-        if iv.gave_up or iv.validation is None:
-            why = (f"{name} validation failed {iv.failures} times" if iv.gave_up
-                   else f"{name} not validated (search stopped)")
-            best = self._best_pass(iv.target, c.final_s)
-            if best is None:
-                return make(None, f"{why}; no full-length trial passed", False)
-            return make(best, f"{why}; reporting the highest rate that passed a full-length trial", True,
-                        best.short)
-        note = ""
-        if iv.limited:
-            note = (f"{name} limited by the generator ({iv.validation.achieved_pps:.0f} pps achieved): "
-                    "the DUT may forward more")
-        elif iv.hi_log is None and iv.lo >= c.max_rate_pps:
-            note = f"{name} passed at max_rate_pps ({c.max_rate_pps:.0f}): the DUT may forward more"
-        return make(iv.validation, note, True, iv.limited)
+def _fmt(pps: float | None) -> str:
+    return "-" if pps is None else f"{pps / 1e6:.4g}"
 
 
-def _pct(ratio: float) -> str:
-    return f"{ratio * 100:.3g} %"
+# ---- the measurer adapter --------------------------------------------------------------------------------
 
 
-def find_ndr_pdr(measure: Measurer, cfg: SearchConfig,
-                 on_trial: Callable[[TrialLog], None] | None = None) -> SearchResult:
-    """Find NDR and PDR in one binary-search pass, then validate each with a full-length trial.
+def measurement_result(result: TrialResult, intended_duration_s: float, intended_load_pps: float,
+                       wall_s: float) -> MeasurementResult:
+    """One trial as MLRsearch sees it.
 
-    ``on_trial`` is called with each :class:`TrialLog` right after its trial, in order.
-    Raises :class:`GeneratorError` only when a trial sent no packets at all.
+    MLRsearch counts loss plus *unsent* packets (intended count - offered count) as bad. Of the schedule the
+    generator did not send, what it skipped while descheduled (``skipped_stall_packets``) is left out of both
+    counts: it is neither the DUT's doing nor a load the generator cannot offer, and this machine's stalls
+    would otherwise fail every PDR trial. What it skipped because it could not keep the rate
+    (``skipped_slow_packets``) counts as unsent, which steers the search away from loads the generator cannot
+    offer. A generator that does not report its schedule (``intended_packets`` 0, e.g. TRex) has its
+    shortfall counted as unsent only when the trial is ``short`` (beyond the shortfall tolerance; CSIT counts
+    TRex's beyond 10 us of traffic); within the tolerance the sent count stands in for the intended one.
+
+    The duration with overheads is the wall time of the trial, as in CSIT (it counts towards the duration
+    sum), but never less than the trial itself (a simulated generator returns at once).
     """
-    return _Search(measure, cfg, on_trial).run()
+    offered_s = result.duration_s if result.duration_s > 0 else intended_duration_s
+    intended: int | None = None
+    if result.intended_packets > 0:
+        intended = result.tx_packets + result.skipped_slow_packets
+    elif result.short:
+        intended = max(result.tx_packets, round(result.offered_pps * offered_s))
+    return MeasurementResult(intended_duration=intended_duration_s, intended_load=intended_load_pps,
+                             offered_count=result.tx_packets, loss_count=result.loss_packets,
+                             offered_duration=offered_s, duration_with_overheads=max(wall_s, offered_s),
+                             intended_count=intended)
+
+
+class _MlrMeasurer(AbstractMeasurer):
+    """Our measurer behind MLRsearch's ``AbstractMeasurer``; keeps a :class:`TrialLog` of every trial."""
+
+    def __init__(self, measure: Measurer, settings: SearchSettings,
+                 on_trial: Callable[[TrialLog], None] | None, clock: Callable[[], float]) -> None:
+        self._measure = measure
+        self._settings = settings
+        self._on_trial = on_trial
+        self._clock = clock
+        self.trials: list[TrialLog] = []
+        self.raised: BaseException | None = None   # what the measurer (or on_trial) raised, if anything
+
+    def measure(self, intended_duration: float, intended_load: float) -> MeasurementResult:
+        try:
+            return self._trial(intended_duration, intended_load)
+        except BaseException as exc:
+            self.raised = exc
+            raise
+
+    def _trial(self, intended_duration: float, intended_load: float) -> MeasurementResult:
+        # MLRsearch's first call is its warm-up at max load when warmup_duration is set; it ignores the result
+        purpose = "warmup" if self._settings.warmup_s > 0 and not self.trials else "search"
+        start = self._clock()
+        result = self._measure(intended_load, intended_duration)
+        wall_s = self._clock() - start
+        mr = measurement_result(result, intended_duration, intended_load, wall_s)
+        log = TrialLog(index=len(self.trials), purpose=purpose, intended_load_pps=intended_load,
+                       intended_duration_s=intended_duration, result=result, mlr_loss_ratio=mr.loss_ratio,
+                       passed={g.name: mr.loss_ratio <= g.loss_ratio for g in self._settings.goals},
+                       wall_s=wall_s)
+        self.trials.append(log)
+        if self._on_trial is not None:
+            self._on_trial(log)
+        return mr
+
+
+# ---- the search ----------------------------------------------------------------------------------------
+
+
+def find_ndr_pdr(measure: Measurer, settings: SearchSettings,
+                 on_trial: Callable[[TrialLog], None] | None = None, *,
+                 clock: Callable[[], float] = time.monotonic) -> SearchResult:
+    """Run MLRsearch for every goal of ``settings`` at once over ``measure``.
+
+    ``on_trial`` is called right after every trial, in order. ``clock`` times each trial (its wall time is
+    the duration with overheads MLRsearch adds to its duration sums); a test or an estimate may pass a
+    simulated one. ``max_search_s`` is timed by MLRsearch itself, on the real monotonic clock.
+    """
+    adapter = _MlrMeasurer(measure, settings, on_trial, clock)
+    search = MultipleLossRatioSearch(config=settings.mlr_config())
+    start = clock()
+    notes: list[str] = []
+    complete = True
+    try:
+        by_goal = search.search(measurer=adapter, debug=_log.debug)
+    except RuntimeError as exc:
+        if exc is adapter.raised or str(exc) != _MLR_TIMEOUT:
+            raise
+        # what the trials so far established, from MLRsearch's own database
+        by_goal = {g: MlrGoalResult.from_bounds(
+                       search.database.get_relevant_bounds(search.scaling.goal_to_final_target[g]))
+                   for g in _unique(goal.mlr() for goal in settings.goals)}
+        complete = False
+        notes.append(f"the search stopped after max_search_s = {settings.max_search_s:g} s before every goal "
+                     "was reached: bounds as far as they got")
+    wall_s = clock() - start
+    search_trials = [t for t in adapter.trials if t.purpose == "search"]
+    goals = {g.name: _goal_result(g, by_goal[g.mlr()], search_trials, settings, complete)
+             for g in settings.goals}
+    stalled = sum(t.result.skipped_stall_packets for t in adapter.trials)
+    if stalled:
+        hit = sum(1 for t in adapter.trials if t.result.skipped_stall_packets)
+        notes.append(f"the generator was descheduled in {hit} trial(s) and skipped {stalled} packets "
+                     "(not counted as sent or lost)")
+    return SearchResult(goals=goals, trials=adapter.trials, settings=settings, wall_s=wall_s, notes=notes,
+                        complete=complete)
+
+
+def _stats(bound: Any) -> dict[str, float]:
+    """The numbers of MLRsearch's TargetStat at a relevant bound (trimmed to the goal's final target)."""
+    if not bound:
+        return {}
+    stat = next(iter(bound.target_to_stat.values()))
+    return {"good_long": stat.good_long, "bad_long": stat.bad_long, "good_short": stat.good_short,
+            "bad_short": stat.bad_short, "pessimistic_loss_ratio": stat.pessimistic_loss_ratio}
+
+
+def _at(trials: list[TrialLog], load: float | None) -> list[TrialLog]:
+    return [t for t in trials if load is not None and t.intended_load_pps == load]
+
+
+def _bad_fraction(trials: list[TrialLog], goal: Goal) -> float | None:
+    total = sum(t.intended_duration_s for t in trials)
+    if not total:
+        return None
+    return sum(t.intended_duration_s for t in trials if not t.passed[goal.name]) / total
+
+
+def _generator_made_it_bad(t: TrialLog, goal: Goal) -> bool:
+    """A bad trial the DUT alone would have passed, or one whose generator fell short of the load."""
+    return not t.passed[goal.name] and (t.result.short or t.result.loss_ratio <= goal.loss_ratio)
+
+
+def _goal_result(goal: Goal, found: MlrGoalResult, trials: list[TrialLog], settings: SearchSettings,
+                 complete: bool) -> GoalResult:
+    lower = float(found.relevant_lower_bound) if found.relevant_lower_bound else None
+    upper = float(found.relevant_upper_bound) if found.relevant_upper_bound else None
+    throughput = found.conditional_throughput
+    at_lower, at_upper = _at(trials, lower), _at(trials, upper)
+    # the upper bound is the generator's when one of its bad trials was bad for the generator's sake; a lower
+    # bound whose trials fell short was never offered at all
+    limited_above = any(_generator_made_it_bad(t, goal) for t in at_upper)
+    limited_below = any(t.result.short for t in at_lower)
+    notes: list[str] = []
+    if lower is None and upper is not None and upper <= settings.min_load_pps:
+        notes.append(f"min load {settings.min_load_pps / 1e6:g} Mpps missed the goal (loss ratio <= "
+                     f"{goal.loss_ratio:g} in at least {1 - goal.exceed_ratio:.0%} of trial time): "
+                     "no lower bound, conditional throughput 0")
+    elif lower is None:
+        notes.append("no lower bound was established before the search stopped: conditional throughput 0")
+    if lower is not None and upper is None:
+        notes.append(f"max load {settings.max_load_pps / 1e6:g} Mpps met the goal: the DUT may forward more")
+    if limited_above:
+        notes.append(f"the generator did not reach the intended load at the upper bound {_fmt(upper)} Mpps: "
+                     "the bound may be the generator's, not the DUT's")
+    if limited_below:
+        notes.append(f"the generator fell short of the intended load at the lower bound {_fmt(lower)} Mpps: "
+                     "that load was never offered")
+    if not complete and lower is not None and upper is not None \
+            and (upper - lower) > goal.relative_width * upper:
+        notes.append(f"bounds {_fmt(lower)}-{_fmt(upper)} Mpps are wider than the goal's relative width")
+    return GoalResult(
+        goal=goal,
+        conditional_throughput_pps=float(throughput) if throughput is not None else 0.0,
+        lower_bound_pps=lower, upper_bound_pps=upper,
+        lower_bad_fraction=_bad_fraction(at_lower, goal), upper_bad_fraction=_bad_fraction(at_upper, goal),
+        lower_stats=_stats(found.relevant_lower_bound), upper_stats=_stats(found.relevant_upper_bound),
+        generator_limited=limited_above or limited_below,
+        note="; ".join(notes))

@@ -7,15 +7,23 @@ search of dozens of "10 s" trials takes milliseconds.
 The model, one trial at a time:
 
 * offered pps = the sum of every enabled stream's rate times ``mult``;
-* the generator sends ``tx = round(offered * duration)`` packets, but never more than
+* the schedule is ``round(offered * duration)`` packets; the generator sends them, but never more than
   ``floor(max_tx_pps * duration)``; when it is capped the trial comes out ``short`` (it measured the
   generator, not the DUT);
-* the DUT sees the *actual* tx rate ``tx / duration`` and loses ``round(tx * loss)`` packets, where
-  ``loss`` comes from the response curve at that rate (so a generator shortfall is never loss);
+* the DUT sees the *actual* tx rate ``tx / duration`` (``duration`` less the generator's own stalls, if any)
+  and loses ``round(tx * loss)`` packets, where ``loss`` comes from the response curve at that rate (so a
+  generator shortfall is never loss);
 * the default curve is a DUT that forwards at most ``capacity_pps``, with a buffer of ``buffer_packets``
   that absorbs the excess for a while: short trials then pass above capacity and long ones do not, which is
   how a search's full-length validation trial can fail where its short trials passed;
 * optional seeded noise perturbs the loss ratio (relative and/or absolute);
+* optional *stalls* (:class:`StallClass`, seeded): the DUT is descheduled now and then — by default as often
+  and as long as this machine kind's vCPUs are (:data:`MEASURED_STALLS`) — and a stall of ``s`` seconds at
+  tx rate ``R`` loses what overflows its receive ring, ``max(0, R * s - ring_packets)``, on top of the
+  curve's loss. The generator can stall too: then it skips ``max(0, offered * s - catchup_packets)`` packets
+  of its schedule (``skipped_stall_packets``: not sent, so never the DUT's loss). A generator capped by
+  ``max_tx_pps`` skips the rest of the schedule as ``skipped_slow_packets``. The trial reports its schedule
+  (``intended_packets``) as the built-in generator does, unless ``reports_schedule=False`` (like TRex);
 * latency streams (``flow_stats.rule_type == "latency"``) get :class:`LatencyStats` from a queueing model:
   a fixed ``base_ns`` plus an exponential queueing delay whose mean grows as ``rho / (1 - rho)`` with the
   utilisation ``rho = tx rate / capacity`` and saturates at ``max_queue_ns``. No histogram is encoded.
@@ -48,6 +56,30 @@ LossCurve = Callable[[float], float] | Sequence[tuple[float, float]]
 # inter-frame gap (12). Only used to turn bps rates into pps.
 FCS_BYTES = 4
 L1_OVERHEAD_BYTES = 20
+
+# The receive ring of the DUT's memif port (slots): what a stall of the DUT can absorb.
+DEFAULT_RING_PACKETS = 16384
+# The generator's loop-stall threshold, as the built-in generator reports it (docs/generator.md).
+GENERATOR_STALL_THRESHOLD_US = 50
+
+
+@dataclass(frozen=True)
+class StallClass:
+    """One kind of scheduling stall: ``per_s`` of them per second on average (Poisson), each lasting between
+    ``min_s`` and ``max_s`` seconds (uniform)."""
+
+    per_s: float
+    min_s: float
+    max_s: float
+
+    def __post_init__(self) -> None:
+        if self.per_s < 0 or not 0 <= self.min_s <= self.max_s:
+            raise ValueError(f"a stall class needs per_s >= 0 and 0 <= min_s <= max_s, got {self}")
+
+
+# What a busy loop pinned to one vCPU of this machine kind sees (DESIGN.md section 10, issue 10): about one
+# stall of 5-10 ms per second and three of 1-2 ms (the ~1000/s of 10-100 us fit in any ring and are left out).
+MEASURED_STALLS = (StallClass(1.0, 0.005, 0.010), StallClass(3.0, 0.001, 0.002))
 
 
 @dataclass(frozen=True)
@@ -86,6 +118,19 @@ def parse_stream(stream: Any) -> SimStream | None:
     return SimStream(pps=pps, frame_bytes=frame_bytes, latency_pg_id=pg_id)
 
 
+def draw_stalls(rng: random.Random, classes: Sequence[StallClass], duration_s: float) -> list[float]:
+    """The lengths (s) of the stalls that hit one trial of ``duration_s``: a Poisson process per class."""
+    stalls: list[float] = []
+    for c in classes:
+        if c.per_s <= 0:
+            continue
+        t = rng.expovariate(c.per_s)
+        while t < duration_s:
+            stalls.append(rng.uniform(c.min_s, c.max_s))
+            t += rng.expovariate(c.per_s)
+    return stalls
+
+
 def interpolate(points: Sequence[tuple[float, float]]) -> Callable[[float], float]:
     """A loss curve through ``(rate_pps, loss_ratio)`` points: linear between them, flat outside."""
     pts = sorted((float(r), float(loss)) for r, loss in points)
@@ -114,16 +159,22 @@ class SimulatedGenerator(TrafficGenerator):
                  buffer_packets: int = 0, max_tx_pps: float | None = None,
                  base_latency_ns: float = 10_000.0, max_queue_ns: float = 1_000_000.0,
                  noise_relative: float = 0.0, noise_absolute: float = 0.0, seed: int = 0,
+                 dut_stalls: Sequence[StallClass] = (), ring_packets: int = DEFAULT_RING_PACKETS,
+                 generator_stalls: Sequence[StallClass] = (), catchup_packets: int = 0,
+                 reports_schedule: bool = True,
                  shortfall_tolerance: float = DEFAULT_SHORTFALL_TOLERANCE) -> None:
         self.connected = False
         self.streams: list[SimStream] = []
         self.trials: list[tuple[float, float]] = []
         self.shortfall_tolerance = shortfall_tolerance
+        self.reports_schedule = reports_schedule
         self._last: TrialResult | None = None
         self.set_response_curve(capacity_pps, loss_at, buffer_packets=buffer_packets)
         self.set_max_tx_rate(max_tx_pps)
         self.set_latency(base_latency_ns, max_queue_ns)
         self.set_noise(relative=noise_relative, absolute=noise_absolute, seed=seed)
+        self.set_dut_stalls(dut_stalls, ring_packets=ring_packets, seed=seed)
+        self.set_generator_stalls(generator_stalls, catchup_packets=catchup_packets, seed=seed)
 
     # ---- configuration -------------------------------------------------------------------------------
 
@@ -175,6 +226,27 @@ class SimulatedGenerator(TrafficGenerator):
         self.noise_absolute = float(absolute)
         self._rng = random.Random(seed)
 
+    def set_dut_stalls(self, stalls: Sequence[StallClass] = MEASURED_STALLS, *,
+                       ring_packets: int = DEFAULT_RING_PACKETS, seed: int = 0) -> None:
+        """The DUT stalls at random (seeded): a stall of ``s`` seconds at tx rate ``R`` loses
+        ``max(0, R * s - ring_packets)`` packets (what its receive ring cannot hold), on top of the curve."""
+        if ring_packets < 0:
+            raise ValueError(f"ring_packets must be >= 0, got {ring_packets}")
+        self.dut_stalls = tuple(stalls)
+        self.ring_packets = int(ring_packets)
+        # its own generator, so that turning stalls on does not change the noise sequence
+        self._dut_stall_rng = random.Random(f"dut-stalls/{seed}")
+
+    def set_generator_stalls(self, stalls: Sequence[StallClass] = MEASURED_STALLS, *,
+                             catchup_packets: int = 0, seed: int = 0) -> None:
+        """The generator stalls at random (seeded): a stall of ``s`` seconds skips
+        ``max(0, offered * s - catchup_packets)`` packets of the schedule (``skipped_stall_packets``)."""
+        if catchup_packets < 0:
+            raise ValueError(f"catchup_packets must be >= 0, got {catchup_packets}")
+        self.generator_stalls = tuple(stalls)
+        self.catchup_packets = int(catchup_packets)
+        self._gen_stall_rng = random.Random(f"generator-stalls/{seed}")
+
     # ---- the generator interface ---------------------------------------------------------------------
 
     def connect(self) -> None:
@@ -220,12 +292,24 @@ class SimulatedGenerator(TrafficGenerator):
         offered = sum(s.pps for s in streams) * mult
         self.trials.append((offered, duration))
         nominal = round(offered * duration)
-        tx = nominal
+        # the generator: descheduled for a while (skips that part of the schedule), then too slow for the rest
+        gen_stalls = draw_stalls(self._gen_stall_rng, self.generator_stalls, duration)
+        skipped_stall = min(nominal, sum(max(0, round(offered * s) - self.catchup_packets)
+                                         for s in gen_stalls))
+        running_s = max(0.0, duration - sum(gen_stalls))
+        skipped_slow = 0
         if self.max_tx_pps is not None:
-            tx = min(tx, math.floor(self.max_tx_pps * duration))
-        tx_rate = tx / duration
-        loss = self._loss_ratio(tx, tx_rate, duration)
-        rx = tx - round(tx * loss)
+            skipped_slow = max(0, nominal - skipped_stall - math.floor(self.max_tx_pps * running_s))
+        tx = nominal - skipped_stall - skipped_slow
+        # the rate the DUT sees while the generator runs: a generator stall gives the DUT a pause, it does not
+        # make it faster (so the curve is not evaluated at the lower average rate)
+        tx_rate = tx / running_s if running_s > 0 else 0.0
+        # the DUT: the curve's loss, plus what its own stalls overflow
+        dut_stalls = draw_stalls(self._dut_stall_rng, self.dut_stalls, duration)
+        stall_lost = sum(max(0, round(tx_rate * s) - self.ring_packets) for s in dut_stalls)
+        lost = min(tx, round(tx * self._loss_ratio(tx, tx_rate, running_s)) + stall_lost)
+        loss = lost / tx if tx else 0.0
+        rx = tx - lost
 
         # Per-stream counts, for bytes and latency streams: each stream keeps its share of what was sent.
         sent_fraction = tx / nominal if nominal else 0.0
@@ -249,8 +333,24 @@ class SimulatedGenerator(TrafficGenerator):
             latency=latency,
             shortfall_tolerance=self.shortfall_tolerance,
             generator=self.name,
-            raw={"model_loss_ratio": loss, "tx_rate_pps": tx_rate, "capacity_pps": self.capacity_pps},
+            raw={"model_loss_ratio": loss, "tx_rate_pps": tx_rate, "capacity_pps": self.capacity_pps,
+                 "dut_stalls": len(dut_stalls), "dut_stall_max_us": max(dut_stalls, default=0.0) * 1e6,
+                 "dut_stall_lost_packets": min(tx, stall_lost)},
+            **(self._schedule(nominal, skipped_stall, skipped_slow, gen_stalls) if self.reports_schedule
+               else {}),
         )
+
+    @staticmethod
+    def _schedule(nominal: int, skipped_stall: int, skipped_slow: int,
+                  stalls: Sequence[float]) -> dict[str, Any]:
+        """What the built-in generator reports about its schedule and its own stalls (TRex cannot)."""
+        return {
+            "intended_packets": nominal,
+            "skipped_stall_packets": skipped_stall,
+            "skipped_slow_packets": skipped_slow,
+            "generator_stalls": {"threshold_us": GENERATOR_STALL_THRESHOLD_US, "count": len(stalls),
+                                 "total_ms": sum(stalls) * 1e3, "max_us": max(stalls, default=0.0) * 1e6},
+        }
 
     def _loss_ratio(self, tx: int, tx_rate: float, duration: float) -> float:
         if tx == 0:

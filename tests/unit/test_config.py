@@ -21,23 +21,27 @@ def test_defaults_load_and_quick_profile_applies() -> None:
     normal, quick = cfg.load(), cfg.load(quick=True)
     assert normal["measurement"]["repetitions"] == 3
     assert quick["measurement"]["repetitions"] == 1
-    assert quick["search"]["trial_s"] < normal["search"]["trial_s"]
+    assert quick["search"]["max_search_s"] < normal["search"]["max_search_s"]
+    q, n = quick["search"]["goals"]["pdr"], normal["search"]["goals"]["pdr"]
+    assert q["duration_sum_s"] < n["duration_sum_s"]
+    assert quick["search"]["goals"]["pdr"]["loss_ratio"] == normal["search"]["goals"]["pdr"]["loss_ratio"]
     assert "quick" not in normal
 
 
 def test_user_file_overrides_only_what_it_names(tmp_path: Path) -> None:
-    conf = cfg.load([write(tmp_path, "search:\n  trial_s: 3\ncores:\n  generator: 0\n  platform: 1\n")])
-    assert conf["search"]["trial_s"] == 3
-    assert conf["search"]["final_s"] == cfg.load()["search"]["final_s"]
+    conf = cfg.load([write(tmp_path, "search:\n  max_search_s: 300\ncores:\n  generator: 0\n  platform: 1\n")
+                     ])
+    assert conf["search"]["max_search_s"] == 300
+    assert conf["search"]["goals"] == cfg.load()["search"]["goals"]
     assert conf["cores"] == {"generator": 0, "platform": 1}
 
 
 def test_misspelled_key_names_file_key_and_suggestion(tmp_path: Path) -> None:
-    path = write(tmp_path, "search:\n  ndr_los: 0.1\n")
+    path = write(tmp_path, "search:\n  max_search: 100\n")
     with pytest.raises(cfg.ConfigError) as err:
         cfg.load([path])
     msg = str(err.value)
-    assert str(path) in msg and "'search.ndr_los'" in msg and "did you mean 'search.ndr_loss'" in msg
+    assert str(path) in msg and "'search.max_search'" in msg and "did you mean 'search.max_search_s'" in msg
 
 
 def test_wrong_type_names_key_and_expected_type(tmp_path: Path) -> None:
@@ -47,9 +51,9 @@ def test_wrong_type_names_key_and_expected_type(tmp_path: Path) -> None:
 
 
 def test_int_accepted_for_float_but_bool_is_not_a_number(tmp_path: Path) -> None:
-    assert cfg.load([write(tmp_path, "search:\n  final_s: 7\n")])["search"]["final_s"] == 7
+    assert cfg.load([write(tmp_path, "search:\n  max_search_s: 7\n")])["search"]["max_search_s"] == 7
     with pytest.raises(cfg.ConfigError, match="must be a number"):
-        cfg.load([write(tmp_path, "search:\n  final_s: true\n")])
+        cfg.load([write(tmp_path, "search:\n  max_search_s: true\n")])
 
 
 def test_list_elements_are_typed(tmp_path: Path) -> None:
@@ -70,9 +74,10 @@ def test_invalid_yaml_and_missing_file_are_clear(tmp_path: Path) -> None:
 
 
 def test_set_override_is_validated_like_a_file() -> None:
-    assert cfg.load(overrides=["search.trial_s=2.5"])["search"]["trial_s"] == 2.5
-    with pytest.raises(cfg.ConfigError, match="unknown key 'search.trail_s'"):
-        cfg.load(overrides=["search.trail_s=2"])
+    assert cfg.load(overrides=["search.goals.pdr.loss_ratio=0.005"])["search"]["goals"]["pdr"]["loss_ratio"] \
+        == 0.005
+    with pytest.raises(cfg.ConfigError, match="unknown key 'search.goals.pdr.los_ratio'"):
+        cfg.load(overrides=["search.goals.pdr.los_ratio=0.005"])
 
 
 def test_cli_show_prints_merged_config_and_cli_rejects_typo(tmp_path: Path) -> None:

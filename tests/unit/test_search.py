@@ -1,27 +1,50 @@
-"""The NDR/PDR search, against SimulatedGenerator response curves (no traffic is sent)."""
+"""The NDR/PDR search (MLRsearch behind our measurer adapter), against SimulatedGenerator curves: no traffic.
+
+Run as a script (``.venv/bin/python tests/unit/test_search.py``) it prints the time-budget table of
+docs/search.md: estimated search time (trial durations + 0.4 s per trial) over a few curves and seeds.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import statistics
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from harness.traffic.base import TrialResult
+if __name__ == "__main__":  # run as a script from anywhere in the tree
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from harness import config as cfg
+from harness.results import COLUMNS
+from harness.traffic.base import GeneratorError, TrialResult
 from harness.traffic.search import (
-    SearchConfig,
+    Goal,
+    Measurer,
     SearchResult,
+    SearchSettings,
     TrialLog,
     find_ndr_pdr,
+    measurement_result,
     measurer_from_generator,
+    search_settings,
 )
-from harness.traffic.simulated import SimulatedGenerator
+from harness.traffic.simulated import MEASURED_STALLS, SimulatedGenerator, StallClass
 
-MIN, MAX = 10_000.0, 2_000_000.0
-RES = 0.01          # the default resolution, a fraction of the rate
+OVERHEAD_S = 0.4    # per trial: every trial starts a serpens-gen process (the brief's assumption)
+EDGE = 3e6          # where the step curves start losing
 SLOPE = [(0.0, 0.0), (800_000.0, 0.0), (1_200_000.0, 0.01)]   # 0 up to 800 kpps, then +1 % per 400 kpps
-SLOPE_NDR = 800_000 + 400_000 * 0.00001 / 0.01                  # where loss reaches 0.001 %: 800.4 kpps
-SLOPE_PDR = 800_000 + 400_000 * 0.001 / 0.01                    # where loss reaches 0.1 %: 840 kpps
+SLOPE_NDR = 800_000.0                                         # where loss becomes > 0
+SLOPE_PDR = 800_000 + 400_000 * 0.001 / 0.01                  # where loss reaches 0.1 %: 840 kpps
+# The DUT is descheduled now and then, far less often than this machine's vCPUs are (MEASURED_STALLS)
+RARE_STALLS = (StallClass(0.2, 0.005, 0.010), StallClass(3.0, 0.001, 0.002))
+
+
+def step(edge: float = EDGE) -> Callable[[float], float]:
+    return lambda rate: 0.0 if rate <= edge else 0.3
 
 
 def streams(rate_pps: float) -> list[dict]:
@@ -34,201 +57,405 @@ def streams(rate_pps: float) -> list[dict]:
             s(latency, {"enabled": True, "rule_type": "latency", "stream_id": 1})]
 
 
-def search(gen: SimulatedGenerator, on_trial: Callable[[TrialLog], None] | None = None,
-           **cfg: Any) -> SearchResult:
-    cfg = {"min_rate_pps": MIN, "max_rate_pps": MAX} | cfg
-    config = SearchConfig(**cfg)
-    return find_ndr_pdr(measurer_from_generator(gen, streams), config, on_trial=on_trial)
+class VirtualClock:
+    """Time as a real search would spend it: each trial takes its duration plus OVERHEAD_S."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def timed(self, measure: Measurer) -> Measurer:
+        def m(rate_pps: float, duration_s: float) -> TrialResult:
+            self.now += duration_s + OVERHEAD_S
+            return measure(rate_pps, duration_s)
+        return m
 
 
-def within_step_below(found: float, true: float, resolution: float = RES) -> bool:
-    """The search's promise: at most ``resolution`` × the true rate below it, never above (1 pps slack
-    for rounding packet counts)."""
-    return true * (1 - resolution) < found <= true + 1.0
+def defaults(quick: bool = False, overrides: tuple[str, ...] = ()) -> SearchSettings:
+    return search_settings(cfg.load(quick=quick, overrides=overrides))
 
 
-def test_finds_ndr_and_pdr_of_a_step_curve_within_the_resolution() -> None:
-    gen = SimulatedGenerator(1e6, loss_at=lambda rate: 0.0 if rate <= 1e6 else 0.5)
-    r = search(gen)
-    assert within_step_below(r.pdr.rate_pps, 1e6)
-    assert within_step_below(r.ndr.rate_pps, 1e6)
-    assert r.ndr.validated and r.pdr.validated
-    assert not r.generator_limited
-    assert r.note == ""
+STRICT = ("search.goals.ndr.exceed_ratio=0", "search.goals.pdr.exceed_ratio=0")
 
 
-def test_a_dut_a_hundred_times_below_the_ceiling_is_found_as_precisely_in_few_more_trials() -> None:
-    # The remote-state baselines run at tens of kpps under a ceiling of Mpps: a resolution fixed to the
-    # ceiling would stop at min_rate_pps; a relative one finds them within 1 % of their own rate.
-    slow = 15_000.0
-    gen = SimulatedGenerator(1e6, loss_at=lambda rate: 0.0 if rate <= slow else 0.3)
-    r = search(gen, min_rate_pps=1_000.0)
-    assert within_step_below(r.pdr.rate_pps, slow) and within_step_below(r.ndr.rate_pps, slow)
-    fast = search(SimulatedGenerator(1e6, loss_at=lambda rate: 0.0 if rate <= 1e6 else 0.5))
-    assert len(r.trials) <= len(fast.trials) + 6
+def search(gen: SimulatedGenerator, settings: SearchSettings | None = None,
+           on_trial: Callable[[TrialLog], None] | None = None) -> SearchResult:
+    clock = VirtualClock()
+    measure = clock.timed(measurer_from_generator(gen, streams))
+    return find_ndr_pdr(measure, settings or defaults(), on_trial=on_trial, clock=clock)
 
 
-def test_gentle_loss_slope_gives_an_ndr_strictly_below_the_pdr() -> None:
+def within_width_below(found: float, edge: float, goal: Goal) -> bool:
+    """MLRsearch's promise on a monotonic curve: the relevant lower bound is within the goal's relative width
+    below the edge, and the conditional throughput takes off at most the goal's loss ratio from that."""
+    return edge * (1 - goal.relative_width - goal.loss_ratio) <= found <= edge
+
+
+# ---- curves ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("quick", [False, True])
+def test_step_curve_gives_both_goals_within_their_width_below_the_edge(quick: bool) -> None:
+    r = search(SimulatedGenerator(EDGE, loss_at=step()), defaults(quick))
+    for g in (r.ndr, r.pdr):
+        assert within_width_below(g.conditional_throughput_pps, EDGE, g.goal)
+        assert g.lower_bound_pps <= EDGE < g.upper_bound_pps
+        assert (g.upper_bound_pps - g.lower_bound_pps) <= g.goal.relative_width * g.upper_bound_pps
+        assert g.lower_bad_fraction == 0.0 and g.upper_bad_fraction == 1.0
+        assert g.lower_stats["bad_long"] == 0.0
+        assert g.lower_stats["good_long"] >= g.goal.duration_sum_s * (1 - g.goal.exceed_ratio)
+        assert not g.generator_limited
+    assert r.complete and r.note == ""
+
+
+def test_gentle_slope_gives_ndr_and_pdr_at_their_own_edges() -> None:
     r = search(SimulatedGenerator(1e6, loss_at=SLOPE))
-    assert within_step_below(r.ndr.rate_pps, SLOPE_NDR)
-    assert within_step_below(r.pdr.rate_pps, SLOPE_PDR)
-    assert r.ndr.rate_pps < r.pdr.rate_pps
-    assert r.ndr.loss_ratio <= 0.00001 and r.pdr.loss_ratio <= 0.001
+    assert within_width_below(r.ndr.conditional_throughput_pps, SLOPE_NDR, r.ndr.goal)
+    assert within_width_below(r.pdr.conditional_throughput_pps, SLOPE_PDR, r.pdr.goal)
 
 
-def test_one_pass_serves_both_targets_each_trial_judged_against_both() -> None:
-    r = search(SimulatedGenerator(1e6, loss_at=SLOPE))
-    for t in r.trials:
-        assert t.ndr_pass == (t.loss_ratio <= 0.00001) and t.pdr_pass == (t.loss_ratio <= 0.001)
-    # PDR is searched first, and its trials already narrowed NDR: few NDR-only trials are left.
-    purposes = [t.purpose for t in r.trials if t.purpose.startswith("search")]
-    assert purposes[0] == "search-pdr"
-    assert purposes == sorted(purposes, key=lambda p: p != "search-pdr")
-    assert purposes.count("search-ndr") <= 4
+def test_a_dut_far_below_max_load_is_found_as_precisely() -> None:
+    edge = 50_000.0   # 400 x below max load, 5 x above min load
+    r = search(SimulatedGenerator(1e6, loss_at=step(edge)))
+    for g in (r.ndr, r.pdr):
+        assert within_width_below(g.conditional_throughput_pps, edge, g.goal)
 
 
-def test_searches_with_short_trials_and_validates_each_result_with_one_final_trial() -> None:
-    gen = SimulatedGenerator(1e6, loss_at=SLOPE)
-    r = search(gen, trial_s=1.0, final_s=30.0)
-    durations = [d for _, d in gen.trials]
-    assert durations[:-2] == [1.0] * (len(durations) - 2)
-    assert durations[-2:] == [30.0, 30.0]
-    assert [t.purpose for t in r.trials[-2:]] == ["validate-pdr", "validate-ndr"]
-    # The reported rate is what the validation trial achieved.
-    assert r.pdr.validation is r.trials[-2].result and r.pdr.rate_pps == r.trials[-2].result.tx_pps
-    assert r.ndr.validation is r.trials[-1].result and r.ndr.rate_pps == r.trials[-1].result.tx_pps
-    assert r.pdr.offered_pps == r.trials[-2].rate_pps
+@pytest.mark.parametrize("seed", range(3))
+def test_a_seeded_noisy_curve_converges_and_repeats(seed: int) -> None:
+    def gen() -> SimulatedGenerator:
+        return SimulatedGenerator(1e6, loss_at=SLOPE, noise_relative=0.5, seed=seed)
+
+    r = search(gen())
+    assert r.complete
+    assert within_width_below(r.ndr.conditional_throughput_pps, SLOPE_NDR, r.ndr.goal)  # 0 stays 0
+    assert abs(r.pdr.conditional_throughput_pps / SLOPE_PDR - 1) < 0.05
+    again = search(gen())
+    assert again.to_dict() == r.to_dict()
 
 
-def test_lossless_at_max_rate_costs_one_search_trial_and_says_the_dut_may_do_more() -> None:
-    r = search(SimulatedGenerator(1e7))
-    assert [t.purpose for t in r.trials] == ["search-pdr", "validate-pdr", "validate-ndr"]
-    assert r.pdr.rate_pps == MAX and r.ndr.rate_pps == MAX
-    assert "max_rate_pps" in r.pdr.note
+# ---- the stall model --------------------------------------------------------------------------------------
 
 
-def test_failed_validation_searches_again_below_the_failed_rate() -> None:
-    # Capacity 1 Mpps and a 400 k-packet buffer: 2 s trials pass up to ~1.2 Mpps, 10 s ones to ~1.04 Mpps.
-    gen = SimulatedGenerator(1e6, buffer_packets=400_000)
+def stalled(seed: int) -> SimulatedGenerator:
+    return SimulatedGenerator(EDGE, loss_at=step(), dut_stalls=RARE_STALLS, seed=seed)
+
+
+def test_rare_dut_stalls_do_not_move_the_result_with_the_exceed_ratio() -> None:
+    # a stall of 5.5-10 ms overflows a 16 k ring at 3 Mpps, so about one 1 s trial in six loses packets
+    results = [search(stalled(seed)) for seed in range(10)]
+    hit = [any(not t.passed["ndr"] for t in r.trials if t.intended_load_pps <= EDGE) for r in results]
+    assert sum(hit) >= 7  # the stalls did make trials below the edge lose packets
+    within = [all(within_width_below(g.conditional_throughput_pps, EDGE, g.goal) for g in (r.ndr, r.pdr))
+              for r in results]
+    # with the default 10 s duration sum an unlucky load is misjudged now and then (CSIT's 21 s: never in 40
+    # seeds; docs/search.md), so: most searches, the median, and none far off
+    assert sum(within) >= 8
+    ndr = [r.ndr.conditional_throughput_pps for r in results]
+    assert within_width_below(statistics.median(ndr), EDGE, results[0].ndr.goal)
+    assert min(ndr) > 0.95 * EDGE
+
+
+def test_rare_dut_stalls_drag_strict_rfc2544_down() -> None:
+    strict = defaults(overrides=STRICT)
+    assert all(g.exceed_ratio == 0 for g in strict.goals)
+    results = [search(stalled(seed), strict) for seed in range(10)]
+    ndr = [r.ndr.conditional_throughput_pps for r in results]
+    within = [within_width_below(r.ndr.conditional_throughput_pps, EDGE, r.ndr.goal) for r in results]
+    assert sum(within) <= 2
+    assert statistics.median(ndr) < 0.97 * EDGE
+
+
+def test_generator_stalls_are_not_loss() -> None:
+    gen = SimulatedGenerator(EDGE, loss_at=step(), generator_stalls=MEASURED_STALLS, seed=3)
     r = search(gen)
-    failed = next(t for t in r.trials if t.purpose == "validate-pdr" and not t.pdr_pass)
-    after = r.trials[failed.index + 1:]
-    assert any(t.purpose == "search-pdr" for t in after)
-    assert all(t.rate_pps < failed.rate_pps for t in after)
-    # stepping down from the failed rate, not bisecting up from min_rate_pps with 10 s trials
-    assert min(t.rate_pps for t in after) > 0.8 * failed.rate_pps and len(after) <= 10
-    # 10 s trials lose nothing up to 1e6 + 400 k / 10 s = 1.04 Mpps; the loss threshold allows a bit more
-    assert within_step_below(r.pdr.rate_pps, 1.04e6 / (1 - 0.001))
-    assert within_step_below(r.ndr.rate_pps, 1.04e6 / (1 - 0.00001))
-    assert r.pdr.validation is not None and r.pdr.validation.duration_s == 10.0
-    assert r.pdr.validated and r.pdr.loss_ratio <= 0.001
-    assert r.trials[-1].purpose.startswith("validate") and r.trials[-1].pdr_pass
-    assert "lost" in r.pdr.note
+    below = [t for t in r.trials if t.intended_load_pps <= EDGE]
+    assert sum(t.result.skipped_stall_packets for t in below) > 0
+    assert all(t.mlr_loss_ratio == 0.0 and all(t.passed.values()) for t in below)
+    for g in (r.ndr, r.pdr):
+        assert within_width_below(g.conditional_throughput_pps, EDGE, g.goal)
+        assert not g.generator_limited
+    assert "descheduled" in r.note
 
 
-def test_out_of_validation_retries_reports_no_unvalidated_rate() -> None:
-    r = search(SimulatedGenerator(1e6, buffer_packets=400_000), max_validation_retries=0)
-    assert r.pdr.rate_pps == 0.0 and not r.pdr.validated
-    assert "validation failed" in r.pdr.note
+# ---- a generator that cannot keep the rate ---------------------------------------------------------------
 
 
-def test_generator_slower_than_the_dut_gives_a_generator_limited_result_at_the_achieved_rate() -> None:
-    gen = SimulatedGenerator(1e6, max_tx_pps=600_000)
+@pytest.mark.parametrize("reports_schedule", [True, False])
+def test_a_slow_generator_sets_generator_limited_and_caps_the_result(reports_schedule: bool) -> None:
+    gen_max = 2e6
+    gen = SimulatedGenerator(EDGE, loss_at=step(), max_tx_pps=gen_max, reports_schedule=reports_schedule)
     r = search(gen)
-    assert r.generator_limited and r.pdr.generator_limited and r.ndr.generator_limited
-    assert r.generator_max_pps == pytest.approx(600_000)
-    assert r.pdr.rate_pps == pytest.approx(600_000) and r.ndr.rate_pps == pytest.approx(600_000)
-    assert all(t.rate_pps <= 600_000 for t in r.trials[1:])   # never offered above what it can do
-    first = r.trials[0]
-    assert first.short and first.rate_pps == MAX
-    assert first.loss_ratio == 0.0 and first.ndr_pass        # the shortfall is not loss
-    assert "generator" in r.pdr.note
+    achieved = max(t.result.tx_pps for t in r.trials)
+    # without a schedule (TRex), a shortfall within the shortfall tolerance is not seen
+    slack = 1.0 if reports_schedule else 1.0 + gen.shortfall_tolerance
+    for g in (r.ndr, r.pdr):
+        assert g.generator_limited
+        assert 0 < g.conditional_throughput_pps <= achieved * slack
+        assert g.conditional_throughput_pps >= gen_max * (1 - g.goal.relative_width - g.goal.loss_ratio)
+    assert "generator did not reach" in r.ndr.note
 
 
-def test_generator_faster_than_the_dut_but_short_of_max_rate_is_not_generator_limited() -> None:
-    gen = SimulatedGenerator(1e6, max_tx_pps=1_500_000)
-    r = search(gen)
-    assert not r.generator_limited
-    assert r.generator_max_pps == pytest.approx(1_500_000)
-    assert within_step_below(r.pdr.rate_pps, 1e6)
-    assert all(t.rate_pps <= 1_500_000 for t in r.trials[1:])
+def test_max_load_passing_leaves_no_upper_bound_and_says_the_dut_may_do_more() -> None:
+    settings = defaults()
+    r = search(SimulatedGenerator(1e9))
+    for g in (r.ndr, r.pdr):
+        assert g.upper_bound_pps is None and g.upper_bad_fraction is None and g.upper_stats == {}
+        assert g.lower_bound_pps == g.conditional_throughput_pps == settings.max_load_pps
+        assert not g.generator_limited
+        assert "may forward more" in g.note
+    assert r.to_dict()["ndr_upper_bound_mpps"] is None
 
 
-def test_loss_at_min_rate_gives_rate_zero_and_a_note_without_raising() -> None:
-    r = search(SimulatedGenerator(1_000))
-    for res in (r.ndr, r.pdr):
-        assert res.rate_pps == 0.0 and not res.validated and res.validation is None
-        assert "min_rate_pps" in res.note
-    assert not any(t.purpose.startswith("validate") for t in r.trials)
-    assert r.trials[-1].rate_pps == MIN
+# ---- failures ------------------------------------------------------------------------------------------
 
 
-def test_on_trial_is_called_once_per_trial_in_order_as_it_happens() -> None:
-    gen = SimulatedGenerator(1e6, loss_at=SLOPE)
+def test_min_load_failing_gives_zero_and_a_note_not_an_exception() -> None:
+    settings = defaults()
+    r = search(SimulatedGenerator(1e6, loss_at=lambda rate: 0.01), settings)
+    for g in (r.ndr, r.pdr):
+        assert g.conditional_throughput_pps == 0.0
+        assert g.lower_bound_pps is None and g.upper_bound_pps == settings.min_load_pps
+        assert "min load" in g.note
+    assert r.to_dict()["pdr_mpps"] == 0.0
+
+
+def test_only_the_goal_that_fails_at_min_load_gives_zero() -> None:
+    r = search(SimulatedGenerator(1e6, loss_at=lambda rate: 0.0005 if rate <= 1e6 else 0.3))
+    assert r.ndr.conditional_throughput_pps == 0.0 and "min load" in r.ndr.note
+    assert within_width_below(r.pdr.conditional_throughput_pps, 1e6, r.pdr.goal) and r.pdr.note == ""
+
+
+@pytest.mark.parametrize("error", [GeneratorError("serpens-gen died"), KeyboardInterrupt(),
+                                   RuntimeError("Optimized search takes too long.")])
+def test_exceptions_from_the_measurer_propagate_unchanged(error: BaseException) -> None:
+    gen = SimulatedGenerator(1e6)
+    ok = measurer_from_generator(gen, streams)
+    calls = []
+
+    def measure(rate_pps: float, duration_s: float) -> TrialResult:
+        calls.append(rate_pps)
+        if len(calls) == 3:
+            raise error
+        return ok(rate_pps, duration_s)
+
+    with pytest.raises(type(error)) as raised:
+        find_ndr_pdr(measure, defaults())
+    assert raised.value is error and len(calls) == 3
+
+
+def test_running_out_of_time_gives_the_bounds_so_far_marked_incomplete() -> None:
+    r = search(SimulatedGenerator(1e6, loss_at=step(1e6)), dataclasses.replace(defaults(), max_search_s=1e-9))
+    assert not r.complete
+    assert "max_search_s" in r.note
+    assert r.trials  # MLRsearch checks the time after its initial trials
+
+
+# ---- the trial log and the row -----------------------------------------------------------------------------
+
+
+def test_on_trial_sees_every_trial_once_in_order_warmup_first() -> None:
     seen: list[TrialLog] = []
-
-    def on_trial(log: TrialLog) -> None:
-        assert len(gen.trials) == log.index + 1   # called before the next trial runs
-        assert isinstance(log.result, TrialResult)
-        seen.append(log)
-
-    r = search(gen, on_trial=on_trial)
-    assert seen == r.trials
-    assert [t.index for t in seen] == list(range(len(gen.trials)))
-    assert [(t.rate_pps, t.duration_s) for t in seen] == [(pytest.approx(o), d) for o, d in gen.trials]
-
-
-@pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
-def test_noisy_curve_still_converges_within_a_tolerance(seed: int) -> None:
-    gen = SimulatedGenerator(1e6, loss_at=SLOPE, noise_relative=0.3, noise_absolute=1e-6, seed=seed)
-    r = search(gen, resolution=0.002)
-    assert r.pdr.validated and r.ndr.validated
-    assert r.pdr.rate_pps == pytest.approx(SLOPE_PDR, rel=0.03)
-    assert r.ndr.rate_pps == pytest.approx(SLOPE_NDR, rel=0.03)
-    assert len(r.trials) < 40
+    settings = defaults()
+    r = search(SimulatedGenerator(EDGE, loss_at=step()), settings, on_trial=seen.append)
+    assert seen == r.trials and [t.index for t in seen] == list(range(len(seen)))
+    assert seen[0].purpose == "warmup" and seen[0].intended_load_pps == settings.max_load_pps
+    assert seen[0].intended_duration_s == settings.warmup_s
+    assert {t.purpose for t in seen[1:]} == {"search"}
+    assert all(t.wall_s == pytest.approx(t.intended_duration_s + OVERHEAD_S) for t in seen)
+    assert all(set(t.passed) == {"ndr", "pdr"} for t in seen)
+    assert r.wall_s == pytest.approx(sum(t.wall_s for t in seen))
 
 
-def test_ndr_is_never_reported_above_pdr_even_when_both_validate_at_one_rate() -> None:
-    # A step curve: NDR and PDR validate at the same offered rate. The achieved tx rates of the two
-    # validation trials may differ by a few pps; a passing NDR trial is also a PDR pass, so PDR >= NDR.
-    class Jitter(SimulatedGenerator):
-        def simulate(self, streams: Any, duration: float, mult: float = 1.0) -> TrialResult:
-            r = super().simulate(streams, duration, mult)
-            if duration >= 10.0 and len(self.trials) % 2 == 0:  # every other validation sends 1 more packet
-                r.tx_packets += 1
-                r.rx_packets += 1
-            return r
-
-    for curve_loss in (0.5, 0.9):
-        r = search(Jitter(1e6, loss_at=[(0.0, 0.0), (1e6, 0.0), (1e6 + 1, curve_loss)]))
-        assert r.ndr.rate_pps <= r.pdr.rate_pps
+def test_quick_has_no_warmup() -> None:
+    seen: list[TrialLog] = []
+    search(SimulatedGenerator(EDGE, loss_at=step()), defaults(quick=True), on_trial=seen.append)
+    assert {t.purpose for t in seen} == {"search"}
 
 
-def test_result_row_has_unit_suffixed_columns() -> None:
-    row = search(SimulatedGenerator(1e6, loss_at=SLOPE)).to_dict()
-    for key in ("ndr_rate_pps", "pdr_rate_pps", "ndr_loss_ratio", "pdr_validated", "generator_limited",
-                "search_trials", "search_trial_time_s"):
-        assert key in row
-    assert row["search_trial_time_s"] == 2.0 * (row["search_trials"] - 2) + 2 * 10.0
+def test_the_row_has_the_promised_columns_in_mpps() -> None:
+    r = search(SimulatedGenerator(EDGE, loss_at=step()))
+    row = r.to_dict()
+    assert set(row) <= set(COLUMNS)
+    for goal in ("ndr", "pdr"):
+        g = r.goals[goal]
+        assert row[f"{goal}_mpps"] == g.conditional_throughput_pps / 1e6
+        assert row[f"{goal}_lower_bound_mpps"] == g.lower_bound_pps / 1e6
+        assert row[f"{goal}_upper_bound_mpps"] == g.upper_bound_pps / 1e6
+        assert row[f"{goal}_generator_limited"] is False
+    assert row["search_trials"] == len(r.trials)
+    assert row["search_time_s"] == r.wall_s and row["search_note"] == ""
 
 
-@pytest.mark.parametrize("bad", [dict(min_rate_pps=0), dict(min_rate_pps=MAX), dict(ndr_loss=0.01),
-                                 dict(resolution=0), dict(trial_s=20.0), dict(max_validation_retries=-1)])
-def test_config_rejects_inconsistent_values(bad: dict) -> None:
-    args = dict(min_rate_pps=MIN, max_rate_pps=MAX) | bad
-    with pytest.raises(ValueError):
-        SearchConfig(**args)
+def test_two_names_for_the_same_goal_share_one_search() -> None:
+    same = defaults(overrides=("search.goals.pdr.loss_ratio=0",))
+    r = search(SimulatedGenerator(EDGE, loss_at=step()), same)
+    assert r.ndr.conditional_throughput_pps == r.pdr.conditional_throughput_pps > 0
 
 
-def test_a_point_names_the_generator_as_it_reports_itself_after_running() -> None:
-    # The built-in generator learns its version from its first run: a row must not carry the placeholder.
-    from harness import config as cfg
-    from harness.traffic.measure import Measurer, measure_point
+# ---- the adapter's accounting ----------------------------------------------------------------------------
 
-    class LearnsItsVersion(SimulatedGenerator):
-        def version(self) -> str:
-            return "sim 1.0" if self.trials else "sim"
 
-    conf = cfg.load(quick=True)
-    row, _ = measure_point(Measurer(LearnsItsVersion(1e6), 64, 16, 1000.0), conf, rate_pps=1e5)
-    assert row["generator"] == "sim 1.0"
+def trial(**kw: Any) -> TrialResult:
+    base = {"offered_pps": 1e6, "duration_s": 1.0, "tx_packets": 1_000_000, "rx_packets": 1_000_000}
+    return TrialResult(**(base | kw))
+
+
+def test_packets_skipped_while_descheduled_are_neither_sent_nor_lost() -> None:
+    r = trial(tx_packets=990_000, rx_packets=990_000, intended_packets=1_000_000,
+              skipped_stall_packets=10_000)
+    mr = measurement_result(r, 1.0, 1e6, 1.4)
+    assert mr.offered_count == 990_000 and mr.intended_count == 990_000 and mr.loss_ratio == 0.0
+
+
+def test_packets_skipped_for_being_too_slow_count_as_unsent() -> None:
+    r = trial(tx_packets=990_000, rx_packets=990_000, intended_packets=1_000_000, skipped_slow_packets=10_000)
+    mr = measurement_result(r, 1.0, 1e6, 1.4)
+    assert mr.unsent_count == 10_000 and mr.loss_ratio == pytest.approx(0.01)
+
+
+def test_dut_loss_is_counted_against_what_was_sent() -> None:
+    mr = measurement_result(trial(rx_packets=999_000, intended_packets=1_000_000), 1.0, 1e6, 1.4)
+    assert mr.loss_count == 1_000 and mr.loss_ratio == pytest.approx(0.001)
+
+
+def test_without_a_schedule_only_a_short_trial_counts_its_shortfall() -> None:
+    close = measurement_result(trial(tx_packets=999_000, rx_packets=999_000), 1.0, 1e6, 1.4)
+    assert close.intended_count == close.offered_count and close.loss_ratio == 0.0
+    short = measurement_result(trial(tx_packets=900_000, rx_packets=900_000), 1.0, 1e6, 1.4)
+    assert short.intended_count == 1_000_000 and short.loss_ratio == pytest.approx(0.1)
+
+
+def test_duration_with_overheads_is_the_wall_time_but_never_less_than_the_trial() -> None:
+    assert measurement_result(trial(), 1.0, 1e6, 1.4).duration_with_overheads == 1.4
+    assert measurement_result(trial(), 1.0, 1e6, 0.0001).duration_with_overheads == 1.0
+
+
+# ---- settings ------------------------------------------------------------------------------------------
+
+
+def test_defaults_are_csits_goals_with_the_documented_deviations() -> None:
+    s = defaults()
+    ndr, pdr = s.goal("ndr"), s.goal("pdr")
+    assert (ndr.loss_ratio, pdr.loss_ratio) == (0.0, 0.001)
+    for g in (ndr, pdr):
+        assert (g.exceed_ratio, g.relative_width) == (0.5, 0.005)
+        assert (g.initial_trial_s, g.final_trial_s) == (1.0, 1.0)
+        assert (g.preceding_targets, g.expansion_coefficient) == (2, 2)
+        assert g.duration_sum_s == 10.0   # CSIT: 21 (docs/search.md, time budget)
+    assert s.warmup_s == 1.0 and (s.min_load_pps, s.max_load_pps) == (1e4, 2e7)
+    q = defaults(quick=True)
+    assert all(g.duration_sum_s < ndr.duration_sum_s and g.relative_width > ndr.relative_width
+               for g in q.goals)
+
+
+@pytest.mark.parametrize("override, key", [
+    ("search.goals.pdr.relative_width=1.5", "search.goals.pdr"),
+    ("search.goals.ndr.final_trial_s=30", "search.goals.ndr"),
+    ("search.goals.ndr.exceed_ratio=1", "search.goals.ndr"),
+    ("search.goals.pdr.preceding_targets=0", "search.goals.pdr"),
+    ("search.min_rate_mpps=30", "search"),
+    ("search.max_search_s=0", "search"),
+])
+def test_bad_settings_are_one_clear_configuration_error(override: str, key: str) -> None:
+    with pytest.raises(cfg.ConfigError) as err:
+        defaults(overrides=(override,))
+    msg = str(err.value)
+    assert f"'{key}'" in msg and "\n" not in msg and "SearchGoal(" not in msg
+
+
+def test_old_search_keys_are_gone() -> None:
+    with pytest.raises(cfg.ConfigError, match="unknown key 'search.trial_s'"):
+        cfg.load(overrides=["search.trial_s=1"])
+
+
+# ---- the time budget (docs/search.md) --------------------------------------------------------------------
+
+BUDGET_CURVES: dict[str, Callable[[int], SimulatedGenerator]] = {
+    "step at 3 Mpps": lambda seed: SimulatedGenerator(EDGE, loss_at=step()),
+    "gentle slope (0.80/0.84 Mpps)": lambda seed: SimulatedGenerator(1e6, loss_at=SLOPE),
+    "step at 50 kpps": lambda seed: SimulatedGenerator(1e6, loss_at=step(50_000.0)),
+    "generator capped at 2 Mpps": lambda seed: SimulatedGenerator(EDGE, loss_at=step(), max_tx_pps=2e6),
+    "noisy slope (x N(1, 0.5))": lambda seed: SimulatedGenerator(1e6, loss_at=SLOPE, noise_relative=0.5,
+                                                                 seed=seed),
+    "rare DUT stalls, 3 Mpps": lambda seed: stalled(seed),
+    "measured DUT stalls, 3 Mpps": lambda seed: SimulatedGenerator(EDGE, loss_at=step(),
+                                                                   dut_stalls=MEASURED_STALLS, seed=seed),
+}
+BUDGETS = {"quick": (True, 45.0), "defaults": (False, 150.0)}
+
+
+def estimated_s(curve: str, quick: bool, seed: int, overrides: tuple[str, ...] = ()) -> float:
+    return search(BUDGET_CURVES[curve](seed), defaults(quick, overrides)).wall_s
+
+
+@pytest.mark.parametrize("profile", BUDGETS)
+@pytest.mark.parametrize("curve", [c for c in BUDGET_CURVES if not c.startswith("measured")])
+def test_a_search_fits_its_time_budget(profile: str, curve: str) -> None:
+    quick, budget = BUDGETS[profile]
+    times = [estimated_s(curve, quick, seed) for seed in range(5)]
+    assert statistics.median(times) <= budget
+
+
+CSIT_SUM = ("search.goals.ndr.duration_sum_s=21", "search.goals.pdr.duration_sum_s=21")
+BUDGET_PROFILES: dict[str, tuple[bool, tuple[str, ...]]] = {
+    "CSIT (duration sum 21 s)": (False, CSIT_SUM),
+    "defaults (10 s)": (False, ()),
+    "quick (5 s, width 2 %)": (True, ()),
+}
+# other ways of fitting the budget that were tried (--alternatives)
+ALTERNATIVES: dict[str, tuple[bool, tuple[str, ...]]] = {
+    "21 s, width 1 %": (False, CSIT_SUM + ("search.goals.ndr.relative_width=0.01",
+                                           "search.goals.pdr.relative_width=0.01")),
+    "21 s, width 2 %": (False, CSIT_SUM + ("search.goals.ndr.relative_width=0.02",
+                                           "search.goals.pdr.relative_width=0.02")),
+    "14 s": (False, ("search.goals.ndr.duration_sum_s=14", "search.goals.pdr.duration_sum_s=14")),
+    "7 s": (False, ("search.goals.ndr.duration_sum_s=7", "search.goals.pdr.duration_sum_s=7")),
+}
+
+
+def budget_table(profiles: dict[str, tuple[bool, tuple[str, ...]]], seeds: int = 10) -> str:
+    """Median and max estimated time per search, and median trials, per curve and settings."""
+    lines = ["| curve | " + " | ".join(profiles) + " |", "|---" * (len(profiles) + 1) + "|"]
+    for curve in BUDGET_CURVES:
+        cells = []
+        for quick, overrides in profiles.values():
+            settings = defaults(quick, overrides)
+            results = [search(BUDGET_CURVES[curve](seed), settings) for seed in range(seeds)]
+            t = [r.wall_s for r in results]
+            n = [len(r.trials) for r in results]
+            cells.append(f"{statistics.median(t):.0f} s / {max(t):.0f} s ({statistics.median(n):.0f} trials)")
+        lines.append(f"| {curve} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def stall_table(make: Callable[[int], SimulatedGenerator], edge: float, seeds: int = 40) -> str:
+    """How often DUT stalls move the result out of the goal width, with and without the exceed ratio."""
+    lines = ["| settings | exceed ratio 0.5: within the width | NDR median [min-max] "
+             "| exceed ratio 0 (RFC 2544): within | NDR median [min-max] |", "|---|---|---|---|---|"]
+    for label, (quick, overrides) in BUDGET_PROFILES.items():
+        cells = []
+        for extra in ((), STRICT):
+            settings = defaults(quick, overrides + extra)
+            results = [search(make(seed), settings) for seed in range(seeds)]
+            within = sum(all(within_width_below(g.conditional_throughput_pps, edge, g.goal)
+                             for g in (r.ndr, r.pdr)) for r in results)
+            ndr = [r.ndr.conditional_throughput_pps / 1e6 for r in results]
+            spread = f"{statistics.median(ndr):.3f} [{min(ndr):.2f}-{max(ndr):.2f}] Mpps"
+            cells += [f"{within} of {seeds}", spread]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    if "--alternatives" in sys.argv:
+        print(budget_table(ALTERNATIVES))
+        sys.exit(0)
+    print(budget_table(BUDGET_PROFILES))
+    print("\nRare DUT stalls (RARE_STALLS), edge 3 Mpps:\n")
+    print(stall_table(stalled, EDGE))
+    print("\nMeasured DUT stalls (MEASURED_STALLS), edge 10 Mpps:\n")
+    print(stall_table(lambda seed: SimulatedGenerator(1e7, loss_at=step(1e7), dut_stalls=MEASURED_STALLS,
+                                                      seed=seed), 1e7))

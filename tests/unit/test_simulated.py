@@ -8,7 +8,7 @@ import time
 import pytest
 
 from harness.traffic.base import GeneratorError
-from harness.traffic.simulated import SimulatedGenerator, interpolate
+from harness.traffic.simulated import MEASURED_STALLS, SimulatedGenerator, StallClass, interpolate
 
 
 def stream(pps: float, *, pg_id: int | None = None, frame: bytes = b"", rate_type: str = "pps",
@@ -176,3 +176,82 @@ def test_rejects_streams_it_cannot_simulate(bad: object) -> None:
 def test_get_stats_before_any_trial_is_an_error() -> None:
     with pytest.raises(GeneratorError):
         SimulatedGenerator(1e6).get_stats()
+
+
+# ---- stalls and the generator's schedule -------------------------------------------------------------
+
+
+def test_the_measured_stall_model_is_what_the_busy_loop_saw() -> None:
+    # DESIGN.md section 10: about one 5-10 ms stall per second and three of 1-2 ms
+    assert MEASURED_STALLS == (StallClass(1.0, 0.005, 0.010), StallClass(3.0, 0.001, 0.002))
+
+
+def test_a_dut_stall_loses_what_overflows_its_ring() -> None:
+    every_10ms = (StallClass(5.0, 0.010, 0.010),)
+    gen = SimulatedGenerator(1e9, dut_stalls=every_10ms, ring_packets=16_384, seed=2)
+    fast = gen.run_trial([stream(3_000_000)], duration=10.0)
+    stalls = fast.raw["dut_stalls"]
+    assert 20 < stalls < 80  # Poisson, 5 per second
+    assert fast.loss_packets == fast.dut_rx_full == stalls * (30_000 - 16_384)
+    slow = gen.run_trial([stream(1_000_000)], duration=10.0)   # 10 k packets per stall fit the ring
+    assert slow.raw["dut_stalls"] > 0 and slow.loss_packets == 0
+
+
+def test_dut_stalls_add_to_the_curve_and_repeat_with_the_seed() -> None:
+    def losses(seed: int) -> list[int]:
+        gen = SimulatedGenerator(1e9, loss_at=[(0, 0.001)], dut_stalls=MEASURED_STALLS, seed=seed)
+        return [gen.run_trial([stream(3_000_000)], duration=1.0).loss_packets for _ in range(10)]
+
+    assert losses(4) == losses(4) != losses(5)
+    assert min(losses(4)) >= 3_000 and max(losses(4)) > 3_000
+
+
+def test_stalls_leave_the_noise_sequence_alone() -> None:
+    def losses(**stalls: object) -> list[int]:
+        gen = SimulatedGenerator(1e6, loss_at=[(0, 0.01)], noise_relative=0.3, seed=1, **stalls)
+        return [gen.run_trial([stream(100_000)], duration=1.0).loss_packets for _ in range(5)]
+
+    assert losses() == losses(dut_stalls=MEASURED_STALLS)   # 100 kpps: no stall overflows the ring
+
+
+def test_a_generator_stall_skips_packets_that_are_not_loss() -> None:
+    gen = SimulatedGenerator(1e9, generator_stalls=(StallClass(5.0, 0.004, 0.004),), catchup_packets=1_000,
+                             seed=3)
+    r = gen.run_trial([stream(1_000_000)], duration=2.0)
+    stalls = r.generator_stalls["count"]
+    assert stalls > 0 and r.generator_stalls["max_us"] == pytest.approx(4_000)
+    assert r.intended_packets == 2_000_000
+    assert r.skipped_stall_packets == stalls * (4_000 - 1_000)
+    assert r.tx_packets == r.intended_packets - r.skipped_stall_packets == r.rx_packets
+    assert not r.short and r.loss_ratio == 0.0
+
+
+def test_a_generator_stall_does_not_make_the_dut_faster() -> None:
+    seen: list[float] = []
+
+    def loss_at(rate: float) -> float:
+        seen.append(rate)
+        return 0.0
+
+    gen = SimulatedGenerator(1e6, loss_at=loss_at, generator_stalls=(StallClass(5.0, 0.004, 0.004),), seed=3)
+    gen.run_trial([stream(1_000_000)], duration=2.0)
+    assert seen == [pytest.approx(1_000_000, rel=1e-5)]
+
+
+def test_a_capped_generator_reports_the_rest_of_its_schedule_as_too_slow() -> None:
+    r = SimulatedGenerator(1e6, max_tx_pps=600_000).run_trial([stream(900_000)], duration=2.0)
+    assert (r.intended_packets, r.tx_packets, r.skipped_slow_packets) == (1_800_000, 1_200_000, 600_000)
+    assert r.short and r.skipped_stall_packets == 0
+
+
+def test_a_generator_without_a_schedule_reports_none_like_trex() -> None:
+    r = SimulatedGenerator(1e6, max_tx_pps=600_000, reports_schedule=False).run_trial([stream(900_000)], 2.0)
+    assert (r.intended_packets, r.skipped_slow_packets, r.generator_stalls) == (0, 0, {})
+    assert r.short  # from the sent rate against the offered one
+
+
+def test_bad_stall_parameters_are_refused() -> None:
+    with pytest.raises(ValueError):
+        StallClass(1.0, 0.010, 0.005)
+    with pytest.raises(ValueError):
+        SimulatedGenerator(1e6, ring_packets=-1)
