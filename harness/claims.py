@@ -6,11 +6,15 @@ compared. This module loads that file (strictly: an unknown key, a missing field
 naming the file, the claim and the key), computes our values and gives each claim a verdict:
 
 * ``PASS`` / ``FAIL`` — every needed row was there and the check held / did not hold;
+* ``INVALID`` — the check would rest on what is not evidence: a zero, missing or generator-limited
+  denominator, a latency from a lossy trial, a floor that could lie either side of the check, or (with
+  ``strict``) a run its sidecar marks as quick, single-repetition, incomplete or from a dirty tree;
 * ``NOT MEASURED`` — the CSV does not exist or none of its rows match the claim;
 * ``INCOMPLETE`` — some of the needed rows are there, and nothing measured so far contradicts the claim.
 
-A claim whose present rows already contradict it is a ``FAIL`` even when other rows are missing: a
-failure on measured data is a failure. Only ``FAIL`` makes :func:`exit_code` non-zero.
+A claim whose present rows already contradict it is a ``FAIL`` even when other rows are missing or invalid:
+a failure on measured evidence is a failure. ``FAIL`` and ``INVALID`` make :func:`exit_code` non-zero.
+What counts as evidence (sidecars, row flags) is harness.evidence's concern.
 
 How a number is computed (the same for every claim, see ``docs/claims.md``):
 
@@ -18,9 +22,12 @@ How a number is computed (the same for every claim, see ``docs/claims.md``):
 2. rows whose metric is empty are dropped;
 3. rows are grouped by the claim's ``group_by`` columns and by every other identity column that still takes
    more than one value (so 64 B and 1518 B frames are never pooled: the claim must hold at each);
-4. within one trial the rows are reduced by ``within_trial`` (default median; ``max`` for a peak over time),
-   then trials are aggregated by their median;
+4. trials that are not evidence are left out (the point is INVALID when they are half or more of its
+   trials); within one trial the rows are reduced by ``within_trial`` (default median; ``max`` for a peak
+   over time), then trials are aggregated by their median;
 5. the derivation (value, ratio a/b, reduction 1 - a/b) is applied group by group, in the paper's unit.
+   Throughput ratios of Fig. 12 and 15 are judged on the instance-capacity ratio (``capacity``) where both
+   sides have it, with the end-to-end ratio and the stage that bounded each side reported next to it.
 
 The paper's numbers live only in the claims file and are only ever compared with.
 """
@@ -39,6 +46,8 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from harness import evidence
+
 # Identity columns of a results CSV (harness.results.COLUMNS declares them with their meaning). Filters and
 # group_by may only name these; every one of them that varies within a selection becomes a grouping column.
 IDENTITY_COLUMNS: tuple[str, ...] = (
@@ -46,8 +55,6 @@ IDENTITY_COLUMNS: tuple[str, ...] = (
     "load_fraction", "generator",
 )
 TRIAL_COLUMN = "trial"
-# A row flagged by the generator as "could not offer the rate asked for": its number is a floor.
-GENERATOR_LIMITED_COLUMN = "generator_limited"
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -92,7 +99,9 @@ class ClaimsError(ValueError):
 DERIVATIONS = ("value", "ratio", "reduction", "each")
 ACROSS = ("each", "min", "max", "mean", "median", "gmean")
 WITHIN_TRIAL = ("median", "mean", "max", "min")
-CHECK_KINDS = ("ratio_bound", "order_of_magnitude", "at_least", "at_most", "ordering", "largest")
+CHECK_KINDS = ("ratio_bound", "order_of_magnitude", "at_least", "at_most", "between", "ordering", "largest")
+# A claim on a mean latency always shows the median next to it.
+MEAN_LATENCY, P50_LATENCY = "latency_mean_us", "latency_p50_us"
 
 
 @dataclass(frozen=True)
@@ -143,6 +152,19 @@ class Selection:
 
 
 @dataclass(frozen=True)
+class Companion:
+    """A metric computed like ours and shown next to it, never judged (p50 next to a mean)."""
+
+    metric: str
+    within_trial: str | None = None   # None: the claim's own
+    label: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.label or self.metric
+
+
+@dataclass(frozen=True)
 class Derivation:
     file: str | None
     metric: tuple[str, ...] | None
@@ -154,9 +176,21 @@ class Derivation:
     group_by: tuple[str, ...] = ()
     across: str = "each"
     within_trial: str = "median"
+    capacity: str | None = None            # a ratio judged on this metric where every side has it
+    also: tuple[Companion, ...] = ()
 
     def selections(self) -> list[Selection]:
         return [s for s in (self.of, *self.over, *self.items) if s is not None]
+
+    def metrics(self) -> set[str]:
+        return set(self.metric or ()).union(*(s.metric or () for s in self.selections()))
+
+    def companions(self) -> tuple[Companion, ...]:
+        """``also``, with the p50 added in front when the claim uses the mean latency."""
+        extra = ()
+        if MEAN_LATENCY in self.metrics() and all(a.metric != P50_LATENCY for a in self.also):
+            extra = (Companion(P50_LATENCY, label="p50"),)
+        return extra + self.also
 
 
 @dataclass(frozen=True)
@@ -166,6 +200,8 @@ class Check:
     above: float | None = None
     decades: float | None = None
     bound: float | None = None
+    low: float | None = None     # between: inclusive bounds, in the paper's unit
+    high: float | None = None
     direction: str = "descending"
     group: Any = None
 
@@ -182,6 +218,9 @@ class Check:
             parts.append(f"at least {_with_unit(_fmt(self.bound or 0), u)}")
         if self.kind == "at_most":
             parts.append(f"at most {_with_unit(_fmt(self.bound or 0), u)}")
+        if self.kind == "between":
+            lo, hi = _with_unit(_fmt(self.low or 0), u), _with_unit(_fmt(self.high or 0), u)
+            parts.append(f"between {lo} and {hi}")
         if self.kind == "ordering":
             parts.append(f"strictly {self.direction} in the order listed")
         if self.kind == "largest":
@@ -377,7 +416,8 @@ def _selection_list(ctx: _Ctx, key: str, raw: Any) -> tuple[Selection, ...]:
 
 def _parse_derivation(ctx: _Ctx, raw: Any) -> Derivation:
     raw = ctx.fields("ours", raw, ["derive"],
-                     ["file", "metric", "where", "of", "over", "items", "group_by", "across", "within_trial"])
+                     ["file", "metric", "where", "of", "over", "items", "group_by", "across", "within_trial",
+                      "capacity", "also"])
     derive = ctx.choice("ours.derive", raw["derive"], DERIVATIONS)
     file = ctx.text("ours.file", raw["file"]) if "file" in raw else None
     if file is not None and not file.endswith(".csv"):
@@ -404,11 +444,18 @@ def _parse_derivation(ctx: _Ctx, raw: Any) -> Derivation:
     items = _selection_list(ctx, "ours.items", raw["items"]) if "items" in raw else ()
     if derive == "each" and len(items) < 2:
         raise ctx.error("ours.items", "needs at least two selections")
+    capacity = None
+    if "capacity" in raw:
+        capacity = _parse_metric(ctx, "ours.capacity", raw["capacity"])
+        if len(capacity) != 1:
+            raise ctx.error("ours.capacity", "names one metric column")
+    also = _parse_also(ctx, raw["also"]) if "also" in raw else ()
     d = Derivation(file=file, metric=metric, where=where_f, derive=derive, of=of, over=over, items=items,
                    group_by=tuple(group_by),
                    across=ctx.choice("ours.across", raw.get("across", "each"), ACROSS),
                    within_trial=ctx.choice("ours.within_trial", raw.get("within_trial", "median"),
-                                           WITHIN_TRIAL))
+                                           WITHIN_TRIAL),
+                   capacity=capacity[0] if capacity else None, also=also)
     for i, sel in enumerate(d.selections()):
         if (sel.file or d.file) is None:
             raise ctx.error("ours.file", f"missing (selection {i} names no file either)")
@@ -421,7 +468,30 @@ def _parse_derivation(ctx: _Ctx, raw: Any) -> Derivation:
         dims = {_UNITS[metric_unit((s.metric or d.metric or ("",))[0]) or ""][0] for s in d.selections()}
         if len(dims) > 1:
             raise ctx.error("ours.metric", f"{derive} of different dimensions {sorted(dims)}")
+    dim = _UNITS[metric_unit((d.selections()[0].metric or d.metric or ("",))[0]) or ""][0]
+    for key, extra in (("ours.capacity", d.capacity), *(("ours.also", a.metric) for a in d.also)):
+        if extra is not None and _UNITS[metric_unit(extra) or ""][0] != dim:
+            raise ctx.error(key, f"{extra!r} is not of the claim's dimension ({dim})")
+    if d.capacity is not None and derive != "ratio":
+        raise ctx.error("ours.capacity", f"only a ratio has an instance-capacity counterpart, not {derive}")
     return d
+
+
+def _parse_also(ctx: _Ctx, raw: Any) -> tuple[Companion, ...]:
+    """``also``: metric columns shown next to ours, each a name or {metric, within_trial, label}."""
+    items = raw if isinstance(raw, list) else [raw]
+    out = []
+    for i, it in enumerate(items):
+        key = f"ours.also[{i}]" if isinstance(raw, list) else "ours.also"
+        if isinstance(it, str):
+            out.append(Companion(_parse_metric(ctx, key, it)[0]))
+            continue
+        it = ctx.fields(key, it, ["metric"], ["within_trial", "label"])
+        within = ctx.choice(_join(key, "within_trial"), it["within_trial"], WITHIN_TRIAL) \
+            if "within_trial" in it else None
+        label = ctx.text(_join(key, "label"), str(it["label"])) if "label" in it else None
+        out.append(Companion(_parse_metric(ctx, _join(key, "metric"), it["metric"])[0], within, label))
+    return tuple(out)
 
 
 def _parse_check(ctx: _Ctx, raw: Any) -> Check:
@@ -435,6 +505,7 @@ def _parse_check(ctx: _Ctx, raw: Any) -> Check:
         "order_of_magnitude": (["decades"], ["above"]),
         "at_least": (["bound"], []),
         "at_most": (["bound"], []),
+        "between": (["min", "max"], []),
         "ordering": ([], ["direction"]),
         "largest": (["group"], []),
     }[kind]
@@ -447,12 +518,16 @@ def _parse_check(ctx: _Ctx, raw: Any) -> Check:
         raise ctx.error("check", "ratio_bound needs factor, above, or both")
     decades = ctx.number("check.decades", raw["decades"], positive=True) if "decades" in raw else None
     bound = ctx.number("check.bound", raw["bound"]) if "bound" in raw else None
+    low = ctx.number("check.min", raw["min"]) if "min" in raw else None
+    high = ctx.number("check.max", raw["max"]) if "max" in raw else None
+    if low is not None and high is not None and low > high:
+        raise ctx.error("check.min", f"min {low:g} is above max {high:g}")
     direction = ctx.choice("check.direction", raw.get("direction", "descending"), ("descending", "ascending"))
     group = raw.get("group")
     if kind == "largest" and (group is None or isinstance(group, dict | list)):
         raise ctx.error("check.group", "must name one group value, e.g. mon")
-    return Check(kind=kind, factor=factor, above=above, decades=decades, bound=bound, direction=direction,
-                 group=group)
+    return Check(kind=kind, factor=factor, above=above, decades=decades, bound=bound, low=low, high=high,
+                 direction=direction, group=group)
 
 
 def _cross_validate(ctx: _Ctx, c: Claim) -> None:
@@ -494,6 +569,7 @@ def _cross_validate(ctx: _Ctx, c: Claim) -> None:
 class Status(enum.StrEnum):
     PASS = "PASS"
     FAIL = "FAIL"
+    INVALID = "INVALID"
     NOT_MEASURED = "NOT MEASURED"
     INCOMPLETE = "INCOMPLETE"
 
@@ -509,17 +585,24 @@ class Verdict:
     detail: str
     # our values, labelled by the point they belong to (e.g. "chain_length=3"), in the paper's unit
     values: tuple[tuple[str, float], ...] = field(default=())
+    # "<file>: <mark>" for every weakness of the runs read (quick, 1 repetition, ...): --strict refuses them
+    marks: tuple[str, ...] = field(default=())
+    # one line per results file read: its run as its sidecar describes it
+    evidence: tuple[str, ...] = field(default=())
+    # for a throughput ratio: which ratio was judged, the other one, and which stage bounded each side
+    basis: str = ""
 
 
 # ---------------------------------------------------------------------------------------------------------
 # Computing our numbers.
 
 class _Frames:
-    """Each results CSV read once per check."""
+    """Each results CSV, and its sidecar, read once per check; both from the one results directory."""
 
     def __init__(self, results_dir: Path) -> None:
         self.dir = Path(results_dir)
         self.cache: dict[str, pd.DataFrame | str] = {}
+        self.runs: dict[str, evidence.RunInfo] = {}
 
     def get(self, name: str) -> pd.DataFrame | str:
         """The frame, or a string saying why there is none."""
@@ -533,6 +616,12 @@ class _Frames:
                 except (pd.errors.EmptyDataError, pd.errors.ParserError, OSError, UnicodeDecodeError) as exc:
                     self.cache[name] = f"cannot read {path}: {exc}"
         return self.cache[name]
+
+    def run(self, name: str) -> evidence.RunInfo:
+        """What the sidecar beside ``name`` says about the run that wrote it."""
+        if name not in self.runs:
+            self.runs[name] = evidence.read_run(self.dir, name)
+        return self.runs[name]
 
 
 def _norm_str(v: Any) -> str:
@@ -571,15 +660,21 @@ class _Rows:
 
     sel: Selection
     file: str
+    candidates: tuple[str, ...] = ()
     metric: str | None = None
-    rows: pd.DataFrame | None = None
+    rows: pd.DataFrame | None = None       # matched rows that have a value of the metric
+    matched: pd.DataFrame | None = None    # every row the filters matched (measured, with or without value)
     why_empty: str | None = None
     filtered_cols: frozenset[str] = frozenset()
 
 
-def _fetch(frames: _Frames, d: Derivation, sel: Selection) -> _Rows:
+def _fetch(frames: _Frames, d: Derivation, sel: Selection, metric: tuple[str, ...] | None = None,
+           need_values: bool = False) -> _Rows:
+    """The selection's rows. ``metric`` replaces the claim's metric (capacity, companions); with
+    ``need_values`` rows measured without a value count as not there."""
     file = sel.file or d.file or ""
-    got = _Rows(sel=sel, file=file)
+    candidates = metric or sel.metric or d.metric or ()
+    got = _Rows(sel=sel, file=file, candidates=candidates)
     df = frames.get(file)
     if isinstance(df, str):
         got.why_empty = df
@@ -590,7 +685,6 @@ def _fetch(frames: _Frames, d: Derivation, sel: Selection) -> _Rows:
         if col not in df.columns:
             got.why_empty = f"{file} has no column {col!r}"
             return got
-    candidates = sel.metric or d.metric or ()
     present = [m for m in candidates if m in df.columns]
     if not present:
         got.why_empty = f"{file} has no column {' or '.join(candidates)}"
@@ -599,6 +693,11 @@ def _fetch(frames: _Frames, d: Derivation, sel: Selection) -> _Rows:
     for col, vals in filters.items():
         mask &= _mask(df, col, vals)
     sub = df[mask]
+    what = ", ".join(f"{k}={'|'.join(map(str, v))}" for k, v in filters.items()) or "any rows"
+    if sub.empty:
+        got.why_empty = f"no rows of {file} with {what}"
+        return got
+    got.matched = sub
     for m in present:  # the first alternative that has values for these rows
         vals = pd.to_numeric(sub[m], errors="coerce")
         if vals.notna().any():
@@ -606,8 +705,9 @@ def _fetch(frames: _Frames, d: Derivation, sel: Selection) -> _Rows:
             rows[m] = vals[vals.notna()]
             got.metric, got.rows = m, rows
             return got
-    what = ", ".join(f"{k}={'|'.join(map(str, v))}" for k, v in filters.items()) or "any rows"
-    got.why_empty = f"no rows of {file} with {what} and a value for {' or '.join(present)}"
+    got.why_empty = f"rows of {file} with {what} have no value of {' or '.join(present)}"
+    if need_values:
+        got.matched = None
     return got
 
 
@@ -619,26 +719,79 @@ _REDUCE: dict[str, Callable[[pd.Series], float]] = {
 Key = tuple[tuple[str, Any], ...]
 
 
-def _aggregate(got: _Rows, keys: Sequence[str], within_trial: str) -> dict[Key, float]:
-    """Per group key: reduce rows within each trial, then the median over trials."""
-    assert got.rows is not None and got.metric is not None
-    df = got.rows
+@dataclass
+class _Agg:
+    """One selection's value at one point, and whether it is evidence."""
+
+    value: float
+    rows: pd.DataFrame                 # every row measured at this point (stage counters are read here)
+    floor: str = ""                    # the column that says the generator limited a trial used
+    invalid: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def hi(self) -> float:
+        return math.inf if self.floor else self.value
+
+
+def _aggregate(got: _Rows, keys: Sequence[str], within_trial: str, run: evidence.RunInfo,
+               need_values: bool = False) -> dict[Key, _Agg]:
+    """Per group key: the rows' evidence (harness.evidence), then rows reduced within each trial and the
+    median over trials."""
+    assert got.matched is not None
+    df = got.matched
     cols = [k for k in keys if k in df.columns]
-    trial = [TRIAL_COLUMN] if TRIAL_COLUMN in df.columns else []
-    out: dict[Key, float] = {}
-    if not cols:
-        groups: list[tuple[Any, pd.DataFrame]] = [((), df)]
-    else:
-        groups = list(df.groupby(cols, dropna=False, sort=True))
+    groups: list[tuple[Any, pd.DataFrame]] = [((), df)] if not cols else \
+        list(df.groupby(cols, dropna=False, sort=True))
+    out: dict[Key, _Agg] = {}
     for gkey, gdf in groups:
         gkey = gkey if isinstance(gkey, tuple) else (gkey,)
         key = tuple((c, _key_value(v)) for c, v in zip(cols, gkey, strict=True))
-        if trial:
-            per_trial = gdf.groupby(trial, dropna=False)[got.metric].agg(_REDUCE[within_trial])
-        else:
-            per_trial = pd.Series([_REDUCE[within_trial](gdf[got.metric])])
-        out[key] = float(per_trial.median())
+        if need_values and (got.metric is None
+                            or not pd.to_numeric(gdf[got.metric], errors="coerce").notna().any()):
+            continue  # not measured here: the caller falls back rather than judging an empty point
+        out[key] = _point_evidence(got, gdf, within_trial, run)
     return out
+
+
+def _point_evidence(got: _Rows, gdf: pd.DataFrame, within_trial: str, run: evidence.RunInfo) -> _Agg:
+    """The value of one point from its rows: trials that are not evidence are left out (the point is
+    INVALID when they are half or more of its trials); a trial the generator limited makes it a floor."""
+    m = got.metric
+    agg = _Agg(math.nan, gdf)
+    vals = pd.to_numeric(gdf[m], errors="coerce") if m else None
+    if m is None or vals is None or not vals.notna().any():
+        what = m or " or ".join(got.candidates)
+        agg.invalid.append(f"{len(gdf)} row(s) measured without a value of {what}")
+        return agg
+    have = gdf[vals.notna()].copy()
+    have[m] = vals[vals.notna()]
+    has_trial = TRIAL_COLUMN in gdf.columns
+    unit = have[TRIAL_COLUMN].fillna(-1) if has_trial else pd.Series(0, index=have.index)
+    n_trials = unit.nunique()
+    if has_trial and got.sel.filters:   # (a file with one row per metric, table-2, has empty cells by design)
+        empty = set(gdf[TRIAL_COLUMN].fillna(-1)) - set(unit)
+        if empty:
+            agg.notes.append(f"{len(empty)} trial(s) without a value of {m}, left out")
+    issues = evidence.row_issues(have, m, run.pdr_loss)
+    bad = set(unit[issues != ""])
+    if bad:
+        reasons = "; ".join(dict.fromkeys(issues[issues != ""]))
+        if 2 * len(bad) >= n_trials:
+            agg.invalid.append(f"{len(bad)} of {n_trials} trial(s) are not evidence: {reasons}")
+            return agg
+        agg.notes.append(f"{len(bad)} of {n_trials} trials left out ({reasons})")
+        keep = ~unit.isin(bad)
+        have, unit = have[keep], unit[keep]
+    per_trial = have.groupby(unit)[m].agg(_REDUCE[within_trial])
+    agg.value = float(per_trial.median())
+    floors = evidence.floor_reasons(have, m)
+    limited = floors[floors != ""]
+    if len(limited):
+        agg.floor = str(limited.iloc[0])
+        agg.notes.append(f"generator-limited in {unit[limited.index].nunique()} of {len(per_trial)} trial(s) "
+                         f"({agg.floor}): {_fmt(agg.value)} is a floor")
+    return agg
 
 
 def _strata(fetched: Sequence[_Rows], d: Derivation) -> tuple[list[str], list[str]]:
@@ -680,15 +833,31 @@ _COMBINE: dict[str, Callable[[Sequence[float]], float]] = {
 
 @dataclass(frozen=True)
 class _Point:
-    """One of our values: the point it belongs to (group key), the denominator it is against, the value."""
+    """One of our values: the point it belongs to (group key), the denominator it is against, the value,
+    the range the true value may lie in (lo < value or hi > value only when it rests on a generator-limited
+    rate, a floor), and why it is not evidence (empty when it is)."""
 
     key: Key
     vs: str
     value: float
+    lo: float
+    hi: float
+    invalid: tuple[str, ...] = ()
 
     @property
     def label(self) -> str:
         return _label(self.key, self.vs)
+
+
+@dataclass(frozen=True)
+class _Item:
+    """One selection's value in an ordering (derive: each)."""
+
+    name: str
+    value: float
+    lo: float
+    hi: float
+    invalid: tuple[str, ...] = ()
 
 
 @dataclass
@@ -697,15 +866,20 @@ class _Computed:
 
     unit: str
     points: list[_Point] = field(default_factory=list)
-    vectors: list[tuple[Key, list[tuple[str, float]]]] = field(default_factory=list)
+    vectors: list[tuple[Key, list[_Item]]] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)  # what is still to be measured
     combine_partial: bool = False  # an across-combination computed from only some of its groups
     notes: list[str] = field(default_factory=list)
+    stages: list[str] = field(default_factory=list)   # which stage bounded each side, from which counters
+    files: list[str] = field(default_factory=list)    # results files read
+    metrics: list[str] = field(default_factory=list)  # metric columns used
 
 
 def _to_paper_unit(c: Claim, f: _Rows) -> float:
     """Factor from the metric's unit to the paper's unit (for value / each derivations)."""
-    return _convert(1.0, metric_unit(f.metric or "") or "", _norm_unit(c.paper.unit))
+    if f.metric is None:
+        return 1.0
+    return _convert(1.0, metric_unit(f.metric) or "", _norm_unit(c.paper.unit))
 
 
 def _to_base_unit(f: _Rows) -> float:
@@ -715,52 +889,119 @@ def _to_base_unit(f: _Rows) -> float:
     return _convert(1.0, unit, base)
 
 
-def _compute(c: Claim, frames: _Frames) -> tuple[_Computed | None, str | None]:
-    """Our values, or (None, why not measured)."""
+STAGE_COLUMNS = ("gateway_ns_per_packet", "instance_ns_per_packet", "remote_state_ns_per_packet",
+                 "proxy_ns_per_packet")
+BOTTLENECK_COLUMN = "bottleneck"
+
+
+def _stages(name: str, rows: pd.DataFrame) -> str:
+    """Which stage bounded one side's measured throughput (the ``bottleneck`` column, most common over
+    trials) and the busy-time counters behind it (medians)."""
+    counters = []
+    for col in STAGE_COLUMNS:
+        if col in rows.columns:
+            v = pd.to_numeric(rows[col], errors="coerce").dropna()
+            if len(v):
+                counters.append(f"{col} {_fmt(float(v.median()))}")
+    said = rows[BOTTLENECK_COLUMN].dropna().astype(str) if BOTTLENECK_COLUMN in rows.columns \
+        else pd.Series([], dtype=str)
+    if said.empty:
+        head = f"{name}: bottleneck not recorded"
+    else:
+        counts = said.value_counts()
+        head = f"{name} bounded by {counts.index[0]}"
+        if counts.iloc[0] < len(said):
+            head += f" ({counts.iloc[0]} of {len(said)} trials)"
+    return head + (f" [{', '.join(counters)}]" if counters else " [no stage counters]")
+
+
+def _ratio_point(k: Key, vs: str, fa: _Rows, pa: _Agg, fb: _Rows, pb: _Agg, derive: str) -> _Point:
+    """of / over (or the reduction 1 − of / over) at one point, with the evidence rules for ratios: a zero,
+    missing or generator-limited denominator is not evidence; a generator-limited numerator makes the
+    ratio a floor."""
+    na, nb = fa.sel.name(), fb.sel.name()
+    invalid = [f"{na}: {w}" for w in pa.invalid] + [f"{nb}: {w}" for w in pb.invalid]
+    if not pb.invalid and pb.floor:
+        invalid.append(f"{nb}, the denominator, is generator-limited ({pb.floor}): its rate is only a floor")
+    if pa.invalid or pb.invalid:
+        return _Point(k, vs, math.nan, math.nan, math.nan, tuple(invalid))
+    num, den = pa.value * _to_base_unit(fa), pb.value * _to_base_unit(fb)
+    for side, name, v in (("numerator", na, num), ("denominator", nb, den)):
+        if not v > 0:
+            invalid.append(f"{name}, the {side}, is {_fmt(v)}: a ratio needs a positive value on each side")
+    if not (num > 0 and den > 0):
+        return _Point(k, vs, math.nan, math.nan, math.nan, tuple(invalid))
+    r = num / den
+    r_hi = math.inf if pa.floor else r
+    if derive == "ratio":
+        return _Point(k, vs, r, r, r_hi, tuple(invalid))
+    return _Point(k, vs, 100.0 * (1.0 - r), 100.0 * (1.0 - r_hi), 100.0 * (1.0 - r), tuple(invalid))
+
+
+def _compute(c: Claim, frames: _Frames, metric: tuple[str, ...] | None = None, within: str | None = None,
+             need_values: bool = False) -> tuple[_Computed | None, str | None]:
+    """Our values, or (None, why not measured). ``metric``/``within`` replace the claim's (the
+    instance-capacity ratio, companions); with ``need_values`` a point without values is missing rather
+    than invalid (so the capacity ratio is only used where it was measured)."""
     d = c.ours
-    fetched = [_fetch(frames, d, s) for s in d.selections()]
-    if all(f.rows is None for f in fetched):
+    within = within or d.within_trial
+    fetched = [_fetch(frames, d, s, metric, need_values) for s in d.selections()]
+    if all(f.matched is None for f in fetched):
         return None, "; ".join(dict.fromkeys(f.why_empty or "" for f in fetched))
     strata, pooled = _strata(fetched, d)
     keys = [*d.group_by, *strata]
     out = _Computed(unit=_norm_unit(c.paper.unit))
+    out.files = list(dict.fromkeys(f.file for f in fetched if f.matched is not None))
+    out.metrics = list(dict.fromkeys(f.metric for f in fetched if f.metric))
     if pooled:
         out.notes.append(f"pooled over {', '.join(pooled)} (not a column of every file used)")
     for f in fetched:
-        if f.rows is None:
+        if f.matched is None:
             out.missing.append(f"{f.sel.name()}: {f.why_empty}")
-        elif GENERATOR_LIMITED_COLUMN in f.rows.columns and f.rows[GENERATOR_LIMITED_COLUMN].map(
-                lambda x: _norm_str(x) in ("true", "1", "1.0")).any():
-            out.notes.append(f"{f.sel.name()}: some rows are generator-limited (their rate is a floor)")
     have = [f for f in fetched if f.rows is not None]
-    if any(f.metric != (f.sel.metric or d.metric or ("",))[0] for f in have):
+    if any(f.metric != f.candidates[0] for f in have):
         out.notes.append("metric used: " + ", ".join(f"{f.sel.name()} → {f.metric}" for f in have))
-    agg = [(_aggregate(f, keys, d.within_trial) if f.rows is not None else {}) for f in fetched]
+    agg = [(_aggregate(f, keys, within, frames.run(f.file), need_values) if f.matched is not None else {})
+           for f in fetched]
+    for f, a in zip(fetched, agg, strict=True):
+        for k, g in a.items():
+            out.notes += [f"{_label(k) + ': ' if k else ''}{f.sel.name()}: {n}" for n in g.notes]
     all_keys = sorted(set().union(*(a.keys() for a in agg)), key=lambda k: [str(v) for _, v in k])
 
     if d.derive == "value":
         f, a = fetched[0], agg[0]
-        out.points = [_Point(k, "", a[k] * _to_paper_unit(c, f)) for k in all_keys]
+        fac = _to_paper_unit(c, f)
+        for k in all_keys:
+            g = a[k]
+            why = tuple(f"{f.sel.name()}: {w}" for w in g.invalid)
+            out.points.append(_Point(k, "", g.value * fac, g.value * fac, g.hi * fac, why))
     elif d.derive in ("ratio", "reduction"):
         fa, a = fetched[0], agg[0]
         for fb, b in zip(fetched[1:], agg[1:], strict=True):
             vs = fb.sel.name() if len(d.over) > 1 else ""
-            if fa.rows is None or fb.rows is None:
+            if fa.matched is None or fb.matched is None:
                 continue  # already listed as missing
             for k in all_keys:
                 if k not in a or k not in b:
                     lacking = fa if k not in a else fb
                     out.missing.append(f"{_label(k, vs) or 'point'}: no {lacking.sel.name()}")
                     continue
-                num, den = a[k] * _to_base_unit(fa), b[k] * _to_base_unit(fb)
-                r = num / den if den else math.inf
-                out.points.append(_Point(k, vs, r if d.derive == "ratio" else 100.0 * (1.0 - r)))
+                out.points.append(_ratio_point(k, vs, fa, a[k], fb, b[k], d.derive))
+                if a[k].floor and not b[k].floor:
+                    out.notes.append(f"{_label(k, vs) + ': ' if _label(k, vs) else ''}the ratio is a floor "
+                                     f"({fa.sel.name()} is generator-limited)")
+                if d.capacity and metric is None:
+                    where = _label(k, vs)
+                    out.stages.append((f"{where}: " if where else "") + _stages(fa.sel.name(), a[k].rows)
+                                      + "; " + _stages(fb.sel.name(), b[k].rows))
     else:  # each: one vector of item values per point
         for k in all_keys:
             vec = []
             for f, a in zip(fetched, agg, strict=True):
                 if k in a:
-                    vec.append((f.sel.name(), a[k] * _to_paper_unit(c, f)))
+                    g, fac = a[k], _to_paper_unit(c, f)
+                    vec.append(_Item(f.sel.name(), g.value * fac, g.value * fac, g.hi * fac,
+                                     tuple(g.invalid)))
                 else:
                     out.missing.append(f"{_label(k) or 'point'}: no {f.sel.name()}")
             out.vectors.append((k, vec))
@@ -787,14 +1028,24 @@ def _without(key: Key, cols: Sequence[str]) -> Key:
 
 def _combine(c: Claim, out: _Computed) -> None:
     """Replace the per-group points by one value per remaining point (min/max/mean/median/gmean over
-    the group_by columns)."""
-    by: dict[tuple[Key, str], list[float]] = {}
+    the group_by columns). A group that is not evidence makes the combination not evidence."""
+    by: dict[tuple[Key, str], list[_Point]] = {}
     for p in out.points:
-        by.setdefault((_without(p.key, c.ours.group_by), p.vs), []).append(p.value)
+        by.setdefault((_without(p.key, c.ours.group_by), p.vs), []).append(p)
     out.combine_partial = bool(out.missing)
     out.notes.append(f"{c.ours.across} over {', '.join(c.ours.group_by)} of: "
-                     + "; ".join(f"{p.label} {_fmt(p.value)}" for p in out.points))
-    out.points = [_Point(k, vs, _COMBINE[c.ours.across](vals)) for (k, vs), vals in by.items()]
+                     + "; ".join(f"{p.label} {'invalid' if p.invalid else _fmt(p.value)}"
+                                 for p in out.points))
+    f = _COMBINE[c.ours.across]
+    combined = []
+    for (k, vs), ps in by.items():
+        why = tuple(f"{p.label}: {w}" for p in ps for w in p.invalid)
+        if why:
+            combined.append(_Point(k, vs, math.nan, math.nan, math.nan, why))
+        else:
+            combined.append(_Point(k, vs, f([p.value for p in ps]), f([p.lo for p in ps]),
+                                   f([p.hi for p in ps])))
+    out.points = combined
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -805,14 +1056,14 @@ def _times_lower(percent: float) -> float:
     return math.inf if percent >= 100 else 1.0 / (1.0 - percent / 100.0)
 
 
-def _check_point(c: Claim, v: float) -> str | None:
-    """None when the value satisfies the check, else why not."""
+def _check_point(c: Claim, v: float) -> tuple[str | None, str]:
+    """(None, "") when the value satisfies the check, else (why not, the side it fails on: low | high)."""
     k, chk, p = c.check.kind, c.check, c.paper
     u = _UNIT_DISPLAY.get(_norm_unit(p.unit), p.unit)
     if math.isnan(v):
-        return "not a number"
+        return "not a number", ""
     if chk.above is not None and not v > chk.above:
-        return f"{_with_unit(_fmt(v), u)} is not above {_with_unit(_fmt(chk.above), u)}"
+        return f"{_with_unit(_fmt(v), u)} is not above {_with_unit(_fmt(chk.above), u)}", "low"
     if k == "ratio_bound" and chk.factor is not None:
         lo, hi = p.bounds
         ours = v
@@ -821,105 +1072,179 @@ def _check_point(c: Claim, v: float) -> str | None:
         if not (lo / chk.factor <= ours <= hi * chk.factor):
             how = " (as times lower)" if c.ours.derive == "reduction" else ""
             return (f"{_fmt(ours)} is outside [{_fmt(lo / chk.factor)}, {_fmt(hi * chk.factor)}]{how}, "
-                    f"a factor {_fmt(chk.factor)} around the paper's")
+                    f"a factor {_fmt(chk.factor)} around the paper's"), \
+                "low" if ours < lo / chk.factor else "high"
     if k == "order_of_magnitude":
         lo, hi = p.bounds
         span = 10 ** (chk.decades or 0)
         if not (v > 0 and lo / span <= v <= hi * span):
-            return f"{_with_unit(_fmt(v), u)} is more than {_fmt(chk.decades or 0)} decade(s) from the paper"
+            return (f"{_with_unit(_fmt(v), u)} is more than {_fmt(chk.decades or 0)} decade(s) from the "
+                    "paper",
+                    "low" if not (v > 0 and lo / span <= v) else "high")
     if k == "at_least" and not v >= (chk.bound or 0):
-        return f"{_with_unit(_fmt(v), u)} < {_with_unit(_fmt(chk.bound or 0), u)}"
+        return f"{_with_unit(_fmt(v), u)} < {_with_unit(_fmt(chk.bound or 0), u)}", "low"
     if k == "at_most" and not v <= (chk.bound or 0):
-        return f"{_with_unit(_fmt(v), u)} > {_with_unit(_fmt(chk.bound or 0), u)}"
-    return None
+        return f"{_with_unit(_fmt(v), u)} > {_with_unit(_fmt(chk.bound or 0), u)}", "high"
+    if k == "between":
+        assert chk.low is not None and chk.high is not None
+        if not v >= chk.low:
+            return f"{_with_unit(_fmt(v), u)} < {_with_unit(_fmt(chk.low), u)}", "low"
+        if not v <= chk.high:
+            return f"{_with_unit(_fmt(v), u)} > {_with_unit(_fmt(chk.high), u)}", "high"
+    return None, ""
 
 
-def _check_vector(c: Claim, vec: list[tuple[str, float]]) -> str | None:
-    sign = 1 if c.check.direction == "descending" else -1
+def _judge(c: Claim, p: _Point) -> tuple[str, str | None]:
+    """("pass" | "fail" | "invalid", why). A value resting on a floor passes only if its whole possible
+    range passes, and fails only if the whole range fails on the same side."""
+    if p.invalid:
+        return "invalid", "; ".join(p.invalid)
+    why_lo, side_lo = _check_point(c, p.lo)
+    if p.lo == p.hi:
+        return ("fail", why_lo) if why_lo else ("pass", None)
+    why_hi, side_hi = _check_point(c, p.hi)
+    if why_lo is None and why_hi is None:
+        return "pass", None
+    if why_lo and why_hi and side_lo == side_hi:
+        why, _ = _check_point(c, p.value)
+        return "fail", why or why_lo
     u = _UNIT_DISPLAY.get(_norm_unit(c.paper.unit), c.paper.unit)
-    for (na, a), (nb, b) in zip(vec, vec[1:], strict=False):
-        if not sign * (a - b) > 0:
-            rel = ">" if sign > 0 else "<"
-            return f"{na} {_with_unit(_fmt(a), u)} is not {rel} {nb} {_with_unit(_fmt(b), u)}"
-    return None
+    bound = "≥" if p.hi > p.value else "≤"
+    return "invalid", (f"{_with_unit(_fmt(p.value), u)} rests on a generator-limited rate: the true value is "
+                       f"{bound} {_with_unit(_fmt(p.value), u)} and could lie either side of the check")
 
 
-def _check_largest(c: Claim, comp: _Computed) -> tuple[list[str], int]:
-    """The named group must have the largest value at every remaining point (stratum)."""
+def _check_vector(c: Claim, vec: list[_Item]) -> tuple[str, str | None]:
+    """("pass" | "fail" | "invalid", why) for the items in the order listed."""
+    desc = c.check.direction == "descending"
+    u = _UNIT_DISPLAY.get(_norm_unit(c.paper.unit), c.paper.unit)
+    undecided = None
+    for a, b in zip(vec, vec[1:], strict=False):
+        sure = a.lo > b.hi if desc else a.hi < b.lo
+        never = a.hi <= b.lo if desc else a.lo >= b.hi
+        rel = ">" if desc else "<"
+        sa, sb = f"{a.name} {_with_unit(_fmt(a.value), u)}", f"{b.name} {_with_unit(_fmt(b.value), u)}"
+        if never:
+            return "fail", f"{sa} is not {rel} {sb}"
+        if not sure and undecided is None:
+            undecided = f"{sa} {rel} {sb} cannot be told: one of them rests on a generator-limited rate"
+    return ("invalid", undecided) if undecided else ("pass", None)
+
+
+def _check_largest(c: Claim, comp: _Computed) -> tuple[list[str], list[str], int]:
+    """The named group must have the largest value at every remaining point (stratum).
+    Returns (failures, not-evidence, points evaluated)."""
     col = c.ours.group_by[0]
-    strata: dict[tuple[Key, str], dict[Any, float]] = {}
+    strata: dict[tuple[Key, str], dict[Any, _Point]] = {}
     for p in comp.points:
         group = next(v for kc, v in p.key if kc == col)
-        strata.setdefault((_without(p.key, [col]), p.vs), {})[group] = p.value
-    failures, evaluated = [], 0
+        strata.setdefault((_without(p.key, [col]), p.vs), {})[group] = p
+    failures, invalid, evaluated = [], [], 0
     for (key, vs), groups in strata.items():
         where = _label(key, vs)
+        at = where + ": " if where else ""
         named = next((g for g in groups if _norm_str(g) == _norm_str(c.check.group)), None)
         if named is None:
             comp.missing.append(f"{where or 'point'}: no {col}={c.check.group}")
             continue
+        bad = [f"{at}{col}={g}: {w}" for g, p in groups.items() for w in p.invalid]
+        if bad:
+            invalid += bad
+            continue
         evaluated += 1
-        top = max(groups, key=lambda g: groups[g])
-        if top != named:
-            failures.append(f"{where + ': ' if where else ''}{top} {_fmt(groups[top])} is above "
-                            f"{named} {_fmt(groups[named])}")
-    return failures, evaluated
+        n = groups[named]
+        others = {g: p for g, p in groups.items() if g != named}
+        beaten = [g for g, p in others.items() if p.lo >= n.hi]
+        if beaten:
+            top = max(beaten, key=lambda g: others[g].value)
+            failures.append(f"{at}{top} {_fmt(others[top].value)} is not below {named} {_fmt(n.value)}")
+        elif not all(n.lo > p.hi for p in others.values()):
+            invalid.append(f"{at}whether {named} is the largest cannot be told: a value rests on a "
+                           "generator-limited rate")
+    return failures, invalid, evaluated
 
 
-def _evaluate(c: Claim, comp: _Computed) -> tuple[Status, str, str, list[tuple[str, float]]]:
-    """(status, our value for display, detail, labelled values)."""
+@dataclass
+class _Judgement:
+    status: Status
+    ours: str
+    problems: list[str]                   # failures and values that are not evidence, labelled
+    values: list[tuple[str, float]]
+    evaluated: int = 0
+
+
+def _evaluate(c: Claim, comp: _Computed) -> _Judgement:
     u = _UNIT_DISPLAY.get(comp.unit, comp.unit)
     failures: list[str] = []
+    invalid: list[str] = []
     evaluated = 0
     if c.check.kind == "ordering":
-        values = [(_label(k) + (", " if k else "") + n, v) for k, vec in comp.vectors for n, v in vec]
+        values = [(_label(k) + (", " if k else "") + it.name, it.value)
+                  for k, vec in comp.vectors for it in vec]
         for k, vec in comp.vectors:
+            at = f"{_label(k)}: " if k else ""
+            bad = [f"{at}{it.name}: {w}" for it in vec for w in it.invalid]
+            if bad:
+                invalid += bad
+                continue
             if len(vec) >= 2:
                 evaluated += 1
-                why = _check_vector(c, vec)
-                if why:
-                    failures.append(f"{_label(k)}: {why}" if k else why)
+                outcome, why = _check_vector(c, vec)
+                if outcome == "fail":
+                    failures.append(f"{at}{why}")
+                elif outcome == "invalid":
+                    invalid.append(f"{at}{why}")
         ours = _show_vectors(comp.vectors, c, u)
     else:
         values = [(p.label, p.value) for p in comp.points]
         if c.check.kind == "largest":
-            failures, evaluated = _check_largest(c, comp)
+            failures, invalid, evaluated = _check_largest(c, comp)
             ours = _show_ranking(c, comp, u)
         else:
-            if not comp.combine_partial:
-                for p in comp.points:
+            for p in comp.points:
+                if p.invalid:
+                    invalid += [f"{p.label}: {w}" if p.label else w for w in p.invalid]
+                elif not comp.combine_partial:
                     evaluated += 1
-                    why = _check_point(c, p.value)
-                    if why:
-                        failures.append(f"{p.label}: {why}" if p.label else why)
-            ours = _show_points([p.value for p in comp.points], u)
-    detail = []
-    if failures:
-        detail.append("; ".join(failures))
-    if comp.missing:
-        detail.append("missing: " + "; ".join(dict.fromkeys(comp.missing)))
-    if comp.combine_partial:
-        detail.append(f"the {c.ours.across} needs every group, so it is not judged yet")
-    detail += comp.notes
-    detail.append("check: " + c.check.describe(c.paper.unit))
-    if c.note:
-        detail.append("reading: " + c.note)
+                    outcome, why = _judge(c, p)
+                    if outcome == "fail":
+                        failures.append(f"{p.label}: {why}" if p.label else str(why))
+                    elif outcome == "invalid":
+                        invalid.append(f"{p.label}: {why}" if p.label else str(why))
+            ours = _show_points(comp.points, u)
     if failures:
         status = Status.FAIL
+    elif invalid:
+        status = Status.INVALID
     elif comp.missing or evaluated == 0:
         status = Status.INCOMPLETE
     else:
         status = Status.PASS
-    return status, ours, "; ".join(detail), values
+    problems = failures + [f"not evidence: {w}" for w in invalid]
+    return _Judgement(status, ours, problems, values, evaluated)
 
 
-def _show_points(vs: Sequence[float], u: str) -> str:
-    if not vs:
+def _show_one(p: _Point, u: str) -> str:
+    s = _with_unit(_fmt(p.value), u)
+    if p.hi > p.value:
+        return "≥ " + s
+    if p.lo < p.value:
+        return "≤ " + s
+    return s
+
+
+def _show_points(points: Sequence[_Point], u: str, count: bool = True) -> str:
+    if not points:
         return "—"
-    if len(vs) == 1:
-        return _with_unit(_fmt(vs[0]), u)
-    lo, hi = _fmt(min(vs)), _fmt(max(vs))
-    return _with_unit(lo if lo == hi else f"{lo}–{hi}", u) + f" ({len(vs)} points)"
+    shown = [p for p in points if not math.isnan(p.value)]
+    if not shown:
+        return "invalid"
+    if len(points) == 1:
+        s = _show_one(shown[0], u)
+    else:
+        lo, hi = _fmt(min(p.value for p in shown)), _fmt(max(p.value for p in shown))
+        s = _with_unit(lo if lo == hi else f"{lo}–{hi}", u) + (f" ({len(points)} points)" if count else "")
+    return s + (" (invalid)" if all(p.invalid for p in points) else "")
 
 
 def _show_ranking(c: Claim, comp: _Computed, u: str) -> str:
@@ -929,24 +1254,24 @@ def _show_ranking(c: Claim, comp: _Computed, u: str) -> str:
     col = c.ours.group_by[0]
     first = (_without(comp.points[0].key, [col]), comp.points[0].vs)
     ranked = sorted((p for p in comp.points if (_without(p.key, [col]), p.vs) == first),
-                    key=lambda p: -p.value)
+                    key=lambda p: -p.value if not math.isnan(p.value) else math.inf)
     shown = _with_unit(" > ".join(f"{dict(p.key)[col]} {_fmt(p.value)}" for p in ranked), u)
     n = len({(_without(p.key, [col]), p.vs) for p in comp.points})
     return shown + (f" (at {_label(*first)}; {n} points)" if n > 1 else "")
 
 
-def _show_vectors(vectors: Sequence[tuple[Key, list[tuple[str, float]]]], c: Claim, u: str) -> str:
+def _show_vectors(vectors: Sequence[tuple[Key, list[_Item]]], c: Claim, u: str) -> str:
     if not vectors:
         return "—"
     rel = " > " if c.check.direction == "descending" else " < "
     key, vec = vectors[0]
-    shown = _with_unit(rel.join(f"{n} {_fmt(v)}" for n, v in vec), u)
+    shown = _with_unit(rel.join(f"{it.name} {_fmt(it.value)}" for it in vec), u)
     if len(vectors) > 1:
         shown += f" (at {_label(key)}; {len(vectors)} points)"
     return shown
 
 
-def _fmt(v: float) -> str:
+def _fmt(v: float | None) -> str:
     """Three significant digits, no exponent for everyday magnitudes."""
     if v is None or math.isnan(v):
         return "nan"
@@ -971,38 +1296,114 @@ def _with_unit(num: str, u: str) -> str:
 # ---------------------------------------------------------------------------------------------------------
 # The public API.
 
-def check(results_dir: Path, claims_file: Path) -> list[Verdict]:
-    """Every claim of ``claims_file`` against the CSVs in ``results_dir``, in the file's order."""
-    claims = load_claims(Path(claims_file))
+def check(results_dir: Path, claims_file: Path, strict: bool = False) -> list[Verdict]:
+    """Every claim of ``claims_file`` against the CSVs (and their sidecars) in ``results_dir``, in the file's
+    order. ``strict`` refuses marked evidence (quick, one repetition, incomplete, dirty tree, no sidecar)."""
+    return check_claims(load_claims(Path(claims_file)), results_dir, strict=strict)
+
+
+def check_claims(claims: Sequence[Claim], results_dir: Path, strict: bool = False) -> list[Verdict]:
+    """Already loaded claims against ``results_dir`` (see :func:`check`)."""
     frames = _Frames(Path(results_dir))
-    return [check_claim(c, frames) for c in claims]
+    return [check_claim(c, frames, strict=strict) for c in claims]
 
 
-def check_claim(c: Claim, frames: _Frames) -> Verdict:
+def _capacity_covers(cap: _Computed | None, comp: _Computed) -> bool:
+    """The capacity ratio can be judged instead of the end-to-end one: it has every point the end-to-end
+    ratio has, and misses nothing more."""
+    if cap is None:
+        return False
+    keys = {(p.key, p.vs) for p in comp.points} | {(k, "") for k, _ in comp.vectors}
+    cap_keys = {(p.key, p.vs) for p in cap.points} | {(k, "") for k, _ in cap.vectors}
+    return bool(cap_keys) and keys <= cap_keys and len(cap.missing) <= len(comp.missing)
+
+
+def _companions(c: Claim, frames: _Frames, kind_each: bool) -> tuple[str, list[str]]:
+    """Values shown next to ours, not judged (p50 next to a mean, the maximum next to Fig. 14's mean):
+    (text for the ours column, detail)."""
+    shown, detail = [], []
+    for comp_spec in c.ours.companions():
+        got, _ = _compute(c, frames, metric=(comp_spec.metric,), within=comp_spec.within_trial)
+        if got is None:
+            continue
+        u = _UNIT_DISPLAY.get(got.unit, got.unit)
+        text = _show_vectors(got.vectors, c, u) if kind_each else _show_points(got.points, u, count=False)
+        shown.append(f"{comp_spec.name} {text}")
+        labelled = [f"{p.label} {'invalid' if p.invalid else _fmt(p.value)}" for p in got.points if p.label]
+        detail.append(f"{comp_spec.name} ({comp_spec.metric}, shown, not judged): {text}"
+                      + (f" — {'; '.join(labelled)}" if len(labelled) > 1 else ""))
+    return "; ".join(shown), detail
+
+
+def check_claim(c: Claim, frames: _Frames, strict: bool = False) -> Verdict:
     comp, why = _compute(c, frames)
     paper = c.paper.display()
     if comp is None:
         return Verdict(c.id, c.source, c.text, paper, "—", Status.NOT_MEASURED, why or "no rows", ())
-    status, ours, detail, values = _evaluate(c, comp)
-    if not values and status is Status.INCOMPLETE:
+    judged, basis = comp, []
+    cap = _compute(c, frames, metric=(c.ours.capacity,), need_values=True)[0] if c.ours.capacity else None
+    covers = _capacity_covers(cap, comp)   # before judging: judging a `largest` adds to what is missing
+    e2e = _evaluate(c, comp)
+    if c.ours.capacity:
+        if cap is not None and covers:
+            judged = cap
+            e2e_metric = "/".join(comp.metrics) or "throughput"
+            basis.append(f"judged on the instance-capacity ratio ({c.ours.capacity}: what one instance "
+                         "sustains alone on a core, as on the paper's testbed; docs/claims.md)")
+            basis.append(f"end-to-end ratio ({e2e_metric}): {e2e.ours}, on its own {e2e.status}"
+                         + (f" ({'; '.join(e2e.problems)})" if e2e.problems else ""))
+        else:
+            lacking = "; ".join(cap.missing) if cap is not None and cap.missing else "no rows have it"
+            basis.append(f"judged on the end-to-end ratio: {c.ours.capacity} is not measured on every side "
+                         f"({lacking})")
+    j = e2e if judged is comp else _evaluate(c, judged)
+    ours = j.ours
+    if judged is not comp:
+        ours = f"{j.ours} instance capacity; {e2e.ours} end to end"
+    also, also_detail = _companions(c, frames, c.ours.derive == "each")
+    if also and ours not in ("—", "invalid"):
+        ours = f"{ours}; {also}"
+    runs = [frames.run(f) for f in comp.files]
+    marks = tuple(f"{r.csv}: {m}" for r in runs for m in r.marks)
+    status, problems = j.status, list(j.problems)
+    if strict and marks:
+        status = Status.INVALID
+        problems.insert(0, "refused under --strict: " + "; ".join(marks))
+    detail = problems
+    if comp.missing or judged.missing:
+        detail.append("missing: " + "; ".join(dict.fromkeys(judged.missing or comp.missing)))
+    if judged.combine_partial:
+        detail.append(f"the {c.ours.across} needs every group, so it is not judged yet")
+    notes = comp.notes + (judged.notes if judged is not comp else [])
+    detail += basis + comp.stages + list(dict.fromkeys(notes))
+    detail += also_detail
+    detail.append("check: " + c.check.describe(c.paper.unit))
+    if c.note:
+        detail.append("reading: " + c.note)
+    if not j.values and status is Status.INCOMPLETE:
         ours = "—"
-    return Verdict(c.id, c.source, c.text, paper, ours, status, detail, tuple(values))
+    return Verdict(c.id, c.source, c.text, paper, ours, status, "; ".join(detail), tuple(j.values), marks,
+                   tuple(r.describe() for r in runs), "; ".join(basis + comp.stages))
 
 
 def exit_code(verdicts: Sequence[Verdict]) -> int:
-    """1 when at least one measured claim fails, else 0 (NOT MEASURED and INCOMPLETE do not fail)."""
-    return 1 if any(v.status is Status.FAIL for v in verdicts) else 0
+    """1 when at least one claim FAILs or is INVALID (judged on what is not evidence), else 0
+    (NOT MEASURED and INCOMPLETE do not fail)."""
+    return 1 if any(v.status in (Status.FAIL, Status.INVALID) for v in verdicts) else 0
 
 
 def render(verdicts: Sequence[Verdict], width: int | None = None, details: bool = True) -> str:
-    """A plain-text table (no terminal needed): id, claim, paper, ours, verdict; then why each claim that
-    did not pass did not, and a one-line summary. ``width`` defaults to the terminal's (160 without one)."""
+    """A plain-text table (no terminal needed): id, claim, paper, ours, verdict (``*``: judged on marked
+    evidence); then why each claim that did not pass did not, the runs read (from their sidecars), and a
+    one-line summary. ``width`` defaults to the terminal's (160 without one)."""
     if width is None:
         width = min(200, max(100, shutil.get_terminal_size((160, 24)).columns))
     heads = ("id", "claim", "paper", "ours", "verdict")
-    rows = [(v.claim_id, f"{v.text} [{v.source}]", v.paper, v.ours, str(v.status)) for v in verdicts]
+    starred = [bool(v.marks) and v.status is not Status.NOT_MEASURED for v in verdicts]
+    rows = [(v.claim_id, f"{v.text} [{v.source}]", v.paper, v.ours, str(v.status) + ("*" if s else ""))
+            for v, s in zip(verdicts, starred, strict=True)]
     w_id = max([len(heads[0]), *(len(r[0]) for r in rows)])
-    w_verdict = max(len(s) for s in ("verdict", *Status))
+    w_verdict = max(len(s) for s in ("verdict", *(f"{s}*" for s in Status)))
     w_paper = min(24, max([len(heads[2]), *(len(r[2]) for r in rows)]))
     w_ours = min(30, max([len(heads[3]), *(len(r[3]) for r in rows)]))
     w_claim = max(30, width - w_id - w_paper - w_ours - w_verdict - 4 * 2)
@@ -1021,6 +1422,8 @@ def render(verdicts: Sequence[Verdict], width: int | None = None, details: bool 
         out += line(r)
     counts = {s: sum(v.status is s for v in verdicts) for s in Status}
     summary = f"{len(verdicts)} claims: " + ", ".join(f"{counts[s]} {s}" for s in Status)
+    if any(starred):
+        summary += f"; {sum(starred)} read marked runs (*)"
     if details:
         notes = [v for v in verdicts if v.status is not Status.PASS]
         if notes:
@@ -1028,13 +1431,28 @@ def render(verdicts: Sequence[Verdict], width: int | None = None, details: bool 
             for v in notes:
                 out += textwrap.wrap(f"{v.claim_id} ({v.status}): {v.detail}", width,
                                      initial_indent="  ", subsequent_indent="      ", break_on_hyphens=False)
+        passed = [v for v in verdicts if v.status is Status.PASS and v.basis]
+        if passed:
+            out += ["", "Throughput ratios that passed: the ratio judged, which stage bounded each side:"]
+            for v in passed:
+                out += textwrap.wrap(f"{v.claim_id}: {v.basis}", width, initial_indent="  ",
+                                     subsequent_indent="      ", break_on_hyphens=False)
+        runs = list(dict.fromkeys(e for v in verdicts for e in v.evidence))
+        if runs:
+            out += ["", "Runs read (from the sidecar beside each CSV):"]
+            for e in runs:
+                out += textwrap.wrap(e, width, initial_indent="  ", subsequent_indent="      ",
+                                     break_on_hyphens=False)
+            if any(starred):
+                out.append("  * the verdict reads a marked run: check-paper --strict (make check-paper "
+                           "STRICT=1) refuses it")
     out += ["", summary]
     return "\n".join(out)
 
 
 def required_columns(claims: Sequence[Claim]) -> dict[str, set[str]]:
-    """CSV file → the columns the claims read from it (filters, group_by and metrics): the contract between
-    the experiments and this check."""
+    """CSV file → the columns the claims read from it (filters, group_by, metrics, the capacity metric and
+    the companions shown next to ours): the contract between the experiments and this check."""
     need: dict[str, set[str]] = {}
     for c in claims:
         d = c.ours
@@ -1042,4 +1460,7 @@ def required_columns(claims: Sequence[Claim]) -> dict[str, set[str]]:
             cols = need.setdefault(s.file or d.file or "", set())
             cols |= set(d.where) | set(s.filters) | set(d.group_by)
             cols |= set(s.metric or d.metric or ())
+            cols |= {m.metric for m in d.companions()}
+            if d.capacity:
+                cols.add(d.capacity)
     return need
