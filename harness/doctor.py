@@ -1,12 +1,19 @@
-"""`harness doctor`: preflight before a run. Each check says what is wrong and exactly what to do about it."""
+"""`harness doctor`: preflight before a run. Each check says what is wrong and exactly what to do about it.
+
+With ``floor=True`` (the `harness doctor` command) it also measures the machine's own floor — a pinned busy
+loop on each vCPU in turn (harness/floor.py) — and warns, never fails, where it is worse than DESIGN.md
+section 10's profile (``doctor.floor_profile``), or when other processes were busy meanwhile.
+"""
 
 from __future__ import annotations
 
 import glob
 import os
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
+from harness import floor as floor_mod
 from harness import sysinfo
 from harness.config import Config, repo_path
 
@@ -18,6 +25,7 @@ class Check:
     detail: str
     fix: str = ""
     required: bool = True
+    lines: list[str] = field(default_factory=list)    # more detail, printed under the check
 
     @property
     def status(self) -> str:
@@ -111,9 +119,77 @@ def _root() -> list[Check]:
                   "run as root: DPDK needs hugepages and /var/run/dpdk")]
 
 
-def run_checks(config: Config) -> list[Check]:
+# profile key → (row column, how it is shown)
+_PROFILE = {
+    "lost_ratio": ("floor_lost_ratio", "lost time"),
+    "max_gap_us": ("floor_max_gap_us", "longest gap"),
+    "gaps_10us_100us_per_s": ("floor_gaps_10us_100us_per_s", "gaps of 10-100 µs"),
+    "gaps_1ms_5ms_per_s": ("floor_gaps_1ms_5ms_per_s", "gaps of 1-5 ms"),
+    "gaps_over_5ms_per_s": ("floor_gaps_over_5ms_per_s", "gaps of ≥5 ms"),
+    "steal_ratio": ("steal_ratio", "steal"),
+}
+
+
+def _pct(v: float | None) -> str:
+    return "—" if v is None else f"{100 * v:.2f} %"
+
+
+def _us(v: float) -> str:
+    return f"{v / 1000:.2f} ms" if v >= 1000 else f"{v:.0f} µs"
+
+
+def _floor_check(row: dict[str, Any], probe: dict[str, Any], profile: dict[str, float]) -> Check:
+    over = [f"{label} {row[col]:.3g} > {profile[key]:g}" for key, (col, label) in _PROFILE.items()
+            if row[col] is not None and row[col] > profile[key]]
+    detail = (f"{row['probe_s']:g} s: lost {_pct(row['floor_lost_ratio'])} of the time, longest gap "
+              f"{_us(row['floor_max_gap_us'])}, steal {_pct(row['steal_ratio'])}; gaps/s: "
+              f"10-100 µs {row['floor_gaps_10us_100us_per_s']:.4g}, "
+              f"0.1-1 ms {row['floor_gaps_100us_1ms_per_s']:.4g}, "
+              f"1-5 ms {row['floor_gaps_1ms_5ms_per_s']:.4g}, ≥5 ms {row['floor_gaps_over_5ms_per_s']:.4g}")
+    seconds = row["probe_s"] or 1.0
+    hist = "  ".join(f"{_us(b['lo_us'])}+: {b['count'] / seconds:.3g}" for b in probe.get("buckets", [])
+                     if b.get("count"))
+    lines = [f"gaps/s by length: {hist or 'none'}",
+             f"{probe.get('involuntary_switches', '?')} involuntary context switches (the guest kernel ran "
+             f"another task here); gaps without one are interrupts or the host taking the vCPU"]
+    return Check(f"floor cpu{row['cpu']}", not over, detail,
+                 "worse than DESIGN.md section 10's profile (" + "; ".join(over) + "): read every figure "
+                 "against it, and look for other load (below)", required=False, lines=lines)
+
+
+def _floor(config: Config) -> list[Check]:
+    seconds = float(config["doctor"]["floor_probe_s"])
+    if seconds <= 0:
+        return [Check("machine floor", True, "not measured (doctor.floor_probe_s = 0)", required=False)]
+    running = floor_mod.running_benchmarks()
+    if running:
+        return [Check("machine floor", False, "not measured: a benchmark is running (" + ", ".join(running)
+                      + "); a busy loop now would measure it and disturb it",
+                      "run harness doctor again when it has finished", required=False)]
+    before = sysinfo.cpu_times_snapshot()
+    try:
+        measured = floor_mod.measure_floor_detailed(config, seconds)
+    except floor_mod.FloorError as exc:
+        return [Check("machine floor", False, str(exc), "make build; run doctor on a quiet machine",
+                      required=False)]
+    facts = sysinfo.run_facts(before, sysinfo.cpu_times_snapshot())
+    checks = [_floor_check(row, probe, config["doctor"]["floor_profile"]) for row, probe in measured]
+    others = ", ".join(f"{o['comm']} (pid {o['pid']}) {o['vcpus']:.2f}" for o in facts["others_top"])
+    load = f"load average {facts['loadavg_before'][0]:g} → {facts['loadavg_after'][0]:g}" \
+        if facts["loadavg_before"] and facts["loadavg_after"] else "load average unknown"
+    checks.append(Check("quiet machine", not facts["others_busy"],
+                        f"while probing, other processes used {facts['others_vcpus']:.2f} vCPU and "
+                        f"interrupts {facts['irq_vcpus']:.2f}; {load}"
+                        + (f"; still running: {others}" if others else ""),
+                        "the floor above includes their load: measure again when they are done",
+                        required=False))
+    return checks
+
+
+def run_checks(config: Config, floor: bool = False) -> list[Check]:
+    """The preflight checks; ``floor`` also measures the machine's floor (a few seconds per vCPU)."""
     return [*_root(), *_hugepages(config), *_dpdk(), *_binaries(config), *_cores(config),
-            *_runtime_dir(config), *_redis(), *_trex(config)]
+            *_runtime_dir(config), *_redis(), *_trex(config), *(_floor(config) if floor else [])]
 
 
 def render(checks: list[Check]) -> str:
@@ -121,6 +197,7 @@ def render(checks: list[Check]) -> str:
     lines = []
     for c in checks:
         lines.append(f"{c.status:>4}  {c.name:<{width}}  {c.detail}")
+        lines.extend(f"{'':>4}  {'':<{width}}  {more}" for more in c.lines)
         if not c.ok and c.fix:
             lines.append(f"{'':>4}  {'':<{width}}  fix: {c.fix}")
     failed = sum(1 for c in checks if c.status == "FAIL")

@@ -3,10 +3,16 @@
 Every DPDK process the harness starts gets its own ``--file-prefix`` (or ``--in-memory``), and its hugepage
 files and ``/var/run/dpdk/<prefix>`` are removed afterwards (DESIGN.md section 10), so runs never see each
 other's leftovers and a crashed run does not eat the hugepages of the next one.
+
+Every process the harness starts is recorded with its role (:func:`record_started`); while it lives, its
+CPU affinity is read back from the OS now and then, so that :func:`started_processes` can tell a run's
+sidecar where each one was actually allowed to run — including a generator that ran for one trial and is
+gone by the time the sidecar is written.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 import select
 import shutil
@@ -15,9 +21,11 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
+from harness import sysinfo
 from harness.config import Config, repo_path
 
 
@@ -100,11 +108,13 @@ def start_daemon(cmd: Sequence[str], log_file: Path, ready_timeout: float, what:
     with open(log_file, "ab") as log:
         proc = subprocess.Popen(list(cmd), stdout=subprocess.PIPE, stderr=log, bufsize=0, cwd=cwd,
                                 start_new_session=new_session, preexec_fn=die_with_parent)
+    record_started(proc, what)
     try:
         _wait_ready(proc, log_file, ready_timeout, what)
     except NativeError:
         terminate(proc)
         raise
+    read_back(proc.pid)    # READY: the EAL has pinned it, so what is read now is what it runs with
     _copy_stdout_to_log(proc, log_file, what)
     return proc
 
@@ -173,3 +183,117 @@ def terminate(proc: subprocess.Popen, timeout: float = 10.0) -> int:  # type: ig
             proc.kill()
             proc.wait(timeout=timeout)
     return proc.returncode
+
+
+# --- the registry of started processes ---------------------------------------------------------------
+
+# After a start, affinities are read back at these delays (s) — a DPDK process pins itself during EAL
+# init, some ms after exec — then every _READ_BACK_EVERY_S while it lives. Few wake-ups: the harness runs
+# on the generator's core (sysinfo.pin_self) and every wake-up preempts the generator.
+_READ_BACK_AFTER_S = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2)
+_READ_BACK_EVERY_S = 5.0
+
+_started: dict[int, dict[str, Any]] = {}         # pid → what started_processes() returns
+_tracked: dict[int, tuple[int, float, int]] = {}  # pid → (starttime, next read-back, step), while alive
+_cond = threading.Condition()
+_sampler: threading.Thread | None = None
+
+
+def eal_cpus(cmd: Sequence[str]) -> list[int] | None:
+    """The CPUs an EAL command line asks for: ``-l 0-1`` → [0, 1]; ``--lcores 64@0`` → [0]."""
+    args = list(cmd)
+    for flag in ("-l", "--lcores"):
+        if flag in args[:-1]:
+            value = args[args.index(flag) + 1]
+            cpus: set[int] = set()
+            for group in value.replace("(", "").replace(")", "").split(","):
+                cpus.update(sysinfo.parse_cpu_list(group.split("@")[-1]))
+            return sorted(cpus)
+    return None
+
+
+def record_started(proc: subprocess.Popen | int, role: str,  # type: ignore[type-arg]
+                   configured_cpus: Iterable[int] | None = None) -> None:
+    """Note that the harness started ``proc`` as ``role`` (generator, serpensd, redis-server, ...).
+    ``configured_cpus`` defaults to what its EAL arguments ask for."""
+    pid = proc if isinstance(proc, int) else proc.pid
+    if configured_cpus is None and not isinstance(proc, int) and isinstance(proc.args, (list, tuple)):
+        configured_cpus = eal_cpus([str(a) for a in proc.args])
+    argv0 = proc.args[0] if not isinstance(proc, int) and isinstance(proc.args, (list, tuple)) else None
+    st = sysinfo.read_pid_stat(pid)   # the child exists from fork on; its starttime never changes
+    entry = {"role": role, "command": Path(str(argv0)).name if argv0 else None, "started_at": time.time(),
+             "configured_cpus": sorted(configured_cpus) if configured_cpus is not None else None,
+             "comm": None, "cpus_allowed": None, "other_threads": [], "children": {},
+             "read_back_at": None, "alive": st is not None}
+    with _cond:
+        _started[pid] = entry
+        if st is not None:
+            _tracked[pid] = (st.starttime, time.monotonic() + _READ_BACK_AFTER_S[0], 0)
+        _ensure_sampler()
+        _cond.notify()
+
+
+def read_back(pid: int) -> None:
+    """Read a started process's affinity now; mark it gone if it has exited (or its pid is reused)."""
+    with _cond:
+        track = _tracked.get(pid)
+    if track is None:
+        return
+    starttime, _, step = track
+    st = sysinfo.read_pid_stat(pid)
+    facts = sysinfo.affinities([pid])[pid] if st is not None and st.starttime == starttime else None
+    # what it started itself (serpensd's runtimes), as the OS has them; only those still alive are seen
+    kids = sysinfo.affinities(sysinfo.descendants(pid)) if facts is not None and facts["alive"] else {}
+    with _cond:
+        entry = _started.get(pid)
+        if entry is None or _tracked.get(pid, (None,))[0] != starttime:
+            return
+        if facts is not None and facts["cpus_allowed"] is not None:
+            entry.update(comm=facts["comm"], cpus_allowed=facts["cpus_allowed"],
+                         other_threads=facts["other_threads"], read_back_at=time.time())
+            for child in entry["children"].values():
+                child["alive"] = False
+            entry["children"].update(kids)
+        if facts is None or not facts["alive"]:
+            entry["alive"] = False
+            del _tracked[pid]
+            return
+        step += 1
+        delay = (_READ_BACK_AFTER_S[step] - _READ_BACK_AFTER_S[step - 1] if step < len(_READ_BACK_AFTER_S)
+                 else _READ_BACK_EVERY_S)
+        _tracked[pid] = (starttime, time.monotonic() + delay, step)
+
+
+def started_processes(since: float | None = None) -> dict[int, dict[str, Any]]:
+    """Every process the harness started (since the wall-clock time ``since``), by pid: ``role``,
+    ``command``, ``started_at``, ``configured_cpus``, and, read back from the OS while it ran, ``comm``,
+    ``cpus_allowed``, ``other_threads`` (threads allowed elsewhere), ``children`` (what it started in
+    turn, e.g. serpensd's runtimes, by pid, as :func:`sysinfo.affinities` reads them) and
+    ``read_back_at``; ``alive``. The ones still running are read back again now."""
+    with _cond:
+        alive = list(_tracked)
+    for pid in alive:
+        read_back(pid)
+    with _cond:
+        return {pid: copy.deepcopy(e) for pid, e in _started.items()
+                if since is None or e["started_at"] >= since}
+
+
+def _ensure_sampler() -> None:
+    global _sampler
+    if _sampler is None or not _sampler.is_alive():
+        _sampler = threading.Thread(target=_sample, name="affinity-read-back", daemon=True)
+        _sampler.start()
+
+
+def _sample() -> None:
+    while True:
+        with _cond:
+            now = time.monotonic()
+            due = [pid for pid, (_, at, _) in _tracked.items() if at <= now]
+            if not due:
+                nxt = min((at for _, at, _ in _tracked.values()), default=None)
+                _cond.wait(None if nxt is None else nxt - now)
+                continue
+        for pid in due:
+            read_back(pid)

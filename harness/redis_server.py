@@ -5,21 +5,26 @@ configuration written into the run directory — no persistence (``save ""``, ``
 127.0.0.1, protected mode off, ``maxmemory`` from ``redis.maxmemory_mb`` with ``noeviction`` (state must
 never silently disappear), its log file in the run directory — waits until it answers PING, and always
 stops it: on ``stop()``, on leaving the ``with`` block, on an exception or KeyboardInterrupt, and when it
-fails to come up. The paper co-locates Redis with the NFs (Section V-B); so do we (loopback TCP).
+fails to come up. The paper co-locates Redis with the NFs (Section V-B); so do we (loopback TCP), and
+pin it — every thread it has, from before exec on — to ``redis.core``, by default ``cores.platform``, the
+core the NFs it serves run on. :meth:`RedisServer.describe` reports the affinity read back from the OS.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from harness import sysinfo
 from harness.config import Config
-from harness.native import RunDir, die_with_parent, tail, terminate
+from harness.native import RunDir, die_with_parent, record_started, tail, terminate
 from harness.platforms.base import PlatformError
 
 
@@ -43,9 +48,31 @@ def ping(port: int, timeout_s: float = 0.5) -> bool:
         return False
 
 
+def redis_core(config: Config) -> int:
+    """The CPU redis-server is pinned to: ``redis.core``, or ``cores.platform`` when that is null."""
+    core = config["redis"]["core"]
+    key = "redis.core"
+    if core is None:
+        core, key = config["cores"]["platform"], "cores.platform (redis.core is null)"
+    try:
+        return sysinfo.check_cpu(core, key)
+    except sysinfo.PinError as exc:
+        raise RedisServerError(str(exc)) from exc
+
+
+def _pinned_to(core: int) -> Callable[[], None]:
+    """A ``preexec_fn``: pin the child before it execs (so every thread Redis starts inherits it), and
+    have it die with the harness."""
+    def preexec() -> None:
+        os.sched_setaffinity(0, {core})
+        die_with_parent()
+    return preexec
+
+
 class RedisServer:
     def __init__(self, config: Config, run_dir: RunDir | Path, name: str = "redis") -> None:
         self.settings = config["redis"]
+        self.config = config
         self.dir = run_dir.path if isinstance(run_dir, RunDir) else Path(run_dir)
         self.name = name
         self.conf_file = self.dir / f"{name}.conf"
@@ -83,6 +110,7 @@ class RedisServer:
         if not path or not Path(path).is_file():
             raise RedisServerError(f"redis-server not found (redis.binary = {binary!r}); install the "
                                    f"redis-server package (make setup does) or set redis.binary")
+        core = redis_core(self.config)
         self.dir.mkdir(parents=True, exist_ok=True)
         deadline = time.monotonic() + float(self.settings["ready_timeout_s"])
         try:
@@ -92,7 +120,8 @@ class RedisServer:
                 self.log_file.write_text("")
                 self.proc = subprocess.Popen([path, str(self.conf_file)], stdout=subprocess.DEVNULL,
                                              stderr=subprocess.STDOUT, start_new_session=True,
-                                             preexec_fn=die_with_parent)
+                                             preexec_fn=_pinned_to(core))
+                record_started(self.proc, "redis-server", [core])
                 while time.monotonic() < deadline and self.proc.poll() is None:
                     if ping(self.port):
                         return self
@@ -126,10 +155,21 @@ class RedisServer:
         """Stop it (SIGTERM, then SIGKILL); nothing is saved. Safe to call twice."""
         self._reap()
 
+    def cpus_allowed(self) -> list[int] | None:
+        """The CPUs the running redis-server may use, read back from the OS; None when it is not running."""
+        if self.proc is None or self.proc.poll() is not None:
+            return None
+        return sysinfo.affinities([self.proc.pid])[self.proc.pid]["cpus_allowed"]
+
     def describe(self) -> dict[str, Any]:
+        core = redis_core(self.config)
         return {"binary": self.settings["binary"], "address": self.address,
                 "maxmemory_mb": self.settings["maxmemory_mb"], "persistence": "none",
-                "placement": "same machine, loopback TCP (the paper co-locates Redis with the NFs)"}
+                "core": core, "cpus_allowed": self.cpus_allowed(),
+                "placement": f"same machine, loopback TCP, pinned to CPU {core}"
+                             + (" with the NFs (cores.platform)" if core == self.config["cores"]["platform"]
+                                else " (redis.core)")
+                             + ": the paper co-locates Redis with the NFs"}
 
     def __enter__(self) -> RedisServer:
         return self.start()
