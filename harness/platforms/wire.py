@@ -52,6 +52,8 @@ class WirePlatform(Platform):
             raise PlatformError(f"serpens-wire wrote no readable stats to {self.stats_file}: {exc}") from exc
 
     def stats(self) -> dict[str, Any]:
+        """The forwarder's counters (docs/generator.md), its loop stalls and ``stages``: the forwarder as the
+        one stage, ``gateway`` (docs/stages.md)."""
         if self.proc is None or self.proc.poll() is not None:
             raise PlatformError("serpens-wire is not running")
         before = self.stats_file.stat().st_mtime_ns if self.stats_file.exists() else 0

@@ -11,7 +11,9 @@ snapshots:
   batch (prefetch + write-back); absent on the serpens backend, which never leaves shared memory;
 * ``batch_packets``: packets / batches.
 
-An instance that was replaced between the snapshots (another pid in its slot) is counted from zero.
+An instance that was replaced between the snapshots (another pid in its slot, or the same pooled process
+started again: its ``start`` count differs) is counted from zero. The per-stage busy time per packet of the
+same snapshots is harness.stages.stage_columns (docs/stages.md).
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ from harness.traffic.base import TrialResult
 from harness.traffic.measure import Measurer
 
 
-def _by_instance(stats: dict[str, Any]) -> dict[tuple[int, int], dict[str, Any]]:
-    return {(i["instance"], i["pid"]): i for i in stats.get("instances", [])}
+def _by_instance(stats: dict[str, Any]) -> dict[tuple[int, int, int], dict[str, Any]]:
+    return {(i["instance"], i["pid"], i.get("start", 0)): i for i in stats.get("instances", [])}
 
 
 def batch_costs(before: dict[str, Any], after: dict[str, Any]) -> dict[str, float]:

@@ -194,6 +194,8 @@ class SerpensPlatform(Platform):
     # --- the Platform interface ------------------------------------------------------------------------
 
     def stats(self) -> dict[str, Any]:
+        """serpensd's ``stats`` reply (docs/serpens-control.md), ``stages`` included: gateway, instances and,
+        on fission/snf, remote state (docs/stages.md)."""
         stats = self._running().stats()
         if self.backend != "serpens":
             self._check_remote_state(stats)

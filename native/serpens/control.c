@@ -820,6 +820,49 @@ static void tick(void)
 
 static json_t *u64(uint64_t v) { return json_integer((json_int_t)(v > INT64_MAX ? INT64_MAX : v)); }
 
+static uint64_t ns_of(uint64_t cycles) { return (uint64_t)((double)cycles * 1e9 / (double)D->ctl->tsc_hz); }
+
+static json_t *stage(uint64_t busy_ns, uint64_t packets)
+{
+	return json_pack("{s:o, s:o}", "busy_ns", u64(busy_ns), "packets", u64(packets));
+}
+
+/* stats.stages (docs/stages.md): per stage, busy time around work and the packets it handled, cumulative
+ * since serpensd started. The instance stage sums every slot's lifetime counters, so instances that were
+ * stopped or replaced still count; `units` has each running instance's own share (from zero when it
+ * started). remote_state only on the backends that have a remote store; no proxy stage in Serpens. */
+static json_t *stages(void)
+{
+	const struct sp_gateway_stage *g = &D->ctl->gateway;
+	uint64_t work = 0, packets = 0, remote = 0;
+	json_t *gw, *inst, *units = json_array(), *rep;
+	char id[64];
+	int i;
+
+	for (i = 0; i < SM_MAX_INSTANCES; i++) {
+		const struct sp_instance *in = &D->ctl->inst[i];
+
+		work += in->slot_work_cycles;
+		packets += in->slot_work_packets;
+		remote += in->slot_remote_ns;
+		if (in->state == INST_FREE || in->state == INST_POOLED)
+			continue;
+		snprintf(id, sizeof(id), "%d/%d/%llu", i, (int)in->pid, (unsigned long long)in->slot_starts);
+		json_array_append_new(units, json_pack("{s:s, s:i, s:i, s:o, s:o, s:o, s:o}", "id", id, "instance", i,
+						       "pid", (int)in->pid, "start", u64(in->slot_starts), "busy_ns",
+						       u64(ns_of(in->work_cycles)), "packets", u64(in->pkts_in),
+						       "remote_ns", u64(in->work_remote_ns)));
+	}
+	gw = stage(ns_of(g->busy_cycles), g->packets);
+	json_object_set_new(gw, "wake_ns", u64(ns_of(g->wake_cycles)));
+	inst = stage(ns_of(work), packets);
+	json_object_set_new(inst, "units", units);
+	rep = json_pack("{s:o, s:o}", "gateway", gw, "instance", inst);
+	if (D->ctl->state_backend != RS_SERPENS)
+		json_object_set_new(rep, "remote_state", stage(remote, packets));
+	return rep;
+}
+
 static json_t *stats(void)
 {
 	json_t *sfcs = json_array(), *insts = json_array(), *port, *rep, *o;
@@ -855,6 +898,7 @@ static json_t *stats(void)
 			u64(in->pkts_in), "pkts_out", u64(in->pkts_out), "nf_drops", u64(in->nf_drops), "batches",
 			u64(in->batches), "wakeups", u64(in->wakeups), "sleeps", u64(in->sleeps), "startup_us",
 			(double)D->startup_ns[i] / 1e3, "busy_us", (double)in->busy_cycles * 1e6 / (double)rte_get_tsc_hz());
+		json_object_set_new(o, "start", u64(in->slot_starts)); /* a restarted pooled slot keeps its pid */
 		json_object_update_new(o, state_stats_instance(in));
 		json_array_append_new(insts, o);
 	}
@@ -868,6 +912,7 @@ static json_t *stats(void)
 			 (json_int_t)sm_region_used(D->state), "api_errors", (json_int_t)sm_errors(D->state),
 			 "last_error", sm_last_error(D->state));
 	json_object_update_new(json_object_get(rep, "state"), state_stats_region(D->state, D->ctl->state_backend));
+	json_object_set_new(rep, "stages", stages());
 	return rep;
 }
 

@@ -88,9 +88,18 @@ struct sp_instance {
 	uint32_t sleeping;
 	uint32_t done;
 	uint32_t stop;
-	/* counters written by the runtime */
+	/* Per slot, cumulative since serpensd started and never reset when the slot gets a new instance, so
+	 * the sum over slots is the work of every instance that ever ran, the retired ones included (the
+	 * `instance` and `remote_state` stages, docs/stages.md). Written by the runtime that holds the slot. */
+	uint64_t slot_work_cycles;  /* TSC from before a dequeue that returned packets to after their enqueue */
+	uint64_t slot_work_packets; /* packets in those batches */
+	uint64_t slot_remote_ns;    /* of that work, waiting on the remote store (fission/snf) */
+	uint64_t slot_starts;       /* instances that became ready in this slot: tells a replaced one apart */
+	/* counters written by the runtime (zeroed when an instance starts) */
 	uint64_t pkts_in, pkts_out, nf_drops, batches, sleeps;
 	uint64_t busy_cycles; /* TSC cycles from a batch's dequeue to its last NF (Table II's processing time) */
+	uint64_t work_cycles; /* this instance's share of slot_work_cycles */
+	uint64_t work_remote_ns; /* this instance's share of slot_remote_ns */
 	uint64_t ready_tsc; /* when the runtime became ready (for startup time) */
 	/* counters written by serpensd */
 	uint64_t wakeups, last_pkt_tsc, enq;
@@ -99,6 +108,17 @@ struct sp_instance {
 	char tx_ring[32];
 	char error[256]; /* why the runtime refused to start */
 };
+
+/* The gateway stage of serpensd's data plane (docs/stages.md), cumulative since it started: TSC time
+ * around receive + classify + route + enqueue of bursts that brought packets, waking instances (with
+ * --colocate: the whole hand-off less the instance's own work during it), and transmit of what instances
+ * produced. Idle polling and the State Manager's timers are not counted. Written by the data plane only,
+ * on a cache line of its own. */
+struct sp_gateway_stage {
+	uint64_t busy_cycles;
+	uint64_t packets;     /* received from the port */
+	uint64_t wake_cycles; /* of busy_cycles: waking instances and handing the core over */
+} __attribute__((aligned(64)));
 
 struct sp_ctl {
 	uint64_t magic;
@@ -114,6 +134,7 @@ struct sp_ctl {
 	struct sp_nf_desc nfs[SP_MAX_NFS];
 	struct sp_sfc_desc sfcs[SP_MAX_SFCS];
 	struct sp_instance inst[SM_MAX_INSTANCES];
+	struct sp_gateway_stage gateway;
 };
 
 /* Futex helpers on shared (not process-private) words. */

@@ -78,9 +78,13 @@ static void serve(const struct sp_ctl *ctl, struct sp_instance *in, struct chain
 	uint32_t seq;
 
 	for (;;) {
+		/* The instance stage's clock (docs/stages.md) starts before the dequeue but counts only if the
+		 * dequeue brought packets: an empty poll on the way to sleep is not work. */
+		uint64_t t_deq = rte_rdtsc();
+
 		n = rte_ring_sc_dequeue_burst(rx, (void **)m, burst, NULL);
 		if (n > 0) {
-			uint64_t t0 = rte_rdtsc();
+			uint64_t t0 = rte_rdtsc(), remote0 = in->remote.ns, work, remote;
 
 			sm_batch_begin(r, slot);
 			nout = chainer_run(c, m, n, out, &in->nf_drops);
@@ -94,6 +98,14 @@ static void serve(const struct sp_ctl *ctl, struct sp_instance *in, struct chain
 			in->pkts_in += n;
 			in->pkts_out += sent;
 			in->batches++;
+			/* remote access inside this batch only: the store's counters also see NF init */
+			work = rte_rdtsc() - t_deq;
+			remote = in->remote.ns - remote0;
+			in->work_cycles += work;
+			in->work_remote_ns += remote;
+			in->slot_work_cycles += work;
+			in->slot_work_packets += n;
+			in->slot_remote_ns += remote;
 			continue;
 		}
 		if (__atomic_load_n(&in->stop, __ATOMIC_ACQUIRE))
@@ -136,6 +148,7 @@ static int pool_loop(struct sp_instance *in, const struct sp_ctl *ctl, struct ch
 			continue; /* back to POOLED: serpensd reads the error */
 		}
 		in->ready_tsc = rte_rdtsc();
+		in->slot_starts++;
 		set_state(in, INST_READY);
 		serve(ctl, in, c, rx, tx, r, slot);
 		chainer_unload(c);
@@ -204,6 +217,7 @@ int main(int argc, char **argv)
 	if (chainer_load(&chainer, ctl, (uint32_t)in->sfc, err, sizeof(err)) != 0)
 		fail(in, err);
 	in->ready_tsc = rte_rdtsc();
+	in->slot_starts++;
 	set_state(in, INST_READY);
 	serve(ctl, in, &chainer, rx, tx, r, slot);
 	return 0; /* not rte_eal_cleanup(): see native/common/eal_files.h */

@@ -305,14 +305,19 @@ static void gateway_route(struct rte_mbuf **m, unsigned int nb)
 		flush_stage(i);
 }
 
-/* Wake an instance whose queue reached wake_batch or whose oldest packet waited flush_us. */
-static void wake_instances(uint64_t now, uint64_t flush_tsc)
+/* Wake an instance whose queue reached wake_batch or whose oldest packet waited flush_us. Returns the TSC
+ * time this cost the gateway: the wake-up call; with --colocate, the whole hand-off less the instance's own
+ * batch work inside it (that is the instance stage's), i.e. the wake-up, both context switches and the
+ * instance's way to sleep — core time that belongs to neither stage's work but is spent on its behalf. */
+static uint64_t wake_instances(uint64_t now, uint64_t flush_tsc)
 {
 	unsigned int i, count;
+	uint64_t cost = 0;
 	uint32_t done;
 
 	for (i = 0; i < SM_MAX_INSTANCES; i++) {
 		struct sp_instance *in = &D.ctl->inst[i];
+		uint64_t t_wake, work0;
 
 		if (in->state != INST_READY)
 			continue;
@@ -323,34 +328,46 @@ static void wake_instances(uint64_t now, uint64_t flush_tsc)
 			continue;
 		if (!__atomic_load_n(&in->sleeping, __ATOMIC_SEQ_CST))
 			continue; /* it is running: it will find the packets */
+		t_wake = rte_rdtsc();
+		work0 = __atomic_load_n(&in->slot_work_cycles, __ATOMIC_RELAXED);
 		done = __atomic_load_n(&in->done, __ATOMIC_SEQ_CST);
 		__atomic_fetch_add(&in->doorbell, 1, __ATOMIC_SEQ_CST);
 		sp_futex_wake(&in->doorbell, 1);
 		in->wakeups++;
 		S[i].pending_since = now;
 		if (D.ctl->colocate) { /* hand the core over until the instance has drained its ring */
-			uint64_t t0 = rte_rdtsc(), ns;
+			uint64_t t0 = rte_rdtsc(), t1, ns, work;
 
 			if (sp_futex_wait(&in->done, done, HANDOFF_TIMEOUT_NS) != 0 && errno == ETIMEDOUT)
 				D.handoff_timeouts++;
-			ns = (rte_rdtsc() - t0) * 1000000000ull / rte_get_tsc_hz();
+			t1 = rte_rdtsc();
+			ns = (t1 - t0) * 1000000000ull / rte_get_tsc_hz();
 			D.handoffs++;
 			if (ns > D.handoff_max_ns)
 				D.handoff_max_ns = ns;
+			/* the woken instance may already run inside the wake-up call (wake-up preemption), so
+			 * its work is taken out of the whole interval */
+			work = __atomic_load_n(&in->slot_work_cycles, __ATOMIC_RELAXED) - work0;
+			cost += t1 - t_wake > work ? t1 - t_wake - work : 0;
+		} else {
+			cost += rte_rdtsc() - t_wake;
 		}
 	}
+	return cost;
 }
 
-static void transmit(void)
+/* Send what the instances produced; returns how many packets were taken from their tx rings. */
+static unsigned int transmit(void)
 {
 	struct rte_mbuf *m[DP_BURST];
-	unsigned int i, n;
+	unsigned int i, n, taken = 0;
 	uint16_t sent;
 
 	for (i = 0; i < SM_MAX_INSTANCES; i++) {
 		if (D.ctl->inst[i].state == INST_FREE)
 			continue;
 		while ((n = rte_ring_sc_dequeue_burst(D.tx[i], (void **)m, DP_BURST, NULL)) > 0) {
+			taken += n;
 			sent = rte_eth_tx_burst(0, 0, m, (uint16_t)n);
 			if (unlikely(sent < n)) {
 				rte_pktmbuf_free_bulk(m + sent, n - sent);
@@ -360,31 +377,45 @@ static void transmit(void)
 			D.ctl->sfcs[D.ctl->inst[i].sfc].tx += sent;
 		}
 	}
+	return taken;
 }
 
+/* The gateway stage's counters (docs/stages.md) take the TSC around work only: a receive that brought
+ * packets, wake-ups, a transmit that found packets. An idle loop adds nothing. */
 static void main_loop(void)
 {
+	struct sp_gateway_stage *gw = &D.ctl->gateway;
 	struct rte_mbuf *m[DP_BURST];
 	uint64_t hz = rte_get_tsc_hz(), flush_tsc = hz * D.flush_us / 1000000, next_timer = 0, now, prev = 0;
+	uint64_t t_rx, wake;
 	uint16_t nb;
 
 	dp_guard_arm();
 	__atomic_store_n(&D.dp_running, 1, __ATOMIC_RELEASE);
 	while (likely(!sig_quit && !D.quit)) {
+		t_rx = rte_rdtsc();
 		nb = rte_eth_rx_burst(0, 0, m, DP_BURST);
 		if (nb) {
 			D.port_rx += nb;
 			gateway_route(m, nb);
 		}
 		now = rte_rdtsc();
+		if (nb) {
+			gw->busy_cycles += now - t_rx;
+			gw->packets += nb;
+		}
 		if (prev && (now - prev) * 1000000000ull / hz > D.loop_max_ns)
 			D.loop_max_ns = (now - prev) * 1000000000ull / hz;
-		wake_instances(now, flush_tsc);
+		wake = wake_instances(now, flush_tsc);
+		gw->busy_cycles += wake;
+		gw->wake_cycles += wake;
 		{
 			uint64_t t1 = rte_rdtsc(), t2;
+			unsigned int taken = transmit();
 
-			transmit();
 			t2 = rte_rdtsc();
+			if (taken)
+				gw->busy_cycles += t2 - t1;
 			if ((t2 - t1) * 1000000000ull / hz > D.tx_max_ns)
 				D.tx_max_ns = (t2 - t1) * 1000000000ull / hz;
 			if (unlikely(t2 >= next_timer)) {

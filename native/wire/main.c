@@ -12,6 +12,10 @@
  * --in-memory) because serpensd, which replaces it, runs secondaries on the
  * same substrate.
  *
+ * Where its CPU goes: the forwarder is the wire's one stage ("gateway" in
+ * the stats' "stages", docs/stages.md): TSC time from before a receive that
+ * brought packets to after their transmit. Idle polls add nothing.
+ *
  * Signals: SIGUSR1 writes a stats snapshot to --stats; SIGINT/SIGTERM write
  * the final stats and exit 0. Both writes happen in the main loop. When the
  * ports are up, exactly one line "READY" is printed on stdout (DPDK's own
@@ -60,6 +64,8 @@ struct wire {
 	struct wire_port p[WIRE_MAX_PORTS];
 	struct rte_mempool *pool;
 	struct loopstat stalls;
+	uint64_t busy_cycles;   /* the forwarder stage: receive .. transmit of bursts that had packets */
+	uint64_t busy_packets;
 };
 
 static void usage_exit(const char *prg, const char *msg)
@@ -127,11 +133,13 @@ static void setup_ports(struct wire *w)
 }
 
 /* Receive a burst on p and send it out of its peer port. tx counters
- * belong to the port the packets leave through. */
+ * belong to the port the packets leave through. The clock starts before
+ * the receive but counts only when it brought packets. */
 static inline void forward(struct wire *w, struct wire_port *p)
 {
 	struct rte_mbuf *m[WIRE_MAX_BURST];
 	struct wire_port *out = &w->p[p->peer];
+	uint64_t t0 = rte_rdtsc();
 	uint16_t nb, sent, i;
 
 	nb = rte_eth_rx_burst(p->id, 0, m, w->burst);
@@ -145,6 +153,8 @@ static inline void forward(struct wire *w, struct wire_port *p)
 		rte_pktmbuf_free_bulk(m + sent, nb - sent);
 	out->tx_packets += sent;
 	out->tx_dropped += nb - sent;
+	w->busy_cycles += rte_rdtsc() - t0;
+	w->busy_packets += nb;
 }
 
 static json_t *port_json(const struct wire_port *p)
@@ -161,6 +171,18 @@ static json_t *port_json(const struct wire_port *p)
 	report_set(o, "imissed", report_u64(st.imissed));
 	report_set(o, "rx_nombuf", report_u64(st.rx_nombuf));
 	return o;
+}
+
+/* {"gateway": {"busy_ns", "packets"}}: the forwarder, cumulative since start. */
+static json_t *stages_json(const struct wire *w)
+{
+	json_t *stages = json_object(), *gw = json_object();
+	double ns = (double)w->busy_cycles * 1e9 / (double)rte_get_tsc_hz();
+
+	report_set(gw, "busy_ns", report_u64((uint64_t)ns));
+	report_set(gw, "packets", report_u64(w->busy_packets));
+	report_set(stages, "gateway", gw);
+	return stages;
 }
 
 static json_t *stats_json(const struct wire *w)
@@ -182,6 +204,7 @@ static json_t *stats_json(const struct wire *w)
 	report_set(root, "tx_packets", report_u64(tx));
 	report_set(root, "tx_dropped", report_u64(drop));
 	report_set(root, "loop_stalls", loopstat_json(&w->stalls));
+	report_set(root, "stages", stages_json(w));
 	return root;
 }
 
