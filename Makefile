@@ -43,8 +43,7 @@ test-integration: setup
 	@$(PY) -m pytest tests/integration -q
 
 bench: setup
-	@$(PY) -m pytest tests/bench -q --benchmark-only --benchmark-autosave \
-	  $$(ls .benchmarks/*/*.json >/dev/null 2>&1 && echo --benchmark-compare)
+	@$(PY) -m pytest tests/bench -q --benchmark-only --benchmark-autosave
 
 $(EXPERIMENTS): setup
 	@$(HARNESS) $(QUICKFLAG) experiment $@
@@ -56,7 +55,7 @@ reproduce: setup
 	@$(HARNESS) check-paper
 
 check-paper: setup
-	@$(HARNESS) check-paper
+	@$(HARNESS) check-paper $(if $(filter 1,$(STRICT)),--strict)
 
 lint: setup
 	@$(VENV)/bin/ruff check harness experiments testbed tests

@@ -24,9 +24,10 @@ class Experiment(abc.ABC):
     title: str = ""
     columns: list[str] = []
 
-    def __init__(self, config: Config, progress: Progress | None = None) -> None:
+    def __init__(self, config: Config, progress: Progress | None = None, quick: bool = False) -> None:
         self.config = config
         self.progress = progress or Progress(self.name)
+        self.quick = quick   # the QUICK=1 profile is merged into config; the sidecar says so
 
     @property
     def csv_path(self) -> Path:
@@ -47,11 +48,17 @@ class Experiment(abc.ABC):
     def cores(self) -> dict[str, Any]:
         return {}
 
+    def repetition_count(self) -> int:
+        """How many times each point is measured (the sidecar says it; the claims checker marks 1)."""
+        return int(self.config["measurement"]["repetitions"])
+
     def repetitions(self) -> Iterator[int]:
         return iter(range(self.config["measurement"]["repetitions"]))
 
     def run(self) -> tuple[Path, Path]:
-        with ResultWriter(self.csv_path, self.name, self.columns, self.config, cores=self.cores()) as writer:
+        extra = {"quick": self.quick, "repetitions": self.repetition_count()}
+        with ResultWriter(self.csv_path, self.name, self.columns, self.config, cores=self.cores(),
+                          extra=extra) as writer:
             self.progress.say(f"writing {self.csv_path} (sidecar {writer.sidecar_path})")
             self.measure(writer)
         return self.csv_path, self.make_plot()

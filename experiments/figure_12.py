@@ -4,8 +4,9 @@ alone as a one-NF SFC, with the state in Redis for every table (Fission), in Red
 
 All else is equal: the three are the same serpensd, runtime, Chainer, router, cores and generator; only
 ``platforms.serpens.state_backend`` differs (docs/state-backends.md), and the Fission/SNF platforms start
-and stop their own redis-server (harness/redis_server.py). Each point is one NDR/PDR search and a latency
-trial (harness.traffic.measure.measure_point), repeated ``measurement.repetitions`` times. Each row also
+and stop their own redis-server (harness/redis_server.py). Each point is one MLRsearch pass (NDR and PDR
+goals) and a latency trial, repeated ``measurement.repetitions`` times, interleaved across platforms
+(experiments/throughput.py). Each row also
 carries what one batch cost during the latency trial, from the instances' counters
 (harness.serpens.batch_costs): processing time, remote state access time, packets per batch.
 """
@@ -13,18 +14,16 @@ carries what one batch cost during the latency trial, from the instances' counte
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from experiments.base import Experiment
+from experiments.throughput import Point, ThroughputExperiment
 from harness import platforms, plots
-from harness.results import ResultWriter
-from harness.rig import rig
-from harness.serpens.batch_costs import CostMeasurer
-from harness.serpens.sfc import SfcSpec
-from harness.traffic.measure import POINT_COLUMNS, measure_point
+from harness.serpens.batch_costs import batch_costs
+from harness.traffic.measure import POINT_COLUMNS
 
 NFS = ("fw", "mon", "nat", "ids", "vpn")      # the paper's order
 STATE_PLATFORMS = ("fission", "snf", "serpens")
@@ -35,15 +34,17 @@ FRAME_SIZE_B = 64
 COST_COLUMNS = ["processing_us", "state_access_us", "batch_packets"]
 
 
-class Figure12(Experiment):
+class Figure12(ThroughputExperiment):
     name = "figure-12"
     title = "NFs under three state-management designs (paper Fig. 12)"
     columns = POINT_COLUMNS + COST_COLUMNS
 
     def cores(self) -> dict[str, object]:
         c = self.config["cores"]
+        redis = self.config["redis"]["core"]
         return {"generator": c["generator"], "platform_data_plane": c["platform"],
-                "redis": "shares the platform's cores (loopback TCP, as the paper co-locates it)"}
+                "redis": f"pinned to core {c['platform'] if redis is None else redis} (loopback TCP; the "
+                         "paper co-locates it with the NFs)"}
 
     def grid(self) -> list[str]:
         """Every platform that is its namesake on the state axis, in the paper's order."""
@@ -53,31 +54,11 @@ class Figure12(Experiment):
             raise RuntimeError(f"figure-12 needs the platforms {missing}, which are not registered")
         return list(STATE_PLATFORMS) + [p for p in available if p not in STATE_PLATFORMS]
 
-    def measure(self, writer: ResultWriter) -> None:
-        traffic = self.config["traffic"]
-        grid = self.grid()
-        writer.note("platforms", grid)
-        self.progress.say(f"NFs {', '.join(NFS)} × state {', '.join(grid)}; {FRAME_SIZE_B} B frames")
-        for nf in NFS:
-            for name in grid:
-                with rig(self.config, name, sfc=SfcSpec.linear(nf)) as r:
-                    writer.note(f"rig_{name}_{nf}", r.describe())
-                    for trial in self.repetitions():
-                        prefix = f"{nf} on {name} #{trial}: "
-                        self.progress.say(f"{prefix}searching NDR/PDR")
-                        m = CostMeasurer(r.platform, r.generator, FRAME_SIZE_B, traffic["flows"],
-                                         traffic["latency_pps"])
-                        row, _ = measure_point(m, self.config,
-                                               on_trial=lambda log, p=prefix: self.progress.trial(log, p))
-                        row.update(platform=name, workload=nf, trial=trial, **m.last_costs)
-                        writer.write(row)
-                        self.progress.say(
-                            f"{prefix}NDR {row['ndr_mpps']:.3f} Mpps, PDR {row['pdr_mpps']:.3f} Mpps, "
-                            f"latency mean {row.get('latency_mean_us', float('nan')):.1f} µs at "
-                            f"{row['load_fraction']:.0%} of PDR; per batch of "
-                            f"{row.get('batch_packets', float('nan')):.1f} packets: processing "
-                            f"{row.get('processing_us', float('nan')):.1f} µs, remote state "
-                            f"{row.get('state_access_us', float('nan')):.1f} µs")
+    def points(self) -> list[Point]:
+        return [Point(name, nf, FRAME_SIZE_B, sfc=nf) for nf in NFS for name in self.grid()]
+
+    def extra_columns(self, point: Point, before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+        return batch_costs(before, after)
 
     def plot(self, df: pd.DataFrame, path: Path) -> None:
         figure_12_figure(df, path)

@@ -6,8 +6,9 @@ own, ``harness.platforms.sfc_platforms("all")``) is measured with the same SFC s
 arguments, cores, frame size and generator: today Serpens. The ``fission`` and ``snf`` platforms of Fig. 12
 are only those systems' state management on Serpens' substrate, so they are not in this grid; the full
 Fission, SNF and SAND join by registering themselves with every axis, in the paper's order below.
-Each point is one NDR/PDR search and a latency trial at ``measurement.latency_load_fraction`` of
-the PDR (harness.traffic.measure.measure_point, as `make limit`), repeated ``measurement.repetitions`` times.
+Each point is one MLRsearch pass (NDR and PDR goals) and a latency trial at
+``measurement.latency_load_fraction`` of the PDR, repeated ``measurement.repetitions`` times, interleaved
+across platforms (experiments/throughput.py, as `make limit`).
 The wire (no NFs) is measured too, as the ceiling of this machine: a reference row (workload "forward")
 that the claims never select.
 
@@ -22,12 +23,8 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from experiments.base import Experiment
+from experiments.throughput import Point, ThroughputExperiment
 from harness import platforms, plots
-from harness.results import ResultWriter
-from harness.rig import rig
-from harness.serpens.sfc import SfcSpec
-from harness.traffic.measure import POINT_COLUMNS, Measurer, measure_point
 
 SFC = "fw,mon,nat"            # the paper's SFC: Firewall → Monitor → NAT; also the rows' workload
 FRAME_SIZE_B = 64             # the paper's packet size for its throughput figures
@@ -43,10 +40,9 @@ def sfc_platforms() -> list[str]:
     return [p for p in PAPER_ORDER if p in available] + [p for p in available if p not in PAPER_ORDER]
 
 
-class Figure15(Experiment):
+class Figure15(ThroughputExperiment):
     name = "figure-15"
     title = "End-to-end performance of the SFC FW→MON→NAT (paper Fig. 15)"
-    columns = POINT_COLUMNS
 
     def cores(self) -> dict[str, object]:
         c = self.config["cores"]
@@ -58,29 +54,9 @@ class Figure15(Experiment):
     def grid(self) -> list[str]:
         return [REFERENCE, *sfc_platforms()]
 
-    def measure(self, writer: ResultWriter) -> None:
-        traffic = self.config["traffic"]
-        grid = self.grid()
-        writer.note("platforms", grid)
-        self.progress.say(f"platforms: {', '.join(grid)}; SFC {SFC}, {FRAME_SIZE_B} B frames")
-        for name in grid:
-            sfc = None if name == REFERENCE else SfcSpec.linear(SFC)
-            with rig(self.config, name, sfc=sfc) as r:
-                writer.note(f"rig_{name}", r.describe())
-                workload = r.platform.workload or "forward"
-                for trial in self.repetitions():
-                    prefix = f"{name} {workload} #{trial}: "
-                    self.progress.say(f"{prefix}searching NDR/PDR")
-                    m = Measurer(r.generator, FRAME_SIZE_B, traffic["flows"], traffic["latency_pps"])
-                    row, _ = measure_point(m, self.config,
-                                           on_trial=lambda log, p=prefix: self.progress.trial(log, p))
-                    row.update(platform=name, workload=workload, trial=trial)
-                    writer.write(row)
-                    self.progress.say(
-                        f"{prefix}NDR {row['ndr_mpps']:.3f} Mpps, PDR {row['pdr_mpps']:.3f} Mpps, latency "
-                        f"mean {row.get('latency_mean_us', float('nan')):.1f} µs "
-                        f"p99 {row.get('latency_p99_us', float('nan')):.1f} µs at "
-                        f"{row['load_fraction']:.0%} of PDR")
+    def points(self) -> list[Point]:
+        return [Point(name, "forward", FRAME_SIZE_B) if name == REFERENCE
+                else Point(name, SFC, FRAME_SIZE_B, sfc=SFC) for name in self.grid()]
 
     def plot(self, df: pd.DataFrame, path: Path) -> None:
         figure_15_figure(df, path)

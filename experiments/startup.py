@@ -110,6 +110,11 @@ def method_lines(df: pd.DataFrame, x: str, y: str, path: Path, xlabel: str, ylab
     if log:
         ax.set_xscale("log")
         ax.set_yscale("log")
+        # the counts measured (1, 2, 5, ... 100) as plain numbers, not 10^0, 10^1, 10^2
+        ticks = sorted(set(df[x].dropna().astype(int)))
+        ax.set_xticks(ticks)
+        ax.set_xticklabels([str(t) for t in ticks])
+        ax.minorticks_off()
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
@@ -119,6 +124,11 @@ def method_lines(df: pd.DataFrame, x: str, y: str, path: Path, xlabel: str, ylab
 
 class StartupExperiment(Experiment):
     """What the three experiments share: the startbench's samples file next to the CSV."""
+
+    def repetition_count(self) -> int:
+        """Rounds per point: the slow methods (exec, fork, snapshot) get the fewest."""
+        s = self.config["startup"]
+        return int(min(s["reps"], s["slow_reps"]))
 
     @property
     def samples_path(self) -> Path:

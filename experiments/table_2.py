@@ -51,8 +51,9 @@ class Table2(Experiment):
 
     def cores(self) -> dict[str, object]:
         c = self.config["cores"]
+        redis = self.config["redis"]["core"]
         return {"generator": c["generator"], "platform_data_plane": c["platform"],
-                "redis": "shares the platform's cores (loopback TCP)"}
+                "redis": f"pinned to core {c['platform'] if redis is None else redis} (loopback TCP)"}
 
     def measure(self, writer: ResultWriter) -> None:
         t, traffic = self.config["table2"], self.config["traffic"]

@@ -28,13 +28,28 @@ def _load(ctx: click.Context, quick: bool = False) -> cfg.Config:
 @click.option("-c", "--config", "files", multiple=True, type=click.Path(dir_okay=False),
               help="YAML merged over the defaults (repeatable; later files win).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Override one setting, e.g. --set search.trial_s=2 (repeatable).")
+              help="Override one setting, e.g. --set search.goals.pdr.loss_ratio=0.005 (repeatable).")
 @click.option("--quick", is_flag=True, default=os.environ.get("QUICK") == "1",
               help="Short trials, one repetition (also QUICK=1).")
 @click.pass_context
 def main(ctx: click.Context, files: tuple[str, ...], overrides: tuple[str, ...], quick: bool) -> None:
     """serpens-harness: reproduce Serpens (TPDS 2023) and compare NF platform designs."""
+    pin = bool(ctx.obj and ctx.obj.get("pin"))
     ctx.obj = {"files": files, "overrides": overrides, "quick": quick}
+    if pin:
+        # Off the DUT's core: when this process wakes (progress, stats, a trial's end) it must preempt the
+        # generator, whose stalls are skipped and counted, not the data plane being measured.
+        from harness.sysinfo import PinError, pin_self
+        try:
+            pin_self(_load(ctx))
+        except PinError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+def entry() -> None:
+    """The `harness` command. It pins its own process (``main`` called in-process, e.g. by a test runner,
+    leaves the caller's affinity alone: a test suite pinned to the generator's core would compete with it)."""
+    main(obj={"pin": True})
 
 
 @main.command("config")
@@ -52,9 +67,10 @@ def config_cmd(ctx: click.Context, show: bool) -> None:
 @main.command()
 @click.pass_context
 def doctor(ctx: click.Context) -> None:
-    """Preflight: hugepages, DPDK, built binaries, cores, Redis, TRex. Says what to fix."""
+    """Preflight: hugepages, DPDK, built binaries, cores, Redis, TRex, and the machine's own floor (a pinned
+    busy loop on each vCPU in turn, doctor.floor_probe_s each). Says what to fix."""
     from harness import doctor as doc
-    checks = doc.run_checks(_load(ctx))
+    checks = doc.run_checks(_load(ctx), floor=True)
     click.echo(doc.render(checks))
     if any(c.status == "FAIL" for c in checks):
         sys.exit(1)
@@ -84,14 +100,15 @@ def _fmt(v: Any, unit: str = "", digits: int = 3) -> str:
 @click.pass_context
 def run(ctx: click.Context, platform_name: str, sfc: str | None, load: float | None, duration: float | None,
         frame_size: int, flows: int | None, rate_mpps: float | None, out: str | None) -> None:
-    """One ad-hoc measurement: NDR/PDR search, then throughput and latency at --load × PDR."""
+    """One ad-hoc measurement: MLRsearch (NDR and PDR goals), then throughput and latency at --load × PDR."""
     from harness import platforms
     from harness.platforms import PlatformError
     from harness.progress import Progress
     from harness.results import ResultWriter
     from harness.rig import rig
     from harness.traffic.base import GeneratorError
-    from harness.traffic.measure import POINT_COLUMNS, Measurer, measure_point
+    from harness.traffic.measure import POINT_COLUMNS, Measurer, measure_point, point_row
+    from harness.trial_log import TrialLogWriter, trials_path
 
     config = copy.deepcopy(_load(ctx))
     try:
@@ -120,32 +137,54 @@ def run(ctx: click.Context, platform_name: str, sfc: str | None, load: float | N
     progress = Progress(f"run {platform_name}")
     from harness.results import run_id as make_run_id
     csv_path = out_dir / f"{make_run_id(platform_name)}.csv"
+    log_path = trials_path(csv_path)
     try:
         with rig(config, platform_name, sfc=sfc_specs) as r, \
                 ResultWriter(csv_path, "run", POINT_COLUMNS, config, cores=r.cores(),
-                             extra={"rig": r.describe()}) as writer:
-            m = Measurer(r.generator, frame_size, flows, config["traffic"]["latency_pps"])
-            row, _ = measure_point(m, config, load_fraction=fraction, on_trial=progress.trial,
+                             extra={"rig": r.describe(), "quick": ctx.obj["quick"], "repetitions": 1,
+                                    "trials_file": log_path.name}) as writer, \
+                TrialLogWriter(log_path, writer.run_id) as log:
+            m = Measurer(r.generator, frame_size, flows, config["traffic"]["latency_pps"],
+                         platform=r.platform)
+            point_id = log.new_point_id()
+
+            def on_trial(phase: str, index: int, load_pps: float, dur: float, result: Any,
+                         judgement: dict[str, Any]) -> None:
+                log.trial(point_id, index, phase, load_pps, dur, result, **judgement)
+                progress.trial_line("", phase, load_pps, dur, result, judgement)
+
+            record = measure_point(m, config, load_fraction=fraction, on_trial=on_trial,
                                    rate_pps=rate_mpps * 1e6 if rate_mpps is not None else None)
-            row.update(platform=platform_name, workload=r.platform.workload or sfc, trial=0)
+            record.update(platform=platform_name, workload=r.platform.workload or sfc, trial=0,
+                          point_id=point_id, trials_file=log_path.name)
+            log.point(point_id, record)
+            row = point_row(record)
             writer.write(row)
     except (PlatformError, GeneratorError) as exc:
         raise click.ClickException(str(exc)) from exc
     running = f" running {row['workload']}" if sfc else ""
     click.echo(f"platform {platform_name}{running}, {frame_size} B frames, {flows} flows")
-    if "pdr_mpps" in row:
-        click.echo(f"  NDR {_fmt(row['ndr_mpps'])} Mpps   PDR {_fmt(row['pdr_mpps'])} Mpps "
-                   f"({row['search_trials']} search trials)")
+    if row.get("pdr_mpps") is not None:
+        click.echo(f"  conditional throughput: NDR {_fmt(row['ndr_mpps'])} Mpps   "
+                   f"PDR {_fmt(row['pdr_mpps'])} Mpps ({row['search_trials']} trials, "
+                   f"{_fmt(row.get('search_time_s'), ' s', 0)})")
+        if row.get("search_note"):
+            click.echo(f"  search: {row['search_note']}")
     click.echo(f"  at {row['load_fraction']:.0%} {'of PDR' if rate_mpps is None else 'of the given rate'}: "
                f"offered {_fmt(row.get('offered_mpps'))} Mpps, tx {_fmt(row.get('tx_mpps'))}, "
-               f"rx {_fmt(row.get('rx_mpps'))} Mpps, loss {_fmt(row.get('loss_ratio', 0) * 100, '%', 4)}")
+               f"rx {_fmt(row.get('rx_mpps'))} Mpps, loss {_fmt(row.get('loss_ratio', 0) * 100, '%', 4)}"
+               + ("" if row.get("latency_trial_valid", True) else " — lossy beyond the PDR goal: invalid"))
     lat = "  ".join(f"{name} {_fmt(row.get(f'latency_{key}_us'), '', 1)}" for name, key in
                     (("min", "min"), ("mean", "mean"), ("p50", "p50"), ("p99", "p99"), ("p99.9", "p999"),
                      ("max", "max")))
     click.echo(f"  latency µs: {lat}")
+    if row.get("instance_capacity_mpps") is not None:
+        click.echo(f"  per packet: gateway {_fmt(row.get('gateway_ns_per_packet'), ' ns', 0)}, instance "
+                   f"{_fmt(row.get('instance_ns_per_packet'), ' ns', 0)} → one instance alone "
+                   f"{_fmt(row.get('instance_capacity_mpps'))} Mpps; bounded by {row.get('bottleneck', '?')}")
     if row.get("generator_limited"):
         click.echo("  note: the generator could not offer the rate asked for; the number is a floor")
-    click.echo(f"wrote {csv_path} and {csv_path.with_suffix('.json')}")
+    click.echo(f"wrote {csv_path}, {csv_path.with_suffix('.json')} and {log_path} (every trial)")
 
 
 def _interrupt(signum: int, frame: Any) -> None:
@@ -163,7 +202,7 @@ def experiment(ctx: click.Context, name: str, plot_only: bool) -> None:
     from harness.traffic.base import GeneratorError
     if name not in EXPERIMENTS:
         raise click.UsageError(f"unknown experiment {name!r}; implemented: {', '.join(sorted(EXPERIMENTS))}")
-    exp = EXPERIMENTS[name](_load(ctx))
+    exp = EXPERIMENTS[name](_load(ctx), quick=ctx.obj["quick"])
     if plot_only:
         click.echo(f"wrote {exp.make_plot()}")
         return
@@ -181,24 +220,33 @@ def experiment(ctx: click.Context, name: str, plot_only: bool) -> None:
 
 
 @main.command("check-paper")
-@click.option("--results", "results_dir", type=click.Path(file_okay=False), default=None,
-              help="Results directory [default: results.dir].")
+@click.option("--results", "results_dir", type=click.Path(), default=None,
+              help="Results directory: its CSVs and the sidecars beside them [default: results.dir].")
 @click.option("--claims", "claims_file", type=click.Path(dir_okay=False), default=None,
               help="Claims file [default: experiments/claims.yaml].")
+@click.option("--strict", is_flag=True,
+              help="Refuse quick, one-repetition, incomplete or dirty-tree runs: claims on them are INVALID.")
 @click.pass_context
-def check_paper(ctx: click.Context, results_dir: str | None, claims_file: str | None) -> None:
-    """Every quantitative claim of the paper against what we measured."""
+def check_paper(ctx: click.Context, results_dir: str | None, claims_file: str | None, strict: bool) -> None:
+    """Every quantitative claim of the paper against what we measured. Exits non-zero when a claim FAILs
+    or is INVALID (judged on what is not evidence)."""
     from harness import claims
-    config = _load(ctx)
-    rdir = Path(results_dir) if results_dir else repo_path(config["results"]["dir"])
+    if results_dir is not None:
+        rdir = Path(results_dir)
+        if not rdir.is_dir():   # asked for by name: a typo must not read as "nothing measured yet"
+            what = "not a directory" if rdir.exists() else "no such directory"
+            raise click.ClickException(f"--results {rdir}: {what}")
+    else:
+        rdir = repo_path(_load(ctx)["results"]["dir"])
     cfile = Path(claims_file) if claims_file else repo_path("experiments/claims.yaml")
     try:
-        verdicts = claims.check(rdir, cfile)
+        verdicts = claims.check(rdir, cfile, strict=strict)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
+    click.echo(f"results: {rdir}{' (--strict: marked runs refused)' if strict else ''}; claims: {cfile}\n")
     click.echo(claims.render(verdicts))
     sys.exit(claims.exit_code(verdicts))
 
 
 if __name__ == "__main__":
-    main()
+    entry()

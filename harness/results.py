@@ -13,11 +13,12 @@ import datetime as dt
 import json
 import os
 import sys
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from harness import sysinfo
+from harness import native, sysinfo
 
 # name → meaning. Identity columns first, then metrics (unit in the name).
 COLUMNS: dict[str, str] = {
@@ -36,8 +37,8 @@ COLUMNS: dict[str, str] = {
     "generator": "traffic generator that measured the row",
     "generator_limited": "true when the generator could not offer the rate asked for (the number is a floor)",
     # throughput
-    "ndr_mpps": "no-drop rate (loss ≤ search.ndr_loss), validated, Mpps",
-    "pdr_mpps": "partial-drop rate (loss ≤ search.pdr_loss), validated, Mpps",
+    "ndr_mpps": "NDR goal (search.goals.ndr: loss ratio 0): MLRsearch conditional throughput, Mpps",
+    "pdr_mpps": "PDR goal (search.goals.pdr: loss ratio 0.001): MLRsearch conditional throughput, Mpps",
     "ndr_gbps": "NDR as L1 bit rate (frame + 20 B preamble/IFG), Gbit/s",
     "pdr_gbps": "PDR as L1 bit rate, Gbit/s",
     "offered_mpps": "rate asked of the generator (load + latency streams), Mpps",
@@ -48,24 +49,24 @@ COLUMNS: dict[str, str] = {
     "rx_packets": "packets received in the trial",
     "loss_packets": "tx_packets - rx_packets",
     "loss_ratio": "loss_packets / tx_packets",
-    "search_trials": "number of trials the NDR/PDR search used",
+    "search_trials": "number of trials the search used (the warm-up included)",
     # the search (MLRsearch, docs/search.md): per goal, the conditional throughput and its relevant bounds
     "ndr_lower_bound_mpps": "NDR goal: relevant lower bound (intended load), Mpps",
-    "ndr_upper_bound_mpps": "NDR goal: relevant upper bound (intended load), Mpps; empty when max_load passed",
-    "ndr_lower_bad_fraction": "NDR goal: share of trial seconds at the lower bound that missed the loss goal",
-    "ndr_upper_bad_fraction": "NDR goal: share of trial seconds at the upper bound that missed the loss goal",
-    "ndr_generator_limited": "NDR goal: a trial at or above the lower bound did not reach its intended load",
+    "ndr_upper_bound_mpps": "NDR goal: relevant upper bound (intended load), Mpps; empty: max load passed",
+    "ndr_lower_bad_fraction": "NDR goal: share of the lower bound's trial seconds that missed the goal",
+    "ndr_upper_bad_fraction": "NDR goal: share of the upper bound's trial seconds that missed the goal",
+    "ndr_generator_limited": "NDR goal: the generator, not the DUT, may have set a bound (docs/search.md)",
     "pdr_lower_bound_mpps": "PDR goal: relevant lower bound (intended load), Mpps",
-    "pdr_upper_bound_mpps": "PDR goal: relevant upper bound (intended load), Mpps; empty when max_load passed",
-    "pdr_lower_bad_fraction": "PDR goal: share of trial seconds at the lower bound that missed the loss goal",
-    "pdr_upper_bad_fraction": "PDR goal: share of trial seconds at the upper bound that missed the loss goal",
-    "pdr_generator_limited": "PDR goal: a trial at or above the lower bound did not reach its intended load",
+    "pdr_upper_bound_mpps": "PDR goal: relevant upper bound (intended load), Mpps; empty: max load passed",
+    "pdr_lower_bad_fraction": "PDR goal: share of the lower bound's trial seconds that missed the goal",
+    "pdr_upper_bad_fraction": "PDR goal: share of the upper bound's trial seconds that missed the goal",
+    "pdr_generator_limited": "PDR goal: the generator, not the DUT, may have set a bound (docs/search.md)",
     "search_time_s": "wall time of the search (trials and their overheads), s",
     "search_note": "what the search wants a reader to know (empty when uneventful)",
     "point_id": "this row's point in the trial log: every trial behind the row carries the same point_id",
     "trials_file": "the trial log (JSON lines) that holds every trial of this row, relative to the CSV",
-    "latency_trial_valid": "the latency trial's loss was within the PDR goal and the generator reached its load",
-    "generator_skipped_ratio": "latency trial: share of the schedule the generator skipped (stalls + too slow)",
+    "latency_trial_valid": "the latency trial lost at most the PDR goal and the generator reached its load",
+    "generator_skipped_ratio": "latency trial: share of the schedule the generator skipped (stalled, slow)",
     # where the CPU goes (busy TSC time around work, never around idle polling), latency trial
     "gateway_ns_per_packet": "gateway/router (or the wire forwarder) busy time per packet it handled, ns",
     "instance_ns_per_packet": "instances' busy time per packet (NFs, Chainer, local state, remote waits), ns",
@@ -169,6 +170,10 @@ class ResultWriter:
         self._writer: csv.DictWriter[str] | None = None
 
     def __enter__(self) -> ResultWriter:
+        # what the machine was doing: compared with a second snapshot at the end (steal, load, others)
+        self._machine_before = sysinfo.cpu_times_snapshot()
+        self._started_at = time.time()
+        self.meta["machine_at_start"] = {"loadavg": self._machine_before.loadavg}
         self.csv_path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(self.csv_path, "w", newline="")  # noqa: SIM115 — closed in __exit__
         self._writer = csv.DictWriter(self._file, fieldnames=self.columns, extrasaction="raise")
@@ -205,12 +210,44 @@ class ResultWriter:
             self.meta["error"] = f"{exc_type.__name__}: {exc}"
         self.meta["finished"] = _now()
         self.meta["rows"] = self.rows
+        try:
+            self.meta["machine_during_run"] = sysinfo.run_facts(self._machine_before,
+                                                                sysinfo.cpu_times_snapshot())
+            self.meta["processes"] = process_summary(native.started_processes(since=self._started_at))
+        except (OSError, ValueError) as exc:   # /proc unreadable: say so rather than lose the sidecar
+            self.meta["machine_during_run"] = {"error": str(exc)}
         self._write_sidecar()
 
     def _write_sidecar(self) -> None:
         tmp = self.sidecar_path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(self.meta, indent=2, default=str) + "\n")
         tmp.replace(self.sidecar_path)
+
+
+def process_summary(started: Mapping[int, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The processes a run started, grouped by role and by the CPUs they were *read back* on (one
+    generator per trial would otherwise be hundreds of entries): count, configured and actual CPUs,
+    threads allowed elsewhere (DPDK's control threads), and the pids of the first few."""
+    groups: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for pid, e in sorted(started.items()):
+        actual = tuple(e.get("cpus_allowed") or ())
+        key = (e.get("role"), tuple(e.get("configured_cpus") or ()), actual)
+        g = groups.setdefault(key, {"role": e.get("role"), "command": e.get("command"),
+                                    "configured_cpus": e.get("configured_cpus"),
+                                    "cpus_allowed": list(actual) if actual else None, "count": 0,
+                                    "pids": [], "other_threads": e.get("other_threads") or [],
+                                    "children": {}})
+        g["count"] += 1
+        if len(g["pids"]) < 5:
+            g["pids"].append(pid)
+        for child, info in (e.get("children") or {}).items():
+            if len(g["children"]) < 8:
+                g["children"][str(child)] = info
+    for g in groups.values():
+        configured, actual = g["configured_cpus"], g["cpus_allowed"]
+        g["as_configured"] = (None if not configured or actual is None
+                              else sorted(configured) == sorted(actual))
+    return list(groups.values())
 
 
 def _cell(value: Any) -> Any:

@@ -93,9 +93,10 @@ def _read_yaml(path: Path) -> Any:
 
 
 def parse_override(text: str) -> tuple[str, Any]:
-    """``search.trial_s=2`` → (``search.trial_s``, 2); the value is parsed as YAML."""
+    """``search.goals.pdr.loss_ratio=0.005`` → (``search.goals.pdr.loss_ratio``, 0.005); the value is parsed
+    as YAML."""
     if "=" not in text:
-        raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. search.trial_s=2")
+        raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. search.goals.pdr.loss_ratio=0.005")
     key, raw = text.split("=", 1)
     return key.strip(), yaml.safe_load(raw)
 

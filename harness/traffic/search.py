@@ -267,7 +267,9 @@ def measurement_result(result: TrialResult, intended_duration_s: float, intended
     MLRsearch counts loss plus *unsent* packets (intended count - offered count) as bad. Of the schedule the
     generator did not send, what it skipped while descheduled (``skipped_stall_packets``) is left out of both
     counts: it is neither the DUT's doing nor a load the generator cannot offer, and this machine's stalls
-    would otherwise fail every PDR trial. What it skipped because it could not keep the rate
+    would otherwise fail every PDR trial — unless they exceed ``stall_tolerance`` of the schedule
+    (:attr:`TrialResult.stalled`: a busy neighbour, not the VM's usual stalls), when they count as unsent
+    too. What it skipped because it could not keep the rate
     (``skipped_slow_packets``) counts as unsent, which steers the search away from loads the generator cannot
     offer. A generator that does not report its schedule (``intended_packets`` 0, e.g. TRex) has its
     shortfall counted as unsent only when the trial is ``short`` (beyond the shortfall tolerance; CSIT counts
@@ -279,7 +281,10 @@ def measurement_result(result: TrialResult, intended_duration_s: float, intended
     offered_s = result.duration_s if result.duration_s > 0 else intended_duration_s
     intended: int | None = None
     if result.intended_packets > 0:
-        intended = result.tx_packets + result.skipped_slow_packets
+        unsent = result.skipped_slow_packets
+        if result.stalled:   # descheduled beyond the tolerance: that load was not offered either
+            unsent += result.skipped_stall_packets
+        intended = result.tx_packets + unsent
     elif result.short:
         intended = max(result.tx_packets, round(result.offered_pps * offered_s))
     return MeasurementResult(intended_duration=intended_duration_s, intended_load=intended_load_pps,

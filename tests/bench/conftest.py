@@ -1,13 +1,19 @@
 """Bench results that matter are rates and latencies, not the wall time pytest-benchmark tabulates: each
-benchmark records them in extra_info, and this prints them as a table at the end of `make bench`."""
+benchmark records them in extra_info, and this prints them as a table at the end of `make bench`, next to
+the previous run's numbers (``.benchmarks/measured-latest.json``, replaced by this run's when it ends)."""
 
 from __future__ import annotations
 
+import json
+import statistics
 from typing import Any
 
 import pytest
 
+from harness.config import repo_path
+
 ROWS: list[dict[str, Any]] = []
+BASELINE = repo_path(".benchmarks/measured-latest.json")
 
 
 @pytest.fixture
@@ -15,19 +21,62 @@ def record() -> Any:
     return ROWS.append
 
 
+def _median(v: Any) -> float | None:
+    vals = [x for x in (v if isinstance(v, list) else [v]) if isinstance(x, int | float)]
+    return statistics.median(vals) if vals else None
+
+
+def _versus(now: Any, was: Any, unit: str, digits: int = 2) -> str:
+    m, b = _median(now), _median(was)
+    if m is None:
+        return "—"
+    text = f"{m:.{digits}f}{unit}"
+    if b:
+        text += f" ({(m - b) / b * 100:+.0f} % vs. {b:.{digits}f})"
+    return text
+
+
+def _line(r: dict[str, Any], old: dict[str, Any]) -> str:
+    kind = r.get("kind")
+    if kind == "pause":
+        mean = _versus(r["mean_us"], old.get("mean_us"), " µs", 1)
+        return (f"{r['name']:<22} {r['count']:4d} pauses, mean {mean}, max {r['max_us']:8.1f} µs "
+                f"(traffic loss meanwhile {r['loss_ratio'] * 100:.3f} %)")
+    if kind == "search":
+        runs = ", ".join(f"{p:.3f}" for p in r["pdr_mpps"])
+        pdr = _versus(r["pdr_mpps"], old.get("pdr_mpps"), " Mpps", 3)
+        return (f"{r['name']:<22} PDR {pdr} [runs {runs}]"
+                f"  NDR {_versus(r['ndr_mpps'], old.get('ndr_mpps'), ' Mpps', 3)}"
+                f"  latency p50 {_versus(r['latency_p50_us'], old.get('latency_p50_us'), ' µs', 1)}"
+                f"  bounded by {', '.join(str(b) for b in r['bottleneck'])}")
+    if kind == "capacity":
+        pdr = _versus(r["pdr_mpps"], old.get("pdr_mpps"), " Mpps", 3)
+        cap = _versus(r["instance_capacity_mpps"], old.get("instance_capacity_mpps"), " Mpps", 3)
+        return (f"{r['name']:<22} PDR {pdr}, instance capacity {cap}"
+                f", bounded by {r['bottleneck']}")
+    p50 = r.get("latency_p50_us")
+    lat = f"p50 {_versus(p50, old.get('latency_p50_us'), ' µs', 1)}" if p50 is not None else "no latency"
+    short = "  (generator short)" if r.get("generator_short") else ""
+    return (f"{r['name']:<22} {r['offered_mpps']:6.2f} → {r['tx_mpps']:6.2f} → "
+            f"{_versus(r['rx_mpps'], old.get('rx_mpps'), ' Mpps')}  loss {r['loss_ratio'] * 100:7.3f} %  "
+            f"{lat}{short}")
+
+
+def _key(r: dict[str, Any]) -> str:
+    return f"{r.get('kind', 'fixed')}|{r['name']}|{r.get('offered_mpps', '')}"
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if not ROWS:
         return
+    try:
+        previous = {_key(r): r for r in json.loads(BASELINE.read_text())}
+    except (OSError, ValueError):
+        previous = {}
     tr = terminalreporter
-    tr.section("measured (offered → sent → received, loss, latency at that rate)")
+    tr.section("measured: rates, loss, latency (vs. the previous `make bench`)")
     for r in ROWS:
-        if r.get("kind") == "pause":
-            tr.write_line(f"{r['name']:<22} {r['count']:4d} pauses, mean {r['mean_us']:8.1f} µs, max "
-                          f"{r['max_us']:8.1f} µs (traffic loss meanwhile {r['loss_ratio'] * 100:.3f} %)")
-            continue
-        p50 = r.get("latency_p50_us")
-        p99 = r.get("latency_p99_us")
-        lat = f"p50 {p50:8.1f} µs  p99 {p99:9.1f} µs" if p50 is not None else "no latency samples"
-        short = "  (generator short)" if r["generator_short"] else ""
-        tr.write_line(f"{r['name']:<22} {r['offered_mpps']:6.2f} → {r['tx_mpps']:6.2f} → "
-                      f"{r['rx_mpps']:6.2f} Mpps  loss {r['loss_ratio'] * 100:7.3f} %  {lat}{short}")
+        tr.write_line(_line(r, previous.get(_key(r), {})))
+    BASELINE.parent.mkdir(parents=True, exist_ok=True)
+    BASELINE.write_text(json.dumps(ROWS, indent=1, default=str) + "\n")
+    tr.write_line(f"(saved as {BASELINE}; every trial of the searches in {BASELINE.parent / 'trials'})")

@@ -310,6 +310,18 @@ def test_packets_skipped_while_descheduled_are_neither_sent_nor_lost() -> None:
     assert mr.offered_count == 990_000 and mr.intended_count == 990_000 and mr.loss_ratio == 0.0
 
 
+def test_a_generator_descheduled_beyond_the_stall_tolerance_did_not_offer_the_load() -> None:
+    # a busy neighbour on the generator's core: half the schedule skipped while descheduled
+    r = trial(tx_packets=500_000, rx_packets=500_000, intended_packets=1_000_000,
+              skipped_stall_packets=500_000)
+    assert r.stalled and r.short and not r.reached_intended_load
+    mr = measurement_result(r, 1.0, 1e6, 1.4)
+    assert mr.unsent_count == 500_000 and mr.loss_ratio == pytest.approx(0.5)
+    within = trial(tx_packets=960_000, rx_packets=960_000, intended_packets=1_000_000,
+                   skipped_stall_packets=40_000)     # this VM's usual stalls: within the tolerance
+    assert not within.stalled and not within.short
+
+
 def test_packets_skipped_for_being_too_slow_count_as_unsent() -> None:
     r = trial(tx_packets=990_000, rx_packets=990_000, intended_packets=1_000_000, skipped_slow_packets=10_000)
     mr = measurement_result(r, 1.0, 1e6, 1.4)
