@@ -4,6 +4,10 @@ One trial is one ``serpens-gen`` process: the streams (``STLStream.to_json()``, 
 would get) go into a file, the process connects to the platform over memif, sends for the duration, lets the
 counters settle, writes a JSON report and exits. A process per trial costs one EAL init (~0.1–0.2 s) and buys
 a clean state for every trial; the platform stays up across trials.
+
+The report says what the schedule called for (``intended_packets``) and what the generator skipped instead of
+firing a backlog at the platform after its own stall (``skipped_stall_packets``) or because it could not keep
+the rate (``skipped_slow_packets``); only the latter makes a trial ``short`` (docs/generator.md, "Pacing").
 """
 
 from __future__ import annotations
@@ -15,12 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from harness.config import Config
-from harness.native import NativeError, RunDir, binary, die_with_parent, eal_args, terminate
+from harness.native import NativeError, RunDir, binary, die_with_parent, eal_args, record_started, terminate
 from harness.traffic.base import GeneratorError, TrafficGenerator, TrialResult, stream_json
 from harness.traffic.latency import histogram, stats_from_histogram
 
 
 def result_from_report(report: dict[str, Any], shortfall_tolerance: float) -> TrialResult:
+    """The TrialResult of one serpens-gen report (its JSON, docs/generator.md)."""
     latency = {}
     for key, lat in (report.get("latency") or {}).items():
         pg_id = int(key)
@@ -42,6 +47,11 @@ def result_from_report(report: dict[str, Any], shortfall_tolerance: float) -> Tr
         shortfall_tolerance=shortfall_tolerance,
         generator="serpens-gen",
         raw=report,
+        # reports of a serpens-gen before bounded catch-up have none of these: 0 / {} means "cannot say"
+        intended_packets=int(report.get("intended_packets", 0)),
+        skipped_stall_packets=int(report.get("skipped_stall_packets", 0)),
+        skipped_slow_packets=int(report.get("skipped_slow_packets", 0)),
+        generator_stalls=dict(report.get("loop_stalls") or {}),
     )
 
 
@@ -80,14 +90,26 @@ class LocalGenerator(TrafficGenerator):
             raise GeneratorError("the built-in generator drives one port (0) per link")
         self.streams.extend(stream_json(s) for s in streams)
 
+    def pacing_args(self) -> list[str]:
+        """--catchup-us and --idle-sleep-us from generator.local, checked (docs/generator.md, "Pacing")."""
+        catchup, idle_sleep = self.settings["catchup_us"], self.settings["idle_sleep_us"]
+        if not 0 <= catchup <= 1e6:
+            raise GeneratorError(f"generator.local.catchup_us must be between 0 and 1000000 (µs), "
+                                 f"got {catchup:g}")
+        if idle_sleep != 0 and not 100 <= idle_sleep <= 1e6:
+            raise GeneratorError("generator.local.idle_sleep_us must be 0 (off) or between 100 and 1000000 "
+                                 f"(µs), got {idle_sleep:g}")
+        return ["--catchup-us", f"{catchup:g}", "--idle-sleep-us", f"{idle_sleep:g}"]
+
     def command(self, duration: float, mult: float) -> list[str]:
+        pacing = self.pacing_args()
         streams_file = self.run_dir / "gen-streams.json"
         streams_file.write_text(json.dumps({"streams": self.streams}))
         cmd = [str(binary(self.settings["binary"])),
                *eal_args(self.lcore, None, self.vdevs, in_memory=True),
                "--", "--streams", str(streams_file), "--duration", f"{duration:g}", "--mult", f"{mult:g}",
                "--report", str(self.report_path), "--settle-ms", str(self.settings["settle_ms"]),
-               "--burst", str(self.settings["burst"]),
+               "--burst", str(self.settings["burst"]), *pacing,
                "--link-timeout-s", f"{self.settings['link_timeout_s']:g}"]
         if self.capture and self.capture_count:
             cmd += ["--capture", str(self.capture), "--capture-count", str(self.capture_count)]
@@ -108,6 +130,7 @@ class LocalGenerator(TrafficGenerator):
             raise GeneratorError(str(exc)) from exc
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                      preexec_fn=die_with_parent)
+        record_started(self.proc, "generator")
         self.trials += 1
 
     def wait_on_traffic(self, timeout: float | None = None) -> None:

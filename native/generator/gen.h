@@ -20,6 +20,11 @@
 #define GEN_RX_ROUNDS 4         /* rx bursts per loop iteration, at most */
 #define GEN_PREARM_MS 2         /* RX polling before the trial starts */
 #define GEN_FULL_BACKOFF_NS 2000 /* leave a full TX ring alone this long */
+#define GEN_CATCHUP_US 200      /* default --catchup-us (docs/generator.md) */
+#define GEN_FLUSH_MAX_US 10000  /* end-of-trial top-up: give up after this */
+#define GEN_SLEEP_MARGIN_US 50  /* wake this early from an idle sleep: with
+				 * 1 ns timer slack nanosleep overshoots by
+				 * 13-20 us (median), 30-75 us (p99) here */
 
 /* Exit codes the Python driver relies on. */
 #define GEN_EXIT_USAGE 2        /* bad arguments or unsupported streams */
@@ -33,6 +38,9 @@ struct gen_opts {
 	double duration_s;
 	double mult;
 	double link_timeout_s;
+	double catchup_us;        /* catch-up bound per stream (pace.h) */
+	double idle_sleep_us;     /* sleep when the next packet is this far
+				   * away and nothing is in flight; 0: never */
 	uint64_t settle_ms;
 	uint64_t capture_count;
 	uint16_t port;
@@ -55,6 +63,13 @@ struct gen {
 	uint64_t rx_stale;        /* received before the trial started */
 	uint64_t dut_rx_full;
 	uint64_t alloc_fail;
+	uint64_t backlog_max;     /* most packets owed (all streams) at once */
+	uint64_t flush_packets;   /* sent by the end-of-trial top-up */
+	double flush_us;          /* how long the top-up took */
+	uint64_t idle_sleeps;     /* idle sleeps taken ... */
+	uint64_t idle_slept;      /* ... and their TSC ticks */
+	int64_t prefault_bytes;   /* memif region populated; -1: not found */
+	double prefault_ms;
 	int interrupted;          /* TX stopped early (signal or link lost) */
 	int link_lost;
 	struct pcap_writer cap;
@@ -62,6 +77,10 @@ struct gen {
 	struct rte_eth_stats eth;
 	struct loopstat stalls;
 };
+
+/* prefault.c: populate the pages of the memif shared-memory region before
+ * the trial, so that the first pass through the rings does not fault. */
+void memif_prefault(struct gen *g);
 
 /* traffic.c: send for o.duration_s (or until sig_quit), then settle. */
 void traffic_run(struct gen *g);

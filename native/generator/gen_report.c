@@ -3,6 +3,7 @@
  * human summary (schema in docs/generator.md).
  */
 #include <stdio.h>
+#include <string.h>
 
 #include <rte_debug.h>
 #include <rte_version.h>
@@ -19,6 +20,11 @@ static json_t *stream_json(const struct gen_stream *s)
 	report_set(o, "packet_len", json_integer(s->len));
 	report_set(o, "tx_packets", report_u64(s->tx_packets));
 	report_set(o, "tx_bytes", report_u64(s->tx_bytes));
+	report_set(o, "intended_packets", report_u64(s->intended));
+	report_set(o, "skipped_stall_packets", report_u64(s->pace.skipped_stall));
+	report_set(o, "skipped_slow_packets", report_u64(s->pace.skipped_slow));
+	report_set(o, "catchup_packets", report_u64(s->pace.cap));
+	report_set(o, "backlog_max_packets", report_u64(s->pace.backlog_max));
 	report_set(o, "latency_pg_id",
 		   s->pg_id >= 0 ? json_integer(s->pg_id) : json_null());
 	return o;
@@ -76,15 +82,26 @@ static json_t *latency_json(const struct gen *g)
 	return o;
 }
 
-static void totals(const struct gen *g, uint64_t *pkts, uint64_t *bytes)
+/* Sums over the streams. */
+struct totals {
+	uint64_t tx_packets, tx_bytes, intended, skipped_stall, skipped_slow;
+	uint64_t catchup;
+};
+
+static void totals(const struct gen *g, struct totals *t)
 {
+	const struct gen_stream *s;
 	unsigned int i;
 
-	*pkts = 0;
-	*bytes = 0;
+	memset(t, 0, sizeof(*t));
 	for (i = 0; i < g->set.n; i++) {
-		*pkts += g->set.s[i].tx_packets;
-		*bytes += g->set.s[i].tx_bytes;
+		s = &g->set.s[i];
+		t->tx_packets += s->tx_packets;
+		t->tx_bytes += s->tx_bytes;
+		t->intended += s->intended;
+		t->skipped_stall += s->pace.skipped_stall;
+		t->skipped_slow += s->pace.skipped_slow;
+		t->catchup += s->pace.cap;
 	}
 }
 
@@ -100,14 +117,49 @@ static json_t *capture_json(const struct gen *g)
 	return o;
 }
 
+static json_t *prefault_json(const struct gen *g)
+{
+	json_t *o;
+
+	if (g->prefault_bytes < 0)
+		return json_null();
+	o = json_object();
+	report_set(o, "bytes", json_integer(g->prefault_bytes));
+	report_set(o, "ms", json_real(g->prefault_ms));
+	return o;
+}
+
+static json_t *flush_json(const struct gen *g)
+{
+	json_t *o = json_object();
+
+	report_set(o, "packets", report_u64(g->flush_packets));
+	report_set(o, "us", json_real(g->flush_us));
+	return o;
+}
+
+static json_t *idle_sleep_json(const struct gen *g)
+{
+	json_t *o = json_object();
+
+	report_set(o, "threshold_us", json_real(g->o.idle_sleep_us));
+	report_set(o, "count", report_u64(g->idle_sleeps));
+	report_set(o, "total_ms", json_real((double)g->idle_slept * 1e3 /
+					    (double)g->hz));
+	return o;
+}
+
 static void add_counters(json_t *r, const struct gen *g)
 {
-	uint64_t txp, txb;
+	struct totals t;
 
-	totals(g, &txp, &txb);
+	totals(g, &t);
 	report_set(r, "offered_pps", json_real(streams_offered_pps(&g->set)));
-	report_set(r, "tx_packets", report_u64(txp));
-	report_set(r, "tx_bytes", report_u64(txb));
+	report_set(r, "intended_packets", report_u64(t.intended));
+	report_set(r, "tx_packets", report_u64(t.tx_packets));
+	report_set(r, "tx_bytes", report_u64(t.tx_bytes));
+	report_set(r, "skipped_stall_packets", report_u64(t.skipped_stall));
+	report_set(r, "skipped_slow_packets", report_u64(t.skipped_slow));
 	report_set(r, "rx_packets", report_u64(g->rx_packets));
 	report_set(r, "rx_bytes", report_u64(g->rx_bytes));
 	report_set(r, "dut_rx_full", report_u64(g->dut_rx_full));
@@ -116,6 +168,12 @@ static void add_counters(json_t *r, const struct gen *g)
 	report_set(r, "tx_alloc_failures", report_u64(g->alloc_fail));
 	report_set(r, "rx_stale", report_u64(g->rx_stale));
 	report_set(r, "loop_stalls", loopstat_json(&g->stalls));
+	report_set(r, "catchup_us", json_real(g->o.catchup_us));
+	report_set(r, "catchup_packets", report_u64(t.catchup));
+	report_set(r, "backlog_max_packets", report_u64(g->backlog_max));
+	report_set(r, "end_flush", flush_json(g));
+	report_set(r, "idle_sleep", idle_sleep_json(g));
+	report_set(r, "memif_prefault", prefault_json(g));
 }
 
 static json_t *build_report(const struct gen *g)
@@ -144,18 +202,23 @@ static json_t *build_report(const struct gen *g)
 
 static void summary(const struct gen *g)
 {
-	uint64_t txp, txb, lost;
 	double dur = (double)(g->tsc_stop - g->tsc_start) / (double)g->hz;
+	uint64_t lost;
+	struct totals t;
 	unsigned int i;
 
-	totals(g, &txp, &txb);
-	lost = txp > g->rx_packets ? txp - g->rx_packets : 0;
-	printf("serpens-gen: offered %.0f pps, sent %lu in %.3f s (%.0f pps), "
-	       "received %lu, dut_rx_full %lu, lost %lu (%.4f%%)%s",
-	       streams_offered_pps(&g->set), (unsigned long)txp, dur,
-	       dur > 0 ? (double)txp / dur : 0.0,
+	totals(g, &t);
+	lost = t.tx_packets > g->rx_packets ? t.tx_packets - g->rx_packets : 0;
+	printf("serpens-gen: offered %.0f pps, sent %lu of %lu in %.3f s "
+	       "(%.0f pps; skipped %lu stalled, %lu slow), received %lu, "
+	       "dut_rx_full %lu, lost %lu (%.4f%%)%s",
+	       streams_offered_pps(&g->set), (unsigned long)t.tx_packets,
+	       (unsigned long)t.intended, dur,
+	       dur > 0 ? (double)t.tx_packets / dur : 0.0,
+	       (unsigned long)t.skipped_stall, (unsigned long)t.skipped_slow,
 	       (unsigned long)g->rx_packets, (unsigned long)g->dut_rx_full,
-	       (unsigned long)lost, txp ? 100.0 * (double)lost / (double)txp : 0.0,
+	       (unsigned long)lost,
+	       t.tx_packets ? 100.0 * (double)lost / (double)t.tx_packets : 0.0,
 	       g->link_lost ? " [LINK LOST]" :
 	       g->interrupted ? " [interrupted]" : "");
 	for (i = 0; i < g->set.lat.n; i++)

@@ -3,7 +3,8 @@
  *
  *   serpens-gen [EAL args] -- --streams FILE --duration SEC --report FILE
  *       [--mult X] [--port N] [--settle-ms MS] [--link-timeout-s S]
- *       [--capture FILE] [--capture-count N] [--burst N]
+ *       [--capture FILE] [--capture-count N] [--burst N] [--catchup-us US]
+ *       [--idle-sleep-us US]
  *
  * Why: the harness measures NF platforms with TRex-style STL streams; this
  * program runs those streams over a DPDK port (normally a memif client
@@ -45,14 +46,16 @@ static void usage(const char *prg)
 		"--report FILE\n"
 		"         [--mult X] [--port N] [--settle-ms MS] "
 		"[--link-timeout-s S]\n"
-		"         [--capture FILE] [--capture-count N] [--burst N]\n",
+		"         [--capture FILE] [--capture-count N] [--burst N] "
+		"[--catchup-us US]\n"
+		"         [--idle-sleep-us US]\n",
 		prg);
 }
 
 enum {
 	OPT_STREAMS = 256, OPT_DURATION, OPT_REPORT, OPT_MULT, OPT_PORT,
 	OPT_SETTLE, OPT_LINK_TIMEOUT, OPT_CAPTURE, OPT_CAPTURE_COUNT,
-	OPT_BURST,
+	OPT_BURST, OPT_CATCHUP, OPT_IDLE_SLEEP,
 };
 
 static const struct option gen_long_opts[] = {
@@ -66,6 +69,8 @@ static const struct option gen_long_opts[] = {
 	{ "capture", required_argument, NULL, OPT_CAPTURE },
 	{ "capture-count", required_argument, NULL, OPT_CAPTURE_COUNT },
 	{ "burst", required_argument, NULL, OPT_BURST },
+	{ "catchup-us", required_argument, NULL, OPT_CATCHUP },
+	{ "idle-sleep-us", required_argument, NULL, OPT_IDLE_SLEEP },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -106,6 +111,17 @@ static int parse_number(struct gen_opts *o, int opt, const char *prg)
 		if (arg_u64(optarg, 0, UINT32_MAX, &o->capture_count))
 			bad_arg(prg, "--capture-count", optarg);
 		return 0;
+	case OPT_CATCHUP:
+		if (arg_double(optarg, 0, 1e6, &o->catchup_us))
+			bad_arg(prg, "--catchup-us (0..1000000)", optarg);
+		return 0;
+	case OPT_IDLE_SLEEP:
+		if (arg_double(optarg, 0, 1e6, &o->idle_sleep_us) ||
+		    (o->idle_sleep_us > 0 &&
+		     o->idle_sleep_us < 2 * GEN_SLEEP_MARGIN_US))
+			bad_arg(prg, "--idle-sleep-us (0, or 100..1000000)",
+				optarg);
+		return 0;
 	case OPT_BURST:
 		if (arg_u64(optarg, 1, GEN_MAX_BURST, &v))
 			bad_arg(prg, "--burst (1..512)", optarg);
@@ -125,6 +141,7 @@ static void parse_args(struct gen_opts *o, int argc, char **argv)
 	o->settle_ms = 100;
 	o->capture_count = 1000;
 	o->burst = 32;
+	o->catchup_us = GEN_CATCHUP_US;
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "", gen_long_opts, NULL)) != -1) {
 		if (opt == OPT_STREAMS)

@@ -18,17 +18,19 @@
 
 #include "fe.h"
 #include "latency.h"
+#include "pace.h"
 
 #define GEN_MAX_STREAMS 64
 #define GEN_MAX_PKT 2048        /* one mbuf with the default data room */
 
 struct gen_stream {
 	/* Hot: read on every loop iteration. */
-	double pps_per_tsc;     /* packets per TSC tick (set at start) */
-	uint64_t start_tsc;     /* first packet due at this TSC (isg applied) */
+	struct pace pace;       /* the schedule (set at start, isg applied) */
 	uint64_t tx_packets;
 	uint64_t tx_bytes;
 	uint64_t full_until;    /* TSC: the TX ring was full, wait */
+	uint64_t full_mark;     /* due count up to which the full ring is
+				 * accounted for (see traffic.c) */
 	uint8_t *tmpl;          /* the frame, without FCS */
 	struct rte_mbuf *proto; /* pre-built copy, for streams whose packets
 				 * never change (no field engine, no
@@ -43,6 +45,7 @@ struct gen_stream {
 	double pps;             /* after rate conversion and --mult */
 	double isg_us;
 	int pg_id;              /* -1 when not a latency stream */
+	uint64_t intended;      /* due count at the end of the schedule */
 };
 
 struct stream_set {

@@ -5,23 +5,36 @@
  * and a single core reads one TSC at both ends; the harness has 2 cores and
  * the other one belongs to the device under test.
  *
- * Pacing: for each stream, due = (now - start) * pps / tsc_hz packets should
- * have left by now; each iteration sends min(due - sent, burst). A stream
- * that fell behind therefore catches up by at most one burst per iteration,
- * and a generator that cannot keep up shows it as tx < offered (it never
- * silently drops packets from the schedule).
+ * Pacing (pace.h): for each stream, due = (now - start) * pps / tsc_hz
+ * packets should have left by now; each iteration sends min(owed, burst).
+ * After its own stall the generator owes at most --catchup-us worth of a
+ * stream's packets (at least one burst); the rest are skipped and counted as
+ * skipped_stall (the iteration came after a loop stall) or skipped_slow (it
+ * did not: the generator cannot keep the rate). So the DUT never sees the
+ * whole backlog of a stall fired at it, and intended = tx + skipped_stall +
+ * skipped_slow holds exactly for every stream.
  *
- * Accounting: a packet handed to rte_eth_tx_burst is SENT. If the PMD takes
- * fewer packets than offered, its ring (for memif, the DUT's receive queue)
- * is full: the rest still count as sent, and also as dut_rx_full, because on
- * a real wire the DUT's NIC would have dropped them (imissed). Those mbufs
- * are freed here. After a refusal the stream leaves the ring alone for
- * GEN_FULL_BACKOFF_NS: packets due in that window are counted the same way
- * (sent + dut_rx_full) without being built. Hammering a full ring only
- * bounces its cache lines between the two cores and slows the DUT down;
- * the DUT drains a few dozen of its ~1000 queued packets meanwhile, so it
- * never runs dry and its measured throughput is unchanged.
+ * Accounting: a packet handed to rte_eth_tx_burst and taken is SENT. If the
+ * PMD takes fewer than offered, its ring (for memif, the DUT's receive
+ * queue) is full. The refused packets stay owed (they may be catch-up
+ * packets a line-rate generator would have sent earlier, into a ring that
+ * was not full), and the stream leaves the ring alone for
+ * GEN_FULL_BACKOFF_NS. Packets that fall DUE in that window are the ones a
+ * line-rate generator would have put on the wire while the ring was full:
+ * they count as sent and as dut_rx_full (a real DUT's NIC would have dropped
+ * them: imissed) without being built. Hammering a full ring only bounces
+ * its cache lines between the two cores and slows the DUT down; the DUT
+ * drains a few dozen queued packets meanwhile, so it never runs dry and its
+ * measured throughput is unchanged. At the end of the schedule everything
+ * still owed is sent at once, and what a full ring refuses then is
+ * dut_rx_full.
+ *
+ * Idle sleep (--idle-sleep-us, off by default): at very low rates the loop
+ * may give its core away until shortly before the next packet is due, but
+ * only when nothing is in flight, so that no returning packet waits for the
+ * receive poll and latency is measured as before.
  */
+#include <sys/prctl.h>
 #include <time.h>
 
 #include <rte_branch_prediction.h>
@@ -94,67 +107,102 @@ static inline int build_copies(struct gen *g, struct gen_stream *s,
 	return 0;
 }
 
-/* Hand back what the PMD did not take (its ring is full: dut_rx_full) and
- * leave the ring alone for a moment (see stream_tx). */
-static inline void tx_refused(struct gen *g, struct gen_stream *s,
-			      struct rte_mbuf **m, unsigned int n, uint64_t now)
+/* Hand back mbufs the PMD did not take. */
+static inline void tx_free(struct gen_stream *s, struct rte_mbuf **m,
+			   unsigned int n)
 {
 	if (s->proto != NULL && m[0] == s->proto)
 		rte_mbuf_refcnt_update(s->proto, (int16_t)-(int)n);
 	else
 		rte_pktmbuf_free_bulk(m, n);
-	g->dut_rx_full += n;
-	s->full_until = now + g->full_backoff;
 }
 
-/* The ring was full a moment ago: these packets go on the wire and the DUT
- * has no room for them, exactly as if they had been refused. */
+/* The PMD's ring is full. The refused packets stay owed; until full_until,
+ * packets falling due from full_mark on meet the full ring (stream_tx). */
+static inline void tx_refused(struct gen_stream *s, struct rte_mbuf **m,
+			      unsigned int n, uint64_t full_until, uint64_t due)
+{
+	tx_free(s, m, n);
+	s->full_until = full_until;
+	s->full_mark = due;
+}
+
+static inline void tx_account(struct gen_stream *s, uint64_t n)
+{
+	s->pace.done += n;
+	s->tx_packets += n;
+	s->tx_bytes += n * s->len;
+}
+
+/* These packets go on the wire and the DUT has no room for them. */
 static inline void tx_into_full_ring(struct gen *g, struct gen_stream *s,
-				     unsigned int n)
+				     uint64_t n)
 {
 	g->dut_rx_full += n;
 	if (s->lat >= 0)
-		s->ltx.seq += n;
-	s->tx_packets += n;
-	s->tx_bytes += (uint64_t)n * s->len;
+		s->ltx.seq += (uint32_t)n;
+	tx_account(s, n);
 }
 
-static inline void stream_tx(struct gen *g, struct gen_stream *s,
-			     uint64_t now)
+/* Build n packets of s into m. Returns -1 if the pool is empty. */
+static inline int build(struct gen *g, struct gen_stream *s,
+			struct rte_mbuf **m, unsigned int n)
+{
+	if (s->proto != NULL && build_ref(s, m, n) == 0)
+		return 0;
+	if (unlikely(build_copies(g, s, m, n) != 0)) {
+		g->alloc_fail++;
+		return -1;
+	}
+	return 0;
+}
+
+/* One loop iteration's clock: now, and the gap since the last iteration. */
+struct tick {
+	uint64_t now;
+	uint64_t gap;
+	int stalled;            /* gap >= the loop-stall threshold */
+};
+
+/* Send what stream s owes, one burst at most. Returns what it owed. */
+static inline uint64_t stream_tx(struct gen *g, struct gen_stream *s,
+				 const struct tick *t)
 {
 	struct rte_mbuf *m[GEN_MAX_BURST];
-	uint64_t due;
+	uint64_t due = pace_due(&s->pace, t->now), owed;
 	unsigned int n;
 	uint16_t sent;
 
-	if (unlikely(now <= s->start_tsc))
-		return;
-	due = (uint64_t)((double)(now - s->start_tsc) * s->pps_per_tsc);
-	if (due <= s->tx_packets)
-		return;
-	n = (unsigned int)RTE_MIN(due - s->tx_packets, (uint64_t)g->o.burst);
-	if (unlikely(now < s->full_until)) {
-		tx_into_full_ring(g, s, n);
-		return;
+	if (unlikely(t->now < s->full_until)) {
+		if (due > s->full_mark) {
+			tx_into_full_ring(g, s, due - s->full_mark);
+			s->full_mark = due;
+		}
+		return 0;
 	}
-	if (!(s->proto != NULL && build_ref(s, m, n) == 0) &&
-	    unlikely(build_copies(g, s, m, n) != 0)) {
-		g->alloc_fail++;
-		return;
-	}
+	owed = pace_owed(&s->pace, due, t->gap, t->stalled);
+	if (owed == 0)
+		return 0;
+	n = (unsigned int)RTE_MIN(owed, (uint64_t)g->o.burst);
+	if (build(g, s, m, n) != 0)
+		return owed;
 	sent = rte_eth_tx_burst(g->o.port, 0, m, (uint16_t)n);
 	if (unlikely(sent < n))
-		tx_refused(g, s, m + sent, n - sent, now);
-	s->tx_packets += n;
-	s->tx_bytes += (uint64_t)n * s->len;
+		tx_refused(s, m + sent, n - sent, t->now + g->full_backoff,
+			   due);
+	tx_account(s, sent);
+	return owed;
 }
 
-static inline void tx_all(struct gen *g, uint64_t now)
+static inline void tx_all(struct gen *g, const struct tick *t)
 {
+	uint64_t owed = 0;
 	unsigned int i;
 
 	for (i = 0; i < g->set.n; i++)
-		stream_tx(g, &g->set.s[i], now);
+		owed += stream_tx(g, &g->set.s[i], t);
+	if (unlikely(owed > g->backlog_max))
+		g->backlog_max = owed;
 }
 
 static void capture(struct gen *g, struct rte_mbuf *m, uint64_t now)
@@ -281,29 +329,88 @@ static void traffic_begin(struct gen *g)
 	g->set.lat.tsc_floor = rte_rdtsc();
 	for (i = 0; i < g->set.n; i++)
 		proto_init(g, &g->set.s[i]);
+	memif_prefault(g);
 	rx_prearm(g);
 	g->wall_start_ns = wall_ns();
 	g->tsc_start = rte_rdtsc();
 	for (i = 0; i < g->set.n; i++) {
 		s = &g->set.s[i];
-		s->pps_per_tsc = s->pps / (double)g->hz;
-		s->start_tsc = g->tsc_start +
+		s->pace.per_tsc = s->pps / (double)g->hz;
+		s->pace.start = g->tsc_start +
 			(uint64_t)(s->isg_us * 1e-6 * (double)g->hz);
+		s->pace.cap = pace_cap(s->pps, g->o.catchup_us, g->o.burst);
 	}
 }
 
-/* Stop sending: a last top-up at the end of the schedule, unless we were
- * interrupted (signal or link lost). Returns the TSC at which settling
- * ends. */
-static uint64_t traffic_stop(struct gen *g, uint64_t now, uint64_t tx_end)
+/* One burst of what s still owes at the end of the schedule. A full ring
+ * now is dut_rx_full: no later iteration will offer these packets again.
+ * Returns what is still owed after it. */
+static uint64_t flush_stream(struct gen *g, struct gen_stream *s)
 {
-	if (now < tx_end) {
-		g->interrupted = 1;
-		g->tsc_stop = now;
-	} else {
-		tx_all(g, tx_end);
-		g->tsc_stop = tx_end;
+	struct rte_mbuf *m[GEN_MAX_BURST];
+	uint64_t owed = s->intended - s->pace.done;
+	unsigned int n;
+	uint16_t sent;
+
+	if (owed == 0)
+		return 0;
+	n = (unsigned int)RTE_MIN(owed, (uint64_t)g->o.burst);
+	if (build(g, s, m, n) != 0)
+		return owed;
+	sent = rte_eth_tx_burst(g->o.port, 0, m, (uint16_t)n);
+	if (unlikely(sent < n)) {
+		tx_free(s, m + sent, n - sent);
+		g->dut_rx_full += n - sent;
 	}
+	tx_account(s, n);
+	g->flush_packets += n;
+	return owed - n;
+}
+
+/* The last top-up: everything the schedule owes at `end` (at most each
+ * stream's catch-up bound, after the same skip as in the loop) goes out at
+ * once, receiving in between. Bounded by GEN_FLUSH_MAX_US; what could not
+ * be sent by then, or at all once the link is lost, is skipped_slow. */
+static void traffic_flush(struct gen *g, uint64_t end, const struct tick *t)
+{
+	uint64_t t0 = rte_rdtsc(), left;
+	uint64_t deadline = t0 + g->hz / 1000000u * GEN_FLUSH_MAX_US;
+	struct gen_stream *s;
+	unsigned int i;
+
+	for (i = 0; i < g->set.n; i++) {
+		s = &g->set.s[i];
+		s->intended = RTE_MAX(pace_due(&s->pace, end), s->pace.done);
+		pace_owed(&s->pace, s->intended, t->gap, t->stalled);
+	}
+	do {
+		left = 0;
+		for (i = 0; i < g->set.n && !g->link_lost; i++)
+			left += flush_stream(g, &g->set.s[i]);
+		rx_poll(g);
+	} while (left > 0 && !g->link_lost && rte_rdtsc() < deadline);
+	for (i = 0; i < g->set.n; i++) {
+		s = &g->set.s[i];
+		s->pace.skipped_slow += s->intended - s->pace.done;
+		s->pace.done = s->intended;
+	}
+	g->flush_us = (double)(rte_rdtsc() - t0) * 1e6 / (double)g->hz;
+}
+
+/* Stop sending: the last top-up for the end of the schedule, or for now if
+ * we were interrupted (signal or link lost). Returns the TSC at which
+ * settling ends. */
+static uint64_t traffic_stop(struct gen *g, const struct tick *t,
+			     uint64_t tx_end)
+{
+	uint64_t end = tx_end;
+
+	if (t->now < tx_end) {
+		g->interrupted = 1;
+		end = t->now;
+	}
+	g->tsc_stop = end;
+	traffic_flush(g, end, t);
 	return rte_rdtsc() + g->o.settle_ms * g->hz / 1000;
 }
 
@@ -315,6 +422,45 @@ static void traffic_end(struct gen *g)
 		rte_pktmbuf_free(g->set.s[i].proto);
 		g->set.s[i].proto = NULL;
 	}
+}
+
+/* Sleep until GEN_SLEEP_MARGIN_US before the next packet of any stream is
+ * due, if that is at least idle_sleep_us away and every packet sent has come
+ * back (or was refused); never past `until` (the end of the schedule, or
+ * the next link check). The sleep is not a loop stall, unless the kernel
+ * wakes us later than asked. */
+static void idle_sleep(struct gen *g, uint64_t now, uint64_t until)
+{
+	uint64_t next = UINT64_MAX, sent = 0, at, ticks, woke;
+	const struct gen_stream *s;
+	struct timespec ts;
+	unsigned int i;
+
+	for (i = 0; i < g->set.n; i++) {
+		s = &g->set.s[i];
+		if (now < s->full_until)
+			return;
+		at = s->pace.start + (uint64_t)((double)(s->pace.done + 1) /
+						s->pace.per_tsc);
+		next = RTE_MIN(next, at);
+		sent += s->tx_packets;
+	}
+	next = RTE_MIN(next, until);
+	if (sent != g->rx_packets + g->dut_rx_full ||
+	    next < now + (uint64_t)(g->o.idle_sleep_us * 1e-6 * (double)g->hz))
+		return;
+	ticks = next - now - g->hz / 1000000u * GEN_SLEEP_MARGIN_US;
+	ts.tv_sec = 0;
+	ts.tv_nsec = (long)((double)ticks * g->ns_per_tsc);
+	while (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	nanosleep(&ts, NULL);
+	woke = rte_rdtsc();
+	g->idle_sleeps++;
+	g->idle_slept += woke - now;
+	g->stalls.prev = RTE_MIN(woke, now + ticks);
 }
 
 struct loop_state {
@@ -336,8 +482,10 @@ static int link_up(uint16_t port)
 
 /* Timers of the loop, checked once per iteration. Returns 1 when done. */
 static inline int loop_timers(struct gen *g, struct loop_state *st,
-			      uint64_t now)
+			      const struct tick *t)
 {
+	uint64_t now = t->now;
+
 	if (unlikely(now >= st->next_link_check)) {
 		st->next_link_check = now + st->link_period;
 		if (!g->link_lost && !link_up(g->o.port)) {
@@ -348,7 +496,7 @@ static inline int loop_timers(struct gen *g, struct loop_state *st,
 	}
 	if (likely(st->sending)) {
 		if (unlikely(now >= st->tx_end || sig_quit || g->link_lost)) {
-			st->settle_end = traffic_stop(g, now, st->tx_end);
+			st->settle_end = traffic_stop(g, t, st->tx_end);
 			st->sending = 0;
 		}
 		return 0;
@@ -359,8 +507,10 @@ static inline int loop_timers(struct gen *g, struct loop_state *st,
 void traffic_run(struct gen *g)
 {
 	struct loop_state st;
-	uint64_t now;
+	struct tick t;
 
+	if (g->o.idle_sleep_us > 0)
+		prctl(PR_SET_TIMERSLACK, 1UL);  /* default slack: +50 us/sleep */
 	dp_guard_arm();
 	traffic_begin(g);
 	st.tx_end = g->tsc_start + (uint64_t)(g->o.duration_s * (double)g->hz);
@@ -368,16 +518,23 @@ void traffic_run(struct gen *g)
 	st.link_period = g->hz / 100;          /* 10 ms */
 	st.next_link_check = g->tsc_start + st.link_period;
 	st.sending = 1;
-	loopstat_init(&g->stalls, g->hz, rte_rdtsc());
+	/* from the schedule's start: a stall before the first iteration is a
+	 * stall too, not a slow generator */
+	loopstat_init(&g->stalls, g->hz, g->tsc_start);
 	for (;;) {
-		now = rte_rdtsc();
-		loopstat_tick(&g->stalls, now);
-		if (loop_timers(g, &st, now))
+		t.now = rte_rdtsc();
+		t.gap = t.now - g->stalls.prev;
+		t.stalled = t.gap >= g->stalls.threshold;
+		loopstat_tick(&g->stalls, t.now);
+		if (loop_timers(g, &st, &t))
 			break;
 		if (likely(st.sending))
-			tx_all(g, now);
+			tx_all(g, &t);
 		rx_poll(g);
 		dp_guard_quiescent();
+		if (unlikely(g->o.idle_sleep_us > 0) && st.sending)
+			idle_sleep(g, rte_rdtsc(),
+				   RTE_MIN(st.tx_end, st.next_link_check));
 	}
 	dp_guard_disarm();
 	g->tsc_done = rte_rdtsc();

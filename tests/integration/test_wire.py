@@ -39,7 +39,9 @@ def test_every_packet_is_accounted_for(dpdk_ready: cfg.Config) -> None:
     wire_rx = after["rx_packets"] - before["rx_packets"]
     wire_tx = after["tx_packets"] - before["tx_packets"]
     wire_dropped = after["tx_dropped"] - before["tx_dropped"]
-    assert result.tx_packets > 400_000
+    # the schedule called for ~500 k; what was sent depends on how long the generator itself was descheduled
+    # (those packets are skipped, not fired at the wire: docs/generator.md, "Pacing")
+    assert result.intended_packets > 400_000 and result.tx_packets > 100_000
     # what the generator put on the link either reached the wire or was refused by its receive ring
     assert wire_rx == result.tx_packets - result.dut_rx_full
     # what the wire received it either sent back or counted as dropped
@@ -47,6 +49,9 @@ def test_every_packet_is_accounted_for(dpdk_ready: cfg.Config) -> None:
     # and what it sent back all arrived: no packet is lost without being counted
     assert result.rx_packets == wire_tx
     assert result.tx_packets == result.rx_packets + result.dut_rx_full + wire_dropped
+    # and the schedule: every packet it called for was sent or skipped (docs/generator.md, "Pacing")
+    assert result.intended_packets == (result.tx_packets + result.skipped_stall_packets
+                                       + result.skipped_slow_packets)
 
 
 def test_field_engine_varies_packets_as_the_profile_says(dpdk_ready: cfg.Config, tmp_path: Path) -> None:

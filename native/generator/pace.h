@@ -1,0 +1,91 @@
+/*
+ * pace.h: the schedule of one serpens-gen stream, and what happens to the
+ * packets the generator could not send on time.
+ *
+ * Why a file of its own: this arithmetic decides which packets count as
+ * sent, which as skipped, and how large a burst the device under test can
+ * see after the generator was descheduled. It is pure (no DPDK), so
+ * test_pace.c pins it without a port.
+ *
+ * The schedule: packet k of a stream is due at start + k / rate. At TSC
+ * `now`, due(now) packets should have left. `done` counts the packets of
+ * the schedule already accounted for (sent, or skipped); due - done are
+ * owed. Owed packets are sent a burst per loop iteration, so a short
+ * hiccup is caught up at once. But the generator never owes more than
+ * `cap` packets (its catch-up bound, --catchup-us worth, at least one
+ * burst): beyond that the oldest owed packets are skipped, not sent, and
+ * counted by cause:
+ *
+ *   skipped_stall: the loop iteration that found them came after a gap of
+ *     at least the loop-stall threshold, so the generator was descheduled;
+ *     at most the packets that fell due during that gap are charged to it;
+ *   skipped_slow: the rest; the generator runs but cannot keep the rate
+ *     (a real shortfall of offered load).
+ *
+ * Without the bound, a generator descheduled for 5 ms at 4 Mpps would fire
+ * 20 000 packets at the DUT as fast as its loop goes, overflow the DUT's
+ * receive ring, and report the overflow as DUT loss.
+ */
+#ifndef SERPENS_GEN_PACE_H
+#define SERPENS_GEN_PACE_H
+
+#include <stdint.h>
+
+struct pace {
+	double per_tsc;         /* packets per TSC tick */
+	uint64_t start;         /* TSC at which packet 0 is due */
+	uint64_t done;          /* packets of the schedule accounted for */
+	uint64_t cap;           /* most packets ever owed (>= 1 burst) */
+	uint64_t skipped_stall;
+	uint64_t skipped_slow;
+	uint64_t backlog_max;   /* most packets owed at one iteration, after the skip */
+};
+
+/* Packets of the schedule due by TSC now. */
+static inline uint64_t pace_due(const struct pace *p, uint64_t now)
+{
+	if (now <= p->start)
+		return 0;
+	return (uint64_t)((double)(now - p->start) * p->per_tsc);
+}
+
+/* Skip what is owed beyond the cap (gap: TSC ticks since the previous loop
+ * iteration; stalled: gap reached the loop-stall threshold). Returns the
+ * packets still owed, at most cap. */
+static inline uint64_t pace_owed(struct pace *p, uint64_t due, uint64_t gap,
+				 int stalled)
+{
+	uint64_t owed, excess, stall = 0;
+
+	if (due <= p->done)
+		return 0;
+	owed = due - p->done;
+	if (__builtin_expect(owed > p->cap, 0)) {
+		excess = owed - p->cap;
+		if (stalled) {
+			/* +1: due() rounds down at both ends of the gap */
+			stall = (uint64_t)((double)gap * p->per_tsc) + 1;
+			if (stall > excess)
+				stall = excess;
+		}
+		p->skipped_stall += stall;
+		p->skipped_slow += excess - stall;
+		p->done += excess;
+		owed = p->cap;
+	}
+	if (owed > p->backlog_max)
+		p->backlog_max = owed;
+	return owed;
+}
+
+/* The catch-up bound of a stream of `pps` packets/s: catchup_us worth of
+ * its packets, at least one burst. */
+static inline uint64_t pace_cap(double pps, double catchup_us,
+				unsigned int burst)
+{
+	uint64_t cap = (uint64_t)(pps * catchup_us * 1e-6);
+
+	return cap > burst ? cap : burst;
+}
+
+#endif
