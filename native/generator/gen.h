@@ -18,7 +18,11 @@
 #define GEN_MAX_BURST 512
 #define GEN_RX_BURST 64
 #define GEN_RX_ROUNDS 4         /* rx bursts per loop iteration, at most */
-#define GEN_PREARM_MS 2         /* RX polling before the trial starts */
+/* RX polling before the trial starts. Long enough for the platform, which
+ * populates its own mapping of the memif region when the link comes up
+ * (memif_region.h) while we populate ours, to finish before our clock
+ * starts: both take ~50 ms here, from the same moment, on separate cores. */
+#define GEN_PREARM_MS 20
 #define GEN_FULL_BACKOFF_NS 2000 /* leave a full TX ring alone this long */
 #define GEN_CATCHUP_US 200      /* default --catchup-us (docs/generator.md) */
 #define GEN_FLUSH_MAX_US 10000  /* end-of-trial top-up: give up after this */

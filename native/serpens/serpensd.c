@@ -29,6 +29,7 @@
 
 #include "dp_guard.h"
 #include "eal_files.h"
+#include "memif_region.h"
 #include "port.h"
 #include "serpensd.h"
 #include "sig.h"
@@ -388,8 +389,10 @@ static void main_loop(void)
 	struct rte_mbuf *m[DP_BURST];
 	uint64_t hz = rte_get_tsc_hz(), flush_tsc = hz * D.flush_us / 1000000, next_timer = 0, now, prev = 0;
 	uint64_t t_rx, wake;
+	struct link_watch link;
 	uint16_t nb;
 
+	link_watch_init(&link, 0, hz / 1000, rte_rdtsc());
 	dp_guard_arm();
 	__atomic_store_n(&D.dp_running, 1, __ATOMIC_RELEASE);
 	while (likely(!sig_quit && !D.quit)) {
@@ -424,6 +427,10 @@ static void main_loop(void)
 				t1 = rte_rdtsc();
 				if ((t1 - t2) * 1000000000ull / hz > D.timers_max_ns)
 					D.timers_max_ns = (t1 - t2) * 1000000000ull / hz;
+				/* a generator connected with a new memif region: map its pages now, before
+				 * its clock starts, not page by page in the trial (memif_region.h) */
+				if (link_watch_came_up(&link, t1))
+					memif_regions_populate();
 			}
 		}
 		__atomic_fetch_add(&D.dp_epoch, 1, __ATOMIC_RELEASE);
