@@ -173,7 +173,8 @@ def run(ctx: click.Context, platform_name: str, sfc: str | None, load: float | N
     click.echo(f"  at {row['load_fraction']:.0%} {'of PDR' if rate_mpps is None else 'of the given rate'}: "
                f"offered {_fmt(row.get('offered_mpps'))} Mpps, tx {_fmt(row.get('tx_mpps'))}, "
                f"rx {_fmt(row.get('rx_mpps'))} Mpps, loss {_fmt(row.get('loss_ratio', 0) * 100, '%', 4)}"
-               + ("" if row.get("latency_trial_valid", True) else " — lossy beyond the PDR goal: invalid"))
+               + ("" if row.get("latency_trial_valid", True)
+                  else " — invalid: it lost more than the PDR goal or the generator fell short"))
     lat = "  ".join(f"{name} {_fmt(row.get(f'latency_{key}_us'), '', 1)}" for name, key in
                     (("min", "min"), ("mean", "mean"), ("p50", "p50"), ("p99", "p99"), ("p99.9", "p999"),
                      ("max", "max")))

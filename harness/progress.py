@@ -53,7 +53,7 @@ class Progress:
             parts.append(f"latency mean {_num(row.get('latency_mean_us'), 1)} µs "
                          f"p50 {_num(row.get('latency_p50_us'), 1)} µs at "
                          f"{row.get('load_fraction', 0):.0%} of PDR"
-                         + ("" if row.get("latency_trial_valid", True) else " (lossy: invalid)"))
+                         + ("" if row.get("latency_trial_valid", True) else " (invalid: lossy or short)"))
         if row.get("instance_capacity_mpps") is not None:
             parts.append(f"instance capacity {_num(row.get('instance_capacity_mpps'))} Mpps, "
                          f"bounded by {row.get('bottleneck', '?')}")
