@@ -485,8 +485,15 @@ def _compute(c: Claim, frames: _Frames, metric: tuple[str, ...] | None = None, w
     if d.derive == "value":
         f, a = fetched[0], agg[0]
         fac = _to_paper_unit(c, f)
+        valued = [k for k in all_keys if not math.isnan(a[k].value)]
         for k in all_keys:
             g = a[k]
+            if valued and math.isnan(g.value) and g.invalid \
+                    and all("measured without a value" in w for w in g.invalid):
+                # a point where the metric is undefined by design (a slope at the first step of a sweep)
+                # among points that have it: left out, not a reason to call the whole claim invalid
+                out.notes.append(f"{_label(k) or 'point'}: no value of {f.metric} here, left out")
+                continue
             why = tuple(f"{f.sel.name()}: {w}" for w in g.invalid)
             out.points.append(_Point(k, "", g.value * fac, g.value * fac, g.hi * fac, why))
     elif d.derive in ("ratio", "reduction"):

@@ -901,3 +901,14 @@ def test_check_paper_against_the_real_claims_without_results_exits_zero(tmp_path
     n = len(claims.load_claims(REAL_CLAIMS))
     summary = f"{n} claims: 0 PASS, 0 FAIL, 0 INVALID, {n} NOT MEASURED, 0 INCOMPLETE"
     assert got.output.splitlines()[-1] == summary
+
+
+def test_a_sweep_point_where_the_metric_is_undefined_is_left_out_not_invalid(tmp_path: Path) -> None:
+    # figure-11b: memory per NF is a slope, undefined at the first number of deployed NFs
+    rows = pd.DataFrame({"experiment": "figure-11b", "platform": "serpens", "n_nfs": [1, 50, 100],
+                         "memory_mb": [10.0, 11.0, 12.0], "memory_per_nf_kb": [float("nan"), 20.0, 21.0]})
+    rows.to_csv(tmp_path / "figure-11b.csv", index=False)
+    from harness.config import repo_path
+    (verdict,) = [v for v in claims.check(tmp_path, repo_path("experiments/claims.yaml"))
+                  if v.claim_id == "fig11b-serpens-per-nf"]
+    assert verdict.status is claims.Status.PASS, verdict.detail
