@@ -164,6 +164,19 @@ struct tick {
 	int stalled;            /* gap >= the loop-stall threshold */
 };
 
+/* Build one burst of at most o.burst of the `owed` packets of s (its size
+ * in *n) and hand it to the PMD. Returns how many the PMD took, or -1 if the
+ * burst could not be built (the mbuf pool is empty). */
+static inline int tx_one_burst(struct gen *g, struct gen_stream *s,
+			       struct rte_mbuf **m, uint64_t owed,
+			       unsigned int *n)
+{
+	*n = (unsigned int)RTE_MIN(owed, (uint64_t)g->o.burst);
+	if (build(g, s, m, *n) != 0)
+		return -1;
+	return rte_eth_tx_burst(g->o.port, 0, m, (uint16_t)*n);
+}
+
 /* Send what stream s owes, one burst at most. Returns what it owed. */
 static inline uint64_t stream_tx(struct gen *g, struct gen_stream *s,
 				 const struct tick *t)
@@ -171,7 +184,7 @@ static inline uint64_t stream_tx(struct gen *g, struct gen_stream *s,
 	struct rte_mbuf *m[GEN_MAX_BURST];
 	uint64_t due = pace_due(&s->pace, t->now), owed;
 	unsigned int n;
-	uint16_t sent;
+	int sent;
 
 	if (unlikely(t->now < s->full_until)) {
 		if (due > s->full_mark) {
@@ -183,14 +196,13 @@ static inline uint64_t stream_tx(struct gen *g, struct gen_stream *s,
 	owed = pace_owed(&s->pace, due, t->gap, t->stalled);
 	if (owed == 0)
 		return 0;
-	n = (unsigned int)RTE_MIN(owed, (uint64_t)g->o.burst);
-	if (build(g, s, m, n) != 0)
+	sent = tx_one_burst(g, s, m, owed, &n);
+	if (sent < 0)
 		return owed;
-	sent = rte_eth_tx_burst(g->o.port, 0, m, (uint16_t)n);
-	if (unlikely(sent < n))
-		tx_refused(s, m + sent, n - sent, t->now + g->full_backoff,
-			   due);
-	tx_account(s, sent);
+	if (unlikely((unsigned int)sent < n))
+		tx_refused(s, m + sent, n - (unsigned int)sent,
+			   t->now + g->full_backoff, due);
+	tx_account(s, (uint64_t)sent);
 	return owed;
 }
 
@@ -350,17 +362,16 @@ static uint64_t flush_stream(struct gen *g, struct gen_stream *s)
 	struct rte_mbuf *m[GEN_MAX_BURST];
 	uint64_t owed = s->intended - s->pace.done;
 	unsigned int n;
-	uint16_t sent;
+	int sent;
 
 	if (owed == 0)
 		return 0;
-	n = (unsigned int)RTE_MIN(owed, (uint64_t)g->o.burst);
-	if (build(g, s, m, n) != 0)
+	sent = tx_one_burst(g, s, m, owed, &n);
+	if (sent < 0)
 		return owed;
-	sent = rte_eth_tx_burst(g->o.port, 0, m, (uint16_t)n);
-	if (unlikely(sent < n)) {
-		tx_free(s, m + sent, n - sent);
-		g->dut_rx_full += n - sent;
+	if (unlikely((unsigned int)sent < n)) {
+		tx_free(s, m + sent, n - (unsigned int)sent);
+		g->dut_rx_full += n - (unsigned int)sent;
 	}
 	tx_account(s, n);
 	g->flush_packets += n;
