@@ -30,9 +30,9 @@ from experiments.startup import run_startbench
 from harness import plots
 from harness.results import ResultWriter
 from harness.rig import rig
-from harness.serpens.batch_costs import CostMeasurer
+from harness.serpens.batch_costs import batch_costs
 from harness.serpens.sfc import SfcSpec
-from harness.traffic.measure import fixed_rate_columns
+from harness.traffic.measure import Measurer, fixed_rate_columns
 
 NF = "fw"                     # the paper's example NF of Table II
 FRAME_SIZE_B = 64
@@ -62,11 +62,12 @@ class Table2(Experiment):
         for platform, metric in (("serpens", "processing_us"), ("fission", "state_access_us")):
             with rig(self.config, platform, sfc=SfcSpec.linear(NF)) as r:
                 writer.note(f"rig_{platform}", r.describe())
-                m = CostMeasurer(r.platform, r.generator, FRAME_SIZE_B, traffic["flows"],
-                                 traffic["latency_pps"])
+                m = Measurer(r.generator, FRAME_SIZE_B, traffic["flows"], traffic["latency_pps"],
+                             platform=r.platform)
                 for trial in self.repetitions():
                     result = m(rate, t["duration_s"])
-                    costs = m.last_costs
+                    assert m.last_stats is not None   # a Measurer given the platform keeps them
+                    costs = batch_costs(*m.last_stats)
                     cols = fixed_rate_columns(result)
                     row: dict[str, Any] = {
                         "platform": platform, "workload": NF, "frame_size_b": FRAME_SIZE_B,

@@ -21,9 +21,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from harness.traffic.base import TrialResult
-from harness.traffic.measure import Measurer
-
 
 def _by_instance(stats: dict[str, Any]) -> dict[tuple[int, int, int], dict[str, Any]]:
     return {(i["instance"], i["pid"], i.get("start", 0)): i for i in stats.get("instances", [])}
@@ -48,18 +45,3 @@ def batch_costs(before: dict[str, Any], after: dict[str, Any]) -> dict[str, floa
         "batch_packets": packets / batches if batches else nan,
     }
 
-
-class CostMeasurer(Measurer):
-    """A Measurer that also keeps the per-batch costs (:func:`batch_costs`) of its last trial, from the
-    platform's stats before and after it: in measure_point that is the latency trial."""
-
-    def __init__(self, platform: Any, *args: Any) -> None:
-        super().__init__(*args)
-        self.platform = platform
-        self.last_costs: dict[str, float] = {}
-
-    def __call__(self, rate_pps: float, duration_s: float) -> TrialResult:
-        before = self.platform.stats()
-        result = super().__call__(rate_pps, duration_s)
-        self.last_costs = batch_costs(before, self.platform.stats())
-        return result
