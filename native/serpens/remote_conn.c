@@ -1,0 +1,159 @@
+/*
+ * remote_conn.c: the remote backend's connection to Redis (hiredis, loopback TCP, with a timeout) —
+ * connecting on first use, reporting store failures, pipelines (queue commands, read their replies, count
+ * one round trip), and PING. Map of the backend's files: remote_internal.h.
+ */
+#include "remote_internal.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <sys/time.h>
+#include <time.h>
+
+struct rs_config rs_cfg;
+static struct rs_stats own_stats;
+struct rs_stats *rs_st = &own_stats;
+redisContext *rs_ctx;
+
+static char last_msg[600];
+static unsigned int pipe_n;
+static uint64_t pipe_t0;
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+void rs_conn_configure(const struct rs_config *c)
+{
+	rs_cfg = *c;
+	if (!rs_cfg.host)
+		rs_cfg.host = "127.0.0.1";
+	if (!rs_cfg.timeout_ms)
+		rs_cfg.timeout_ms = 1000;
+	rs_st = c->stats ? c->stats : &own_stats;
+}
+
+int rs_fail(const char *fmt, ...)
+{
+	char what[400], msg[600];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	snprintf(msg, sizeof(msg), "remote state (%s, Redis at %s:%d): %s", rs_backend_name(rs_cfg.backend),
+		 rs_cfg.host ? rs_cfg.host : "?", rs_cfg.port, what);
+	if (rs_ctx && rs_ctx->err) { /* the connection is unusable after an I/O error: reconnect next time */
+		redisFree(rs_ctx);
+		rs_ctx = NULL;
+	}
+	snprintf(last_msg, sizeof(last_msg), "%s", msg);
+	if (rs_batch.active && rs_cfg.fatal)
+		rs_cfg.fatal(msg);
+	sm_error("%s", msg);
+	return -EIO;
+}
+
+redisContext *rs_conn(void)
+{
+	struct timeval tv = {.tv_sec = rs_cfg.timeout_ms / 1000, .tv_usec = (rs_cfg.timeout_ms % 1000) * 1000};
+
+	if (rs_ctx)
+		return rs_ctx;
+	rs_ctx = redisConnectWithTimeout(rs_cfg.host, rs_cfg.port, tv);
+	if (!rs_ctx || rs_ctx->err) {
+		char why[200];
+
+		snprintf(why, sizeof(why), "%s", rs_ctx ? rs_ctx->errstr : "out of memory");
+		if (rs_ctx)
+			redisFree(rs_ctx);
+		rs_ctx = NULL;
+		rs_fail("cannot connect: %s (is redis-server running?)", why);
+		return NULL;
+	}
+	redisSetTimeout(rs_ctx, tv);
+	return rs_ctx;
+}
+
+void rs_conn_close(void)
+{
+	if (rs_ctx) {
+		redisFree(rs_ctx);
+		rs_ctx = NULL;
+	}
+}
+
+/* ---- pipelines ---- */
+
+int rs_pipe_add(struct rs_cmd *c)
+{
+	if (!rs_conn())
+		return -EIO;
+	if (pipe_n == 0)
+		pipe_t0 = now_ns();
+	if (redisAppendCommandArgv(rs_ctx, c->argc, c->argv, c->len) != REDIS_OK)
+		return rs_fail("cannot queue a command: %s", rs_ctx->errstr);
+	pipe_n++;
+	return 0;
+}
+
+redisReply *rs_pipe_reply(void)
+{
+	void *r = NULL;
+
+	if (!rs_ctx || redisGetReply(rs_ctx, &r) != REDIS_OK || !r) {
+		rs_fail("no reply: %s", rs_ctx ? rs_ctx->errstr : "not connected");
+		return NULL;
+	}
+	if (((redisReply *)r)->type == REDIS_REPLY_ERROR) {
+		rs_fail("command refused: %.*s", (int)((redisReply *)r)->len, ((redisReply *)r)->str);
+		freeReplyObject(r);
+		return NULL;
+	}
+	return r;
+}
+
+/* The round trip also counts toward the running batch's remote time (the `remote_state` stage). */
+void rs_pipe_done(void)
+{
+	uint64_t ns = now_ns() - pipe_t0;
+
+	rs_st->round_trips++;
+	rs_st->ops += pipe_n;
+	rs_st->ns += ns;
+	if (rs_batch.active) {
+		rs_batch.ns += ns;
+		rs_batch.touched = true;
+	}
+	pipe_n = 0;
+}
+
+void rs_drain(unsigned int n)
+{
+	while (n--) {
+		redisReply *r = rs_pipe_reply();
+
+		if (!r)
+			break;
+		freeReplyObject(r);
+	}
+}
+
+int rs_ping(char *err, size_t errlen)
+{
+	redisReply *r;
+	struct rs_cmd c = {.argc = 1, .argv = {"PING"}, .len = {4}};
+
+	if (!rs_conn() || rs_pipe_add(&c) != 0 || !(r = rs_pipe_reply())) {
+		snprintf(err, errlen, "%s", last_msg[0] ? last_msg : "cannot reach Redis");
+		return -1;
+	}
+	rs_pipe_done();
+	freeReplyObject(r);
+	return 0;
+}
