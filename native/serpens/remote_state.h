@@ -16,6 +16,9 @@
  * destination address, constants seen before) are fetched in one pipelined round trip; get_state is
  * served from that batch cache (a key not fetched costs one synchronous round trip: a miss); after it,
  * every changed value is written back in one pipelined round trip.
+ *
+ * Implemented by state_backend.c (the backend enum, rs_setup, rs_forget) and the remote_*.c files, one
+ * concern each (map in remote_internal.h).
  */
 #ifndef SERPENS_REMOTE_STATE_H
 #define SERPENS_REMOTE_STATE_H

@@ -46,7 +46,7 @@ struct sm_table_shm {
 	uint64_t timer_next_us;
 	uint32_t timer_has_key;
 	uint8_t timer_key[SM_TIMER_KEY_MAX];
-	uint32_t remote; /* a directory entry only: the table lives in a remote store (remote_state.c) */
+	uint32_t remote; /* a directory entry only: the table lives in a remote store (remote_table.c) */
 };
 
 struct sm_region {

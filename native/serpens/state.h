@@ -100,7 +100,7 @@ int sm_table_foreach(struct sm_region *r, const char *table,
 uint64_t sm_errors(const struct sm_region *r); /* API misuse counted (e.g. delete_state on global) */
 const char *sm_last_error(const struct sm_region *r);
 
-/* ---- for other state backends (remote_state.c) ------------------------------------------------ */
+/* ---- for other state backends (remote_*.c, state_backend.c) ----------------------------------- */
 
 /* The State Manager's own create_table (what sp_create_table does when no creator is installed). */
 sp_table *sm_create_table(const char *name, uint32_t flags, const struct sp_table_opts *opts);

@@ -6,7 +6,7 @@
  * memory State Manager is tested first and called directly, so the serpens fast path costs one compare
  * and no indirect call). Which implementation a table gets is decided when it is created: by default the
  * State Manager; a platform that keeps state elsewhere installs a creator with sp_state_set_creator()
- * (native/serpens/remote_state.c: Fission keeps every table in Redis, SNF the global ones) that may hand
+ * (native/serpens/state_backend.c: Fission keeps every table in Redis, SNF the global ones) that may hand
  * a table back to the State Manager (sm_create_table, serpens/state.h).
  *
  * Backends that cannot answer get_state from local memory cache values for a batch; the Chainer tells
