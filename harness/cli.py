@@ -135,14 +135,16 @@ def run(ctx: click.Context, platform_name: str, sfc: str | None, load: float | N
         config["measurement"]["latency_duration_s"] = duration
     if load is not None and not 0 < load <= 2:
         raise click.BadParameter(f"--load must be a fraction of the PDR in (0, 2], got {load}")
-    flows = flows or config["traffic"]["flows"]
-    churn_flows = None
+    flows = config["traffic"]["flows"] = flows or config["traffic"]["flows"]   # the churn budget counts them
+    churn_flows, churn_note = None, None
     if flows_workload == "churn":
         from harness.traffic.churn import ChurnFlows
         try:   # budgeted against the NFs' default arguments (platforms.serpens.nfs)
             churn_flows = ChurnFlows.for_point(config, [t for spec in sfc_specs or [] for t in spec.nf_types])
         except ConfigError as exc:
             raise click.ClickException(str(exc)) from exc
+        churn_note = {"new_flows_per_s": churn_flows.new_flows_per_s,
+                      "flows_per_point_limit": churn_flows.limit, "limited_by": churn_flows.limited_by}
     fraction = 1.0 if rate_mpps is not None else load
     out_dir = Path(out) if out else repo_path(config["results"]["dir"]) / "runs"
     progress = Progress(f"run {platform_name}")
@@ -153,7 +155,7 @@ def run(ctx: click.Context, platform_name: str, sfc: str | None, load: float | N
         with rig(config, platform_name, sfc=sfc_specs) as r, \
                 ResultWriter(csv_path, "run", POINT_COLUMNS, config, cores=r.cores(),
                              extra={"rig": r.describe(), "quick": ctx.obj["quick"], "repetitions": 1,
-                                    "trials_file": log_path.name}) as writer, \
+                                    "trials_file": log_path.name, "churn": churn_note}) as writer, \
                 TrialLogWriter(log_path, writer.run_id) as log:
             m = Measurer(r.generator, frame_size, flows, config["traffic"]["latency_pps"],
                          platform=r.platform, churn=churn_flows)

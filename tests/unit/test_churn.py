@@ -163,3 +163,11 @@ def test_experiment_refuses_a_churn_that_would_exhaust_nat_in_one_line(tmp_path:
     assert "Traceback" not in res.output and len(res.output.strip().splitlines()) == 1
     assert "NAT's pool" in res.output and "at most 399 new flows/s" in res.output
     assert not list(tmp_path.iterdir())              # refused before any result file was opened
+
+
+def test_run_refuses_a_churn_that_would_exhaust_nat_before_starting_anything(tmp_path: Any) -> None:
+    res = CliRunner().invoke(main, ["--set", "traffic.churn.new_flows_per_s=5000", "run", "--platform",
+                                    "serpens", "--sfc", "nat", "--flows-workload", "churn", "--out",
+                                    str(tmp_path)])
+    assert res.exit_code == 1 and "Traceback" not in res.output, res.output
+    assert "NAT's pool" in res.output and not list(tmp_path.iterdir())
