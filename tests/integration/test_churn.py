@@ -4,11 +4,13 @@ What NAT's pool sees under churn is the number of 5-tuples it has never seen bef
 of what came back shows it: within a trial the new 5-tuples arrive at the configured rate, all the trial
 long (not in a burst at the start), every churn packet is a flow of its own, and the next trial of the same
 point opens flows the platform has not seen yet, while the fixed flows stay the same few. Rates are modest
-(40 kpps in total), trials last 1 s.
+(40 kpps in total), trials last 1 s. And when the DUT's ring overflows, the packets it refused give their
+flow var values back (serpens-gen's fe_rewind), so a churn packet is still a flow of its own.
 """
 
 from __future__ import annotations
 
+import copy
 import struct
 from pathlib import Path
 
@@ -16,6 +18,7 @@ import pytest
 
 from harness import config as cfg
 from harness.rig import rig
+from harness.serpens.sfc import SfcSpec
 from harness.traffic import churn, profiles
 from harness.traffic.measure import Measurer
 from tests.integration.packets import read_pcap_timed
@@ -24,7 +27,12 @@ RATE_PPS = 40_000
 NEW_FLOWS_PER_S = 4_000
 FIXED_FLOWS = 64
 DURATION_S = 1.0
-QUARTERS = 4
+HALVES = 2
+# The generator's bounded catch-up (docs/generator.md, "Pacing"), raised for this test from 200 µs to 100 ms:
+# at 40 kpps that is at most 4 000 packets, a quarter of the wire's ring, and it lets the churn stream catch
+# up what fell due while this VM descheduled the generator (it does, tens of ms at a time, when other tests
+# run), instead of skipping it: the rate check below is then about the churn stream, not the VM.
+CATCHUP_US = 100_000.0
 CHURN_LO = struct.unpack("!I", bytes(map(int, profiles.CHURN_SRC.split("."))))[0]
 
 
@@ -49,7 +57,9 @@ def test_new_flows_arrive_at_the_configured_rate_and_never_repeat_across_trials(
         dpdk_ready: cfg.Config, tmp_path: Path) -> None:
     capture = tmp_path / "rx.pcap"
     seen: set[tuple[int, int, int, int, int]] = set()
-    with rig(dpdk_ready, "wire", capture=capture, capture_count=2 * RATE_PPS) as r:
+    conf = copy.deepcopy(dpdk_ready)
+    conf["generator"]["local"]["catchup_us"] = CATCHUP_US
+    with rig(conf, "wire", capture=capture, capture_count=2 * RATE_PPS) as r:
         m = Measurer(r.generator, 64, FIXED_FLOWS, 1000, platform=r.platform,
                      churn=churn.ChurnFlows(NEW_FLOWS_PER_S))
         for trial in range(2):
@@ -59,29 +69,51 @@ def test_new_flows_arrive_at_the_configured_rate_and_never_repeat_across_trials(
             new = [(t, k) for t, k in got if is_churn(k)]
             fixed = {k for _, k in got if not is_churn(k)}
 
-            # everything came back (the wire forwards all; a full ring would be counted, not built)
-            assert len(got) == result.rx_packets == result.tx_packets - result.dut_rx_full
+            # the capture holds everything that came back. (Not everything sent need come back: with other
+            # tests running this VM stalls the wire for up to hundreds of ms, and what it forwards after the
+            # generator's settle window is late, counted lost; test_wire.py pins conservation.)
+            lost = result.tx_packets - result.rx_packets
+            assert len(got) == result.rx_packets
             # every churn packet is a 5-tuple of its own, and none was seen in an earlier trial
-            assert len({k for _, k in new}) == len(new) == churn_stream["tx_packets"]
+            assert len({k for _, k in new}) == len(new) >= churn_stream["tx_packets"] - lost
             assert not seen & {k for _, k in new}, f"trial {trial} repeats flows of an earlier trial"
             seen |= {k for _, k in new}
             # the fixed flows do not grow: the same 64 (and the latency flow) in every trial
             assert len(fixed) == FIXED_FLOWS + 1
 
             # the new 5-tuples arrive at the configured rate: the churn stream's schedule is the rate, and
-            # what it sent is what came back as new flows. This VM deschedules the generator (DESIGN.md
-            # section 10; more so with other tests running): what fell due meanwhile beyond its bounded
-            # catch-up (one 32-packet burst, 8 ms of this stream) is skipped and counted, never sent late
+            # it sent all of it but what fell due while the generator was descheduled longer than its
+            # 100 ms catch-up (test_generator.py's stall budget); what it sent came back as new flows
             schedule = int(NEW_FLOWS_PER_S * DURATION_S)
             assert churn_stream["intended_packets"] == schedule
             assert churn_stream["tx_packets"] + churn_stream["skipped_stall_packets"] \
                 + churn_stream["skipped_slow_packets"] == schedule
-            assert len(new) >= 0.8 * schedule, churn_stream
-            # ... all the trial long, not in a burst: each quarter brings about a quarter's worth
+            assert churn_stream["skipped_slow_packets"] == 0, churn_stream
+            stalled_s = result.generator_stalls["total_ms"] / 1e3
+            assert churn_stream["skipped_stall_packets"] <= NEW_FLOWS_PER_S * stalled_s + 1, churn_stream
+            # ... all the trial long, not in a burst: each half of the trial brings a good part of them
+            # (half, give or take the 250 ms a stall of the wire or of the generator can shift them by)
             t0 = got[0][0]
-            per_quarter = [0] * QUARTERS
+            per_half = [0] * HALVES
             for t, _ in new:
-                per_quarter[min(QUARTERS - 1, int((t - t0) / 1e9 / DURATION_S * QUARTERS))] += 1
-            expected = schedule / QUARTERS
-            assert all(0.6 * expected <= n <= 1.4 * expected for n in per_quarter), per_quarter
+                per_half[min(HALVES - 1, int((t - t0) / 1e9 / DURATION_S * HALVES))] += 1
+            assert all(0.25 * len(new) <= n <= 0.75 * len(new) for n in per_half), per_half
     assert m.churn is not None and len(seen) <= m.churn.next
+
+
+@pytest.mark.dpdk
+def test_under_overload_every_churn_packet_is_still_a_new_flow(dpdk_ready: cfg.Config,
+                                                               tmp_path: Path) -> None:
+    """20 Mpps at a one-FW Serpens (a few Mpps here): its receive ring is full most of the trial and the
+    generator's bursts are refused again and again. Before fe_rewind each refusal skipped flow var values,
+    the churn stream wrapped its range and ~10 % of its packets repeated a flow."""
+    capture = tmp_path / "rx.pcap"
+    new_flows_per_s, duration_s = 500_000, 0.5
+    with rig(dpdk_ready, "serpens", sfc=SfcSpec.linear("fw"), capture=capture, capture_count=300_000) as r:
+        m = Measurer(r.generator, 64, FIXED_FLOWS, 1000, platform=r.platform,
+                     churn=churn.ChurnFlows(new_flows_per_s))
+        result = m(20e6, duration_s)
+    assert result.dut_rx_full > 0, "the DUT's ring never overflowed: nothing was refused"
+    new = [k for _, k in tuples_by_time(capture) if is_churn(k)]
+    assert len(new) > 1000
+    assert len(set(new)) == len(new), f"{len(new) - len(set(new))} of {len(new)} churn packets repeat a flow"
