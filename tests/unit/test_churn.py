@@ -171,3 +171,12 @@ def test_run_refuses_a_churn_that_would_exhaust_nat_before_starting_anything(tmp
                                     str(tmp_path)])
     assert res.exit_code == 1 and "Traceback" not in res.output, res.output
     assert "NAT's pool" in res.output and not list(tmp_path.iterdir())
+
+
+def test_plots_label_churn_rows_apart_and_read_older_csvs_as_fixed() -> None:
+    import pandas as pd
+
+    from harness import plots
+    df = pd.DataFrame({"workload": ["nat", "nat", "fw"], "flows_workload": ["fixed", "churn", None]})
+    assert list(plots.with_flows_workload(df)) == ["nat", plots.churn_label("nat"), "fw"]
+    assert list(plots.with_flows_workload(df.drop(columns=["flows_workload"]))) == ["nat", "nat", "fw"]
