@@ -180,3 +180,17 @@ def test_plots_label_churn_rows_apart_and_read_older_csvs_as_fixed() -> None:
     df = pd.DataFrame({"workload": ["nat", "nat", "fw"], "flows_workload": ["fixed", "churn", None]})
     assert list(plots.with_flows_workload(df)) == ["nat", plots.churn_label("nat"), "fw"]
     assert list(plots.with_flows_workload(df.drop(columns=["flows_workload"]))) == ["nat", "nat", "fw"]
+
+
+def test_the_sidecar_records_the_churn_rate_and_each_sfcs_budget(tmp_path: Any) -> None:
+    import json
+
+    from experiments.figure_15 import Figure15
+    from harness.results import ResultWriter
+    exp = Figure15(cfg.load())
+    with ResultWriter(tmp_path / "f.csv", "figure-15", ["platform"], exp.config) as writer:
+        exp.note_churn(writer, exp.points())
+    note = json.loads((tmp_path / "f.json").read_text())["churn"]
+    assert note["new_flows_per_s"] == 300 and note["source_block"] == "16.128.0.0/10"
+    assert note["limit_per_sfc"] == {"fw,mon,nat": 64512 - 1025}
+    assert note["flows_per_point_max"] <= note["flows_per_point_limit"]
