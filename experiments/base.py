@@ -55,7 +55,11 @@ class Experiment(abc.ABC):
     def repetitions(self) -> Iterator[int]:
         return iter(range(self.config["measurement"]["repetitions"]))
 
+    def check(self) -> None:  # noqa: B027 (a hook: most experiments have nothing to check)
+        """Refuse settings the experiment cannot run with (a ConfigError), before any output is opened."""
+
     def run(self) -> tuple[Path, Path]:
+        self.check()
         extra = {"quick": self.quick, "repetitions": self.repetition_count()}
         with ResultWriter(self.csv_path, self.name, self.columns, self.config, cores=self.cores(),
                           extra=extra) as writer:

@@ -25,6 +25,7 @@ import seaborn as sns
 
 from experiments.throughput import Point, ThroughputExperiment
 from harness import platforms, plots
+from harness.traffic import churn
 
 SFC = "fw,mon,nat"            # the paper's SFC: Firewall → Monitor → NAT; also the rows' workload
 FRAME_SIZE_B = 64             # the paper's packet size for its throughput figures
@@ -55,8 +56,12 @@ class Figure15(ThroughputExperiment):
         return [REFERENCE, *sfc_platforms()]
 
     def points(self) -> list[Point]:
+        # every flow workload for the SFC (its NAT allocates from a global pool for each new flow); the
+        # wire, which keeps no state, with the fixed flows only
+        chosen = churn.workloads(self.config)
         return [Point(name, "forward", FRAME_SIZE_B) if name == REFERENCE
-                else Point(name, SFC, FRAME_SIZE_B, sfc=SFC) for name in self.grid()]
+                else Point(name, SFC, FRAME_SIZE_B, sfc=SFC, flows_workload=w)
+                for w in chosen for name in self.grid() if name != REFERENCE or w == chosen[0]]
 
     def plot(self, df: pd.DataFrame, path: Path) -> None:
         figure_15_figure(df, path)
@@ -67,18 +72,21 @@ def figure_15_figure(df: pd.DataFrame, path: Path) -> None:
     NDR, PDR and mean latency (the machine's ceiling) as reference lines."""
     sns.set_theme(style="whitegrid", context="paper")
     fig, (ax_t, ax_l) = plt.subplots(1, 2, figsize=(8, 3.2))
-    sfc = df[df["platform"] != REFERENCE]
+    sfc = df[df["platform"] != REFERENCE].copy()
     ref = df[df["platform"] == REFERENCE]
     order = [p for p in [*PAPER_ORDER, *sorted(set(sfc["platform"]) - set(PAPER_ORDER))]
              if p in set(sfc["platform"])]
-    names = [LABELS.get(p, p) for p in order]
     workload = sfc["workload"].iloc[0] if len(sfc) else SFC
+    # one bar group per platform and flow workload (the churn rows labelled apart, never pooled)
+    sfc["platform"] = sfc["platform"].map(lambda p: LABELS.get(p, p))
+    sfc["platform"] = plots.with_flows_workload(sfc, "platform")
+    names = [x for p in order for x in (LABELS.get(p, p), plots.churn_label(LABELS.get(p, p)))
+             if x in set(sfc["platform"])]
 
     if len(sfc):
         tput = sfc.melt(id_vars=["platform"], value_vars=["ndr_mpps", "pdr_mpps"], var_name="rate",
                         value_name="Mpps")
         tput["rate"] = tput["rate"].map({"ndr_mpps": "NDR (≤0.001 %)", "pdr_mpps": "PDR (≤0.1 %)"})
-        tput["platform"] = tput["platform"].map(lambda p: LABELS.get(p, p))
         sns.barplot(data=tput, x="platform", y="Mpps", hue="rate", order=names, ax=ax_t,
                     **plots.MEDIAN_MINMAX)
     for col, ls, what in (("ndr_mpps", "--", "NDR"), ("pdr_mpps", ":", "PDR")):
@@ -95,7 +103,6 @@ def figure_15_figure(df: pd.DataFrame, path: Path) -> None:
     if lat_cols:
         lat = sfc.melt(id_vars=["platform"], value_vars=lat_cols, var_name="statistic", value_name="µs")
         lat["statistic"] = lat["statistic"].map({"latency_mean_us": "mean", "latency_p99_us": "p99"})
-        lat["platform"] = lat["platform"].map(lambda p: LABELS.get(p, p))
         sns.barplot(data=lat, x="platform", y="µs", hue="statistic", order=names, ax=ax_l,
                     **plots.MEDIAN_MINMAX)
     if len(ref) and "latency_mean_us" in ref and ref["latency_mean_us"].notna().any():

@@ -19,8 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from experiments.base import Experiment
+from harness.config import ConfigError
 from harness.results import ResultWriter
 from harness.rig import rig
+from harness.traffic import churn
 from harness.traffic.base import TrialResult
 from harness.traffic.measure import POINT_COLUMNS, Measurer, measure_point, point_row
 from harness.trial_log import TrialLogWriter, trials_path
@@ -35,11 +37,14 @@ class Point:
     frame_size_b: int
     sfc: str | None = None             # what a platform that runs NFs deploys (SfcSpec.linear text)
     identity: tuple[tuple[str, Any], ...] = field(default=())   # further identity columns
+    flows_workload: str = "fixed"      # fixed flows, or churn: new flows all the time (harness.traffic.churn)
 
     @property
     def label(self) -> str:
         extra = " ".join(f"{k}={v}" for k, v in self.identity)
-        return f"{self.workload} on {self.platform}, {self.frame_size_b} B{' ' + extra if extra else ''}"
+        churning = ", churn" if self.flows_workload == "churn" else ""
+        extra = " " + extra if extra else ""
+        return f"{self.workload} on {self.platform}, {self.frame_size_b} B{churning}{extra}"
 
 
 def interleaved(points: Sequence[Point], repetitions: int) -> list[tuple[int, Point]]:
@@ -72,12 +77,35 @@ class ThroughputExperiment(Experiment):
         order = interleaved(grid, reps)
         writer.note("points", [p.label for p in grid])
         writer.note("trials_file", self.trials_path.name)
+        self.note_churn(writer, grid)
         self.before_points(writer)
         self.progress.say(f"{len(grid)} points × {reps} repetitions, interleaved; "
                           f"trials in {self.trials_path}")
         with TrialLogWriter(self.trials_path, writer.run_id) as log:
             for n, (rep, point) in enumerate(order, 1):
                 self._measure_one(writer, log, point, rep, f"[{n}/{len(order)}] {point.label} #{rep}: ")
+
+    def check(self) -> None:
+        """Every churn point's budget, before anything is measured: a rate that would exhaust NAT's pool
+        mid-run is a ConfigError now, not a NAT dropping every new flow an hour later."""
+        self.churn_budgets(self.points())
+
+    def churn_budgets(self, grid: Sequence[Point]) -> dict[str, churn.Budget]:
+        """SFC text → the budget of its churn points (harness.traffic.churn.budget), checked."""
+        bad = [p.label for p in grid if p.flows_workload not in churn.WORKLOADS]
+        if bad:
+            raise ConfigError(f"points with an unknown flows_workload (want {', '.join(churn.WORKLOADS)}): "
+                              f"{'; '.join(bad)}")
+        return {p.sfc or "": churn.budget(self.config, churn.sfc_nfs(p.sfc))
+                for p in grid if p.flows_workload == "churn"}
+
+    def note_churn(self, writer: ResultWriter, grid: Sequence[Point]) -> None:
+        """The churn workload in the sidecar: its rate, source block, and each SFC's budget per point."""
+        budgets = self.churn_budgets(grid)
+        if budgets:
+            tightest = min(budgets.values(), key=lambda b: b.limit)
+            limits = {sfc or "(no NFs)": b.limit for sfc, b in budgets.items()}
+            writer.note("churn", {**tightest.sidecar(), "limit_per_sfc": limits})
 
     def _measure_one(self, writer: ResultWriter, log: TrialLogWriter, point: Point, rep: int,
                      prefix: str) -> None:
@@ -94,8 +122,10 @@ class ThroughputExperiment(Experiment):
                 log.trial(point_id, index, phase, load, duration, result, **judgement)
                 self.progress.trial_line(prefix, phase, load, duration, result, judgement)
 
+            flows = (churn.ChurnFlows.for_point(self.config, churn.sfc_nfs(point.sfc))
+                     if point.flows_workload == "churn" else None)
             m = Measurer(r.generator, point.frame_size_b, traffic["flows"], traffic["latency_pps"],
-                         platform=r.platform)
+                         platform=r.platform, churn=flows)
             self.progress.say(f"{prefix}searching")
             record = measure_point(m, self.config, on_trial=on_trial,
                                    extra_columns=lambda b, a: self.extra_columns(point, b, a))

@@ -93,13 +93,17 @@ def _fmt(v: Any, unit: str = "", digits: int = 3) -> str:
 @click.option("--duration", type=float, default=None, help="Length of the fixed-rate trial, s.")
 @click.option("--frame-size", type=int, default=64, show_default=True, help="Frame size incl. FCS, bytes.")
 @click.option("--flows", type=int, default=None, help="Distinct 5-tuples [default: traffic.flows].")
+@click.option("--flows-workload", type=click.Choice(["fixed", "churn"]), default="fixed", show_default=True,
+              help="churn: also open traffic.churn.new_flows_per_s new flows per second "
+                   "(docs/methodology.md).")
 @click.option("--rate-mpps", type=float, default=None,
               help="Skip the NDR/PDR search; run the fixed-rate trial at this offered rate.")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Directory for the CSV + JSON sidecar [default: <results.dir>/runs].")
 @click.pass_context
 def run(ctx: click.Context, platform_name: str, sfc: str | None, load: float | None, duration: float | None,
-        frame_size: int, flows: int | None, rate_mpps: float | None, out: str | None) -> None:
+        frame_size: int, flows: int | None, flows_workload: str, rate_mpps: float | None,
+        out: str | None) -> None:
     """One ad-hoc measurement: MLRsearch (NDR and PDR goals), then throughput and latency at --load × PDR."""
     from harness import platforms
     from harness.platforms import PlatformError
@@ -131,7 +135,16 @@ def run(ctx: click.Context, platform_name: str, sfc: str | None, load: float | N
         config["measurement"]["latency_duration_s"] = duration
     if load is not None and not 0 < load <= 2:
         raise click.BadParameter(f"--load must be a fraction of the PDR in (0, 2], got {load}")
-    flows = flows or config["traffic"]["flows"]
+    flows = config["traffic"]["flows"] = flows or config["traffic"]["flows"]   # the churn budget counts them
+    churn_flows, churn_note = None, None
+    if flows_workload == "churn":
+        from harness.traffic.churn import ChurnFlows
+        try:   # budgeted against the NFs' default arguments (platforms.serpens.nfs)
+            churn_flows = ChurnFlows.for_point(config, [t for spec in sfc_specs or [] for t in spec.nf_types])
+        except ConfigError as exc:
+            raise click.ClickException(str(exc)) from exc
+        churn_note = {"new_flows_per_s": churn_flows.new_flows_per_s,
+                      "flows_per_point_limit": churn_flows.limit, "limited_by": churn_flows.limited_by}
     fraction = 1.0 if rate_mpps is not None else load
     out_dir = Path(out) if out else repo_path(config["results"]["dir"]) / "runs"
     progress = Progress(f"run {platform_name}")
@@ -142,10 +155,10 @@ def run(ctx: click.Context, platform_name: str, sfc: str | None, load: float | N
         with rig(config, platform_name, sfc=sfc_specs) as r, \
                 ResultWriter(csv_path, "run", POINT_COLUMNS, config, cores=r.cores(),
                              extra={"rig": r.describe(), "quick": ctx.obj["quick"], "repetitions": 1,
-                                    "trials_file": log_path.name}) as writer, \
+                                    "trials_file": log_path.name, "churn": churn_note}) as writer, \
                 TrialLogWriter(log_path, writer.run_id) as log:
             m = Measurer(r.generator, frame_size, flows, config["traffic"]["latency_pps"],
-                         platform=r.platform)
+                         platform=r.platform, churn=churn_flows)
             point_id = log.new_point_id()
 
             def on_trial(phase: str, index: int, load_pps: float, dur: float, result: Any,
@@ -163,7 +176,8 @@ def run(ctx: click.Context, platform_name: str, sfc: str | None, load: float | N
     except (PlatformError, GeneratorError) as exc:
         raise click.ClickException(str(exc)) from exc
     running = f" running {row['workload']}" if sfc else ""
-    click.echo(f"platform {platform_name}{running}, {frame_size} B frames, {flows} flows")
+    churning = f" + {churn_flows.new_flows_per_s:g} new flows/s" if churn_flows is not None else ""
+    click.echo(f"platform {platform_name}{running}, {frame_size} B frames, {flows} flows{churning}")
     if row.get("pdr_mpps") is not None:
         click.echo(f"  conditional throughput: NDR {_fmt(row['ndr_mpps'])} Mpps   "
                    f"PDR {_fmt(row['pdr_mpps'])} Mpps ({row['search_trials']} trials, "
@@ -215,6 +229,8 @@ def experiment(ctx: click.Context, name: str, plot_only: bool) -> None:
     except KeyboardInterrupt:
         click.echo(f"\ninterrupted: the rows measured so far are in {exp.csv_path}", err=True)
         sys.exit(130)
+    except ConfigError as exc:   # a setting only an experiment checks (e.g. traffic.churn against NAT's pool)
+        raise click.ClickException(str(exc)) from exc
     except (PlatformError, GeneratorError) as exc:
         raise click.ClickException(f"{exc}\n(rows measured so far: {exp.csv_path})") from exc
     click.echo(f"wrote {csv_path}, {csv_path.with_suffix('.json')} and {fig}")

@@ -25,6 +25,20 @@ def save(fig: plt.Figure, path: Path, source: str) -> None:
     plt.close(fig)
 
 
+def churn_label(name: str) -> str:
+    """How a plot names ``name`` (a workload or platform) measured with the churn flow workload."""
+    return f"{name}\n+churn"
+
+
+def with_flows_workload(df: pd.DataFrame, column: str = "workload") -> pd.Series:
+    """``column`` with the churn rows relabelled (:func:`churn_label`), so a plot never pools the two flow
+    workloads; rows of CSVs written before there was a flows_workload column are the fixed workload."""
+    if "flows_workload" not in df:
+        return df[column]
+    is_churn = df["flows_workload"].fillna("fixed") == "churn"
+    return df[column].where(~is_churn, df[column].map(churn_label))
+
+
 def limit_figure(df: pd.DataFrame, path: Path) -> None:
     """(a) NDR and PDR per frame size, (b) latency p50/p99 at the measured load fraction."""
     sns.set_theme(style="whitegrid", context="paper")

@@ -1,7 +1,9 @@
 """The measurer and the standard point: "conditional throughput per goal, then latency at a fraction of PDR".
 
 * :class:`Measurer` turns (intended load, duration) into one trial with the standard profile: a load stream
-  over ``flows`` 5-tuples plus a ~1 kpps latency stream with per-packet timestamps (DESIGN.md section 6).
+  over ``flows`` 5-tuples plus a ~1 kpps latency stream with per-packet timestamps (DESIGN.md section 6);
+  with ``churn`` (the churn flow workload, harness.traffic.churn) part of the load is a stream of new flows
+  at ``traffic.churn.new_flows_per_s``, each trial's flows new to the platform.
   Given the platform, it also reads the platform's own counters around the trial (its loop stalls, drops
   and per-stage busy time: ``TrialResult.dut``), so every trial says what the device under test did.
 * :func:`measure_point` is what every throughput/latency experiment does for one configuration: one
@@ -25,13 +27,15 @@ from harness import stages
 from harness.config import Config
 from harness.traffic import profiles
 from harness.traffic.base import TrafficGenerator, TrialResult
+from harness.traffic.churn import ChurnFlows
 from harness.traffic.search import SearchResult, TrialLog, find_ndr_pdr, search_settings
 
 LATENCY_PG_ID = 0
 
 # The columns point_row fills, after the identity columns every throughput experiment has.
 POINT_COLUMNS = [
-    "platform", "workload", "frame_size_b", "flows", "trial", "point_id", "trials_file", "generator",
+    "platform", "workload", "frame_size_b", "flows", "flows_workload", "new_flows_per_s", "trial", "point_id",
+    "trials_file", "generator",
     "generator_limited",
     "ndr_mpps", "pdr_mpps", "ndr_gbps", "pdr_gbps",
     "ndr_lower_bound_mpps", "ndr_upper_bound_mpps", "ndr_lower_bad_fraction", "ndr_upper_bad_fraction",
@@ -60,21 +64,42 @@ class Measurer:
     flows: int
     latency_pps: float
     platform: StatsSource | None = None   # when given, its counters are read around every trial
+    churn: ChurnFlows | None = None       # the churn workload's flows for this point; None: fixed flows
 
     def __post_init__(self) -> None:
         # the platform's stats just before and after the last trial (None without a platform)
         self.last_stats: tuple[dict[str, Any], dict[str, Any]] | None = None
 
-    def streams(self, rate_pps: float) -> list[Any]:
-        """Load + latency streams whose rates add up to ``rate_pps`` (so offered = asked, at any rate);
-        at very low rates the latency stream takes at most half of it."""
+    @property
+    def flows_workload(self) -> str:
+        return "fixed" if self.churn is None else "churn"
+
+    @property
+    def new_flows_per_s(self) -> float:
+        return 0.0 if self.churn is None else self.churn.new_flows_per_s
+
+    def rates(self, rate_pps: float) -> tuple[float, float, float]:
+        """(fixed load, churn, latency) pps adding up to ``rate_pps``, so offered = asked at any rate: the
+        churn stream is part of the load, not added to it. At very low rates the latency stream takes at
+        most half of ``rate_pps`` and the churn stream at most half of what is left."""
         latency_pps = min(self.latency_pps, rate_pps / 2)
-        return profiles.load_with_latency(rate_pps - latency_pps, frame_size=self.frame_size,
-                                          n_flows=self.flows, latency_pps=latency_pps)
+        churn_pps = min(self.new_flows_per_s, (rate_pps - latency_pps) / 2)
+        return rate_pps - latency_pps - churn_pps, churn_pps, latency_pps
+
+    def streams(self, rate_pps: float, duration_s: float = 1.0) -> list[Any]:
+        """Load (+ churn) + latency streams whose rates add up to ``rate_pps``. With churn, every call takes
+        the next ``duration_s`` worth of new flows from :attr:`churn`: call it once per trial."""
+        load_pps, churn_pps, latency_pps = self.rates(rate_pps)
+        if self.churn is None:
+            return profiles.load_with_latency(load_pps, frame_size=self.frame_size, n_flows=self.flows,
+                                              latency_pps=latency_pps)
+        first, n = self.churn.take(churn_pps, duration_s)
+        return profiles.load_with_churn(load_pps, churn_pps, first, n, frame_size=self.frame_size,
+                                        n_flows=self.flows, latency_pps=latency_pps)
 
     def __call__(self, rate_pps: float, duration_s: float) -> TrialResult:
         before = self.platform.stats() if self.platform is not None else None
-        result = self.generator.run_trial(self.streams(rate_pps), duration=duration_s)
+        result = self.generator.run_trial(self.streams(rate_pps, duration_s), duration=duration_s)
         if self.platform is not None and before is not None:
             after = self.platform.stats()
             self.last_stats = (before, after)
@@ -168,6 +193,8 @@ def measure_point(measurer: Measurer, config: Config, load_fraction: float | Non
     settings = search_settings(config)
     pdr_goal = next((g for g in settings.goals if g.name == "pdr"), settings.goals[-1])
     record: dict[str, Any] = {"frame_size_b": measurer.frame_size, "flows": measurer.flows,
+                              "flows_workload": measurer.flows_workload,
+                              "new_flows_per_s": measurer.new_flows_per_s,
                               "load_fraction": fraction, "pdr_loss_goal": pdr_goal.loss_ratio,
                               "search": None, "goals": None, "latency_trial": None, "extra": {},
                               "colocated": _colocated(config, measurer)}
@@ -199,6 +226,10 @@ def measure_point(measurer: Measurer, config: Config, load_fraction: float | Non
         if on_trial is not None:
             on_trial("latency", n_trials, rate_pps * fraction, duration, result,
                      {"valid": valid, "wall_s": time.monotonic() - t0})
+    if measurer.churn is not None:
+        # the churn flows the point opened (handed out; the generator may have sent a few fewer)
+        record["churn"] = {"flows_handed_out": measurer.churn.next, "limit": measurer.churn.limit,
+                           "limited_by": measurer.churn.limited_by}
     # asked last: a generator may only know its version once it has run (the built-in one reports it)
     record["generator"] = measurer.generator.version()
     return record
@@ -214,7 +245,8 @@ def _colocated(config: Config, measurer: Measurer) -> bool:
 
 def point_row(record: Mapping[str, Any]) -> dict[str, Any]:
     """The process step: a point record → its CSV row. Pure; unit-tested."""
-    row: dict[str, Any] = {k: record[k] for k in ("platform", "workload", "frame_size_b", "flows", "trial",
+    row: dict[str, Any] = {k: record[k] for k in ("platform", "workload", "frame_size_b", "flows",
+                                                   "flows_workload", "new_flows_per_s", "trial",
                                                    "point_id", "trials_file", "generator", "load_fraction")
                            if k in record}
     for k, v in (record.get("identity") or {}).items():

@@ -12,6 +12,13 @@ Conventions (TRex's, kept so profiles read like TRex examples):
 * Flows are varied by the field engine, written with field names (``"IP.src"``), so the offsets follow
   the packet if it ever gets a VLAN tag or a tunnel header.
 
+Two flow workloads (docs/methodology.md, "Flow workloads"): *fixed* — :func:`udp_flows` cycles through
+the same ``n_flows`` 5-tuples for the whole trial — and *churn* — the fixed set plus :func:`churn_flows`,
+a stream whose every packet opens a new flow (a new source address from ``CHURN_SRC``/10), so NFs that
+allocate per new flow (NAT's port pool) keep allocating. The churn series is numbered: flow *i* has
+source ``CHURN_SRC + i``; a caller that runs several trials against one device hands each trial the next
+unused numbers (harness.traffic.churn), so no trial repeats a flow an earlier one opened.
+
 UDP checksum: by default it is **0** ("no checksum", valid for UDP over IPv4, RFC 768). The field engine
 rewrites the source address (and port) per packet, and the UDP checksum covers both through the
 pseudo-header, so a checksum computed once for the template would be wrong for every flow but the
@@ -61,6 +68,11 @@ MAX_FLOWS_BY_ADDRESS = 1 << 16
 # The latency stream's own 5-tuple: a source host the load never uses (the load starts at 16.0.0.1 and
 # spans at most 65536 addresses), so NFs keep it as a separate flow and a separate host.
 LATENCY_SRC = "16.255.0.1"
+# The churn series' sources: 16.128.0.0/10, above any fixed load (which starts at 16.0.0.1 and spans at
+# most 65536 addresses) and below the latency source. 2^22 new flows: at the default 300 new flows/s,
+# 3.9 hours of traffic before the series is used up (harness.traffic.churn checks it per run).
+CHURN_SRC = "16.128.0.0"
+CHURN_MAX_FLOWS = 1 << 22
 LATENCY_DST = "48.0.0.1"
 LATENCY_SPORT = 1024
 LATENCY_DPORT = 12
@@ -138,6 +150,46 @@ def latency_stream(pg_id: int = 0, rate_pps: float = 1000, frame_size: int = 64,
                     flow_stats=STLFlowLatencyStats(pg_id=pg_id))]
 
 
+def churn_flows(rate_pps: float, first_flow: int, n_flows: int, frame_size: int = 64, *,
+                dst: str = "48.0.0.1", sport: int = 1025, dport: int = 12,
+                src_mac: str = DEFAULT_SRC_MAC, dst_mac: str = DEFAULT_DST_MAC, macs_from_port: bool = False,
+                udp_checksum: UdpChecksum = "zero") -> list[STLStream]:
+    """New flows at ``rate_pps``: packet *k* of the stream is flow ``first_flow + k`` of the churn series
+    (source ``CHURN_SRC + first_flow + k``), one packet per flow, for the ``n_flows`` flows of the range.
+
+    The source address is a 4-byte flow var incrementing over exactly that range, so the stream opens a
+    new 5-tuple with every packet until it has sent ``n_flows`` packets; give it at least as many as the
+    trial sends (rate x duration), or it wraps and repeats its first flows.
+    """
+    _check_rate(rate_pps, "rate_pps")
+    _check_frame_size(frame_size, HEADERS_BYTES)
+    _check_port(sport, "sport")
+    _check_port(dport, "dport")
+    _check_int(first_flow, "first_flow", 0, CHURN_MAX_FLOWS - 1)
+    if isinstance(n_flows, int) and not isinstance(n_flows, bool) and first_flow + n_flows > CHURN_MAX_FLOWS:
+        raise ValueError(f"the churn series holds {CHURN_MAX_FLOWS} flows ({CHURN_SRC}/10); flows "
+                         f"{first_flow}..{first_flow + n_flows - 1} run past its end")
+    _check_int(n_flows, "n_flows", 1, CHURN_MAX_FLOWS)
+    if udp_checksum not in ("zero", "hw"):
+        raise ValueError(f"udp_checksum must be 'zero' or 'hw', got {udp_checksum!r}")
+    _ipv4(dst, "dst")
+    first = _ipv4(CHURN_SRC, "CHURN_SRC") + first_flow
+    pkt = _udp_packet(frame_size, _dotted(first), dst, sport, dport, src_mac, dst_mac,
+                      checksum=None if udp_checksum == "hw" else 0)
+    vm: list[Any] = []
+    if n_flows > 1:
+        vm += [STLVmFlowVar(name="churn", min_value=first, max_value=first + n_flows - 1, init_value=first,
+                            size=4, op="inc"),
+               STLVmWrFlowVar(fv_name="churn", pkt_offset="IP.src")]
+        if udp_checksum == "hw":
+            vm.append(STLVmFixChecksumHw(l3_offset="IP", l4_offset="UDP",
+                                         l4_type=CTRexVmInsFixHwCs.L4_TYPE_UDP))
+        else:
+            vm.append(STLVmFixIpv4(offset="IP"))
+    builder = STLPktBuilder(pkt=pkt, vm=STLScVmRaw(vm) if vm else None)
+    return [_stream(builder, rate_pps, macs_from_port)]
+
+
 def load_with_latency(rate_pps: float, frame_size: int = 64, n_flows: int = 1024,
                       latency_pps: float = 1000, pg_id: int = 0, **load_args: Any) -> list[STLStream]:
     """:func:`udp_flows` plus :func:`latency_stream` (same frame size, same MAC handling).
@@ -154,6 +206,27 @@ def load_with_latency(rate_pps: float, frame_size: int = 64, n_flows: int = 1024
         raise ValueError(f"the load's source addresses {src} + {n_addresses} include the latency stream's "
                          f"source {LATENCY_SRC}; choose another src for the load")
     return load + latency
+
+
+def load_with_churn(rate_pps: float, churn_pps: float, first_flow: int, n_churn_flows: int,
+                    frame_size: int = 64, n_flows: int = 1024, latency_pps: float = 1000, pg_id: int = 0,
+                    **load_args: Any) -> list[STLStream]:
+    """The churn workload: :func:`load_with_latency` plus :func:`churn_flows` (flows ``first_flow`` ..
+    ``first_flow + n_churn_flows - 1`` of the churn series), same frame size and MAC handling.
+
+    ``rate_pps`` is the fixed-flow load alone; the total offered rate is ``rate_pps + churn_pps +
+    latency_pps``.
+    """
+    fixed = load_with_latency(rate_pps, frame_size, n_flows, latency_pps, pg_id, **load_args)
+    args = {k: load_args[k] for k in ("dst", "sport", "dport", "src_mac", "dst_mac", "macs_from_port",
+                                      "udp_checksum") if k in load_args}
+    churn = churn_flows(churn_pps, first_flow, n_churn_flows, frame_size, **args)
+    src = load_args.get("src", "16.0.0.1")
+    first, lo = int(ipaddress.IPv4Address(src)), int(ipaddress.IPv4Address(CHURN_SRC))
+    if first < lo + CHURN_MAX_FLOWS and lo < first + min(n_flows, MAX_FLOWS_BY_ADDRESS):
+        raise ValueError(f"the load's source addresses {src} + {min(n_flows, MAX_FLOWS_BY_ADDRESS)} overlap "
+                         f"the churn series {CHURN_SRC}/10; choose another src for the load")
+    return fixed[:1] + churn + fixed[1:]
 
 
 def max_flows(sport: int = 1025) -> int:

@@ -170,6 +170,43 @@ w64:
 	__builtin_memcpy(d, &v64, 8);
 }
 
+/* Move v back (dec: forward) by n of its steps, as if n packets had not
+ * been built. Offsets are below range + 1 <= 2^63, so the sum cannot
+ * overflow. */
+static inline void fe_var_back(struct fe_var *v, uint64_t n, int forward)
+{
+	uint64_t r = v->range + 1, o = v->cur - v->min, d;
+
+	d = (uint64_t)(((unsigned __int128)(n % r) * v->step) % r);
+	if (forward)
+		o = o + d >= r ? o + d - r : o + d;
+	else
+		o = o >= d ? o - d : o + r - d;
+	v->cur = v->min + o;
+}
+
+/*
+ * Take back the last n packets built: the PMD refused them and they stay
+ * owed, so the packets built in their place must carry the values they had.
+ * Without this every refusal (a full ring, retried every few µs under
+ * overload) would skip values: a stream whose every packet must be a new
+ * flow (the churn workload, one range per trial) would wrap and repeat
+ * flows. inc/dec vars step back; random vars have no sequence to restore.
+ */
+static inline void fe_rewind(struct fe_prog *p, uint64_t n)
+{
+	unsigned int i;
+
+	for (i = 0; i < p->n_insn; i++) {
+		const struct fe_insn *in = &p->insn[i];
+
+		if (in->op == FE_VAR_INC)
+			fe_var_back(&p->var[in->var], n, 0);
+		else if (in->op == FE_VAR_DEC)
+			fe_var_back(&p->var[in->var], n, 1);
+	}
+}
+
 /* Run the program on one packet (the template already copied in). */
 static inline void fe_run(struct fe_prog *p, uint8_t *pkt)
 {

@@ -117,12 +117,15 @@ static inline void tx_free(struct gen_stream *s, struct rte_mbuf **m,
 		rte_pktmbuf_free_bulk(m, n);
 }
 
-/* The PMD's ring is full. The refused packets stay owed; until full_until,
- * packets falling due from full_mark on meet the full ring (stream_tx). */
+/* The PMD's ring is full. The refused packets stay owed (and their flow var
+ * values with them: fe_rewind); until full_until, packets falling due from
+ * full_mark on meet the full ring (stream_tx). */
 static inline void tx_refused(struct gen_stream *s, struct rte_mbuf **m,
 			      unsigned int n, uint64_t full_until, uint64_t due)
 {
 	tx_free(s, m, n);
+	if (s->has_fe)
+		fe_rewind(&s->fe, n);
 	s->full_until = full_until;
 	s->full_mark = due;
 }

@@ -24,6 +24,19 @@ def read_pcap(path: Path) -> list[bytes]:
     return packets
 
 
+def read_pcap_timed(path: Path) -> list[tuple[int, bytes]]:
+    """(receive time in ns, frame) of every record of a nanosecond pcap (serpens-gen --capture)."""
+    data = path.read_bytes()
+    magic = struct.unpack("<I", data[:4])[0]
+    assert magic == 0xA1B23C4D, f"not a nanosecond pcap file: magic {magic:#x}"
+    off, records = 24, []
+    while off + 16 <= len(data):
+        sec, nsec, incl, _ = struct.unpack("<IIII", data[off:off + 16])
+        records.append((sec * 1_000_000_000 + nsec, data[off + 16:off + 16 + incl]))
+        off += 16 + incl
+    return records
+
+
 def flow_key(src: str, dst: str = LOAD_DST, sport: int = LOAD_SPORT, dport: int = LOAD_DPORT,
              proto: int = 17) -> bytes:
     """struct sp_flow (nf.h): addresses and ports in network byte order, 3 bytes of zero padding."""

@@ -912,3 +912,21 @@ def test_a_sweep_point_where_the_metric_is_undefined_is_left_out_not_invalid(tmp
     (verdict,) = [v for v in claims.check(tmp_path, repo_path("experiments/claims.yaml"))
                   if v.claim_id == "fig11b-serpens-per-nf"]
     assert verdict.status is claims.Status.PASS, verdict.detail
+
+
+def test_nat_claims_must_hold_with_both_flow_workloads_and_the_five_nf_mean_uses_the_fixed_flows(
+        tmp_path: Path) -> None:
+    rows = []
+    for nf in ("fw", "mon", "nat", "ids", "vpn"):
+        rows += [dict(r, flows_workload="fixed") for r in tput_rows(serpens=20.0, fission=1.0, workload=nf)]
+    # with flows that keep arriving Serpens' NAT is no faster than Fission's: the NAT claim must fail
+    rows += [dict(r, flows_workload="churn") for r in tput_rows(serpens=1.0, fission=1.0, workload="nat")]
+    write_csv(tmp_path / "r", "figure-12.csv", rows)
+    verdicts = {v.claim_id: v for v in claims.check(tmp_path / "r", REAL_CLAIMS)}
+    nat = verdicts["fig12-nat-throughput-vs-fission"]
+    assert nat.status is Status.FAIL
+    assert dict(nat.values) == {"flows_workload=churn": pytest.approx(1.0),
+                                "flows_workload=fixed": pytest.approx(20.0)}
+    headline = verdicts["headline-nf-throughput"]
+    assert headline.status is Status.PASS and [v for _, v in headline.values] == [pytest.approx(20.0)]
+    assert verdicts["fig12-mon-gains-most"].status is not Status.INCOMPLETE

@@ -158,3 +158,61 @@ def test_bad_load_arguments_are_value_errors(kwargs: dict, message: str) -> None
 def test_bad_latency_arguments_are_value_errors(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         profiles.latency_stream(**kwargs)
+
+
+# --- the churn workload ---------------------------------------------------------------------------------
+
+def test_churn_stream_opens_one_new_source_per_packet_over_exactly_its_range() -> None:
+    [s] = profiles.churn_flows(300, first_flow=1000, n_flows=303)
+    var, write, fix = instructions(s)
+    first = int(ipaddress.IPv4Address(profiles.CHURN_SRC)) + 1000
+    assert var["type"] == "flow_var" and var["op"] == "inc" and var["size"] == 4 and var["step"] == 1
+    assert (var["min_value"], var["init_value"], var["max_value"]) == (first, first, first + 302)
+    assert write["name"] == "churn" and write["pkt_offset"] == 26 and write["add_value"] == 0  # IP.src
+    assert fix["type"] == "fix_checksum_ipv4" and fix["pkt_offset"] == 14
+    assert packet(s)[IP].src == ip(first)            # the template is the range's first flow
+    assert profiles.stream_pps(s) == 300
+
+
+def test_churn_series_lies_between_the_fixed_load_and_the_latency_source() -> None:
+    lo = int(ipaddress.IPv4Address(profiles.CHURN_SRC))
+    hi = lo + profiles.CHURN_MAX_FLOWS - 1
+    fixed_last = profiles._ipv4("16.0.0.1", "src") + profiles.MAX_FLOWS_BY_ADDRESS - 1
+    assert fixed_last < lo and hi < int(ipaddress.IPv4Address(profiles.LATENCY_SRC))
+    assert ip(lo) == "16.128.0.0" and ip(hi) == "16.191.255.255"   # one /10
+
+
+def test_load_with_churn_splits_nothing_itself_and_keeps_the_latency_stream() -> None:
+    load, churn, lat = profiles.load_with_churn(1e6, 300, 0, 310, frame_size=128, n_flows=1024,
+                                                latency_pps=1000, pg_id=2)
+    assert [profiles.stream_pps(s) for s in (load, churn, lat)] == [1e6, 300, 1000]
+    assert load.get_pkt_len() == churn.get_pkt_len() == lat.get_pkt_len() == 128
+    assert lat.to_json()["flow_stats"]["stream_id"] == 2
+    assert churn.to_json()["flow_stats"]["enabled"] is False
+    p = packet(churn)
+    assert (p[IP].dst, p[UDP].sport, p[UDP].dport) == ("48.0.0.1", 1025, 12)   # only the source varies
+
+
+def test_one_churn_flow_needs_no_field_engine() -> None:
+    [s] = profiles.churn_flows(10, first_flow=5, n_flows=1)
+    assert s.to_json()["vm"]["instructions"] == []
+    assert packet(s)[IP].src == "16.128.0.5"
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"first_flow": -1}, "first_flow"),
+    ({"first_flow": profiles.CHURN_MAX_FLOWS}, "first_flow"),
+    ({"n_flows": 0}, "n_flows"),
+    ({"first_flow": profiles.CHURN_MAX_FLOWS - 10, "n_flows": 11}, "run past its end"),
+    ({"rate_pps": 0}, "rate_pps"),
+    ({"udp_checksum": "software"}, "udp_checksum"),
+])
+def test_bad_churn_arguments_are_value_errors(kwargs: dict, message: str) -> None:
+    args = {"rate_pps": 300, "first_flow": 0, "n_flows": 100, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        profiles.churn_flows(**args)
+
+
+def test_load_with_churn_refuses_a_load_that_overlaps_the_churn_series() -> None:
+    with pytest.raises(ValueError, match="churn series"):
+        profiles.load_with_churn(1e6, 300, 0, 300, n_flows=1024, src="16.127.255.0")
