@@ -26,12 +26,15 @@ struct gp_wire_hdr {
 	uint8_t sfc;      /* the SFC id (serpensd's, 0..GP_MAX_SFCS-1) */
 	uint8_t hop;      /* the SFC position whose instance the proxy chooses (the next NF) */
 	int8_t slot;      /* the chosen instance slot; GP_SLOT_NONE on the way in */
-	uint16_t flags;   /* reserved, 0 */
+	uint8_t returns;  /* times serpensd sent it back because the chosen instance was gone meanwhile */
+	uint8_t flags;    /* reserved, 0 */
 	uint32_t flow;    /* the flow hash the gateway computed: a flow sticks to one instance per hop */
 	uint32_t reserved;
-	uint64_t tsc;     /* serpensd's TSC when it sent the packet to the proxy (the delivery time) */
+	uint64_t tsc;     /* serpensd's TSC when it sent the packet to the proxy: the link's round trip */
+	uint64_t stamp;   /* TSC when the previous NF's instance handed it over (0: from the gateway), for
+			   * the instance's delivery time (chain_tag.h): the mbuf's dynfield does not cross */
 } __attribute__((packed));
 
-_Static_assert(sizeof(struct gp_wire_hdr) == 24, "the wire header is 24 bytes");
+_Static_assert(sizeof(struct gp_wire_hdr) == 32, "the wire header is 32 bytes");
 
 #endif
