@@ -43,7 +43,7 @@ from harness.serpens.controller import Controller, SerpensError
 from harness.serpens.sfc import SfcSpec, as_specs, effective_args, nf_path
 
 STATE_BACKENDS = ("serpens", "fission", "snf")
-CHAINING_MODES = ("consolidated", "local-proxy")   # serpensd --chaining (docs/chaining.md)
+CHAINING_MODES = ("consolidated", "local-proxy", "global-proxy")   # serpensd --chaining (docs/chaining.md)
 
 
 class SerpensPlatform(Platform):
@@ -77,6 +77,7 @@ class SerpensPlatform(Platform):
             raise PlatformError("platforms.serpens.chaining must be one of "
                                 f"{', '.join(CHAINING_MODES)}, got {self.settings['chaining']!r}")
         self.redis: RedisServer | None = None   # the run's redis-server (fission, snf)
+        self.gproxy: dict[str, Any] | None = None  # global-proxy: where its proxy runs (pid, core, link)
 
     # --- the process ------------------------------------------------------------------------------------
 
@@ -102,6 +103,8 @@ class SerpensPlatform(Platform):
             cmd += ["--nf-loader", s["nf_loader"]]
         if s["chaining"] != "consolidated":
             cmd += ["--chaining", s["chaining"]]
+        if s["chaining"] == "global-proxy":   # serpensd starts the proxy (docs/chaining-global-proxy.md)
+            cmd += ["--gproxy", str(binary(s["gproxy"])), "--gproxy-hold", str(s["gproxy_hold"])]
         if self.backend != "serpens":
             address = self.redis.address if self.redis is not None else "127.0.0.1:0"
             cmd += ["--state-backend", self.backend, "--redis", address,
@@ -128,6 +131,8 @@ class SerpensPlatform(Platform):
                                          connect_timeout_s=self.settings["ready_timeout_s"]).connect()
             for spec in self.sfcs:
                 self.deploy(spec)
+            if self.settings["chaining"] == "global-proxy":
+                self.stats()   # notes where the proxy runs, for the sidecar (describe)
         except (NativeError, PlatformError) as exc:
             log = tail(self.log_file)
             try:
@@ -207,6 +212,11 @@ class SerpensPlatform(Platform):
         stats = self._running().stats()
         if self.backend != "serpens":
             self._check_remote_state(stats)
+        global_proxy = self.settings["chaining"] == "global-proxy"
+        proxy = stats.get("delivery", {}).get("proxy", {}) if global_proxy else {}
+        if proxy:   # a restarted proxy has a new pid: the sidecar gets the last one seen
+            self.gproxy = {k: proxy.get(k) for k in ("pid", "lcore", "polls", "link", "directory",
+                                                      "hold_capacity", "restarts")}
         return stats
 
     def _check_remote_state(self, stats: dict[str, Any]) -> None:
@@ -289,6 +299,10 @@ class SerpensPlatform(Platform):
                 "flush_us": s["flush_us"], "keep_warm_s": s["keep_warm_s"],
                 "instances_per_sfc": s["instances"], "sfcs": [x.to_json() for x in self.sfcs],
                 "state_backend": self.backend, "chaining": s["chaining"],
+                "gproxy": ({"binary": s["gproxy"], **(self.gproxy or {}),
+                            "runs_on": (f"lcore {self.lcore}, sleeping between hand-offs from serpensd"
+                                        if s["colocate"] else "serpensd's instance lcore, busy-polling")}
+                           if s["chaining"] == "global-proxy" else None),
                 "redis": self.redis.describe() if self.redis is not None else None,
                 "deployed_nfs": self.deployed_nfs, "instance_startup_us": self.startup_us,
                 "link": "net_memif (copy mode), serpensd is the server"}

@@ -39,11 +39,13 @@ struct gp_pair_stats {
 	uint64_t held;                 /* packets put in the hold buffer for want of an instance */
 	uint64_t delivered_after_hold; /* held packets later sent back with an instance */
 	uint64_t hold_dropped;         /* packets dropped because the hold buffer was full */
+	uint64_t link_full;            /* packets dropped because the output queue to serpensd was full */
 };
 
 /* The proxy's counters, cumulative since it started; written by the proxy only. */
 struct gp_proxy_stats {
 	uint64_t rx;            /* packets received from serpensd */
+	uint64_t rx_entering;   /* of rx, packets entering their SFC (hop 0, not sent back): the stage's count */
 	uint64_t tx;            /* packets sent back */
 	uint64_t bad_header;    /* dropped: no wire header, wrong magic/version, or sfc/hop out of range */
 	uint64_t held;          /* sums of the per-pair counters */

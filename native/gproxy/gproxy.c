@@ -117,11 +117,12 @@ static void parse_args(int argc, char **argv)
 /* ---------------------------------------------------------------------------------------------- */
 /* the output queue: packets back to serpensd, in the order they were routed                       */
 
-static inline int out_push(struct rte_mbuf *m)
+static inline int out_push(struct rte_mbuf *m, unsigned int sfc, unsigned int pos)
 {
 	if (unlikely(G.out_count == GP_OUTQ)) {
 		rte_pktmbuf_free(m);
 		G.st->link_full++;
+		G.st->pair[sfc][pos].link_full++;
 		return -1;
 	}
 	G.outq[(G.out_head + G.out_count) & (GP_OUTQ - 1)] = m;
@@ -186,7 +187,7 @@ static void release_held(unsigned int sfc, unsigned int pos, uint64_t now)
 			struct gp_wire_hdr *h = rte_pktmbuf_mtod(mb, struct gp_wire_hdr *);
 
 			h->slot = (int8_t)choose(sfc, pos, h->flow);
-			out_push(mb);
+			out_push(mb, sfc, pos);
 		}
 		ps->delivered_after_hold += n;
 		ps->routed += n;
@@ -249,6 +250,8 @@ static void route_burst(struct rte_mbuf **m, unsigned int nb, uint64_t now)
 		}
 		sfc = h->sfc;
 		pos = h->hop;
+		if (pos == 0 && h->returns == 0)
+			G.st->rx_entering++;
 		/* a pair with packets still held keeps its order: new ones queue behind them */
 		if (G.routes[sfc][pos].n == 0 || gp_hold_count(&G.holds, sfc, pos) != 0) {
 			hold(m[i], sfc, pos, now);
@@ -256,7 +259,7 @@ static void route_burst(struct rte_mbuf **m, unsigned int nb, uint64_t now)
 		}
 		h->slot = (int8_t)choose(sfc, pos, h->flow);
 		G.st->pair[sfc][pos].routed++;
-		out_push(m[i]);
+		out_push(m[i], sfc, pos);
 	}
 }
 

@@ -215,8 +215,8 @@ static void serve(void)
 			   b < GP_MAX_POS) {
 			const struct gp_pair_stats *p = &dir->stats.pair[a][b];
 
-			reply_ok(" routed=%lu held=%lu delivered_after_hold=%lu hold_dropped=%lu wanted=%lu", p->routed,
-				 p->held, p->delivered_after_hold, p->hold_dropped,
+			reply_ok(" routed=%lu held=%lu delivered_after_hold=%lu hold_dropped=%lu link_full=%lu wanted=%lu",
+				 p->routed, p->held, p->delivered_after_hold, p->hold_dropped, p->link_full,
 				 __atomic_load_n(&dir->wanted[a][b], __ATOMIC_ACQUIRE));
 		} else if (!strcmp(word, "stop")) {
 			__atomic_store_n(&dir->stop, 1, __ATOMIC_SEQ_CST);

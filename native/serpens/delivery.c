@@ -1,5 +1,5 @@
 /* delivery.c: the registry of chaining mechanisms (delivery.h). A new one is its own file plus one line
- * here (global-proxy: delivery_global_proxy.c, &sp_delivery_global_proxy). */
+ * here. */
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -9,6 +9,7 @@
 static const struct sp_delivery_ops *const registry[] = {
 	&sp_delivery_consolidated,
 	&sp_delivery_local_proxy,
+	&sp_delivery_global_proxy,
 };
 
 #define NREG (sizeof(registry) / sizeof(registry[0]))

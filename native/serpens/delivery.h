@@ -9,8 +9,8 @@
  *                                          (local_proxy.c, serpens-runtime -P) carries every batch from
  *                                          the gateway to the first NF, from NF to NF, and to transmit.
  *   global-proxy  delivery_global_proxy.c  Fission: one instance per NF; one proxy for the deployment,
- *                                          reached over a memif link, crossed twice per hop. (Not in this
- *                                          tree yet: it registers in delivery.c's table like the others.)
+ *                                          reached over a memif link (serpens-gproxy,
+ *                                          native/gproxy), crossed twice per hop.
  *
  * The contract every implementation keeps:
  *
@@ -80,6 +80,7 @@ struct sp_delivery_ops {
 
 extern const struct sp_delivery_ops sp_delivery_consolidated;
 extern const struct sp_delivery_ops sp_delivery_local_proxy;
+extern const struct sp_delivery_ops sp_delivery_global_proxy;
 
 /* The ops of a --chaining value, or NULL. */
 const struct sp_delivery_ops *sp_delivery_find(const char *name);

@@ -48,7 +48,7 @@ static void usage_exit(const char *why)
 		"       [--state-mb N] [--wake-batch N] [--batch N] [--flush-us N] [--keep-warm-s S] [--colocate]\n"
 		"       [--instance-lcore N] [--no-auto-start] [--pool N] [--nf-loader dlopen|shm]\n"
 		"       [--state-backend serpens|fission|snf] [--redis HOST:PORT] [--redis-timeout-ms N]\n"
-		"       [--chaining %s]\n",
+		"       [--chaining %s] [--gproxy PATH] [--gproxy-hold N]\n",
 		why, chaining);
 	exit(2);
 }
@@ -64,7 +64,8 @@ static void parse_args(int argc, char **argv)
 		{"pool", required_argument, NULL, 'p'}, {"nf-loader", required_argument, NULL, 'L'},
 		{"state-backend", required_argument, NULL, 'B'}, {"redis", required_argument, NULL, 'R'},
 		{"redis-timeout-ms", required_argument, NULL, 'T'}, {"batch", required_argument, NULL, 'b'},
-		{"chaining", required_argument, NULL, 'C'}, {NULL, 0, NULL, 0}};
+		{"chaining", required_argument, NULL, 'C'}, {"gproxy", required_argument, NULL, 'G'},
+		{"gproxy-hold", required_argument, NULL, 'H'}, {NULL, 0, NULL, 0}};
 	static char why[400];
 	char *colon;
 	int b;
@@ -78,6 +79,7 @@ static void parse_args(int argc, char **argv)
 	D.ctl->batch = SP_MAX_BATCH;
 	D.instance_lcore = D.lcore;
 	D.delivery = &sp_delivery_consolidated;
+	D.gproxy_hold = 1024;
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'c': D.control_path = optarg; break;
@@ -119,11 +121,19 @@ static void parse_args(int argc, char **argv)
 				usage_exit(why);
 			}
 			break;
+		case 'G': D.gproxy_path = optarg; break;
+		case 'H':
+			if (atoi(optarg) < 1 || atoi(optarg) > (1 << 20))
+				usage_exit("--gproxy-hold must be 1..1048576 packets");
+			D.gproxy_hold = (unsigned int)atoi(optarg);
+			break;
 		default: usage_exit("unknown option");
 		}
 	}
 	if (!D.control_path || !D.runtime_path)
 		usage_exit("--control and --runtime are required");
+	if (D.delivery == &sp_delivery_global_proxy && !D.gproxy_path)
+		usage_exit("--chaining global-proxy needs --gproxy PATH (serpens-gproxy)");
 	if (D.ctl->wake_batch == 0 || D.ctl->wake_batch > RING_SIZE / 2 || D.state_mb < 4)
 		usage_exit("--wake-batch must be 1..4096 and --state-mb at least 4");
 	if (D.ctl->batch == 0 || D.ctl->batch > SP_MAX_BATCH)

@@ -45,6 +45,8 @@ struct serpensd {
 	bool nf_loader_shm;        /* runtimes map NF images built by the loader instead of dlopen */
 	bool auto_start;
 	const struct sp_delivery_ops *delivery; /* --chaining (delivery.h) */
+	const char *gproxy_path;   /* --gproxy: serpens-gproxy, the global-proxy chaining's proxy */
+	unsigned int gproxy_hold;  /* --gproxy-hold: its hold buffer per (SFC, position), packets */
 	/* shared memory */
 	struct sp_ctl *ctl;
 	struct sm_region *state;
