@@ -896,8 +896,12 @@ static void tick(void)
 	for (i = 0; i < SM_MAX_INSTANCES; i++) {
 		struct sp_instance *in = &D->ctl->inst[i];
 
-		if (in->state == INST_READY && D->keep_warm_s > 0 &&
-		    now - in->last_pkt_tsc > (uint64_t)(D->keep_warm_s * (double)hz) && rte_ring_empty(D->rx[i]))
+		/* the data plane writes last_pkt_tsc concurrently, so it may be later than `now`: that is
+		 * a packet just now, not an unsigned wrap to an idle instance (which retired busy instances) */
+		uint64_t last = __atomic_load_n(&in->last_pkt_tsc, __ATOMIC_RELAXED);
+
+		if (in->state == INST_READY && D->keep_warm_s > 0 && last < now &&
+		    now - last > (uint64_t)(D->keep_warm_s * (double)hz) && rte_ring_empty(D->rx[i]))
 			retire(i, false); /* kept warm long enough with no packet: scale to zero */
 	}
 	for (sfc = 0; D->auto_start && D->delivery->per_nf && sfc < SP_MAX_SFCS; sfc++) {
