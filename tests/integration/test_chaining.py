@@ -159,7 +159,7 @@ def test_delivery_time_is_measured_between_two_nfs_only_with_a_proxy(dpdk_ready:
 
 def test_a_bad_chaining_mode_is_one_clear_error(dpdk_ready: cfg.Config) -> None:
     with pytest.raises(PlatformError, match=r"platforms\.serpens\.chaining must be one of consolidated, "
-                                            r"local-proxy, got 'sand'"):
+                                            r"local-proxy, global-proxy, got 'sand'"):
         with rig(with_chaining(dpdk_ready, "sand"), "serpens", sfc=SfcSpec.linear("fw")):
             pass
     serpensd = repo_path(dpdk_ready["platforms"]["serpens"]["serpensd"])
@@ -169,5 +169,5 @@ def test_a_bad_chaining_mode_is_one_clear_error(dpdk_ready: cfg.Config) -> None:
                           capture_output=True, text=True, timeout=30)
     assert proc.returncode == 2
     first = proc.stderr.splitlines()[0]
-    assert first == "serpensd: --chaining 'sand' is not one of: consolidated, local-proxy"
+    assert first == "serpensd: --chaining 'sand' is not one of: consolidated, local-proxy, global-proxy"
     assert "Traceback" not in proc.stderr

@@ -5,7 +5,7 @@ Behaviour, not speed: the same SFC gives byte-identical packets and equal NF sta
 chaining; every packet that entered the SFC leaves it or is counted as a drop at one hop, and the proxy saw
 each hop of each packet; packets for an NF without an instance wait in the proxy until serpensd has started
 one and are then delivered, not dropped (counted); Table II's delivery time is measured between two NFs; the
-sidecar says where the proxy ran; a proxy that dies is replaced.
+sidecar says where the proxy ran; a proxy that dies is replaced; a missing proxy binary is one clear error.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 import pytest
 
 from harness import config as cfg
+from harness.config import repo_path
 from harness.rig import rig
 from harness.serpens.sfc import SfcSpec
 from harness.traffic import profiles
@@ -174,3 +176,15 @@ def test_a_proxy_that_dies_is_replaced(dpdk_ready: cfg.Config) -> None:
     assert p["restarts"] == 1 and p["alive"] and p["pid"] != old
     assert res.rx_packets == res.tx_packets                         # the chain works again through it
     assert sfc_of(final, "fw-mon")["rx_packets"] == res.tx_packets
+
+
+def test_global_proxy_without_its_proxy_binary_is_one_clear_error(dpdk_ready: cfg.Config) -> None:
+    serpensd = repo_path(dpdk_ready["platforms"]["serpens"]["serpensd"])
+    proc = subprocess.run([str(serpensd), "--no-huge", "-m", "64", "--no-pci", "--no-telemetry",
+                           "--file-prefix", "h2-no-gproxy", "--log-level=*:error", "--",
+                           "--control", "/nonexistent.sock", "--runtime", "/bin/true", "--chaining",
+                           "global-proxy"], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines()[0] == \
+        "serpensd: --chaining global-proxy needs --gproxy PATH (serpens-gproxy)"
+    assert "Traceback" not in proc.stderr
