@@ -3,8 +3,9 @@ whole SFC in one instance) and SAND's local proxy (an instance per NF, a proxy p
 
 Behaviour, not speed: the same SFC gives byte-identical packets and equal NF state under both; in
 local-proxy every packet that entered the SFC leaves it or is counted as a drop at one hop, also while an
-NF has no instance; Table II's delivery time is measured between two NFs and only there; a dead proxy or
-NF instance is replaced; a bad mode is one clear error.
+NF has no instance; a dynamic SFC's label travels through the proxy; Table II's delivery time is measured
+between two NFs and only there; a dead proxy or NF instance is replaced; idle NF instances scale to zero
+and come back on demand one hop at a time; a bad mode is one clear error.
 """
 
 from __future__ import annotations
@@ -200,3 +201,54 @@ def test_local_proxy_and_nf_instances_that_die_are_replaced(dpdk_ready: cfg.Conf
     assert new_mon["state"] == "ready" and new_mon["alive"] and new_mon["pid"] != mon["pid"]
     assert res.rx_packets == res.tx_packets                   # the chain works again, through both
     assert_every_packet_accounted_for(final, "fw-mon")
+
+
+def test_local_proxy_sends_each_packet_down_the_branch_its_label_says(dpdk_ready: cfg.Config) -> None:
+    """Fig. 6b's dynamic SFC with an instance per NF: the FW's selector picks the next position, which the
+    packet's tag carries through the proxy; both branches rejoin at the last MON."""
+    n_flows, suspicious = 8, {1, 4, 6}
+    rules = ";".join(f"17,{load_src(i)},*,*,*" for i in sorted(suspicious))
+    spec = SfcSpec("dyn", {}, ["fw", {"distribute": ["mon_sus", "mon_ok"], "selector": "fw.suspicious"},
+                               "mon_all"],
+                   {"fw": ("fw", {"suspicious": rules}), "mon_sus": ("mon", {}), "mon_ok": ("mon", {}),
+                    "mon_all": ("mon", {})})
+    with rig(with_chaining(dpdk_ready, "local-proxy"), "serpens", sfc=spec) as r:
+        res = r.generator.run_trial(profiles.udp_flows(8_000, 64, n_flows), duration=0.5)
+        stats = r.platform.stats()
+        counts = {m: {k: int.from_bytes(v[:8], "little")
+                      for k, v in r.platform.controller.dump_table(f"{m}/mon_flows").items()}
+                  for m in ("mon_sus", "mon_ok", "mon_all")}
+    sent = per_flow(res.tx_packets, n_flows)
+    assert res.rx_packets == res.tx_packets
+    assert sorted(counts["mon_sus"].values()) == sorted(sent[i] for i in suspicious)
+    assert sorted(counts["mon_ok"].values()) == sorted(sent[i] for i in range(n_flows) if i not in suspicious)
+    assert sorted(counts["mon_all"].values()) == sorted(sent)
+    fw, sus, ok, joined, end = delivery_of(stats, "dyn")["hops"]
+    assert sus["in"] == sum(sent[i] for i in suspicious) and ok["in"] == res.tx_packets - sus["in"]
+    assert fw["out"] == sus["in"] + ok["in"] and joined["in"] == sus["out"] + ok["out"] == end["in"]
+    assert sorted(i["position"] for i in stats["instances"]) == [0, 1, 2, 3]
+
+
+def test_idle_nf_instances_scale_to_zero_and_come_back_one_hop_at_a_time(dpdk_ready: cfg.Config) -> None:
+    n_flows = 4
+    with rig(with_chaining(dpdk_ready, "local-proxy"), "serpens", sfc=SfcSpec.linear("fw,mon,nat")) as r:
+        ctl = r.platform.controller
+        ctl.set(keep_warm_s=0.3)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and r.platform.stats()["instances"]:
+            time.sleep(0.1)
+        idle = r.platform.stats()
+        ctl.set(keep_warm_s=30)
+        # the first packets find no FW instance; once FW runs they find no MON, then no NAT: each NF is
+        # started on demand when its own hop has packets for it
+        for _ in range(3):
+            r.generator.run_trial(profiles.udp_flows(2_000, 64, n_flows), duration=0.3)
+            time.sleep(0.3)
+        res = r.generator.run_trial(profiles.udp_flows(8_000, 64, n_flows), duration=0.5)
+        after = r.platform.stats()
+    assert idle["instances"] == []                                   # every NF's instance retired
+    assert sorted(i["position"] for i in after["instances"]) == [0, 1, 2]
+    hops = delivery_of(after, "fw-mon-nat")["hops"]
+    assert all(h["no_instance"] > 0 for h in hops[:3]), hops        # every hop dropped while it had none
+    assert res.rx_packets == res.tx_packets                          # and the chain is whole again
+    assert_every_packet_accounted_for(after, "fw-mon-nat")
