@@ -864,6 +864,7 @@ static void tick(void)
 {
 	uint64_t now = rte_rdtsc(), hz = rte_get_tsc_hz();
 	int i, status, sfc, pos;
+	json_t *rep;
 	pid_t pid;
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
@@ -890,17 +891,21 @@ static void tick(void)
 			pos = D->ctl->inst[i].position;
 			retire(i, true);
 			/* its replacement: the same position (per-NF chaining) or the whole SFC */
-			json_decref(D->delivery->per_nf ? start_one(sfc, pos) : start_instance(sfc));
+			rep = D->delivery->per_nf ? start_one(sfc, pos) : start_instance(sfc);
+			if (!json_is_true(json_object_get(rep, "ok")))
+				fprintf(stderr, "serpensd: SFC %s: no replacement: %s\n", D->ctl->sfcs[sfc].name,
+					json_string_value(json_object_get(rep, "error")));
+			json_decref(rep);
 		}
 	}
+	/* now again: a replacement started above (or a packet queued by another process since) is newer than
+	 * the first reading, and must not look idle for 2^64 cycles */
+	now = rte_rdtsc();
 	for (i = 0; i < SM_MAX_INSTANCES; i++) {
 		struct sp_instance *in = &D->ctl->inst[i];
-
-		/* the data plane writes last_pkt_tsc concurrently, so it may be later than `now`: that is
-		 * a packet just now, not an unsigned wrap to an idle instance (which retired busy instances) */
 		uint64_t last = __atomic_load_n(&in->last_pkt_tsc, __ATOMIC_RELAXED);
 
-		if (in->state == INST_READY && D->keep_warm_s > 0 && last < now &&
+		if (in->state == INST_READY && D->keep_warm_s > 0 && now > last &&
 		    now - last > (uint64_t)(D->keep_warm_s * (double)hz) && rte_ring_empty(D->rx[i]))
 			retire(i, false); /* kept warm long enough with no packet: scale to zero */
 	}

@@ -272,6 +272,9 @@ int local_proxy_run(struct sp_ctl *ctl)
 		return fail("the chain tag mbuf field is not registered");
 	if (lookup_rings() != 0)
 		return fail("the proxy's or the instances' rings were not found");
+	/* a restarted proxy carries on with its predecessor's counters (cumulative, like the hops') */
+	hs = (struct sp_handoff_stats){.handoffs = P->handoffs, .timeouts = P->handoff_timeouts,
+				       .max_ns = P->handoff_max_ns};
 	rebuild_view();
 	__atomic_store_n(&P->state, INST_READY, __ATOMIC_RELEASE);
 	sp_futex_wake(&P->state, INT_MAX);

@@ -4,12 +4,14 @@
  * control thread (control.c).
  *
  * Per burst received from the port: the Gateway matches each packet against the SFCs' rules (first
- * match wins) and the Router hashes its 5-tuple to one of the SFC's instances (so a flow always reaches
- * the same instance) and queues it on that instance's ring. An instance is woken once wake_batch packets
- * (default 128, the paper's choice) are queued or the oldest has waited flush_us, so latency stays
- * bounded at low load. With --colocate (2-core machines: instances share the data-plane core) serpensd
- * hands the core to the woken instance and waits until it has drained its ring, so two busy loops never
- * compete for one core. Packets instances have processed are taken from their tx rings and sent out.
+ * match wins) and hands it to the SFC's first hop; what happens then is the chaining mechanism's
+ * (--chaining, delivery.h): by default (consolidated) the Router hashes its 5-tuple to one of the SFC's
+ * instances (so a flow always reaches the same instance) and queues it on that instance's ring; with
+ * local-proxy it goes to the proxy process that carries it from NF instance to NF instance. A sleeper is
+ * woken once wake_batch packets (default 128, the paper's choice) are queued or the oldest has waited
+ * flush_us, so latency stays bounded at low load (hop.c). With --colocate (2-core machines: instances
+ * share the data-plane core) serpensd hands the core to the woken process and waits until it has drained
+ * its ring, so two busy loops never compete for one core. What left the SFCs is sent out.
  */
 #include <errno.h>
 #include <getopt.h>

@@ -3,13 +3,16 @@ whole SFC in one instance) and SAND's local proxy (an instance per NF, a proxy p
 
 Behaviour, not speed: the same SFC gives byte-identical packets and equal NF state under both; in
 local-proxy every packet that entered the SFC leaves it or is counted as a drop at one hop, also while an
-NF has no instance; Table II's delivery time is measured between two NFs and only there; a bad mode is
-one clear error.
+NF has no instance; a dynamic SFC's label travels through the proxy; Table II's delivery time is measured
+between two NFs and only there; a dead proxy or NF instance is replaced; idle NF instances scale to zero
+and come back on demand one hop at a time; a bad mode is one clear error.
 """
 
 from __future__ import annotations
 
 import copy
+import os
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -108,20 +111,20 @@ def test_consolidated_and_local_proxy_give_identical_packets_and_nf_state(dpdk_r
 def test_local_proxy_accounts_for_every_packet_at_some_hop(dpdk_ready: cfg.Config) -> None:
     n_flows, blocked = 8, 5
     with rig(with_chaining(dpdk_ready, "local-proxy"), "serpens", sfc=fw_mon_nat(blocked)) as r:
-        first = r.generator.run_trial(profiles.udp_flows(20_000, 64, n_flows), duration=0.5)
+        first = r.generator.run_trial(profiles.udp_flows(8_000, 64, n_flows), duration=0.5)
         before = r.platform.stats()
         assert_every_packet_accounted_for(before, "chain")
         # take MON's instance away: its packets find no instance at hop 1 until serpensd starts one again
         (mon_slot,) = [i["instance"] for i in before["instances"] if i["position"] == 1]
         r.platform.stop_instance(mon_slot)
-        second = r.generator.run_trial(profiles.udp_flows(20_000, 64, n_flows), duration=0.5)
+        second = r.generator.run_trial(profiles.udp_flows(8_000, 64, n_flows), duration=0.5)
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
             after = r.platform.stats()
             if any(i["position"] == 1 and i["state"] == "ready" for i in after["instances"]):
                 break
             time.sleep(0.1)
-        third = r.generator.run_trial(profiles.udp_flows(20_000, 64, n_flows), duration=0.5)
+        third = r.generator.run_trial(profiles.udp_flows(8_000, 64, n_flows), duration=0.5)
         after = r.platform.stats()
     hops = delivery_of(after, "chain")["hops"]
     assert first.rx_packets == first.tx_packets - per_flow(first.tx_packets, n_flows)[blocked]
@@ -142,7 +145,7 @@ def test_delivery_time_is_measured_between_two_nfs_only_with_a_proxy(dpdk_ready:
     seen: dict[str, dict[str, Any]] = {}
     for mode in ("local-proxy", "consolidated"):
         with rig(with_chaining(dpdk_ready, mode), "serpens", sfc=spec) as r:
-            res = r.generator.run_trial(profiles.udp_flows(20_000, 64, 8), duration=0.5)
+            res = r.generator.run_trial(profiles.udp_flows(8_000, 64, 8), duration=0.5)
             seen[mode] = r.platform.stats()
         assert res.rx_packets == res.tx_packets, mode
     by_pos = {i["position"]: i for i in seen["local-proxy"]["instances"]}
@@ -171,3 +174,81 @@ def test_a_bad_chaining_mode_is_one_clear_error(dpdk_ready: cfg.Config) -> None:
     first = proc.stderr.splitlines()[0]
     assert first == "serpensd: --chaining 'sand' is not one of: consolidated, local-proxy, global-proxy"
     assert "Traceback" not in proc.stderr
+
+
+def test_local_proxy_and_nf_instances_that_die_are_replaced(dpdk_ready: cfg.Config) -> None:
+    n_flows = 8
+    with rig(with_chaining(dpdk_ready, "local-proxy"), "serpens", sfc=SfcSpec.linear("fw,mon")) as r:
+        before = r.platform.stats()
+        (mon,) = [i for i in before["instances"] if i["position"] == 1]
+        proxy_pid = before["delivery"]["proxy"]["pid"]
+        os.kill(mon["pid"], signal.SIGKILL)
+        os.kill(proxy_pid, signal.SIGKILL)
+        deadline, after = time.monotonic() + 10, before
+        while time.monotonic() < deadline:
+            after = r.platform.stats()
+            ready = {i["position"] for i in after["instances"] if i["state"] == "ready" and i["alive"]}
+            if after["delivery"]["proxy"]["restarts"] == 1 and after["delivery"]["proxy"]["alive"] and \
+                    ready == {0, 1}:
+                break
+            time.sleep(0.1)
+        res = r.generator.run_trial(profiles.udp_flows(8_000, 64, n_flows), duration=0.5)
+        final = r.platform.stats()
+    proxy = after["delivery"]["proxy"]
+    assert proxy["restarts"] == 1 and proxy["alive"] and proxy["pid"] != proxy_pid
+    assert sfc_of(after, "fw-mon")["crashes"] == 1
+    (new_mon,) = [i for i in after["instances"] if i["position"] == 1]
+    assert new_mon["state"] == "ready" and new_mon["alive"] and new_mon["pid"] != mon["pid"]
+    assert res.rx_packets == res.tx_packets                   # the chain works again, through both
+    assert_every_packet_accounted_for(final, "fw-mon")
+
+
+def test_local_proxy_sends_each_packet_down_the_branch_its_label_says(dpdk_ready: cfg.Config) -> None:
+    """Fig. 6b's dynamic SFC with an instance per NF: the FW's selector picks the next position, which the
+    packet's tag carries through the proxy; both branches rejoin at the last MON."""
+    n_flows, suspicious = 8, {1, 4, 6}
+    rules = ";".join(f"17,{load_src(i)},*,*,*" for i in sorted(suspicious))
+    spec = SfcSpec("dyn", {}, ["fw", {"distribute": ["mon_sus", "mon_ok"], "selector": "fw.suspicious"},
+                               "mon_all"],
+                   {"fw": ("fw", {"suspicious": rules}), "mon_sus": ("mon", {}), "mon_ok": ("mon", {}),
+                    "mon_all": ("mon", {})})
+    with rig(with_chaining(dpdk_ready, "local-proxy"), "serpens", sfc=spec) as r:
+        res = r.generator.run_trial(profiles.udp_flows(8_000, 64, n_flows), duration=0.5)
+        stats = r.platform.stats()
+        counts = {m: {k: int.from_bytes(v[:8], "little")
+                      for k, v in r.platform.controller.dump_table(f"{m}/mon_flows").items()}
+                  for m in ("mon_sus", "mon_ok", "mon_all")}
+    sent = per_flow(res.tx_packets, n_flows)
+    assert res.rx_packets == res.tx_packets
+    assert sorted(counts["mon_sus"].values()) == sorted(sent[i] for i in suspicious)
+    assert sorted(counts["mon_ok"].values()) == sorted(sent[i] for i in range(n_flows) if i not in suspicious)
+    assert sorted(counts["mon_all"].values()) == sorted(sent)
+    fw, sus, ok, joined, end = delivery_of(stats, "dyn")["hops"]
+    assert sus["in"] == sum(sent[i] for i in suspicious) and ok["in"] == res.tx_packets - sus["in"]
+    assert fw["out"] == sus["in"] + ok["in"] and joined["in"] == sus["out"] + ok["out"] == end["in"]
+    assert sorted(i["position"] for i in stats["instances"]) == [0, 1, 2, 3]
+
+
+def test_idle_nf_instances_scale_to_zero_and_come_back_one_hop_at_a_time(dpdk_ready: cfg.Config) -> None:
+    n_flows = 4
+    with rig(with_chaining(dpdk_ready, "local-proxy"), "serpens", sfc=SfcSpec.linear("fw,mon,nat")) as r:
+        ctl = r.platform.controller
+        ctl.set(keep_warm_s=0.3)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and r.platform.stats()["instances"]:
+            time.sleep(0.1)
+        idle = r.platform.stats()
+        ctl.set(keep_warm_s=30)
+        # the first packets find no FW instance; once FW runs they find no MON, then no NAT: each NF is
+        # started on demand when its own hop has packets for it
+        for _ in range(3):
+            r.generator.run_trial(profiles.udp_flows(2_000, 64, n_flows), duration=0.3)
+            time.sleep(0.3)
+        res = r.generator.run_trial(profiles.udp_flows(8_000, 64, n_flows), duration=0.5)
+        after = r.platform.stats()
+    assert idle["instances"] == []                                   # every NF's instance retired
+    assert sorted(i["position"] for i in after["instances"]) == [0, 1, 2]
+    hops = delivery_of(after, "fw-mon-nat")["hops"]
+    assert all(h["no_instance"] > 0 for h in hops[:3]), hops        # every hop dropped while it had none
+    assert res.rx_packets == res.tx_packets                          # and the chain is whole again
+    assert_every_packet_accounted_for(after, "fw-mon-nat")
