@@ -87,6 +87,7 @@ static struct {
 	uint64_t proxy_wakeups;
 	struct sp_handoff_stats handoff;
 	/* control thread */
+	uint32_t resync;         /* a new proxy: what the dead one never received is not waited for */
 	uint64_t restarts;
 	int last_status;
 } G;
@@ -214,6 +215,9 @@ static bool gp_reaped(struct serpensd *d, pid_t pid, int status)
 	 * link counts what it refuses meanwhile. */
 	fprintf(stderr, "serpensd: serpens-gproxy (pid %d) exited (status 0x%x); restarting it\n", pid, status);
 	__atomic_store_n(&G.dir->proxy_pid, 0, __ATOMIC_RELEASE);
+	/* it may have died asleep: nobody is there to hand the core to until the new one sleeps itself */
+	__atomic_store_n(&G.dir->sleeping, 0, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&G.resync, 1, __ATOMIC_RELEASE);
 	G.restarts++;
 	G.pid = spawn_proxy(d);
 	return true;
@@ -462,6 +466,12 @@ static uint64_t gp_poll(struct serpensd *d, uint64_t now, uint64_t flush_tsc)
 	kick = publish_routes(d);
 	forward_wanted(d);
 	link_flush(d);
+	if (unlikely(!__atomic_load_n(&G.dir->proxy_pid, __ATOMIC_ACQUIRE)))
+		goto from_link; /* restarting: its link is down, nothing to wake */
+	if (unlikely(__atomic_load_n(&G.resync, __ATOMIC_ACQUIRE))) {
+		G.sent = __atomic_load_n(&G.dir->stats.rx, __ATOMIC_ACQUIRE);
+		__atomic_store_n(&G.resync, 0, __ATOMIC_RELEASE);
+	}
 	waiting = G.sent - __atomic_load_n(&G.dir->stats.rx, __ATOMIC_ACQUIRE);
 	if (kick || sp_hop_due((unsigned int)RTE_MIN(waiting, (uint64_t)UINT32_MAX), G.pending_since, now,
 		       d->ctl->wake_batch, flush_tsc) ||
@@ -474,6 +484,7 @@ static uint64_t gp_poll(struct serpensd *d, uint64_t now, uint64_t flush_tsc)
 			G.pending_since = now;
 		}
 	}
+from_link:
 	now = rte_rdtsc();
 	for (r = 0; r < LINK_RX_ROUNDS; r++) {
 		nb = rte_eth_rx_burst(G.port, 0, m, DP_BURST);
