@@ -313,7 +313,7 @@ static void sleep_until_rung(void)
 
 static void main_loop(void)
 {
-	G.seq = gp_dir_seq(G.dir) + 1; /* force the first copy */
+	reload(rte_rdtsc()); /* the routes serpensd published before we attached */
 	while (likely(!should_stop())) {
 		if (pass())
 			continue;

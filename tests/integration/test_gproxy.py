@@ -10,6 +10,7 @@ the counters, and clean exit (docs/chaining-global-proxy.md).
 
 from __future__ import annotations
 
+import os
 import select
 import subprocess
 import time
@@ -224,3 +225,19 @@ def test_proxy_sleeps_between_bursts_and_leaves_when_told(link: Link) -> None:
     peer.cmd("stop")
     assert proxy.wait(timeout=10) == 0
     assert peer.stats()["pid"] == 0
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")   # utime + stime
+
+
+def test_idle_proxy_sleeps_instead_of_polling_the_shared_core(link: Link) -> None:
+    peer, proxy = link
+    peer.route(0, 0, [1])
+    assert peer.send(0, 0, 1, 8) == 8 and len(peer.recv(8)) == 8
+    before = cpu_seconds(proxy.pid)
+    time.sleep(1.0)
+    # a busy-polling proxy would have used the whole second; a sleeping one wakes every 100 ms at most
+    assert cpu_seconds(proxy.pid) - before < 0.2
