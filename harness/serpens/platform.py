@@ -299,13 +299,20 @@ class SerpensPlatform(Platform):
                 "flush_us": s["flush_us"], "keep_warm_s": s["keep_warm_s"],
                 "instances_per_sfc": s["instances"], "sfcs": [x.to_json() for x in self.sfcs],
                 "state_backend": self.backend, "chaining": s["chaining"],
-                "gproxy": ({"binary": s["gproxy"], **(self.gproxy or {}),
-                            "runs_on": (f"lcore {self.lcore}, sleeping between hand-offs from serpensd"
-                                        if s["colocate"] else "serpensd's instance lcore, busy-polling")}
-                           if s["chaining"] == "global-proxy" else None),
+                "gproxy": self._describe_gproxy(),
                 "redis": self.redis.describe() if self.redis is not None else None,
                 "deployed_nfs": self.deployed_nfs, "instance_startup_us": self.startup_us,
                 "link": "net_memif (copy mode), serpensd is the server"}
+
+    def _describe_gproxy(self) -> dict[str, Any] | None:
+        """global-proxy: the proxy serpensd started (binary, pid, lcore, link) and how it shares its core."""
+        if self.settings["chaining"] != "global-proxy":
+            return None
+        facts = dict(self.gproxy or {})
+        how = ("busy-polling a core of its own" if facts.get("polls")
+               else "sleeping between hand-offs from serpensd")
+        return {"binary": self.settings["gproxy"], **facts,
+                "runs_on": f"lcore {facts.get('lcore', '?')}, {how}"}
 
 
 def _group_members(pgid: int) -> list[int]:

@@ -95,6 +95,13 @@ static struct {
 /* ---------------------------------------------------------------------------------------------- */
 /* the proxy process                                                                                */
 
+/* The proxy busy-polls only on a core of its own: without --colocate and on another core than serpensd's
+ * data plane; otherwise it sleeps between hand-offs, so two busy loops never share a core. */
+static bool proxy_polls(const struct serpensd *d)
+{
+	return !d->ctl->colocate && d->instance_lcore != d->lcore;
+}
+
 static pid_t spawn_proxy(struct serpensd *d)
 {
 	char lcore[16], hold[16], vdev[PATH_MAX + 96];
@@ -107,7 +114,7 @@ static pid_t spawn_proxy(struct serpensd *d)
 	if (pid == 0) {
 		const char *argv[] = {d->gproxy_path, "-l", lcore, "--in-memory", "--no-pci", "--no-telemetry",
 				      "--log-level=*:warning", "--vdev", vdev, "--", "--dir", G.dir_path,
-				      "--hold", hold, d->ctl->colocate ? NULL : "--poll", NULL};
+				      "--hold", hold, proxy_polls(d) ? "--poll" : NULL, NULL};
 
 		/* like a runtime, it outlives a killed serpensd by nothing */
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
@@ -638,7 +645,7 @@ static json_t *gp_stats(struct serpensd *d)
 			"delivery_us", db ? us_of(d, dc) / (double)db : 0.0, "delivery_batches", u64(db), "sfcs", sfcs);
 	/* where the proxy runs (the harness records it in the sidecar) and what it did */
 	p = json_pack("{s:i, s:b, s:i, s:b, s:s, s:s, s:o}", "pid", (int)pid, "alive",
-		      pid > 0 && kill(pid, 0) == 0, "lcore", (int)d->instance_lcore, "polls", !d->ctl->colocate,
+		      pid > 0 && kill(pid, 0) == 0, "lcore", (int)d->instance_lcore, "polls", proxy_polls(d),
 		      "link", G.sock_path, "directory", G.dir_path, "hold_capacity", u64(d->gproxy_hold));
 	json_object_update_new(p, json_pack(
 		"{s:o, s:o, s:o, s:o, s:o, s:o, s:f, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "rx", u64(st->rx),
