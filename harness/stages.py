@@ -5,7 +5,7 @@ Every platform's stats carry a ``stages`` section, cumulative since the platform
 
     "stages": {"gateway":      {"busy_ns": N, "packets": P, ...},
                "instance":     {"busy_ns": N, "packets": P, "units": [{"id": ..., "busy_ns", "packets"}]},
-               "proxy":        {...},      # platforms with chaining proxies (none yet)
+               "proxy":        {...},      # a chaining proxy (serpens chaining: local-/global-proxy)
                "remote_state": {...}}      # fission/snf: of instance time, waiting on Redis
 
 A stage the platform does not run is absent. The functions here are pure: the trial's numbers are the

@@ -43,6 +43,7 @@ from harness.serpens.controller import Controller, SerpensError
 from harness.serpens.sfc import SfcSpec, as_specs, effective_args, nf_path
 
 STATE_BACKENDS = ("serpens", "fission", "snf")
+CHAINING_MODES = ("consolidated", "local-proxy", "global-proxy")   # serpensd --chaining (docs/chaining.md)
 
 
 class SerpensPlatform(Platform):
@@ -72,7 +73,11 @@ class SerpensPlatform(Platform):
             raise PlatformError("platforms.serpens.state_backend must be one of "
                                 f"{', '.join(STATE_BACKENDS)}, got {backend!r}")
         self.backend = backend
+        if self.settings["chaining"] not in CHAINING_MODES:
+            raise PlatformError("platforms.serpens.chaining must be one of "
+                                f"{', '.join(CHAINING_MODES)}, got {self.settings['chaining']!r}")
         self.redis: RedisServer | None = None   # the run's redis-server (fission, snf)
+        self.gproxy: dict[str, Any] | None = None  # global-proxy: where its proxy runs (pid, core, link)
 
     # --- the process ------------------------------------------------------------------------------------
 
@@ -96,6 +101,10 @@ class SerpensPlatform(Platform):
             cmd += ["--pool", str(s["pool"])]
         if s["nf_loader"] != "dlopen":
             cmd += ["--nf-loader", s["nf_loader"]]
+        if s["chaining"] != "consolidated":
+            cmd += ["--chaining", s["chaining"]]
+        if s["chaining"] == "global-proxy":   # serpensd starts the proxy (docs/chaining-global-proxy.md)
+            cmd += ["--gproxy", str(binary(s["gproxy"])), "--gproxy-hold", str(s["gproxy_hold"])]
         if self.backend != "serpens":
             address = self.redis.address if self.redis is not None else "127.0.0.1:0"
             cmd += ["--state-backend", self.backend, "--redis", address,
@@ -122,6 +131,8 @@ class SerpensPlatform(Platform):
                                          connect_timeout_s=self.settings["ready_timeout_s"]).connect()
             for spec in self.sfcs:
                 self.deploy(spec)
+            if self.settings["chaining"] == "global-proxy":
+                self.stats()   # notes where the proxy runs, for the sidecar (describe)
         except (NativeError, PlatformError) as exc:
             log = tail(self.log_file)
             try:
@@ -175,12 +186,14 @@ class SerpensPlatform(Platform):
         return sfc_id
 
     def start_instance(self, sfc: str) -> dict[str, Any]:
-        """Start one more instance of an SFC; its reply (instance slot, pid, startup_us) is remembered."""
+        """Start one more instance of an SFC; its reply (instance slot, pid, startup_us) is remembered. With
+        a per-NF chaining it is an instance set, one instance per NF, each slot remembered (``instances``)."""
         try:
             reply = self._running().start_instance(sfc)
         except SerpensError as exc:
             raise SerpensError(f"starting an instance of SFC {sfc!r}: {exc}", exc.request) from exc
-        self.instances[int(reply["instance"])] = {"sfc": sfc, **reply}
+        for slot in reply.get("instances", [reply["instance"]]):
+            self.instances[int(slot)] = {"sfc": sfc, **reply}
         if "startup_us" in reply:
             self.startup_us.append(float(reply["startup_us"]))
         return reply
@@ -199,6 +212,11 @@ class SerpensPlatform(Platform):
         stats = self._running().stats()
         if self.backend != "serpens":
             self._check_remote_state(stats)
+        global_proxy = self.settings["chaining"] == "global-proxy"
+        proxy = stats.get("delivery", {}).get("proxy", {}) if global_proxy else {}
+        if proxy:   # a restarted proxy has a new pid: the sidecar gets the last one seen
+            self.gproxy = {k: proxy.get(k) for k in ("pid", "lcore", "polls", "link", "directory",
+                                                      "hold_capacity", "restarts")}
         return stats
 
     def _check_remote_state(self, stats: dict[str, Any]) -> None:
@@ -280,10 +298,21 @@ class SerpensPlatform(Platform):
                 "state_region_mb": s["state_region_mb"], "wake_batch": s["wake_batch"], "batch": s["batch"],
                 "flush_us": s["flush_us"], "keep_warm_s": s["keep_warm_s"],
                 "instances_per_sfc": s["instances"], "sfcs": [x.to_json() for x in self.sfcs],
-                "state_backend": self.backend,
+                "state_backend": self.backend, "chaining": s["chaining"],
+                "gproxy": self._describe_gproxy(),
                 "redis": self.redis.describe() if self.redis is not None else None,
                 "deployed_nfs": self.deployed_nfs, "instance_startup_us": self.startup_us,
                 "link": "net_memif (copy mode), serpensd is the server"}
+
+    def _describe_gproxy(self) -> dict[str, Any] | None:
+        """global-proxy: the proxy serpensd started (binary, pid, lcore, link) and how it shares its core."""
+        if self.settings["chaining"] != "global-proxy":
+            return None
+        facts = dict(self.gproxy or {})
+        how = ("busy-polling a core of its own" if facts.get("polls")
+               else "sleeping between hand-offs from serpensd")
+        return {"binary": self.settings["gproxy"], **facts,
+                "runs_on": f"lcore {facts.get('lcore', '?')}, {how}"}
 
 
 def _group_members(pgid: int) -> list[int]:

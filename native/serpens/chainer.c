@@ -7,6 +7,7 @@
  * The shared-memory loader of the reusable-runtime issue replaces dlopen here.
  */
 #include "chainer.h"
+#include "chain_tag.h"
 #include "serpens/state_ops.h"
 
 #include <dlfcn.h>
@@ -103,7 +104,8 @@ static void *nf_symbol(const struct chainer *c, unsigned int k, const char *sym)
 	return c->img[k] ? ldr_sym(c->img[k], sym) : dlsym(c->dl[k], sym);
 }
 
-int chainer_load(struct chainer *c, const struct sp_ctl *ctl, uint32_t sfc, char *err, size_t errlen)
+int chainer_load(struct chainer *c, const struct sp_ctl *ctl, uint32_t sfc, int position, char *err,
+		 size_t errlen)
 {
 	const struct sp_sfc_desc *s = &ctl->sfcs[sfc];
 	unsigned int i;
@@ -111,10 +113,17 @@ int chainer_load(struct chainer *c, const struct sp_ctl *ctl, uint32_t sfc, char
 	memset(c, 0, sizeof(*c));
 	c->sfc = sfc;
 	c->npos = s->npos;
+	c->position = position;
+	if (position >= (int)c->npos) {
+		snprintf(err, errlen, "SFC %s has no position %d", s->name, position);
+		return -1;
+	}
 	memcpy(c->pos, s->pos, sizeof(c->pos));
 	for (i = 0; i < c->npos; i++) {
 		unsigned int k = c->pos[i].nf;
 
+		if (position >= 0 && (int)i != position)
+			continue; /* per-NF: only this instance's NF is loaded */
 		if (!c->loaded[k]) {
 			if (ctl->nfs[k].has_image) {
 				c->img[k] = &ctl->nfs[k].image;
@@ -132,7 +141,7 @@ int chainer_load(struct chainer *c, const struct sp_ctl *ctl, uint32_t sfc, char
 		char sym[SP_NAME_LEN + 32];
 		const sp_selector_fn *fp;
 
-		if (!c->pos[i].selector[0])
+		if (!c->pos[i].selector[0] || (position >= 0 && (int)i != position))
 			continue;
 		snprintf(sym, sizeof(sym), "serpens_selector_%s", c->pos[i].selector);
 		fp = nf_symbol(c, c->pos[i].nf, sym);
@@ -216,6 +225,61 @@ unsigned int chainer_run(struct chainer *c, struct rte_mbuf **m, unsigned int n,
 			rte_pktmbuf_free(m[i]);
 			(*drops)++;
 		} else {
+			out[nout++] = m[i];
+		}
+	}
+	return nout;
+}
+
+unsigned int chainer_run_one(struct chainer *c, struct rte_mbuf **m, unsigned int n, struct rte_mbuf **out,
+			     uint64_t *drops, int tag_off)
+{
+	const unsigned int p = (unsigned int)c->position;
+	const struct sp_pos *pos = &c->pos[p];
+	int (*handler)(struct sp_pkt *) = c->nf[p]->handler;
+	sp_selector_fn sel = c->sel[p];
+	const struct sp_batch_hooks *hooks = sp_batch_hooks; /* NULL unless state is cached (remote) */
+	uint8_t label[n];
+	struct sp_pkt pkt;
+	unsigned int i, nout = 0;
+
+	if (n == 0)
+		return 0;
+	pkt.sfc = c->sfc;
+	if (hooks) { /* the whole batch is this NF's share */
+		struct sp_pkt mine[n];
+
+		for (i = 0; i < n; i++)
+			mine[i] = (struct sp_pkt){.data = rte_pktmbuf_mtod(m[i], uint8_t *),
+						  .len = rte_pktmbuf_data_len(m[i]), .sfc = c->sfc, .buf = m[i]};
+		hooks->begin(c->nf_name[p], mine, n);
+	}
+	for (i = 0; i < n; i++) {
+		int v, b;
+
+		pkt.buf = m[i];
+		pkt.data = rte_pktmbuf_mtod(m[i], uint8_t *);
+		pkt.len = rte_pktmbuf_data_len(m[i]);
+		if (hooks)
+			hooks->packet(&pkt);
+		v = handler(&pkt);
+		if (v < 0) {
+			label[i] = SP_LABEL_DROP;
+		} else if (sel) {
+			b = sel(v);
+			label[i] = (b < 0 || b >= pos->nbranch) ? SP_LABEL_DROP : pos->next[b];
+		} else {
+			label[i] = pos->next_pass;
+		}
+	}
+	if (hooks)
+		hooks->end();
+	for (i = 0; i < n; i++) {
+		if (label[i] == SP_LABEL_DROP) {
+			rte_pktmbuf_free(m[i]);
+			(*drops)++;
+		} else {
+			sp_chain_tag(m[i], tag_off)->label = label[i];
 			out[nout++] = m[i];
 		}
 	}

@@ -24,11 +24,14 @@ struct chainer {
 	const struct sp_nf *loaded[SP_MAX_NFS];
 	const char *nf_name[SP_MAX_POS];         /* per position: the deployment (remote state's batches) */
 	uint32_t sfc;
+	int position;                            /* the one position this instance runs, -1: all */
 };
 
 /* Load the NFs of SFC `sfc` (dlopen each deployed object once, run its init in the current state
- * phase through sm_nf_init) and resolve selectors. 0, or -1 with a message in err. */
-int chainer_load(struct chainer *c, const struct sp_ctl *ctl, uint32_t sfc, char *err, size_t errlen);
+ * phase through sm_nf_init) and resolve selectors: all of them (position -1), or only the NF at
+ * `position` (per-NF chaining: the instance runs that one). 0, or -1 with a message in err. */
+int chainer_load(struct chainer *c, const struct sp_ctl *ctl, uint32_t sfc, int position, char *err,
+		 size_t errlen);
 
 /* Unload what chainer_load loaded (a pooled runtime goes back to the pool). */
 void chainer_unload(struct chainer *c);
@@ -42,6 +45,13 @@ const struct sp_nf *chainer_map_nf(const struct sp_nf_desc *d, char *err, size_t
  * are freed and counted in *drops. */
 unsigned int chainer_run(struct chainer *c, struct rte_mbuf **m, unsigned int n, struct rte_mbuf **out,
 			 uint64_t *drops);
+
+/* Per-NF chaining: run the instance's one NF (c->position) over n packets, all labelled for it, exactly as
+ * chainer_run would at that position (same handler, selector and batch hooks). Packets that go on get
+ * their next label (SP_LABEL_END or a later position) in their chain tag (chain_tag.h, field offset
+ * tag_off) and are written to out (returned count); dropped packets are freed and counted in *drops. */
+unsigned int chainer_run_one(struct chainer *c, struct rte_mbuf **m, unsigned int n, struct rte_mbuf **out,
+			     uint64_t *drops, int tag_off);
 
 /* Deployment arguments "k\0v\0...\0\0" as the NULL-terminated array sm_set_nf wants (static storage,
  * valid until the next call). */

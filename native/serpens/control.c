@@ -66,6 +66,7 @@ static void sleep_us(unsigned int us)
 	nanosleep(&ts, NULL);
 }
 
+static uint64_t retire(int slot, bool crashed);
 static json_t *fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static json_t *fail(const char *fmt, ...)
 {
@@ -117,6 +118,10 @@ void control_publish_routes(struct serpensd *d)
 	old = __atomic_exchange_n(&d->route, rt, __ATOMIC_ACQ_REL);
 	grace_period();
 	free(old);
+	/* the proxy chainings pick instances themselves: a new generation makes them rebuild their view */
+	__atomic_fetch_add(&d->ctl->delivery.gen, 1, __ATOMIC_SEQ_CST);
+	if (d->delivery->quiesce)
+		d->delivery->quiesce(d);
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -494,12 +499,28 @@ static json_t *deploy_sfc(json_t *req)
 /* ---------------------------------------------------------------------------------------------- */
 /* Instance Manager                                                                                */
 
-static void drain_ring(struct rte_ring *r)
+static uint64_t drain_ring(struct rte_ring *r)
 {
+	uint64_t n = 0;
 	void *m;
 
-	while (rte_ring_sc_dequeue(r, &m) == 0)
+	while (rte_ring_sc_dequeue(r, &m) == 0) {
 		rte_pktmbuf_free(m);
+		n++;
+	}
+	return n;
+}
+
+/* Packets an instance slot leaves in its rings are dropped; with per-NF chaining they count as the hop's
+ * `stranded` (delivery.h: every drop attributed to a hop). */
+static void drain_slot(int slot, bool rx, bool tx)
+{
+	struct sp_instance *in = &D->ctl->inst[slot];
+	uint64_t n = (rx ? drain_ring(D->rx[slot]) : 0) + (tx ? drain_ring(D->tx[slot]) : 0);
+
+	if (n && D->delivery->per_nf && in->sfc >= 0 && in->sfc < SP_MAX_SFCS && in->position >= 0 &&
+	    in->position < SP_MAX_POS)
+		__atomic_fetch_add(&D->ctl->delivery.hop[in->sfc][in->position].stranded, n, __ATOMIC_RELAXED);
 }
 
 static const char *file_prefix(void)
@@ -509,32 +530,55 @@ static const char *file_prefix(void)
 	return slash ? slash + 1 : dir;
 }
 
-/* Fork and exec a runtime for instance slot `slot` (pooled: it waits in the pool). */
+/* Fork and exec serpens-runtime as a DPDK secondary of this serpensd on lcore spec `lcore`, with its own
+ * arguments `args` (NULL-terminated) after the EAL's. */
+pid_t control_spawn(struct serpensd *d, const char *lcore, const char *const *args)
+{
+	char prefix_arg[PATH_MAX];
+	const char *argv[32];
+	unsigned int n = 0, i;
+	pid_t pid, parent;
+
+	snprintf(prefix_arg, sizeof(prefix_arg), "%s", file_prefix());
+	argv[n++] = d->runtime_path;
+	argv[n++] = "--lcores";
+	argv[n++] = lcore;
+	argv[n++] = "--proc-type=secondary";
+	argv[n++] = "--file-prefix";
+	argv[n++] = prefix_arg;
+	argv[n++] = "--no-pci";
+	argv[n++] = "--no-telemetry";
+	argv[n++] = "--log-level=*:warning";
+	argv[n++] = "--";
+	for (i = 0; args[i] && n < 31; i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+	parent = getpid();
+	pid = fork();
+	if (pid == 0) {
+		/* a runtime outlives a killed serpensd by nothing: it would spin on a dead data plane's rings */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (getppid() != parent)
+			_exit(1);
+		execv(d->runtime_path, (char *const *)argv);
+		fprintf(stderr, "serpensd: cannot exec %s: %s\n", d->runtime_path, strerror(errno));
+		_exit(127);
+	}
+	return pid;
+}
+
+/* A runtime for instance slot `slot` (pooled: it waits in the pool). */
 static pid_t spawn_runtime(int slot, bool pooled)
 {
-	char lcore[32], slot_s[16], prefix_arg[PATH_MAX];
-	pid_t pid, parent;
+	char lcore[32], slot_s[16];
+	const char *args[] = {"-s", slot_s, pooled ? "-p" : NULL, NULL};
+	pid_t pid;
 
 	/* A distinct lcore id per slot, on the instance CPU: per-lcore state in shared memory (mempool
 	 * caches) must never be used by two processes under one id, even when they share a CPU. */
 	snprintf(lcore, sizeof(lcore), "%d@%u", 64 + slot, D->instance_lcore);
 	snprintf(slot_s, sizeof(slot_s), "%d", slot);
-	snprintf(prefix_arg, sizeof(prefix_arg), "%s", file_prefix());
-	parent = getpid();
-	pid = fork();
-	if (pid == 0) {
-		char *argv[] = {(char *)D->runtime_path, "--lcores", lcore, "--proc-type=secondary", "--file-prefix",
-				prefix_arg, "--no-pci", "--no-telemetry", "--log-level=*:warning", "--", "-s",
-				slot_s, pooled ? "-p" : NULL, NULL};
-
-		/* a runtime outlives a killed serpensd by nothing: it would spin on a dead data plane's rings */
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		if (getppid() != parent)
-			_exit(1);
-		execv(D->runtime_path, argv);
-		fprintf(stderr, "serpensd: cannot exec %s: %s\n", D->runtime_path, strerror(errno));
-		_exit(127);
-	}
+	pid = control_spawn(D, lcore, args);
 	if (pid > 0) {
 		D->pid[slot] = pid;
 		D->ctl->inst[slot].pid = pid;
@@ -600,7 +644,8 @@ static int claim_slot(bool *pooled)
 	return -1;
 }
 
-static json_t *start_instance(int sfc)
+/* Start one instance of SFC `sfc` running position `pos` (-1: the whole SFC). */
+static json_t *start_one(int sfc, int pos)
 {
 	struct sp_instance *in;
 	uint64_t t0 = mono_ns();
@@ -615,10 +660,10 @@ static json_t *start_instance(int sfc)
 		return fail("start_instance %s: all %d instance slots are in use", D->ctl->sfcs[sfc].name,
 			    SM_MAX_INSTANCES);
 	in = &D->ctl->inst[slot];
-	drain_ring(D->rx[slot]);
-	drain_ring(D->tx[slot]);
+	drain_slot(slot, true, true); /* what the slot's last instance left */
 	memset(&in->pkts_in, 0, offsetof(struct sp_instance, rx_ring) - offsetof(struct sp_instance, pkts_in));
 	in->sfc = sfc;
+	in->position = pos;
 	in->sleeping = in->done = in->stop = 0;
 	in->error[0] = '\0';
 	in->exit_status = 0;
@@ -677,6 +722,53 @@ static json_t *start_instance(int sfc)
 			 (double)D->startup_ns[slot] / 1e3, "pooled", pooled);
 }
 
+/* start_instance: one instance of the whole SFC, or — with per-NF chaining — an instance set, one per
+ * position, in position order. The reply keeps the one-instance fields (the set's first slot and pid,
+ * startup_us of the whole set, pooled if all were) and adds the set: "instances" and "positions". A set
+ * that cannot be completed is taken down again. */
+static json_t *start_instance(int sfc)
+{
+	json_t *rep, *one, *slots, *positions;
+	uint64_t t0 = mono_ns();
+	bool pooled = true;
+	unsigned int p, npos;
+
+	if (!D->delivery->per_nf)
+		return start_one(sfc, -1);
+	if (sfc < 0 || sfc >= SP_MAX_SFCS || !D->ctl->sfcs[sfc].used)
+		return fail("start_instance: no SFC with id %d", sfc);
+	npos = D->ctl->sfcs[sfc].npos;
+	slots = json_array();
+	positions = json_array();
+	rep = NULL;
+	for (p = 0; p < npos; p++) {
+		one = start_one(sfc, (int)p);
+		if (!json_is_true(json_object_get(one, "ok"))) {
+			size_t i;
+			json_t *v;
+
+			json_array_foreach(slots, i, v)
+				retire((int)json_integer_value(v), false);
+			json_decref(slots);
+			json_decref(positions);
+			json_decref(rep);
+			return one;
+		}
+		json_array_append(slots, json_object_get(one, "instance"));
+		json_array_append_new(positions, json_integer(p));
+		pooled &= json_is_true(json_object_get(one, "pooled"));
+		if (!rep)
+			rep = one;
+		else
+			json_decref(one);
+	}
+	json_object_set_new(rep, "startup_us", json_real((double)(mono_ns() - t0) / 1e3));
+	json_object_set_new(rep, "pooled", json_boolean(pooled));
+	json_object_set_new(rep, "instances", slots);
+	json_object_set_new(rep, "positions", positions);
+	return rep;
+}
+
 /* Take a slot out of service: out of the routing table, stop the process (a pooled one goes back to the
  * pool) or reap it, let the data plane send what it produced, merge its state back. */
 static uint64_t retire(int slot, bool crashed)
@@ -710,7 +802,9 @@ static uint64_t retire(int slot, bool crashed)
 		}
 		in->exit_status = status;
 	}
-	drain_ring(D->rx[slot]); /* a crashed instance leaves its queue behind */
+	drain_slot(slot, true, false); /* a crashed instance leaves its queue behind */
+	if (D->delivery->collect)
+		D->delivery->collect(D); /* its last output: the side that drains its tx ring may sleep */
 	t0 = mono_ns();
 	while (!rte_ring_empty(D->tx[slot]) && mono_ns() - t0 < 1000000000ull)
 		sleep_us(50);
@@ -769,10 +863,13 @@ void control_stop_all(struct serpensd *d)
 static void tick(void)
 {
 	uint64_t now = rte_rdtsc(), hz = rte_get_tsc_hz();
-	int i, status, sfc;
+	int i, status, sfc, pos;
+	json_t *rep;
 	pid_t pid;
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		if (D->delivery->reaped && D->delivery->reaped(D, pid, status))
+			continue; /* the chaining mechanism's own process (the proxy): restarted */
 		for (i = 0; i < SM_MAX_INSTANCES; i++) {
 			if (D->pid[i] == pid && D->ctl->inst[i].state == INST_POOLED) { /* died waiting */
 				fprintf(stderr, "serpensd: pooled runtime of slot %d died; replacing it\n", i);
@@ -791,18 +888,44 @@ static void tick(void)
 				 WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
 			fprintf(stderr, "serpensd: SFC %s: %s; restarting it, state kept\n",
 				D->ctl->sfcs[sfc].name, crash_msg[sfc]);
+			pos = D->ctl->inst[i].position;
 			retire(i, true);
-			json_decref(start_instance(sfc));
+			/* its replacement: the same position (per-NF chaining) or the whole SFC */
+			rep = D->delivery->per_nf ? start_one(sfc, pos) : start_instance(sfc);
+			if (!json_is_true(json_object_get(rep, "ok")))
+				fprintf(stderr, "serpensd: SFC %s: no replacement: %s\n", D->ctl->sfcs[sfc].name,
+					json_string_value(json_object_get(rep, "error")));
+			json_decref(rep);
 		}
 	}
+	/* now again: a replacement started above (or a packet queued by another process since) is newer than
+	 * the first reading, and must not look idle for 2^64 cycles */
+	now = rte_rdtsc();
 	for (i = 0; i < SM_MAX_INSTANCES; i++) {
 		struct sp_instance *in = &D->ctl->inst[i];
+		uint64_t last = __atomic_load_n(&in->last_pkt_tsc, __ATOMIC_RELAXED);
 
-		if (in->state == INST_READY && D->keep_warm_s > 0 &&
-		    now - in->last_pkt_tsc > (uint64_t)(D->keep_warm_s * (double)hz) && rte_ring_empty(D->rx[i]))
+		if (in->state == INST_READY && D->keep_warm_s > 0 && now > last &&
+		    now - last > (uint64_t)(D->keep_warm_s * (double)hz) && rte_ring_empty(D->rx[i]))
 			retire(i, false); /* kept warm long enough with no packet: scale to zero */
 	}
-	for (sfc = 0; D->auto_start && sfc < SP_MAX_SFCS; sfc++) {
+	for (sfc = 0; D->auto_start && D->delivery->per_nf && sfc < SP_MAX_SFCS; sfc++) {
+		/* per-NF chaining: the proxy marks positions whose packets found no instance */
+		uint64_t want = __atomic_exchange_n(&D->ctl->delivery.want_start[sfc], 0, __ATOMIC_RELAXED);
+
+		for (pos = 0; want && D->ctl->sfcs[sfc].used && pos < (int)D->ctl->sfcs[sfc].npos; pos++) {
+			bool has = false;
+
+			if (!(want & (1ull << pos)))
+				continue;
+			for (i = 0; i < SM_MAX_INSTANCES; i++)
+				has |= D->ctl->inst[i].state == INST_READY && D->ctl->inst[i].sfc == sfc &&
+				       D->ctl->inst[i].position == pos;
+			if (!has)
+				json_decref(start_one(sfc, pos));
+		}
+	}
+	for (sfc = 0; D->auto_start && !D->delivery->per_nf && sfc < SP_MAX_SFCS; sfc++) {
 		bool has = false;
 
 		if (!D->ctl->sfcs[sfc].used || !__atomic_load_n(&D->want_start[sfc], __ATOMIC_RELAXED))
@@ -829,8 +952,10 @@ static json_t *stage(uint64_t busy_ns, uint64_t packets)
 
 /* stats.stages (docs/stages.md): per stage, busy time around work and the packets it handled, cumulative
  * since serpensd started. The instance stage sums every slot's lifetime counters, so instances that were
- * stopped or replaced still count; `units` has each running instance's own share (from zero when it
- * started). remote_state only on the backends that have a remote store; no proxy stage in Serpens. */
+ * stopped or replaced still count; its packets are the packets that entered an SFC's instances (with
+ * per-NF chaining a packet passes several instances: their work adds up per SFC packet); `units` has each
+ * running instance's own share (from zero when it started). remote_state only on the backends that have
+ * a remote store; a proxy stage only with a proxy chaining (delivery.h). */
 static json_t *stages(void)
 {
 	const struct sp_gateway_stage *g = &D->ctl->gateway;
@@ -843,7 +968,7 @@ static json_t *stages(void)
 		const struct sp_instance *in = &D->ctl->inst[i];
 
 		work += in->slot_work_cycles;
-		packets += in->slot_work_packets;
+		packets += in->slot_chain_packets;
 		remote += in->slot_remote_ns;
 		if (in->state == INST_FREE || in->state == INST_POOLED)
 			continue;
@@ -860,6 +985,8 @@ static json_t *stages(void)
 	rep = json_pack("{s:o, s:o}", "gateway", gw, "instance", inst);
 	if (D->ctl->state_backend != RS_SERPENS)
 		json_object_set_new(rep, "remote_state", stage(remote, packets));
+	if (D->delivery->stage)
+		json_object_set_new(rep, "proxy", D->delivery->stage(D));
 	return rep;
 }
 
@@ -899,13 +1026,18 @@ static json_t *stats(void)
 			u64(in->batches), "wakeups", u64(in->wakeups), "sleeps", u64(in->sleeps), "startup_us",
 			(double)D->startup_ns[i] / 1e3, "busy_us", (double)in->busy_cycles * 1e6 / (double)rte_get_tsc_hz());
 		json_object_set_new(o, "start", u64(in->slot_starts)); /* a restarted pooled slot keeps its pid */
+		/* per-NF chaining: the NF it runs, and Table II's delivery time into it (docs/chaining.md) */
+		json_object_set_new(o, "position", json_integer(in->position));
+		json_object_set_new(o, "delivery_batches", u64(in->delivery_batches));
+		json_object_set_new(o, "delivery_us", json_real(in->delivery_batches ?
+				    (double)ns_of(in->delivery_cycles) / 1e3 / (double)in->delivery_batches : 0.0));
 		json_object_update_new(o, state_stats_instance(in));
 		json_array_append_new(insts, o);
 	}
 	rep = json_pack("{s:b, s:o, s:{s:o}, s:{s:o, s:o, s:o, s:o, s:o, s:o}, s:o, s:o, s:{s:I, s:I, s:I, s:s}}",
 			 "ok", 1, "port", port, "gateway", "miss", u64(D->gateway_miss), "dataplane", "handoffs",
-			 u64(D->handoffs), "handoff_timeouts", u64(D->handoff_timeouts), "handoff_max_us",
-			 u64(D->handoff_max_ns / 1000), "loop_max_us", u64(D->loop_max_ns / 1000), "timers_max_us",
+			 u64(D->handoff.handoffs), "handoff_timeouts", u64(D->handoff.timeouts), "handoff_max_us",
+			 u64(D->handoff.max_ns / 1000), "loop_max_us", u64(D->loop_max_ns / 1000), "timers_max_us",
 			 u64(D->timers_max_ns / 1000), "tx_max_us", u64(D->tx_max_ns / 1000), "sfcs", sfcs,
 			 "instances", insts, "state",
 			 "region_bytes", (json_int_t)((size_t)D->state_mb << 20), "used_bytes",
@@ -913,6 +1045,9 @@ static json_t *stats(void)
 			 "last_error", sm_last_error(D->state));
 	json_object_update_new(json_object_get(rep, "state"), state_stats_region(D->state, D->ctl->state_backend));
 	json_object_set_new(rep, "stages", stages());
+	json_object_set_new(rep, "chaining", json_string(D->delivery->name));
+	if (D->delivery->stats)
+		json_object_set_new(rep, "delivery", D->delivery->stats(D));
 	return rep;
 }
 

@@ -72,22 +72,47 @@ struct sp_sfc_desc {
 	uint64_t rx, tx, no_instance, ring_full;
 };
 
+/* How packets get from one NF of an SFC to the next (serpensd --chaining; docs/chaining.md). */
+enum sp_chaining {
+	SP_CHAIN_CONSOLIDATED = 0, /* Serpens: the whole SFC in one instance, the Chainer's label array */
+	SP_CHAIN_LOCAL_PROXY,      /* SAND: one instance per NF, a proxy process per server between them */
+	SP_CHAIN_GLOBAL_PROXY,     /* Fission: one instance per NF, one proxy for the deployment (memif) */
+};
+
 /* POOLED: a pre-launched runtime (EAL initialised, no SFC) waits in this slot to be given an SFC. */
 enum sp_inst_state { INST_FREE = 0, INST_STARTING, INST_READY, INST_STOPPING, INST_DEAD, INST_POOLED };
 
 #define SP_STOP_SERVE 1 /* stop serving: exit, or return to the pool if pooled */
 #define SP_STOP_EXIT 2  /* a pooled runtime leaves the pool and exits */
 
+/* The futex words of a process that sleeps when its ring is empty and is woken by whoever feeds it (an
+ * instance by serpensd or the proxy, the proxy by serpensd). Protocol: runtime.c's header; the waking
+ * side is hop.c. */
+struct sp_sleeper {
+	uint32_t doorbell; /* bumped (and futex-woken) to wake it */
+	uint32_t sleeping; /* 1 while it is (about to be) asleep */
+	uint32_t done;     /* bumped when it goes to sleep: a waker that handed it the core waits on this */
+	uint32_t stop;     /* SP_STOP_* */
+};
+
 struct sp_instance {
 	uint32_t state;
 	int32_t sfc;
 	int32_t pid;
 	int32_t exit_status;
-	/* wake-up protocol (futex words, see runtime.c) */
-	uint32_t doorbell;
-	uint32_t sleeping;
-	uint32_t done;
-	uint32_t stop;
+	/* wake-up protocol (futex words, see runtime.c); `sl` names the four together for hop.c */
+	union {
+		struct sp_sleeper sl;
+		struct {
+			uint32_t doorbell;
+			uint32_t sleeping;
+			uint32_t done;
+			uint32_t stop;
+		};
+	};
+	/* the position of its SFC's label graph it runs: -1 = the whole SFC (consolidated chaining), else
+	 * exactly one NF (proxy chainings). Set by serpensd before the runtime is started or woken. */
+	int32_t position;
 	/* Per slot, cumulative since serpensd started and never reset when the slot gets a new instance, so
 	 * the sum over slots is the work of every instance that ever ran, the retired ones included (the
 	 * `instance` and `remote_state` stages, docs/stages.md). Written by the runtime that holds the slot. */
@@ -95,12 +120,18 @@ struct sp_instance {
 	uint64_t slot_work_packets; /* packets in those batches */
 	uint64_t slot_remote_ns;    /* of that work, waiting on the remote store (fission/snf) */
 	uint64_t slot_starts;       /* instances that became ready in this slot: tells a replaced one apart */
+	uint64_t slot_chain_packets; /* of slot_work_packets, those entering their SFC (consolidated: all; per
+				      * NF: only at position 0), so instance time per SFC packet adds up */
 	/* counters written by the runtime (zeroed when an instance starts) */
 	uint64_t pkts_in, pkts_out, nf_drops, batches, sleeps;
 	uint64_t busy_cycles; /* TSC cycles from a batch's dequeue to its last NF (Table II's processing time) */
 	uint64_t work_cycles; /* this instance's share of slot_work_cycles */
 	uint64_t work_remote_ns; /* this instance's share of slot_remote_ns */
 	uint64_t ready_tsc; /* when the runtime became ready (for startup time) */
+	/* Table II's delivery time (per-NF instances): per batch that came from another NF, TSC from when
+	 * that NF's instance handed it over (the tag's stamp of the batch's first packet) to this batch's
+	 * start (after its dequeue). */
+	uint64_t delivery_cycles, delivery_batches;
 	/* counters written by serpensd */
 	uint64_t wakeups, last_pkt_tsc, enq;
 	struct rs_stats remote; /* remote state access (fission/snf backends), written by the runtime */
@@ -120,6 +151,54 @@ struct sp_gateway_stage {
 	uint64_t wake_cycles; /* of busy_cycles: waking instances and handing the core over */
 } __attribute__((aligned(64)));
 
+/* Per SFC and position ("hop": the delivery to that NF, or at SP_MAX_POS the delivery out of the SFC to
+ * serpensd's transmit), cumulative since serpensd started: in = out + nf_drops + stranded (+ queued)
+ * for an NF hop; every packet that entered the SFC leaves through one drop counter or the exit.
+ * Written by the proxy (in, out, no_instance, ring_full), the NF's instances (nf_drops, delivery_*:
+ * atomic adds, one per batch) and the control thread (stranded). */
+struct sp_hop_stats {
+	uint64_t in;          /* packets queued on an instance of this NF (exit: on the proxy's tx ring) */
+	uint64_t out;         /* packets taken back from its instances' tx rings */
+	uint64_t nf_drops;    /* dropped by the NF (verdict, selector) or its instance's full tx ring */
+	uint64_t no_instance; /* dropped: no ready instance of this NF */
+	uint64_t ring_full;   /* dropped: the chosen instance's rx ring (exit: the proxy's tx ring) full */
+	uint64_t stranded;    /* dropped: left in an instance's rx ring when it stopped or crashed */
+	uint64_t delivery_cycles, delivery_batches; /* as in sp_instance, summed over its instances */
+};
+
+/* The proxy process of local-proxy chaining (SAND's per-server bus; delivery_local_proxy.c,
+ * local_proxy.c). One per serpensd, outside the instance slots. */
+struct sp_proxy {
+	struct sp_sleeper sl;
+	uint32_t state;       /* INST_FREE, INST_STARTING, INST_READY, INST_DEAD */
+	int32_t pid;
+	uint32_t kick;        /* the control thread asks serpensd to wake the proxy (an instance stopped) */
+	uint64_t wake_at;     /* TSC before which the proxy need not run again (its earliest flush_us
+			       * deadline, 0: none); written by the proxy before it sleeps, read by serpensd */
+	uint64_t gen_seen;    /* the instance generation (sp_delivery_shared.gen) its view was built from */
+	uint64_t restarts;
+	/* counters written by the proxy, cumulative */
+	uint64_t rx, tx;      /* from the gateway / to serpensd's transmit */
+	uint64_t runs, sleeps, wakeups; /* activations, sleeps, instances it woke */
+	uint64_t handoffs, handoff_timeouts, handoff_max_ns;
+	/* the proxy stage (docs/stages.md): TSC around its own work (moving packets, waking instances;
+	 * a hand-off to an instance less that instance's work), packets = rx */
+	uint64_t busy_cycles, wake_cycles;
+	char rx_ring[32];
+	char tx_ring[32];
+	char error[256];
+};
+
+/* What serpensd shares about packet delivery between NFs (proxy chainings). */
+struct sp_delivery_shared {
+	uint32_t mode;         /* enum sp_chaining */
+	uint32_t flush_us;     /* serpensd --flush-us: the wake rule's timeout, for the proxy's hops too */
+	uint64_t gen;          /* bumped by the control thread whenever the set of ready instances changes */
+	uint64_t want_start[SP_MAX_SFCS]; /* per SFC, bit p: a packet found no instance of position p */
+	struct sp_hop_stats hop[SP_MAX_SFCS][SP_MAX_POS + 1];
+	struct sp_proxy proxy;
+};
+
 struct sp_ctl {
 	uint64_t magic;
 	uint64_t tsc_hz;
@@ -135,6 +214,7 @@ struct sp_ctl {
 	struct sp_sfc_desc sfcs[SP_MAX_SFCS];
 	struct sp_instance inst[SM_MAX_INSTANCES];
 	struct sp_gateway_stage gateway;
+	struct sp_delivery_shared delivery;
 };
 
 /* Futex helpers on shared (not process-private) words. */

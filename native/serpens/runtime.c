@@ -7,6 +7,11 @@
  * router wakes it after wake_batch packets or a flush timeout (paper Section IV-B2). Every batch is
  * bracketed by sm_batch_begin/end so the State Manager can pause it while it splits global state.
  *
+ * Per-NF chaining (serpensd --chaining local-proxy|global-proxy): the instance runs one position of the
+ * SFC (sp_instance.position), reads and writes the chain tag of every packet (chain_tag.h) and measures
+ * Table II's delivery time. With -P the process is instead the local proxy between such instances
+ * (local_proxy.c).
+ *
  * Pooled (-p): the process is pre-launched into an instance slot with its EAL already initialised and
  * waits there (state POOLED) until serpensd gives the slot an SFC; when the instance is stopped it unloads
  * the NFs and goes back to waiting. Starting an instance then costs loading the NFs, not exec + EAL init.
@@ -31,11 +36,14 @@
 #include <rte_memzone.h>
 #include <rte_ring.h>
 
+#include "chain_tag.h"
 #include "chainer.h"
 #include "ctl.h"
+#include "local_proxy.h"
 
 
 static struct sp_instance *g_in;
+static int g_tag_off = -1; /* the chain tag's mbuf field (per-NF chaining) */
 static struct sm_region *g_r;
 static int g_slot = -1;
 
@@ -69,7 +77,36 @@ static void remote_fatal(const char *msg)
 	fail(g_in, buf);
 }
 
-static void serve(const struct sp_ctl *ctl, struct sp_instance *in, struct chainer *c, struct rte_ring *rx,
+/* Per-NF chaining, around one batch of the instance's NF: Table II's delivery time (from when the previous
+ * NF's instance handed the batch's first packet over to now, the batch's start; batches from the gateway
+ * carry no stamp), the NF, the hop's drops, and the stamp of this hand-over on every packet that goes on. */
+static unsigned int run_one(struct sp_ctl *ctl, struct sp_instance *in, struct chainer *c, struct rte_mbuf **m,
+			    unsigned int n, struct rte_mbuf **out, uint64_t t_start)
+{
+	struct sp_hop_stats *hop = &ctl->delivery.hop[c->sfc][c->position];
+	uint64_t stamp = sp_chain_tag(m[0], g_tag_off)->stamp, drops = 0, now;
+	unsigned int i, nout;
+
+	if (stamp) {
+		uint64_t dt = t_start > stamp ? t_start - stamp : 0;
+
+		in->delivery_cycles += dt;
+		in->delivery_batches++;
+		__atomic_fetch_add(&hop->delivery_cycles, dt, __ATOMIC_RELAXED);
+		__atomic_fetch_add(&hop->delivery_batches, 1, __ATOMIC_RELAXED);
+	}
+	nout = chainer_run_one(c, m, n, out, &drops, g_tag_off);
+	if (drops) {
+		in->nf_drops += drops;
+		__atomic_fetch_add(&hop->nf_drops, drops, __ATOMIC_RELAXED);
+	}
+	now = rte_rdtsc();
+	for (i = 0; i < nout; i++)
+		sp_chain_tag(out[i], g_tag_off)->stamp = now;
+	return nout;
+}
+
+static void serve(struct sp_ctl *ctl, struct sp_instance *in, struct chainer *c, struct rte_ring *rx,
 		  struct rte_ring *tx, struct sm_region *r, int slot)
 {
 	struct rte_mbuf *m[SP_MAX_BATCH], *out[SP_MAX_BATCH];
@@ -87,13 +124,19 @@ static void serve(const struct sp_ctl *ctl, struct sp_instance *in, struct chain
 			uint64_t t0 = rte_rdtsc(), remote0 = in->remote.ns, work, remote;
 
 			sm_batch_begin(r, slot);
-			nout = chainer_run(c, m, n, out, &in->nf_drops);
+			if (c->position < 0) /* consolidated: the whole SFC */
+				nout = chainer_run(c, m, n, out, &in->nf_drops);
+			else
+				nout = run_one(ctl, in, c, m, n, out, t0);
 			sm_batch_end(r, slot);
 			in->busy_cycles += rte_rdtsc() - t0;
 			sent = rte_ring_sp_enqueue_burst(tx, (void **)out, nout, NULL);
 			if (sent < nout) { /* serpensd will drain; never block the chain on a full tx ring */
 				rte_pktmbuf_free_bulk(out + sent, nout - sent);
 				in->nf_drops += nout - sent;
+				if (c->position >= 0)
+					__atomic_fetch_add(&ctl->delivery.hop[c->sfc][c->position].nf_drops,
+							   nout - sent, __ATOMIC_RELAXED);
 			}
 			in->pkts_in += n;
 			in->pkts_out += sent;
@@ -105,6 +148,8 @@ static void serve(const struct sp_ctl *ctl, struct sp_instance *in, struct chain
 			in->work_remote_ns += remote;
 			in->slot_work_cycles += work;
 			in->slot_work_packets += n;
+			if (c->position <= 0)
+				in->slot_chain_packets += n; /* entered the SFC here */
 			in->slot_remote_ns += remote;
 			continue;
 		}
@@ -125,7 +170,7 @@ static void serve(const struct sp_ctl *ctl, struct sp_instance *in, struct chain
 }
 
 /* Wait in the pool; serve each SFC serpensd assigns to this slot; exit when told to. */
-static int pool_loop(struct sp_instance *in, const struct sp_ctl *ctl, struct chainer *c, struct rte_ring *rx,
+static int pool_loop(struct sp_instance *in, struct sp_ctl *ctl, struct chainer *c, struct rte_ring *rx,
 		     struct rte_ring *tx, struct sm_region *r, int slot)
 {
 	char err[512];
@@ -141,7 +186,7 @@ static int pool_loop(struct sp_instance *in, const struct sp_ctl *ctl, struct ch
 				break;
 			sp_futex_wait(&in->doorbell, seq, 100 * 1000 * 1000L);
 		}
-		if (chainer_load(c, ctl, (uint32_t)in->sfc, err, sizeof(err)) != 0) {
+		if (chainer_load(c, ctl, (uint32_t)in->sfc, in->position, err, sizeof(err)) != 0) {
 			snprintf(in->error, sizeof(in->error), "%.*s", (int)sizeof(in->error) - 1, err);
 			chainer_unload(c);
 			rs_forget();
@@ -168,21 +213,23 @@ int main(int argc, char **argv)
 	struct rte_ring *rx, *tx;
 	static struct chainer chainer;
 	char err[512];
-	int ret, slot = -1, opt, pooled = 0;
+	int ret, slot = -1, opt, pooled = 0, proxy = 0;
 
 	ret = rte_eal_init(argc, argv);
 	if (ret < 0)
 		fail(NULL, "EAL init failed (is serpensd running with the same --file-prefix?)");
 	argc -= ret;
 	argv += ret;
-	while ((opt = getopt(argc, argv, "s:p")) != -1) {
+	while ((opt = getopt(argc, argv, "s:pP")) != -1) {
 		if (opt == 's')
 			slot = atoi(optarg);
 		else if (opt == 'p')
 			pooled = 1;
+		else if (opt == 'P')
+			proxy = 1;
 	}
-	if (slot < 0 || slot >= SM_MAX_INSTANCES)
-		fail(NULL, "usage: serpens-runtime [EAL] -- -s SLOT [-p]");
+	if ((slot < 0 || slot >= SM_MAX_INSTANCES) && !proxy)
+		fail(NULL, "usage: serpens-runtime [EAL] -- -s SLOT [-p] | -P");
 	ctl_mz = rte_memzone_lookup(SP_CTL_MZ);
 	state_mz = rte_memzone_lookup(SP_STATE_MZ);
 	if (!ctl_mz || !state_mz)
@@ -190,6 +237,10 @@ int main(int argc, char **argv)
 	ctl = ctl_mz->addr;
 	if (ctl->magic != SP_CTL_MAGIC)
 		fail(NULL, "control memzone has a wrong magic");
+	if (proxy) /* the local proxy of per-NF chaining: no NF, no state slot (local_proxy.c) */
+		return local_proxy_run(ctl);
+	if (ctl->delivery.mode != SP_CHAIN_CONSOLIDATED && (g_tag_off = sp_chain_tag_lookup()) < 0)
+		fail(&ctl->inst[slot], "the chain tag mbuf field is not registered (serpensd --chaining?)");
 	in = &ctl->inst[slot];
 	r = sm_region_attach(state_mz->addr);
 	if (!r)
@@ -214,7 +265,7 @@ int main(int argc, char **argv)
 		fail(in, "instance rings not found");
 	if (pooled)
 		return pool_loop(in, ctl, &chainer, rx, tx, r, slot);
-	if (chainer_load(&chainer, ctl, (uint32_t)in->sfc, err, sizeof(err)) != 0)
+	if (chainer_load(&chainer, ctl, (uint32_t)in->sfc, in->position, err, sizeof(err)) != 0)
 		fail(in, err);
 	in->ready_tsc = rte_rdtsc();
 	in->slot_starts++;

@@ -4,12 +4,14 @@
  * control thread (control.c).
  *
  * Per burst received from the port: the Gateway matches each packet against the SFCs' rules (first
- * match wins) and the Router hashes its 5-tuple to one of the SFC's instances (so a flow always reaches
- * the same instance) and queues it on that instance's ring. An instance is woken once wake_batch packets
- * (default 128, the paper's choice) are queued or the oldest has waited flush_us, so latency stays
- * bounded at low load. With --colocate (2-core machines: instances share the data-plane core) serpensd
- * hands the core to the woken instance and waits until it has drained its ring, so two busy loops never
- * compete for one core. Packets instances have processed are taken from their tx rings and sent out.
+ * match wins) and hands it to the SFC's first hop; what happens then is the chaining mechanism's
+ * (--chaining, delivery.h): by default (consolidated) the Router hashes its 5-tuple to one of the SFC's
+ * instances (so a flow always reaches the same instance) and queues it on that instance's ring; with
+ * local-proxy it goes to the proxy process that carries it from NF instance to NF instance. A sleeper is
+ * woken once wake_batch packets (default 128, the paper's choice) are queued or the oldest has waited
+ * flush_us, so latency stays bounded at low load (hop.c). With --colocate (2-core machines: instances
+ * share the data-plane core) serpensd hands the core to the woken process and waits until it has drained
+ * its ring, so two busy loops never compete for one core. What left the SFCs is sent out.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -22,7 +24,6 @@
 #include <rte_cycles.h>
 #include <rte_eal.h>
 #include <rte_ethdev.h>
-#include <rte_hash_crc.h>
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
 #include <rte_memzone.h>
@@ -34,29 +35,23 @@
 #include "serpensd.h"
 #include "sig.h"
 
-#define DP_BURST 32
 #define POOL_MBUFS 65535
 #define POOL_CACHE 512
-#define RING_SIZE 8192
-#define HANDOFF_TIMEOUT_NS (20 * 1000 * 1000L)
 
 static struct serpensd D;
 
-struct slot_dp {
-	uint64_t pending_since; /* TSC when the ring went from empty to non-empty while the instance slept */
-	struct rte_mbuf *stage[DP_BURST];
-	unsigned int nstage;
-};
-static struct slot_dp S[SM_MAX_INSTANCES];
-
 static void usage_exit(const char *why)
 {
+	char chaining[300];
+
+	snprintf(chaining, sizeof(chaining), "%s", sp_delivery_names("|"));
 	fprintf(stderr,
 		"serpensd: %s\nusage: serpensd [EAL args] -- --control PATH --runtime PATH [--nf-dir DIR]\n"
 		"       [--state-mb N] [--wake-batch N] [--batch N] [--flush-us N] [--keep-warm-s S] [--colocate]\n"
 		"       [--instance-lcore N] [--no-auto-start] [--pool N] [--nf-loader dlopen|shm]\n"
-		"       [--state-backend serpens|fission|snf] [--redis HOST:PORT] [--redis-timeout-ms N]\n",
-		why);
+		"       [--state-backend serpens|fission|snf] [--redis HOST:PORT] [--redis-timeout-ms N]\n"
+		"       [--chaining %s] [--gproxy PATH] [--gproxy-hold N]\n",
+		why, chaining);
 	exit(2);
 }
 
@@ -71,7 +66,9 @@ static void parse_args(int argc, char **argv)
 		{"pool", required_argument, NULL, 'p'}, {"nf-loader", required_argument, NULL, 'L'},
 		{"state-backend", required_argument, NULL, 'B'}, {"redis", required_argument, NULL, 'R'},
 		{"redis-timeout-ms", required_argument, NULL, 'T'}, {"batch", required_argument, NULL, 'b'},
-		{NULL, 0, NULL, 0}};
+		{"chaining", required_argument, NULL, 'C'}, {"gproxy", required_argument, NULL, 'G'},
+		{"gproxy-hold", required_argument, NULL, 'H'}, {NULL, 0, NULL, 0}};
+	static char why[400];
 	char *colon;
 	int b;
 	int opt;
@@ -83,6 +80,8 @@ static void parse_args(int argc, char **argv)
 	D.ctl->wake_batch = 128;
 	D.ctl->batch = SP_MAX_BATCH;
 	D.instance_lcore = D.lcore;
+	D.delivery = &sp_delivery_consolidated;
+	D.gproxy_hold = 1024;
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'c': D.control_path = optarg; break;
@@ -116,11 +115,27 @@ static void parse_args(int argc, char **argv)
 			D.ctl->redis_port = (uint32_t)atoi(colon + 1);
 			break;
 		case 'T': D.ctl->redis_timeout_ms = (uint32_t)atoi(optarg); break;
+		case 'C':
+			D.delivery = sp_delivery_find(optarg);
+			if (!D.delivery) {
+				snprintf(why, sizeof(why), "--chaining '%.40s' is not one of: %s", optarg,
+					 sp_delivery_names(", "));
+				usage_exit(why);
+			}
+			break;
+		case 'G': D.gproxy_path = optarg; break;
+		case 'H':
+			if (atoi(optarg) < 1 || atoi(optarg) > (1 << 20))
+				usage_exit("--gproxy-hold must be 1..1048576 packets");
+			D.gproxy_hold = (unsigned int)atoi(optarg);
+			break;
 		default: usage_exit("unknown option");
 		}
 	}
 	if (!D.control_path || !D.runtime_path)
 		usage_exit("--control and --runtime are required");
+	if (D.delivery == &sp_delivery_global_proxy && !D.gproxy_path)
+		usage_exit("--chaining global-proxy needs --gproxy PATH (serpens-gproxy)");
 	if (D.ctl->wake_batch == 0 || D.ctl->wake_batch > RING_SIZE / 2 || D.state_mb < 4)
 		usage_exit("--wake-batch must be 1..4096 and --state-mb at least 4");
 	if (D.ctl->batch == 0 || D.ctl->batch > SP_MAX_BATCH)
@@ -202,183 +217,21 @@ static void setup_port(void)
 		rte_exit(EXIT_FAILURE, "port 0: start failed: %s\n", rte_strerror(-ret));
 }
 
-/* ---------------------------------------------------------------------------------------------- */
-/* Gateway + Router                                                                                */
-
-struct pkt_key {
-	uint32_t src, dst;
-	uint16_t sport, dport;
-	uint8_t proto;
-	bool ok;
-};
-
-static inline void parse(struct rte_mbuf *m, struct pkt_key *k)
+/* The chaining mechanism (delivery.h): proxy chainings tag packets between processes with a dynamic
+ * field, registered here before any mbuf carries it; the mechanism's own rings and processes next. */
+static void setup_delivery(void)
 {
-	const uint8_t *d = rte_pktmbuf_mtod(m, const uint8_t *);
-	uint32_t len = rte_pktmbuf_data_len(m), ihl;
-
-	k->ok = false;
-	if (len < 34 || d[12] != 0x08 || d[13] != 0x00)
-		return;
-	ihl = (uint32_t)(d[14] & 0x0f) * 4;
-	memcpy(&k->src, d + 26, 4);
-	memcpy(&k->dst, d + 30, 4);
-	k->proto = d[23];
-	k->sport = k->dport = 0;
-	if ((k->proto == 6 || k->proto == 17) && 14 + ihl + 4 <= len) {
-		memcpy(&k->sport, d + 14 + ihl, 2);
-		memcpy(&k->dport, d + 14 + ihl + 2, 2);
+	D.ctl->delivery.mode = D.delivery->mode;
+	D.ctl->delivery.flush_us = D.flush_us;
+	D.tag_off = -1;
+	if (D.delivery->per_nf) {
+		D.tag_off = sp_chain_tag_register();
+		if (D.tag_off < 0)
+			rte_exit(EXIT_FAILURE, "cannot register the chain tag mbuf field: %s\n",
+				 rte_strerror(rte_errno));
 	}
-	k->ok = true;
-}
-
-static inline int classify(const struct route_table *rt, const struct pkt_key *k)
-{
-	uint32_t i;
-
-	for (i = 0; i < rt->nsfc; i++) {
-		const struct sp_match *m = &rt->match[i];
-
-		if ((k->dst & m->dst_mask) == m->dst && (k->src & m->src_mask) == m->src &&
-		    (!m->proto || m->proto == k->proto) && (!m->dport || m->dport == k->dport))
-			return (int)i;
-	}
-	return -1;
-}
-
-static inline uint32_t flow_hash(const struct pkt_key *k)
-{
-	uint64_t a = (uint64_t)k->src << 32 | k->dst;
-	uint64_t b = (uint64_t)k->sport << 32 | (uint64_t)k->dport << 16 | k->proto;
-
-	return rte_hash_crc_8byte(b, rte_hash_crc_8byte(a, 0x5e59));
-}
-
-static void flush_stage(unsigned int slot)
-{
-	struct slot_dp *s = &S[slot];
-	struct sp_instance *in = &D.ctl->inst[slot];
-	unsigned int n, was_empty;
-
-	if (!s->nstage)
-		return;
-	was_empty = rte_ring_empty(D.rx[slot]);
-	n = rte_ring_sp_enqueue_burst(D.rx[slot], (void **)s->stage, s->nstage, NULL);
-	if (n < s->nstage) {
-		rte_pktmbuf_free_bulk(s->stage + n, s->nstage - n);
-		D.ctl->sfcs[in->sfc].ring_full += s->nstage - n;
-	}
-	if (n && was_empty)
-		s->pending_since = rte_rdtsc();
-	in->enq += n;
-	in->last_pkt_tsc = rte_rdtsc();
-	s->nstage = 0;
-}
-
-static void gateway_route(struct rte_mbuf **m, unsigned int nb)
-{
-	const struct route_table *rt = __atomic_load_n(&D.route, __ATOMIC_ACQUIRE);
-	struct pkt_key k;
-	unsigned int i;
-	int si, slot;
-
-	for (i = 0; i < nb; i++) {
-		parse(m[i], &k);
-		si = (k.ok && rt) ? classify(rt, &k) : -1;
-		if (si < 0) {
-			D.gateway_miss++;
-			rte_pktmbuf_free(m[i]);
-			continue;
-		}
-		D.ctl->sfcs[rt->sfc_id[si]].rx++;
-		slot = rt->bucket[si][flow_hash(&k) & (RT_BUCKETS - 1)];
-		if (slot < 0) {
-			D.ctl->sfcs[rt->sfc_id[si]].no_instance++;
-			D.want_start[rt->sfc_id[si]]++;
-			rte_pktmbuf_free(m[i]);
-			continue;
-		}
-		S[slot].stage[S[slot].nstage++] = m[i];
-		if (S[slot].nstage == DP_BURST)
-			flush_stage((unsigned int)slot);
-	}
-	for (i = 0; i < SM_MAX_INSTANCES; i++)
-		flush_stage(i);
-}
-
-/* Wake an instance whose queue reached wake_batch or whose oldest packet waited flush_us. Returns the TSC
- * time this cost the gateway: the wake-up call; with --colocate, the whole hand-off less the instance's own
- * batch work inside it (that is the instance stage's), i.e. the wake-up, both context switches and the
- * instance's way to sleep — core time that belongs to neither stage's work but is spent on its behalf. */
-static uint64_t wake_instances(uint64_t now, uint64_t flush_tsc)
-{
-	unsigned int i, count;
-	uint64_t cost = 0;
-	uint32_t done;
-
-	for (i = 0; i < SM_MAX_INSTANCES; i++) {
-		struct sp_instance *in = &D.ctl->inst[i];
-		uint64_t t_wake, work0;
-
-		if (in->state != INST_READY)
-			continue;
-		count = rte_ring_count(D.rx[i]);
-		if (count == 0)
-			continue;
-		if (count < D.ctl->wake_batch && now - S[i].pending_since < flush_tsc)
-			continue;
-		if (!__atomic_load_n(&in->sleeping, __ATOMIC_SEQ_CST))
-			continue; /* it is running: it will find the packets */
-		t_wake = rte_rdtsc();
-		work0 = __atomic_load_n(&in->slot_work_cycles, __ATOMIC_RELAXED);
-		done = __atomic_load_n(&in->done, __ATOMIC_SEQ_CST);
-		__atomic_fetch_add(&in->doorbell, 1, __ATOMIC_SEQ_CST);
-		sp_futex_wake(&in->doorbell, 1);
-		in->wakeups++;
-		S[i].pending_since = now;
-		if (D.ctl->colocate) { /* hand the core over until the instance has drained its ring */
-			uint64_t t0 = rte_rdtsc(), t1, ns, work;
-
-			if (sp_futex_wait(&in->done, done, HANDOFF_TIMEOUT_NS) != 0 && errno == ETIMEDOUT)
-				D.handoff_timeouts++;
-			t1 = rte_rdtsc();
-			ns = (t1 - t0) * 1000000000ull / rte_get_tsc_hz();
-			D.handoffs++;
-			if (ns > D.handoff_max_ns)
-				D.handoff_max_ns = ns;
-			/* the woken instance may already run inside the wake-up call (wake-up preemption), so
-			 * its work is taken out of the whole interval */
-			work = __atomic_load_n(&in->slot_work_cycles, __ATOMIC_RELAXED) - work0;
-			cost += t1 - t_wake > work ? t1 - t_wake - work : 0;
-		} else {
-			cost += rte_rdtsc() - t_wake;
-		}
-	}
-	return cost;
-}
-
-/* Send what the instances produced; returns how many packets were taken from their tx rings. */
-static unsigned int transmit(void)
-{
-	struct rte_mbuf *m[DP_BURST];
-	unsigned int i, n, taken = 0;
-	uint16_t sent;
-
-	for (i = 0; i < SM_MAX_INSTANCES; i++) {
-		if (D.ctl->inst[i].state == INST_FREE)
-			continue;
-		while ((n = rte_ring_sc_dequeue_burst(D.tx[i], (void **)m, DP_BURST, NULL)) > 0) {
-			taken += n;
-			sent = rte_eth_tx_burst(0, 0, m, (uint16_t)n);
-			if (unlikely(sent < n)) {
-				rte_pktmbuf_free_bulk(m + sent, n - sent);
-				D.port_tx_dropped += n - sent;
-			}
-			D.port_tx += sent;
-			D.ctl->sfcs[D.ctl->inst[i].sfc].tx += sent;
-		}
-	}
-	return taken;
+	if (D.delivery->setup && D.delivery->setup(&D) != 0)
+		rte_exit(EXIT_FAILURE, "--chaining %s: cannot set up its delivery (see above)\n", D.delivery->name);
 }
 
 /* The gateway stage's counters (docs/stages.md) take the TSC around work only: a receive that brought
@@ -400,7 +253,7 @@ static void main_loop(void)
 		nb = rte_eth_rx_burst(0, 0, m, DP_BURST);
 		if (nb) {
 			D.port_rx += nb;
-			gateway_route(m, nb);
+			D.delivery->route(&D, m, nb);
 		}
 		now = rte_rdtsc();
 		if (nb) {
@@ -409,12 +262,12 @@ static void main_loop(void)
 		}
 		if (prev && (now - prev) * 1000000000ull / hz > D.loop_max_ns)
 			D.loop_max_ns = (now - prev) * 1000000000ull / hz;
-		wake = wake_instances(now, flush_tsc);
+		wake = D.delivery->poll(&D, now, flush_tsc);
 		gw->busy_cycles += wake;
 		gw->wake_cycles += wake;
 		{
 			uint64_t t1 = rte_rdtsc(), t2;
-			unsigned int taken = transmit();
+			unsigned int taken = D.delivery->transmit(&D);
 
 			t2 = rte_rdtsc();
 			if (taken)
@@ -467,6 +320,7 @@ int main(int argc, char **argv)
 	setup_state();
 	setup_remote_state();
 	setup_port();
+	setup_delivery();
 	if (control_fill_pool(&D) != 0) /* before the control thread, which reaps children */
 		rte_exit(EXIT_FAILURE, "cannot launch the pool of %u runtimes (see above)\n", D.pool_size);
 	if (control_start(&D) != 0)
@@ -477,6 +331,8 @@ int main(int argc, char **argv)
 	main_loop();
 	control_stop(&D);     /* join the control thread first: from here on one thread does everything */
 	control_stop_all(&D);
+	if (D.delivery->shutdown)
+		D.delivery->shutdown(&D);
 	control_cleanup(&D);
 	port_shutdown(0);
 	eal_files_finish(&files); /* not rte_eal_cleanup(): see eal_files.h */

@@ -13,8 +13,12 @@
 #include <rte_ring.h>
 
 #include "ctl.h"
+#include "delivery.h"
+#include "hop.h"
 
 #define RT_BUCKETS 256
+#define DP_BURST 32     /* packets per receive, per staged enqueue, per transmit */
+#define RING_SIZE 8192  /* every instance and proxy ring */
 
 /* The routing table of the Router: per SFC, 5-tuple hash bucket → instance slot (-1: none). Built by the
  * control thread, published with one atomic pointer store; the data plane reads it once per burst. */
@@ -38,21 +42,26 @@ struct serpensd {
 	unsigned int flush_us;
 	double keep_warm_s;
 	unsigned int pool_size;
-	bool nf_loader_shm;        /* runtimes map NF images built by the loader instead of dlopen */    /* runtimes pre-launched into slots 0..pool_size-1 (the process pool) */
+	bool nf_loader_shm;        /* runtimes map NF images built by the loader instead of dlopen */
 	bool auto_start;
+	const struct sp_delivery_ops *delivery; /* --chaining (delivery.h) */
+	const char *gproxy_path;   /* --gproxy: serpens-gproxy, the global-proxy chaining's proxy */
+	unsigned int gproxy_hold;  /* --gproxy-hold: its hold buffer per (SFC, position), packets */
 	/* shared memory */
 	struct sp_ctl *ctl;
 	struct sm_region *state;
 	struct rte_mempool *pool;
 	struct rte_ring *rx[SM_MAX_INSTANCES];
 	struct rte_ring *tx[SM_MAX_INSTANCES];
+	int tag_off;               /* the chain tag's mbuf dynfield (chain_tag.h); proxy chainings only */
 	/* routing */
 	struct route_table *route; /* current, read by the data plane */
 	uint64_t dp_epoch;         /* bumped every data-plane iteration (grace periods) */
 	int dp_running;
 	/* data-plane counters */
 	uint64_t port_rx, port_tx, port_tx_dropped, gateway_miss;
-	uint64_t handoffs, handoff_timeouts, handoff_max_ns, loop_max_ns; /* the 2-core hand-off, loop gaps */
+	struct sp_handoff_stats handoff; /* the 2-core hand-off (hop.h) */
+	uint64_t loop_max_ns;            /* loop gaps */
 	uint64_t timers_max_ns, tx_max_ns;
 	uint64_t want_start[SP_MAX_SFCS]; /* packets that found no instance, for auto-start */
 	/* control thread */
@@ -65,6 +74,7 @@ struct serpensd {
 int control_start(struct serpensd *d);
 void control_stop(struct serpensd *d);
 void control_publish_routes(struct serpensd *d); /* rebuild from ctl, swap, wait for a grace period */
+pid_t control_spawn(struct serpensd *d, const char *lcore, const char *const *args); /* a runtime child */
 void control_stop_all(struct serpensd *d);
 void control_cleanup(struct serpensd *d); /* remove the NF copies */
 int control_fill_pool(struct serpensd *d);

@@ -1,0 +1,130 @@
+/*
+ * delivery_consolidated.c: Serpens' chaining (paper Section III-C) behind the delivery seam (delivery.h).
+ * The whole SFC runs in one instance, so the only deliveries are the gateway's: the Router hashes a
+ * packet's flow to one of its SFC's instances (a flow always reaches the same one) and queues it on that
+ * instance's rx ring; the instance's Chainer runs every NF over the batch; serpensd sends what the
+ * instance put on its tx ring.
+ */
+#include <rte_branch_prediction.h>
+#include <rte_cycles.h>
+#include <rte_ethdev.h>
+#include <rte_mbuf.h>
+
+#include "gateway.h"
+#include "hop.h"
+#include "serpensd.h"
+
+struct slot_dp {
+	uint64_t pending_since; /* TSC when the ring went from empty to non-empty while the instance slept */
+	struct rte_mbuf *stage[DP_BURST];
+	unsigned int nstage;
+};
+static struct slot_dp S[SM_MAX_INSTANCES];
+
+static void flush_stage(struct serpensd *d, unsigned int slot)
+{
+	struct slot_dp *s = &S[slot];
+	struct sp_instance *in = &d->ctl->inst[slot];
+	unsigned int n;
+
+	if (!s->nstage)
+		return;
+	n = sp_hop_enqueue(d->rx[slot], s->stage, s->nstage, &s->pending_since);
+	if (n < s->nstage) {
+		rte_pktmbuf_free_bulk(s->stage + n, s->nstage - n);
+		d->ctl->sfcs[in->sfc].ring_full += s->nstage - n;
+	}
+	in->enq += n;
+	in->last_pkt_tsc = rte_rdtsc();
+	s->nstage = 0;
+}
+
+static void cons_route(struct serpensd *d, struct rte_mbuf **m, unsigned int nb)
+{
+	const struct route_table *rt = __atomic_load_n(&d->route, __ATOMIC_ACQUIRE);
+	struct pkt_key k;
+	unsigned int i;
+	int si, slot;
+
+	for (i = 0; i < nb; i++) {
+		gw_parse(m[i], &k);
+		si = (k.ok && rt) ? gw_classify(rt, &k) : -1;
+		if (si < 0) {
+			d->gateway_miss++;
+			rte_pktmbuf_free(m[i]);
+			continue;
+		}
+		d->ctl->sfcs[rt->sfc_id[si]].rx++;
+		slot = rt->bucket[si][gw_flow_hash(&k) & (RT_BUCKETS - 1)];
+		if (slot < 0) {
+			d->ctl->sfcs[rt->sfc_id[si]].no_instance++;
+			d->want_start[rt->sfc_id[si]]++;
+			rte_pktmbuf_free(m[i]);
+			continue;
+		}
+		S[slot].stage[S[slot].nstage++] = m[i];
+		if (S[slot].nstage == DP_BURST)
+			flush_stage(d, (unsigned int)slot);
+	}
+	for (i = 0; i < SM_MAX_INSTANCES; i++)
+		flush_stage(d, i);
+}
+
+static uint64_t slot_work(const void *arg)
+{
+	return __atomic_load_n(&((const struct sp_instance *)arg)->slot_work_cycles, __ATOMIC_RELAXED);
+}
+
+/* Wake each instance whose queue is due (hop.h); with --colocate hand it the core until it drained. */
+static uint64_t cons_poll(struct serpensd *d, uint64_t now, uint64_t flush_tsc)
+{
+	unsigned int i;
+	uint64_t cost = 0;
+
+	for (i = 0; i < SM_MAX_INSTANCES; i++) {
+		struct sp_instance *in = &d->ctl->inst[i];
+
+		if (in->state != INST_READY)
+			continue;
+		if (!sp_hop_due(rte_ring_count(d->rx[i]), S[i].pending_since, now, d->ctl->wake_batch, flush_tsc))
+			continue;
+		if (!sp_hop_wake(&in->sl, d->ctl->colocate, slot_work, in, &d->handoff, &cost))
+			continue; /* it is running: it will find the packets */
+		in->wakeups++;
+		S[i].pending_since = now;
+	}
+	return cost;
+}
+
+/* Send what the instances produced; returns how many packets were taken from their tx rings. */
+static unsigned int cons_transmit(struct serpensd *d)
+{
+	struct rte_mbuf *m[DP_BURST];
+	unsigned int i, n, taken = 0;
+	uint16_t sent;
+
+	for (i = 0; i < SM_MAX_INSTANCES; i++) {
+		if (d->ctl->inst[i].state == INST_FREE)
+			continue;
+		while ((n = rte_ring_sc_dequeue_burst(d->tx[i], (void **)m, DP_BURST, NULL)) > 0) {
+			taken += n;
+			sent = rte_eth_tx_burst(0, 0, m, (uint16_t)n);
+			if (unlikely(sent < n)) {
+				rte_pktmbuf_free_bulk(m + sent, n - sent);
+				d->port_tx_dropped += n - sent;
+			}
+			d->port_tx += sent;
+			d->ctl->sfcs[d->ctl->inst[i].sfc].tx += sent;
+		}
+	}
+	return taken;
+}
+
+const struct sp_delivery_ops sp_delivery_consolidated = {
+	.name = "consolidated",
+	.mode = SP_CHAIN_CONSOLIDATED,
+	.per_nf = false,
+	.route = cons_route,
+	.poll = cons_poll,
+	.transmit = cons_transmit,
+};
