@@ -1,17 +1,25 @@
-"""The `serpens` platform: serpensd (native/serpens) with SFCs deployed through its control socket.
+"""The design platform: serpensd (native/serpens) running one design of the registry
+(harness/platforms/designs.py), with SFCs deployed through its control socket.
+
+Every registered design — the full systems ``serpens``, ``fission``, ``snf``, ``sand`` and the single-axis
+variants such as ``fission-state`` or ``sand-chaining`` — is this one class given a different
+:class:`~harness.platforms.designs.Design`: the same serpensd, runtime, router, cores, batch size, NF
+binaries and generator, with the design turned into serpensd options, one per axis (``--startup``,
+``--state-backend``, ``--chaining``; harness/serpens/design_options.py). No configuration setting chooses an
+axis: ``platforms.serpens.*`` are sizes and timings that every design shares.
 
 Like the wire, serpensd is a DPDK primary on ``cores.platform`` that is the memif server of the generator's
 link, prints ``READY`` when its port, state region and control socket are up, and leaves its stderr in a log
 file in the run directory. Then the platform connects a :class:`~harness.serpens.controller.Controller`,
 deploys every NF of the SFC spec(s) it was given (``deploy_nf``: the NF object is loaded into the State
 Manager and its init creates the tables), declares each SFC (``deploy_sfc``) and starts
-``platforms.serpens.instances`` instances of each (``start_instance``: a pooled runtime process maps the
-whole SFC). Packets go generator → memif → gateway (SFC tag) → router → an instance's ring → the chain of
-NFs in one process → back out of the port.
+``platforms.serpens.instances`` instances of each (``start_instance``). A design whose state is remote or snf
+gets a redis-server of the run's own (harness/redis_server.py), started before serpensd and always stopped
+after it.
 
-The four axes (DESIGN.md section 3): startup = memory-map the NFs into a pre-launched pool process; state =
-the local State Manager in shared memory; chaining = the whole SFC in one instance (label array); scaling =
-more instances on this server sharing the state.
+Scaling: serpensd implements Serpens' scaling (more instances from the pool sharing the state in shared
+memory). A design whose scaling value is not implemented yet runs with the instances started at deployment;
+any later request to start or stop an instance raises a :class:`PlatformError` that names the value.
 
 serpensd and every runtime process it starts run in a process group of their own; ``stop()`` asks serpensd to
 shut down, terminates it if it will not, kills what is left of that group, and removes the run's DPDK files.
@@ -37,23 +45,28 @@ from harness.native import (
     tail,
     terminate,
 )
+from harness.platforms import designs
 from harness.platforms.base import Platform, PlatformError
+from harness.platforms.designs import Design
 from harness.redis_server import RedisServer
 from harness.serpens.controller import Controller, SerpensError
+from harness.serpens.design_options import design_options, usage_options
 from harness.serpens.sfc import SfcSpec, as_specs, effective_args, nf_path
 
-STATE_BACKENDS = ("serpens", "fission", "snf")
 
-
-class SerpensPlatform(Platform):
-    name = "serpens"
+class DesignPlatform(Platform):
     workload = ""
     runs_sfc = True  # takes sfc=...: a platform an SFC experiment (Fig. 15) can run
-    state_backend: str | None = None   # a subclass fixes it; None: platforms.serpens.state_backend
 
-    def __init__(self, config: Config, run_dir: RunDir,
+    def __init__(self, config: Config, run_dir: RunDir, design: str | Design = "serpens",
                  sfc: SfcSpec | Sequence[SfcSpec] | str | None = None) -> None:
         super().__init__(config, run_dir)
+        if isinstance(design, Design):
+            self.design = design
+            self.name = designs.find(design) or "custom"
+        else:
+            self.design = designs.entry(design).design
+            self.name = design
         self.settings = config["platforms"]["serpens"]
         self.lcore = config["cores"]["platform"]
         self.sfcs: list[SfcSpec] = as_specs(sfc, config) if sfc is not None else []
@@ -67,19 +80,25 @@ class SerpensPlatform(Platform):
         self.sfc_ids: dict[str, int] = {}
         self.instances: dict[int, dict[str, Any]] = {}       # slot -> start_instance reply + sfc
         self.startup_us: list[float] = []
-        backend = self.state_backend or self.settings["state_backend"]
-        if backend not in STATE_BACKENDS:
-            raise PlatformError("platforms.serpens.state_backend must be one of "
-                                f"{', '.join(STATE_BACKENDS)}, got {backend!r}")
-        self.backend = backend
-        self.redis: RedisServer | None = None   # the run's redis-server (fission, snf)
+        self.implied_axes: dict[str, str] = {}               # axes serpensd could not be told (command())
+        self.deployed = False                                # scaling requests are only those after deploy
+        self.command_line: list[str] = []                    # serpensd's, as started (the sidecar's record)
+        self.redis: RedisServer | None = None   # the run's redis-server (state remote or snf)
+
+    @property
+    def backend(self) -> str:
+        """serpensd's name of the design's state backend (serpens, fission, snf)."""
+        return designs.AXES["state"][self.design.state].serpensd
 
     # --- the process ------------------------------------------------------------------------------------
 
     def command(self) -> list[str]:
-        """serpensd's command line: EAL arguments, then serpensd's own (native/serpens/serpensd.c)."""
+        """serpensd's command line: EAL arguments, then serpensd's own (native/serpens/serpensd.c), the
+        design's axes among them."""
         s = self.settings
-        cmd = [str(binary(s["serpensd"])),
+        serpensd = binary(s["serpensd"])
+        axes, self.implied_axes = design_options(self.design, usage_options(serpensd), s["pool"])
+        cmd = [str(serpensd),
                *eal_args(self.lcore, self.prefix, [self.link.server_vdev()]),
                "--",
                "--control", str(self.control_socket),
@@ -89,28 +108,24 @@ class SerpensPlatform(Platform):
                "--wake-batch", str(s["wake_batch"]),
                "--batch", str(s["batch"]),
                "--flush-us", str(s["flush_us"]),
-               "--keep-warm-s", str(s["keep_warm_s"])]
+               "--keep-warm-s", str(s["keep_warm_s"]),
+               *axes]
         if s["colocate"]:
             cmd.append("--colocate")
-        if s["pool"]:
-            cmd += ["--pool", str(s["pool"])]
-        if s["nf_loader"] != "dlopen":
-            cmd += ["--nf-loader", s["nf_loader"]]
-        if self.backend != "serpens":
+        if self.design.uses_remote_store:
             address = self.redis.address if self.redis is not None else "127.0.0.1:0"
-            cmd += ["--state-backend", self.backend, "--redis", address,
-                    "--redis-timeout-ms", str(self.config["redis"]["timeout_ms"])]
+            cmd += ["--redis", address, "--redis-timeout-ms", str(self.config["redis"]["timeout_ms"])]
         return cmd
 
     def start(self) -> None:
         if self.proc is not None:
             return
-        if self.backend != "serpens":   # the remote store first: serpensd refuses to start without it
+        if self.design.uses_remote_store:   # the remote store first: serpensd refuses to start without it
             self.redis = RedisServer(self.config, self.run_dir)
             self.redis.start()
         try:
-            cmd = self.command()
-        except NativeError as exc:
+            cmd = self.command_line = self.command()
+        except (NativeError, PlatformError) as exc:
             self._stop_redis()
             raise PlatformError(str(exc)) from exc
         try:
@@ -122,6 +137,7 @@ class SerpensPlatform(Platform):
                                          connect_timeout_s=self.settings["ready_timeout_s"]).connect()
             for spec in self.sfcs:
                 self.deploy(spec)
+            self.deployed = True
         except (NativeError, PlatformError) as exc:
             log = tail(self.log_file)
             try:
@@ -171,11 +187,24 @@ class SerpensPlatform(Platform):
             raise SerpensError(f"deploying SFC {spec.name!r} {spec.graph}: {exc}", exc.request) from exc
         self.sfc_ids[spec.name] = sfc_id
         for _ in range(self.settings["instances"]):
-            self.start_instance(spec.name)
+            self._start_instance(spec.name)
         return sfc_id
 
+    def _check_scaling(self, request: str) -> None:
+        """After deployment, starting or stopping an instance is scaling: only a design whose scaling value is
+        implemented may do it."""
+        if self.deployed and not self.design.scaling_implemented:
+            raise PlatformError(f"{self.name}: cannot {request}: scaling {self.design.scaling!r} is not "
+                                "implemented yet (this design runs with the instances started at deployment; "
+                                "docs/baselines.md)")
+
     def start_instance(self, sfc: str) -> dict[str, Any]:
-        """Start one more instance of an SFC; its reply (instance slot, pid, startup_us) is remembered."""
+        """Start one more instance of an SFC (scaling out); its reply (instance slot, pid, startup_us) is
+        remembered."""
+        self._check_scaling(f"start an instance of SFC {sfc!r}")
+        return self._start_instance(sfc)
+
+    def _start_instance(self, sfc: str) -> dict[str, Any]:
         try:
             reply = self._running().start_instance(sfc)
         except SerpensError as exc:
@@ -187,6 +216,7 @@ class SerpensPlatform(Platform):
 
     def stop_instance(self, slot: int) -> int:
         """Stop an instance (drain, merge its state back); returns how many packets it drained."""
+        self._check_scaling(f"stop instance {slot}")
         drained = self._running().stop_instance(slot)
         self.instances.pop(int(slot), None)
         return drained
@@ -195,9 +225,9 @@ class SerpensPlatform(Platform):
 
     def stats(self) -> dict[str, Any]:
         """serpensd's ``stats`` reply (docs/serpens-control.md), ``stages`` included: gateway, instances and,
-        on fission/snf, remote state (docs/stages.md)."""
+        with state remote or snf, remote state (docs/stages.md)."""
         stats = self._running().stats()
-        if self.backend != "serpens":
+        if self.design.uses_remote_store:
             self._check_remote_state(stats)
         return stats
 
@@ -273,8 +303,13 @@ class SerpensPlatform(Platform):
 
     def describe(self) -> dict[str, Any]:
         s = self.settings
-        return {"platform": self.name, "serpensd": s["serpensd"], "runtime": s["runtime"],
+        return {"platform": self.name, **designs.row_identity(self.name), "design_axes": self.design.to_json(),
+                "axes_implied": self.implied_axes,
+                "scaling": ("serpens: scale out from the pool, state shared" if self.design.scaling_implemented
+                            else f"{self.design.scaling}: not implemented yet; instances fixed at deployment"),
+                "serpensd": s["serpensd"], "runtime": s["runtime"],
                 "lcore": self.lcore, "colocate": s["colocate"], "pool": s["pool"],
+                "serpensd_command": self.command_line,
                 "instances_run_on": (f"lcore {self.lcore}, sharing it with serpensd" if s["colocate"]
                                      else "their own cores (serpensd decides)"),
                 "state_region_mb": s["state_region_mb"], "wake_batch": s["wake_batch"], "batch": s["batch"],
