@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from experiments.base import Experiment
+from harness.platforms import designs
 from harness.results import ResultWriter
 from harness.rig import rig
 from harness.traffic.base import TrialResult
@@ -51,6 +52,9 @@ class ThroughputExperiment(Experiment):
     """An experiment whose points are conditional-throughput searches plus a latency trial."""
 
     columns = POINT_COLUMNS
+    # The design axis the experiment compares (Fig. 12: state, Fig. 13: chaining): a row's ``mechanism`` is
+    # its design's value on it. None: whole systems are compared and ``mechanism`` stays empty.
+    axis: str | None = None
 
     def points(self) -> list[Point]:
         raise NotImplementedError
@@ -99,7 +103,8 @@ class ThroughputExperiment(Experiment):
             self.progress.say(f"{prefix}searching")
             record = measure_point(m, self.config, on_trial=on_trial,
                                    extra_columns=lambda b, a: self.extra_columns(point, b, a))
-        record.update(platform=point.platform, workload=point.workload, trial=rep, point_id=point_id,
+        record.update(platform=point.platform, **designs.row_identity(point.platform, self.axis),
+                      workload=point.workload, trial=rep, point_id=point_id,
                       trials_file=self.trials_path.name, identity=dict(point.identity))
         log.point(point_id, record)
         row = point_row(record)

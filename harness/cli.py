@@ -155,8 +155,9 @@ def run(ctx: click.Context, platform_name: str, sfc: str | None, load: float | N
 
             record = measure_point(m, config, load_fraction=fraction, on_trial=on_trial,
                                    rate_pps=rate_mpps * 1e6 if rate_mpps is not None else None)
-            record.update(platform=platform_name, workload=r.platform.workload or sfc, trial=0,
-                          point_id=point_id, trials_file=log_path.name)
+            record.update(platform=platform_name, **platforms.designs.row_identity(platform_name),
+                          workload=r.platform.workload or sfc, trial=0, point_id=point_id,
+                          trials_file=log_path.name)
             log.point(point_id, record)
             row = point_row(record)
             writer.write(row)

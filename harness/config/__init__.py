@@ -29,7 +29,8 @@ class ConfigError(ValueError):
 # Keys that once chose a design axis. The design (``--platform NAME``, harness/platforms/designs.py) decides
 # every axis now, so that a name means one design; a file that still sets one is told what replaced it.
 _AXIS_INSTEAD = ("a design decides it: choose the platform (--platform NAME, e.g. serpens, fission-state, "
-                 "sand-chaining; `harness designs` lists them) or add a design to harness/platforms/designs.py")
+                 "sand-chaining; `harness designs` lists them) or add a design to "
+                 "harness/platforms/designs.py")
 RETIRED_KEYS: dict[str, str] = {
     "platforms.serpens.state_backend": "the state axis: " + _AXIS_INSTEAD,
     "platforms.serpens.nf_loader": "the startup axis (load: dlopen, serpens: shared-memory images): "

@@ -16,7 +16,7 @@ PlatformFactory = Callable[..., Platform]
 
 
 def _design_factory(name: str) -> PlatformFactory:
-    from harness.serpens.platform import DesignPlatform   # harness.serpens imports this package
+    from harness.serpens.platform import DesignPlatform  # harness.serpens imports this package
     return functools.partial(DesignPlatform, design=name)
 
 

@@ -35,7 +35,7 @@ class AxisValue:
 
 AXES: dict[str, dict[str, AxisValue]] = {
     "startup": {
-        "exec": AxisValue("fork + exec a fresh runtime per instance (cold start: EAL init, then load the NFs)",
+        "exec": AxisValue("fork + exec a fresh runtime per instance (cold start: EAL init, then the NFs)",
                           "cold start (Fission's newdeploy executor, Fig. 11a's Exec)", "exec"),
         "fork": AxisValue("fork the instance from a per-SFC zygote that has the NFs loaded and initialised",
                           "SAND", "fork"),
@@ -79,8 +79,8 @@ AXES: dict[str, dict[str, AxisValue]] = {
 }
 
 # serpensd's option for each axis (None: serpensd has no option for it yet; the harness enforces the value)
-OPTIONS: dict[str, str | None] = {"startup": "--startup", "state": "--state-backend", "chaining": "--chaining",
-                                  "scaling": None}
+OPTIONS: dict[str, str | None] = {"startup": "--startup", "state": "--state-backend",
+                                  "chaining": "--chaining", "scaling": None}
 
 
 @dataclass(frozen=True)

@@ -89,8 +89,8 @@ def _startup_without_option(method: str, pool: int) -> list[str]:
         return ["--pool", "0"]
     if method in ("serpens", "load"):
         if pool < 1:
-            raise PlatformError(f"platforms.serpens.pool is {pool}, but startup {method} starts instances from "
-                                "a pool of pre-launched runtimes: set it to 1 or more")
+            raise PlatformError(f"platforms.serpens.pool is {pool}, but startup {method} starts instances "
+                                "from a pool of pre-launched runtimes: set it to 1 or more")
         return ["--pool", str(pool), "--nf-loader", "shm" if method == "serpens" else "dlopen"]
-    raise PlatformError(f"--startup {method} is needed, but this serpensd has no --startup option; rebuild it "
-                        "with the startup axis (`make build`)")
+    raise PlatformError(f"--startup {method} is needed, but this serpensd has no --startup option; rebuild "
+                        "it with the startup axis (`make build`)")

@@ -303,10 +303,12 @@ class DesignPlatform(Platform):
 
     def describe(self) -> dict[str, Any]:
         s = self.settings
-        return {"platform": self.name, **designs.row_identity(self.name), "design_axes": self.design.to_json(),
+        return {"platform": self.name, **designs.row_identity(self.name),
+                "design_axes": self.design.to_json(),
                 "axes_implied": self.implied_axes,
-                "scaling": ("serpens: scale out from the pool, state shared" if self.design.scaling_implemented
-                            else f"{self.design.scaling}: not implemented yet; instances fixed at deployment"),
+                "scaling": (f"{self.design.scaling}: implemented" if self.design.scaling_implemented
+                            else f"{self.design.scaling}: not implemented yet; the instances are those "
+                                 "started at deployment, scaling requests are refused"),
                 "serpensd": s["serpensd"], "runtime": s["runtime"],
                 "lcore": self.lcore, "colocate": s["colocate"], "pool": s["pool"],
                 "serpensd_command": self.command_line,
