@@ -65,6 +65,22 @@ def config_cmd(ctx: click.Context, show: bool) -> None:
 
 
 @main.command()
+def designs() -> None:
+    """The registered designs (each a --platform name): their four axis values and what their rows say."""
+    from harness.platforms import designs as reg
+    header = ("design", "startup", "state", "chaining", "scaling", "system", "varies")
+    rows = [(n, *e.design.to_json().values(), e.system, e.varies or "(full system)")
+            for n, e in reg.REGISTRY.items()]
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    for r in [header, *rows]:
+        click.echo("  ".join(str(v).ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
+    pending = sorted({e.design.scaling for e in reg.REGISTRY.values() if not e.design.scaling_implemented})
+    if pending:
+        click.echo(f"scaling not implemented yet (instances fixed at deployment): {', '.join(pending)}")
+    click.echo("axis values and their sources: docs/baselines.md")
+
+
+@main.command()
 @click.pass_context
 def doctor(ctx: click.Context) -> None:
     """Preflight: hugepages, DPDK, built binaries, cores, Redis, TRex, and the machine's own floor (a pinned

@@ -45,7 +45,8 @@ def test_undeclared_columns_are_refused(tmp_path: Path) -> None:
 
 
 def test_every_metric_column_carries_its_unit() -> None:
-    identity = {"experiment", "run_id", "platform", "workload", "flows", "trial", "generator",
+    identity = {"experiment", "run_id", "platform", "system", "design", "mechanism", "workload", "flows",
+                "trial", "generator",
                 "generator_limited", "load_fraction", "latency_histogram", "n_instances", "n_nfs",
                 "chain_length", "tx_packets", "rx_packets", "loss_packets", "loss_ratio", "search_trials",
                 "latency_packets", "n_samples", "n_processes", "same_cpu_fraction", "batch_packets",
