@@ -204,3 +204,32 @@ def test_claims_select_designs_and_mechanisms_never_platforms() -> None:
     assert by_file["figure-12.csv"] == {"serpens", "fission-state", "snf-state"}
     assert by_file["figure-13.csv"] == {"serpens", "fission-chaining", "sand-chaining"}
     assert by_file["figure-15.csv"] == {"serpens", "fission", "snf", "sand"}
+
+
+def test_the_real_claims_find_the_rows_the_experiments_write(tmp_path: Path) -> None:
+    """Rows labelled as Figure12/13/15 label them (their identity()) are what the claims select."""
+    import pandas as pd
+
+    from experiments.figure_12 import Figure12
+    from experiments.figure_13 import Figure13
+    from experiments.figure_15 import Figure15
+    from harness import claims
+
+    conf = cfg.load()
+    value = {"fission-state": 1.0, "snf-state": 2.0, "fission-chaining": 1.0, "sand-chaining": 1.3,
+             "fission": 0.082, "snf": 0.166, "sand": 0.082, "serpens": 2.5, "wire": 10.0}
+    for exp in (Figure12, Figure13, Figure15):
+        e = exp(conf)
+        rows = [{**e.identity(p), "workload": p.workload, **dict(p.identity), "trial": t,
+                 "ndr_mpps": value[p.platform], "instance_capacity_mpps": value[p.platform]}
+                for t in range(3) for p in e.points()]
+        pd.DataFrame(rows).to_csv(tmp_path / f"{e.name}.csv", index=False)
+    path = Path(__file__).resolve().parents[2] / "experiments" / "claims.yaml"
+    wanted = {"fig12-fw-throughput-vs-fission": 2.5, "fig12-mon-throughput-vs-snf": 1.25,
+              "fig13-throughput-vs-fission": 2.5, "fig13-throughput-vs-sand": 2.5 / 1.3,
+              "fig15-throughput-vs-snf": 2.5 / 0.166}
+    got = {v.claim_id: v for v in claims.check(tmp_path, path) if v.claim_id in wanted}
+    assert set(got) == set(wanted)
+    for cid, ratio in wanted.items():
+        assert got[cid].status is not claims.Status.NOT_MEASURED, (cid, got[cid].detail)
+        assert {round(v, 3) for _, v in got[cid].values} == {round(ratio, 3)}, (cid, got[cid].values)
