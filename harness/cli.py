@@ -99,7 +99,9 @@ def _fmt(v: Any, unit: str = "", digits: int = 3) -> str:
 
 
 @main.command()
-@click.option("--platform", "platform_name", default="wire", show_default=True, help="Platform under test.")
+@click.option("--platform", "platform_name", default="wire", show_default=True,
+              help="Platform under test: wire, or a design of the registry (serpens, fission, snf, sand, "
+                   "fission-state, sand-chaining, ...; `harness designs` lists them).")
 @click.option("--sfc", default=None,
               help="The SFC, for platforms that run NFs: NF types in order (fw,mon,nat) or an SFC file "
                    "(.yaml, docs/serpens.md).")
