@@ -3,7 +3,7 @@
 :meth:`Design.serpensd_options` is the design as serpensd's target command line: ``--startup``,
 ``--state-backend`` and ``--chaining``, one option per axis (scaling has no option yet). A serpensd built
 before an axis got its option cannot be told that axis; it runs the one mechanism it has. So the options
-are fitted to what the binary's usage text names (:func:`usage_options`):
+are fitted to the options the binary names (:func:`usage_options`):
 
 * an axis whose option the binary has: the option, always (never left to serpensd's default);
 * an axis whose option the binary lacks: nothing, if the design's value is the only mechanism that binary
@@ -31,18 +31,18 @@ BUILTIN = {"chaining": "consolidated", "scaling": "serpens"}
 
 
 def usage_options(serpensd: Path) -> frozenset[str]:
-    """The long options (``--chaining``, ...) in serpensd's usage text, read from the binary itself: serpensd
-    parses its options only after ``rte_eal_init``, so asking it would start a DPDK primary."""
+    """The long options (``--chaining``, ...) serpensd's text names, read from the binary itself: serpensd
+    parses its options only after ``rte_eal_init``, so asking it would start a DPDK primary. Every
+    ``--option`` string in the binary counts (its usage and its error messages name them), however the usage
+    text is split into C strings; a DPDK string such as ``--file-prefix`` is harmless, since only the axes'
+    options are looked up."""
     st = os.stat(serpensd)
     key = (str(serpensd), st.st_mtime_ns, st.st_size)
     if key not in _cache:
         data = Path(serpensd).read_bytes()
-        start = data.find(_USAGE_START)
-        if start < 0:
+        if data.find(_USAGE_START) < 0:
             raise PlatformError(f"{serpensd}: no usage text found; is it serpensd? (run `make build`)")
-        end = data.find(b"\0", start)
-        usage = data[start:end if end >= 0 else None].decode("ascii", "replace")
-        _cache[key] = frozenset(re.findall(r"--[a-z][a-z-]*", usage))
+        _cache[key] = frozenset(m.decode() for m in re.findall(rb"--[a-z][a-z-]*[a-z]", data))
     return _cache[key]
 
 

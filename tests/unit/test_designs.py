@@ -99,9 +99,10 @@ def test_a_serpensd_without_an_axis_option_runs_only_its_builtin_mechanism() -> 
 
 def test_serpensd_options_are_read_from_its_usage_text(tmp_path: Path) -> None:
     exe = tmp_path / "serpensd"
-    exe.write_bytes(b"\x7fELF...--file-prefix\0usage: serpensd [EAL args] -- --control PATH "
-                    b"[--chaining MODE]\n       [--startup METHOD]\0--not-this\0")
-    assert usage_options(exe) == {"--control", "--chaining", "--startup"}
+    # the usage split over several C strings, an option named only in an error message
+    exe.write_bytes(b"\x7fELF...\0usage: serpensd [EAL args] -- --control PATH [--chaining MODE]\n\0"
+                    b"       [--startup METHOD]\0--scaling is serpens\0")
+    assert usage_options(exe) == {"--control", "--chaining", "--startup", "--scaling"}
     (tmp_path / "other").write_bytes(b"\x7fELF nothing here")
     with pytest.raises(PlatformError, match="no usage text found"):
         usage_options(tmp_path / "other")
