@@ -34,7 +34,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from harness.config import REPO_ROOT, Config
+from harness.config import REPO_ROOT, RETIRED_KEYS, Config
 from harness.native import (
     NativeError,
     RunDir,
@@ -68,6 +68,7 @@ class DesignPlatform(Platform):
             self.design = designs.entry(design).design
             self.name = design
         self.settings = config["platforms"]["serpens"]
+        _refuse_axis_settings(self.settings, self.name)
         self.lcore = config["cores"]["platform"]
         self.sfcs: list[SfcSpec] = as_specs(sfc, config) if sfc is not None else []
         self.workload = ";".join(s.workload for s in self.sfcs)
@@ -321,6 +322,15 @@ class DesignPlatform(Platform):
                 "redis": self.redis.describe() if self.redis is not None else None,
                 "deployed_nfs": self.deployed_nfs, "instance_startup_us": self.startup_us,
                 "link": "net_memif (copy mode), serpensd is the server"}
+
+
+def _refuse_axis_settings(settings: dict[str, Any], name: str) -> None:
+    """A setting that chooses an axis would make one design name mean two designs; the configuration loader
+    refuses such keys in files and --set, and this catches one put into a config dict directly (a test)."""
+    stale = sorted(k for k in settings if f"platforms.serpens.{k}" in RETIRED_KEYS)
+    if stale:
+        raise PlatformError(f"platforms.serpens.{stale[0]} is set, but the design {name!r} decides every "
+                            f"axis: {RETIRED_KEYS['platforms.serpens.' + stale[0]]}")
 
 
 def _group_members(pgid: int) -> list[int]:

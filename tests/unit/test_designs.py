@@ -181,6 +181,13 @@ def test_a_config_that_sets_an_axis_is_told_the_design_decides(tmp_path: Path) -
         cfg.load([f])
     with pytest.raises(cfg.ConfigError, match="platforms.serpens.chaining' is no longer a setting"):
         cfg.load(overrides=["platforms.serpens.chaining=local-proxy"])
+    # put into a config dict directly, it is refused by the platform rather than silently ignored
+    from harness.native import RunDir
+    conf = cfg.load(overrides=[f"machine.runtime_dir={tmp_path}"])
+    conf["platforms"]["serpens"]["chaining"] = "local-proxy"
+    with pytest.raises(PlatformError, match="platforms.serpens.chaining is set, but the design 'serpens' "
+                                            "decides every axis"):
+        platforms.get("serpens")(conf, RunDir(conf), sfc="fw")
 
 
 def test_claims_select_designs_and_mechanisms_never_platforms() -> None:
