@@ -179,6 +179,7 @@ REGISTRY: dict[str, Entry] = {e.name: e for e in (
     _variant("exec-startup", "exec", "Exec startup (cold start)", startup="exec"),
     _variant("fork-startup", "sand", "Fork startup (SAND)", startup="fork"),
     _variant("load-startup", "sock", "Load startup (SOCK)", startup="load"),
+    _variant("snapshot-startup", "catalyzer", "Snapshot startup (Catalyzer-style)", startup="snapshot"),
 )}
 
 # The systems Fig. 15 compares, in the paper's order.

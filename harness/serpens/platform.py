@@ -210,7 +210,9 @@ class DesignPlatform(Platform):
             reply = self._running().start_instance(sfc)
         except SerpensError as exc:
             raise SerpensError(f"starting an instance of SFC {sfc!r}: {exc}", exc.request) from exc
-        self.instances[int(reply["instance"])] = {"sfc": sfc, **reply}
+        # with a per-NF chaining (local or global proxy) one start is an instance set, one slot per NF
+        for slot in reply.get("instances", [reply["instance"]]):
+            self.instances[int(slot)] = {"sfc": sfc, **reply}
         if "startup_us" in reply:
             self.startup_us.append(float(reply["startup_us"]))
         return reply

@@ -478,3 +478,17 @@ def test_an_older_serpensd_is_given_the_design_it_can_run_or_refused(fake_serpen
     with pytest.raises(PlatformError, match="--chaining local-proxy is needed"):
         p.start()
     assert p.proc is None and len(records("argv")) == 1   # refused before serpensd was started
+
+
+def test_rig_takes_a_design_to_vary_one_axis_without_a_registry_entry(fake_serpens) -> None:  # noqa: ANN001
+    from harness.platforms.designs import SERPENS
+    from harness.rig import rig
+
+    conf, records, _, _ = fake_serpens
+    with rig(conf, SERPENS.replace(startup="load"), sfc="fw") as r:
+        assert r.platform.name == "load-startup"     # the registry's name for that design
+    with rig(conf, SERPENS.replace(startup="exec", scaling="chc"), sfc="fw") as r:
+        assert r.platform.name == "custom"
+    own = [a[a.index("--") + 1:] for a in records("argv")]
+    assert [o[o.index("--startup") + 1] for o in own] == ["load", "exec"]
+    assert "--pool" in own[0] and "--pool" not in own[1]    # exec starts no pool

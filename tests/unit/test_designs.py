@@ -29,6 +29,7 @@ EXPECTED_OPTIONS = {
     "exec-startup": ["--startup", "exec", "--state-backend", "serpens", "--chaining", "consolidated"],
     "fork-startup": ["--startup", "fork", "--state-backend", "serpens", "--chaining", "consolidated"],
     "load-startup": ["--startup", "load", "--state-backend", "serpens", "--chaining", "consolidated"],
+    "snapshot-startup": ["--startup", "snapshot", "--state-backend", "serpens", "--chaining", "consolidated"],
 }
 
 
