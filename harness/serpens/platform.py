@@ -85,6 +85,7 @@ class DesignPlatform(Platform):
         self.deployed = False                                # scaling requests are only those after deploy
         self.command_line: list[str] = []                    # serpensd's, as started (the sidecar's record)
         self.redis: RedisServer | None = None   # the run's redis-server (state remote or snf)
+        self.gproxy: dict[str, Any] | None = None  # global-proxy chaining: its proxy (pid, core, link)
 
     @property
     def backend(self) -> str:
@@ -113,6 +114,9 @@ class DesignPlatform(Platform):
                *axes]
         if s["colocate"]:
             cmd.append("--colocate")
+        if self.design.chaining == "global-proxy" and "--chaining" in axes:
+            # the proxy's binary and hold budget are the mechanism's parameters (serpensd starts the proxy)
+            cmd += ["--gproxy", str(binary(s["gproxy"])), "--gproxy-hold", str(s["gproxy_hold"])]
         if self.design.uses_remote_store:
             address = self.redis.address if self.redis is not None else "127.0.0.1:0"
             cmd += ["--redis", address, "--redis-timeout-ms", str(self.config["redis"]["timeout_ms"])]
@@ -139,6 +143,8 @@ class DesignPlatform(Platform):
             for spec in self.sfcs:
                 self.deploy(spec)
             self.deployed = True
+            if self.design.chaining == "global-proxy":
+                self.stats()   # notes where the proxy runs, for the sidecar (describe)
         except (NativeError, PlatformError) as exc:
             log = tail(self.log_file)
             try:
@@ -232,6 +238,10 @@ class DesignPlatform(Platform):
         stats = self._running().stats()
         if self.design.uses_remote_store:
             self._check_remote_state(stats)
+        proxy = stats.get("delivery", {}).get("proxy", {}) if self.design.chaining == "global-proxy" else {}
+        if proxy:   # a restarted proxy has a new pid: the sidecar gets the last one seen
+            self.gproxy = {k: proxy.get(k) for k in ("pid", "lcore", "polls", "link", "directory",
+                                                      "hold_capacity", "restarts")}
         return stats
 
     def _check_remote_state(self, stats: dict[str, Any]) -> None:
@@ -321,6 +331,10 @@ class DesignPlatform(Platform):
                 "flush_us": s["flush_us"], "keep_warm_s": s["keep_warm_s"],
                 "instances_per_sfc": s["instances"], "sfcs": [x.to_json() for x in self.sfcs],
                 "state_backend": self.backend,
+                "gproxy": ({"binary": s["gproxy"], **(self.gproxy or {}),
+                            "runs_on": (f"lcore {self.lcore}, sleeping between hand-offs from serpensd"
+                                        if s["colocate"] else "serpensd's instance lcore, busy-polling")}
+                           if self.design.chaining == "global-proxy" else None),
                 "redis": self.redis.describe() if self.redis is not None else None,
                 "deployed_nfs": self.deployed_nfs, "instance_startup_us": self.startup_us,
                 "link": "net_memif (copy mode), serpensd is the server"}
