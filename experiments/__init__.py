@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from experiments.base import Experiment
 from experiments.figure_12 import Figure12
+from experiments.figure_13 import Figure13
 from experiments.figure_15 import Figure15
 from experiments.limit import Limit
 from experiments.startup import Figure11a, Figure11b, Table4
@@ -17,5 +18,6 @@ EXPERIMENTS: dict[str, type[Experiment]] = {
     Figure11b.name: Figure11b,
     Table4.name: Table4,
     Figure12.name: Figure12,
+    Figure13.name: Figure13,
     Figure15.name: Figure15,
 }

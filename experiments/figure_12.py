@@ -1,10 +1,13 @@
 """`make figure-12` — state management on its own (paper Sec. V-B, Fig. 12): FW, MON, NAT, IDS and VPN, each
-alone as a one-NF SFC, with the state in Redis for every table (Fission), in Redis for global tables only
-(SNF), or in the local State Manager (Serpens): (a) throughput (NDR/PDR), (b) latency at 80 % of the PDR.
+alone as a one-NF SFC, with the state in Redis for every table (Fission's), in Redis for global tables only
+(SNF's), or in the local State Manager (Serpens): (a) throughput (NDR/PDR), (b) latency at 80 % of the PDR.
 
-All else is equal: the three are the same serpensd, runtime, Chainer, router, cores and generator; only
-``platforms.serpens.state_backend`` differs (docs/state-backends.md), and the Fission/SNF platforms start
-and stop their own redis-server (harness/redis_server.py). Each point is one MLRsearch pass (NDR and PDR
+The grid is the state variants of the design registry (harness/platforms/designs.py: ``fission-state``,
+``snf-state``, each Serpens with only the state axis changed) and ``serpens``: the same serpensd, runtime,
+Chainer, router, cores and generator; only the state axis differs (docs/state-backends.md), and the variants
+start and stop their own redis-server (harness/redis_server.py). Rows carry ``system`` (fission, snf,
+serpens), ``design`` and ``mechanism`` (the state value: remote, snf, serpens).
+Each point is one MLRsearch pass (NDR and PDR
 goals) and a latency trial, repeated ``measurement.repetitions`` times, interleaved across platforms
 (experiments/throughput.py). Each row also
 carries what one batch cost during the latency trial, from the instances' counters
@@ -21,7 +24,8 @@ import pandas as pd
 import seaborn as sns
 
 from experiments.throughput import Point, ThroughputExperiment
-from harness import platforms, plots
+from harness import plots
+from harness.platforms import designs
 from harness.serpens.batch_costs import batch_costs
 from harness.traffic import churn
 from harness.traffic.measure import POINT_COLUMNS
@@ -30,8 +34,8 @@ NFS = ("fw", "mon", "nat", "ids", "vpn")      # the paper's order
 # NFs also measured with flows that keep arriving (traffic.flows_workloads): NAT allocates from its global
 # pool only for a new flow, so with the fixed flows SNF's remote pool is idle after the first batches
 CHURN_NFS = ("nat",)
-STATE_PLATFORMS = ("fission", "snf", "serpens")
-LABELS = {"fission": "Fission (remote)", "snf": "SNF (global remote)", "serpens": "Serpens (local)"}
+LABELS = {"fission-state": "Fission (remote)", "snf-state": "SNF (global remote)",
+          "serpens": "Serpens (local)"}
 FRAME_SIZE_B = 64
 
 
@@ -42,6 +46,7 @@ class Figure12(ThroughputExperiment):
     name = "figure-12"
     title = "NFs under three state-management designs (paper Fig. 12)"
     columns = POINT_COLUMNS + COST_COLUMNS
+    axis = "state"
 
     def cores(self) -> dict[str, object]:
         c = self.config["cores"]
@@ -51,12 +56,8 @@ class Figure12(ThroughputExperiment):
                          "paper co-locates it with the NFs)"}
 
     def grid(self) -> list[str]:
-        """Every platform that is its namesake on the state axis, in the paper's order."""
-        available = platforms.sfc_platforms("state")
-        missing = [p for p in STATE_PLATFORMS if p not in available]
-        if missing:
-            raise RuntimeError(f"figure-12 needs the platforms {missing}, which are not registered")
-        return list(STATE_PLATFORMS) + [p for p in available if p not in STATE_PLATFORMS]
+        """Every registered state variant (the paper's order), then Serpens."""
+        return state_designs()
 
     def points(self) -> list[Point]:
         chosen = churn.workloads(self.config)
@@ -68,6 +69,10 @@ class Figure12(ThroughputExperiment):
 
     def plot(self, df: pd.DataFrame, path: Path) -> None:
         figure_12_figure(df, path)
+
+
+def state_designs() -> list[str]:
+    return [*designs.variants("state"), "serpens"]
 
 
 def instance_us_per_packet(df: pd.DataFrame) -> pd.Series:
@@ -85,7 +90,7 @@ def figure_12_figure(df: pd.DataFrame, path: Path) -> None:
     has_costs = {"processing_us", "batch_packets"} <= set(df.columns) and df["processing_us"].notna().any()
     fig, axes = plt.subplots(1, 3 if has_costs else 2, figsize=(13 if has_costs else 9, 3.2))
     ax_t, ax_l = axes[0], axes[1]
-    order = [p for p in STATE_PLATFORMS if p in set(df["platform"])]
+    order = [p for p in state_designs() if p in set(df["platform"])]
     order += sorted(set(df["platform"]) - set(order))
     d = df.copy()
     d["state"] = d["platform"].map(lambda p: LABELS.get(p, p))

@@ -1,11 +1,10 @@
 """`make figure-15` — end-to-end performance of the SFC FW→MON→NAT on each FaaS platform (paper Sec. V-E,
 Fig. 15): (a) throughput, (b) average latency at 80 % of the maximum throughput.
 
-Every registered platform that runs SFCs as a complete design (all four axes of DESIGN.md section 3 its
-own, ``harness.platforms.sfc_platforms("all")``) is measured with the same SFC spec, NF objects, default NF
-arguments, cores, frame size and generator: today Serpens. The ``fission`` and ``snf`` platforms of Fig. 12
-are only those systems' state management on Serpens' substrate, so they are not in this grid; the full
-Fission, SNF and SAND join by registering themselves with every axis, in the paper's order below.
+Every full system of the design registry (harness/platforms/designs.py ``FULL_SYSTEMS``: Fission, SNF, SAND,
+Serpens, in the paper's order; each its own value on all four axes of DESIGN.md section 3, docs/baselines.md)
+is measured with the same SFC spec, NF objects, default NF arguments, cores, frame size and generator. The
+single-axis variants (``fission-state``, ``sand-chaining``, ...) are not systems and are not in this grid.
 Each point is one MLRsearch pass (NDR and PDR goals) and a latency trial at
 ``measurement.latency_load_fraction`` of the PDR, repeated ``measurement.repetitions`` times, interleaved
 across platforms (experiments/throughput.py, as `make limit`).
@@ -24,20 +23,21 @@ import pandas as pd
 import seaborn as sns
 
 from experiments.throughput import Point, ThroughputExperiment
-from harness import platforms, plots
+from harness import plots
+from harness.platforms import designs
 from harness.traffic import churn
 
 SFC = "fw,mon,nat"            # the paper's SFC: Firewall → Monitor → NAT; also the rows' workload
 FRAME_SIZE_B = 64             # the paper's packet size for its throughput figures
 REFERENCE = "wire"            # the machine's ceiling, measured alongside
-# The paper's order of Fig. 15; platforms registered later and not listed here are appended.
+# The paper's order of Fig. 15; full systems registered later and not listed here are appended.
 PAPER_ORDER = ("fission", "snf", "sand", "serpens")
 LABELS = {"fission": "Fission", "snf": "SNF", "sand": "SAND", "serpens": "Serpens", "wire": "wire"}
 
 
-def sfc_platforms() -> list[str]:
-    """The platforms of the grid: every registered one that runs SFCs, in the paper's order."""
-    available = platforms.sfc_platforms("all")
+def systems() -> list[str]:
+    """The designs of the grid: every registered full system, in the paper's order."""
+    available = designs.FULL_SYSTEMS
     return [p for p in PAPER_ORDER if p in available] + [p for p in available if p not in PAPER_ORDER]
 
 
@@ -48,12 +48,15 @@ class Figure15(ThroughputExperiment):
     def cores(self) -> dict[str, object]:
         c = self.config["cores"]
         serpens = self.config["platforms"]["serpens"]
+        redis = self.config["redis"]["core"]
         return {"generator": c["generator"], "platform_data_plane": c["platform"],
-                "serpens_instances": (f"share core {c['platform']} with serpensd (colocate)"
-                                      if serpens["colocate"] else "own cores")}
+                "instances_and_proxies": (f"share core {c['platform']} with serpensd (colocate)"
+                                          if serpens["colocate"] else "own cores"),
+                "redis": f"pinned to core {c['platform'] if redis is None else redis} (designs whose state "
+                         "is remote or snf; loopback TCP, co-located with the NFs as in the paper)"}
 
     def grid(self) -> list[str]:
-        return [REFERENCE, *sfc_platforms()]
+        return [REFERENCE, *systems()]
 
     def points(self) -> list[Point]:
         # every flow workload for the SFC (its NAT allocates from a global pool for each new flow); the

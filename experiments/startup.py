@@ -31,6 +31,12 @@ from harness.progress import Progress
 from harness.results import ResultWriter
 from harness.serpens.sfc import nf_path
 
+# The system whose instance startup each method is (the rows' ``system``; ``mechanism`` is the method).
+SYSTEMS = {"exec": "exec", "fork": "sand", "load": "sock", "load_pool": "sock", "thread": "photons",
+           "snapshot": "catalyzer", "serpens": "serpens"}
+# What ran the rows: serpens-startbench, not a registered platform (``platform``), and no design (``design``).
+TOOL = "startbench"
+IDENTITY = ["platform", "system", "design", "mechanism"]
 LABELS = {"exec": "Exec", "fork": "Fork (SAND)", "load": "Load (SOCK)", "thread": "Thread (Photons)",
           "snapshot": "Snapshot (Catalyzer-style)", "serpens": "Serpens", "load_pool": "Load, shared pool"}
 ORDER = ["exec", "snapshot", "fork", "load", "load_pool", "thread", "serpens"]
@@ -77,6 +83,11 @@ def run_startbench(config: Config, args: Sequence[str], samples: Path, progress:
         return [json.loads(line) for line in f if line.strip()]
 
 
+def identity(method: str) -> dict[str, str]:
+    """A row's platform/system/design/mechanism columns: the startbench ran ``method``."""
+    return {"platform": TOOL, "system": SYSTEMS.get(method, method), "design": "", "mechanism": method}
+
+
 def _pct(values: Sequence[float], q: float) -> float:
     return float(np.percentile(np.asarray(values, dtype=float), q)) if len(values) else float("nan")
 
@@ -88,7 +99,7 @@ def startup_rows(samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for (method, n), g in df.groupby(["method", "instances"], sort=False):
         rounds = g.groupby("rep")["ready_us"].max()  # until the last of the n is ready
         rows.append({
-            "platform": method, "workload": "fw", "n_instances": int(n),
+            **identity(method), "workload": "fw", "n_instances": int(n),
             "startup_p50_us": _pct(g["ready_us"], 50), "startup_p99_us": _pct(g["ready_us"], 99),
             "startup_all_p50_us": _pct(rounds, 50),
             "first_packet_p50_us": _pct(g["first_packet_us"], 50),
@@ -104,8 +115,8 @@ def method_lines(df: pd.DataFrame, x: str, y: str, path: Path, xlabel: str, ylab
     """One line per startup method (in ORDER) of y against x, drawn from the experiment's CSV."""
     sns.set_theme(style="whitegrid", context="paper")
     fig, ax = plt.subplots(figsize=(5, 3.4))
-    for method in [m for m in ORDER if m in set(df["platform"])]:
-        g = df[df["platform"] == method].sort_values(x)
+    for method in [m for m in ORDER if m in set(df["mechanism"])]:
+        g = df[df["mechanism"] == method].sort_values(x)
         ax.plot(g[x], g[y], marker="o", label=LABELS.get(method, method))
     if log:
         ax.set_xscale("log")
@@ -149,7 +160,7 @@ class StartupExperiment(Experiment):
 class Figure11a(StartupExperiment):
     name = "figure-11a"
     title = "Startup time vs. number of instances started together (paper Fig. 11(a))"
-    columns = ["platform", "workload", "n_instances", "startup_p50_us", "startup_p99_us",
+    columns = [*IDENTITY, "workload", "n_instances", "startup_p50_us", "startup_p99_us",
                "startup_all_p50_us", "first_packet_p50_us", "first_packet_p99_us", "n_samples",
                "same_cpu_fraction"]
 
@@ -165,7 +176,7 @@ class Figure11a(StartupExperiment):
             for row in startup_rows(got):
                 writer.write(row)
                 self.progress.say(
-                    f"{LABELS.get(row['platform'], row['platform'])}: {row['n_instances']} instance(s): "
+                    f"{LABELS.get(row['mechanism'], row['mechanism'])}: {row['n_instances']} instance(s): "
                     f"p50 {row['startup_p50_us']:.1f} µs, p99 {row['startup_p99_us']:.1f} µs, "
                     f"all ready {row['startup_all_p50_us']:.1f} µs")
 
@@ -176,7 +187,7 @@ class Figure11a(StartupExperiment):
 class Figure11b(StartupExperiment):
     name = "figure-11b"
     title = "Deployment memory vs. number of deployed NFs (paper Fig. 11(b))"
-    columns = ["platform", "workload", "n_nfs", "memory_mb", "memory_per_nf_kb", "n_processes", "image_kb"]
+    columns = [*IDENTITY, "workload", "n_nfs", "memory_mb", "memory_per_nf_kb", "n_processes", "image_kb"]
 
     def measure(self, writer: ResultWriter) -> None:
         s = self.config["startup"]
@@ -188,7 +199,7 @@ class Figure11b(StartupExperiment):
                 "--pool", str(s["pool"])], samples, self.progress, self.name)
             for row in memory_rows(got):
                 writer.write(row)
-                self.progress.say(f"{LABELS.get(row['platform'], row['platform'])}: {row['n_nfs']} NFs "
+                self.progress.say(f"{LABELS.get(row['mechanism'], row['mechanism'])}: {row['n_nfs']} NFs "
                                   f"deployed: {row['memory_mb']:.1f} MiB in {row['n_processes']} processes")
 
     def plot(self, df: pd.DataFrame, path: Path) -> None:
@@ -201,13 +212,13 @@ def memory_rows(samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
     df = pd.DataFrame([r for r in samples if r["kind"] == "memory"])
     rows = []
     for (method, resident), g in df.groupby(["method", "resident"], sort=False):
-        platform = "load_pool" if (method == "load" and resident == "pool") else method
+        mechanism = "load_pool" if (method == "load" and resident == "pool") else method
         g = g.sort_values("deployed")
         k0, m0 = int(g["deployed"].iloc[0]), float(g["memory_kb"].iloc[0])
         for _, r in g.iterrows():
             k = int(r["deployed"])
             rows.append({
-                "platform": platform, "workload": "fw", "n_nfs": k, "memory_mb": r["memory_kb"] / 1024,
+                **identity(mechanism), "workload": "fw", "n_nfs": k, "memory_mb": r["memory_kb"] / 1024,
                 "memory_per_nf_kb": (r["memory_kb"] - m0) / (k - k0) if k > k0 else float("nan"),
                 "n_processes": int(r["processes"]), "image_kb": r["image_kb"],
             })
@@ -217,7 +228,7 @@ def memory_rows(samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
 class Table4(StartupExperiment):
     name = "table-4"
     title = "Scaling overhead of one new instance per mechanism (paper Table IV)"
-    columns = ["platform", "workload", "n_instances", "overhead_us", "startup_p99_us", "overhead_same_cpu_us",
+    columns = [*IDENTITY, "workload", "n_instances", "overhead_us", "startup_p99_us", "overhead_same_cpu_us",
                "overhead_other_cpu_us", "first_packet_p50_us", "n_samples", "same_cpu_fraction"]
 
     def measure(self, writer: ResultWriter) -> None:
@@ -235,7 +246,7 @@ class Table4(StartupExperiment):
             anyp = by[(method, "any")]
             ready = [r["ready_us"] for r in anyp]
             writer.write({
-                "platform": method, "workload": "fw", "n_instances": 1,
+                **identity(method), "workload": "fw", "n_instances": 1,
                 "overhead_us": _pct(ready, 50), "startup_p99_us": _pct(ready, 99),
                 "overhead_same_cpu_us": _pct([r["ready_us"] for r in by[(method, "same")]], 50),
                 "overhead_other_cpu_us": _pct([r["ready_us"] for r in by[(method, "other")]], 50),
@@ -250,13 +261,13 @@ class Table4(StartupExperiment):
     def plot(self, df: pd.DataFrame, path: Path) -> None:
         sns.set_theme(style="whitegrid", context="paper")
         fig, ax = plt.subplots(figsize=(5.5, 3.2))
-        d = df.set_index("platform").reindex([m for m in ORDER if m in set(df["platform"])]).reset_index()
-        long = d.melt(id_vars=["platform"], value_vars=["overhead_same_cpu_us", "overhead_other_cpu_us"],
+        d = df.set_index("mechanism").reindex([m for m in ORDER if m in set(df["mechanism"])]).reset_index()
+        long = d.melt(id_vars=["mechanism"], value_vars=["overhead_same_cpu_us", "overhead_other_cpu_us"],
                       var_name="placement", value_name="µs")
         long["placement"] = long["placement"].map({"overhead_same_cpu_us": "same CPU as requester",
                                                    "overhead_other_cpu_us": "other CPU"})
-        long["platform"] = long["platform"].map(lambda m: LABELS.get(m, m))
-        sns.barplot(data=long, x="platform", y="µs", hue="placement", ax=ax)
+        long["mechanism"] = long["mechanism"].map(lambda m: LABELS.get(m, m))
+        sns.barplot(data=long, x="mechanism", y="µs", hue="placement", ax=ax)
         ax.set_yscale("log")
         ax.set_xlabel("")
         ax.set_ylabel("overhead of one new instance (µs, median)")

@@ -5,14 +5,17 @@ packet processing per batch, instance startup, remote state access per batch, pa
   rate of ``table2.rate_mpps``; the time from a batch's dequeue to its last NF, per batch, from the
   instances' own counters (harness.serpens.batch_costs), with the mean batch size next to it.
 * **Remote state access** (``state_access_us``): the same FW, same rate, with every table in Redis (the
-  ``fission`` platform): the pipelined Redis round trips of one batch (prefetch + write-back).
+  ``fission-state`` design: Serpens with Fission's state): the pipelined Redis round trips of one batch
+  (prefetch + write-back).
 * **Startup** (``startup_us``): Catalyzer's approach as this harness has it, the ``snapshot`` method of
   serpens-startbench (docs/startup.md: fork+exec, EAL init, the NF's post-relocation image mapped from a
   file), median of ``table2.startup_reps`` starts.
 * **Delivery** (``delivery_us``, between two FWs through a local proxy): not measured yet — it needs the
   proxy-based chaining of the chaining issue, so the table stays partial and says so in its sidecar.
 
-One row per mechanism (``platform`` names whose mechanism it is); the sec2-* claims divide them.
+One row per mechanism: ``system`` names whose mechanism it is, ``design`` the registry design that ran it
+(none for the startbench's row), ``mechanism`` the mechanism (the state value, or the startup method); the
+sec2-* claims divide them.
 """
 
 from __future__ import annotations
@@ -26,8 +29,10 @@ import pandas as pd
 import seaborn as sns
 
 from experiments.base import Experiment
+from experiments.startup import identity as startup_identity
 from experiments.startup import run_startbench
 from harness import plots
+from harness.platforms import designs
 from harness.results import ResultWriter
 from harness.rig import rig
 from harness.serpens.batch_costs import batch_costs
@@ -45,7 +50,8 @@ ROWS = {"processing_us": "packet processing (Serpens, local state)",
 class Table2(Experiment):
     name = "table-2"
     title = "Costs of general FaaS mechanisms for one FW (paper Table II)"
-    columns = ["platform", "workload", "frame_size_b", "flows", "trial", "offered_mpps", "throughput_mpps",
+    columns = ["platform", "system", "design", "mechanism", "workload", "frame_size_b", "flows", "trial",
+               "offered_mpps", "throughput_mpps",
                "loss_packets", "batch_packets", "processing_us", "state_access_us", "startup_us",
                "n_samples"]
 
@@ -59,7 +65,7 @@ class Table2(Experiment):
         t, traffic = self.config["table2"], self.config["traffic"]
         writer.note("not_measured", {"delivery_us": "needs proxy-based chaining (the chaining issue)"})
         rate = t["rate_mpps"] * 1e6
-        for platform, metric in (("serpens", "processing_us"), ("fission", "state_access_us")):
+        for platform, metric in (("serpens", "processing_us"), ("fission-state", "state_access_us")):
             with rig(self.config, platform, sfc=SfcSpec.linear(NF)) as r:
                 writer.note(f"rig_{platform}", r.describe())
                 m = Measurer(r.generator, FRAME_SIZE_B, traffic["flows"], traffic["latency_pps"],
@@ -70,7 +76,8 @@ class Table2(Experiment):
                     costs = batch_costs(*m.last_stats)
                     cols = fixed_rate_columns(result)
                     row: dict[str, Any] = {
-                        "platform": platform, "workload": NF, "frame_size_b": FRAME_SIZE_B,
+                        "platform": platform, **designs.row_identity(platform, "state"), "workload": NF,
+                        "frame_size_b": FRAME_SIZE_B,
                         "flows": traffic["flows"], "trial": trial, "offered_mpps": cols["offered_mpps"],
                         "throughput_mpps": cols["throughput_mpps"], "loss_packets": cols["loss_packets"],
                         "batch_packets": costs["batch_packets"], metric: costs[metric]}
@@ -89,7 +96,7 @@ class Table2(Experiment):
         ready = [s["ready_us"] for s in got if s["kind"] == "startup"]
         if not ready:
             raise RuntimeError(f"serpens-startbench gave no snapshot starts (see {samples})")
-        writer.write({"platform": "catalyzer", "workload": NF, "trial": 0,
+        writer.write({**startup_identity("snapshot"), "workload": NF, "trial": 0,
                       "startup_us": statistics.median(ready), "n_samples": len(ready)})
         self.progress.say(f"{ROWS['startup_us']}: {statistics.median(ready) / 1e3:.2f} ms "
                           f"(median of {len(ready)})")

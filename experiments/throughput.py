@@ -20,6 +20,7 @@ from typing import Any
 
 from experiments.base import Experiment
 from harness.config import ConfigError
+from harness.platforms import designs
 from harness.results import ResultWriter
 from harness.rig import rig
 from harness.traffic import churn
@@ -56,6 +57,9 @@ class ThroughputExperiment(Experiment):
     """An experiment whose points are conditional-throughput searches plus a latency trial."""
 
     columns = POINT_COLUMNS
+    # The design axis the experiment compares (Fig. 12: state, Fig. 13: chaining): a row's ``mechanism`` is
+    # its design's value on it. None: whole systems are compared and ``mechanism`` stays empty.
+    axis: str | None = None
 
     def points(self) -> list[Point]:
         raise NotImplementedError
@@ -129,12 +133,16 @@ class ThroughputExperiment(Experiment):
             self.progress.say(f"{prefix}searching")
             record = measure_point(m, self.config, on_trial=on_trial,
                                    extra_columns=lambda b, a: self.extra_columns(point, b, a))
-        record.update(platform=point.platform, workload=point.workload, trial=rep, point_id=point_id,
+        record.update(**self.identity(point), workload=point.workload, trial=rep, point_id=point_id,
                       trials_file=self.trials_path.name, identity=dict(point.identity))
         log.point(point_id, record)
         row = point_row(record)
         writer.write(row)
         self.progress.point_line(prefix, row)
+
+    def identity(self, point: Point) -> dict[str, str]:
+        """A point's platform, system, design and mechanism columns (harness/platforms/designs.py)."""
+        return {"platform": point.platform, **designs.row_identity(point.platform, self.axis)}
 
     def on_rig(self, writer: ResultWriter, r: Any) -> None:
         """Called with each rig once it is up (the sidecar records what actually runs where)."""

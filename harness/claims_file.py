@@ -41,8 +41,8 @@ from harness.units import with_unit as _with_unit
 # Identity columns of a results CSV (harness.results.COLUMNS declares them with their meaning). Filters and
 # group_by may only name these; every one of them that varies within a selection becomes a grouping column.
 IDENTITY_COLUMNS: tuple[str, ...] = (
-    "experiment", "platform", "workload", "frame_size_b", "flows", "flows_workload", "chain_length",
-    "n_instances", "n_nfs", "load_fraction", "generator",
+    "experiment", "platform", "system", "design", "mechanism", "workload", "frame_size_b", "flows",
+    "flows_workload", "chain_length", "n_instances", "n_nfs", "load_fraction", "generator",
 )
 
 

@@ -65,6 +65,22 @@ def config_cmd(ctx: click.Context, show: bool) -> None:
 
 
 @main.command()
+def designs() -> None:
+    """The registered designs (each a --platform name): their four axis values and what their rows say."""
+    from harness.platforms import designs as reg
+    header = ("design", "startup", "state", "chaining", "scaling", "system", "varies")
+    rows = [(n, *e.design.to_json().values(), e.system, e.varies or "(full system)")
+            for n, e in reg.REGISTRY.items()]
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    for r in [header, *rows]:
+        click.echo("  ".join(str(v).ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
+    pending = sorted({e.design.scaling for e in reg.REGISTRY.values() if not e.design.scaling_implemented})
+    if pending:
+        click.echo(f"scaling not implemented yet (instances fixed at deployment): {', '.join(pending)}")
+    click.echo("axis values and their sources: docs/baselines.md")
+
+
+@main.command()
 @click.pass_context
 def doctor(ctx: click.Context) -> None:
     """Preflight: hugepages, DPDK, built binaries, cores, Redis, TRex, and the machine's own floor (a pinned
@@ -83,7 +99,9 @@ def _fmt(v: Any, unit: str = "", digits: int = 3) -> str:
 
 
 @main.command()
-@click.option("--platform", "platform_name", default="wire", show_default=True, help="Platform under test.")
+@click.option("--platform", "platform_name", default="wire", show_default=True,
+              help="Platform under test: wire, or a design of the registry (serpens, fission, snf, sand, "
+                   "fission-state, sand-chaining, ...; `harness designs` lists them).")
 @click.option("--sfc", default=None,
               help="The SFC, for platforms that run NFs: NF types in order (fw,mon,nat) or an SFC file "
                    "(.yaml, docs/serpens.md).")
@@ -168,8 +186,9 @@ def run(ctx: click.Context, platform_name: str, sfc: str | None, load: float | N
 
             record = measure_point(m, config, load_fraction=fraction, on_trial=on_trial,
                                    rate_pps=rate_mpps * 1e6 if rate_mpps is not None else None)
-            record.update(platform=platform_name, workload=r.platform.workload or sfc, trial=0,
-                          point_id=point_id, trials_file=log_path.name)
+            record.update(platform=platform_name, **platforms.designs.row_identity(platform_name),
+                          workload=r.platform.workload or sfc, trial=0, point_id=point_id,
+                          trials_file=log_path.name)
             log.point(point_id, record)
             row = point_row(record)
             writer.write(row)

@@ -25,7 +25,15 @@ COLUMNS: dict[str, str] = {
     # identity
     "experiment": "experiment target, e.g. limit, figure-12",
     "run_id": "identifier of the run that produced the row (also the sidecar's run_id)",
-    "platform": "platform under test: wire, serpens, fission, snf, sand, sock, ...",
+    "platform": "what ran the row: a registered platform (--platform: wire or a design name), or the tool "
+                "of a row measured outside them (startbench, machine)",
+    "system": "the paper's system the row stands for: serpens, fission, snf, sand, sock, catalyzer, wire, "
+              "...; for a single-axis variant the system whose mechanism it borrows",
+    "design": "the design's name in the registry (harness/platforms/designs.py), e.g. serpens, fission, "
+              "fission-state, sand-chaining; empty for rows that ran no design (wire, startbench)",
+    "mechanism": "the value on the axis the experiment compares (Fig. 12: remote, snf, serpens; Fig. 13: "
+                 "global-proxy, local-proxy, consolidated; Fig. 11, Table IV: exec, fork, load, serpens, "
+                 "...); empty when whole systems are compared",
     "workload": "NF or SFC: fw, mon, nat, ids, vpn, 'fw,mon,nat', synthetic, forward",
     "frame_size_b": "Ethernet frame size including FCS, bytes",
     "flows": "number of distinct 5-tuples in the load stream (the fixed flows)",

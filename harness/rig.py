@@ -8,6 +8,7 @@ worker hosts. Experiments and `harness run` only ever see :class:`Rig`.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +17,7 @@ from harness import platforms
 from harness.config import Config
 from harness.native import RunDir
 from harness.platforms.base import Platform
+from harness.platforms.designs import Design
 from harness.traffic.base import TrafficGenerator
 
 
@@ -56,12 +58,21 @@ def make_generator(config: Config, platform: Platform, run_dir: RunDir, **kwargs
 
 
 @contextlib.contextmanager
-def rig(config: Config, platform_name: str, sfc: Any = None, **generator_kwargs: Any) -> Iterator[Rig]:
-    """``sfc``: the SFC(s) a platform that runs NFs deploys (a harness.serpens.sfc.SfcSpec, a list of them,
-    or --sfc text such as "fw,mon,nat"); platforms without NFs take none."""
-    cls = platforms.get(platform_name)
-    if sfc is not None and not platforms.runs_sfc(platform_name):
-        raise platforms.PlatformError(f"the {platform_name} platform runs no NFs; it takes no SFC")
+def rig(config: Config, platform_name: str | Design, sfc: Any = None,
+        **generator_kwargs: Any) -> Iterator[Rig]:
+    """``platform_name``: a registered platform (``wire`` or a design's name), or a
+    :class:`~harness.platforms.designs.Design` (e.g. ``SERPENS.replace(startup="fork")``: a test varying one
+    axis without a registry entry). ``sfc``: the SFC(s) a platform that runs NFs deploys (a
+    harness.serpens.sfc.SfcSpec, a list of them, or --sfc text such as "fw,mon,nat"); platforms without
+    NFs take none."""
+    if isinstance(platform_name, Design):
+        from harness.serpens.platform import DesignPlatform
+        design, platform_name = platform_name, platforms.designs.find(platform_name) or "custom"
+        cls: platforms.PlatformFactory = functools.partial(DesignPlatform, design=design)
+    else:
+        cls = platforms.get(platform_name)
+        if sfc is not None and not platforms.runs_sfc(platform_name):
+            raise platforms.PlatformError(f"the {platform_name} platform runs no NFs; it takes no SFC")
     run_dir = RunDir(config, platform_name)
     try:
         platform = cls(config, run_dir) if sfc is None else cls(config, run_dir, sfc=sfc)

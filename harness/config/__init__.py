@@ -26,6 +26,20 @@ class ConfigError(ValueError):
     """A configuration file or override is wrong; the message says where and what was expected."""
 
 
+# Keys that once chose a design axis. The design (``--platform NAME``, harness/platforms/designs.py) decides
+# every axis now, so that a name means one design; a file that still sets one is told what replaced it.
+_AXIS_INSTEAD = ("a design decides it: choose the platform (--platform NAME, e.g. serpens, fission-state, "
+                 "sand-chaining; `harness designs` lists them) or add a design to "
+                 "harness/platforms/designs.py")
+RETIRED_KEYS: dict[str, str] = {
+    "platforms.serpens.state_backend": "the state axis: " + _AXIS_INSTEAD,
+    "platforms.serpens.nf_loader": "the startup axis (load: dlopen, serpens: shared-memory images): "
+                                   + _AXIS_INSTEAD,
+    "platforms.serpens.startup": "the startup axis: " + _AXIS_INSTEAD,
+    "platforms.serpens.chaining": "the chaining axis: " + _AXIS_INSTEAD,
+}
+
+
 def _type_name(value: Any) -> str:
     if isinstance(value, bool):
         return "a boolean (true/false)"
@@ -59,6 +73,8 @@ def _merge(base: Config, override: Mapping[str, Any], source: str, prefix: str =
         raise ConfigError(f"{source}: {where} must be a mapping, got {_type_name(override)}")
     for key, value in override.items():
         dotted = f"{prefix}{key}"
+        if key not in base and dotted in RETIRED_KEYS:
+            raise ConfigError(f"{source}: key '{dotted}' is no longer a setting; {RETIRED_KEYS[dotted]}")
         if key not in base:
             close = difflib.get_close_matches(str(key), [str(k) for k in base], n=1)
             hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""

@@ -1,38 +1,48 @@
-"""Platforms under test, by name. Each is a composition on the four axes of DESIGN.md section 3."""
+"""Platforms under test, by name: the wire (no NFs, the machine's ceiling) and every design of the registry
+(harness/platforms/designs.py), each one :class:`~harness.serpens.platform.DesignPlatform` given its design.
+"""
 
 from __future__ import annotations
 
-from harness.baselines.state import FissionStatePlatform, SnfStatePlatform
+import functools
+from collections.abc import Callable
+
+from harness.platforms import designs
 from harness.platforms.base import Platform, PlatformError
 from harness.platforms.wire import WirePlatform
-from harness.serpens.platform import SerpensPlatform
 
-# Registration order is the paper's order of platforms in its figures (Fission, SNF, ..., Serpens).
-PLATFORMS: dict[str, type[Platform]] = {
-    WirePlatform.name: WirePlatform,
-    FissionStatePlatform.name: FissionStatePlatform,
-    SnfStatePlatform.name: SnfStatePlatform,
-    SerpensPlatform.name: SerpensPlatform,
-}
+# What get() returns: called as factory(config, run_dir) or factory(config, run_dir, sfc=...).
+PlatformFactory = Callable[..., Platform]
 
 
-def get(name: str) -> type[Platform]:
-    try:
-        return PLATFORMS[name]
-    except KeyError:
-        raise PlatformError(f"unknown platform {name!r}; known: {', '.join(sorted(PLATFORMS))}") from None
+def _design_factory(name: str) -> PlatformFactory:
+    from harness.serpens.platform import DesignPlatform  # harness.serpens imports this package
+    return functools.partial(DesignPlatform, design=name)
+
+
+def names() -> list[str]:
+    """Every registered platform: the wire, then the designs in registration order (the paper's)."""
+    return [WirePlatform.name, *designs.REGISTRY]
+
+
+def get(name: str) -> PlatformFactory:
+    if name == WirePlatform.name:
+        return WirePlatform
+    if name in designs.REGISTRY:
+        return _design_factory(name)
+    raise PlatformError(f"unknown platform {name!r}; known: {', '.join(names())}")
 
 
 def runs_sfc(name: str) -> bool:
-    """Whether a platform runs NFs: its constructor takes ``sfc=`` (SfcSpec(s), harness/serpens/sfc.py)."""
-    return get(name).runs_sfc
+    """Whether a platform runs NFs: its factory takes ``sfc=`` (SfcSpec(s), harness/serpens/sfc.py)."""
+    get(name)
+    return name in designs.REGISTRY
 
 
-def sfc_platforms(axis: str | None = None) -> list[str]:
-    """Every registered platform that can run an SFC, in registration order; with ``axis``, only those that
-    are their namesake on that design axis; with ``axis="all"``, only complete designs (Fig. 15's grid)."""
-    want = ({"startup", "state", "chaining", "scaling"} if axis == "all" else {axis} if axis else set())
-    return [n for n, cls in PLATFORMS.items() if cls.runs_sfc and want <= cls.axes]
+def sfc_platforms() -> list[str]:
+    """Every registered platform that can run an SFC (every design), in registration order."""
+    return list(designs.REGISTRY)
 
 
-__all__ = ["PLATFORMS", "Platform", "PlatformError", "get", "runs_sfc", "sfc_platforms"]
+__all__ = ["Platform", "PlatformError", "PlatformFactory", "designs", "get", "names", "runs_sfc",
+           "sfc_platforms"]

@@ -1,8 +1,9 @@
 """What a platform is to the harness: something that starts, carries packets from the generator's link and
 back, reports its counters, and stops.
 
-A platform is a point in the four-axis design space of DESIGN.md section 3 (startup, state, chaining,
-scaling). This module only fixes how the harness drives one; the axes live with the platforms.
+A platform that runs NFs is a point in the four-axis design space of DESIGN.md section 3 (startup, state,
+chaining, scaling): harness/platforms/designs.py names those points. This module only fixes how the harness
+drives a platform.
 """
 
 from __future__ import annotations
@@ -50,10 +51,6 @@ class Platform(abc.ABC):
     name: str = "abstract"
     workload: str = ""
     runs_sfc: bool = False  # True when the platform runs NFs and takes an SFC (sfc=...)
-    # The design axes (DESIGN.md section 3) on which this platform is its namesake. A platform that varies
-    # one axis on Serpens' substrate (e.g. Fig. 12's Fission state) names only that axis, so that an
-    # end-to-end comparison (Fig. 15), which needs the whole design, does not take it for the real thing.
-    axes: frozenset[str] = frozenset({"startup", "state", "chaining", "scaling"})
 
     def __init__(self, config: Config, run_dir: RunDir) -> None:
         self.config = config

@@ -1,17 +1,25 @@
-"""The `serpens` platform: serpensd (native/serpens) with SFCs deployed through its control socket.
+"""The design platform: serpensd (native/serpens) running one design of the registry
+(harness/platforms/designs.py), with SFCs deployed through its control socket.
+
+Every registered design — the full systems ``serpens``, ``fission``, ``snf``, ``sand`` and the single-axis
+variants such as ``fission-state`` or ``sand-chaining`` — is this one class given a different
+:class:`~harness.platforms.designs.Design`: the same serpensd, runtime, router, cores, batch size, NF
+binaries and generator, with the design turned into serpensd options, one per axis (``--startup``,
+``--state-backend``, ``--chaining``; harness/serpens/design_options.py). No configuration setting chooses an
+axis: ``platforms.serpens.*`` are sizes and timings that every design shares.
 
 Like the wire, serpensd is a DPDK primary on ``cores.platform`` that is the memif server of the generator's
 link, prints ``READY`` when its port, state region and control socket are up, and leaves its stderr in a log
 file in the run directory. Then the platform connects a :class:`~harness.serpens.controller.Controller`,
 deploys every NF of the SFC spec(s) it was given (``deploy_nf``: the NF object is loaded into the State
 Manager and its init creates the tables), declares each SFC (``deploy_sfc``) and starts
-``platforms.serpens.instances`` instances of each (``start_instance``: a pooled runtime process maps the
-whole SFC). Packets go generator → memif → gateway (SFC tag) → router → an instance's ring → the chain of
-NFs in one process → back out of the port.
+``platforms.serpens.instances`` instances of each (``start_instance``). A design whose state is remote or snf
+gets a redis-server of the run's own (harness/redis_server.py), started before serpensd and always stopped
+after it.
 
-The four axes (DESIGN.md section 3): startup = memory-map the NFs into a pre-launched pool process; state =
-the local State Manager in shared memory; chaining = the whole SFC in one instance (label array); scaling =
-more instances on this server sharing the state.
+Scaling: serpensd implements Serpens' scaling (more instances from the pool sharing the state in shared
+memory). A design whose scaling value is not implemented yet runs with the instances started at deployment;
+any later request to start or stop an instance raises a :class:`PlatformError` that names the value.
 
 serpensd and every runtime process it starts run in a process group of their own; ``stop()`` asks serpensd to
 shut down, terminates it if it will not, kills what is left of that group, and removes the run's DPDK files.
@@ -26,7 +34,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from harness.config import REPO_ROOT, Config
+from harness.config import REPO_ROOT, RETIRED_KEYS, Config
 from harness.native import (
     NativeError,
     RunDir,
@@ -37,25 +45,30 @@ from harness.native import (
     tail,
     terminate,
 )
+from harness.platforms import designs
 from harness.platforms.base import Platform, PlatformError
+from harness.platforms.designs import Design
 from harness.redis_server import RedisServer
 from harness.serpens.controller import Controller, SerpensError
+from harness.serpens.design_options import design_options, usage_options
 from harness.serpens.sfc import SfcSpec, as_specs, effective_args, nf_path
 
-STATE_BACKENDS = ("serpens", "fission", "snf")
-CHAINING_MODES = ("consolidated", "local-proxy", "global-proxy")   # serpensd --chaining (docs/chaining.md)
 
-
-class SerpensPlatform(Platform):
-    name = "serpens"
+class DesignPlatform(Platform):
     workload = ""
     runs_sfc = True  # takes sfc=...: a platform an SFC experiment (Fig. 15) can run
-    state_backend: str | None = None   # a subclass fixes it; None: platforms.serpens.state_backend
 
-    def __init__(self, config: Config, run_dir: RunDir,
+    def __init__(self, config: Config, run_dir: RunDir, design: str | Design = "serpens",
                  sfc: SfcSpec | Sequence[SfcSpec] | str | None = None) -> None:
         super().__init__(config, run_dir)
+        if isinstance(design, Design):
+            self.design = design
+            self.name = designs.find(design) or "custom"
+        else:
+            self.design = designs.entry(design).design
+            self.name = design
         self.settings = config["platforms"]["serpens"]
+        _refuse_axis_settings(self.settings, self.name)
         self.lcore = config["cores"]["platform"]
         self.sfcs: list[SfcSpec] = as_specs(sfc, config) if sfc is not None else []
         self.workload = ";".join(s.workload for s in self.sfcs)
@@ -68,23 +81,26 @@ class SerpensPlatform(Platform):
         self.sfc_ids: dict[str, int] = {}
         self.instances: dict[int, dict[str, Any]] = {}       # slot -> start_instance reply + sfc
         self.startup_us: list[float] = []
-        backend = self.state_backend or self.settings["state_backend"]
-        if backend not in STATE_BACKENDS:
-            raise PlatformError("platforms.serpens.state_backend must be one of "
-                                f"{', '.join(STATE_BACKENDS)}, got {backend!r}")
-        self.backend = backend
-        if self.settings["chaining"] not in CHAINING_MODES:
-            raise PlatformError("platforms.serpens.chaining must be one of "
-                                f"{', '.join(CHAINING_MODES)}, got {self.settings['chaining']!r}")
-        self.redis: RedisServer | None = None   # the run's redis-server (fission, snf)
-        self.gproxy: dict[str, Any] | None = None  # global-proxy: where its proxy runs (pid, core, link)
+        self.implied_axes: dict[str, str] = {}               # axes serpensd could not be told (command())
+        self.deployed = False                                # scaling requests are only those after deploy
+        self.command_line: list[str] = []                    # serpensd's, as started (the sidecar's record)
+        self.redis: RedisServer | None = None   # the run's redis-server (state remote or snf)
+        self.gproxy: dict[str, Any] | None = None  # global-proxy chaining: its proxy (pid, core, link)
+
+    @property
+    def backend(self) -> str:
+        """serpensd's name of the design's state backend (serpens, fission, snf)."""
+        return designs.AXES["state"][self.design.state].serpensd
 
     # --- the process ------------------------------------------------------------------------------------
 
     def command(self) -> list[str]:
-        """serpensd's command line: EAL arguments, then serpensd's own (native/serpens/serpensd.c)."""
+        """serpensd's command line: EAL arguments, then serpensd's own (native/serpens/serpensd.c), the
+        design's axes among them."""
         s = self.settings
-        cmd = [str(binary(s["serpensd"])),
+        serpensd = binary(s["serpensd"])
+        axes, self.implied_axes = design_options(self.design, usage_options(serpensd), s["pool"])
+        cmd = [str(serpensd),
                *eal_args(self.lcore, self.prefix, [self.link.server_vdev()]),
                "--",
                "--control", str(self.control_socket),
@@ -94,32 +110,27 @@ class SerpensPlatform(Platform):
                "--wake-batch", str(s["wake_batch"]),
                "--batch", str(s["batch"]),
                "--flush-us", str(s["flush_us"]),
-               "--keep-warm-s", str(s["keep_warm_s"])]
+               "--keep-warm-s", str(s["keep_warm_s"]),
+               *axes]
         if s["colocate"]:
             cmd.append("--colocate")
-        if s["pool"]:
-            cmd += ["--pool", str(s["pool"])]
-        if s["nf_loader"] != "dlopen":
-            cmd += ["--nf-loader", s["nf_loader"]]
-        if s["chaining"] != "consolidated":
-            cmd += ["--chaining", s["chaining"]]
-        if s["chaining"] == "global-proxy":   # serpensd starts the proxy (docs/chaining-global-proxy.md)
+        if self.design.chaining == "global-proxy" and "--chaining" in axes:
+            # the proxy's binary and hold budget are the mechanism's parameters (serpensd starts the proxy)
             cmd += ["--gproxy", str(binary(s["gproxy"])), "--gproxy-hold", str(s["gproxy_hold"])]
-        if self.backend != "serpens":
+        if self.design.uses_remote_store:
             address = self.redis.address if self.redis is not None else "127.0.0.1:0"
-            cmd += ["--state-backend", self.backend, "--redis", address,
-                    "--redis-timeout-ms", str(self.config["redis"]["timeout_ms"])]
+            cmd += ["--redis", address, "--redis-timeout-ms", str(self.config["redis"]["timeout_ms"])]
         return cmd
 
     def start(self) -> None:
         if self.proc is not None:
             return
-        if self.backend != "serpens":   # the remote store first: serpensd refuses to start without it
+        if self.design.uses_remote_store:   # the remote store first: serpensd refuses to start without it
             self.redis = RedisServer(self.config, self.run_dir)
             self.redis.start()
         try:
-            cmd = self.command()
-        except NativeError as exc:
+            cmd = self.command_line = self.command()
+        except (NativeError, PlatformError) as exc:
             self._stop_redis()
             raise PlatformError(str(exc)) from exc
         try:
@@ -131,7 +142,8 @@ class SerpensPlatform(Platform):
                                          connect_timeout_s=self.settings["ready_timeout_s"]).connect()
             for spec in self.sfcs:
                 self.deploy(spec)
-            if self.settings["chaining"] == "global-proxy":
+            self.deployed = True
+            if self.design.chaining == "global-proxy":
                 self.stats()   # notes where the proxy runs, for the sidecar (describe)
         except (NativeError, PlatformError) as exc:
             log = tail(self.log_file)
@@ -182,16 +194,30 @@ class SerpensPlatform(Platform):
             raise SerpensError(f"deploying SFC {spec.name!r} {spec.graph}: {exc}", exc.request) from exc
         self.sfc_ids[spec.name] = sfc_id
         for _ in range(self.settings["instances"]):
-            self.start_instance(spec.name)
+            self._start_instance(spec.name)
         return sfc_id
 
+    def _check_scaling(self, request: str) -> None:
+        """After deployment, starting or stopping an instance is scaling: only a design whose scaling value is
+        implemented may do it."""
+        if self.deployed and not self.design.scaling_implemented:
+            raise PlatformError(f"{self.name}: cannot {request}: scaling {self.design.scaling!r} is not "
+                                "implemented yet (this design runs with the instances started at deployment; "
+                                "docs/baselines.md)")
+
     def start_instance(self, sfc: str) -> dict[str, Any]:
-        """Start one more instance of an SFC; its reply (instance slot, pid, startup_us) is remembered. With
-        a per-NF chaining it is an instance set, one instance per NF, each slot remembered (``instances``)."""
+        """Start one more instance of an SFC (scaling out); its reply (instance slot, pid, startup_us) is
+        remembered. With a per-NF chaining it is an instance set, one instance per NF, each slot remembered
+        (``instances``)."""
+        self._check_scaling(f"start an instance of SFC {sfc!r}")
+        return self._start_instance(sfc)
+
+    def _start_instance(self, sfc: str) -> dict[str, Any]:
         try:
             reply = self._running().start_instance(sfc)
         except SerpensError as exc:
             raise SerpensError(f"starting an instance of SFC {sfc!r}: {exc}", exc.request) from exc
+        # with a per-NF chaining (local or global proxy) one start is an instance set, one slot per NF
         for slot in reply.get("instances", [reply["instance"]]):
             self.instances[int(slot)] = {"sfc": sfc, **reply}
         if "startup_us" in reply:
@@ -200,6 +226,7 @@ class SerpensPlatform(Platform):
 
     def stop_instance(self, slot: int) -> int:
         """Stop an instance (drain, merge its state back); returns how many packets it drained."""
+        self._check_scaling(f"stop instance {slot}")
         drained = self._running().stop_instance(slot)
         self.instances.pop(int(slot), None)
         return drained
@@ -208,12 +235,11 @@ class SerpensPlatform(Platform):
 
     def stats(self) -> dict[str, Any]:
         """serpensd's ``stats`` reply (docs/serpens-control.md), ``stages`` included: gateway, instances and,
-        on fission/snf, remote state (docs/stages.md)."""
+        with state remote or snf, remote state (docs/stages.md)."""
         stats = self._running().stats()
-        if self.backend != "serpens":
+        if self.design.uses_remote_store:
             self._check_remote_state(stats)
-        global_proxy = self.settings["chaining"] == "global-proxy"
-        proxy = stats.get("delivery", {}).get("proxy", {}) if global_proxy else {}
+        proxy = stats.get("delivery", {}).get("proxy", {}) if self.design.chaining == "global-proxy" else {}
         if proxy:   # a restarted proxy has a new pid: the sidecar gets the last one seen
             self.gproxy = {k: proxy.get(k) for k in ("pid", "lcore", "polls", "link", "directory",
                                                       "hold_capacity", "restarts")}
@@ -291,14 +317,21 @@ class SerpensPlatform(Platform):
 
     def describe(self) -> dict[str, Any]:
         s = self.settings
-        return {"platform": self.name, "serpensd": s["serpensd"], "runtime": s["runtime"],
+        return {"platform": self.name, **designs.row_identity(self.name),
+                "design_axes": self.design.to_json(),
+                "axes_implied": self.implied_axes,
+                "scaling": (f"{self.design.scaling}: implemented" if self.design.scaling_implemented
+                            else f"{self.design.scaling}: not implemented yet; the instances are those "
+                                 "started at deployment, scaling requests are refused"),
+                "serpensd": s["serpensd"], "runtime": s["runtime"],
                 "lcore": self.lcore, "colocate": s["colocate"], "pool": s["pool"],
+                "serpensd_command": self.command_line,
                 "instances_run_on": (f"lcore {self.lcore}, sharing it with serpensd" if s["colocate"]
                                      else "their own cores (serpensd decides)"),
                 "state_region_mb": s["state_region_mb"], "wake_batch": s["wake_batch"], "batch": s["batch"],
                 "flush_us": s["flush_us"], "keep_warm_s": s["keep_warm_s"],
                 "instances_per_sfc": s["instances"], "sfcs": [x.to_json() for x in self.sfcs],
-                "state_backend": self.backend, "chaining": s["chaining"],
+                "state_backend": self.backend,
                 "gproxy": self._describe_gproxy(),
                 "redis": self.redis.describe() if self.redis is not None else None,
                 "deployed_nfs": self.deployed_nfs, "instance_startup_us": self.startup_us,
@@ -306,13 +339,22 @@ class SerpensPlatform(Platform):
 
     def _describe_gproxy(self) -> dict[str, Any] | None:
         """global-proxy: the proxy serpensd started (binary, pid, lcore, link) and how it shares its core."""
-        if self.settings["chaining"] != "global-proxy":
+        if self.design.chaining != "global-proxy":
             return None
         facts = dict(self.gproxy or {})
         how = ("busy-polling a core of its own" if facts.get("polls")
                else "sleeping between hand-offs from serpensd")
         return {"binary": self.settings["gproxy"], **facts,
                 "runs_on": f"lcore {facts.get('lcore', '?')}, {how}"}
+
+
+def _refuse_axis_settings(settings: dict[str, Any], name: str) -> None:
+    """A setting that chooses an axis would make one design name mean two designs; the configuration loader
+    refuses such keys in files and --set, and this catches one put into a config dict directly (a test)."""
+    stale = sorted(k for k in settings if f"platforms.serpens.{k}" in RETIRED_KEYS)
+    if stale:
+        raise PlatformError(f"platforms.serpens.{stale[0]} is set, but the design {name!r} decides every "
+                            f"axis: {RETIRED_KEYS['platforms.serpens.' + stale[0]]}")
 
 
 def _group_members(pgid: int) -> list[int]:

@@ -34,9 +34,8 @@ LATENCY_PG_ID = 0
 
 # The columns point_row fills, after the identity columns every throughput experiment has.
 POINT_COLUMNS = [
-    "platform", "workload", "frame_size_b", "flows", "flows_workload", "new_flows_per_s", "trial", "point_id",
-    "trials_file", "generator",
-    "generator_limited",
+    "platform", "system", "design", "mechanism", "workload", "frame_size_b", "flows", "flows_workload",
+    "new_flows_per_s", "trial", "point_id", "trials_file", "generator", "generator_limited",
     "ndr_mpps", "pdr_mpps", "ndr_gbps", "pdr_gbps",
     "ndr_lower_bound_mpps", "ndr_upper_bound_mpps", "ndr_lower_bad_fraction", "ndr_upper_bad_fraction",
     "ndr_generator_limited",
@@ -245,9 +244,10 @@ def _colocated(config: Config, measurer: Measurer) -> bool:
 
 def point_row(record: Mapping[str, Any]) -> dict[str, Any]:
     """The process step: a point record → its CSV row. Pure; unit-tested."""
-    row: dict[str, Any] = {k: record[k] for k in ("platform", "workload", "frame_size_b", "flows",
-                                                   "flows_workload", "new_flows_per_s", "trial",
-                                                   "point_id", "trials_file", "generator", "load_fraction")
+    row: dict[str, Any] = {k: record[k] for k in ("platform", "system", "design", "mechanism", "workload",
+                                                   "frame_size_b", "flows", "flows_workload",
+                                                   "new_flows_per_s", "trial", "point_id", "trials_file",
+                                                   "generator", "load_fraction")
                            if k in record}
     for k, v in (record.get("identity") or {}).items():
         row[k] = v

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.dpdk
 ROUNDS = 20
 
 
-@pytest.mark.parametrize("backend", ["serpens", "fission"])
+@pytest.mark.parametrize("backend", ["serpens", "fission-state"])
 def test_split_and_merge_pause_under_traffic(benchmark: Any, record: Any, dpdk_ready: cfg.Config,
                                              backend: str) -> None:
     spec = SfcSpec("monnat", {}, ["mon", "nat"], {})

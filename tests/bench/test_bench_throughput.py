@@ -80,7 +80,8 @@ def test_serpens_fw_mon_nat_conditional_pdr_is_repeatable(benchmark: Any, record
 
 def test_instance_capacity_predicts_throughput_where_the_instance_bounds_it(
         benchmark: Any, record: Any, dpdk_ready: cfg.Config) -> None:
-    (row,) = benchmark.pedantic(_points, args=("fission mon", "fission", 1, "mon"), rounds=1, iterations=1)
+    (row,) = benchmark.pedantic(_points, args=("fission mon", "fission-state", 1, "mon"), rounds=1,
+                                iterations=1)
     capacity, pdr = row["instance_capacity_mpps"], row["pdr_mpps"]
     info = {"kind": "capacity", "name": "fission mon", "pdr_mpps": pdr, "instance_capacity_mpps": capacity,
             "bottleneck": row.get("bottleneck"), "instance_ns_per_packet": row.get("instance_ns_per_packet"),

@@ -28,19 +28,19 @@ from harness.traffic import profiles
 from tests.integration.packets import load_src, per_flow, read_pcap
 from tests.integration.test_chaining import (
     assert_every_packet_accounted_for,
+    chained,
     delivery_of,
     fw_mon_nat,
     sfc_of,
-    with_chaining,
 )
 
 pytestmark = pytest.mark.dpdk
 
 
 def global_proxy(conf: cfg.Config, hold: int | None = None) -> cfg.Config:
-    out = with_chaining(conf, "global-proxy")
+    """The configuration with the global proxy's hold budget (the design is chained("global-proxy"))."""
+    out = copy.deepcopy(conf)
     if hold is not None:
-        out = copy.deepcopy(out)
         out["platforms"]["serpens"]["gproxy_hold"] = hold
     return out
 
@@ -52,7 +52,7 @@ def test_global_proxy_gives_the_same_packets_and_nf_state_as_consolidated(dpdk_r
     state: dict[str, tuple[Any, ...]] = {}
     for mode in ("consolidated", "global-proxy"):
         capture = tmp_path / f"{mode}.pcap"
-        with rig(with_chaining(dpdk_ready, mode), "serpens", sfc=fw_mon_nat(blocked), capture=capture,
+        with rig(dpdk_ready, chained(mode), sfc=fw_mon_nat(blocked), capture=capture,
                  capture_count=count) as r:
             res = r.generator.run_trial(profiles.udp_flows(8_000, 64, n_flows, udp_checksum="hw"),
                                         duration=0.5)
@@ -82,7 +82,7 @@ def test_global_proxy_gives_the_same_packets_and_nf_state_as_consolidated(dpdk_r
 
 def test_every_hop_crosses_the_proxy_and_every_packet_is_accounted_for(dpdk_ready: cfg.Config) -> None:
     n_flows, blocked = 8, 5
-    with rig(global_proxy(dpdk_ready), "serpens", sfc=fw_mon_nat(blocked)) as r:
+    with rig(global_proxy(dpdk_ready), chained("global-proxy"), sfc=fw_mon_nat(blocked)) as r:
         res = r.generator.run_trial(profiles.udp_flows(20_000, 64, n_flows), duration=0.5)
         stats = r.platform.stats()
     dropped = per_flow(res.tx_packets, n_flows)[blocked]
@@ -104,7 +104,8 @@ def test_every_hop_crosses_the_proxy_and_every_packet_is_accounted_for(dpdk_read
 def test_proxy_holds_packets_while_the_next_nf_has_no_instance_then_delivers_them(
         dpdk_ready: cfg.Config) -> None:
     n_flows = 8
-    with rig(global_proxy(dpdk_ready, hold=16384), "serpens", sfc=SfcSpec.linear("fw,mon")) as r:
+    with rig(global_proxy(dpdk_ready, hold=16384), chained("global-proxy"),
+             sfc=SfcSpec.linear("fw,mon")) as r:
         before = r.platform.stats()
         (mon_slot,) = [i["instance"] for i in before["instances"] if i["position"] == 1]
         r.platform.stop_instance(mon_slot)   # MON has no instance now; FW's output has nowhere to go
@@ -123,7 +124,7 @@ def test_proxy_holds_packets_while_the_next_nf_has_no_instance_then_delivers_the
 
 
 def test_a_full_hold_buffer_drops_at_the_hop_and_counts(dpdk_ready: cfg.Config) -> None:
-    with rig(global_proxy(dpdk_ready, hold=16), "serpens", sfc=SfcSpec.linear("fw,mon")) as r:
+    with rig(global_proxy(dpdk_ready, hold=16), chained("global-proxy"), sfc=SfcSpec.linear("fw,mon")) as r:
         before = r.platform.stats()
         (mon_slot,) = [i["instance"] for i in before["instances"] if i["position"] == 1]
         r.platform.stop_instance(mon_slot)
@@ -138,7 +139,7 @@ def test_a_full_hold_buffer_drops_at_the_hop_and_counts(dpdk_ready: cfg.Config) 
 def test_delivery_time_is_measured_between_two_nfs_and_the_sidecar_says_where_the_proxy_ran(
         dpdk_ready: cfg.Config) -> None:
     spec = SfcSpec("two-fw", {}, ["fw1", "fw2"], {"fw1": ("fw", {}), "fw2": ("fw", {})})
-    with rig(global_proxy(dpdk_ready), "serpens", sfc=spec) as r:
+    with rig(global_proxy(dpdk_ready), chained("global-proxy"), sfc=spec) as r:
         res = r.generator.run_trial(profiles.udp_flows(20_000, 64, 8), duration=0.5)
         stats = r.platform.stats()
         described = r.platform.describe()
@@ -159,7 +160,7 @@ def test_delivery_time_is_measured_between_two_nfs_and_the_sidecar_says_where_th
 
 
 def test_a_proxy_that_dies_is_replaced(dpdk_ready: cfg.Config) -> None:
-    with rig(global_proxy(dpdk_ready), "serpens", sfc=SfcSpec.linear("fw,mon")) as r:
+    with rig(global_proxy(dpdk_ready), chained("global-proxy"), sfc=SfcSpec.linear("fw,mon")) as r:
         before = r.platform.stats()
         old = before["delivery"]["proxy"]["pid"]
         os.kill(old, signal.SIGKILL)
@@ -199,7 +200,7 @@ def test_global_proxy_sends_each_packet_down_the_branch_its_label_says(dpdk_read
                                "mon_all"],
                    {"fw": ("fw", {"suspicious": rules}), "mon_sus": ("mon", {}), "mon_ok": ("mon", {}),
                     "mon_all": ("mon", {})})
-    with rig(global_proxy(dpdk_ready), "serpens", sfc=spec) as r:
+    with rig(global_proxy(dpdk_ready), chained("global-proxy"), sfc=spec) as r:
         res = r.generator.run_trial(profiles.udp_flows(8_000, 64, n_flows), duration=0.5)
         stats = r.platform.stats()
         counts = {m: {k: int.from_bytes(v[:8], "little")
@@ -220,7 +221,8 @@ def test_from_zero_instances_the_proxy_holds_each_hop_until_its_nf_is_started(dp
     """Scale to zero, then traffic: the packets wait in the proxy at FW's hop until serpensd started FW, then
     at MON's, then at NAT's — and all of them arrive (local-proxy drops them: test_chaining.py)."""
     n_flows = 4
-    with rig(global_proxy(dpdk_ready, hold=8192), "serpens", sfc=SfcSpec.linear("fw,mon,nat")) as r:
+    with rig(global_proxy(dpdk_ready, hold=8192), chained("global-proxy"),
+             sfc=SfcSpec.linear("fw,mon,nat")) as r:
         ctl = r.platform.controller
         ctl.set(keep_warm_s=0.3)
         deadline = time.monotonic() + 5

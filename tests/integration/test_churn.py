@@ -124,7 +124,7 @@ def test_snf_nat_maps_every_churn_flow_from_its_remote_pool(dpdk_ready: cfg.Conf
     """What the churn workload is for: with the state of SNF (the NAT's pool in Redis), every new flow of
     every trial takes a mapping, so the pool is used all the time, not only in the first batches."""
     mapped: list[int] = []
-    with rig(dpdk_ready, "snf", sfc=SfcSpec.linear("nat")) as r:
+    with rig(dpdk_ready, "snf-state", sfc=SfcSpec.linear("nat")) as r:
         m = Measurer(r.generator, 64, FIXED_FLOWS, 1000, platform=r.platform,
                      churn=churn.ChurnFlows.for_point(dpdk_ready, ["nat"]))
         results = []

@@ -239,10 +239,9 @@ def test_nat_keeps_every_mapping_when_all_instances_are_replaced_mid_traffic(dpd
                                                                              tmp_path: Path) -> None:
     capture, n_flows = tmp_path / "rx.pcap", 64
     spec = SfcSpec.linear("fw,mon,nat")
-    # No process pool: every instance is a new process, so nothing of the old ones can survive in memory.
-    conf = copy.deepcopy(dpdk_ready)
-    conf["platforms"]["serpens"]["pool"] = 0
-    with rig(conf, "serpens", sfc=spec, capture=capture, capture_count=10 * n_flows) as r:
+    # Exec startup (no process pool): every instance is a new process, so nothing of the old ones can survive
+    # in memory.
+    with rig(dpdk_ready, "exec-startup", sfc=spec, capture=capture, capture_count=10 * n_flows) as r:
         p, gen = r.platform, r.generator
         first = gen.run_trial(profiles.udp_flows(64_000, 64, n_flows), duration=0.5)
         assert first.rx_packets == first.tx_packets
@@ -377,15 +376,15 @@ def test_pooled_runtime_serves_a_new_instance_after_the_last_one_stopped(dpdk_re
     assert started["pooled"] is True   # the pool's process served it: no exec, no EAL init
 
 
+@pytest.mark.parametrize("design", ["serpens", "load-startup"])
 def test_nfs_mapped_from_shared_memory_images_behave_like_dlopen_ones(dpdk_ready: cfg.Config,
-                                                                     tmp_path: Path) -> None:
-    # --nf-loader shm: serpensd builds each NF's image once, runtimes map it (native/serpens/loader).
-    conf = copy.deepcopy(dpdk_ready)
-    conf["platforms"]["serpens"]["nf_loader"] = "shm"
+                                                                     tmp_path: Path, design: str) -> None:
+    # Serpens' startup: serpensd builds each NF's image once, runtimes map it (native/serpens/loader); SOCK's
+    # (load): each runtime dlopens the NF. Same NFs, same packets.
     capture, n_flows = tmp_path / "rx.pcap", 16
     rules = f"17,{load_src(3)},*,*,*"
     spec = SfcSpec("shm", {}, ["fw", "nat"], {"fw": ("fw", {"blacklist": rules}), "nat": ("nat", {})})
-    with rig(conf, "serpens", sfc=spec, capture=capture, capture_count=100) as r:
+    with rig(dpdk_ready, design, sfc=spec, capture=capture, capture_count=100) as r:
         res = r.generator.run_trial(profiles.udp_flows(16_000, 64, n_flows), duration=0.5)
         packets = [Ether(x) for x in read_pcap(capture)]
     sent = per_flow(res.tx_packets, n_flows)

@@ -114,7 +114,7 @@ def test_a_replaced_instance_counts_from_zero_and_the_stage_keeps_the_old_ones_w
 
 
 def test_fission_reports_remote_state_as_part_of_instance_time(dpdk_ready: cfg.Config) -> None:
-    with rig(dpdk_ready, "fission", sfc=SfcSpec.linear("fw")) as r:
+    with rig(dpdk_ready, "fission-state", sfc=SfcSpec.linear("fw")) as r:
         before, after, wall_s, res = trial(r, 50_000)
         assert_idle_costs_nothing(r)
     deltas = stage_deltas(before, after)

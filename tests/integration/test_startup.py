@@ -33,7 +33,7 @@ def test_every_method_starts_instances_that_process_their_first_packet(tmp_path:
             assert s["nf_verdict"] == 0, s  # the FW passes a benign packet
             assert 0 < s["woke_us"] <= s["ready_us"] <= s["first_packet_us"], s
             assert s["instance_cpu"] in (0, 1)
-    rows = {(r["platform"], r["n_instances"]): r for r in startup_rows(samples)}
+    rows = {(r["mechanism"], r["n_instances"]): r for r in startup_rows(samples)}
     assert set(rows) == {(m, n) for m in METHODS for n in (1, 3)}
     assert all(r["startup_all_p50_us"] >= r["startup_p50_us"] * 0.999 for r in rows.values())
 
@@ -42,7 +42,7 @@ def test_memory_mode_counts_resident_processes_and_images(tmp_path: Path) -> Non
     c = cfg.load()
     args = ["--methods", "serpens,load,fork,exec", "--memory-steps", "1,4", "--pool", "2"]
     samples = run_startbench(c, args, tmp_path / "m.jsonl", Progress("test"), "test-startbench")
-    rows = {(r["platform"], r["n_nfs"]): r for r in memory_rows(samples)}
+    rows = {(r["mechanism"], r["n_nfs"]): r for r in memory_rows(samples)}
     # the pool (2) + the orchestrator, whatever is deployed; one process per NF for load and fork
     assert rows[("serpens", 1)]["n_processes"] == 3 and rows[("serpens", 4)]["n_processes"] == 3
     assert rows[("load", 4)]["n_processes"] == 5 and rows[("fork", 4)]["n_processes"] == 5

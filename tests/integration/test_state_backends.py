@@ -38,7 +38,8 @@ from tests.integration.packets import (
 
 pytestmark = pytest.mark.dpdk
 
-BACKENDS = ("serpens", "fission", "snf")
+# the state variants of the design registry and serpensd's name of their state backend
+BACKENDS = {"serpens": "serpens", "fission-state": "fission", "snf-state": "snf"}
 EXTERNAL_IP = "198.18.1.1"
 
 
@@ -80,15 +81,15 @@ def test_every_backend_gives_the_same_packets_for_the_same_input(dpdk_ready: cfg
         assert res.rx_packets == res.tx_packets - sent[3], backend   # FW dropped exactly flow 3
         assert len(mapping) == n_flows - 1, backend                   # ... before NAT mapped it
         assert hosts == {i: (sent[i], sent[i] * FRAME_BYTES) for i in range(n_flows) if i != 3}, backend
-        assert stats["state"]["backend"] == backend
+        assert stats["state"]["backend"] == BACKENDS[backend]
         counts[backend] = remote_stats(stats)
         print(f"{backend}: remote access {counts[backend]}")
     assert len(out["serpens"]) == count
     assert {Ether(p)[IP].src for p in out["serpens"]} == {EXTERNAL_IP}
-    assert out["fission"] == out["serpens"]
-    assert out["snf"] == out["serpens"]
+    assert out["fission-state"] == out["serpens"]
+    assert out["snf-state"] == out["serpens"]
     assert counts["serpens"]["ops"] == 0                          # serpens never talks to Redis
-    for backend in ("fission", "snf"):
+    for backend in ("fission-state", "snf-state"):
         c = counts[backend]
         assert c["batches"] > 0 and c["round_trips"] > 0
         # learned: after the first batches, every packet's keys come with the prefetch
@@ -97,7 +98,7 @@ def test_every_backend_gives_the_same_packets_for_the_same_input(dpdk_ready: cfg
 
 # --- several instances ----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("backend", ["serpens", "fission"])
+@pytest.mark.parametrize("backend", ["serpens", "fission-state"])
 def test_two_nat_instances_never_share_a_port_and_scale_in_loses_nothing(dpdk_ready: cfg.Config,
                                                                          tmp_path: Path,
                                                                          backend: str) -> None:
@@ -143,7 +144,7 @@ def test_two_nat_instances_never_share_a_port_and_scale_in_loses_nothing(dpdk_re
 
 # --- failures ---------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("backend", ["fission", "snf"])
+@pytest.mark.parametrize("backend", ["fission-state", "snf-state"])
 def test_a_dead_redis_fails_the_remote_backends_fast_and_clearly(dpdk_ready: cfg.Config,
                                                                 backend: str) -> None:
     with rig(dpdk_ready, backend, sfc=SfcSpec.linear("mon")) as r:
@@ -177,7 +178,7 @@ def test_a_missing_redis_server_is_a_clear_platform_error(dpdk_ready: cfg.Config
     conf = copy.deepcopy(dpdk_ready)
     conf["redis"]["binary"] = "/nonexistent/redis-server"
     with pytest.raises(PlatformError, match="redis-server not found"):
-        with rig(conf, "fission", sfc=SfcSpec.linear("fw")):
+        with rig(conf, "fission-state", sfc=SfcSpec.linear("fw")):
             pass
 
 

@@ -498,7 +498,7 @@ def test_a_zero_latency_denominator_is_invalid(tmp_path: Path) -> None:
 
 def test_headline_sfc_throughput_with_every_platform_at_ndr_zero_is_invalid(tmp_path: Path) -> None:
     write_csv(tmp_path / "r", "figure-15.csv", [
-        {"platform": p, "workload": "fw,mon,nat", "trial": 0, "ndr_mpps": 0.0, "load_fraction": 0.8}
+        {"design": p, "workload": "fw,mon,nat", "trial": 0, "ndr_mpps": 0.0, "load_fraction": 0.8}
         for p in ("serpens", "fission", "snf", "sand")])
     v = check_real(tmp_path / "r", "headline-sfc-throughput")
     assert v.status is Status.INVALID, v.detail
@@ -716,10 +716,10 @@ def capacity_rows(*, fission_capacity: float | None = 0.3) -> list[dict]:
     """Fig. 12 FW: end to end Serpens is bounded by the shared core (2×); instance alone 33×."""
     rows = []
     for t in range(3):
-        rows.append({"platform": "serpens", "workload": "fw", "trial": t, "ndr_mpps": 2.0,
+        rows.append({"design": "serpens", "workload": "fw", "trial": t, "ndr_mpps": 2.0,
                      "instance_capacity_mpps": 10.0, "bottleneck": "core", "gateway_ns_per_packet": 250.0,
                      "instance_ns_per_packet": 100.0})
-        rows.append({"platform": "fission", "workload": "fw", "trial": t, "ndr_mpps": 1.0,
+        rows.append({"design": "fission-state", "workload": "fw", "trial": t, "ndr_mpps": 1.0,
                      "instance_capacity_mpps": fission_capacity, "bottleneck": "instance",
                      "gateway_ns_per_packet": 250.0, "instance_ns_per_packet": 3333.0,
                      "remote_state_ns_per_packet": 3000.0})
@@ -733,7 +733,7 @@ def test_a_fig12_throughput_ratio_is_judged_on_instance_capacity_with_both_repor
     assert v.values == (("", pytest.approx(33.33, rel=1e-3)),)
     assert v.ours == "33.3× instance capacity; 2× end to end"
     assert "end-to-end ratio (ndr_mpps): 2×, on its own FAIL" in v.detail
-    assert ("serpens bounded by core [gateway_ns_per_packet 250, instance_ns_per_packet 100]; fission "
+    assert ("serpens bounded by core [gateway_ns_per_packet 250, instance_ns_per_packet 100]; fission-state "
             "bounded by instance [gateway_ns_per_packet 250, instance_ns_per_packet 3333, "
             "remote_state_ns_per_packet 3000]") in v.detail
     text = claims.render([v], width=200)
@@ -777,8 +777,8 @@ def check_real(results: Path, claim_id: str, strict: bool = False) -> claims.Ver
 def test_fig11a_serpens_vs_load_is_about_75_percent(tmp_path: Path, reduction: float, status: Status) -> None:
     rows = []
     for n in (1, 10):
-        rows += [{"platform": "load", "n_instances": n, "startup_p50_us": 100.0},
-                 {"platform": "serpens", "n_instances": n, "startup_p50_us": 100.0 - reduction}]
+        rows += [{"mechanism": "load", "n_instances": n, "startup_p50_us": 100.0},
+                 {"mechanism": "serpens", "n_instances": n, "startup_p50_us": 100.0 - reduction}]
     write_csv(tmp_path / "r", "figure-11a.csv", rows)
     v = check_real(tmp_path / "r", "fig11a-serpens-vs-load")
     assert v.status is status, v.detail
@@ -791,9 +791,9 @@ def test_fig11a_serpens_vs_load_is_about_75_percent(tmp_path: Path, reduction: f
 def test_fig13_throughput_ratios_hold_the_papers_range(tmp_path: Path, claim_id: str,
                                                       inside: tuple[float, ...],
                                                       outside: tuple[float, ...]) -> None:
-    base = "fission" if claim_id.endswith("fission") else "sand"
+    base = "fission-chaining" if claim_id.endswith("fission") else "sand-chaining"
     for ratio, status in [(x, Status.PASS) for x in inside] + [(x, Status.FAIL) for x in outside]:
-        rows = [{"platform": p, "chain_length": n, "ndr_mpps": v}
+        rows = [{"design": p, "chain_length": n, "ndr_mpps": v}
                 for n in (2, 4) for p, v in (("serpens", ratio), (base, 1.0))]
         write_csv(tmp_path / "r", "figure-13.csv", rows)
         assert check_real(tmp_path / "r", claim_id).status is status, (claim_id, ratio)
@@ -806,9 +806,9 @@ def test_fig13_throughput_ratios_hold_the_papers_range(tmp_path: Path, claim_id:
 def test_fig13_latency_reductions_hold_the_papers_range(tmp_path: Path, claim_id: str,
                                                         inside: tuple[float, ...],
                                                         outside: tuple[float, ...]) -> None:
-    base = "fission" if claim_id.endswith("fission") else "sand"
+    base = "fission-chaining" if claim_id.endswith("fission") else "sand-chaining"
     for red, status in [(x, Status.PASS) for x in inside] + [(x, Status.FAIL) for x in outside]:
-        rows = [{"platform": p, "chain_length": n, "load_fraction": 0.8, "latency_mean_us": v}
+        rows = [{"design": p, "chain_length": n, "load_fraction": 0.8, "latency_mean_us": v}
                 for n in (2, 4) for p, v in (("serpens", 1000.0 - 10.0 * red), (base, 1000.0))]
         write_csv(tmp_path / "r", "figure-13.csv", rows)
         assert check_real(tmp_path / "r", claim_id).status is status, (claim_id, red)
@@ -833,7 +833,7 @@ def test_sec2_delivery_is_8_times_processing(tmp_path: Path, ratio: float, statu
 ])
 def test_sec3d_split_pause_is_usually_about_10_us(tmp_path: Path, pauses: tuple[float, ...],
                                                   status: Status) -> None:
-    write_csv(tmp_path / "r", "figure-14.csv", [{"platform": "serpens", "trial": 0, "split_pause_us": p}
+    write_csv(tmp_path / "r", "figure-14.csv", [{"design": "serpens", "trial": 0, "split_pause_us": p}
                                                 for p in pauses])
     v = check_real(tmp_path / "r", "sec3d-split-pause")
     assert v.status is status, v.detail
@@ -844,7 +844,7 @@ def test_fig14_is_judged_on_the_mean_latency_of_the_scaling_window_with_the_maxi
         tmp_path: Path) -> None:
     bins = [(58.0, 400.0), (61.0, 3000.0), (64.0, 500.0)]   # mean 61 µs; one 3 ms spike
     write_csv(tmp_path / "r", "figure-14.csv", [
-        {"platform": "serpens", "trial": t, "time_s": i, "latency_mean_us": m + t, "latency_p50_us": m,
+        {"mechanism": "serpens", "trial": t, "time_s": i, "latency_mean_us": m + t, "latency_p50_us": m,
          "latency_max_us": mx, "loss_ratio": 0.0} for t in range(3) for i, (m, mx) in enumerate(bins)])
     v = check_real(tmp_path / "r", "fig14-serpens")
     assert v.status is Status.PASS, v.detail
@@ -856,7 +856,7 @@ def test_fig14_is_judged_on_the_mean_latency_of_the_scaling_window_with_the_maxi
     (6.1, Status.PASS), (620.0, Status.PASS), (5.9, Status.FAIL), (640.0, Status.FAIL)])
 def test_fig14_serpens_stays_within_an_order_of_magnitude_of_60_to_63_us(tmp_path: Path, mean_us: float,
                                                                          status: Status) -> None:
-    write_csv(tmp_path / "r", "figure-14.csv", [{"platform": "serpens", "trial": 0,
+    write_csv(tmp_path / "r", "figure-14.csv", [{"mechanism": "serpens", "trial": 0,
                                                  "latency_mean_us": mean_us, "latency_max_us": 10 * mean_us}])
     assert check_real(tmp_path / "r", "fig14-serpens").status is status
 
@@ -905,7 +905,7 @@ def test_check_paper_against_the_real_claims_without_results_exits_zero(tmp_path
 
 def test_a_sweep_point_where_the_metric_is_undefined_is_left_out_not_invalid(tmp_path: Path) -> None:
     # figure-11b: memory per NF is a slope, undefined at the first number of deployed NFs
-    rows = pd.DataFrame({"experiment": "figure-11b", "platform": "serpens", "n_nfs": [1, 50, 100],
+    rows = pd.DataFrame({"experiment": "figure-11b", "mechanism": "serpens", "n_nfs": [1, 50, 100],
                          "memory_mb": [10.0, 11.0, 12.0], "memory_per_nf_kb": [float("nan"), 20.0, 21.0]})
     rows.to_csv(tmp_path / "figure-11b.csv", index=False)
     from harness.config import repo_path
@@ -916,11 +916,14 @@ def test_a_sweep_point_where_the_metric_is_undefined_is_left_out_not_invalid(tmp
 
 def test_nat_claims_must_hold_with_both_flow_workloads_and_the_five_nf_mean_uses_the_fixed_flows(
         tmp_path: Path) -> None:
+    design = {"serpens": "serpens", "fission": "fission-state"}   # Fig. 12's claims select designs
     rows = []
     for nf in ("fw", "mon", "nat", "ids", "vpn"):
-        rows += [dict(r, flows_workload="fixed") for r in tput_rows(serpens=20.0, fission=1.0, workload=nf)]
+        rows += [dict(r, flows_workload="fixed", design=design[r["platform"]])
+                 for r in tput_rows(serpens=20.0, fission=1.0, workload=nf)]
     # with flows that keep arriving Serpens' NAT is no faster than Fission's: the NAT claim must fail
-    rows += [dict(r, flows_workload="churn") for r in tput_rows(serpens=1.0, fission=1.0, workload="nat")]
+    rows += [dict(r, flows_workload="churn", design=design[r["platform"]])
+             for r in tput_rows(serpens=1.0, fission=1.0, workload="nat")]
     write_csv(tmp_path / "r", "figure-12.csv", rows)
     verdicts = {v.claim_id: v for v in claims.check(tmp_path / "r", REAL_CLAIMS)}
     nat = verdicts["fig12-nat-throughput-vs-fission"]

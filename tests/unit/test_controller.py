@@ -281,7 +281,15 @@ for line in conn.makefile("rb"):
     conn.sendall((json.dumps(reply) + "\n").encode())
     if cmd == "shutdown":
         sys.exit(0)
+# what the harness reads as serpensd's options (harness.serpens.design_options.usage_options):
+# {usage}
 '''
+# serpensd's usage with every design axis' option (the fake's default) and, for the older binary, without
+FULL_USAGE = ("usage: serpensd [EAL args] -- --control PATH --runtime PATH [--pool N] [--startup METHOD] "
+              "[--state-backend B] [--chaining MODE] [--redis HOST:PORT] [--redis-timeout-ms N]")
+OLD_USAGE = ("usage: serpensd [EAL args] -- --control PATH --runtime PATH [--pool N] "
+             "[--nf-loader dlopen|shm] [--state-backend serpens|fission|snf] [--redis HOST:PORT] "
+             "[--redis-timeout-ms N]")
 
 
 @pytest.fixture
@@ -291,7 +299,7 @@ def fake_serpens(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN2
     from harness import config as cfg
 
     exe = tmp_path / "serpensd"
-    exe.write_text(FAKE_SERPENSD.format(python=sys.executable))
+    exe.write_text(FAKE_SERPENSD.format(python=sys.executable, usage=FULL_USAGE))
     exe.chmod(0o755)
     runtime = tmp_path / "serpens-runtime"
     runtime.write_text("#!/bin/sh\nexit 0\n")
@@ -316,11 +324,11 @@ def fake_serpens(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN2
 
 def test_platform_starts_serpensd_and_deploys_the_sfc(fake_serpens) -> None:  # noqa: ANN001
     from harness.native import RunDir
-    from harness.serpens.platform import SerpensPlatform
+    from harness.serpens.platform import DesignPlatform
 
     conf, records, nfs, runtime = fake_serpens
     run_dir = RunDir(conf, "serpens")
-    p = SerpensPlatform(conf, run_dir, sfc="fw,mon,nat")
+    p = DesignPlatform(conf, run_dir, sfc="fw,mon,nat")
     assert p.workload == "fw,mon,nat"
     p.start()
     try:
@@ -334,7 +342,8 @@ def test_platform_starts_serpensd_and_deploys_the_sfc(fake_serpens) -> None:  # 
                        "--nf-dir", str(run_dir / "nfs"),
                        "--state-mb", "256", "--wake-batch", "128", "--batch", "32", "--flush-us", "50",
                        "--keep-warm-s", "30",
-                       "--colocate", "--pool", "4"]
+                       "--startup", "serpens", "--state-backend", "serpens", "--chaining", "consolidated",
+                       "--pool", "4", "--colocate"]
         assert records("request") == [
             {"cmd": "deploy_nf", "name": "fw", "path": str(nfs / "fw.so"), "args": {"blacklist": ""}},
             {"cmd": "deploy_nf", "name": "mon", "path": str(nfs / "mon.so"), "args": {}},
@@ -359,11 +368,11 @@ def test_platform_starts_serpensd_and_deploys_the_sfc(fake_serpens) -> None:  # 
 def test_refused_deployment_stops_serpensd_and_reports_its_error(fake_serpens,  # noqa: ANN001
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     from harness.native import RunDir
-    from harness.serpens.platform import SerpensPlatform
+    from harness.serpens.platform import DesignPlatform
 
     conf, records, _, _ = fake_serpens
     monkeypatch.setenv("FAKE_MODE", "refuse")
-    p = SerpensPlatform(conf, RunDir(conf, "serpens"), sfc="fw,mon,nat")
+    p = DesignPlatform(conf, RunDir(conf, "serpens"), sfc="fw,mon,nat")
     with pytest.raises(SerpensError, match="deploying NF 'mon'.*no room in the state region"):
         p.start()
     assert p.proc is None
@@ -372,10 +381,10 @@ def test_refused_deployment_stops_serpensd_and_reports_its_error(fake_serpens,  
 
 def test_missing_nf_object_is_named_before_serpensd_sees_it(fake_serpens) -> None:  # noqa: ANN001
     from harness.native import RunDir
-    from harness.serpens.platform import SerpensPlatform
+    from harness.serpens.platform import DesignPlatform
 
     conf, records, nfs, _ = fake_serpens
-    p = SerpensPlatform(conf, RunDir(conf, "serpens"), sfc="fw,vpn")
+    p = DesignPlatform(conf, RunDir(conf, "serpens"), sfc="fw,vpn")
     with pytest.raises(PlatformError, match=f"NF 'vpn' of type 'vpn': {nfs / 'vpn.so'} does not exist"):
         p.start()
     assert p.proc is None
@@ -385,11 +394,11 @@ def test_missing_nf_object_is_named_before_serpensd_sees_it(fake_serpens) -> Non
 def test_serpensd_that_dies_before_ready_is_reported_with_its_log(fake_serpens,  # noqa: ANN001
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     from harness.native import RunDir
-    from harness.serpens.platform import SerpensPlatform
+    from harness.serpens.platform import DesignPlatform
 
     conf, _, _, _ = fake_serpens
     monkeypatch.setenv("FAKE_MODE", "die")
-    p = SerpensPlatform(conf, RunDir(conf, "serpens"), sfc="fw")
+    p = DesignPlatform(conf, RunDir(conf, "serpens"), sfc="fw")
     with pytest.raises(PlatformError, match=r"(?s)exited with code 3.*cannot reserve hugepages"):
         p.start()
     assert p.proc is None
@@ -407,3 +416,79 @@ def test_rig_passes_the_sfc_to_platforms_that_run_nfs_only(fake_serpens) -> None
                                                       "shutdown"]
     with pytest.raises(PlatformError, match="wire platform runs no NFs"), rig(conf, "wire", sfc="fw"):
         pass
+
+
+def test_a_design_whose_scaling_is_not_built_refuses_scaling_requests(fake_serpens) -> None:  # noqa: ANN001
+    from harness.native import RunDir
+    from harness.platforms.designs import SERPENS
+    from harness.serpens.platform import DesignPlatform
+
+    conf, records, _, _ = fake_serpens
+    p = DesignPlatform(conf, RunDir(conf, "custom"), design=SERPENS.replace(scaling="snf"), sfc="fw")
+    assert p.name == "custom"
+    p.start()
+    try:
+        assert len(p.instances) == conf["platforms"]["serpens"]["instances"]   # deployment still starts them
+        with pytest.raises(PlatformError, match="cannot start an instance of SFC 'fw': scaling 'snf' is not "
+                                                "implemented yet"):
+            p.start_instance("fw")
+        with pytest.raises(PlatformError, match="cannot stop instance 0: scaling 'snf'"):
+            p.stop_instance(0)
+        assert "not implemented yet" in p.describe()["scaling"]
+    finally:
+        p.stop()
+    assert [r["cmd"] for r in records("request")].count("start_instance") == 1
+
+
+def test_serpens_scales_after_deployment_and_records_its_design(fake_serpens) -> None:  # noqa: ANN001
+    from harness.native import RunDir
+    from harness.serpens.platform import DesignPlatform
+
+    conf, _, _, _ = fake_serpens
+    p = DesignPlatform(conf, RunDir(conf, "serpens"), sfc="fw")
+    p.start()
+    try:
+        assert p.start_instance("fw")["instance"] == 1
+        d = p.describe()
+        assert (d["system"], d["design"], d["mechanism"]) == ("serpens", "serpens", "")
+        assert d["design_axes"] == {"startup": "serpens", "state": "serpens", "chaining": "consolidated",
+                                    "scaling": "serpens"}
+        assert "--startup" in d["serpensd_command"]
+    finally:
+        p.stop()
+
+
+def test_an_older_serpensd_is_given_the_design_it_can_run_or_refused(fake_serpens) -> None:  # noqa: ANN001
+    import sys
+
+    from harness.native import RunDir
+    from harness.rig import rig
+
+    conf, records, _, _ = fake_serpens
+    exe = Path(conf["platforms"]["serpens"]["serpensd"])
+    exe.write_text(FAKE_SERPENSD.format(python=sys.executable, usage=OLD_USAGE))
+    with rig(conf, "serpens", sfc="fw") as r:
+        assert r.platform.describe()["axes_implied"].keys() == {"startup", "chaining", "scaling"}
+    (argv,) = records("argv")
+    own = argv[argv.index("--") + 1:]
+    assert "--startup" not in own and "--chaining" not in own
+    assert own[own.index("--pool"):own.index("--pool") + 4] == ["--pool", "4", "--nf-loader", "shm"]
+    from harness.serpens.platform import DesignPlatform
+    p = DesignPlatform(conf, RunDir(conf, "sand-chaining"), design="sand-chaining", sfc="fw")
+    with pytest.raises(PlatformError, match="--chaining local-proxy is needed"):
+        p.start()
+    assert p.proc is None and len(records("argv")) == 1   # refused before serpensd was started
+
+
+def test_rig_takes_a_design_to_vary_one_axis_without_a_registry_entry(fake_serpens) -> None:  # noqa: ANN001
+    from harness.platforms.designs import SERPENS
+    from harness.rig import rig
+
+    conf, records, _, _ = fake_serpens
+    with rig(conf, SERPENS.replace(startup="load"), sfc="fw") as r:
+        assert r.platform.name == "load-startup"     # the registry's name for that design
+    with rig(conf, SERPENS.replace(startup="exec", scaling="chc"), sfc="fw") as r:
+        assert r.platform.name == "custom"
+    own = [a[a.index("--") + 1:] for a in records("argv")]
+    assert [o[o.index("--startup") + 1] for o in own] == ["load", "exec"]
+    assert "--pool" in own[0] and "--pool" not in own[1]    # exec starts no pool

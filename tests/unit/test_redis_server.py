@@ -11,7 +11,6 @@ import pytest
 
 from harness import config as cfg
 from harness import platforms
-from harness.platforms.base import PlatformError
 from harness.redis_server import RedisServer, RedisServerError, ping
 
 needs_redis = pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server not installed")
@@ -67,30 +66,23 @@ def test_a_server_that_does_not_come_up_is_a_clear_error(config: cfg.Config, tmp
     assert server.proc is None
 
 
-def test_state_backend_settings_are_validated(config: cfg.Config, tmp_path: Path) -> None:
-    from harness.native import RunDir
-
-    config["machine"]["runtime_dir"] = str(tmp_path)
-    config["platforms"]["serpens"]["state_backend"] = "redis"
-    with pytest.raises(PlatformError, match="state_backend must be one of serpens, fission, snf"):
-        platforms.get("serpens")(config, RunDir(config))
+def test_redis_settings_are_validated() -> None:
     with pytest.raises(cfg.ConfigError, match="redis.maxmemory_mb"):
         cfg.load(overrides=["redis.maxmemory_mb=lots"])
 
 
-def test_fission_and_snf_are_serpens_with_another_state_backend(config: cfg.Config, tmp_path: Path) -> None:
+def test_designs_with_remote_state_pass_the_backend_and_the_redis_timeout(config: cfg.Config,
+                                                                         tmp_path: Path) -> None:
     from harness.native import RunDir
 
     config["machine"]["runtime_dir"] = str(tmp_path)
-    assert platforms.sfc_platforms()[:2] == ["fission", "snf"]
-    assert platforms.sfc_platforms("state") == ["fission", "snf", "serpens"]
-    # only the state axis is theirs: an end-to-end comparison (Fig. 15) must not take them for Fission/SNF
-    assert platforms.sfc_platforms("all") == ["serpens"]
-    for name in ("fission", "snf"):
+    for name, backend in (("fission-state", "fission"), ("snf-state", "snf")):
         p = platforms.get(name)(config, RunDir(config, name), sfc="fw")
-        assert p.backend == name and p.runs_sfc
+        assert p.backend == backend and p.runs_sfc and p.design.uses_remote_store
         cmd = p.command()
-        assert cmd[cmd.index("--state-backend") + 1] == name
+        assert cmd[cmd.index("--state-backend") + 1] == backend
         assert cmd[cmd.index("--redis-timeout-ms") + 1] == str(config["redis"]["timeout_ms"])
     serpens = platforms.get("serpens")(config, RunDir(config), sfc="fw")
-    assert serpens.backend == "serpens" and "--state-backend" not in serpens.command()
+    cmd = serpens.command()
+    assert serpens.backend == "serpens" and cmd[cmd.index("--state-backend") + 1] == "serpens"
+    assert "--redis" not in cmd

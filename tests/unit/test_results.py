@@ -45,12 +45,12 @@ def test_undeclared_columns_are_refused(tmp_path: Path) -> None:
 
 
 def test_every_metric_column_carries_its_unit() -> None:
-    identity = {"experiment", "run_id", "platform", "workload", "flows", "flows_workload", "trial",
-                "generator", "generator_limited", "load_fraction", "latency_histogram", "n_instances",
-                "n_nfs", "chain_length", "tx_packets", "rx_packets", "loss_packets", "loss_ratio",
-                "search_trials", "latency_packets", "n_samples", "n_processes", "same_cpu_fraction",
-                "batch_packets", "point_id", "trials_file", "search_note", "latency_trial_valid",
-                "bottleneck", "cpu"}
+    identity = {"experiment", "run_id", "platform", "system", "design", "mechanism", "workload", "flows",
+                "flows_workload", "trial", "generator",
+                "generator_limited", "load_fraction", "latency_histogram", "n_instances", "n_nfs",
+                "chain_length", "tx_packets", "rx_packets", "loss_packets", "loss_ratio", "search_trials",
+                "latency_packets", "n_samples", "n_processes", "same_cpu_fraction", "batch_packets",
+                "point_id", "trials_file", "search_note", "latency_trial_valid", "bottleneck", "cpu"}
     # ratios and flags are dimensionless: their names say so
     dimensionless = ("_ratio", "_fraction", "_generator_limited")
     units = ("_mpps", "_gbps", "_us", "_ns", "_mb", "_kb", "_b", "_s", "_ns_per_packet")

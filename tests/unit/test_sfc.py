@@ -234,6 +234,8 @@ def test_cli_text_is_a_chain_of_types_or_a_file(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("args", "message"), [
     (["run", "--platform", "serpens"], "runs an SFC: give --sfc"),
+    (["run", "--platform", "sand"], "runs an SFC: give --sfc"),          # every design runs NFs
+    (["run", "--platform", "fission-state", "--sfc", "fw,,nat"], "comma-separated list of NF types"),
     (["run", "--platform", "wire", "--sfc", "fw"], "wire platform runs no NFs"),
     (["run", "--platform", "serpens", "--sfc", "fw,,nat"], "comma-separated list of NF types"),
     (["run", "--platform", "nosuch"], "unknown platform 'nosuch'"),
