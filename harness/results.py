@@ -74,6 +74,8 @@ COLUMNS: dict[str, str] = {
     "remote_state_ns_per_packet": "of instance time, waiting on the remote state store per packet, ns",
     "instance_capacity_mpps": "one instance alone on one core: 1e3 / instance_ns_per_packet, Mpps",
     "bottleneck": "the stage whose capacity bounded the measured throughput (generator, core, instance...)",
+    "instance_crashes": "instances that crashed and were restarted during the point's trials (their losses "
+                        "are in loss_packets; a latency trial with one is not valid)",
     # the machine's own floor (harness doctor / make limit): a pinned busy loop per vCPU
     "cpu": "the vCPU a row is about",
     "probe_s": "how long the busy-loop probe ran, s",
