@@ -217,7 +217,7 @@ def _check_run_options(config: cfg.Config, load: float | None, duration: float |
     if flows is not None and not 1 <= flows <= ranges.MAX_FLOWS:
         raise click.BadParameter(f"must be in 1..{ranges.MAX_FLOWS}, got {flows}", param_hint="--flows")
     try:
-        ranges.check_frame_sizes(config, [frame_size], "it")
+        ranges.check_frame_sizes(config, [frame_size], "the frame size")
     except ConfigError as exc:
         raise click.BadParameter(str(exc), param_hint="--frame-size") from exc
 
@@ -235,7 +235,7 @@ def _run_errors() -> tuple[type[BaseException], ...]:
 def _one_line_cause(exc: BaseException, csv_path: Path | None = None) -> str:
     text = str(exc) if not isinstance(exc, OSError) or not exc.filename else \
         f"{exc.filename}: {exc.strerror or exc}"
-    if csv_path is not None:
+    if csv_path is not None and csv_path.with_suffix(".json").exists():
         text += f"\n(the run's sidecar says the same: {csv_path.with_suffix('.json')})"
     return text
 

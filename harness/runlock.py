@@ -11,8 +11,8 @@ inside takes it again), and taking it first in a process also reclaims what dead
 (:func:`harness.native.reclaim_dead_runs`): with the lock held no other run can be starting, so whatever
 belongs to a run whose owner is gone is garbage.
 
-``machine.lock_wait_s`` > 0 waits that long for the lock instead of refusing at once (the test suite does,
-so that sessions started side by side queue instead of failing).
+``machine.lock_wait_s`` > 0 waits that long for the lock instead of refusing at once; the test suite sets a
+default wait (:func:`set_default_wait`), so that sessions started side by side queue instead of failing.
 """
 
 from __future__ import annotations
@@ -39,6 +39,14 @@ class LockHeld(RuntimeError):
 
 _held: dict[Path, list[int]] = {}     # lock file -> [fd, depth]
 _mutex = threading.Lock()
+_default_wait_s = 0.0
+
+
+def set_default_wait(seconds: float) -> None:
+    """Wait at least this long for the lock whatever the configuration says (the test suite: its sessions,
+    and other users' runs, queue instead of failing)."""
+    global _default_wait_s
+    _default_wait_s = float(seconds)
 
 
 def lock_path(config: Config) -> Path:
@@ -78,7 +86,8 @@ def acquire(config: Config, wait_s: float | None = None) -> None:
         if path in _held:
             _held[path][1] += 1
             return
-        wait = float(config["machine"].get("lock_wait_s", 0.0) if wait_s is None else wait_s)
+        wait = (max(float(config["machine"].get("lock_wait_s", 0.0)), _default_wait_s) if wait_s is None
+                else wait_s)
         fd = _open(path)
         deadline = time.monotonic() + wait
         while True:

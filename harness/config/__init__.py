@@ -88,7 +88,7 @@ def _read_yaml(path: Path) -> Any:
         raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read configuration file: {exc.strerror or exc}") from exc
-    data = yaml_text(raw, str(path), "configuration file")
+    data = yaml_text(raw, str(path), "a configuration file")
     return {} if data is None else data
 
 
@@ -98,7 +98,7 @@ def yaml_text(raw: bytes | str, source: str, what: str) -> Any:
     try:
         text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"{source}: not a {what}: not UTF-8 text (byte {exc.start})") from None
+        raise ConfigError(f"{source}: not {what}: not UTF-8 text (byte {exc.start})") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -106,7 +106,7 @@ def yaml_text(raw: bytes | str, source: str, what: str) -> Any:
         raise ConfigError(f"{source}: not valid YAML: {first}") from None
     except (RecursionError, ValueError, TypeError, OverflowError) as exc:
         # a nest too deep for the parser, or a scalar the YAML resolver cannot turn into a value
-        raise ConfigError(f"{source}: not a usable {what}: {type(exc).__name__}: {exc}") from None
+        raise ConfigError(f"{source}: not usable as {what}: {type(exc).__name__}: {exc}") from None
     return data
 
 
@@ -119,7 +119,7 @@ def parse_override(text: str) -> tuple[str, Any]:
     key = key.strip()
     if not key or any(not part for part in key.split(".")):
         raise ConfigError(f"--set {text!r}: the key must be a dotted path such as search.max_search_s")
-    return key, yaml_text(raw, f"--set {text!r}", "value") if raw.strip() else None
+    return key, yaml_text(raw, f"--set {text!r}", "a value") if raw.strip() else None
 
 
 def _nest(dotted: str, value: Any) -> Config:

@@ -21,7 +21,7 @@ MAX_FRAME_SIZE_B = 9000      # a jumbo frame (TRex)
 # The built-in generator builds each packet in one mbuf of the default data room (GEN_MAX_PKT, 2048 bytes,
 # native/generator/stream.h); the frame adds the 4-byte FCS the NIC would append.
 LOCAL_MAX_FRAME_SIZE_B = 2048 + 4
-MAX_FLOWS = 1 << 22          # 65536 source addresses x 64 source ports: what traffic/profiles.py can make
+MAX_FLOWS = 1 << 22          # 4 M flows: far beyond any NF table here; more is a typo, not an experiment
 MAX_TRIAL_S = 3600.0         # one trial of an hour is already far beyond any experiment here
 MAX_RATE_MPPS = 1000.0       # far above any link this harness drives; beyond it a value is a typo
 MAX_CPU = 4095               # Linux's usual NR_CPUS; whether the CPU exists is checked when pinning
