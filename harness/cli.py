@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import os
 import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -142,9 +144,8 @@ def run(ctx: click.Context, platform_name: str, sfc: str | None, load: float | N
     from harness.results import run_id as make_run_id
     csv_path = out_dir / f"{make_run_id(platform_name)}.csv"
     log_path = trials_path(csv_path)
-    _stop_on_signals()
     try:
-        with runlock.hold(config), rig(config, platform_name, sfc=sfc_specs) as r, \
+        with _stop_on_signals(), runlock.hold(config), rig(config, platform_name, sfc=sfc_specs) as r, \
                 ResultWriter(csv_path, "run", POINT_COLUMNS, config, cores=r.cores(),
                              extra={"rig": r.describe(), "quick": ctx.obj["quick"], "repetitions": 1,
                                     "trials_file": log_path.name}) as writer, \
@@ -254,9 +255,21 @@ def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def _stop_on_signals() -> None:
-    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[None]:
+    """For the body: SIGTERM, SIGHUP and SIGINT interrupt it once (:func:`_interrupt`). The handlers before
+    are restored afterwards (``main`` called in-process, e.g. by a test, leaves its caller's alone)."""
+    global _signalled
+    sigs = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
+    before = {sig: signal.getsignal(sig) for sig in sigs}
+    _signalled = False
+    for sig in sigs:
         signal.signal(sig, _interrupt)
+    try:
+        yield
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
 
 
 @main.command()
@@ -275,9 +288,9 @@ def experiment(ctx: click.Context, name: str, plot_only: bool) -> None:
         return
     # SIGTERM (kill, a CI timeout) stops an experiment like Ctrl-C: the platform and generator are stopped
     # by their context managers and the sidecar says "interrupted", instead of dying with them running
-    _stop_on_signals()
     try:
-        with runlock.hold(exp.config):   # the whole experiment: no other run slips in between its points
+        # the whole experiment holds the lock: no other run slips in between its points
+        with _stop_on_signals(), runlock.hold(exp.config):
             csv_path, fig = exp.run()
     except KeyboardInterrupt:
         click.echo(f"\ninterrupted: the rows measured so far are in {exp.csv_path}", err=True)

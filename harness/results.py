@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from harness import native, sysinfo
+from harness import native, sysinfo, tsc
 
 # name → meaning. Identity columns first, then metrics (unit in the name).
 COLUMNS: dict[str, str] = {
@@ -162,6 +162,8 @@ class ResultWriter:
             "columns": {c: COLUMNS[c] for c in cols},
             "cores": dict(cores or {}),
             "host": sysinfo.host_facts(),
+            # the TSC frequency the generator converted ticks with, and its source (harness/tsc.py)
+            "tsc": tsc.facts(),
             "software": sysinfo.software_versions(),
             "git": sysinfo.git_revision(),
             "config": dict(config),
