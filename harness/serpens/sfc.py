@@ -346,12 +346,23 @@ def check_match(match: Mapping[str, Any], where: str) -> dict[str, Any]:
     return out
 
 
+# An NF argument is a setting, not data (IDS patterns come from a file the argument names); serpensd reads a
+# control request of at most 1 MiB, and one argument far beyond this would be refused there with a lost
+# connection instead of a reason (issue 13: a 10 MB argument read as "serpensd is not running").
+MAX_ARG_BYTES = 64 * 1024
+
+
 def _arg_text(value: Any, what: str) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (str, int, float)):
-        return str(value)
-    raise SfcError(f"{what} must be a string or a number (NFs read arguments as text), got {value!r}")
+        text = str(value)
+        if len(text.encode()) > MAX_ARG_BYTES:
+            raise SfcError(f"{what} is {len(text.encode())} bytes, at most {MAX_ARG_BYTES} (an argument is a "
+                           "setting: put data in a file and give its path)")
+        return text
+    raise SfcError(f"{what} must be a string or a number (NFs read arguments as text), got "
+                   f"{value!r:.200}")
 
 
 def _did_you_mean(key: Any, known: Iterable[str]) -> str:

@@ -54,3 +54,26 @@ def test_a_serpensd_killed_mid_trial_fails_the_run_with_the_cause(dpdk_ready: cf
     run = start_run(tmp_path, "--platform", "serpens", "--sfc", "fw", "--rate-mpps", "0.1", "--duration", "4")
     _kill_mid_trial(run, "serpensd")
     _assert_failed_without_a_row(run, "serpensd")
+
+
+def test_a_runtime_killed_mid_trial_is_restarted_and_its_losses_counted(dpdk_ready: cfg.Config) -> None:
+    """Not a fault of the platform: serpensd restarts the instance with its state kept. The trial's losses
+    stay in it, and the trial says they are the restart's (``instance_crashes``)."""
+    import threading
+
+    from harness.rig import rig
+    from harness.serpens.sfc import SfcSpec
+    from harness.traffic.measure import Measurer
+
+    with rig(dpdk_ready, "serpens", sfc=SfcSpec.linear("mon")) as r:
+        pid = int(next(iter(r.platform.instances.values()))["pid"])
+        killer = threading.Timer(0.5, os.kill, (pid, signal.SIGKILL))
+        killer.start()
+        m = Measurer(r.generator, 64, 16, 1000, platform=r.platform)
+        result = m(50_000, 2.0)
+        killer.join()
+        assert result.dut["instance_crashes"] == 1
+        assert {int(i["pid"]) for i in r.platform.stats()["instances"]
+                if i.get("state") == "ready"} - {pid}, "a new instance runs"
+        after = m(50_000, 0.5)
+    assert after.dut["instance_crashes"] == 0 and after.rx_packets == after.tx_packets
