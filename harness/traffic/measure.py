@@ -211,6 +211,10 @@ def measure_point(measurer: Measurer, config: Config, load_fraction: float | Non
     if rate_pps is None:
         search = find_ndr_pdr(measurer, settings, on_trial=forward)
         record["search"] = search.to_dict()
+        if crashes:   # restarted with state kept, so not a fault; but the bounds carry their losses
+            note = (f"instances crashed {crashes} time(s) during the search and were restarted: its bounds "
+                    "include the losses of the restarts")
+            record["search"]["search_note"] = "; ".join(filter(None, [record["search"]["search_note"], note]))
         record["goals"] = _goal_details(search)
         rate_pps = search.goals[pdr_goal.name].conditional_throughput_pps
         record["stages_at_pdr"] = costs_at_load(search.trials, search.goals[pdr_goal.name].lower_bound_pps)

@@ -77,3 +77,9 @@ def test_instance_crashes_in_a_trial_are_counted_and_void_the_latency_trial() ->
     assert record["instance_crashes"] == 1 and record["latency_trial"]["valid"] is False
     row = point_row({**record, "platform": "serpens", "workload": "fw", "trial": 0})
     assert row["instance_crashes"] == 1 and row["latency_trial_valid"] is False
+
+
+def test_a_search_that_saw_instance_crashes_says_so() -> None:
+    record = measure_point(_measurer(ScriptedPlatform(crash_at=4)), cfg.load(quick=True))
+    assert "instances crashed 1 time(s) during the search" in record["search"]["search_note"]
+    assert record["instance_crashes"] == 1
