@@ -235,7 +235,7 @@ def _run_errors() -> tuple[type[BaseException], ...]:
 
 def _one_line_cause(exc: BaseException, csv_path: Path | None = None) -> str:
     text = str(exc) if not isinstance(exc, OSError) or not exc.filename else \
-        f"{exc.filename}: {exc.strerror or exc}"
+        f"cannot use {exc.filename}: {exc.strerror or exc}"
     if csv_path is not None and csv_path.with_suffix(".json").exists():
         text += f"\n(the run's sidecar says the same: {csv_path.with_suffix('.json')})"
     return text
