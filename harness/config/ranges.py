@@ -44,7 +44,12 @@ class Range:
         if self.integer:
             lo = int(self.low) + 1 if self.low_open else int(self.low)
             return f"an integer in {lo}..{int(self.high)}"
-        return f"a number in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}]"
+        return f"a number in {'(' if self.low_open else '['}{_num(self.low)}, {_num(self.high)}]"
+
+
+def _num(x: float) -> str:
+    """1000000.0 → 1000000, 0.5 → 0.5: bounds as a user would type them."""
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
 
 
 def _closed(low: float, high: float) -> Range:
@@ -143,8 +148,8 @@ def _check(dotted: str, value: Any, rng: Range) -> None:
         if v is None or isinstance(v, bool) or not isinstance(v, int | float):
             continue    # the type check (or a null default such as redis.core) has spoken
         if not rng.holds(v):
-            what = "every element" if isinstance(value, list) else "it"
-            raise ConfigError(f"configuration key '{dotted}' must be {rng.text()} ({what}), got {v!r}")
+            each = " (every element)" if isinstance(value, list) else ""
+            raise ConfigError(f"configuration key '{dotted}' must be {rng.text()}{each}, got {v!r}")
 
 
 def check(config: Mapping[str, Any]) -> None:

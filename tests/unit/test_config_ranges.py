@@ -11,6 +11,7 @@ from harness import config as cfg
 
 
 @pytest.mark.parametrize("override, key", [
+    ("generator.local.catchup_us=-5", "generator.local.catchup_us"),
     ("traffic.flows=0", "traffic.flows"),
     ("traffic.frame_sizes_b=[64, 63]", "traffic.frame_sizes_b"),
     ("traffic.frame_sizes_b=[4000]", "traffic.frame_sizes_b"),        # beyond the built-in generator
