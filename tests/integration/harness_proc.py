@@ -56,12 +56,24 @@ class HarnessRun:
 
 
 def start_run(tmp_path: Path, *args: str, sets: tuple[str, ...] = ()) -> HarnessRun:
+    """`harness run ARGS`, writing its results into ``tmp_path/out``."""
+    return start_harness(tmp_path, ("run", *args, "--out", str(tmp_path / "out")), sets)
+
+
+def start_experiment(tmp_path: Path, name: str, sets: tuple[str, ...] = ()) -> HarnessRun:
+    """`harness experiment NAME`, its results and figure under ``tmp_path/out``."""
+    out = tmp_path / "out"
+    return start_harness(tmp_path, ("experiment", name),
+                         (f"results.dir={out}", f"results.figures_dir={out}", *sets))
+
+
+def start_harness(tmp_path: Path, args: tuple[str, ...], sets: tuple[str, ...] = ()) -> HarnessRun:
     runtime_dir, out_dir = tmp_path / "rt", tmp_path / "out"
     runtime_dir.mkdir(exist_ok=True)
     cmd = [sys.executable, "-m", "harness.cli", "--quick", "--set", f"machine.runtime_dir={runtime_dir}"]
     for s in sets:
         cmd += ["--set", s]
-    cmd += ["run", *args, "--out", str(out_dir)]
+    cmd += list(args)
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
     return HarnessRun(proc, runtime_dir, out_dir)

@@ -14,7 +14,7 @@ import pytest
 
 from harness import config as cfg
 from harness import runlock
-from tests.integration.harness_proc import NOTHING, leftovers, start_run, wait_until_clean
+from tests.integration.harness_proc import NOTHING, leftovers, start_experiment, start_run, wait_until_clean
 
 pytestmark = pytest.mark.dpdk
 
@@ -70,3 +70,15 @@ def test_a_second_run_is_refused_naming_the_first(dpdk_ready: cfg.Config, tmp_pa
         first.proc.send_signal(signal.SIGTERM)
         first.finish()
     assert wait_until_clean(first.runtime_dir, first.proc.pid) == NOTHING
+
+
+def test_a_signalled_experiment_cleans_up_and_keeps_its_sidecar(dpdk_ready: cfg.Config,
+                                                                tmp_path: Path) -> None:
+    # limit, without its floor probe: the cheapest experiment that runs a rig
+    run = start_experiment(tmp_path, "limit", sets=("doctor.floor_probe_s=0",))
+    run.wait_for_trial()
+    run.proc.send_signal(signal.SIGTERM)
+    assert run.finish() == 130, run.output()
+    assert "interrupted" in run.output()
+    assert wait_until_clean(run.runtime_dir, run.proc.pid) == NOTHING
+    assert run.sidecar()["status"] == "interrupted"
