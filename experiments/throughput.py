@@ -131,8 +131,13 @@ class ThroughputExperiment(Experiment):
             m = Measurer(r.generator, point.frame_size_b, traffic["flows"], traffic["latency_pps"],
                          platform=r.platform, churn=flows)
             self.progress.say(f"{prefix}searching")
-            record = measure_point(m, self.config, on_trial=on_trial,
-                                   extra_columns=lambda b, a: self.extra_columns(point, b, a))
+            try:
+                record = measure_point(m, self.config, on_trial=on_trial,
+                                       extra_columns=lambda b, a: self.extra_columns(point, b, a))
+            except Exception as exc:
+                # a fault is not a result: the trial log says why, the CSV gets no row, the run stops
+                log.fault(point_id, exc)
+                raise
         record.update(**self.identity(point), workload=point.workload, trial=rep, point_id=point_id,
                       trials_file=self.trials_path.name, identity=dict(point.identity))
         log.point(point_id, record)

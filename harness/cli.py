@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import os
 import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -123,12 +125,11 @@ def run(ctx: click.Context, platform_name: str, sfc: str | None, load: float | N
         frame_size: int, flows: int | None, flows_workload: str, rate_mpps: float | None,
         out: str | None) -> None:
     """One ad-hoc measurement: MLRsearch (NDR and PDR goals), then throughput and latency at --load × PDR."""
-    from harness import platforms
+    from harness import platforms, runlock
     from harness.platforms import PlatformError
     from harness.progress import Progress
     from harness.results import ResultWriter
     from harness.rig import rig
-    from harness.traffic.base import GeneratorError
     from harness.traffic.measure import POINT_COLUMNS, Measurer, measure_point, point_row
     from harness.trial_log import TrialLogWriter, trials_path
 
@@ -142,6 +143,7 @@ def run(ctx: click.Context, platform_name: str, sfc: str | None, load: float | N
                                f"({', '.join(platforms.sfc_platforms())})")
     if sfc is None and runs_sfc:
         raise click.UsageError(f"the {platform_name} platform runs an SFC: give --sfc, e.g. --sfc fw,mon,nat")
+    _check_run_options(config, load, duration, frame_size, flows, rate_mpps)
     sfc_specs = None
     if sfc is not None:
         from harness.serpens.sfc import from_cli
@@ -151,8 +153,12 @@ def run(ctx: click.Context, platform_name: str, sfc: str | None, load: float | N
             raise click.BadParameter(str(exc), param_hint="--sfc") from exc
     if duration is not None:
         config["measurement"]["latency_duration_s"] = duration
-    if load is not None and not 0 < load <= 2:
-        raise click.BadParameter(f"--load must be a fraction of the PDR in (0, 2], got {load}")
+    if rate_mpps is None:   # the search's settings, checked before anything starts
+        from harness.traffic.search import search_settings
+        try:
+            search_settings(config)
+        except ConfigError as exc:
+            raise click.ClickException(str(exc)) from exc
     flows = config["traffic"]["flows"] = flows or config["traffic"]["flows"]   # the churn budget counts them
     churn_flows, churn_note = None, None
     if flows_workload == "churn":
@@ -170,7 +176,7 @@ def run(ctx: click.Context, platform_name: str, sfc: str | None, load: float | N
     csv_path = out_dir / f"{make_run_id(platform_name)}.csv"
     log_path = trials_path(csv_path)
     try:
-        with rig(config, platform_name, sfc=sfc_specs) as r, \
+        with _stop_on_signals(), runlock.hold(config), rig(config, platform_name, sfc=sfc_specs) as r, \
                 ResultWriter(csv_path, "run", POINT_COLUMNS, config, cores=r.cores(),
                              extra={"rig": r.describe(), "quick": ctx.obj["quick"], "repetitions": 1,
                                     "trials_file": log_path.name, "churn": churn_note}) as writer, \
@@ -184,16 +190,25 @@ def run(ctx: click.Context, platform_name: str, sfc: str | None, load: float | N
                 log.trial(point_id, index, phase, load_pps, dur, result, **judgement)
                 progress.trial_line("", phase, load_pps, dur, result, judgement)
 
-            record = measure_point(m, config, load_fraction=fraction, on_trial=on_trial,
-                                   rate_pps=rate_mpps * 1e6 if rate_mpps is not None else None)
+            try:
+                record = measure_point(m, config, load_fraction=fraction, on_trial=on_trial,
+                                       rate_pps=rate_mpps * 1e6 if rate_mpps is not None else None)
+            except Exception as exc:
+                # the point failed: the trial log says why, the CSV gets no row (a fault is not a result)
+                log.fault(point_id, exc)
+                raise
             record.update(platform=platform_name, **platforms.designs.row_identity(platform_name),
                           workload=r.platform.workload or sfc, trial=0, point_id=point_id,
                           trials_file=log_path.name)
             log.point(point_id, record)
             row = point_row(record)
             writer.write(row)
-    except (PlatformError, GeneratorError) as exc:
-        raise click.ClickException(str(exc)) from exc
+    except KeyboardInterrupt:
+        click.echo(f"\ninterrupted: nothing was measured to the end; the trials so far are in {log_path}",
+                   err=True)
+        sys.exit(130)
+    except _run_errors() as exc:
+        raise click.ClickException(_one_line_cause(exc, csv_path)) from exc
     running = f" running {row['workload']}" if sfc else ""
     churning = f" + {churn_flows.new_flows_per_s:g} new flows/s" if churn_flows is not None else ""
     click.echo(f"platform {platform_name}{running}, {frame_size} B frames, {flows} flows{churning}")
@@ -221,8 +236,73 @@ def run(ctx: click.Context, platform_name: str, sfc: str | None, load: float | N
     click.echo(f"wrote {csv_path}, {csv_path.with_suffix('.json')} and {log_path} (every trial)")
 
 
+def _check_run_options(config: cfg.Config, load: float | None, duration: float | None, frame_size: int,
+                       flows: int | None, rate_mpps: float | None) -> None:
+    """Every option of `harness run` in its range, before anything starts: one line naming the option."""
+    from harness.config import ranges
+    if load is not None and not 0 < load <= 2:
+        raise click.BadParameter(f"must be a fraction of the PDR in (0, 2], got {load}", param_hint="--load")
+    if duration is not None and not 0 < duration <= ranges.MAX_TRIAL_S:
+        raise click.BadParameter(f"must be a number of seconds in (0, {ranges.MAX_TRIAL_S:g}], "
+                                 f"got {duration}", param_hint="--duration")
+    if rate_mpps is not None and not 0 < rate_mpps <= ranges.MAX_RATE_MPPS:
+        raise click.BadParameter(f"must be a rate in (0, {ranges.MAX_RATE_MPPS:g}] Mpps, got {rate_mpps}",
+                                 param_hint="--rate-mpps")
+    if flows is not None and not 1 <= flows <= ranges.MAX_FLOWS:
+        raise click.BadParameter(f"must be in 1..{ranges.MAX_FLOWS}, got {flows}", param_hint="--flows")
+    try:
+        ranges.check_frame_sizes(config, [frame_size], "the frame size")
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc), param_hint="--frame-size") from exc
+
+
+def _run_errors() -> tuple[type[BaseException], ...]:
+    """What a run can fail with that is the machine's, the platform's or the input's, not a bug: each one is
+    reported as one line (the sidecar and trial log keep the detail)."""
+    from harness.native import NativeError
+    from harness.platforms import PlatformError
+    from harness.runlock import LockHeld
+    from harness.traffic.base import GeneratorError
+    return (PlatformError, GeneratorError, NativeError, LockHeld, ConfigError, OSError)
+
+
+def _one_line_cause(exc: BaseException, csv_path: Path | None = None) -> str:
+    text = str(exc) if not isinstance(exc, OSError) or not exc.filename else \
+        f"cannot use {exc.filename}: {exc.strerror or exc}"
+    if csv_path is not None and csv_path.with_suffix(".json").exists():
+        text += f"\n(the run's sidecar says the same: {csv_path.with_suffix('.json')})"
+    return text
+
+
+_signalled = False
+
+
 def _interrupt(signum: int, frame: Any) -> None:
+    """SIGTERM, SIGHUP (and SIGINT) stop a run like Ctrl-C: the context managers stop the platform and the
+    generator and remove the run's files. Only the first signal interrupts: a second one (an impatient
+    `kill`) must not cut the clean-up short."""
+    global _signalled
+    if _signalled:
+        return
+    _signalled = True
     raise KeyboardInterrupt(f"signal {signum}")
+
+
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[None]:
+    """For the body: SIGTERM, SIGHUP and SIGINT interrupt it once (:func:`_interrupt`). The handlers before
+    are restored afterwards (``main`` called in-process, e.g. by a test, leaves its caller's alone)."""
+    global _signalled
+    sigs = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
+    before = {sig: signal.getsignal(sig) for sig in sigs}
+    _signalled = False
+    for sig in sigs:
+        signal.signal(sig, _interrupt)
+    try:
+        yield
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
 
 
 @main.command()
@@ -232,8 +312,7 @@ def _interrupt(signum: int, frame: Any) -> None:
 def experiment(ctx: click.Context, name: str, plot_only: bool) -> None:
     """Run one experiment (make target name, e.g. limit, figure-11) and plot it."""
     from experiments import EXPERIMENTS
-    from harness.platforms import PlatformError
-    from harness.traffic.base import GeneratorError
+    from harness import runlock
     if name not in EXPERIMENTS:
         raise click.UsageError(f"unknown experiment {name!r}; implemented: {', '.join(sorted(EXPERIMENTS))}")
     exp = EXPERIMENTS[name](_load(ctx), quick=ctx.obj["quick"])
@@ -242,16 +321,15 @@ def experiment(ctx: click.Context, name: str, plot_only: bool) -> None:
         return
     # SIGTERM (kill, a CI timeout) stops an experiment like Ctrl-C: the platform and generator are stopped
     # by their context managers and the sidecar says "interrupted", instead of dying with them running
-    signal.signal(signal.SIGTERM, _interrupt)
     try:
-        csv_path, fig = exp.run()
+        # the whole experiment holds the lock: no other run slips in between its points
+        with _stop_on_signals(), runlock.hold(exp.config):
+            csv_path, fig = exp.run()
     except KeyboardInterrupt:
         click.echo(f"\ninterrupted: the rows measured so far are in {exp.csv_path}", err=True)
         sys.exit(130)
-    except ConfigError as exc:   # a setting only an experiment checks (e.g. traffic.churn against NAT's pool)
-        raise click.ClickException(str(exc)) from exc
-    except (PlatformError, GeneratorError) as exc:
-        raise click.ClickException(f"{exc}\n(rows measured so far: {exp.csv_path})") from exc
+    except _run_errors() as exc:
+        raise click.ClickException(f"{_one_line_cause(exc)}\n(rows measured so far: {exp.csv_path})") from exc
     click.echo(f"wrote {csv_path}, {csv_path.with_suffix('.json')} and {fig}")
 
 

@@ -7,6 +7,7 @@ section 10's profile (``doctor.floor_profile``), or when other processes were bu
 
 from __future__ import annotations
 
+import fcntl
 import glob
 import os
 import socket
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness import floor as floor_mod
-from harness import sysinfo
+from harness import runlock, sysinfo
 from harness.config import Config, repo_path
 
 
@@ -114,6 +115,26 @@ def _runtime_dir(config: Config) -> list[Check]:
     return [Check("runtime dir", ok, d, f"mkdir -p {d} (as root)")]
 
 
+def _run_lock(config: Config) -> list[Check]:
+    """Whether another run holds the cores now (harness/runlock.py): a warning, since it ends by itself,
+    but a run started meanwhile is refused and the floor measured meanwhile is that run's."""
+    path = runlock.lock_path(config)
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return [Check("run lock", True, f"{path}: no run yet")]
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return [Check("run lock", True, f"{path}: free")]
+    except BlockingIOError:
+        holder = runlock.describe_holder(runlock.holder(path))
+        return [Check("run lock", False, f"held by {holder}", "wait for that run to end, or stop it",
+                      required=False)]
+    finally:
+        os.close(fd)
+
+
 def _root() -> list[Check]:
     return [Check("root", os.geteuid() == 0, f"euid {os.geteuid()}",
                   "run as root: DPDK needs hugepages and /var/run/dpdk")]
@@ -189,7 +210,8 @@ def _floor(config: Config) -> list[Check]:
 def run_checks(config: Config, floor: bool = False) -> list[Check]:
     """The preflight checks; ``floor`` also measures the machine's floor (a few seconds per vCPU)."""
     return [*_root(), *_hugepages(config), *_dpdk(), *_binaries(config), *_cores(config),
-            *_runtime_dir(config), *_redis(), *_trex(config), *(_floor(config) if floor else [])]
+            *_runtime_dir(config), *_run_lock(config), *_redis(), *_trex(config),
+            *(_floor(config) if floor else [])]
 
 
 def render(checks: list[Check]) -> str:

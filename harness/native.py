@@ -41,19 +41,33 @@ def binary(path: str) -> Path:
 
 
 class RunDir:
-    """A per-run directory under machine.runtime_dir for sockets, stream files and reports."""
+    """A per-run directory under machine.runtime_dir for sockets, stream files and reports.
+
+    Its tag (``<name>-<pid>-<random>``) names the run's DPDK file prefixes too, and the file ``owner`` in it
+    says which process (pid and kernel start time) owns it, so that a later run can tell a dead run's
+    leftovers from a live one's (:func:`reclaim_dead_runs`)."""
 
     def __init__(self, config: Config, name: str = "run") -> None:
         base = Path(config["machine"]["runtime_dir"])
         self.tag = f"{name}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.path = base / self.tag
-        self.path.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            st = sysinfo.read_pid_stat(os.getpid())
+            (self.path / OWNER_FILE).write_text(f"{os.getpid()} {st.starttime if st else 0}\n")
+        except OSError as exc:
+            shutil.rmtree(self.path, ignore_errors=True)
+            raise NativeError(f"cannot create the run directory {self.path}: {exc.strerror or exc} "
+                              "(machine.runtime_dir must be a directory this user can write)") from None
 
     def __truediv__(self, name: str) -> Path:
         return self.path / name
 
     def remove(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
+
+
+OWNER_FILE = "owner"
 
 
 def eal_args(lcore: int, prefix: str | None, vdevs: Sequence[str], in_memory: bool = False) -> list[str]:
@@ -70,7 +84,7 @@ def eal_args(lcore: int, prefix: str | None, vdevs: Sequence[str], in_memory: bo
 
 def cleanup_prefix(prefix: str, hugepage_mount: str = "/dev/hugepages") -> None:
     """Remove what a DPDK primary with ``--file-prefix prefix`` leaves behind if it did not exit cleanly."""
-    shutil.rmtree(f"/var/run/dpdk/{prefix}", ignore_errors=True)
+    shutil.rmtree(f"{DPDK_RUN_DIR}/{prefix}", ignore_errors=True)
     mount = Path(hugepage_mount)
     if mount.is_dir():
         for f in mount.glob(f"{prefix}map_*"):
@@ -78,6 +92,75 @@ def cleanup_prefix(prefix: str, hugepage_mount: str = "/dev/hugepages") -> None:
                 f.unlink()
             except OSError:
                 pass
+
+
+DPDK_RUN_DIR = "/var/run/dpdk"
+
+
+def _owner_alive(run_path: Path) -> bool:
+    """Whether the process that made a run directory still runs (pid and start time both match: a reused
+    pid is not the owner)."""
+    try:
+        pid_text, start_text = (run_path / OWNER_FILE).read_text().split()[:2]
+        pid, start = int(pid_text), int(start_text)
+    except (OSError, ValueError):
+        # no owner file (a run being made right now, or an older harness): the pid in the tag decides
+        parts = run_path.name.rsplit("-", 2)
+        if len(parts) != 3 or not parts[1].isdigit():
+            return True        # not ours: leave it alone
+        pid, start = int(parts[1]), 0
+    st = sysinfo.read_pid_stat(pid)
+    return st is not None and (start == 0 or st.starttime == start)
+
+
+def _processes_naming(tag: str) -> list[int]:
+    """Live processes whose command line names a run's tag (its sockets and prefixes are in their
+    arguments): what a killed run's daemons would be if they outlived it."""
+    out = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/cmdline", "rb") as f:
+                if tag.encode() in f.read():
+                    out.append(int(entry.name))
+        except OSError:
+            continue
+    return out
+
+
+def reclaim_dead_runs(config: Config) -> list[str]:
+    """Remove what runs whose owner process is gone left behind (a SIGKILLed harness cannot clean up after
+    itself): their run directories, ``/var/run/dpdk`` entries and hugepage files, and any process still
+    running with their sockets in its arguments. Only called with the run lock held
+    (:mod:`harness.runlock`), so no run is being set up meanwhile. Returns the tags reclaimed."""
+    base = Path(config["machine"]["runtime_dir"])
+    mount = Path(config["machine"]["hugepage_mount"])
+    try:
+        runs = [p for p in base.iterdir() if p.is_dir()]
+    except OSError:
+        return []
+    reclaimed = []
+    for run_path in runs:
+        if _owner_alive(run_path):
+            continue
+        tag = run_path.name
+        for pid in _processes_naming(tag):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        for entry in Path(DPDK_RUN_DIR).glob(f"*{tag}*"):
+            shutil.rmtree(entry, ignore_errors=True)
+        if mount.is_dir():
+            for f in mount.glob(f"*{tag}map_*"):
+                try:
+                    f.unlink()
+                except OSError:
+                    pass
+        shutil.rmtree(run_path, ignore_errors=True)
+        reclaimed.append(tag)
+    return reclaimed
 
 
 _PR_SET_PDEATHSIG = 1

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from harness import native, sysinfo
+from harness import native, sysinfo, tsc
 
 # name → meaning. Identity columns first, then metrics (unit in the name).
 COLUMNS: dict[str, str] = {
@@ -84,6 +84,8 @@ COLUMNS: dict[str, str] = {
     "remote_state_ns_per_packet": "of instance time, waiting on the remote state store per packet, ns",
     "instance_capacity_mpps": "one instance alone on one core: 1e3 / instance_ns_per_packet, Mpps",
     "bottleneck": "the stage whose capacity bounded the measured throughput (generator, core, instance...)",
+    "instance_crashes": "instances that crashed and were restarted during the point's trials (their losses "
+                        "are in loss_packets; a latency trial with one is not valid)",
     # the machine's own floor (harness doctor / make limit): a pinned busy loop per vCPU
     "cpu": "the vCPU a row is about",
     "probe_s": "how long the busy-loop probe ran, s",
@@ -170,6 +172,8 @@ class ResultWriter:
             "columns": {c: COLUMNS[c] for c in cols},
             "cores": dict(cores or {}),
             "host": sysinfo.host_facts(),
+            # the TSC frequency the generator converted ticks with, and its source (harness/tsc.py)
+            "tsc": tsc.facts(),
             "software": sysinfo.software_versions(),
             "git": sysinfo.git_revision(),
             "config": dict(config),

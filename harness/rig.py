@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness import platforms
+from harness import platforms, runlock, sysinfo
 from harness.config import Config
 from harness.native import RunDir
 from harness.platforms.base import Platform
@@ -73,16 +73,32 @@ def rig(config: Config, platform_name: str | Design, sfc: Any = None,
         cls = platforms.get(platform_name)
         if sfc is not None and not platforms.runs_sfc(platform_name):
             raise platforms.PlatformError(f"the {platform_name} platform runs no NFs; it takes no SFC")
-    run_dir = RunDir(config, platform_name)
+    # one run at a time on these cores (harness/runlock.py); taking it also reclaims dead runs' leftovers
+    runlock.acquire(config)
     try:
-        platform = cls(config, run_dir) if sfc is None else cls(config, run_dir, sfc=sfc)
-    except BaseException:
-        run_dir.remove()
-        raise
-    try:
-        with platform:
-            generator = make_generator(config, platform, run_dir, **generator_kwargs)
-            with generator:
-                yield Rig(config, platform, generator, run_dir)
+        _check_hugepages(config)
+        run_dir = RunDir(config, platform_name)
+        try:
+            platform = cls(config, run_dir) if sfc is None else cls(config, run_dir, sfc=sfc)
+        except BaseException:
+            run_dir.remove()
+            raise
+        try:
+            with platform:
+                generator = make_generator(config, platform, run_dir, **generator_kwargs)
+                with generator:
+                    yield Rig(config, platform, generator, run_dir)
+        finally:
+            run_dir.remove()
     finally:
-        run_dir.remove()
+        runlock.release(config)
+
+
+def _check_hugepages(config: Config) -> None:
+    """No free hugepage: every DPDK process would fail in EAL init, its cause buried in EAL's messages; say
+    it in one line first."""
+    hp = sysinfo.hugepages()
+    if hp.get("total", 0) == 0 or hp.get("free", 0) == 0:
+        raise platforms.PlatformError(
+            f"no free 2 MiB hugepages ({hp.get('free', 0)} free of {hp.get('total', 0)}): reserve "
+            f"machine.hugepages = {config['machine']['hugepages']} (make setup, or harness doctor says how)")

@@ -6,6 +6,9 @@ A throughput experiment writes ``results/<experiment>-trials.jsonl`` next to its
   asked (phase, intended load and duration), what the generator did (offered/tx/rx, what it skipped and
   why, its stalls), what the device under test did (loss, ring-full drops, its own stalls and busy time),
   and how the search judged it;
+* ``{"kind": "fault", ...}`` — a point that failed: the platform, its state store or the generator broke
+  during one of its trials (``error`` names the cause). Such a point has no ``point`` line and no CSV row:
+  a trial that saw a fault is never a measurement (docs/reliability.md);
 * ``{"kind": "point", ...}`` — the record of one measured point after its last trial: identity, the
   search's result per goal, the latency trial, per-stage costs. The CSV row is computed from this record
   alone by a pure function (``harness.traffic.measure.point_row``), so a CSV can always be rebuilt from
@@ -96,6 +99,12 @@ class TrialLogWriter:
     def point(self, point_id: str, record: Mapping[str, Any]) -> None:
         self._write({"kind": "point", "run_id": self.run_id, "point_id": point_id, **record})
 
+    def fault(self, point_id: str, error: BaseException | str) -> None:
+        """The point ``point_id`` failed with ``error``: no point line, no row will follow."""
+        cause = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+        self._write({"kind": "fault", "run_id": self.run_id, "point_id": point_id, "status": "failed",
+                     "error": cause})
+
     def close(self) -> None:
         if not self._file.closed:
             self._file.close()
@@ -122,6 +131,11 @@ def read(path: Path) -> Iterator[dict[str, Any]]:
 
 def points(path: Path) -> list[dict[str, Any]]:
     return [rec for rec in read(path) if rec.get("kind") == "point"]
+
+
+def faults(path: Path) -> list[dict[str, Any]]:
+    """The points that failed (kind ``fault``), in order."""
+    return [rec for rec in read(path) if rec.get("kind") == "fault"]
 
 
 def trials_of(path: Path, point_id: str) -> list[dict[str, Any]]:

@@ -9,7 +9,11 @@ import os
 import pytest
 
 from harness import config as cfg
-from harness import doctor
+from harness import doctor, runlock
+
+# Runs take the run lock (harness/runlock.py). A test session started beside another one, or beside a
+# `harness run`, waits for it instead of failing with "another run is using the cores".
+runlock.set_default_wait(float(os.environ.get("SERPENS_TEST_LOCK_WAIT_S", "1800")))
 
 
 @pytest.fixture

@@ -16,14 +16,16 @@ from typing import Any
 
 import yaml
 
+from harness.config import ranges
+from harness.config.errors import ConfigError
+
+__all__ = ["DEFAULTS_FILE", "REPO_ROOT", "Config", "ConfigError", "dump", "load", "parse_override",
+           "repo_path"]
+
 DEFAULTS_FILE = Path(__file__).with_name("defaults.yaml")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 Config = dict[str, Any]
-
-
-class ConfigError(ValueError):
-    """A configuration file or override is wrong; the message says where and what was expected."""
 
 
 # Keys that once chose a design axis. The design (``--platform NAME``, harness/platforms/designs.py) decides
@@ -99,13 +101,29 @@ def _merge(base: Config, override: Mapping[str, Any], source: str, prefix: str =
 
 def _read_yaml(path: Path) -> Any:
     try:
-        text = path.read_text()
+        raw = path.read_bytes()
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read configuration file: {exc.strerror}") from exc
+        raise ConfigError(f"{path}: cannot read configuration file: {exc.strerror or exc}") from exc
+    data = yaml_text(raw, str(path), "a configuration file")
+    return {} if data is None else data
+
+
+def yaml_text(raw: bytes | str, source: str, what: str) -> Any:
+    """Parse YAML that may be anything a user can point at (binary garbage, a deep nest): every failure is a
+    :class:`ConfigError` naming ``source``, never a traceback."""
     try:
-        return yaml.safe_load(text) or {}
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{source}: not {what}: not UTF-8 text (byte {exc.start})") from None
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        first = " ".join(str(exc).split())   # one line
+        raise ConfigError(f"{source}: not valid YAML: {first}") from None
+    except (RecursionError, ValueError, TypeError, OverflowError) as exc:
+        # a nest too deep for the parser, or a scalar the YAML resolver cannot turn into a value
+        raise ConfigError(f"{source}: not usable as {what}: {type(exc).__name__}: {exc}") from None
+    return data
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -114,7 +132,10 @@ def parse_override(text: str) -> tuple[str, Any]:
     if "=" not in text:
         raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. search.goals.pdr.loss_ratio=0.005")
     key, raw = text.split("=", 1)
-    return key.strip(), yaml.safe_load(raw)
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"--set {text!r}: the key must be a dotted path such as search.max_search_s")
+    return key, yaml_text(raw, f"--set {text!r}", "a value") if raw.strip() else None
 
 
 def _nest(dotted: str, value: Any) -> Config:
@@ -143,6 +164,7 @@ def load(files: Iterable[str | Path] = (), overrides: Iterable[str] = (), quick:
     for text in overrides:
         key, value = parse_override(text)
         _merge(config, _nest(key, value), f"--set {text}")
+    ranges.check(config)
     return config
 
 

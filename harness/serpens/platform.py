@@ -255,10 +255,11 @@ class DesignPlatform(Platform):
         lines = [ln for ln in tail(self.log_file, 20000).splitlines() if "remote state" in ln]
         where = f"Redis at {self.redis.address}" if self.redis is not None else "Redis"
         state = "is not answering" if redis_down else "failed"
+        stopped = "; ".join(f"SFC {s['name']}: {s['crashes']} crash(es), last: {s.get('last_crash', '')}"
+                            for s in crashed)
         raise PlatformError(
-            f"{self.name}: the remote state store ({where}) {state}; instances stopped: "
-            + "; ".join(f"SFC {s['name']}: {s['crashes']} crash(es), last: {s.get('last_crash', '')}"
-                        for s in crashed)
+            f"{self.name}: the remote state store ({where}) {state}"
+            + (f"; instances stopped: {stopped}" if stopped else "")
             + ("\n" + "\n".join(lines[-5:]) if lines else ""))
 
     def _stop_redis(self) -> None:

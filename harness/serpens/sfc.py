@@ -36,6 +36,7 @@ A name used in a chain but not declared under ``nfs:`` is an NF of that type wit
 from __future__ import annotations
 
 import difflib
+import hashlib
 import ipaddress
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -43,9 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from harness.config import Config, ConfigError, repo_path
+from harness.config import Config, ConfigError, repo_path, yaml_text
 
 DEFAULT_SELECTOR = "fw.suspicious"
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,63}$")  # no '/' (tables are name/table), no '.' (nf.selector)
@@ -281,7 +280,20 @@ class SfcSpec:
                 dname = t
             names.append(dname)
             nfs[dname] = (t, {})
-        return cls(name or "-".join(types), dict(match or {}), chain(*names), nfs)
+        return cls(name or linear_name(types), dict(match or {}), chain(*names), nfs)
+
+
+def linear_name(types: Sequence[str]) -> str:
+    """The generated name of a linear SFC: its types joined by '-' (fw-mon-nat). A chain too long for a name
+    (1000 NFs would give 3000 characters) keeps its first types, the NF count and a hash of the whole list,
+    so that two long chains never share a name."""
+    name = "-".join(types)
+    if NAME_RE.match(name):
+        return name
+    digest = hashlib.sha1(",".join(types).encode()).hexdigest()[:8]
+    tail = f"-{len(types)}nfs-{digest}"
+    head = name[:63 - len(tail)].rstrip("-")
+    return f"{head}{tail}"
 
 
 def nf_type_name(nf_type: str) -> str:
@@ -334,12 +346,23 @@ def check_match(match: Mapping[str, Any], where: str) -> dict[str, Any]:
     return out
 
 
+# An NF argument is a setting, not data (IDS patterns come from a file the argument names); serpensd reads a
+# control request of at most 1 MiB, and one argument far beyond this would be refused there with a lost
+# connection instead of a reason (issue 13: a 10 MB argument read as "serpensd is not running").
+MAX_ARG_BYTES = 64 * 1024
+
+
 def _arg_text(value: Any, what: str) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (str, int, float)):
-        return str(value)
-    raise SfcError(f"{what} must be a string or a number (NFs read arguments as text), got {value!r}")
+        text = str(value)
+        if len(text.encode()) > MAX_ARG_BYTES:
+            raise SfcError(f"{what} is {len(text.encode())} bytes, at most {MAX_ARG_BYTES} (an argument is a "
+                           "setting: put data in a file and give its path)")
+        return text
+    raise SfcError(f"{what} must be a string or a number (NFs read arguments as text), got "
+                   f"{value!r:.200}")
 
 
 def _did_you_mean(key: Any, known: Iterable[str]) -> str:
@@ -397,11 +420,13 @@ def load_sfc_file(path: str | Path, config: Config) -> list[SfcSpec]:
     """Read an SFC file (module docstring); every error names the file and the key."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        raw = path.read_bytes()
     except OSError as exc:
-        raise SfcError(f"{path}: cannot read SFC file: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise SfcError(f"{path}: not valid YAML: {exc}") from exc
+        raise SfcError(f"{path}: cannot read SFC file: {exc.strerror or exc}") from exc
+    try:
+        data = yaml_text(raw, str(path), "an SFC file")
+    except ConfigError as exc:
+        raise SfcError(str(exc)) from None
     return parse_sfcs(data, config, str(path))
 
 

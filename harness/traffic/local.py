@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from harness import tsc
 from harness.config import Config
 from harness.native import NativeError, RunDir, binary, die_with_parent, eal_args, record_started, terminate
 from harness.traffic.base import GeneratorError, TrafficGenerator, TrialResult, stream_json
@@ -113,6 +114,9 @@ class LocalGenerator(TrafficGenerator):
                "--link-timeout-s", f"{self.settings['link_timeout_s']:g}"]
         if self.capture and self.capture_count:
             cmd += ["--capture", str(self.capture), "--capture-count", str(self.capture_count)]
+        kernel = tsc.kernel_tsc()
+        if kernel is not None:   # not DPDK's rounded estimate (harness/tsc.py)
+            cmd += ["--tsc-hz", str(kernel.hz)]
         return cmd
 
     def start(self, duration: float, mult: float = 1.0) -> None:

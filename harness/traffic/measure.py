@@ -25,8 +25,9 @@ from typing import Any, Protocol
 
 from harness import stages
 from harness.config import Config
+from harness.platforms.base import PlatformError
 from harness.traffic import profiles
-from harness.traffic.base import TrafficGenerator, TrialResult
+from harness.traffic.base import GeneratorError, TrafficGenerator, TrialResult
 from harness.traffic.churn import ChurnFlows
 from harness.traffic.search import SearchResult, TrialLog, find_ndr_pdr, search_settings
 
@@ -47,7 +48,7 @@ POINT_COLUMNS = [
     "latency_min_us", "latency_mean_us", "latency_p50_us", "latency_p99_us", "latency_p999_us",
     "latency_max_us", "latency_packets", "latency_histogram",
     "gateway_ns_per_packet", "instance_ns_per_packet", "proxy_ns_per_packet", "remote_state_ns_per_packet",
-    "instance_capacity_mpps", "bottleneck",
+    "instance_capacity_mpps", "bottleneck", "instance_crashes",
 ]
 L1_OVERHEAD_B = 20  # preamble + SFD + inter-frame gap: what a frame costs on the wire beyond its bytes
 
@@ -97,13 +98,33 @@ class Measurer:
                                         n_flows=self.flows, latency_pps=latency_pps)
 
     def __call__(self, rate_pps: float, duration_s: float) -> TrialResult:
-        before = self.platform.stats() if self.platform is not None else None
-        result = self.generator.run_trial(self.streams(rate_pps, duration_s), duration=duration_s)
+        """One trial. A platform that failed during it (died, lost its state store) raises
+        :class:`TrialFault` naming the trial and the cause: a fault never comes back as a result."""
+        what = f"the trial at {rate_pps / 1e6:.4g} Mpps for {duration_s:g} s"
+        before = self._platform_stats(what, "before") if self.platform is not None else None
+        try:
+            result = self.generator.run_trial(self.streams(rate_pps, duration_s), duration=duration_s)
+        except GeneratorError as exc:
+            # the generator fails when its peer goes away: if the platform is the cause, name it
+            if self.platform is not None:
+                self._platform_stats(what, "during")
+            raise TrialFault(f"{what} failed: {exc}") from exc
         if self.platform is not None and before is not None:
-            after = self.platform.stats()
+            after = self._platform_stats(what, "after")
             self.last_stats = (before, after)
             result.dut = dut_summary(before, after)
         return result
+
+    def _platform_stats(self, what: str, when: str) -> dict[str, Any]:
+        assert self.platform is not None
+        try:
+            return self.platform.stats()
+        except PlatformError as exc:
+            raise TrialFault(f"{what}: the platform failed ({when} the trial): {exc}") from exc
+
+
+class TrialFault(PlatformError):
+    """A trial saw the platform, its state store or the generator fail; its numbers are not a result."""
 
 
 def _delta(after: Mapping[str, Any], before: Mapping[str, Any], key: str) -> float | None:
@@ -126,6 +147,11 @@ def dut_summary(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str
         d = _delta(after, before, key)
         if d is not None:
             out[key] = d
+    if "sfcs" in after:
+        # instances that crashed (and were restarted) in the trial: its losses are theirs, said as such
+        crashes = {s.get("name"): s.get("crashes", 0) for s in before.get("sfcs") or []}
+        out["instance_crashes"] = sum(max(0, (s.get("crashes") or 0) - (crashes.get(s.get("name")) or 0))
+                                      for s in after.get("sfcs") or [])
     deltas = stages.stage_deltas(before, after)
     out["stage_deltas"] = {name: list(d) for name, d in deltas.items()}   # (busy_ns, packets)
     out["stages"] = stages.columns_from_deltas(deltas)
@@ -198,10 +224,12 @@ def measure_point(measurer: Measurer, config: Config, load_fraction: float | Non
                               "search": None, "goals": None, "latency_trial": None, "extra": {},
                               "colocated": _colocated(config, measurer)}
     n_trials = 0
+    crashes = 0
 
     def forward(log: TrialLog) -> None:
-        nonlocal n_trials
+        nonlocal n_trials, crashes
         n_trials += 1
+        crashes += int(log.result.dut.get("instance_crashes") or 0)
         if on_trial is not None:
             on_trial(log.purpose, log.index, log.intended_load_pps, log.intended_duration_s, log.result,
                      {"mlr_loss_ratio": log.mlr_loss_ratio, "passed": log.passed, "wall_s": log.wall_s})
@@ -209,6 +237,10 @@ def measure_point(measurer: Measurer, config: Config, load_fraction: float | Non
     if rate_pps is None:
         search = find_ndr_pdr(measurer, settings, on_trial=forward)
         record["search"] = search.to_dict()
+        if crashes:   # restarted with state kept, so not a fault; but the bounds carry their losses
+            note = (f"instances crashed {crashes} time(s) during the search and were restarted: its bounds "
+                    "include the losses of the restarts")
+            record["search"]["search_note"] = "; ".join(filter(None, [record["search"]["search_note"], note]))
         record["goals"] = _goal_details(search)
         rate_pps = search.goals[pdr_goal.name].conditional_throughput_pps
         record["stages_at_pdr"] = costs_at_load(search.trials, search.goals[pdr_goal.name].lower_bound_pps)
@@ -216,7 +248,9 @@ def measure_point(measurer: Measurer, config: Config, load_fraction: float | Non
         duration = config["measurement"]["latency_duration_s"]
         t0 = time.monotonic()
         result = measurer(rate_pps * fraction, duration)
-        valid = result.loss_ratio <= pdr_goal.loss_ratio and not result.short
+        crashed = int(result.dut.get("instance_crashes") or 0)
+        crashes += crashed
+        valid = result.loss_ratio <= pdr_goal.loss_ratio and not result.short and not crashed
         record["latency_trial"] = {"intended_load_pps": rate_pps * fraction, **fixed_rate_columns(result),
                                    "short": result.short, "valid": valid,
                                    "stages": result.dut.get("stages", {})}
@@ -229,6 +263,8 @@ def measure_point(measurer: Measurer, config: Config, load_fraction: float | Non
         # the churn flows the point opened (handed out; the generator may have sent a few fewer)
         record["churn"] = {"flows_handed_out": measurer.churn.next, "limit": measurer.churn.limit,
                            "limited_by": measurer.churn.limited_by}
+    if measurer.platform is not None:
+        record["instance_crashes"] = crashes
     # asked last: a generator may only know its version once it has run (the built-in one reports it)
     record["generator"] = measurer.generator.version()
     return record
@@ -276,5 +312,7 @@ def point_row(record: Mapping[str, Any]) -> dict[str, Any]:
             cols, measured_mpps=measured, generator_limited=limited,
             colocated=bool(record.get("colocated", True)))
     row["generator_limited"] = limited
+    if record.get("instance_crashes") is not None:
+        row["instance_crashes"] = record["instance_crashes"]
     row.update(record.get("extra") or {})
     return row

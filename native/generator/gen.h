@@ -47,9 +47,14 @@ struct gen_opts {
 				   * away and nothing is in flight; 0: never */
 	uint64_t settle_ms;
 	uint64_t capture_count;
+	uint64_t tsc_hz;          /* TSC frequency to use; 0: DPDK's */
 	uint16_t port;
 	uint16_t burst;
 };
+
+/* --tsc-hz bounds: 100 MHz .. 100 GHz, beyond any TSC there is */
+#define GEN_MIN_TSC_HZ 100000000ull
+#define GEN_MAX_TSC_HZ 100000000000ull
 
 struct gen {
 	struct gen_opts o;

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <rte_cycles.h>
 #include <rte_debug.h>
 #include <rte_version.h>
 
@@ -185,6 +186,7 @@ static json_t *build_report(const struct gen *g)
 	report_set(r, "generator", json_string("serpens-gen"));
 	report_set(r, "version", json_string(ver));
 	report_set(r, "tsc_hz", report_u64(g->hz));
+	report_set(r, "tsc_hz_dpdk", report_u64(rte_get_tsc_hz()));
 	report_set(r, "duration_s", json_real((double)(g->tsc_stop -
 			g->tsc_start) / (double)g->hz));
 	report_set(r, "elapsed_s", json_real((double)(g->tsc_done -

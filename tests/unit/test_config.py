@@ -33,7 +33,7 @@ def test_user_file_overrides_only_what_it_names(tmp_path: Path) -> None:
                      ])
     assert conf["search"]["max_search_s"] == 300
     assert conf["search"]["goals"] == cfg.load()["search"]["goals"]
-    assert conf["cores"] == {"generator": 0, "platform": 1}
+    assert conf["cores"] == {"generator": 0, "platform": 1, "allow_shared": False}
 
 
 def test_misspelled_key_names_file_key_and_suggestion(tmp_path: Path) -> None:

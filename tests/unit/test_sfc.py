@@ -18,6 +18,7 @@ from harness.serpens.sfc import (
     from_cli,
     load_sfc_file,
     nf_path,
+    parse_sfcs,
 )
 
 DOC_GRAPH = ["fw1", {"distribute": ["ids1", "mon1"], "selector": "fw1.suspicious"}, "nat1"]
@@ -247,3 +248,27 @@ def test_cli_run_checks_the_sfc_before_starting_anything(args: list[str], messag
     res = CliRunner().invoke(main, args)
     assert res.exit_code == 2, res.output
     assert message in res.output
+
+
+def test_a_thousand_nf_chain_gets_a_short_unique_name() -> None:
+    long_a = SfcSpec.linear(",".join(["fw", "mon", "nat"] * 334))
+    long_b = SfcSpec.linear(",".join(["fw", "mon", "nat"] * 333 + ["fw"]))
+    assert len(long_a.name) <= 63 and len(long_b.name) <= 63 and long_a.name != long_b.name
+    assert long_a.name.startswith("fw-mon-nat-") and "-1002nfs-" in long_a.name
+    assert SfcSpec.linear("fw,mon,nat").name == "fw-mon-nat"      # short chains keep their plain name
+
+
+def test_a_huge_nf_argument_is_refused_before_anything_starts() -> None:
+    data = {"nfs": {"fw": {"args": {"blacklist": "x" * (10 << 20)}}},
+            "sfcs": [{"name": "a", "chain": ["fw"]}]}
+    with pytest.raises(SfcError, match=r"argument 'blacklist' is 10485760 bytes, at most 65536") as err:
+        parse_sfcs(data, cfg.load())
+    assert len(str(err.value)) < 400
+
+
+def test_binary_garbage_as_an_sfc_file_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "sfcs.yaml"
+    path.write_bytes(bytes(range(256)))
+    with pytest.raises(SfcError, match="not an SFC file: not UTF-8 text") as err:
+        load_sfc_file(path, cfg.load())
+    assert "\n" not in str(err.value)

@@ -1,0 +1,37 @@
+"""The built-in generator converts TSC ticks with the kernel's TSC frequency, not DPDK's rounded estimate,
+and the sidecar records which frequency that was (harness/tsc.py, issue 13)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from harness import config as cfg
+from harness import tsc
+from harness.cli import main
+from harness.rig import rig
+from harness.traffic import profiles
+
+pytestmark = pytest.mark.dpdk
+
+
+def test_the_generator_uses_the_kernels_tsc_frequency(dpdk_ready: cfg.Config) -> None:
+    kernel = tsc.kernel_tsc()
+    assert kernel is not None, "this machine's kernel log states its TSC frequency (dmesg | grep tsc:)"
+    with rig(dpdk_ready, "wire") as r:
+        r.generator.run_trial(profiles.udp_flows(10_000, 64, 4), duration=0.2)
+        report = r.generator.get_stats().raw
+    assert report["tsc_hz"] == kernel.hz
+    print(f"kernel {kernel.hz / 1e6:.3f} MHz ({kernel.source}), DPDK {report['tsc_hz_dpdk'] / 1e6:.3f} MHz")
+
+
+def test_the_sidecar_records_the_tsc_frequency(dpdk_ready: cfg.Config, tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["--quick", "run", "--rate-mpps", "0.05", "--duration", "0.3", "--out",
+                                       str(tmp_path)], obj={})
+    assert result.exit_code == 0, result.output
+    (sidecar,) = tmp_path.glob("*.json")
+    meta = json.loads(sidecar.read_text())
+    assert meta["tsc"]["hz"] == tsc.kernel_tsc().hz and meta["tsc"]["source"].startswith(("kernel", "sysfs"))

@@ -1,0 +1,23 @@
+"""What the rig checks before it starts a DPDK process: free hugepages, said in one line instead of being
+buried in EAL's messages (harness/rig.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness import config as cfg
+from harness import rig as rig_mod
+from harness.platforms.base import PlatformError
+
+
+@pytest.mark.parametrize("pages", [{"total": 0, "free": 0, "size_kb": 2048},
+                                   {"total": 1024, "free": 0, "size_kb": 2048}])
+def test_no_free_hugepages_is_one_line_before_anything_starts(monkeypatch: pytest.MonkeyPatch, tmp_path,
+                                                              pages: dict[str, int]) -> None:
+    monkeypatch.setattr(rig_mod.sysinfo, "hugepages", lambda: pages)
+    conf = cfg.load(overrides=[f"machine.runtime_dir={tmp_path}"])
+    with pytest.raises(PlatformError) as err, rig_mod.rig(conf, "wire"):
+        pass
+    msg = str(err.value)
+    assert msg.startswith(f"no free 2 MiB hugepages (0 free of {pages['total']})") and "\n" not in msg
+    assert [p.name for p in tmp_path.iterdir()] == ["lock"], "no run directory was made"
