@@ -328,6 +328,8 @@ def experiment(ctx: click.Context, name: str, plot_only: bool) -> None:
     except KeyboardInterrupt:
         click.echo(f"\ninterrupted: the rows measured so far are in {exp.csv_path}", err=True)
         sys.exit(130)
+    except ConfigError as exc:   # a setting only an experiment checks, before any output is opened
+        raise click.ClickException(str(exc)) from exc
     except _run_errors() as exc:
         raise click.ClickException(f"{_one_line_cause(exc)}\n(rows measured so far: {exp.csv_path})") from exc
     click.echo(f"wrote {csv_path}, {csv_path.with_suffix('.json')} and {fig}")
