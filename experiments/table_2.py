@@ -10,8 +10,13 @@ packet processing per batch, instance startup, remote state access per batch, pa
 * **Startup** (``startup_us``): Catalyzer's approach as this harness has it, the ``snapshot`` method of
   serpens-startbench (docs/startup.md: fork+exec, EAL init, the NF's post-relocation image mapped from a
   file), median of ``table2.startup_reps`` starts.
-* **Delivery** (``delivery_us``, between two FWs through a local proxy): not measured yet — it needs the
-  proxy-based chaining of the chaining issue, so the table stays partial and says so in its sidecar.
+* **Delivery** (``delivery_us``): two FWs chained through SAND's local proxy (the ``sand-chaining`` design:
+  one process per NF, a proxy process between them, docs/chaining.md) at ``table2.delivery_rate_mpps``;
+  the time from FW1 handing a batch over (its enqueue) to FW2 starting it (its dequeue), per batch, stamped
+  by the instances themselves (harness.serpens.batch_costs). Cross-check: the same two FWs chained by
+  Serpens (one instance) at the same rate; the difference of their mean end-to-end latencies
+  (``latency_diff_us``, on the delivery row) covers every proxy hop of the chain (gateway → proxy → FW1 →
+  proxy → FW2 → proxy → out against gateway → instance → out), so it should be at least ``delivery_us``.
 
 One row per mechanism: ``system`` names whose mechanism it is, ``design`` the registry design that ran it
 (none for the startbench's row), ``mechanism`` the mechanism (the state value, or the startup method); the
@@ -20,6 +25,7 @@ sec2-* claims divide them.
 
 from __future__ import annotations
 
+import math
 import statistics
 from pathlib import Path
 from typing import Any
@@ -53,7 +59,7 @@ class Table2(Experiment):
     columns = ["platform", "system", "design", "mechanism", "workload", "frame_size_b", "flows", "trial",
                "offered_mpps", "throughput_mpps",
                "loss_packets", "batch_packets", "processing_us", "state_access_us", "startup_us",
-               "n_samples"]
+               "delivery_us", "delivery_batches", "latency_mean_us", "latency_diff_us", "n_samples"]
 
     def cores(self) -> dict[str, object]:
         c = self.config["cores"]
@@ -63,7 +69,6 @@ class Table2(Experiment):
 
     def measure(self, writer: ResultWriter) -> None:
         t, traffic = self.config["table2"], self.config["traffic"]
-        writer.note("not_measured", {"delivery_us": "needs proxy-based chaining (the chaining issue)"})
         rate = t["rate_mpps"] * 1e6
         for platform, metric in (("serpens", "processing_us"), ("fission-state", "state_access_us")):
             with rig(self.config, platform, sfc=SfcSpec.linear(NF)) as r:
@@ -87,6 +92,7 @@ class Table2(Experiment):
                     self.progress.say(f"{ROWS[metric]}: {costs[metric]:.2f} µs per batch of "
                                       f"{costs['batch_packets']:.1f} packets at {t['rate_mpps']} Mpps "
                                       f"({cols['loss_packets']} lost)")
+        self.measure_delivery(writer)
         samples = self.csv_path.with_name(f"{self.name}-samples.jsonl")
         samples.unlink(missing_ok=True)
         got = run_startbench(self.config, ["--methods", "snapshot", "--instances", "1", "--reps",
@@ -100,6 +106,45 @@ class Table2(Experiment):
                       "startup_us": statistics.median(ready), "n_samples": len(ready)})
         self.progress.say(f"{ROWS['startup_us']}: {statistics.median(ready) / 1e3:.2f} ms "
                           f"(median of {len(ready)})")
+
+    def measure_delivery(self, writer: ResultWriter) -> None:
+        """FW → FW through SAND's local proxy: delivery per batch; the same chain consolidated (Serpens) at
+        the same rate for the end-to-end latency cross-check. Consolidated first, so each delivery row can
+        carry the difference to the consolidated trial of the same index."""
+        t, traffic = self.config["table2"], self.config["traffic"]
+        rate, spec = t["delivery_rate_mpps"] * 1e6, SfcSpec.linear(f"{NF},{NF}")
+        consolidated: list[float] = []
+        for design in ("serpens", "sand-chaining"):
+            with rig(self.config, design, sfc=spec) as r:
+                writer.note(f"rig_delivery_{design}", r.describe())
+                m = Measurer(r.generator, FRAME_SIZE_B, traffic["flows"], traffic["latency_pps"],
+                             platform=r.platform)
+                for trial in self.repetitions():
+                    result = m(rate, t["duration_s"])
+                    assert m.last_stats is not None
+                    cols = fixed_rate_columns(result)
+                    latency = cols.get("latency_mean_us", math.nan)
+                    if design == "serpens":
+                        consolidated.append(latency)
+                        writer.note(f"delivery_crosscheck_serpens_trial{trial}",
+                                    {"latency_mean_us": latency, "loss_packets": cols["loss_packets"],
+                                     "offered_mpps": cols["offered_mpps"]})
+                        continue
+                    costs = batch_costs(*m.last_stats)
+                    diff = latency - consolidated[trial] if trial < len(consolidated) else math.nan
+                    writer.note(f"delivery_trial{trial}_costs", costs)
+                    writer.write({
+                        "platform": design, **designs.row_identity(design, "chaining"),
+                        "workload": f"{NF},{NF}", "frame_size_b": FRAME_SIZE_B, "flows": traffic["flows"],
+                        "trial": trial, "offered_mpps": cols["offered_mpps"],
+                        "throughput_mpps": cols["throughput_mpps"], "loss_packets": cols["loss_packets"],
+                        "batch_packets": costs["batch_packets"], "delivery_us": costs["delivery_us"],
+                        "delivery_batches": costs["delivery_batches"], "latency_mean_us": latency,
+                        "latency_diff_us": diff})
+                    self.progress.say(f"{ROWS['delivery_us']}: {costs['delivery_us']:.2f} µs per batch "
+                                      f"(FW1 → FW2, {costs['delivery_batches']:.0f} batches) at "
+                                      f"{t['delivery_rate_mpps']} Mpps; end-to-end latency {latency:.1f} µs, "
+                                      f"{diff:+.1f} µs against one instance ({cols['loss_packets']} lost)")
 
     def plot(self, df: pd.DataFrame, path: Path) -> None:
         sns.set_theme(style="whitegrid", context="paper")

@@ -124,7 +124,11 @@ COLUMNS: dict[str, str] = {
     "state_access_us": "remote state access time per NF batch (pipelined Redis round trips), µs",
     "batch_packets": "mean packets per batch an instance dequeued",
     "startup_us": "instance start-up time, µs",
-    "delivery_us": "packet delivery time between two NFs, µs",
+    "delivery_us": "packet delivery time between two NFs, µs per batch: one NF's hand-over to the next one's "
+                   "start, through the chaining mechanism's proxy",
+    "delivery_batches": "batches behind delivery_us (those that came from another NF)",
+    "latency_diff_us": "mean end-to-end latency of the row's chain less that of the same chain in one "
+                       "instance at the same rate (consolidated), µs: every proxy hop of the chain",
     "time_s": "time since the start of the trial, s",
     "split_pause_us": "packet processing paused while global/write state was split or replicated, µs",
 }

@@ -113,6 +113,7 @@ RANGES: dict[str, Range] = {
     "startup.memory_steps": _int(1, 100_000),
     "startup.timeout_s": _open(0, 7 * 24 * 3600.0),
     "table2.rate_mpps": _open(0, MAX_RATE_MPPS),
+    "table2.delivery_rate_mpps": _open(0, MAX_RATE_MPPS),
     "table2.duration_s": _open(0, MAX_TRIAL_S),
     "table2.startup_reps": _int(1, 1_000_000),
     "redis.maxmemory_mb": _int(1, 1 << 20),

@@ -51,7 +51,7 @@ def test_every_metric_column_carries_its_unit() -> None:
                 "chain_length", "tx_packets", "rx_packets", "loss_packets", "loss_ratio", "search_trials",
                 "latency_packets", "n_samples", "n_processes", "same_cpu_fraction", "batch_packets",
                 "point_id", "trials_file", "search_note", "latency_trial_valid", "bottleneck", "cpu",
-                "instance_crashes"}
+                "instance_crashes", "delivery_batches"}
     # ratios and flags are dimensionless: their names say so
     dimensionless = ("_ratio", "_fraction", "_generator_limited")
     units = ("_mpps", "_gbps", "_us", "_ns", "_mb", "_kb", "_b", "_s", "_ns_per_packet")
