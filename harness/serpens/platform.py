@@ -92,10 +92,13 @@ class SerpensPlatform(Platform):
                "--keep-warm-s", str(s["keep_warm_s"])]
         if s["colocate"]:
             cmd.append("--colocate")
-        if s["pool"]:
+        # startup method (docs/startup.md); the pool is what load and serpens keep resident
+        if s["startup"] not in ("exec", "fork", "load", "snapshot", "serpens"):
+            raise PlatformError("platforms.serpens.startup must be one of exec, fork, load, snapshot, serpens "
+                                f"(thread: serpensd runs every instance as a process), got {s['startup']!r}")
+        cmd += ["--startup", s["startup"]]
+        if s["pool"] and s["startup"] in ("load", "serpens"):
             cmd += ["--pool", str(s["pool"])]
-        if s["nf_loader"] != "dlopen":
-            cmd += ["--nf-loader", s["nf_loader"]]
         if self.backend != "serpens":
             address = self.redis.address if self.redis is not None else "127.0.0.1:0"
             cmd += ["--state-backend", self.backend, "--redis", address,

@@ -7,9 +7,14 @@
  * router wakes it after wake_batch packets or a flush timeout (paper Section IV-B2). Every batch is
  * bracketed by sm_batch_begin/end so the State Manager can pause it while it splits global state.
  *
- * Pooled (-p): the process is pre-launched into an instance slot with its EAL already initialised and
- * waits there (state POOLED) until serpensd gives the slot an SFC; when the instance is stopped it unloads
- * the NFs and goes back to waiting. Starting an instance then costs loading the NFs, not exec + EAL init.
+ * How it gets there is serpensd's startup method (--startup; native/serpens/startup, docs/startup.md):
+ *   -s SLOT      (exec, snapshot, or a start beyond the pool) this process is the instance;
+ *   -s SLOT -p   (load, serpens) pooled: pre-launched into an instance slot with its EAL initialised, it
+ *                waits there (state POOLED) until serpensd gives the slot an SFC, loads the NFs, serves,
+ *                unloads them and goes back to waiting;
+ *   -z SFC       (fork) the SFC's zygote: loads the SFC's NFs once, then forks every instance of it into
+ *                the slot serpensd names, and reaps and reports its instances.
+ * The NFs are loaded by the method's starter: dlopen, the shared-memory image, or the snapshot file.
  *
  * Wake-up protocol (Dekker-style, no lost wake-ups): the runtime publishes sleeping=1, re-checks its
  * ring, then bumps `done` (a serpensd that handed it the core waits on that) and waits on `doorbell`;
@@ -20,8 +25,10 @@
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -38,6 +45,8 @@
 static struct sp_instance *g_in;
 static struct sm_region *g_r;
 static int g_slot = -1;
+static struct sp_ctl *g_ctl;
+static struct chainer *g_chainer;
 
 /* Publish the instance's state and wake serpensd if it waits for a change (start_instance). */
 static void set_state(struct sp_instance *in, uint32_t st)
@@ -159,6 +168,100 @@ static int pool_loop(struct sp_instance *in, const struct sp_ctl *ctl, struct ch
 	}
 }
 
+/* A zygote's child: become the instance of slot `arg` (its lcore id is the slot's already: fork.c). */
+static void forked_instance(void *arg)
+{
+	int slot = (int)(intptr_t)arg;
+	struct sp_instance *in = &g_ctl->inst[slot];
+	struct rte_ring *rx, *tx;
+
+	signal(SIGCHLD, SIG_DFL);
+	in->pid = (int32_t)getpid();
+	g_in = in;
+	g_slot = slot;
+	sm_set_instance(slot);
+	rx = rte_ring_lookup(in->rx_ring);
+	tx = rte_ring_lookup(in->tx_ring);
+	if (!rx || !tx)
+		fail(in, "instance rings not found");
+	in->ready_tsc = rte_rdtsc();
+	in->slot_starts++;
+	set_state(in, INST_READY);
+	serve(g_ctl, in, g_chainer, rx, tx, g_r, slot);
+}
+
+static void on_sigchld(int sig) { (void)sig; } /* only to cut the zygote's futex wait short */
+
+static void zygote_state(struct sp_zygote *z, uint32_t st)
+{
+	__atomic_store_n(&z->state, st, __ATOMIC_RELEASE);
+	sp_futex_wake(&z->state, INT_MAX);
+}
+
+/* The zygote of SFC `sfc` (--startup fork): NFs loaded and initialised once, in attach mode and as no
+ * instance; each request forks an instance into the target slot. It reaps its children and reports their
+ * exit in their slots, since serpensd, not their parent, cannot wait for them. */
+static int zygote_loop(struct sp_ctl *ctl, struct chainer *c, int sfc)
+{
+	const struct sp_starter *st = st_by_method((enum st_method)ctl->startup);
+	struct sp_zygote *z = &ctl->zygote[sfc];
+	struct sigaction sa = {.sa_handler = on_sigchld}; /* no SA_RESTART: the wait must return */
+	pid_t child[SM_MAX_INSTANCES] = {0}, pid;
+	char err[512];
+	int status, i, t;
+	uint32_t seq;
+
+	if (!st || !st->branch) {
+		snprintf(z->error, sizeof(z->error), "the startup method in the control memzone does not fork");
+		zygote_state(z, ZY_FAILED);
+		return 1;
+	}
+	if (chainer_load(c, ctl, (uint32_t)sfc, err, sizeof(err)) != 0) {
+		snprintf(z->error, sizeof(z->error), "%.*s", (int)sizeof(z->error) - 1, err);
+		zygote_state(z, ZY_FAILED);
+		return 1;
+	}
+	sigaction(SIGCHLD, &sa, NULL);
+	zygote_state(z, ZY_WAITING);
+	for (;;) {
+		seq = __atomic_load_n(&z->doorbell, __ATOMIC_ACQUIRE);
+		/* report before reaping: until it is reaped the child's pid exists, so serpensd (which also
+		 * treats a vanished pid as exited) can never see it gone, reuse the slot, and then get this
+		 * report for the old instance */
+		for (;;) {
+			siginfo_t si = {0};
+
+			if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) != 0 || si.si_pid == 0)
+				break;
+			status = si.si_code == CLD_EXITED ? (si.si_status & 0xff) << 8
+							   : (si.si_status & 0x7f) | (si.si_code == CLD_DUMPED ? 0x80 : 0);
+			for (i = 0; i < SM_MAX_INSTANCES; i++)
+				if (child[i] == si.si_pid) {
+					child[i] = 0;
+					ctl->inst[i].exited_status = status;
+					__atomic_store_n(&ctl->inst[i].exited, 1, __ATOMIC_RELEASE);
+					sp_futex_wake(&ctl->inst[i].state, INT_MAX);
+				}
+			waitpid(si.si_pid, &status, 0);
+		}
+		if (__atomic_load_n(&z->stop, __ATOMIC_ACQUIRE))
+			return 0;
+		t = __atomic_exchange_n(&z->target, -1, __ATOMIC_SEQ_CST);
+		if (t >= 0 && t < SM_MAX_INSTANCES) {
+			pid = st->branch(SP_INSTANCE_LCORE0 + (unsigned int)t, forked_instance, (void *)(intptr_t)t);
+			if (pid < 0) {
+				snprintf(ctl->inst[t].error, sizeof(ctl->inst[t].error), "zygote: fork: %s", strerror(errno));
+				set_state(&ctl->inst[t], INST_DEAD);
+			} else {
+				child[t] = pid;
+				ctl->inst[t].pid = pid;
+			}
+			continue;
+		}
+		sp_futex_wait(&z->doorbell, seq, 100 * 1000 * 1000L);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	const struct rte_memzone *ctl_mz, *state_mz;
@@ -168,21 +271,23 @@ int main(int argc, char **argv)
 	struct rte_ring *rx, *tx;
 	static struct chainer chainer;
 	char err[512];
-	int ret, slot = -1, opt, pooled = 0;
+	int ret, slot = -1, opt, pooled = 0, zygote = -1;
 
 	ret = rte_eal_init(argc, argv);
 	if (ret < 0)
 		fail(NULL, "EAL init failed (is serpensd running with the same --file-prefix?)");
 	argc -= ret;
 	argv += ret;
-	while ((opt = getopt(argc, argv, "s:p")) != -1) {
+	while ((opt = getopt(argc, argv, "s:pz:")) != -1) {
 		if (opt == 's')
 			slot = atoi(optarg);
 		else if (opt == 'p')
 			pooled = 1;
+		else if (opt == 'z')
+			zygote = atoi(optarg);
 	}
-	if (slot < 0 || slot >= SM_MAX_INSTANCES)
-		fail(NULL, "usage: serpens-runtime [EAL] -- -s SLOT [-p]");
+	if (zygote >= SP_MAX_SFCS || (zygote < 0 && (slot < 0 || slot >= SM_MAX_INSTANCES)))
+		fail(NULL, "usage: serpens-runtime [EAL] -- -s SLOT [-p] | -z SFC");
 	ctl_mz = rte_memzone_lookup(SP_CTL_MZ);
 	state_mz = rte_memzone_lookup(SP_STATE_MZ);
 	if (!ctl_mz || !state_mz)
@@ -190,7 +295,9 @@ int main(int argc, char **argv)
 	ctl = ctl_mz->addr;
 	if (ctl->magic != SP_CTL_MAGIC)
 		fail(NULL, "control memzone has a wrong magic");
-	in = &ctl->inst[slot];
+	g_ctl = ctl;
+	g_chainer = &chainer;
+	in = zygote < 0 ? &ctl->inst[slot] : NULL;
 	r = sm_region_attach(state_mz->addr);
 	if (!r)
 		fail(in, "state region not initialised");
@@ -200,6 +307,8 @@ int main(int argc, char **argv)
 	g_in = in;
 	g_r = r;
 	g_slot = slot;
+	if (zygote >= 0)
+		return zygote_loop(ctl, &chainer, zygote); /* serpensd refuses fork with a remote store */
 	if (ctl->state_backend != RS_SERPENS) {
 		struct rs_config rc = {.backend = (enum rs_backend)ctl->state_backend, .host = ctl->redis_host,
 				       .port = (int)ctl->redis_port, .timeout_ms = ctl->redis_timeout_ms,

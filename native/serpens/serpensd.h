@@ -13,6 +13,7 @@
 #include <rte_ring.h>
 
 #include "ctl.h"
+#include "starter.h"
 
 #define RT_BUCKETS 256
 
@@ -37,8 +38,8 @@ struct serpensd {
 	unsigned int state_mb;
 	unsigned int flush_us;
 	double keep_warm_s;
-	unsigned int pool_size;
-	bool nf_loader_shm;        /* runtimes map NF images built by the loader instead of dlopen */    /* runtimes pre-launched into slots 0..pool_size-1 (the process pool) */
+	unsigned int pool_size;    /* runtimes pre-launched into slots 0..pool_size-1 (load, serpens) */
+	const struct sp_starter *starter; /* --startup (native/serpens/startup/starter.h) */
 	bool auto_start;
 	/* shared memory */
 	struct sp_ctl *ctl;
@@ -57,6 +58,8 @@ struct serpensd {
 	uint64_t want_start[SP_MAX_SFCS]; /* packets that found no instance, for auto-start */
 	/* control thread */
 	pid_t pid[SM_MAX_INSTANCES];
+	bool forked[SM_MAX_INSTANCES]; /* the slot's process is a zygote's child, not serpensd's */
+	pid_t zygote_pid[SP_MAX_SFCS];
 	uint64_t startup_ns[SM_MAX_INSTANCES];
 	volatile int quit;
 };

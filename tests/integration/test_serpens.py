@@ -239,9 +239,10 @@ def test_nat_keeps_every_mapping_when_all_instances_are_replaced_mid_traffic(dpd
                                                                              tmp_path: Path) -> None:
     capture, n_flows = tmp_path / "rx.pcap", 64
     spec = SfcSpec.linear("fw,mon,nat")
-    # No process pool: every instance is a new process, so nothing of the old ones can survive in memory.
+    # Cold starts, no process pool: every instance is a new process, so nothing of the old ones can survive
+    # in memory.
     conf = copy.deepcopy(dpdk_ready)
-    conf["platforms"]["serpens"]["pool"] = 0
+    conf["platforms"]["serpens"]["startup"] = "exec"
     with rig(conf, "serpens", sfc=spec, capture=capture, capture_count=10 * n_flows) as r:
         p, gen = r.platform, r.generator
         first = gen.run_trial(profiles.udp_flows(64_000, 64, n_flows), duration=0.5)
@@ -365,9 +366,10 @@ def test_cli_run_serpens_with_an_nf_that_is_not_built_says_so(dpdk_ready: cfg.Co
 
 def test_pooled_runtime_serves_a_new_instance_after_the_last_one_stopped(dpdk_ready: cfg.Config) -> None:
     # The pool (platforms.serpens.pool) keeps runtimes with their EAL initialised: a stopped instance's
-    # process goes back to the pool and the next start only loads the SFC's NFs.
+    # process goes back to the pool and the next start only loads the SFC's NFs (dlopen: --startup load).
     conf = copy.deepcopy(dpdk_ready)
     conf["platforms"]["serpens"]["pool"] = 2
+    conf["platforms"]["serpens"]["startup"] = "load"
     with rig(conf, "serpens", sfc=SfcSpec.linear("fw,mon,nat")) as r:
         p = r.platform
         (slot,) = p.instances
@@ -379,9 +381,9 @@ def test_pooled_runtime_serves_a_new_instance_after_the_last_one_stopped(dpdk_re
 
 def test_nfs_mapped_from_shared_memory_images_behave_like_dlopen_ones(dpdk_ready: cfg.Config,
                                                                      tmp_path: Path) -> None:
-    # --nf-loader shm: serpensd builds each NF's image once, runtimes map it (native/serpens/loader).
+    # --startup serpens: serpensd builds each NF's image once, pooled runtimes map it (native/serpens/loader).
     conf = copy.deepcopy(dpdk_ready)
-    conf["platforms"]["serpens"]["nf_loader"] = "shm"
+    conf["platforms"]["serpens"]["startup"] = "serpens"
     capture, n_flows = tmp_path / "rx.pcap", 16
     rules = f"17,{load_src(3)},*,*,*"
     spec = SfcSpec("shm", {}, ["fw", "nat"], {"fw": ("fw", {"blacklist": rules}), "nat": ("nat", {})})
