@@ -94,8 +94,9 @@ class SerpensPlatform(Platform):
             cmd.append("--colocate")
         # startup method (docs/startup.md); the pool is what load and serpens keep resident
         if s["startup"] not in ("exec", "fork", "load", "snapshot", "serpens"):
-            raise PlatformError("platforms.serpens.startup must be one of exec, fork, load, snapshot, serpens "
-                                f"(thread: serpensd runs every instance as a process), got {s['startup']!r}")
+            raise PlatformError("platforms.serpens.startup must be one of exec, fork, load, snapshot, "
+                                "serpens (thread: serpensd runs every instance as a process), "
+                                f"got {s['startup']!r}")
         cmd += ["--startup", s["startup"]]
         if s["pool"] and s["startup"] in ("load", "serpens"):
             cmd += ["--pool", str(s["pool"])]

@@ -79,6 +79,11 @@ int chainer_load(struct chainer *c, const struct sp_ctl *ctl, uint32_t sfc, char
 	return 0;
 }
 
+const char *chainer_loader(const struct chainer *c)
+{
+	return c->npos ? c->ld[c->pos[0].nf].loader : "";
+}
+
 void chainer_unload(struct chainer *c)
 {
 	unsigned int k;

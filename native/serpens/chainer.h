@@ -30,6 +30,9 @@ struct chainer {
  * state phase through sm_nf_init, and resolve selectors. 0, or -1 with a message in err. */
 int chainer_load(struct chainer *c, const struct sp_ctl *ctl, uint32_t sfc, char *err, size_t errlen);
 
+/* Which of the starters' loaders chainer_load ran ("dlopen", "image", "snapshot-file"). */
+const char *chainer_loader(const struct chainer *c);
+
 /* Unload what chainer_load loaded (a pooled runtime goes back to the pool). */
 void chainer_unload(struct chainer *c);
 

@@ -774,8 +774,9 @@ static json_t *start_instance(int sfc)
 		pid = D->pid[slot] = in->pid; /* written by the child before it said ready */
 	in->last_pkt_tsc = rte_rdtsc();
 	control_publish_routes(D);
-	return json_pack("{s:b, s:i, s:i, s:f, s:b, s:s}", "ok", 1, "instance", slot, "pid", (int)pid, "startup_us",
-			 (double)D->startup_ns[slot] / 1e3, "pooled", pooled, "startup", D->starter->name);
+	return json_pack("{s:b, s:i, s:i, s:f, s:b, s:s, s:s}", "ok", 1, "instance", slot, "pid", (int)pid,
+			 "startup_us", (double)D->startup_ns[slot] / 1e3, "pooled", pooled, "startup", D->starter->name,
+			 "loader", in->loader);
 }
 
 /* Take a slot out of service: out of the routing table, stop the process (a pooled one goes back to the

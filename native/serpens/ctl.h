@@ -116,6 +116,7 @@ struct sp_instance {
 	/* --startup fork: the instance is a child of its SFC's zygote, which reaps it and reports here */
 	uint32_t exited;
 	int32_t exited_status;
+	char loader[16]; /* the starter's loader that brought the NFs in (start_instance's reply) */
 };
 
 /* --startup fork: one zygote runtime per SFC (EAL initialised, the SFC's NFs loaded and initialised in

@@ -156,6 +156,7 @@ static int pool_loop(struct sp_instance *in, const struct sp_ctl *ctl, struct ch
 			rs_forget();
 			continue; /* back to POOLED: serpensd reads the error */
 		}
+		snprintf(in->loader, sizeof(in->loader), "%s", chainer_loader(c));
 		in->ready_tsc = rte_rdtsc();
 		in->slot_starts++;
 		set_state(in, INST_READY);
@@ -184,6 +185,7 @@ static void forked_instance(void *arg)
 	tx = rte_ring_lookup(in->tx_ring);
 	if (!rx || !tx)
 		fail(in, "instance rings not found");
+	snprintf(in->loader, sizeof(in->loader), "%s", chainer_loader(g_chainer));
 	in->ready_tsc = rte_rdtsc();
 	in->slot_starts++;
 	set_state(in, INST_READY);
@@ -325,6 +327,7 @@ int main(int argc, char **argv)
 		return pool_loop(in, ctl, &chainer, rx, tx, r, slot);
 	if (chainer_load(&chainer, ctl, (uint32_t)in->sfc, err, sizeof(err)) != 0)
 		fail(in, err);
+	snprintf(in->loader, sizeof(in->loader), "%s", chainer_loader(&chainer));
 	in->ready_tsc = rte_rdtsc();
 	in->slot_starts++;
 	set_state(in, INST_READY);

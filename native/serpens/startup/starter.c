@@ -39,6 +39,11 @@ const struct sp_starter *st_by_name(const char *name)
 
 const char *st_names(void) { return "exec, fork, load, thread, snapshot, serpens"; }
 
+const char *st_loader_name(const struct sp_starter *s)
+{
+	return s->load == st_load_dlopen ? "dlopen" : s->load == st_load_image ? "image" : "snapshot-file";
+}
+
 void st_describe(FILE *out)
 {
 	static const char *const res[] = {"none", "pool", "zygote", "host"};
@@ -48,9 +53,7 @@ void st_describe(FILE *out)
 		const struct sp_starter *s = all[i];
 
 		fprintf(out, "%s resident=%s image=%d snapshot=%d loader=%s paper=%s\n", s->name, res[s->resident],
-			s->image, s->snapshot,
-			s->load == st_load_dlopen ? "dlopen" : s->load == st_load_image ? "image" : "snapshot-file",
-			s->paper);
+			s->image, s->snapshot, st_loader_name(s), s->paper);
 	}
 }
 
@@ -124,6 +127,7 @@ static int init_nf(const struct st_nf *nf, struct st_loaded *out, const char *wh
 int st_load_dlopen(const struct st_nf *nf, struct st_loaded *out, char *err, size_t errlen)
 {
 	memset(out, 0, sizeof(*out));
+	out->loader = "dlopen";
 	/* RTLD_LOCAL: every deployment is its own file, so two deployments of one NF never share globals */
 	out->dl = dlopen(nf->path, RTLD_NOW | RTLD_LOCAL);
 	if (!out->dl) {
@@ -166,6 +170,7 @@ int st_load_image(const struct st_nf *nf, struct st_loaded *out, char *err, size
 	int fd = nf->cached_fd, rc;
 
 	memset(out, 0, sizeof(*out));
+	out->loader = "image";
 	if (fd < 0) { /* the NF Manager's memfd, through /proc: no fd passing needed between processes */
 		snprintf(path, sizeof(path), "/proc/%d/fd/%d", nf->owner_pid, nf->image_fd);
 		fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -185,6 +190,7 @@ int st_load_snapshot(const struct st_nf *nf, struct st_loaded *out, char *err, s
 	int fd, rc;
 
 	memset(out, 0, sizeof(*out));
+	out->loader = "snapshot-file";
 	fd = nf->snapshot ? open(nf->snapshot, O_RDONLY | O_CLOEXEC) : -1;
 	if (fd < 0) {
 		snprintf(err, errlen, "NF %s: cannot open its snapshot %s: %s", nf->name,

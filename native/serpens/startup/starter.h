@@ -52,6 +52,8 @@ struct st_loaded {
 	const struct sp_nf *nf;
 	void *dl;                      /* dlopen handle, or NULL */
 	const struct ldr_image *img;   /* mapped image, or NULL */
+	const char *loader;            /* which loader ran: "dlopen", "image" or "snapshot-file" (reported by
+					* serpensd and serpens-startbench per instance: tests compare them) */
 };
 
 /* How the orchestrator execs its runtime as a DPDK secondary of itself. */
@@ -97,6 +99,8 @@ const struct sp_starter *st_by_method(enum st_method m);
 const struct sp_starter *st_by_name(const char *name);
 /* "exec, fork, load, thread, snapshot, serpens": for error messages. */
 const char *st_names(void);
+/* The loader a starter's load runs ("dlopen", "image", "snapshot-file"). */
+const char *st_loader_name(const struct sp_starter *s);
 /* One line per method (name, resident, image, loader): what serpensd and serpens-startbench print with
  * --starters, so a test can see that both run this table. */
 void st_describe(FILE *out);
