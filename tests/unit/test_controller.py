@@ -334,7 +334,7 @@ def test_platform_starts_serpensd_and_deploys_the_sfc(fake_serpens) -> None:  # 
                        "--nf-dir", str(run_dir / "nfs"),
                        "--state-mb", "256", "--wake-batch", "128", "--batch", "32", "--flush-us", "50",
                        "--keep-warm-s", "30",
-                       "--colocate", "--pool", "4"]
+                       "--colocate", "--startup", "serpens", "--pool", "4"]
         assert records("request") == [
             {"cmd": "deploy_nf", "name": "fw", "path": str(nfs / "fw.so"), "args": {"blacklist": ""}},
             {"cmd": "deploy_nf", "name": "mon", "path": str(nfs / "mon.so"), "args": {}},
@@ -354,6 +354,31 @@ def test_platform_starts_serpensd_and_deploys_the_sfc(fake_serpens) -> None:  # 
     assert proc is not None and proc.returncode == 0
     assert "EAL: some noise" in (run_dir / "serpensd.log").read_text()  # stdout before READY is kept
     run_dir.remove()
+
+
+def test_startup_method_maps_to_serpensd_and_the_pool_only_to_pooled_methods(fake_serpens) -> None:  # noqa: ANN001
+    import copy
+
+    from harness.native import RunDir
+    from harness.serpens.platform import SerpensPlatform
+
+    conf = fake_serpens[0]
+
+    def own_args(method: str) -> list[str]:
+        c = copy.deepcopy(conf)
+        c["platforms"]["serpens"]["startup"] = method
+        cmd = SerpensPlatform(c, RunDir(c, "serpens"), sfc="fw").command()
+        return cmd[cmd.index("--") + 1:]
+
+    for method in ("load", "serpens"):
+        own = own_args(method)
+        assert own[own.index("--startup"):][:4] == ["--startup", method, "--pool", "4"]
+    for method in ("exec", "fork", "snapshot"):
+        own = own_args(method)
+        assert own[own.index("--startup") + 1] == method and "--pool" not in own
+    for method in ("thread", "vfork"):
+        with pytest.raises(PlatformError, match=r"exec, fork, load, snapshot, serpens.*" + method):
+            own_args(method)
 
 
 def test_refused_deployment_stops_serpensd_and_reports_its_error(fake_serpens,  # noqa: ANN001
