@@ -570,7 +570,8 @@ static int zygote_launch(int sfc, char *err, size_t errlen)
 {
 	struct sp_zygote *z = &D->ctl->zygote[sfc];
 	char sfc_s[16], *tail[] = {"-z", sfc_s, NULL};
-	struct st_start st = {.spawn = runtime_spawn(), .lcore_id = SP_ZYGOTE_LCORE0 + (unsigned int)sfc, .tail = tail};
+	struct st_start st = {.spawn = runtime_spawn(), .lcore_id = SP_ZYGOTE_LCORE0 + (unsigned int)sfc,
+			      .tail = tail};
 	uint64_t t0 = mono_ns();
 	int status;
 	pid_t pid;
@@ -589,7 +590,8 @@ static int zygote_launch(int sfc, char *err, size_t errlen)
 	D->zygote_pid[sfc] = pid;
 	z->pid = pid;
 	while (__atomic_load_n(&z->state, __ATOMIC_ACQUIRE) != ZY_WAITING) {
-		if (z->state == ZY_FAILED || waitpid(pid, &status, WNOHANG) == pid || mono_ns() - t0 > READY_TIMEOUT_NS) {
+		if (z->state == ZY_FAILED || waitpid(pid, &status, WNOHANG) == pid ||
+		    mono_ns() - t0 > READY_TIMEOUT_NS) {
 			snprintf(err, errlen, "SFC %s: its zygote did not start: %s", D->ctl->sfcs[sfc].name,
 				 z->error[0] ? z->error : "exited or timed out");
 			kill(pid, SIGKILL);
@@ -739,6 +741,14 @@ static json_t *start_instance(int sfc)
 	while (__atomic_load_n(&in->state, __ATOMIC_ACQUIRE) == INST_STARTING) {
 		if (slot_exited(slot, &status)) {
 			in->exit_status = status;
+			in->state = INST_DEAD;
+			break;
+		}
+		if (forked && !in->pid && D->zygote_pid[sfc] > 0 &&
+		    waitpid(D->zygote_pid[sfc], &status, WNOHANG) == D->zygote_pid[sfc]) {
+			snprintf(in->error, sizeof(in->error), "its zygote died before it forked the instance");
+			D->zygote_pid[sfc] = 0;
+			D->ctl->zygote[sfc].state = ZY_NONE;
 			in->state = INST_DEAD;
 			break;
 		}

@@ -6,7 +6,11 @@ forward every packet through the real FW and NAT, a stopped instance is replaced
 from __future__ import annotations
 
 import copy
+import os
+import signal
 import subprocess
+import time
+from pathlib import Path
 
 import pytest
 
@@ -68,19 +72,51 @@ def test_a_crashed_instance_is_reported_and_replaced(dpdk_ready: cfg.Config, met
     with rig(conf, "serpens", sfc=SfcSpec.linear("fw,nat")) as r:
         p = r.platform
         (first,) = p.instances.values()
-        subprocess.run(["kill", "-KILL", str(first["pid"])], check=True)
+        os.kill(first["pid"], signal.SIGKILL)
         deadline_stats = None
         for _ in range(50):
             deadline_stats = p.stats()
             alive = [i for i in instances_of(deadline_stats, "fw-nat") if i["alive"]]
             if alive and alive[0]["pid"] != first["pid"]:
                 break
-            subprocess.run(["sleep", "0.1"], check=True)
+            time.sleep(0.1)
         forwards_everything(r)
     assert deadline_stats is not None
     (sfc,) = [s for s in deadline_stats["sfcs"] if s["name"] == "fw-nat"]
     assert sfc["crashes"] == 1 and "killed by signal 9" in sfc["last_crash"]
     assert alive and alive[0]["pid"] != first["pid"]
+
+
+def zygotes_of(serpensd_pid: int) -> list[int]:
+    """serpensd's children that run `serpens-runtime ... -z SFC` (--startup fork)."""
+    found = []
+    for task in Path(f"/proc/{serpensd_pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            argv = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+            if b"-z" in argv:
+                found.append(int(child))
+    return found
+
+
+def test_a_dead_zygote_takes_its_instance_along_and_the_replacement_brings_a_new_zygote(
+        dpdk_ready: cfg.Config) -> None:
+    conf = copy.deepcopy(dpdk_ready)
+    conf["platforms"]["serpens"]["startup"] = "fork"
+    with rig(conf, "serpens", sfc=SfcSpec.linear("fw,nat")) as r:
+        p = r.platform
+        assert p.proc is not None
+        (first,) = p.instances.values()
+        (zygote,) = zygotes_of(p.proc.pid)
+        os.kill(zygote, signal.SIGKILL)
+        for _ in range(50):
+            alive = [i for i in instances_of(p.stats(), "fw-nat") if i["alive"]]
+            if alive and alive[0]["pid"] != first["pid"]:
+                break
+            time.sleep(0.1)
+        forwards_everything(r)
+        new_zygotes = zygotes_of(p.proc.pid)
+    assert alive and alive[0]["pid"] != first["pid"]
+    assert len(new_zygotes) == 1 and new_zygotes[0] != zygote
 
 
 def test_thread_and_unknown_methods_are_refused_clearly(dpdk_ready: cfg.Config) -> None:
