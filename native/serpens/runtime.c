@@ -202,7 +202,7 @@ static void zygote_state(struct sp_zygote *z, uint32_t st)
 
 /* The zygote of SFC `sfc` (--startup fork): NFs loaded and initialised once, in attach mode and as no
  * instance; each request forks an instance into the target slot. It reaps its children and reports their
- * exit in their slots, since serpensd, not their parent, cannot wait for them. */
+ * exit in their slots: serpensd is not their parent and cannot wait for them. */
 static int zygote_loop(struct sp_ctl *ctl, struct chainer *c, int sfc)
 {
 	const struct sp_starter *st = st_by_method((enum st_method)ctl->startup);
