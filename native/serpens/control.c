@@ -526,9 +526,10 @@ static const struct st_spawn *runtime_spawn(void)
  * the instance CPU, with its own arguments `args` (NULL-terminated) after the EAL's: the local proxy. */
 pid_t control_spawn(struct serpensd *d, unsigned int lcore_id, char *const *args)
 {
-	struct st_start st = {.spawn = runtime_spawn(), .lcore_id = lcore_id, .tail = args};
+	struct st_start st = {.lcore_id = lcore_id, .tail = args};
 
-	D = d;
+	D = d; /* the proxy starts before the control thread (control_start) sets it */
+	st.spawn = runtime_spawn();
 	return st_spawn_secondary(&st);
 }
 
