@@ -1,21 +1,17 @@
 /*
- * chainer.c: the label-array Chainer (see chainer.h) and NF loading with dlopen.
+ * chainer.c: the label-array Chainer (see chainer.h) and loading an SFC's NFs through the startup
+ * method's loader (native/serpens/startup: dlopen, the shared-memory image, or the snapshot file).
  *
- * NF objects are opened with RTLD_NOW | RTLD_LOCAL: every sp_* call resolves at load time to the
- * process's implementation (exported by the executable), and two deployments of one NF never share
- * globals because serpensd gives every deployment its own copy of the object file (serpensd.c).
- * The shared-memory loader of the reusable-runtime issue replaces dlopen here.
+ * Every sp_* call of an NF resolves at load time to the process's implementation (exported by the
+ * executable), and two deployments of one NF never share globals because serpensd gives every
+ * deployment its own copy of the object file.
  */
 #include "chainer.h"
 #include "chain_tag.h"
 #include "serpens/state_ops.h"
 
-#include <dlfcn.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <rte_mbuf.h>
 
@@ -36,78 +32,18 @@ const char *const *chainer_args(const struct sp_nf_desc *d)
 	return argv;
 }
 
-const struct sp_nf *chainer_load_nf(void **dl, const struct sp_nf_desc *d, char *err, size_t errlen)
+void chainer_nf_view(const struct sp_nf_desc *d, struct st_nf *v)
 {
-	const struct sp_nf *nf;
-	int rc;
-
-	*dl = dlopen(d->path, RTLD_NOW | RTLD_LOCAL);
-	if (!*dl) {
-		snprintf(err, errlen, "NF %s: cannot load %s: %s", d->name, d->path, dlerror());
-		return NULL;
-	}
-	nf = dlsym(*dl, "serpens_nf");
-	if (!nf || !nf->handler) {
-		snprintf(err, errlen, "NF %s: %s is not an NF (no serpens_nf descriptor defined with SP_NF)",
-			 d->name, d->path);
-		dlclose(*dl);
-		*dl = NULL;
-		return NULL;
-	}
-	sm_set_nf(d->name, chainer_args(d));
-	rc = sm_nf_init(nf);
-	if (rc != 0) {
-		struct sm_region *r = sm_get_region();
-
-		snprintf(err, errlen, "NF %s: init failed (%d)%s%s", d->name, rc, r ? ": " : "",
-			 r ? sm_last_error(r) : "");
-		return NULL; /* keep it loaded: its tables may exist; the caller refuses the NF */
-	}
-	return nf;
-}
-
-const struct sp_nf *chainer_map_nf(const struct sp_nf_desc *d, char *err, size_t errlen)
-{
-	const struct sp_nf *nf;
-	char path[64], why[400];
-	int fd, rc;
-
-	snprintf(path, sizeof(path), "/proc/%d/fd/%d", d->owner_pid, d->image_fd);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		snprintf(err, errlen, "NF %s: cannot open its image %s: %s", d->name, path, strerror(errno));
-		return NULL;
-	}
-	rc = ldr_map(&d->image, fd, 0, NULL, why, sizeof(why));
-	close(fd);
-	if (rc != 0) {
-		snprintf(err, errlen, "NF %s: cannot map its image: %s", d->name, why);
-		return NULL;
-	}
-	nf = ldr_sym(&d->image, "serpens_nf");
-	if (!nf || !nf->handler) {
-		snprintf(err, errlen, "NF %s: its image has no serpens_nf descriptor", d->name);
-		ldr_unmap(&d->image);
-		return NULL;
-	}
-	sm_set_nf(d->name, chainer_args(d));
-	rc = sm_nf_init(nf);
-	if (rc != 0) {
-		snprintf(err, errlen, "NF %s: init failed (%d)", d->name, rc);
-		return NULL;
-	}
-	return nf;
-}
-
-static void *nf_symbol(const struct chainer *c, unsigned int k, const char *sym)
-{
-	return c->img[k] ? ldr_sym(c->img[k], sym) : dlsym(c->dl[k], sym);
+	*v = (struct st_nf){.name = d->name, .path = d->path, .snapshot = d->snapshot[0] ? d->snapshot : NULL,
+			    .image = d->has_image ? &d->image : NULL, .image_fd = d->image_fd,
+			    .owner_pid = d->owner_pid, .cached_fd = -1, .args = chainer_args(d)};
 }
 
 int chainer_load(struct chainer *c, const struct sp_ctl *ctl, uint32_t sfc, int position, char *err,
 		 size_t errlen)
 {
 	const struct sp_sfc_desc *s = &ctl->sfcs[sfc];
+	const struct sp_starter *st = st_by_method((enum st_method)ctl->startup);
 	unsigned int i;
 
 	memset(c, 0, sizeof(*c));
@@ -124,17 +60,14 @@ int chainer_load(struct chainer *c, const struct sp_ctl *ctl, uint32_t sfc, int 
 
 		if (position >= 0 && (int)i != position)
 			continue; /* per-NF: only this instance's NF is loaded */
-		if (!c->loaded[k]) {
-			if (ctl->nfs[k].has_image) {
-				c->img[k] = &ctl->nfs[k].image;
-				c->loaded[k] = chainer_map_nf(&ctl->nfs[k], err, errlen);
-			} else {
-				c->loaded[k] = chainer_load_nf(&c->dl[k], &ctl->nfs[k], err, errlen);
-			}
-			if (!c->loaded[k])
+		if (!c->ld[k].nf) {
+			struct st_nf v;
+
+			chainer_nf_view(&ctl->nfs[k], &v);
+			if (!st || st->load(&v, &c->ld[k], err, errlen) != 0)
 				return -1;
 		}
-		c->nf[i] = c->loaded[k];
+		c->nf[i] = c->ld[k].nf;
 		c->nf_name[i] = ctl->nfs[k].name;
 	}
 	for (i = 0; i < c->npos; i++) {
@@ -144,7 +77,7 @@ int chainer_load(struct chainer *c, const struct sp_ctl *ctl, uint32_t sfc, int 
 		if (!c->pos[i].selector[0] || (position >= 0 && (int)i != position))
 			continue;
 		snprintf(sym, sizeof(sym), "serpens_selector_%s", c->pos[i].selector);
-		fp = nf_symbol(c, c->pos[i].nf, sym);
+		fp = st_sym(&c->ld[c->pos[i].nf], sym);
 		if (!fp || !*fp) {
 			snprintf(err, errlen, "SFC %s: NF %s has no selector '%s'", s->name,
 				 ctl->nfs[c->pos[i].nf].name, c->pos[i].selector);
@@ -155,16 +88,20 @@ int chainer_load(struct chainer *c, const struct sp_ctl *ctl, uint32_t sfc, int 
 	return 0;
 }
 
+const char *chainer_loader(const struct chainer *c)
+{
+	/* per-NF: the one NF loaded; consolidated: every NF went through the same starter */
+	unsigned int p = c->position >= 0 ? (unsigned int)c->position : 0;
+
+	return c->npos ? c->ld[c->pos[p].nf].loader : "";
+}
+
 void chainer_unload(struct chainer *c)
 {
 	unsigned int k;
 
-	for (k = 0; k < SP_MAX_NFS; k++) {
-		if (c->dl[k])
-			dlclose(c->dl[k]);
-		if (c->img[k] && c->loaded[k])
-			ldr_unmap(c->img[k]);
-	}
+	for (k = 0; k < SP_MAX_NFS; k++)
+		st_unload(&c->ld[k]);
 	memset(c, 0, sizeof(*c));
 	sm_forget_local();
 }

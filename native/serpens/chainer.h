@@ -13,33 +13,34 @@
 #include <rte_mbuf.h>
 
 #include "ctl.h"
+#include "starter.h"
 
 struct chainer {
 	unsigned int npos;
 	struct sp_pos pos[SP_MAX_POS];
 	const struct sp_nf *nf[SP_MAX_POS];      /* per position */
 	sp_selector_fn sel[SP_MAX_POS];          /* per position, NULL when next_pass applies */
-	void *dl[SP_MAX_NFS];                    /* per deployed NF index: dlopen handle */
-	const struct ldr_image *img[SP_MAX_NFS]; /* or its shared-memory image (--nf-loader shm) */
-	const struct sp_nf *loaded[SP_MAX_NFS];
+	struct st_loaded ld[SP_MAX_NFS];         /* per deployed NF index: how its starter loaded it */
 	const char *nf_name[SP_MAX_POS];         /* per position: the deployment (remote state's batches) */
 	uint32_t sfc;
 	int position;                            /* the one position this instance runs, -1: all */
 };
 
-/* Load the NFs of SFC `sfc` (dlopen each deployed object once, run its init in the current state
- * phase through sm_nf_init) and resolve selectors: all of them (position -1), or only the NF at
+/* Load the NFs of SFC `sfc` the way serpensd's startup method does (ctl->startup: dlopen, or map the
+ * image or the snapshot; native/serpens/startup), each deployed NF once, run its init in the current
+ * state phase through sm_nf_init, and resolve selectors: all of them (position -1), or only the NF at
  * `position` (per-NF chaining: the instance runs that one). 0, or -1 with a message in err. */
 int chainer_load(struct chainer *c, const struct sp_ctl *ctl, uint32_t sfc, int position, char *err,
 		 size_t errlen);
 
+/* Which of the starters' loaders chainer_load ran ("dlopen", "image", "snapshot-file"). */
+const char *chainer_loader(const struct chainer *c);
+
 /* Unload what chainer_load loaded (a pooled runtime goes back to the pool). */
 void chainer_unload(struct chainer *c);
 
-/* Load one deployed NF (by index into ctl->nfs) and run its init; used by serpensd on deployment. */
-const struct sp_nf *chainer_load_nf(void **dl, const struct sp_nf_desc *d, char *err, size_t errlen);
-/* The same from the NF's shared-memory image (a runtime, --nf-loader shm). */
-const struct sp_nf *chainer_map_nf(const struct sp_nf_desc *d, char *err, size_t errlen);
+/* A deployed NF as the starters see it (args from chainer_args: valid until the next call). */
+void chainer_nf_view(const struct sp_nf_desc *d, struct st_nf *v);
 
 /* Process n packets; packets that leave the SFC are written to out (returned count); dropped packets
  * are freed and counted in *drops. */

@@ -19,7 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -36,6 +35,7 @@
 #include <rte_mbuf.h>
 
 #include "chainer.h"
+#include "nfm.h"
 #include "serpensd.h"
 #include "state_stats.h"
 
@@ -147,66 +147,35 @@ static int find_sfc(const char *name)
 	return -1;
 }
 
-static int copy_file(const char *from, const char *to, char *err, size_t errlen)
-{
-	char buf[65536];
-	ssize_t n;
-	int in = open(from, O_RDONLY), out;
-
-	if (in < 0) {
-		snprintf(err, errlen, "cannot open %s: %s", from, strerror(errno));
-		return -1;
-	}
-	out = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0755);
-	if (out < 0) {
-		snprintf(err, errlen, "cannot create %s: %s", to, strerror(errno));
-		close(in);
-		return -1;
-	}
-	while ((n = read(in, buf, sizeof(buf))) > 0)
-		if (write(out, buf, (size_t)n) != n) {
-			n = -1;
-			break;
-		}
-	close(in);
-	close(out);
-	if (n < 0) {
-		snprintf(err, errlen, "cannot copy %s to %s", from, to);
-		return -1;
-	}
-	return 0;
-}
-
-/* Build the NF's image once, into a memfd that runtimes map at a fixed address (native/serpens/loader).
- * The image stays pristine: serpensd itself ran init through dlopen, on its own copy. */
+/* Build the NF's image once, into a memfd that runtimes map at a fixed address (native/serpens/loader);
+ * for --startup snapshot, save it to a file next to the object and keep nothing resident. */
 static int build_image(int slot, struct sp_nf_desc *d, char *err, size_t errlen)
 {
-	char why[400];
-	void *m;
-	int fd = memfd_create(d->name, 0), rc;
+	int fd = nfm_image_build(d->path, d->name, SP_NF_IMAGE_BASE + (uint64_t)slot * SP_NF_IMAGE_SPAN,
+				 SP_NF_IMAGE_SPAN, &d->image, NULL, err, errlen);
 
-	if (fd < 0 || ftruncate(fd, (off_t)SP_NF_IMAGE_SPAN) != 0) {
-		snprintf(err, errlen, "NF %s: cannot create its image memfd: %s", d->name, strerror(errno));
-		if (fd >= 0)
-			close(fd);
+	if (fd < 0)
 		return -1;
-	}
-	m = mmap(NULL, SP_NF_IMAGE_SPAN, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (m == MAP_FAILED) {
-		snprintf(err, errlen, "NF %s: cannot map its image memfd: %s", d->name, strerror(errno));
-		close(fd);
-		return -1;
-	}
-	rc = ldr_image_build(d->path, m, SP_NF_IMAGE_SPAN, SP_NF_IMAGE_BASE + (uint64_t)slot * SP_NF_IMAGE_SPAN,
-			     &d->image, why, sizeof(why));
-	munmap(m, SP_NF_IMAGE_SPAN);
-	if (rc != 0) {
-		snprintf(err, errlen, "NF %s: the shared-memory loader refuses it: %s", d->name, why);
-		close(fd);
-		return -1;
-	}
 	d->image_fd = fd;
 	d->owner_pid = (int32_t)getpid();
+	if (D->starter->snapshot) {
+		size_t n = strlen(d->path); /* <nf-dir>/<name>.so -> <nf-dir>/<name>.img */
+
+		if (n < 3 || n + 2 > sizeof(d->snapshot)) {
+			snprintf(err, errlen, "NF %s: its snapshot path would be too long", d->name);
+			close(fd);
+			return -1;
+		}
+		memcpy(d->snapshot, d->path, n - 3);
+		memcpy(d->snapshot + n - 3, ".img", 5);
+		if (nfm_snapshot_write(fd, &d->image, d->snapshot, err, errlen) != 0) {
+			d->snapshot[0] = '\0';
+			close(fd);
+			return -1;
+		}
+		close(fd);
+		d->image_fd = -1;
+	}
 	d->has_image = 1;
 	return 0;
 }
@@ -217,6 +186,8 @@ static json_t *deploy_nf(json_t *req)
 	const char *path = json_string_value(json_object_get(req, "path"));
 	json_t *args = json_object_get(req, "args"), *v, *tables;
 	struct sp_nf_desc *d = NULL;
+	struct st_loaded loaded;
+	struct st_nf view;
 	const char *key;
 	char err[600];
 	unsigned int before;
@@ -237,7 +208,7 @@ static json_t *deploy_nf(json_t *req)
 	snprintf(d->name, sizeof(d->name), "%s", name);
 	/* every deployment gets its own copy: two deployments of one object never share globals */
 	if ((size_t)snprintf(d->path, sizeof(d->path), "%s/%s.so", nf_dir, name) >= sizeof(d->path) ||
-	    copy_file(path, d->path, err, sizeof(err)) != 0)
+	    nfm_copy(path, d->path, err, sizeof(err)) != 0)
 		return fail("deploy_nf %s: %s", name, err);
 	if (args && !json_is_object(args))
 		return fail("deploy_nf %s: 'args' must be an object of strings", name);
@@ -261,14 +232,15 @@ static json_t *deploy_nf(json_t *req)
 	}
 	d->args[off] = '\0';
 	d->args_len = (uint32_t)off;
-	sm_set_phase_deploy(true);
-	sm_set_instance(-1);
 	before = sm_table_count(D->state);
-	if (!chainer_load_nf(&nf_dl[slot], d, err, sizeof(err))) {
+	chainer_nf_view(d, &view);
+	if (nfm_deploy_init(&view, &loaded, err, sizeof(err)) != 0) {
+		nf_dl[slot] = loaded.dl; /* kept when init failed: its tables may exist */
 		unlink(d->path);
 		return fail("deploy_nf: %s", err);
 	}
-	if (D->nf_loader_shm && build_image(slot, d, err, sizeof(err)) != 0) {
+	nf_dl[slot] = loaded.dl;
+	if (D->starter->image && build_image(slot, d, err, sizeof(err)) != 0) {
 		unlink(d->path);
 		return fail("deploy_nf: %s", err); /* what the loader cannot honour is refused */
 	}
@@ -453,6 +425,8 @@ static json_t *positions_json(const struct sp_sfc_desc *s)
 	return out;
 }
 
+static int zygote_launch(int sfc, char *err, size_t errlen);
+
 static json_t *deploy_sfc(json_t *req)
 {
 	const char *name = json_string_value(json_object_get(req, "name"));
@@ -492,6 +466,10 @@ static json_t *deploy_sfc(json_t *req)
 		return fail("deploy_sfc: %d SFCs deployed already", SP_MAX_SFCS);
 	tmp.used = 1;
 	D->ctl->sfcs[slot] = tmp;
+	if (D->starter->resident == ST_RES_ZYGOTE && zygote_launch(slot, err, sizeof(err)) != 0) {
+		D->ctl->sfcs[slot].used = 0;
+		return fail("deploy_sfc: %s", err);
+	}
 	control_publish_routes(D);
 	return json_pack("{s:b, s:i, s:o}", "ok", 1, "sfc", slot, "positions", positions_json(&tmp));
 }
@@ -530,60 +508,156 @@ static const char *file_prefix(void)
 	return slash ? slash + 1 : dir;
 }
 
-/* Fork and exec serpens-runtime as a DPDK secondary of this serpensd on lcore spec `lcore`, with its own
- * arguments `args` (NULL-terminated) after the EAL's. */
-pid_t control_spawn(struct serpensd *d, const char *lcore, const char *const *args)
+/* How serpensd execs serpens-runtime (native/serpens/startup/starter.c does it). */
+static const struct st_spawn *runtime_spawn(void)
 {
-	char prefix_arg[PATH_MAX];
-	const char *argv[32];
-	unsigned int n = 0, i;
-	pid_t pid, parent;
+	static char cpus[16];
+	static struct st_spawn sp;
 
-	snprintf(prefix_arg, sizeof(prefix_arg), "%s", file_prefix());
-	argv[n++] = d->runtime_path;
-	argv[n++] = "--lcores";
-	argv[n++] = lcore;
-	argv[n++] = "--proc-type=secondary";
-	argv[n++] = "--file-prefix";
-	argv[n++] = prefix_arg;
-	argv[n++] = "--no-pci";
-	argv[n++] = "--no-telemetry";
-	argv[n++] = "--log-level=*:warning";
-	argv[n++] = "--";
-	for (i = 0; args[i] && n < 31; i++)
-		argv[n++] = args[i];
-	argv[n] = NULL;
-	parent = getpid();
-	pid = fork();
-	if (pid == 0) {
-		/* a runtime outlives a killed serpensd by nothing: it would spin on a dead data plane's rings */
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		if (getppid() != parent)
-			_exit(1);
-		execv(d->runtime_path, (char *const *)argv);
-		fprintf(stderr, "serpensd: cannot exec %s: %s\n", d->runtime_path, strerror(errno));
-		_exit(127);
+	if (!sp.exe) {
+		snprintf(cpus, sizeof(cpus), "%u", D->instance_lcore);
+		sp = (struct st_spawn){.exe = D->runtime_path, .file_prefix = file_prefix(), .cpus = cpus,
+				       .log_level = "*:warning", .deathsig = SIGTERM};
 	}
-	return pid;
+	return &sp;
 }
 
-/* A runtime for instance slot `slot` (pooled: it waits in the pool). */
+/* Fork and exec serpens-runtime as a DPDK secondary of this serpensd under DPDK lcore id `lcore_id` on
+ * the instance CPU, with its own arguments `args` (NULL-terminated) after the EAL's: the local proxy. */
+pid_t control_spawn(struct serpensd *d, unsigned int lcore_id, char *const *args)
+{
+	struct st_start st = {.lcore_id = lcore_id, .tail = args};
+
+	D = d; /* the proxy starts before the control thread (control_start) sets it */
+	st.spawn = runtime_spawn();
+	return st_spawn_secondary(&st);
+}
+
+/* Fork and exec a runtime for instance slot `slot`: a pool process (load, serpens: the starter's prepare),
+ * the instance itself (exec, snapshot: its start), or — a start beyond the pool — a cold runtime that
+ * loads the NFs the way the method does. */
 static pid_t spawn_runtime(int slot, bool pooled)
 {
-	char lcore[32], slot_s[16];
-	const char *args[] = {"-s", slot_s, pooled ? "-p" : NULL, NULL};
+	char slot_s[16], *tail[] = {"-s", slot_s, pooled ? "-p" : NULL, NULL};
+	/* a distinct lcore id per slot, on the instance CPU: per-lcore state in shared memory (mempool
+	 * caches) must never be used by two processes under one id, even when they share a CPU */
+	struct st_start st = {.spawn = runtime_spawn(), .lcore_id = SP_INSTANCE_LCORE0 + (unsigned int)slot,
+			      .tail = tail};
 	pid_t pid;
 
-	/* A distinct lcore id per slot, on the instance CPU: per-lcore state in shared memory (mempool
-	 * caches) must never be used by two processes under one id, even when they share a CPU. */
-	snprintf(lcore, sizeof(lcore), "%d@%u", 64 + slot, D->instance_lcore);
 	snprintf(slot_s, sizeof(slot_s), "%d", slot);
-	pid = control_spawn(D, lcore, args);
+	if (pooled)
+		pid = D->starter->prepare(&st);
+	else if (D->starter->resident == ST_RES_NONE)
+		pid = D->starter->start(&st);
+	else
+		pid = st_spawn_secondary(&st);
 	if (pid > 0) {
 		D->pid[slot] = pid;
 		D->ctl->inst[slot].pid = pid;
 	}
 	return pid;
+}
+
+/* Has the process of slot `slot` exited (its wait status in *status)? A forked instance is its zygote's
+ * child, not serpensd's: the zygote reaps it and reports; if the zygote died too, the pid is gone. */
+static bool slot_exited(int slot, int *status)
+{
+	struct sp_instance *in = &D->ctl->inst[slot];
+	pid_t pid = D->forked[slot] ? in->pid : D->pid[slot];
+
+	if (!D->forked[slot])
+		return pid > 0 && waitpid(pid, status, WNOHANG) == pid;
+	if (__atomic_load_n(&in->exited, __ATOMIC_ACQUIRE)) {
+		*status = in->exited_status;
+		return true;
+	}
+	if (pid > 0 && kill(pid, 0) != 0 && errno == ESRCH) {
+		*status = 0;
+		return true;
+	}
+	return false;
+}
+
+/* SIGKILL the slot's process and wait until it is gone. */
+static void slot_kill(int slot, int *status)
+{
+	pid_t pid = D->forked[slot] ? D->ctl->inst[slot].pid : D->pid[slot];
+	uint64_t t0 = mono_ns();
+
+	if (pid <= 0) /* a forked instance not yet running: kill(0) would hit serpensd's group */
+		return;
+	kill(pid, SIGKILL);
+	if (!D->forked[slot]) {
+		waitpid(pid, status, 0);
+		return;
+	}
+	while (!slot_exited(slot, status) && mono_ns() - t0 < STOP_TIMEOUT_NS)
+		sleep_us(100);
+}
+
+/* --startup fork: launch the SFC's zygote (a runtime with the SFC's NFs loaded and initialised) and wait
+ * until it waits for requests. 0, or -1 with err. */
+static int zygote_launch(int sfc, char *err, size_t errlen)
+{
+	struct sp_zygote *z = &D->ctl->zygote[sfc];
+	char sfc_s[16], *tail[] = {"-z", sfc_s, NULL};
+	struct st_start st = {.spawn = runtime_spawn(), .lcore_id = SP_ZYGOTE_LCORE0 + (unsigned int)sfc,
+			      .tail = tail};
+	uint64_t t0 = mono_ns();
+	int status;
+	pid_t pid;
+
+	snprintf(sfc_s, sizeof(sfc_s), "%d", sfc);
+	z->error[0] = '\0';
+	z->stop = 0;
+	z->target = -1;
+	__atomic_store_n(&z->state, ZY_STARTING, __ATOMIC_RELEASE);
+	pid = D->starter->prepare(&st);
+	if (pid < 0) {
+		snprintf(err, errlen, "SFC %s: cannot fork its zygote: %s", D->ctl->sfcs[sfc].name, strerror(errno));
+		z->state = ZY_NONE;
+		return -1;
+	}
+	D->zygote_pid[sfc] = pid;
+	z->pid = pid;
+	while (__atomic_load_n(&z->state, __ATOMIC_ACQUIRE) != ZY_WAITING) {
+		if (z->state == ZY_FAILED || waitpid(pid, &status, WNOHANG) == pid ||
+		    mono_ns() - t0 > READY_TIMEOUT_NS) {
+			snprintf(err, errlen, "SFC %s: its zygote did not start: %s", D->ctl->sfcs[sfc].name,
+				 z->error[0] ? z->error : "exited or timed out");
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			D->zygote_pid[sfc] = 0;
+			z->state = ZY_NONE;
+			return -1;
+		}
+		sleep_us(50);
+	}
+	return 0;
+}
+
+static void zygote_stop(int sfc)
+{
+	struct sp_zygote *z = &D->ctl->zygote[sfc];
+	pid_t pid = D->zygote_pid[sfc];
+	uint64_t t0 = mono_ns();
+	int status;
+
+	if (pid <= 0)
+		return;
+	__atomic_store_n(&z->stop, 1, __ATOMIC_SEQ_CST);
+	st_ring(&z->doorbell);
+	while (waitpid(pid, &status, WNOHANG) == 0) {
+		if (mono_ns() - t0 > STOP_TIMEOUT_NS) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			break;
+		}
+		sleep_us(100);
+	}
+	D->zygote_pid[sfc] = 0;
+	z->state = ZY_NONE;
 }
 
 static bool is_pool_slot(int slot) { return slot < (int)D->pool_size; }
@@ -649,12 +723,15 @@ static json_t *start_one(int sfc, int pos)
 {
 	struct sp_instance *in;
 	uint64_t t0 = mono_ns();
-	bool pooled = false;
+	bool pooled = false, forked = D->starter->resident == ST_RES_ZYGOTE;
+	char zerr[400];
 	int slot, status;
 	pid_t pid;
 
 	if (sfc < 0 || sfc >= SP_MAX_SFCS || !D->ctl->sfcs[sfc].used)
 		return fail("start_instance: no SFC with id %d", sfc);
+	if (forked && !D->zygote_pid[sfc] && zygote_launch(sfc, zerr, sizeof(zerr)) != 0)
+		return fail("start_instance: %s", zerr); /* its zygote died: a new one first */
 	slot = claim_slot(&pooled); /* splits global/write state for it */
 	if (slot < 0)
 		return fail("start_instance %s: all %d instance slots are in use", D->ctl->sfcs[sfc].name,
@@ -667,11 +744,24 @@ static json_t *start_one(int sfc, int pos)
 	in->sleeping = in->done = in->stop = 0;
 	in->error[0] = '\0';
 	in->exit_status = 0;
+	in->exited = 0;
+	in->exited_status = 0;
+	D->forked[slot] = forked;
 	__atomic_store_n(&in->state, INST_STARTING, __ATOMIC_RELEASE);
 	if (pooled) { /* wake the waiting runtime: it loads the SFC's NFs and reports ready */
-		__atomic_fetch_add(&in->doorbell, 1, __ATOMIC_SEQ_CST);
-		sp_futex_wake(&in->doorbell, 1);
+		struct st_start st = {.doorbell = &in->doorbell};
+
+		D->starter->start(&st);
 		pid = D->pid[slot];
+	} else if (forked) { /* the SFC's zygote forks the instance into this slot */
+		struct st_start st = {.doorbell = &D->ctl->zygote[sfc].doorbell};
+
+		in->doorbell = 0;
+		in->pid = 0;
+		D->pid[slot] = 0;
+		__atomic_store_n(&D->ctl->zygote[sfc].target, slot, __ATOMIC_SEQ_CST);
+		D->starter->start(&st);
+		pid = 0;
 	} else {
 		in->doorbell = 0;
 		pid = spawn_runtime(slot, false);
@@ -682,14 +772,21 @@ static json_t *start_one(int sfc, int pos)
 		}
 	}
 	while (__atomic_load_n(&in->state, __ATOMIC_ACQUIRE) == INST_STARTING) {
-		if (waitpid(pid, &status, WNOHANG) == pid) {
+		if (slot_exited(slot, &status)) {
 			in->exit_status = status;
 			in->state = INST_DEAD;
 			break;
 		}
+		if (forked && !in->pid && D->zygote_pid[sfc] > 0 &&
+		    waitpid(D->zygote_pid[sfc], &status, WNOHANG) == D->zygote_pid[sfc]) {
+			snprintf(in->error, sizeof(in->error), "its zygote died before it forked the instance");
+			D->zygote_pid[sfc] = 0;
+			D->ctl->zygote[sfc].state = ZY_NONE;
+			in->state = INST_DEAD;
+			break;
+		}
 		if (mono_ns() - t0 > READY_TIMEOUT_NS) {
-			kill(pid, SIGKILL);
-			waitpid(pid, &status, 0);
+			slot_kill(slot, &status);
 			snprintf(in->error, sizeof(in->error), "did not become ready within %llu s",
 				 READY_TIMEOUT_NS / 1000000000ull);
 			in->state = INST_DEAD;
@@ -705,7 +802,7 @@ static json_t *start_one(int sfc, int pos)
 
 		snprintf(why, sizeof(why), "%s", in->error[0] ? in->error : "the runtime exited");
 		if (!back_in_pool) {
-			if (waitpid(pid, &status, WNOHANG) == pid)
+			if (slot_exited(slot, &status))
 				in->exit_status = status;
 			in->state = INST_FREE;
 			D->pid[slot] = 0;
@@ -716,10 +813,13 @@ static json_t *start_one(int sfc, int pos)
 		return fail("start_instance %s: %s", D->ctl->sfcs[sfc].name, why);
 	}
 	D->startup_ns[slot] = mono_ns() - t0;
+	if (forked)
+		pid = D->pid[slot] = in->pid; /* written by the child before it said ready */
 	in->last_pkt_tsc = rte_rdtsc();
 	control_publish_routes(D);
-	return json_pack("{s:b, s:i, s:i, s:f, s:b}", "ok", 1, "instance", slot, "pid", (int)pid, "startup_us",
-			 (double)D->startup_ns[slot] / 1e3, "pooled", pooled);
+	return json_pack("{s:b, s:i, s:i, s:f, s:b, s:s, s:s}", "ok", 1, "instance", slot, "pid", (int)pid,
+			 "startup_us", (double)D->startup_ns[slot] / 1e3, "pooled", pooled, "startup", D->starter->name,
+			 "loader", in->loader);
 }
 
 /* start_instance: one instance of the whole SFC, or — with per-NF chaining — an instance set, one per
@@ -788,13 +888,12 @@ static uint64_t retire(int slot, bool crashed)
 		for (;;) {
 			if (pooled && __atomic_load_n(&in->state, __ATOMIC_ACQUIRE) == INST_POOLED)
 				break;
-			if (waitpid(D->pid[slot], &status, WNOHANG) == D->pid[slot]) {
+			if (slot_exited(slot, &status)) {
 				pooled = false; /* it exited instead of returning to the pool */
 				break;
 			}
 			if (mono_ns() - t0 > STOP_TIMEOUT_NS) {
-				kill(D->pid[slot], SIGKILL);
-				waitpid(D->pid[slot], &status, 0);
+				slot_kill(slot, &status);
 				pooled = false;
 				break;
 			}
@@ -857,19 +956,52 @@ void control_stop_all(struct serpensd *d)
 		D->pid[i] = 0;
 		in->state = INST_FREE;
 	}
+	for (i = 0; i < SP_MAX_SFCS; i++)
+		zygote_stop(i);
+}
+
+/* A start the control thread made on its own (a replacement, on demand) has no client to read its
+ * error: the log gets it. */
+static void report_failed_start(json_t *rep)
+{
+	if (!json_is_true(json_object_get(rep, "ok")))
+		fprintf(stderr, "serpensd: %s\n", json_string_value(json_object_get(rep, "error")));
+	json_decref(rep);
+}
+
+/* A ready instance's process exited: report it, merge its state, start a replacement (the same position
+ * with per-NF chaining, else the whole SFC). */
+static void crashed(int i, pid_t pid, int status)
+{
+	int sfc = D->ctl->inst[i].sfc, pos = D->ctl->inst[i].position;
+
+	D->ctl->inst[i].exit_status = status;
+	crashes[sfc]++;
+	snprintf(crash_msg[sfc], sizeof(crash_msg[sfc]), "instance %d (pid %d) %s %d", i, (int)pid,
+		 WIFSIGNALED(status) ? "killed by signal" : "exited with status",
+		 WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+	fprintf(stderr, "serpensd: SFC %s: %s; restarting it, state kept\n", D->ctl->sfcs[sfc].name, crash_msg[sfc]);
+	retire(i, true);
+	report_failed_start(D->delivery->per_nf ? start_one(sfc, pos) : start_instance(sfc));
 }
 
 /* Periodic duties: reap crashed runtimes (report, merge state, restart), keep-warm, start on demand. */
 static void tick(void)
 {
-	uint64_t now = rte_rdtsc(), hz = rte_get_tsc_hz();
+	uint64_t now, hz = rte_get_tsc_hz();
 	int i, status, sfc, pos;
-	json_t *rep;
 	pid_t pid;
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 		if (D->delivery->reaped && D->delivery->reaped(D, pid, status))
 			continue; /* the chaining mechanism's own process (the proxy): restarted */
+		for (sfc = 0; sfc < SP_MAX_SFCS; sfc++)
+			if (D->zygote_pid[sfc] == pid) { /* its instances die with it; the next start makes a new one */
+				fprintf(stderr, "serpensd: the zygote of SFC %s (pid %d) died\n", D->ctl->sfcs[sfc].name,
+					(int)pid);
+				D->zygote_pid[sfc] = 0;
+				D->ctl->zygote[sfc].state = ZY_NONE;
+			}
 		for (i = 0; i < SM_MAX_INSTANCES; i++) {
 			if (D->pid[i] == pid && D->ctl->inst[i].state == INST_POOLED) { /* died waiting */
 				fprintf(stderr, "serpensd: pooled runtime of slot %d died; replacing it\n", i);
@@ -878,26 +1010,13 @@ static void tick(void)
 				pool_fill(i);
 				continue;
 			}
-			if (D->pid[i] != pid || D->ctl->inst[i].state != INST_READY)
-				continue;
-			sfc = D->ctl->inst[i].sfc;
-			D->ctl->inst[i].exit_status = status;
-			crashes[sfc]++;
-			snprintf(crash_msg[sfc], sizeof(crash_msg[sfc]), "instance %d (pid %d) %s %d", i, (int)pid,
-				 WIFSIGNALED(status) ? "killed by signal" : "exited with status",
-				 WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
-			fprintf(stderr, "serpensd: SFC %s: %s; restarting it, state kept\n",
-				D->ctl->sfcs[sfc].name, crash_msg[sfc]);
-			pos = D->ctl->inst[i].position;
-			retire(i, true);
-			/* its replacement: the same position (per-NF chaining) or the whole SFC */
-			rep = D->delivery->per_nf ? start_one(sfc, pos) : start_instance(sfc);
-			if (!json_is_true(json_object_get(rep, "ok")))
-				fprintf(stderr, "serpensd: SFC %s: no replacement: %s\n", D->ctl->sfcs[sfc].name,
-					json_string_value(json_object_get(rep, "error")));
-			json_decref(rep);
+			if (D->pid[i] == pid && D->ctl->inst[i].state == INST_READY)
+				crashed(i, pid, status);
 		}
 	}
+	for (i = 0; i < SM_MAX_INSTANCES; i++) /* forked instances: their zygote reaped them */
+		if (D->forked[i] && D->ctl->inst[i].state == INST_READY && slot_exited(i, &status))
+			crashed(i, D->pid[i], status);
 	/* now again: a replacement started above (or a packet queued by another process since) is newer than
 	 * the first reading, and must not look idle for 2^64 cycles */
 	now = rte_rdtsc();
@@ -934,7 +1053,7 @@ static void tick(void)
 			has |= D->ctl->inst[i].state == INST_READY && D->ctl->inst[i].sfc == sfc;
 		__atomic_store_n(&D->want_start[sfc], 0, __ATOMIC_RELAXED);
 		if (!has)
-			json_decref(start_instance(sfc)); /* packets arrived for an SFC with no instance */
+			report_failed_start(start_instance(sfc)); /* packets arrived for an SFC with no instance */
 	}
 }
 
@@ -1304,7 +1423,10 @@ void control_cleanup(struct serpensd *d)
 	int i;
 
 	for (i = 0; i < SP_MAX_NFS; i++)
-		if (d->ctl->nfs[i].used)
+		if (d->ctl->nfs[i].used) {
 			unlink(d->ctl->nfs[i].path);
+			if (d->ctl->nfs[i].snapshot[0])
+				unlink(d->ctl->nfs[i].snapshot);
+		}
 	rmdir(nf_dir);
 }

@@ -10,6 +10,8 @@
 
 #include <stdint.h>
 
+#include <rte_config.h>
+
 #include "loader.h"
 #include "remote_state.h"
 #include "state.h"
@@ -25,6 +27,16 @@
 #define SP_NAME_LEN 64
 #define SP_PATH_LEN 256
 #define SP_ARGS_LEN 2048  /* "k\0v\0k\0v\0\0" */
+/* DPDK lcore ids of serpensd's runtimes, on the instance CPU: one per instance slot, one for the local
+ * proxy (--chaining local-proxy) and one per SFC's zygote (--startup fork), each range of its own, so no
+ * two processes ever use per-lcore state (mempool caches) under one id. The ranges are checked against
+ * SM_MAX_INSTANCES, SP_MAX_SFCS and RTE_MAX_LCORE below. */
+#define SP_INSTANCE_LCORE0 64
+#define SP_PROXY_LCORE 80
+#define SP_ZYGOTE_LCORE0 96
+_Static_assert(SP_INSTANCE_LCORE0 + SM_MAX_INSTANCES <= SP_PROXY_LCORE, "instance lcore ids reach the proxy's");
+_Static_assert(SP_PROXY_LCORE < SP_ZYGOTE_LCORE0, "the proxy's lcore id is a zygote's");
+_Static_assert(SP_ZYGOTE_LCORE0 + SP_MAX_SFCS <= RTE_MAX_LCORE, "zygote lcore ids beyond RTE_MAX_LCORE");
 #define SP_LABEL_END 0xfe
 #define SP_LABEL_DROP 0xff
 
@@ -34,12 +46,14 @@ struct sp_nf_desc {
 	char path[SP_PATH_LEN];
 	char args[SP_ARGS_LEN];
 	uint32_t args_len;
-	/* With --nf-loader shm: the NF's image, built once by serpensd into a memfd, mapped by runtimes at
-	 * image.base through /proc/<owner_pid>/fd/<image_fd> (native/serpens/loader). */
+	/* With --startup serpens or snapshot: the NF's image, built once by serpensd into a memfd, mapped by
+	 * runtimes at image.base through /proc/<owner_pid>/fd/<image_fd> (native/serpens/loader), or — the
+	 * snapshot method — from the same bytes saved to the file `snapshot`. */
 	uint32_t has_image;
 	int32_t image_fd;
 	int32_t owner_pid;
 	struct ldr_image image;
+	char snapshot[SP_PATH_LEN]; /* "" unless --startup snapshot */
 };
 
 #define SP_NF_IMAGE_BASE 0x5e0000000000ull /* reserved range for NF images, one span per NF slot */
@@ -138,6 +152,23 @@ struct sp_instance {
 	char rx_ring[32];
 	char tx_ring[32];
 	char error[256]; /* why the runtime refused to start */
+	/* --startup fork: the instance is a child of its SFC's zygote, which reaps it and reports here */
+	uint32_t exited;
+	int32_t exited_status;
+	char loader[16]; /* the starter's loader that brought the NFs in (start_instance's reply) */
+};
+
+/* --startup fork: one zygote runtime per SFC (EAL initialised, the SFC's NFs loaded and initialised in
+ * attach mode) forks every instance of it into the slot `target` (native/serpens/startup/fork.c). */
+enum sp_zygote_state { ZY_NONE = 0, ZY_STARTING, ZY_WAITING, ZY_FAILED };
+
+struct sp_zygote {
+	uint32_t state;
+	uint32_t doorbell; /* futex: bumped with every request (a target, or stop) */
+	int32_t target;    /* the slot to fork an instance into, -1: none */
+	uint32_t stop;
+	int32_t pid;
+	char error[256];
 };
 
 /* The gateway stage of serpensd's data plane (docs/stages.md), cumulative since it started: TSC time
@@ -215,6 +246,8 @@ struct sp_ctl {
 	struct sp_instance inst[SM_MAX_INSTANCES];
 	struct sp_gateway_stage gateway;
 	struct sp_delivery_shared delivery;
+	uint32_t startup; /* enum st_method (native/serpens/startup/starter.h): how runtimes load the NFs */
+	struct sp_zygote zygote[SP_MAX_SFCS];
 };
 
 /* Futex helpers on shared (not process-private) words. */

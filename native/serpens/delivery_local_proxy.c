@@ -33,7 +33,6 @@
 #include "serpensd.h"
 
 #define PROXY_READY_TIMEOUT_NS (15ull * 1000000000ull)
-#define PROXY_LCORE_ID (64 + SM_MAX_INSTANCES) /* after the instance slots' lcore ids (control.c) */
 
 static struct rte_ring *prx, *ptx;
 static uint64_t pending_since; /* the flush clock of the proxy's rx ring */
@@ -52,8 +51,7 @@ static uint64_t mono_ns(void)
 static int spawn_proxy(struct serpensd *d)
 {
 	struct sp_proxy *p = &d->ctl->delivery.proxy;
-	const char *args[] = {"-P", NULL};
-	char lcore[32];
+	char *args[] = {"-P", NULL};
 	uint64_t t0 = mono_ns();
 	int status;
 	pid_t pid;
@@ -62,8 +60,7 @@ static int spawn_proxy(struct serpensd *d)
 	p->error[0] = '\0';
 	__atomic_store_n(&p->state, INST_STARTING, __ATOMIC_RELEASE);
 	/* on the instances' core: the proxy hands that core to the instance it wakes */
-	snprintf(lcore, sizeof(lcore), "%d@%u", PROXY_LCORE_ID, d->instance_lcore);
-	pid = control_spawn(d, lcore, args);
+	pid = control_spawn(d, SP_PROXY_LCORE, args);
 	if (pid < 0) {
 		fprintf(stderr, "serpensd: cannot fork the local proxy: %s\n", strerror(errno));
 		p->state = INST_DEAD;

@@ -6,6 +6,7 @@
 #include "remote_internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <sys/time.h>
@@ -76,6 +77,9 @@ redisContext *rs_conn(void)
 		rs_fail("cannot connect: %s (is redis-server running?)", why);
 		return NULL;
 	}
+	/* never inherited through exec: serpensd's runtimes (pool, zygotes, instances, the proxy) are its
+	 * children and would otherwise each hold serpensd's socket open (zygotes pass it on to every fork) */
+	fcntl(rs_ctx->fd, F_SETFD, FD_CLOEXEC);
 	redisSetTimeout(rs_ctx, tv);
 	return rs_ctx;
 }

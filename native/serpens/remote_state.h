@@ -64,6 +64,10 @@ int rs_ping(char *err, size_t errlen);
 /* Forget this process's remote table handles and close the connection (a pooled runtime that returns to
  * the pool; it reconnects on its next instance). */
 void rs_forget(void);
+/* Close this process's connection but keep its tables (the loaded NFs hold their handles): a zygote
+ * before it forks (--startup fork), so that no child ever shares its socket — two processes on one Redis
+ * connection would read each other's replies. The next access (the child's) connects anew. */
+void rs_disconnect(void);
 
 const char *rs_backend_name(enum rs_backend b);
 int rs_backend_parse(const char *s); /* the enum, or -1 */

@@ -7,14 +7,19 @@
  * router wakes it after wake_batch packets or a flush timeout (paper Section IV-B2). Every batch is
  * bracketed by sm_batch_begin/end so the State Manager can pause it while it splits global state.
  *
+ * How it gets there is serpensd's startup method (--startup; native/serpens/startup, docs/startup.md):
+ *   -s SLOT      (exec, snapshot, or a start beyond the pool) this process is the instance;
+ *   -s SLOT -p   (load, serpens) pooled: pre-launched into an instance slot with its EAL initialised, it
+ *                waits there (state POOLED) until serpensd gives the slot an SFC, loads the NFs, serves,
+ *                unloads them and goes back to waiting;
+ *   -z SFC       (fork) the SFC's zygote: loads the SFC's NFs once, then forks every instance of it into
+ *                the slot serpensd names, and reaps and reports its instances.
+ * The NFs are loaded by the method's starter: dlopen, the shared-memory image, or the snapshot file.
+ *
  * Per-NF chaining (serpensd --chaining local-proxy|global-proxy): the instance runs one position of the
  * SFC (sp_instance.position), reads and writes the chain tag of every packet (chain_tag.h) and measures
- * Table II's delivery time. With -P the process is instead the local proxy between such instances
- * (local_proxy.c).
- *
- * Pooled (-p): the process is pre-launched into an instance slot with its EAL already initialised and
- * waits there (state POOLED) until serpensd gives the slot an SFC; when the instance is stopped it unloads
- * the NFs and goes back to waiting. Starting an instance then costs loading the NFs, not exec + EAL init.
+ * Table II's delivery time. A zygote loads all of its SFC's NFs; each child it forks runs the position
+ * its slot names. With -P the process is instead the local proxy between such instances (local_proxy.c).
  *
  * Wake-up protocol (Dekker-style, no lost wake-ups): the runtime publishes sleeping=1, re-checks its
  * ring, then bumps `done` (a serpensd that handed it the core waits on that) and waits on `doorbell`;
@@ -25,8 +30,10 @@
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -46,6 +53,8 @@ static struct sp_instance *g_in;
 static int g_tag_off = -1; /* the chain tag's mbuf field (per-NF chaining) */
 static struct sm_region *g_r;
 static int g_slot = -1;
+static struct sp_ctl *g_ctl;
+static struct chainer *g_chainer;
 
 /* Publish the instance's state and wake serpensd if it waits for a change (start_instance). */
 static void set_state(struct sp_instance *in, uint32_t st)
@@ -75,6 +84,18 @@ static void remote_fatal(const char *msg)
 		sm_batch_end(g_r, g_slot);
 	snprintf(buf, sizeof(buf), "instance %d: %s", g_slot, msg);
 	fail(g_in, buf);
+}
+
+/* fission/snf: install the remote backend in this process, counting into the instance's slot (a zygote,
+ * `in` NULL: into a private struct; it runs no batch). The connection is made on first use. */
+static void remote_setup(struct sp_ctl *ctl, struct sp_instance *in)
+{
+	struct rs_config rc = {.backend = (enum rs_backend)ctl->state_backend, .host = ctl->redis_host,
+			       .port = (int)ctl->redis_port, .timeout_ms = ctl->redis_timeout_ms,
+			       .stats = in ? &in->remote : NULL, .fatal = remote_fatal};
+
+	if (ctl->state_backend != RS_SERPENS && rs_setup(&rc) != 0)
+		fail(in, "unknown state backend in the control memzone");
 }
 
 /* Per-NF chaining, around one batch of the instance's NF: Table II's delivery time (from when the previous
@@ -192,6 +213,7 @@ static int pool_loop(struct sp_instance *in, struct sp_ctl *ctl, struct chainer 
 			rs_forget();
 			continue; /* back to POOLED: serpensd reads the error */
 		}
+		snprintf(in->loader, sizeof(in->loader), "%s", chainer_loader(c));
 		in->ready_tsc = rte_rdtsc();
 		in->slot_starts++;
 		set_state(in, INST_READY);
@@ -204,6 +226,115 @@ static int pool_loop(struct sp_instance *in, struct sp_ctl *ctl, struct chainer 
 	}
 }
 
+/* A zygote's child: become the instance of slot `arg` (its lcore id is the slot's already: fork.c). The
+ * zygote loaded every NF of the SFC; with per-NF chaining the child runs the one its slot names. */
+static void forked_instance(void *arg)
+{
+	int slot = (int)(intptr_t)arg;
+	struct sp_instance *in = &g_ctl->inst[slot];
+	struct rte_ring *rx, *tx;
+	char err[600];
+
+	signal(SIGCHLD, SIG_DFL);
+	in->pid = (int32_t)getpid();
+	g_in = in;
+	g_slot = slot;
+	sm_set_instance(slot);
+	rx = rte_ring_lookup(in->rx_ring);
+	tx = rte_ring_lookup(in->tx_ring);
+	if (!rx || !tx)
+		fail(in, "instance rings not found");
+	if (in->position >= (int)g_chainer->npos)
+		fail(in, "the slot names a position its SFC does not have");
+	g_chainer->position = in->position;
+	/* remote state: the zygote closed its connection before forking; this instance counts into its own
+	 * slot and opens its own connection now, so a dead store fails the start rather than the first
+	 * batch (as an exec'd instance's NF init would) */
+	remote_setup(g_ctl, in);
+	if (g_ctl->state_backend != RS_SERPENS && rs_ping(err, sizeof(err)) != 0)
+		fail(in, err);
+	snprintf(in->loader, sizeof(in->loader), "%s", chainer_loader(g_chainer));
+	in->ready_tsc = rte_rdtsc();
+	in->slot_starts++;
+	set_state(in, INST_READY);
+	serve(g_ctl, in, g_chainer, rx, tx, g_r, slot);
+}
+
+static void on_sigchld(int sig) { (void)sig; } /* only to cut the zygote's futex wait short */
+
+static void zygote_state(struct sp_zygote *z, uint32_t st)
+{
+	__atomic_store_n(&z->state, st, __ATOMIC_RELEASE);
+	sp_futex_wake(&z->state, INT_MAX);
+}
+
+/* The zygote of SFC `sfc` (--startup fork): NFs loaded and initialised once, in attach mode and as no
+ * instance; each request forks an instance into the target slot. It reaps its children and reports their
+ * exit in their slots: serpensd is not their parent and cannot wait for them. */
+static int zygote_loop(struct sp_ctl *ctl, struct chainer *c, int sfc)
+{
+	const struct sp_starter *st = st_by_method((enum st_method)ctl->startup);
+	struct sp_zygote *z = &ctl->zygote[sfc];
+	struct sigaction sa = {.sa_handler = on_sigchld}; /* no SA_RESTART: the wait must return */
+	pid_t child[SM_MAX_INSTANCES] = {0}, pid;
+	char err[512];
+	int status, i, t;
+	uint32_t seq;
+
+	if (!st || !st->branch) {
+		snprintf(z->error, sizeof(z->error), "the startup method in the control memzone does not fork");
+		zygote_state(z, ZY_FAILED);
+		return 1;
+	}
+	remote_setup(ctl, NULL);
+	if (chainer_load(c, ctl, (uint32_t)sfc, -1, err, sizeof(err)) != 0) {
+		snprintf(z->error, sizeof(z->error), "%.*s", (int)sizeof(z->error) - 1, err);
+		zygote_state(z, ZY_FAILED);
+		return 1;
+	}
+	rs_disconnect(); /* NF init (attach) may have talked to the store: no child inherits that socket */
+	sigaction(SIGCHLD, &sa, NULL);
+	zygote_state(z, ZY_WAITING);
+	for (;;) {
+		seq = __atomic_load_n(&z->doorbell, __ATOMIC_ACQUIRE);
+		/* report before reaping: until it is reaped the child's pid exists, so serpensd (which also
+		 * treats a vanished pid as exited) can never see it gone, reuse the slot, and then get this
+		 * report for the old instance */
+		for (;;) {
+			siginfo_t si = {0};
+
+			if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) != 0 || si.si_pid == 0)
+				break;
+			status = si.si_code == CLD_EXITED ? (si.si_status & 0xff) << 8
+							   : (si.si_status & 0x7f) | (si.si_code == CLD_DUMPED ? 0x80 : 0);
+			for (i = 0; i < SM_MAX_INSTANCES; i++)
+				if (child[i] == si.si_pid) {
+					child[i] = 0;
+					ctl->inst[i].exited_status = status;
+					__atomic_store_n(&ctl->inst[i].exited, 1, __ATOMIC_RELEASE);
+					sp_futex_wake(&ctl->inst[i].state, INT_MAX);
+				}
+			waitpid(si.si_pid, &status, 0);
+		}
+		if (__atomic_load_n(&z->stop, __ATOMIC_ACQUIRE))
+			return 0;
+		t = __atomic_exchange_n(&z->target, -1, __ATOMIC_SEQ_CST);
+		if (t >= 0 && t < SM_MAX_INSTANCES) {
+			rs_disconnect(); /* never connected again after init; kept here so a fork can never share one */
+			pid = st->branch(SP_INSTANCE_LCORE0 + (unsigned int)t, forked_instance, (void *)(intptr_t)t);
+			if (pid < 0) {
+				snprintf(ctl->inst[t].error, sizeof(ctl->inst[t].error), "zygote: fork: %s", strerror(errno));
+				set_state(&ctl->inst[t], INST_DEAD);
+			} else {
+				child[t] = pid;
+				ctl->inst[t].pid = pid;
+			}
+			continue;
+		}
+		sp_futex_wait(&z->doorbell, seq, 100 * 1000 * 1000L);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	const struct rte_memzone *ctl_mz, *state_mz;
@@ -213,23 +344,25 @@ int main(int argc, char **argv)
 	struct rte_ring *rx, *tx;
 	static struct chainer chainer;
 	char err[512];
-	int ret, slot = -1, opt, pooled = 0, proxy = 0;
+	int ret, slot = -1, opt, pooled = 0, proxy = 0, zygote = -1;
 
 	ret = rte_eal_init(argc, argv);
 	if (ret < 0)
 		fail(NULL, "EAL init failed (is serpensd running with the same --file-prefix?)");
 	argc -= ret;
 	argv += ret;
-	while ((opt = getopt(argc, argv, "s:pP")) != -1) {
+	while ((opt = getopt(argc, argv, "s:pPz:")) != -1) {
 		if (opt == 's')
 			slot = atoi(optarg);
 		else if (opt == 'p')
 			pooled = 1;
 		else if (opt == 'P')
 			proxy = 1;
+		else if (opt == 'z')
+			zygote = atoi(optarg);
 	}
-	if ((slot < 0 || slot >= SM_MAX_INSTANCES) && !proxy)
-		fail(NULL, "usage: serpens-runtime [EAL] -- -s SLOT [-p] | -P");
+	if (!proxy && (zygote >= SP_MAX_SFCS || (zygote < 0 && (slot < 0 || slot >= SM_MAX_INSTANCES))))
+		fail(NULL, "usage: serpens-runtime [EAL] -- -s SLOT [-p] | -z SFC | -P");
 	ctl_mz = rte_memzone_lookup(SP_CTL_MZ);
 	state_mz = rte_memzone_lookup(SP_STATE_MZ);
 	if (!ctl_mz || !state_mz)
@@ -239,9 +372,11 @@ int main(int argc, char **argv)
 		fail(NULL, "control memzone has a wrong magic");
 	if (proxy) /* the local proxy of per-NF chaining: no NF, no state slot (local_proxy.c) */
 		return local_proxy_run(ctl);
+	g_ctl = ctl;
+	g_chainer = &chainer;
+	in = zygote < 0 ? &ctl->inst[slot] : NULL;
 	if (ctl->delivery.mode != SP_CHAIN_CONSOLIDATED && (g_tag_off = sp_chain_tag_lookup()) < 0)
-		fail(&ctl->inst[slot], "the chain tag mbuf field is not registered (serpensd --chaining?)");
-	in = &ctl->inst[slot];
+		fail(in, "the chain tag mbuf field is not registered (serpensd --chaining?)");
 	r = sm_region_attach(state_mz->addr);
 	if (!r)
 		fail(in, "state region not initialised");
@@ -251,14 +386,9 @@ int main(int argc, char **argv)
 	g_in = in;
 	g_r = r;
 	g_slot = slot;
-	if (ctl->state_backend != RS_SERPENS) {
-		struct rs_config rc = {.backend = (enum rs_backend)ctl->state_backend, .host = ctl->redis_host,
-				       .port = (int)ctl->redis_port, .timeout_ms = ctl->redis_timeout_ms,
-				       .stats = &in->remote, .fatal = remote_fatal};
-
-		if (rs_setup(&rc) != 0)
-			fail(in, "unknown state backend in the control memzone");
-	}
+	if (zygote >= 0)
+		return zygote_loop(ctl, &chainer, zygote);
+	remote_setup(ctl, in);
 	rx = rte_ring_lookup(in->rx_ring);
 	tx = rte_ring_lookup(in->tx_ring);
 	if (!rx || !tx)
@@ -267,6 +397,7 @@ int main(int argc, char **argv)
 		return pool_loop(in, ctl, &chainer, rx, tx, r, slot);
 	if (chainer_load(&chainer, ctl, (uint32_t)in->sfc, in->position, err, sizeof(err)) != 0)
 		fail(in, err);
+	snprintf(in->loader, sizeof(in->loader), "%s", chainer_loader(&chainer));
 	in->ready_tsc = rte_rdtsc();
 	in->slot_starts++;
 	set_state(in, INST_READY);

@@ -48,7 +48,7 @@ static void usage_exit(const char *why)
 	fprintf(stderr,
 		"serpensd: %s\nusage: serpensd [EAL args] -- --control PATH --runtime PATH [--nf-dir DIR]\n"
 		"       [--state-mb N] [--wake-batch N] [--batch N] [--flush-us N] [--keep-warm-s S] [--colocate]\n"
-		"       [--instance-lcore N] [--no-auto-start] [--pool N] [--nf-loader dlopen|shm]\n"
+		"       [--instance-lcore N] [--no-auto-start] [--startup exec|fork|load|snapshot|serpens] [--pool N]\n"
 		"       [--state-backend serpens|fission|snf] [--redis HOST:PORT] [--redis-timeout-ms N]\n"
 		"       [--chaining %s] [--gproxy PATH] [--gproxy-hold N]\n",
 		why, chaining);
@@ -63,12 +63,13 @@ static void parse_args(int argc, char **argv)
 		{"wake-batch", required_argument, NULL, 'w'}, {"flush-us", required_argument, NULL, 'f'},
 		{"keep-warm-s", required_argument, NULL, 'k'}, {"colocate", no_argument, NULL, 'o'},
 		{"instance-lcore", required_argument, NULL, 'i'}, {"no-auto-start", no_argument, NULL, 'a'},
-		{"pool", required_argument, NULL, 'p'}, {"nf-loader", required_argument, NULL, 'L'},
+		{"pool", required_argument, NULL, 'p'}, {"startup", required_argument, NULL, 'L'},
 		{"state-backend", required_argument, NULL, 'B'}, {"redis", required_argument, NULL, 'R'},
 		{"redis-timeout-ms", required_argument, NULL, 'T'}, {"batch", required_argument, NULL, 'b'},
 		{"chaining", required_argument, NULL, 'C'}, {"gproxy", required_argument, NULL, 'G'},
 		{"gproxy-hold", required_argument, NULL, 'H'}, {NULL, 0, NULL, 0}};
 	static char why[400];
+	const char *startup = "serpens";
 	char *colon;
 	int b;
 	int opt;
@@ -96,11 +97,7 @@ static void parse_args(int argc, char **argv)
 		case 'i': D.instance_lcore = (unsigned int)atoi(optarg); break;
 		case 'a': D.auto_start = false; break;
 		case 'p': D.pool_size = (unsigned int)atoi(optarg); break;
-		case 'L':
-			if (strcmp(optarg, "shm") != 0 && strcmp(optarg, "dlopen") != 0)
-				usage_exit("--nf-loader is dlopen or shm");
-			D.nf_loader_shm = strcmp(optarg, "shm") == 0;
-			break;
+		case 'L': startup = optarg; break;
 		case 'B':
 			if ((b = rs_backend_parse(optarg)) < 0)
 				usage_exit("--state-backend is serpens, fission or snf");
@@ -146,6 +143,22 @@ static void parse_args(int argc, char **argv)
 		usage_exit("--state-backend fission/snf needs --redis HOST:PORT");
 	if (D.ctl->redis_timeout_ms == 0)
 		D.ctl->redis_timeout_ms = 1000;
+	D.starter = st_by_name(startup);
+	if (!D.starter) {
+		snprintf(why, sizeof(why), "--startup: unknown method '%s' (known: %s)", startup, st_names());
+		usage_exit(why);
+	}
+	/* every instance is a process of its own here: the Instance Manager stops, reaps and restarts it
+	 * by its pid, and a runtime's per-process state (the State Manager's slot, the remote store's
+	 * connection, the Chainer) is one instance's (docs/startup.md) */
+	if (D.starter->resident == ST_RES_HOST)
+		usage_exit("--startup thread: serpensd runs every instance as a process of its own (an instance "
+			   "thread would share a host's per-process state and crash with it); see docs/startup.md");
+	if (D.starter->resident != ST_RES_POOL && D.pool_size) {
+		snprintf(why, sizeof(why), "--pool applies to --startup load and serpens, not %s", D.starter->name);
+		usage_exit(why);
+	}
+	D.ctl->startup = (uint32_t)D.starter->method;
 }
 
 /* fission/snf: NF state (all of it, or the global tables) in Redis. serpensd deploys into it and moves
@@ -300,6 +313,10 @@ int main(int argc, char **argv)
 	static struct sp_ctl boot; /* options parsed before the memzone exists */
 	int ret;
 
+	if (argc == 2 && !strcmp(argv[1], "--starters")) { /* the startup methods this binary runs, no EAL */
+		st_describe(stdout);
+		return 0;
+	}
 	rte_openlog_stream(stderr);
 	ret = rte_eal_init(argc, argv);
 	if (ret < 0)
@@ -317,6 +334,7 @@ int main(int argc, char **argv)
 	memcpy(D.ctl->redis_host, boot.redis_host, sizeof(boot.redis_host));
 	D.ctl->redis_port = boot.redis_port;
 	D.ctl->redis_timeout_ms = boot.redis_timeout_ms;
+	D.ctl->startup = boot.startup;
 	setup_state();
 	setup_remote_state();
 	setup_port();

@@ -15,6 +15,7 @@
 #include "ctl.h"
 #include "delivery.h"
 #include "hop.h"
+#include "starter.h"
 
 #define RT_BUCKETS 256
 #define DP_BURST 32     /* packets per receive, per staged enqueue, per transmit */
@@ -41,8 +42,8 @@ struct serpensd {
 	unsigned int state_mb;
 	unsigned int flush_us;
 	double keep_warm_s;
-	unsigned int pool_size;
-	bool nf_loader_shm;        /* runtimes map NF images built by the loader instead of dlopen */
+	unsigned int pool_size;    /* runtimes pre-launched into slots 0..pool_size-1 (load, serpens) */
+	const struct sp_starter *starter; /* --startup (native/serpens/startup/starter.h) */
 	bool auto_start;
 	const struct sp_delivery_ops *delivery; /* --chaining (delivery.h) */
 	const char *gproxy_path;   /* --gproxy: serpens-gproxy, the global-proxy chaining's proxy */
@@ -66,6 +67,8 @@ struct serpensd {
 	uint64_t want_start[SP_MAX_SFCS]; /* packets that found no instance, for auto-start */
 	/* control thread */
 	pid_t pid[SM_MAX_INSTANCES];
+	bool forked[SM_MAX_INSTANCES]; /* the slot's process is a zygote's child, not serpensd's */
+	pid_t zygote_pid[SP_MAX_SFCS];
 	uint64_t startup_ns[SM_MAX_INSTANCES];
 	volatile int quit;
 };
@@ -74,7 +77,8 @@ struct serpensd {
 int control_start(struct serpensd *d);
 void control_stop(struct serpensd *d);
 void control_publish_routes(struct serpensd *d); /* rebuild from ctl, swap, wait for a grace period */
-pid_t control_spawn(struct serpensd *d, const char *lcore, const char *const *args); /* a runtime child */
+/* a runtime child under DPDK lcore id lcore_id on the instance CPU (the local proxy) */
+pid_t control_spawn(struct serpensd *d, unsigned int lcore_id, char *const *args);
 void control_stop_all(struct serpensd *d);
 void control_cleanup(struct serpensd *d); /* remove the NF copies */
 int control_fill_pool(struct serpensd *d);

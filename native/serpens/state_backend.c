@@ -65,3 +65,10 @@ void rs_forget(void)
 	rs_batch.active = false;
 	rs_conn_close();
 }
+
+void rs_disconnect(void)
+{
+	rs_cache_reset();
+	rs_batch.active = false;
+	rs_conn_close();
+}

@@ -14,7 +14,6 @@
  *
  * Usage: serpens-startbench [EAL args] -- --nf PATH [options]   (--help lists them)
  */
-#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -26,8 +25,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -40,13 +37,14 @@
 
 #include "ctl.h"
 #include "eal_files.h"
+#include "nfm.h"
 #include "startbench_int.h"
 
-static const char *const METHOD_NAME[M_COUNT] = {"exec", "fork", "load", "thread", "snapshot", "serpens"};
+#define METHOD_NAME(m) (st_by_method((enum st_method)(m))->name)
 
 static struct {
 	const char *nf_path, *workdir, *out_path, *self, *placement;
-	char methods[M_COUNT];
+	char methods[ST_COUNT];
 	unsigned int counts[64], ncounts;
 	unsigned int mem_steps[64], nmem;
 	unsigned int reps, slow_reps, pool;
@@ -132,36 +130,32 @@ static const char *worker_cpus(void)
 	return buf;
 }
 
-/* fork + exec this binary as a DPDK secondary in role `role` for slot `slot`. */
-static pid_t spawn(const char *role, int slot, int nf, int method)
+/* Exec this binary as a DPDK secondary in role `role` for slot `slot` through the starter's prepare (a
+ * resident) or start (a cold instance): native/serpens/startup, as serpensd does. */
+static pid_t spawn(const struct sp_starter *st, bool resident, const char *role, int slot, int nf)
 {
-	char lcores[64], slot_s[16], nf_s[16], m_s[16];
+	char slot_s[16], nf_s[16], m_s[16];
+	char *tail[] = {"-r", (char *)role, "-s", slot_s, "-n", nf_s, "-m", m_s, NULL};
+	/* never outlive the orchestrator (a secondary in EAL init would wait for it forever) */
+	struct st_spawn how = {.exe = opt.self, .file_prefix = prefix, .cpus = worker_cpus(), .log_level = "*:error",
+			       .deathsig = SIGKILL};
+	struct st_start req = {.spawn = &how, .lcore_id = sb_slot_lcore(slot), .tail = tail};
 	pid_t pid;
 
-	/* a distinct lcore id per process on the chosen CPU(s): per-lcore DPDK state is never shared */
-	snprintf(lcores, sizeof(lcores), "%d@%s", 1 + slot % 126, worker_cpus());
 	snprintf(slot_s, sizeof(slot_s), "%d", slot);
 	snprintf(nf_s, sizeof(nf_s), "%d", nf);
-	snprintf(m_s, sizeof(m_s), "%d", method);
-	pid = fork();
-	if (pid == 0) {
-		/* never outlive the orchestrator (a secondary in EAL init would wait for it forever) */
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		char *argv[] = {(char *)opt.self, "--lcores", lcores, "--proc-type=secondary", "--file-prefix", prefix,
-				"--no-pci", "--no-telemetry", "--log-level=*:error", "--", "-r", (char *)role, "-s",
-				slot_s, "-n", nf_s, "-m", m_s, NULL};
-
-		execv(opt.self, argv);
-		_exit(127);
-	}
+	snprintf(m_s, sizeof(m_s), "%d", (int)st->method);
+	pid = resident ? st->prepare(&req) : st->start(&req);
 	if (pid < 0)
 		die("fork: %s", strerror(errno));
 	return pid;
 }
 
-/* Start a resident process (pool worker, zygote, host) in `slot` and wait until it waits. */
-static void spawn_resident(const char *role, int slot, int nf)
+/* Start the resident process of method `m` (pool worker, zygote, host) in `slot` and wait until it waits. */
+static void spawn_resident(int m, int slot, int nf)
 {
+	static const char *const role[] = {[ST_RES_POOL] = "pool", [ST_RES_ZYGOTE] = "zygote", [ST_RES_HOST] = "host"};
+	const struct sp_starter *st = st_by_method((enum st_method)m);
 	struct sb_slot *s = &ctl->slot[slot];
 	int status;
 	pid_t pid;
@@ -169,12 +163,13 @@ static void spawn_resident(const char *role, int slot, int nf)
 	s->state = SB_EMPTY;
 	s->cmd = SB_CMD_NONE;
 	s->error[0] = '\0';
-	pid = spawn(role, slot, nf, 0);
+	pid = spawn(st, true, role[st->resident], slot, nf);
 	s->pid = pid;
 	if (!wait_state(s, 1u << SB_WAITING | 1u << SB_FAILED, 30ull * 1000000000ull) || s->state == SB_FAILED) {
 		kill(pid, SIGKILL);
 		waitpid(pid, &status, 0);
-		die("%s process for slot %d did not come up: %s", role, slot, s->error[0] ? s->error : "timeout");
+		die("%s process for slot %d did not come up: %s", role[st->resident], slot,
+		    s->error[0] ? s->error : "timeout");
 	}
 }
 
@@ -195,76 +190,34 @@ static void stop_resident(int slot)
 /* ---------------------------------------------------------------------------------------------- */
 /* deployment                                                                                     */
 
-static void copy_file(const char *from, const char *to)
-{
-	char buf[65536];
-	ssize_t n;
-	int in = open(from, O_RDONLY), o = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0755);
-
-	if (in < 0 || o < 0)
-		die("cannot copy %s to %s: %s", from, to, strerror(errno));
-	while ((n = read(in, buf, sizeof(buf))) > 0)
-		if (write(o, buf, (size_t)n) != n)
-			die("write %s: %s", to, strerror(errno));
-	close(in);
-	close(o);
-}
-
+/* The NF Manager's steps (native/serpens/startup/nfm.h), as serpensd runs them: the deployment's own copy,
+ * init in deploy mode through the dlopen loader, the image built once into a memfd (serpens) and saved as
+ * a file (snapshot). */
 static void deploy(unsigned int i)
 {
 	struct sb_nf *d = &ctl->nf[i];
-	char err[400];
-	const struct sp_nf *nf;
-	static char buf[65536];
-	struct stat st;
-	void *dl, *m;
-	int fd, sfd;
-	off_t off;
-	ssize_t n;
+	struct st_loaded loaded;
+	struct st_nf view;
+	char err[600];
+	int fd;
 
 	snprintf(d->name, sizeof(d->name), "nf%u", i);
 	snprintf(d->path, sizeof(d->path), "%s/nf%u.so", opt.workdir, i);
 	snprintf(d->snapshot, sizeof(d->snapshot), "%s/nf%u.img", opt.workdir, i);
-	copy_file(opt.nf_path, d->path);
-	/* init in deploy mode creates the tables and writes the initial state (then the object is unloaded:
-	 * the orchestrator keeps nothing of the NF but its state and its image) */
-	dl = dlopen(d->path, RTLD_NOW | RTLD_LOCAL);
-	if (!dl)
-		die("dlopen %s: %s", d->path, dlerror());
-	nf = dlsym(dl, "serpens_nf");
-	if (!nf || !nf->handler)
-		die("%s is not an NF (no serpens_nf)", opt.nf_path);
-	sm_set_phase_deploy(true);
-	sm_set_instance(-1);
-	sm_set_nf(d->name, NULL);
-	if (sm_nf_init(nf) != 0)
-		die("deploying %s: init failed: %s", d->name, sm_last_error(region));
-	dlclose(dl);
+	if (nfm_copy(opt.nf_path, d->path, err, sizeof(err)) != 0)
+		die("%s", err);
+	view = (struct st_nf){.name = d->name, .path = d->path, .cached_fd = -1};
+	/* then the object is unloaded: the orchestrator keeps nothing of the NF but its state and its image */
+	if (nfm_deploy_init(&view, &loaded, err, sizeof(err)) != 0)
+		die("deploying %s: %s", opt.nf_path, err);
+	st_unload(&loaded);
 	sm_forget_local();
-	/* the shared-memory image, built once (serpens), and the same bytes as a snapshot file */
-	fd = memfd_create(d->name, 0);
-	if (fd < 0 || ftruncate(fd, (off_t)SB_IMAGE_SPAN) != 0)
-		die("memfd for %s: %s", d->name, strerror(errno));
-	m = mmap(NULL, SB_IMAGE_SPAN, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (m == MAP_FAILED)
-		die("mmap memfd: %s", strerror(errno));
-	if (ldr_image_build(d->path, m, SB_IMAGE_SPAN, SB_IMAGE_BASE + (uint64_t)i * SB_IMAGE_SPAN, &d->image, err,
-			    sizeof(err)) != 0)
-		die("the shared-memory loader refuses %s: %s", opt.nf_path, err);
-	munmap(m, SB_IMAGE_SPAN);
-	/* copied with read() (not through the mapping: that would allocate the image's zero pages) */
-	sfd = open(d->snapshot, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	if (sfd < 0)
-		die("writing the snapshot %s: %s", d->snapshot, strerror(errno));
-	for (off = 0; off < (off_t)d->image.size; off += n) {
-		n = pread(fd, buf, sizeof(buf), off);
-		if (n <= 0 || write(sfd, buf, (size_t)n) != n)
-			die("writing the snapshot %s: %s", d->snapshot, strerror(errno));
-	}
-	close(sfd);
-	if (fstat(fd, &st) != 0)
-		die("fstat memfd: %s", strerror(errno));
-	d->image_bytes = (uint64_t)st.st_blocks * 512;
+	fd = nfm_image_build(d->path, d->name, SB_IMAGE_BASE + (uint64_t)i * SB_IMAGE_SPAN, SB_IMAGE_SPAN, &d->image,
+			     &d->image_bytes, err, sizeof(err));
+	if (fd < 0)
+		die("%s", err);
+	if (nfm_snapshot_write(fd, &d->image, d->snapshot, err, sizeof(err)) != 0)
+		die("%s", err);
 	d->image_fd = fd;
 	d->owner_pid = (int32_t)getpid();
 }
@@ -342,6 +295,7 @@ struct plan {
 static void one_round(const struct plan *p, unsigned int rep)
 {
 	int m = p->method, status, req_cpu;
+	const struct sp_starter *st = st_by_method((enum st_method)m);
 	uint64_t t_req;
 	unsigned int i;
 	int inst[SB_MAX_SLOTS];
@@ -349,7 +303,7 @@ static void one_round(const struct plan *p, unsigned int rep)
 
 	for (i = 0; i < p->n; i++) {
 		/* pool methods start in the pool worker's own slot; the others in a fresh instance slot */
-		int s = (m == M_LOAD || m == M_SERPENS) ? p->res_base + (int)i : p->inst_base + (int)i;
+		int s = st->resident == ST_RES_POOL ? p->res_base + (int)i : p->inst_base + (int)i;
 		struct sb_slot *sl = &ctl->slot[s];
 
 		inst[i] = s;
@@ -357,6 +311,7 @@ static void one_round(const struct plan *p, unsigned int rep)
 		sl->error[0] = '\0';
 		sl->t_woke = sl->t_ready = sl->t_first = 0;
 		sl->cpu_woke = -1;
+		sl->loader[0] = '\0';
 		if (rte_ring_enqueue(rte_ring_lookup(sl->rx), test_packet()) != 0)
 			die("rx ring of slot %d is full", s);
 	}
@@ -365,26 +320,30 @@ static void one_round(const struct plan *p, unsigned int rep)
 	for (i = 0; i < p->n; i++) {
 		struct sb_slot *sl = &ctl->slot[inst[i]];
 
-		switch (m) {
-		case M_LOAD:
-		case M_SERPENS:
+		struct st_start req = {0};
+
+		/* the request goes into the slot that receives it; the starter delivers it */
+		__atomic_store_n(&sl->state, SB_STARTING, __ATOMIC_RELEASE);
+		switch (st->resident) {
+		case ST_RES_POOL:
 			sl->method = (uint32_t)m;
 			sl->nf = i;
-			__atomic_store_n(&sl->state, SB_STARTING, __ATOMIC_RELEASE);
-			send_cmd(sl, SB_CMD_START);
+			__atomic_store_n(&sl->cmd, SB_CMD_START, __ATOMIC_SEQ_CST);
+			req.doorbell = &sl->doorbell;
+			st->start(&req);
 			break;
-		case M_FORK:
-		case M_THREAD: {
+		case ST_RES_ZYGOTE:
+		case ST_RES_HOST: {
 			struct sb_slot *r = &ctl->slot[p->res_base + (int)i];
 
-			__atomic_store_n(&sl->state, SB_STARTING, __ATOMIC_RELEASE);
 			r->target = inst[i];
-			send_cmd(r, SB_CMD_START);
+			__atomic_store_n(&r->cmd, SB_CMD_START, __ATOMIC_SEQ_CST);
+			req.doorbell = &r->doorbell;
+			st->start(&req);
 			break;
 		}
 		default: /* exec, snapshot */
-			__atomic_store_n(&sl->state, SB_STARTING, __ATOMIC_RELEASE);
-			pids[i] = spawn("cold", inst[i], (int)i, m);
+			pids[i] = spawn(st, false, "cold", inst[i], (int)i);
 			break;
 		}
 	}
@@ -406,13 +365,13 @@ static void one_round(const struct plan *p, unsigned int rep)
 		fprintf(out,
 			"{\"kind\":\"startup\",\"method\":\"%s\",\"instances\":%u,\"rep\":%u,\"instance\":%u,"
 			"\"placement\":\"%s\",\"ok\":%s,\"ready_us\":%.3f,\"first_packet_us\":%.3f,\"woke_us\":%.3f,"
-			"\"requester_cpu\":%d,\"instance_cpu\":%d,\"nf_verdict\":%d,\"error\":\"%s\"}\n",
-			METHOD_NAME[m], p->n, rep, i, opt.placement, ok ? "true" : "false",
+			"\"requester_cpu\":%d,\"instance_cpu\":%d,\"nf_verdict\":%d,\"loader\":\"%s\",\"error\":\"%s\"}\n",
+			METHOD_NAME(m), p->n, rep, i, opt.placement, ok ? "true" : "false",
 			ok ? (double)(sl->t_ready - t_req) / 1e3 : -1.0, ok ? (double)(sl->t_first - t_req) / 1e3 : -1.0,
-			sl->t_woke ? (double)(sl->t_woke - t_req) / 1e3 : -1.0, req_cpu, sl->cpu_woke, verdict,
+			sl->t_woke ? (double)(sl->t_woke - t_req) / 1e3 : -1.0, req_cpu, sl->cpu_woke, verdict, sl->loader,
 			ok ? "" : (sl->error[0] ? sl->error : "timeout"));
 		if (!ok)
-			die("%s instance %u (slot %d) failed: %s", METHOD_NAME[m], i, inst[i],
+			die("%s instance %u (slot %d) failed: %s", METHOD_NAME(m), i, inst[i],
 			    sl->error[0] ? sl->error : "timeout");
 	}
 	fflush(out);
@@ -421,10 +380,10 @@ static void one_round(const struct plan *p, unsigned int rep)
 		send_cmd(&ctl->slot[inst[i]], SB_CMD_STOP);
 	for (i = 0; i < p->n; i++) {
 		struct sb_slot *sl = &ctl->slot[inst[i]];
-		uint32_t want = (m == M_LOAD || m == M_SERPENS) ? 1u << SB_WAITING : 1u << SB_EMPTY;
+		uint32_t want = st->resident == ST_RES_POOL ? 1u << SB_WAITING : 1u << SB_EMPTY;
 
 		if (!wait_state(sl, want, 10ull * 1000000000ull))
-			die("%s instance %u did not stop", METHOD_NAME[m], i);
+			die("%s instance %u did not stop", METHOD_NAME(m), i);
 		if (pids[i] > 0)
 			waitpid(pids[i], &status, 0);
 	}
@@ -441,28 +400,28 @@ static void startup_runs(void)
 	if (nmax > opt.pool)
 		die("--instances goes up to %u but the pool has %u processes", nmax, opt.pool);
 	setup(opt.pool + 2 * nmax, nmax);
-	for (m = 0; m < M_COUNT; m++) {
+	for (m = 0; m < ST_COUNT; m++) {
 		struct plan p = {.method = m, .res_base = 0, .inst_base = (int)opt.pool + (int)nmax};
-		unsigned int reps = (m == M_EXEC || m == M_SNAPSHOT || m == M_FORK) ? opt.slow_reps : opt.reps;
+		unsigned int reps = (m == ST_EXEC || m == ST_SNAPSHOT || m == ST_FORK) ? opt.slow_reps : opt.reps;
 		unsigned int nres = 0;
 
 		if (!opt.methods[m])
 			continue;
 		/* the residents this method keeps: a pool (load, serpens), one zygote/host per NF (fork, thread) */
-		if (m == M_LOAD || m == M_SERPENS) {
+		if (st_by_method((enum st_method)m)->resident == ST_RES_POOL) {
 			p.res_base = 0;
 			nres = nmax;
 			for (i = 0; i < nres; i++)
-				spawn_resident("pool", p.res_base + (int)i, 0);
-		} else if (m == M_FORK || m == M_THREAD) {
+				spawn_resident(m, p.res_base + (int)i, 0);
+		} else if (st_by_method((enum st_method)m)->resident != ST_RES_NONE) {
 			p.res_base = (int)opt.pool;
 			nres = nmax;
 			for (i = 0; i < nres; i++)
-				spawn_resident(m == M_FORK ? "zygote" : "host", p.res_base + (int)i, (int)i);
+				spawn_resident(m, p.res_base + (int)i, (int)i);
 		}
 		for (i = 0; i < opt.ncounts; i++) {
 			p.n = opt.counts[i];
-			fprintf(stderr, "  %-8s %3u instance(s) x %u rounds\n", METHOD_NAME[m], p.n, reps);
+			fprintf(stderr, "  %-8s %3u instance(s) x %u rounds\n", METHOD_NAME(m), p.n, reps);
 			for (r = 0; r < reps; r++)
 				one_round(&p, r);
 		}
@@ -534,16 +493,16 @@ static void memory_runs(void)
 		if (opt.mem_steps[i] > kmax)
 			kmax = opt.mem_steps[i];
 	setup(kmax > opt.pool ? kmax : opt.pool, kmax);
-	for (m = 0; m < M_COUNT; m++) {
+	for (m = 0; m < ST_COUNT; m++) {
 		const char *variants[2] = {"per-nf", NULL};
 
 		if (!opt.methods[m])
 			continue;
-		if (m == M_SERPENS)
+		if (m == ST_SERPENS)
 			variants[0] = "pool";
-		if (m == M_LOAD)
+		if (m == ST_LOAD)
 			variants[1] = "pool";
-		if (m == M_EXEC || m == M_SNAPSHOT)
+		if (m == ST_EXEC || m == ST_SNAPSHOT)
 			variants[0] = "none";
 		for (j = 0; j < 2 && variants[j]; j++) {
 			const char *v = variants[j];
@@ -552,19 +511,18 @@ static void memory_runs(void)
 			have = 0;
 			if (pool) {
 				for (; have < opt.pool; have++)
-					spawn_resident("pool", (int)have, 0);
+					spawn_resident(m, (int)have, 0);
 			}
 			for (i = 0; i < opt.nmem; i++) {
 				unsigned int k = opt.mem_steps[i];
 
 				if (!pool && !none) {
 					for (; have < k; have++)
-						spawn_resident(m == M_FORK ? "zygote" : m == M_THREAD ? "host" : "pool",
-							       (int)have, (int)have);
+						spawn_resident(m, (int)have, (int)have);
 				}
-				fprintf(stderr, "  memory %-8s %-6s %3u NFs deployed, %u processes\n", METHOD_NAME[m], v, k,
+				fprintf(stderr, "  memory %-8s %-6s %3u NFs deployed, %u processes\n", METHOD_NAME(m), v, k,
 					have);
-				memory_line(METHOD_NAME[m], v, k, have);
+				memory_line(METHOD_NAME(m), v, k, have);
 			}
 			for (i = 0; i < have; i++)
 				stop_resident((int)i);
@@ -603,6 +561,10 @@ int main(int argc, char **argv)
 	int ret, c, slot = -1, nf = 0, method = 0, m;
 	char *tok, *save;
 
+	if (argc == 2 && !strcmp(argv[1], "--starters")) { /* the startup methods this binary runs, no EAL */
+		st_describe(stdout);
+		return 0;
+	}
 	ret = rte_eal_init(argc, argv);
 	if (ret < 0)
 		die("EAL init failed");
@@ -619,11 +581,9 @@ int main(int argc, char **argv)
 		case 'w': opt.workdir = optarg; break;
 		case 'M':
 			for (tok = strtok_r(optarg, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-				for (m = 0; m < M_COUNT && strcmp(tok, METHOD_NAME[m]); m++)
-					;
-				if (m == M_COUNT)
-					die("--methods: unknown method '%s' (exec, fork, load, thread, snapshot, serpens)", tok);
-				opt.methods[m] = 1;
+				if (!st_by_name(tok))
+					die("--methods: unknown method '%s' (%s)", tok, st_names());
+				opt.methods[st_by_name(tok)->method] = 1;
 			}
 			break;
 		case 'i': opt.ncounts = parse_list(optarg, opt.counts, 64, "--instances"); break;
@@ -650,9 +610,9 @@ int main(int argc, char **argv)
 	eal_files_arm(&files);
 	if (!opt.nf_path || !opt.workdir)
 		usage();
-	for (m = 0; m < M_COUNT && !opt.methods[m]; m++)
+	for (m = 0; m < ST_COUNT && !opt.methods[m]; m++)
 		;
-	if (m == M_COUNT)
+	if (m == ST_COUNT)
 		memset(opt.methods, 1, sizeof(opt.methods));
 	if (!opt.ncounts) {
 		opt.counts[0] = 1;

@@ -2,7 +2,8 @@
  * startbench.h: what serpens-startbench's orchestrator (a DPDK primary) shares with the processes it
  * starts (DPDK secondaries of it) through one memzone: the deployed NFs and one slot per instance.
  *
- * The startup methods compared (paper Fig. 3(a), Fig. 11, Table IV; docs/startup.md):
+ * The startup methods compared (paper Fig. 3(a), Fig. 11, Table IV; docs/startup.md) are serpensd's own
+ * starters (native/serpens/startup/starter.h), with the same NF Manager steps (nfm.h):
  *   exec      fork + exec a fresh runtime: EAL init, dlopen the NF, init          (cold start)
  *   fork      fork a per-NF zygote that has the EAL and the NF loaded             (SAND)
  *   load      wake a pre-initialised pool process, it dlopens the NF              (SOCK)
@@ -21,6 +22,7 @@
 #include <stdint.h>
 
 #include "loader.h"
+#include "starter.h" /* enum st_method: ST_EXEC .. ST_SERPENS, ST_COUNT */
 
 #define SB_CTL_MZ "sb_ctl"
 #define SB_STATE_MZ "sb_state"
@@ -29,8 +31,6 @@
 #define SB_MAX_SLOTS 640
 #define SB_IMAGE_BASE 0x5c0000000000ull /* one SB_IMAGE_SPAN per deployed NF */
 #define SB_IMAGE_SPAN (16ull << 20)
-
-enum sb_method { M_EXEC, M_FORK, M_LOAD, M_THREAD, M_SNAPSHOT, M_SERPENS, M_COUNT };
 
 /* Slot states (futex word `state`). A slot is either a resident process (pool worker, zygote, thread
  * host) or an instance started in it. */
@@ -68,6 +68,7 @@ struct sb_slot {
 	uint64_t t_ready;  /* ... NF loaded and initialised */
 	uint64_t t_first;  /* ... first packet processed */
 	char rx[32], tx[32];
+	char loader[16]; /* the starter's loader that brought the NF in (st_loaded.loader) */
 	char error[256];
 };
 

@@ -10,11 +10,9 @@
  *   host    (thread)  has the NF loaded; per request it creates a thread, the thread is the instance
  *   cold    (exec, snapshot) is the instance: exec'd for it, EAL init, then dlopen or snapshot restore
  */
-#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -69,65 +67,22 @@ static uint32_t wait_cmd(struct sb_slot *s)
 	}
 }
 
-/* Load one NF the way `method` does; NULL with s->error set on failure. */
-static const struct sp_nf *load_nf(struct sb_slot *s, const struct sb_nf *d, int method, void **dl)
+/* Load one NF with the method's starter (native/serpens/startup: what serpensd's runtimes run); false
+ * with s->error set on failure. */
+static bool load_nf(struct sb_slot *s, const struct sb_nf *d, int method, struct st_loaded *l)
 {
-	const struct sp_nf *nf;
-	char err[400], path[64];
-	int fd, rc, own = 0;
+	const struct st_nf view = {.name = d->name, .path = d->path, .snapshot = d->snapshot, .image = &d->image,
+				   .image_fd = d->image_fd, .owner_pid = d->owner_pid,
+				   .cached_fd = image_fd[d - ctl->nf] > 0 ? image_fd[d - ctl->nf] : -1};
+	char err[sizeof(s->error)];
 
-	*dl = NULL;
-	if (method == M_SERPENS || method == M_SNAPSHOT) {
-		/* serpens: the image the orchestrator built in shared memory; snapshot: the same image saved
-		 * to a file (restored with on-demand paging, no relocation) */
-		if (method == M_SERPENS && image_fd[d - ctl->nf] > 0) {
-			fd = image_fd[d - ctl->nf];
-		} else {
-			own = 1;
-			if (method == M_SERPENS)
-				snprintf(path, sizeof(path), "/proc/%d/fd/%d", d->owner_pid, d->image_fd);
-			fd = open(method == M_SERPENS ? path : d->snapshot, O_RDONLY | O_CLOEXEC);
-		}
-		if (fd < 0) {
-			slot_fail(s, "cannot open the image of %s: %s", d->name, strerror(errno));
-			return NULL;
-		}
-		rc = ldr_map(&d->image, fd, 0, NULL, err, sizeof(err));
-		if (own)
-			close(fd);
-		if (rc != 0) {
-			slot_fail(s, "cannot map %s: %s", d->name, err);
-			return NULL;
-		}
-		nf = ldr_sym(&d->image, "serpens_nf");
-	} else {
-		*dl = dlopen(d->path, RTLD_NOW | RTLD_LOCAL);
-		if (!*dl) {
-			slot_fail(s, "dlopen %s: %s", d->path, dlerror());
-			return NULL;
-		}
-		nf = dlsym(*dl, "serpens_nf");
+	if (st_by_method((enum st_method)method)->load(&view, l, err, sizeof(err)) != 0) {
+		st_unload(l);
+		slot_fail(s, "%s", err);
+		return false;
 	}
-	if (!nf || !nf->handler) {
-		slot_fail(s, "%s has no serpens_nf descriptor", d->name);
-		return NULL;
-	}
-	sm_set_nf(d->name, NULL);
-	rc = sm_nf_init(nf);
-	if (rc != 0) {
-		slot_fail(s, "init of %s failed: %s", d->name, sm_last_error(sm_get_region()));
-		return NULL;
-	}
-	return nf;
-}
-
-static void unload_nf(const struct sb_nf *d, void *dl, int method)
-{
-	if (dl)
-		dlclose(dl);
-	else if (method == M_SERPENS || method == M_SNAPSHOT)
-		ldr_unmap(&d->image);
-	sm_forget_local();
+	snprintf(s->loader, sizeof(s->loader), "%s", l->loader);
+	return true;
 }
 
 /* The instance is ready: say so, then process the first packet of its rx ring (the orchestrator queued
@@ -194,8 +149,7 @@ static int pool_main(struct sb_slot *s)
 {
 	prewarm_imports();
 	for (;;) {
-		const struct sp_nf *nf;
-		void *dl;
+		struct st_loaded l;
 		uint32_t cmd, method, nfi;
 
 		sb_set_state(s, SB_WAITING);
@@ -207,12 +161,12 @@ static int pool_main(struct sb_slot *s)
 		mark_started(s);
 		method = s->method;
 		nfi = s->nf;
-		nf = load_nf(s, &ctl->nf[nfi], (int)method, &dl);
-		if (nf)
-			ready_and_first_packet(s, nf);
+		if (load_nf(s, &ctl->nf[nfi], (int)method, &l))
+			ready_and_first_packet(s, l.nf);
 		while ((cmd = wait_cmd(s)) != SB_CMD_STOP && cmd != SB_CMD_EXIT)
 			;
-		unload_nf(&ctl->nf[nfi], dl, (int)method);
+		st_unload(&l);
+		sm_forget_local();
 		if (cmd == SB_CMD_EXIT)
 			return 0;
 	}
@@ -230,31 +184,32 @@ static void instance_body(struct sb_slot *t, const struct sp_nf *nf)
 	sb_set_state(t, SB_EMPTY);
 }
 
-struct thread_arg {
-	struct sb_slot *t;
-	const struct sp_nf *nf;
-};
+static const struct sp_nf *resident_nf; /* zygote, host: the NF every instance of it runs */
+static const char *resident_loader;
 
-static void *instance_thread(void *p)
+/* The new instance (a zygote's child or a host's thread, already under the target slot's lcore id). */
+static void branched_instance(void *arg)
 {
-	struct thread_arg a = *(struct thread_arg *)p;
+	struct sb_slot *t = arg;
 
-	free(p);
-	mark_started(a.t);
-	instance_body(a.t, a.nf);
-	return NULL;
+	t->pid = (int32_t)getpid();
+	snprintf(t->loader, sizeof(t->loader), "%s", resident_loader);
+	mark_started(t);
+	instance_body(t, resident_nf);
 }
 
-/* zygote (fork) and host (thread): one per deployed NF, with that NF loaded and initialised. */
+/* zygote (fork) and host (thread): one per deployed NF, with that NF loaded and initialised; each
+ * request becomes an instance through the starter's branch (fork.c, thread.c). */
 static int resident_main(struct sb_slot *s, unsigned int nfi, int method)
 {
-	const struct sp_nf *nf;
-	void *dl;
+	const struct sp_starter *st = st_by_method((enum st_method)method);
+	struct st_loaded l;
 
-	nf = load_nf(s, &ctl->nf[nfi], M_LOAD, &dl); /* dlopen, as SAND and Photons do */
-	if (!nf)
+	if (!load_nf(s, &ctl->nf[nfi], method, &l)) /* dlopen, as SAND and Photons do */
 		return 1;
-	if (method == M_FORK)
+	resident_nf = l.nf;
+	resident_loader = l.loader;
+	if (method == ST_FORK)
 		signal(SIGCHLD, SIG_IGN); /* children are reaped by the kernel */
 	for (;;) {
 		struct sb_slot *t;
@@ -267,48 +222,22 @@ static int resident_main(struct sb_slot *s, unsigned int nfi, int method)
 		if (cmd != SB_CMD_START || s->target < 0 || s->target >= SB_MAX_SLOTS)
 			continue;
 		t = &ctl->slot[s->target];
-		if (method == M_FORK) {
-			pid_t pid = fork();
-
-			if (pid == 0) {
-				t->pid = (int32_t)getpid();
-				mark_started(t);
-				instance_body(t, nf);
-				_exit(0);
-			}
-			if (pid < 0)
-				slot_fail(t, "fork: %s", strerror(errno));
-		} else {
-			struct thread_arg *a = malloc(sizeof(*a));
-			pthread_t th;
-			pthread_attr_t at;
-
-			a->t = t;
-			a->nf = nf;
-			pthread_attr_init(&at);
-			pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-			if (pthread_create(&th, &at, instance_thread, a) != 0) {
-				free(a);
-				slot_fail(t, "pthread_create failed");
-			}
-			pthread_attr_destroy(&at);
-		}
+		if (st->branch(sb_slot_lcore(s->target), branched_instance, t) < 0)
+			slot_fail(t, "%s: %s", method == ST_FORK ? "fork" : "pthread_create", strerror(errno));
 	}
 }
 
 /* cold (exec, snapshot): this process is the instance. t_start: when main() began (before EAL init). */
 static int cold_main(struct sb_slot *s, unsigned int nfi, int method, uint64_t t_start)
 {
-	const struct sp_nf *nf;
-	void *dl;
+	struct st_loaded l;
 
 	s->pid = (int32_t)getpid();
 	s->t_woke = t_start;
 	s->cpu_woke = sched_getcpu();
-	nf = load_nf(s, &ctl->nf[nfi], method, &dl);
-	if (!nf)
+	if (!load_nf(s, &ctl->nf[nfi], method, &l))
 		return 1;
-	instance_body(s, nf);
+	instance_body(s, l.nf);
 	return 0;
 }
 
@@ -340,9 +269,9 @@ int sb_worker_main(const char *role, int slot, int nfi, int method, uint64_t t_s
 	if (!strcmp(role, "pool"))
 		return pool_main(s);
 	if (!strcmp(role, "zygote"))
-		return resident_main(s, (unsigned int)nfi, M_FORK);
+		return resident_main(s, (unsigned int)nfi, ST_FORK);
 	if (!strcmp(role, "host"))
-		return resident_main(s, (unsigned int)nfi, M_THREAD);
+		return resident_main(s, (unsigned int)nfi, ST_THREAD);
 	if (!strcmp(role, "cold"))
 		return cold_main(s, (unsigned int)nfi, method, t_start);
 	fprintf(stderr, "serpens-startbench worker: unknown role %s\n", role);

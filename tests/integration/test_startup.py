@@ -6,12 +6,14 @@ and `make table-4`'s."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from experiments.startup import memory_rows, run_startbench, startup_rows
 from harness import config as cfg
+from harness.config import repo_path
 from harness.progress import Progress
 
 pytestmark = pytest.mark.dpdk
@@ -19,17 +21,29 @@ pytestmark = pytest.mark.dpdk
 METHODS = ["exec", "fork", "load", "thread", "snapshot", "serpens"]
 
 
+def declared_loaders(binary: str) -> dict[str, str]:
+    """method -> loader, from the starters table a binary links (native/serpens/startup; `--starters`)."""
+    out = subprocess.run([str(repo_path(binary)), "--starters"], capture_output=True, text=True,
+                         check=True).stdout
+    return {line.split()[0]: line.split("loader=")[1].split()[0] for line in out.splitlines()}
+
+
 def test_every_method_starts_instances_that_process_their_first_packet(tmp_path: Path) -> None:
     c = cfg.load()
     samples = run_startbench(c, ["--instances", "1,3", "--reps", "3", "--slow-reps", "2", "--pool", "3"],
                              tmp_path / "s.jsonl", Progress("test"), "test-startbench")
     starts = [s for s in samples if s["kind"] == "startup"]
+    # the instances load their NF with the loader serpensd's starter table names for the method (the
+    # same table: tests/integration/test_serpens_startup.py checks that serpensd's instances do too)
+    loaders = declared_loaders(c["startup"]["startbench"])
+    assert loaders == declared_loaders(c["platforms"]["serpens"]["serpensd"])
     for m in METHODS:
         mine = [s for s in starts if s["method"] == m]
         rounds = 3 if m in ("load", "thread", "serpens") else 2
         assert len(mine) == rounds * 1 + rounds * 3, m
         for s in mine:
             assert s["ok"] and s["error"] == "", s
+            assert s["loader"] == loaders[m], s
             assert s["nf_verdict"] == 0, s  # the FW passes a benign packet
             assert 0 < s["woke_us"] <= s["ready_us"] <= s["first_packet_us"], s
             assert s["instance_cpu"] in (0, 1)
