@@ -1,7 +1,7 @@
 /*
  * serpensd.c: one Serpens daemon per server (DPDK primary) — the data plane: Gateway, Router, wake-ups,
  * transmit, State Manager timers. Deployment, the Instance Manager and the control socket run in a
- * control thread (control.c).
+ * control thread (control_socket.c and the files control_int.h lists).
  *
  * Per burst received from the port: the Gateway matches each packet against the SFCs' rules (first
  * match wins) and hands it to the SFC's first hop; what happens then is the chaining mechanism's
