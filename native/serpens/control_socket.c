@@ -126,7 +126,9 @@ static void serve_client(int fd)
 				size_t len = strlen(out);
 
 				out[len] = '\n';
-				if (write(fd, out, len + 1) < 0) {
+				/* MSG_NOSIGNAL: a client that closed before reading its reply is dropped (EPIPE)
+				 * and costs serpensd nothing */
+				if (send(fd, out, len + 1, MSG_NOSIGNAL) < 0) {
 					free(out);
 					return;
 				}
