@@ -1,7 +1,7 @@
 /*
  * serpensd.c: one Serpens daemon per server (DPDK primary) — the data plane: Gateway, Router, wake-ups,
  * transmit, State Manager timers. Deployment, the Instance Manager and the control socket run in a
- * control thread (control.c).
+ * control thread (control_socket.c and the files control_int.h lists).
  *
  * Per burst received from the port: the Gateway matches each packet against the SFCs' rules (first
  * match wins) and hands it to the SFC's first hop; what happens then is the chaining mechanism's
@@ -17,6 +17,7 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <pthread.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -39,6 +40,18 @@
 #define POOL_CACHE 512
 
 static struct serpensd D;
+
+static void sigpipe_default(void) { signal(SIGPIPE, SIG_DFL); }
+
+/* A control client that closes before reading its reply must not kill serpensd: a write to a closed socket
+ * or pipe fails with EPIPE instead (control_socket.c also sends with MSG_NOSIGNAL). An ignored signal stays
+ * ignored across exec, so every child serpensd forks (runtimes, the global proxy) gets the default back
+ * and starts as it did before. */
+static void ignore_sigpipe(void)
+{
+	signal(SIGPIPE, SIG_IGN);
+	pthread_atfork(NULL, NULL, sigpipe_default);
+}
 
 static void usage_exit(const char *why)
 {
@@ -323,6 +336,7 @@ int main(int argc, char **argv)
 		rte_exit(EXIT_FAILURE, "EAL initialisation failed: %s\n", rte_strerror(rte_errno));
 	eal_files_arm(&files);
 	sig_install(0);
+	ignore_sigpipe();
 	D.lcore = rte_lcore_id();
 	D.ctl = &boot;
 	parse_args(argc - ret, argv + ret);

@@ -1,6 +1,6 @@
 /*
- * serpensd.h: what serpensd's data plane (serpensd.c) and its control thread (control.c: deployment,
- * Instance Manager, control socket) share inside the daemon.
+ * serpensd.h: what serpensd's data plane (serpensd.c) and its control thread (deployment, Instance
+ * Manager, control socket: the files listed in control_int.h) share inside the daemon.
  */
 #ifndef SERPENSD_H
 #define SERPENSD_H
@@ -73,14 +73,15 @@ struct serpensd {
 	volatile int quit;
 };
 
-/* control.c */
-int control_start(struct serpensd *d);
-void control_stop(struct serpensd *d);
-void control_publish_routes(struct serpensd *d); /* rebuild from ctl, swap, wait for a grace period */
-/* a runtime child under DPDK lcore id lcore_id on the instance CPU (the local proxy) */
+/* the control thread (control_int.h lists its files) */
+int control_start(struct serpensd *d);                  /* control_socket.c */
+void control_stop(struct serpensd *d);                  /* control_socket.c */
+/* routes.c: rebuild the routing table from ctl, swap it in, wait for a grace period */
+void control_publish_routes(struct serpensd *d);
+/* a runtime child under DPDK lcore id lcore_id on the instance CPU (the local proxy); instance_process.c */
 pid_t control_spawn(struct serpensd *d, unsigned int lcore_id, char *const *args);
-void control_stop_all(struct serpensd *d);
-void control_cleanup(struct serpensd *d); /* remove the NF copies */
-int control_fill_pool(struct serpensd *d);
+void control_stop_all(struct serpensd *d);              /* instance_manager.c */
+void control_cleanup(struct serpensd *d);               /* nf_deploy.c: remove the NF copies */
+int control_fill_pool(struct serpensd *d);              /* instance_process.c */
 
 #endif

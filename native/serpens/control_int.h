@@ -1,0 +1,101 @@
+/*
+ * control_int.h: what the files of serpensd's control thread share. Not for the data plane (serpensd.c)
+ * nor for the runtimes: their interface with the control thread is serpensd.h and ctl.h. One concern
+ * per file:
+ *
+ *   control_socket.c    the thread and its JSON-lines socket (docs/serpens-control.md): accept, read a
+ *                       request, dispatch it, write the reply; the runtime knobs (`set`) and `shutdown`
+ *   nf_deploy.c         deploy_nf, the NF Manager's side: the deployment's own copy of the object, init
+ *                       in deploy mode, the shared-memory image; the NF copies' directory
+ *   sfc_graph.c         deploy_sfc: the match, the graph flattened into label positions, the selectors
+ *   instance_manager.c  the Instance Manager's requests: claim a slot, start an instance (or, with per-NF
+ *                       chaining, an instance set), retire and stop one, stop them all
+ *   instance_process.c  the process behind a slot: spawn a runtime, the pool, the zygotes (--startup
+ *                       fork), has it exited, kill it
+ *   instance_tick.c     the periodic duties: reap and restart crashed instances, keep-warm, auto-start
+ *   routes.c            publish a new routing table and wait for the data plane's grace period
+ *   control_stats.c     stats (with its stages) and state inspection: read_state, dump_table
+ *
+ * Everything here runs on the control thread (and before it exists on the main thread, through
+ * serpensd.h's control_* functions), one request at a time, so nothing needs a lock. The executable
+ * exports its symbols to NF objects (--export-dynamic); nothing declared here is for NFs to resolve
+ * (an NF's own `ok` or `D` must not bind to these), so it is all hidden.
+ */
+#ifndef SERPENS_CONTROL_INT_H
+#define SERPENS_CONTROL_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "serpensd.h"
+
+#pragma GCC visibility push(hidden)
+
+#define READY_TIMEOUT_NS (15ull * 1000000000ull)
+#define STOP_TIMEOUT_NS (3ull * 1000000000ull)
+
+/* The daemon. Set by control_start, and earlier by control_spawn and control_fill_pool, which main and
+ * the chaining's setup call before the control thread exists. (control_socket.c) */
+extern struct serpensd *D;
+
+static inline uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static inline void sleep_us(unsigned int us)
+{
+	struct timespec ts = {.tv_sec = us / 1000000, .tv_nsec = (long)(us % 1000000) * 1000};
+
+	nanosleep(&ts, NULL);
+}
+
+/* Replies (control_socket.c): {"ok": false, "error": <formatted>} and {"ok": true}. */
+json_t *fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+json_t *ok(void);
+
+/* nf_deploy.c */
+int nf_dir_setup(const struct serpensd *d); /* the directory of the NF copies: 0, or -1 (said why) */
+int find_nf(const char *name);              /* its NF slot, or -1 */
+void *nf_symbol(int nf, const char *sym);   /* a symbol of the NF serpensd loaded at deployment, or NULL */
+json_t *deploy_nf(json_t *req);
+
+/* sfc_graph.c */
+int find_sfc(const char *name); /* its SFC id, or -1 */
+json_t *deploy_sfc(json_t *req);
+
+/* instance_process.c */
+pid_t spawn_runtime(int slot, bool pooled);
+bool slot_exited(int slot, int *status);
+void slot_kill(int slot, int *status);
+int zygote_launch(int sfc, char *err, size_t errlen);
+void zygote_stop(int sfc);
+int pool_fill(int slot);
+static inline bool is_pool_slot(int slot) { return slot < (int)D->pool_size; }
+
+/* instance_manager.c */
+json_t *start_one(int sfc, int pos);
+json_t *start_instance(int sfc);
+uint64_t retire(int slot, bool crashed);
+json_t *stop_instance(int slot);
+
+/* instance_tick.c: per SFC, instances that exited on their own, and how the last one did (for stats) */
+extern uint64_t crashes[SP_MAX_SFCS];
+extern char crash_msg[SP_MAX_SFCS][160];
+void tick(void);
+
+/* control_stats.c */
+json_t *stats(void);
+json_t *read_state(json_t *req);
+json_t *dump_table(json_t *req);
+
+#pragma GCC visibility pop
+
+#endif /* SERPENS_CONTROL_INT_H */

@@ -1,0 +1,194 @@
+/*
+ * control_socket.c: serpensd's control thread and its socket. A DPDK control thread (off the data-plane
+ * core) accepts one client at a time on a Unix stream socket, reads JSON requests one per line, hands
+ * each to the file of its concern and writes the reply as one line (docs/serpens-control.md); between
+ * requests, and while no client talks, it runs the periodic duties (instance_tick.c) every 100 ms.
+ * Separate because it is the protocol and the thread, not what a request does.
+ *
+ * The control thread changes what the data plane sees only by publishing a new routing table (routes.c).
+ */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <rte_lcore.h>
+
+#include "control_int.h"
+
+#define LINE_MAX_BYTES (1 << 20)
+
+struct serpensd *D;
+static int listen_fd = -1;
+static pthread_t thread;
+
+json_t *fail(const char *fmt, ...)
+{
+	char buf[768];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	return json_pack("{s:b, s:s}", "ok", 0, "error", buf);
+}
+
+json_t *ok(void) { return json_pack("{s:b}", "ok", 1); }
+
+static json_t *set_knobs(json_t *req)
+{
+	json_t *v;
+
+	if ((v = json_object_get(req, "keep_warm_s")))
+		D->keep_warm_s = json_number_value(v);
+	if ((v = json_object_get(req, "wake_batch")) && json_integer_value(v) > 0)
+		D->ctl->wake_batch = (uint32_t)json_integer_value(v);
+	if ((v = json_object_get(req, "flush_us")))
+		D->flush_us = (unsigned int)json_integer_value(v); /* takes effect at restart */
+	return ok();
+}
+
+static json_t *handle(json_t *req)
+{
+	const char *cmd = json_string_value(json_object_get(req, "cmd"));
+	json_t *v;
+
+	if (!cmd)
+		return fail("request without 'cmd'");
+	if (!strcmp(cmd, "deploy_nf"))
+		return deploy_nf(req);
+	if (!strcmp(cmd, "deploy_sfc"))
+		return deploy_sfc(req);
+	if (!strcmp(cmd, "start_instance")) {
+		const char *sfc = json_string_value(json_object_get(req, "sfc"));
+		int id = find_sfc(sfc ? sfc : "");
+
+		if (id < 0)
+			return fail("start_instance: no SFC named '%s' is deployed", sfc ? sfc : "");
+		return start_instance(id);
+	}
+	if (!strcmp(cmd, "stop_instance")) {
+		v = json_object_get(req, "instance");
+		return stop_instance(json_is_integer(v) ? (int)json_integer_value(v) : -1);
+	}
+	if (!strcmp(cmd, "stats"))
+		return stats();
+	if (!strcmp(cmd, "read_state"))
+		return read_state(req);
+	if (!strcmp(cmd, "dump_table"))
+		return dump_table(req);
+	if (!strcmp(cmd, "set"))
+		return set_knobs(req);
+	if (!strcmp(cmd, "shutdown")) {
+		control_stop_all(D);
+		D->quit = 1;
+		return ok();
+	}
+	return fail("unknown command '%s'", cmd);
+}
+
+static void serve_client(int fd)
+{
+	static char buf[LINE_MAX_BYTES];
+	size_t have = 0;
+	ssize_t n;
+	char *nl;
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+
+	while (!D->quit) {
+		if (poll(&p, 1, 100) == 0) {
+			tick();
+			continue;
+		}
+		n = read(fd, buf + have, sizeof(buf) - 1 - have);
+		if (n <= 0)
+			return;
+		have += (size_t)n;
+		buf[have] = '\0';
+		while ((nl = memchr(buf, '\n', have))) {
+			json_error_t jerr;
+			json_t *req, *rep;
+			char *out;
+
+			*nl = '\0';
+			req = json_loads(buf, 0, &jerr);
+			rep = req ? handle(req) : fail("not JSON: %s", jerr.text);
+			json_decref(req);
+			out = json_dumps(rep, JSON_COMPACT);
+			json_decref(rep);
+			if (out) {
+				size_t len = strlen(out);
+
+				out[len] = '\n';
+				/* MSG_NOSIGNAL: a client that closed before reading its reply is dropped (EPIPE)
+				 * and costs serpensd nothing */
+				if (send(fd, out, len + 1, MSG_NOSIGNAL) < 0) {
+					free(out);
+					return;
+				}
+				free(out);
+			}
+			have -= (size_t)(nl + 1 - buf);
+			memmove(buf, nl + 1, have);
+		}
+		if (have == sizeof(buf) - 1)
+			return; /* a line longer than we accept */
+	}
+}
+
+static void *control_main(void *arg)
+{
+	struct pollfd p = {.fd = listen_fd, .events = POLLIN};
+	int fd;
+
+	(void)arg;
+	while (!D->quit) {
+		if (poll(&p, 1, 100) <= 0) {
+			tick();
+			continue;
+		}
+		fd = accept(listen_fd, NULL, NULL);
+		if (fd < 0)
+			continue;
+		serve_client(fd);
+		close(fd);
+	}
+	return NULL;
+}
+
+int control_start(struct serpensd *d)
+{
+	struct sockaddr_un addr = {.sun_family = AF_UNIX};
+
+	D = d;
+	if (nf_dir_setup(d) != 0)
+		return -1;
+	if (strlen(d->control_path) >= sizeof(addr.sun_path)) {
+		fprintf(stderr, "serpensd: control socket path too long: %s\n", d->control_path);
+		return -1;
+	}
+	snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", d->control_path);
+	unlink(d->control_path);
+	listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (listen_fd < 0 || bind(listen_fd, (struct sockaddr *)&addr, sizeof(addr)) != 0 ||
+	    listen(listen_fd, 4) != 0) {
+		fprintf(stderr, "serpensd: control socket %s: %s\n", d->control_path, strerror(errno));
+		return -1;
+	}
+	control_publish_routes(d);
+	return rte_ctrl_thread_create(&thread, "serpens-ctl", NULL, control_main, NULL);
+}
+
+void control_stop(struct serpensd *d)
+{
+	d->quit = 1;
+	pthread_join(thread, NULL);
+	close(listen_fd);
+	unlink(d->control_path);
+}

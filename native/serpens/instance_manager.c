@@ -1,0 +1,303 @@
+/*
+ * instance_manager.c: the Instance Manager's requests. start_instance claims an instance slot (the State
+ * Manager splits global|write state for it), has the startup method give it a process (instance_process.c),
+ * waits until the runtime reports ready and only then routes packets to it; with a per-NF chaining it
+ * starts an instance set, one instance per position. stop_instance retires a slot: out of the routing
+ * table, the process stopped (or returned to the pool), its rings drained, its state merged back.
+ * Separate from the periodic duties (instance_tick.c), which use these same steps on their own.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include <rte_cycles.h>
+#include <rte_mbuf.h>
+
+#include "control_int.h"
+
+static uint64_t drain_ring(struct rte_ring *r)
+{
+	uint64_t n = 0;
+	void *m;
+
+	while (rte_ring_sc_dequeue(r, &m) == 0) {
+		rte_pktmbuf_free(m);
+		n++;
+	}
+	return n;
+}
+
+/* Packets an instance slot leaves in its rings are dropped; with per-NF chaining they count as the hop's
+ * `stranded` (delivery.h: every drop attributed to a hop). */
+static void drain_slot(int slot, bool rx, bool tx)
+{
+	struct sp_instance *in = &D->ctl->inst[slot];
+	uint64_t n = (rx ? drain_ring(D->rx[slot]) : 0) + (tx ? drain_ring(D->tx[slot]) : 0);
+
+	if (n && D->delivery->per_nf && in->sfc >= 0 && in->sfc < SP_MAX_SFCS && in->position >= 0 &&
+	    in->position < SP_MAX_POS)
+		__atomic_fetch_add(&D->ctl->delivery.hop[in->sfc][in->position].stranded, n, __ATOMIC_RELAXED);
+}
+
+/* Claim an instance slot: a pooled one if any waits, else one without a pooled runtime. */
+static int claim_slot(bool *pooled)
+{
+	int i;
+
+	for (i = 0; i < (int)D->pool_size; i++)
+		if (D->ctl->inst[i].state == INST_POOLED && sm_instance_claim_at(D->state, i) == i) {
+			*pooled = true;
+			return i;
+		}
+	for (i = (int)D->pool_size; i < SM_MAX_INSTANCES; i++)
+		if (D->ctl->inst[i].state == INST_FREE && sm_instance_claim_at(D->state, i) == i) {
+			*pooled = false;
+			return i;
+		}
+	return -1;
+}
+
+/* Start one instance of SFC `sfc` running position `pos` (-1: the whole SFC). */
+json_t *start_one(int sfc, int pos)
+{
+	struct sp_instance *in;
+	uint64_t t0 = mono_ns();
+	bool pooled = false, forked = D->starter->resident == ST_RES_ZYGOTE;
+	char zerr[400];
+	int slot, status;
+	pid_t pid;
+
+	if (sfc < 0 || sfc >= SP_MAX_SFCS || !D->ctl->sfcs[sfc].used)
+		return fail("start_instance: no SFC with id %d", sfc);
+	if (forked && !D->zygote_pid[sfc] && zygote_launch(sfc, zerr, sizeof(zerr)) != 0)
+		return fail("start_instance: %s", zerr); /* its zygote died: a new one first */
+	slot = claim_slot(&pooled); /* splits global/write state for it */
+	if (slot < 0)
+		return fail("start_instance %s: all %d instance slots are in use", D->ctl->sfcs[sfc].name,
+			    SM_MAX_INSTANCES);
+	in = &D->ctl->inst[slot];
+	drain_slot(slot, true, true); /* what the slot's last instance left */
+	memset(&in->pkts_in, 0, offsetof(struct sp_instance, rx_ring) - offsetof(struct sp_instance, pkts_in));
+	in->sfc = sfc;
+	in->position = pos;
+	in->sleeping = in->done = in->stop = 0;
+	in->error[0] = '\0';
+	in->exit_status = 0;
+	in->exited = 0;
+	in->exited_status = 0;
+	D->forked[slot] = forked;
+	__atomic_store_n(&in->state, INST_STARTING, __ATOMIC_RELEASE);
+	if (pooled) { /* wake the waiting runtime: it loads the SFC's NFs and reports ready */
+		struct st_start st = {.doorbell = &in->doorbell};
+
+		D->starter->start(&st);
+		pid = D->pid[slot];
+	} else if (forked) { /* the SFC's zygote forks the instance into this slot */
+		struct st_start st = {.doorbell = &D->ctl->zygote[sfc].doorbell};
+
+		in->doorbell = 0;
+		in->pid = 0;
+		D->pid[slot] = 0;
+		__atomic_store_n(&D->ctl->zygote[sfc].target, slot, __ATOMIC_SEQ_CST);
+		D->starter->start(&st);
+		pid = 0;
+	} else {
+		in->doorbell = 0;
+		pid = spawn_runtime(slot, false);
+		if (pid < 0) {
+			in->state = INST_FREE;
+			sm_instance_release(D->state, slot);
+			return fail("start_instance: fork failed: %s", strerror(errno));
+		}
+	}
+	while (__atomic_load_n(&in->state, __ATOMIC_ACQUIRE) == INST_STARTING) {
+		if (slot_exited(slot, &status)) {
+			in->exit_status = status;
+			in->state = INST_DEAD;
+			break;
+		}
+		if (forked && !in->pid && D->zygote_pid[sfc] > 0 &&
+		    waitpid(D->zygote_pid[sfc], &status, WNOHANG) == D->zygote_pid[sfc]) {
+			snprintf(in->error, sizeof(in->error), "its zygote died before it forked the instance");
+			D->zygote_pid[sfc] = 0;
+			D->ctl->zygote[sfc].state = ZY_NONE;
+			in->state = INST_DEAD;
+			break;
+		}
+		if (mono_ns() - t0 > READY_TIMEOUT_NS) {
+			slot_kill(slot, &status);
+			snprintf(in->error, sizeof(in->error), "did not become ready within %llu s",
+				 READY_TIMEOUT_NS / 1000000000ull);
+			in->state = INST_DEAD;
+			break;
+		}
+		/* the runtime wakes this futex when it leaves STARTING (runtime.c); the timeout only bounds how
+		 * late a crash is noticed. (A nanosleep here cost ~55 µs per start: timer slack.) */
+		sp_futex_wait(&in->state, INST_STARTING, 1000 * 1000L);
+	}
+	if (in->state != INST_READY) {
+		char why[300];
+		bool back_in_pool = in->state == INST_POOLED;
+
+		snprintf(why, sizeof(why), "%s", in->error[0] ? in->error : "the runtime exited");
+		if (!back_in_pool) {
+			if (slot_exited(slot, &status))
+				in->exit_status = status;
+			in->state = INST_FREE;
+			D->pid[slot] = 0;
+		}
+		sm_instance_release(D->state, slot);
+		if (!back_in_pool && is_pool_slot(slot))
+			pool_fill(slot);
+		return fail("start_instance %s: %s", D->ctl->sfcs[sfc].name, why);
+	}
+	D->startup_ns[slot] = mono_ns() - t0;
+	if (forked)
+		pid = D->pid[slot] = in->pid; /* written by the child before it said ready */
+	in->last_pkt_tsc = rte_rdtsc();
+	control_publish_routes(D);
+	return json_pack("{s:b, s:i, s:i, s:f, s:b, s:s, s:s}", "ok", 1, "instance", slot, "pid", (int)pid,
+			 "startup_us", (double)D->startup_ns[slot] / 1e3, "pooled", pooled, "startup", D->starter->name,
+			 "loader", in->loader);
+}
+
+/* start_instance: one instance of the whole SFC, or — with per-NF chaining — an instance set, one per
+ * position, in position order. The reply keeps the one-instance fields (the set's first slot and pid,
+ * startup_us of the whole set, pooled if all were) and adds the set: "instances" and "positions". A set
+ * that cannot be completed is taken down again. */
+json_t *start_instance(int sfc)
+{
+	json_t *rep, *one, *slots, *positions;
+	uint64_t t0 = mono_ns();
+	bool pooled = true;
+	unsigned int p, npos;
+
+	if (!D->delivery->per_nf)
+		return start_one(sfc, -1);
+	if (sfc < 0 || sfc >= SP_MAX_SFCS || !D->ctl->sfcs[sfc].used)
+		return fail("start_instance: no SFC with id %d", sfc);
+	npos = D->ctl->sfcs[sfc].npos;
+	slots = json_array();
+	positions = json_array();
+	rep = NULL;
+	for (p = 0; p < npos; p++) {
+		one = start_one(sfc, (int)p);
+		if (!json_is_true(json_object_get(one, "ok"))) {
+			size_t i;
+			json_t *v;
+
+			json_array_foreach(slots, i, v)
+				retire((int)json_integer_value(v), false);
+			json_decref(slots);
+			json_decref(positions);
+			json_decref(rep);
+			return one;
+		}
+		json_array_append(slots, json_object_get(one, "instance"));
+		json_array_append_new(positions, json_integer(p));
+		pooled &= json_is_true(json_object_get(one, "pooled"));
+		if (!rep)
+			rep = one;
+		else
+			json_decref(one);
+	}
+	json_object_set_new(rep, "startup_us", json_real((double)(mono_ns() - t0) / 1e3));
+	json_object_set_new(rep, "pooled", json_boolean(pooled));
+	json_object_set_new(rep, "instances", slots);
+	json_object_set_new(rep, "positions", positions);
+	return rep;
+}
+
+/* Take a slot out of service: out of the routing table, stop the process (a pooled one goes back to the
+ * pool) or reap it, let the data plane send what it produced, merge its state back. */
+uint64_t retire(int slot, bool crashed)
+{
+	struct sp_instance *in = &D->ctl->inst[slot];
+	bool pooled = is_pool_slot(slot) && !crashed;
+	uint64_t t0, processed;
+	int status = 0;
+
+	in->state = crashed ? INST_DEAD : INST_STOPPING;
+	control_publish_routes(D);
+	if (!crashed) {
+		__atomic_store_n(&in->stop, SP_STOP_SERVE, __ATOMIC_SEQ_CST);
+		__atomic_fetch_add(&in->doorbell, 1, __ATOMIC_SEQ_CST);
+		sp_futex_wake(&in->doorbell, 1);
+		t0 = mono_ns();
+		for (;;) {
+			if (pooled && __atomic_load_n(&in->state, __ATOMIC_ACQUIRE) == INST_POOLED)
+				break;
+			if (slot_exited(slot, &status)) {
+				pooled = false; /* it exited instead of returning to the pool */
+				break;
+			}
+			if (mono_ns() - t0 > STOP_TIMEOUT_NS) {
+				slot_kill(slot, &status);
+				pooled = false;
+				break;
+			}
+			sleep_us(50);
+		}
+		in->exit_status = status;
+	}
+	drain_slot(slot, true, false); /* a crashed instance leaves its queue behind */
+	if (D->delivery->collect)
+		D->delivery->collect(D); /* its last output: the side that drains its tx ring may sleep */
+	t0 = mono_ns();
+	while (!rte_ring_empty(D->tx[slot]) && mono_ns() - t0 < 1000000000ull)
+		sleep_us(50);
+	processed = in->pkts_in;
+	sm_instance_release(D->state, slot);
+	if (!pooled) {
+		D->pid[slot] = 0;
+		in->pid = 0;
+		__atomic_store_n(&in->state, INST_FREE, __ATOMIC_RELEASE);
+		if (is_pool_slot(slot))
+			pool_fill(slot); /* keep the pool full */
+	}
+	return processed;
+}
+
+json_t *stop_instance(int slot)
+{
+	if (slot < 0 || slot >= SM_MAX_INSTANCES || D->ctl->inst[slot].state != INST_READY)
+		return fail("stop_instance: no running instance in slot %d", slot);
+	return json_pack("{s:b, s:I}", "ok", 1, "drained", (json_int_t)retire(slot, false));
+}
+
+void control_stop_all(struct serpensd *d)
+{
+	int i, status;
+
+	(void)d;
+	if (!D)
+		return;
+	for (i = 0; i < SM_MAX_INSTANCES; i++)
+		if (D->ctl->inst[i].state == INST_READY)
+			retire(i, false);
+	for (i = 0; i < (int)D->pool_size; i++) { /* empty the pool */
+		struct sp_instance *in = &D->ctl->inst[i];
+		uint64_t t0 = mono_ns();
+
+		if (!D->pid[i])
+			continue;
+		__atomic_store_n(&in->stop, SP_STOP_EXIT, __ATOMIC_SEQ_CST);
+		__atomic_fetch_add(&in->doorbell, 1, __ATOMIC_SEQ_CST);
+		sp_futex_wake(&in->doorbell, 1);
+		while (waitpid(D->pid[i], &status, WNOHANG) == 0) {
+			if (mono_ns() - t0 > STOP_TIMEOUT_NS) {
+				kill(D->pid[i], SIGKILL);
+				waitpid(D->pid[i], &status, 0);
+				break;
+			}
+			sleep_us(100);
+		}
+		D->pid[i] = 0;
+		in->state = INST_FREE;
+	}
+	for (i = 0; i < SP_MAX_SFCS; i++)
+		zygote_stop(i);
+}

@@ -1,0 +1,214 @@
+/*
+ * instance_process.c: the process behind an instance slot. How serpensd execs serpens-runtime (as a DPDK
+ * secondary on the instance CPU, under a DPDK lcore id of its own: ctl.h), the pool of pre-launched
+ * runtimes (--startup load, serpens), the per-SFC zygotes that fork instances (--startup fork), and how
+ * the control thread learns that a slot's process exited or makes it exit. Separate from the Instance
+ * Manager's requests (instance_manager.c) because this is where the startup method (starter.h) decides
+ * what a process is; the requests only ask for one and wait for the slot's state.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include <rte_eal.h>
+
+#include "control_int.h"
+
+static const char *file_prefix(void)
+{
+	const char *dir = rte_eal_get_runtime_dir(), *slash = strrchr(dir, '/');
+
+	return slash ? slash + 1 : dir;
+}
+
+/* How serpensd execs serpens-runtime (native/serpens/startup/starter.c does it). */
+static const struct st_spawn *runtime_spawn(void)
+{
+	static char cpus[16];
+	static struct st_spawn sp;
+
+	if (!sp.exe) {
+		snprintf(cpus, sizeof(cpus), "%u", D->instance_lcore);
+		sp = (struct st_spawn){.exe = D->runtime_path, .file_prefix = file_prefix(), .cpus = cpus,
+				       .log_level = "*:warning", .deathsig = SIGTERM};
+	}
+	return &sp;
+}
+
+/* Fork and exec serpens-runtime as a DPDK secondary of this serpensd under DPDK lcore id `lcore_id` on
+ * the instance CPU, with its own arguments `args` (NULL-terminated) after the EAL's: the local proxy. */
+pid_t control_spawn(struct serpensd *d, unsigned int lcore_id, char *const *args)
+{
+	struct st_start st = {.lcore_id = lcore_id, .tail = args};
+
+	D = d; /* the proxy starts before the control thread (control_start) sets it */
+	st.spawn = runtime_spawn();
+	return st_spawn_secondary(&st);
+}
+
+/* Fork and exec a runtime for instance slot `slot`: a pool process (load, serpens: the starter's prepare),
+ * the instance itself (exec, snapshot: its start), or — a start beyond the pool — a cold runtime that
+ * loads the NFs the way the method does. */
+pid_t spawn_runtime(int slot, bool pooled)
+{
+	char slot_s[16], *tail[] = {"-s", slot_s, pooled ? "-p" : NULL, NULL};
+	/* a distinct lcore id per slot, on the instance CPU: per-lcore state in shared memory (mempool
+	 * caches) must never be used by two processes under one id, even when they share a CPU */
+	struct st_start st = {.spawn = runtime_spawn(), .lcore_id = SP_INSTANCE_LCORE0 + (unsigned int)slot,
+			      .tail = tail};
+	pid_t pid;
+
+	snprintf(slot_s, sizeof(slot_s), "%d", slot);
+	if (pooled)
+		pid = D->starter->prepare(&st);
+	else if (D->starter->resident == ST_RES_NONE)
+		pid = D->starter->start(&st);
+	else
+		pid = st_spawn_secondary(&st);
+	if (pid > 0) {
+		D->pid[slot] = pid;
+		D->ctl->inst[slot].pid = pid;
+	}
+	return pid;
+}
+
+/* Has the process of slot `slot` exited (its wait status in *status)? A forked instance is its zygote's
+ * child, not serpensd's: the zygote reaps it and reports; if the zygote died too, the pid is gone. */
+bool slot_exited(int slot, int *status)
+{
+	struct sp_instance *in = &D->ctl->inst[slot];
+	pid_t pid = D->forked[slot] ? in->pid : D->pid[slot];
+
+	if (!D->forked[slot])
+		return pid > 0 && waitpid(pid, status, WNOHANG) == pid;
+	if (__atomic_load_n(&in->exited, __ATOMIC_ACQUIRE)) {
+		*status = in->exited_status;
+		return true;
+	}
+	if (pid > 0 && kill(pid, 0) != 0 && errno == ESRCH) {
+		*status = 0;
+		return true;
+	}
+	return false;
+}
+
+/* SIGKILL the slot's process and wait until it is gone. */
+void slot_kill(int slot, int *status)
+{
+	pid_t pid = D->forked[slot] ? D->ctl->inst[slot].pid : D->pid[slot];
+	uint64_t t0 = mono_ns();
+
+	if (pid <= 0) /* a forked instance not yet running: kill(0) would hit serpensd's group */
+		return;
+	kill(pid, SIGKILL);
+	if (!D->forked[slot]) {
+		waitpid(pid, status, 0);
+		return;
+	}
+	while (!slot_exited(slot, status) && mono_ns() - t0 < STOP_TIMEOUT_NS)
+		sleep_us(100);
+}
+
+/* --startup fork: launch the SFC's zygote (a runtime with the SFC's NFs loaded and initialised) and wait
+ * until it waits for requests. 0, or -1 with err. */
+int zygote_launch(int sfc, char *err, size_t errlen)
+{
+	struct sp_zygote *z = &D->ctl->zygote[sfc];
+	char sfc_s[16], *tail[] = {"-z", sfc_s, NULL};
+	struct st_start st = {.spawn = runtime_spawn(), .lcore_id = SP_ZYGOTE_LCORE0 + (unsigned int)sfc,
+			      .tail = tail};
+	uint64_t t0 = mono_ns();
+	int status;
+	pid_t pid;
+
+	snprintf(sfc_s, sizeof(sfc_s), "%d", sfc);
+	z->error[0] = '\0';
+	z->stop = 0;
+	z->target = -1;
+	__atomic_store_n(&z->state, ZY_STARTING, __ATOMIC_RELEASE);
+	pid = D->starter->prepare(&st);
+	if (pid < 0) {
+		snprintf(err, errlen, "SFC %s: cannot fork its zygote: %s", D->ctl->sfcs[sfc].name, strerror(errno));
+		z->state = ZY_NONE;
+		return -1;
+	}
+	D->zygote_pid[sfc] = pid;
+	z->pid = pid;
+	while (__atomic_load_n(&z->state, __ATOMIC_ACQUIRE) != ZY_WAITING) {
+		if (z->state == ZY_FAILED || waitpid(pid, &status, WNOHANG) == pid ||
+		    mono_ns() - t0 > READY_TIMEOUT_NS) {
+			snprintf(err, errlen, "SFC %s: its zygote did not start: %s", D->ctl->sfcs[sfc].name,
+				 z->error[0] ? z->error : "exited or timed out");
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			D->zygote_pid[sfc] = 0;
+			z->state = ZY_NONE;
+			return -1;
+		}
+		sleep_us(50);
+	}
+	return 0;
+}
+
+void zygote_stop(int sfc)
+{
+	struct sp_zygote *z = &D->ctl->zygote[sfc];
+	pid_t pid = D->zygote_pid[sfc];
+	uint64_t t0 = mono_ns();
+	int status;
+
+	if (pid <= 0)
+		return;
+	__atomic_store_n(&z->stop, 1, __ATOMIC_SEQ_CST);
+	st_ring(&z->doorbell);
+	while (waitpid(pid, &status, WNOHANG) == 0) {
+		if (mono_ns() - t0 > STOP_TIMEOUT_NS) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			break;
+		}
+		sleep_us(100);
+	}
+	D->zygote_pid[sfc] = 0;
+	z->state = ZY_NONE;
+}
+
+/* Launch the pooled runtime of one slot and wait until it waits (EAL initialised, no SFC). */
+int pool_fill(int slot)
+{
+	struct sp_instance *in = &D->ctl->inst[slot];
+	uint64_t t0 = mono_ns();
+	int status;
+
+	in->stop = 0;
+	in->error[0] = '\0';
+	in->state = INST_FREE;
+	if (spawn_runtime(slot, true) < 0)
+		return -1;
+	while (__atomic_load_n(&in->state, __ATOMIC_ACQUIRE) != INST_POOLED) {
+		if (waitpid(D->pid[slot], &status, WNOHANG) == D->pid[slot] || mono_ns() - t0 > READY_TIMEOUT_NS) {
+			kill(D->pid[slot], SIGKILL);
+			waitpid(D->pid[slot], &status, 0);
+			fprintf(stderr, "serpensd: pooled runtime for slot %d did not start: %s\n", slot,
+				in->error[0] ? in->error : "exited or timed out");
+			D->pid[slot] = 0;
+			in->state = INST_FREE;
+			return -1;
+		}
+		sleep_us(50);
+	}
+	return 0;
+}
+
+int control_fill_pool(struct serpensd *d)
+{
+	unsigned int i;
+
+	D = d;
+	for (i = 0; i < d->pool_size; i++)
+		if (pool_fill((int)i) != 0)
+			return -1;
+	return 0;
+}

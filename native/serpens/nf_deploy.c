@@ -1,0 +1,167 @@
+/*
+ * nf_deploy.c: deploy_nf, the NF Manager's side of a deployment in serpensd (the steps themselves are
+ * shared with serpens-startbench: native/serpens/startup/nfm.c). Every deployment gets its own copy of the
+ * object in the NF directory, its init runs once here in deploy mode (tables created in the State
+ * Manager, initial state written), and for the startup methods that map images the image is built once.
+ * serpensd keeps each NF loaded for its selectors (sfc_graph.c asks through nf_symbol). Separate from the
+ * SFC graph and the instances because it is the only part that touches NF objects and their files.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "chainer.h"
+#include "control_int.h"
+#include "nfm.h"
+
+static void *nf_dl[SP_MAX_NFS]; /* each NF as serpensd's deploy-time init loaded it */
+static char nf_dir[PATH_MAX];
+
+int nf_dir_setup(const struct serpensd *d)
+{
+	if (d->nf_dir)
+		snprintf(nf_dir, sizeof(nf_dir), "%s", d->nf_dir);
+	else
+		snprintf(nf_dir, sizeof(nf_dir), "/tmp/serpensd-%d-nfs", (int)getpid());
+	if (mkdir(nf_dir, 0755) != 0 && errno != EEXIST) {
+		fprintf(stderr, "serpensd: cannot create %s: %s\n", nf_dir, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int find_nf(const char *name)
+{
+	int i;
+
+	for (i = 0; i < SP_MAX_NFS; i++)
+		if (D->ctl->nfs[i].used && strcmp(D->ctl->nfs[i].name, name) == 0)
+			return i;
+	return -1;
+}
+
+void *nf_symbol(int nf, const char *sym)
+{
+	return nf_dl[nf] ? dlsym(nf_dl[nf], sym) : NULL;
+}
+
+/* Build the NF's image once, into a memfd that runtimes map at a fixed address (native/serpens/loader);
+ * for --startup snapshot, save it to a file next to the object and keep nothing resident. */
+static int build_image(int slot, struct sp_nf_desc *d, char *err, size_t errlen)
+{
+	int fd = nfm_image_build(d->path, d->name, SP_NF_IMAGE_BASE + (uint64_t)slot * SP_NF_IMAGE_SPAN,
+				 SP_NF_IMAGE_SPAN, &d->image, NULL, err, errlen);
+
+	if (fd < 0)
+		return -1;
+	d->image_fd = fd;
+	d->owner_pid = (int32_t)getpid();
+	if (D->starter->snapshot) {
+		size_t n = strlen(d->path); /* <nf-dir>/<name>.so -> <nf-dir>/<name>.img */
+
+		if (n < 3 || n + 2 > sizeof(d->snapshot)) {
+			snprintf(err, errlen, "NF %s: its snapshot path would be too long", d->name);
+			close(fd);
+			return -1;
+		}
+		memcpy(d->snapshot, d->path, n - 3);
+		memcpy(d->snapshot + n - 3, ".img", 5);
+		if (nfm_snapshot_write(fd, &d->image, d->snapshot, err, errlen) != 0) {
+			d->snapshot[0] = '\0';
+			close(fd);
+			return -1;
+		}
+		close(fd);
+		d->image_fd = -1;
+	}
+	d->has_image = 1;
+	return 0;
+}
+
+json_t *deploy_nf(json_t *req)
+{
+	const char *name = json_string_value(json_object_get(req, "name"));
+	const char *path = json_string_value(json_object_get(req, "path"));
+	json_t *args = json_object_get(req, "args"), *v, *tables;
+	struct sp_nf_desc *d = NULL;
+	struct st_loaded loaded;
+	struct st_nf view;
+	const char *key;
+	char err[600];
+	unsigned int before;
+	int i, slot = -1;
+	size_t off = 0;
+
+	if (!name || !*name || strlen(name) >= SP_NAME_LEN || strchr(name, '/') || !path)
+		return fail("deploy_nf: 'name' (no '/', < %d chars) and 'path' are required", SP_NAME_LEN);
+	if (find_nf(name) >= 0)
+		return fail("deploy_nf: an NF named '%s' is already deployed", name);
+	for (i = 0; i < SP_MAX_NFS && slot < 0; i++)
+		if (!D->ctl->nfs[i].used)
+			slot = i;
+	if (slot < 0)
+		return fail("deploy_nf: %d NFs deployed already", SP_MAX_NFS);
+	d = &D->ctl->nfs[slot];
+	memset(d, 0, sizeof(*d));
+	snprintf(d->name, sizeof(d->name), "%s", name);
+	/* every deployment gets its own copy: two deployments of one object never share globals */
+	if ((size_t)snprintf(d->path, sizeof(d->path), "%s/%s.so", nf_dir, name) >= sizeof(d->path) ||
+	    nfm_copy(path, d->path, err, sizeof(err)) != 0)
+		return fail("deploy_nf %s: %s", name, err);
+	if (args && !json_is_object(args))
+		return fail("deploy_nf %s: 'args' must be an object of strings", name);
+	json_object_foreach(args, key, v) {
+		char num[64];
+		const char *val = json_is_string(v) ? json_string_value(v) : NULL;
+		size_t kl = strlen(key) + 1, vl;
+
+		if (!val && json_is_number(v)) {
+			snprintf(num, sizeof(num), "%.17g", json_number_value(v));
+			val = num;
+		}
+		if (!val)
+			return fail("deploy_nf %s: argument '%s' must be a string or a number", name, key);
+		vl = strlen(val) + 1;
+		if (off + kl + vl + 1 > sizeof(d->args))
+			return fail("deploy_nf %s: arguments longer than %zu bytes", name, sizeof(d->args));
+		memcpy(d->args + off, key, kl);
+		memcpy(d->args + off + kl, val, vl);
+		off += kl + vl;
+	}
+	d->args[off] = '\0';
+	d->args_len = (uint32_t)off;
+	before = sm_table_count(D->state);
+	chainer_nf_view(d, &view);
+	if (nfm_deploy_init(&view, &loaded, err, sizeof(err)) != 0) {
+		nf_dl[slot] = loaded.dl; /* kept when init failed: its tables may exist */
+		unlink(d->path);
+		return fail("deploy_nf: %s", err);
+	}
+	nf_dl[slot] = loaded.dl;
+	if (D->starter->image && build_image(slot, d, err, sizeof(err)) != 0) {
+		unlink(d->path);
+		return fail("deploy_nf: %s", err); /* what the loader cannot honour is refused */
+	}
+	d->used = 1;
+	tables = json_array();
+	for (i = (int)before; i < (int)sm_table_count(D->state); i++)
+		json_array_append_new(tables, json_string(sm_table_name(D->state, (unsigned int)i)));
+	return json_pack("{s:b, s:o}", "ok", 1, "tables", tables);
+}
+
+void control_cleanup(struct serpensd *d)
+{
+	int i;
+
+	for (i = 0; i < SP_MAX_NFS; i++)
+		if (d->ctl->nfs[i].used) {
+			unlink(d->ctl->nfs[i].path);
+			if (d->ctl->nfs[i].snapshot[0])
+				unlink(d->ctl->nfs[i].snapshot);
+		}
+	rmdir(nf_dir);
+}
