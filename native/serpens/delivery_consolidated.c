@@ -47,14 +47,9 @@ static void cons_route(struct serpensd *d, struct rte_mbuf **m, unsigned int nb)
 	int si, slot;
 
 	for (i = 0; i < nb; i++) {
-		gw_parse(m[i], &k);
-		si = (k.ok && rt) ? gw_classify(rt, &k) : -1;
-		if (si < 0) {
-			d->gateway_miss++;
-			rte_pktmbuf_free(m[i]);
+		si = gw_admit(d, rt, m[i], &k);
+		if (si < 0)
 			continue;
-		}
-		d->ctl->sfcs[rt->sfc_id[si]].rx++;
 		slot = rt->bucket[si][gw_flow_hash(&k) & (RT_BUCKETS - 1)];
 		if (slot < 0) {
 			d->ctl->sfcs[rt->sfc_id[si]].no_instance++;

@@ -311,14 +311,9 @@ static void gp_route(struct serpensd *d, struct rte_mbuf **m, unsigned int nb)
 	int si;
 
 	for (i = 0; i < nb; i++) {
-		gw_parse(m[i], &k);
-		si = (k.ok && rt) ? gw_classify(rt, &k) : -1;
-		if (si < 0) {
-			d->gateway_miss++;
-			rte_pktmbuf_free(m[i]);
+		si = gw_admit(d, rt, m[i], &k);
+		if (si < 0)
 			continue;
-		}
-		d->ctl->sfcs[rt->sfc_id[si]].rx++;
 		to_proxy(d, m[i], rt->sfc_id[si], 0, gw_flow_hash(&k), 0, 0);
 	}
 	link_flush(d);

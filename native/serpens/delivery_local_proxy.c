@@ -121,14 +121,9 @@ static void lp_route(struct serpensd *d, struct rte_mbuf **m, unsigned int nb)
 	int si;
 
 	for (i = 0; i < nb; i++) {
-		gw_parse(m[i], &k);
-		si = (k.ok && rt) ? gw_classify(rt, &k) : -1;
-		if (si < 0) {
-			d->gateway_miss++;
-			rte_pktmbuf_free(m[i]);
+		si = gw_admit(d, rt, m[i], &k);
+		if (si < 0)
 			continue;
-		}
-		d->ctl->sfcs[rt->sfc_id[si]].rx++;
 		if (unlikely(!up)) { /* the proxy is restarting: nobody to deliver to */
 			d->ctl->sfcs[rt->sfc_id[si]].no_instance++;
 			rte_pktmbuf_free(m[i]);

@@ -64,4 +64,23 @@ static inline uint32_t gw_flow_hash(const struct pkt_key *k)
 	return rte_hash_crc_8byte(b, rte_hash_crc_8byte(a, 0x5e59));
 }
 
+/* The Gateway's admission of one packet, the same in every delivery mechanism: parse and classify it;
+ * a packet no SFC takes (not IPv4, or no rule matches) is a gateway miss and freed (-1); otherwise its
+ * SFC's rx is counted and its index in rt is returned. k is filled for the flow hash. */
+static inline int gw_admit(struct serpensd *d, const struct route_table *rt, struct rte_mbuf *m,
+			   struct pkt_key *k)
+{
+	int si;
+
+	gw_parse(m, k);
+	si = (k->ok && rt) ? gw_classify(rt, k) : -1;
+	if (si < 0) {
+		d->gateway_miss++;
+		rte_pktmbuf_free(m);
+		return -1;
+	}
+	d->ctl->sfcs[rt->sfc_id[si]].rx++;
+	return si;
+}
+
 #endif /* SERPENS_GATEWAY_H */
