@@ -71,12 +71,17 @@ def assert_every_packet_accounted_for(stats: dict[str, Any], name: str) -> None:
         delivery_of(stats, name)["drops"] - stats["port"]["tx_dropped"]
 
 
-def test_consolidated_and_local_proxy_give_identical_packets_and_nf_state(dpdk_ready: cfg.Config,
-                                                                         tmp_path: Path) -> None:
+MODES = ("consolidated", "local-proxy", "global-proxy")
+
+
+def test_every_chaining_mode_gives_identical_packets_and_nf_state(dpdk_ready: cfg.Config,
+                                                                   tmp_path: Path) -> None:
+    """The same SFC (FW → MON → NAT, the FW dropping one flow) under the three chaining modes: byte-identical
+    packets out, the same NAT mappings, MON's per-flow counts equal to what each run sent."""
     n_flows, count, blocked = 16, 160, 3
     out: dict[str, list[bytes]] = {}
     state: dict[str, tuple[Any, ...]] = {}
-    for mode in ("consolidated", "local-proxy"):
+    for mode in MODES:
         capture = tmp_path / f"{mode}.pcap"
         with rig(dpdk_ready, chained(mode), sfc=fw_mon_nat(blocked), capture=capture,
                  capture_count=count) as r:
@@ -90,20 +95,23 @@ def test_consolidated_and_local_proxy_give_identical_packets_and_nf_state(dpdk_r
         assert res.dut_rx_full == 0
         assert res.rx_packets == res.tx_packets - sent[blocked], mode   # FW dropped exactly one flow
         assert stats["chaining"] == mode
-        if mode == "local-proxy":
+        if mode == "consolidated":
+            assert [i["position"] for i in stats["instances"]] == [-1] and "delivery" not in stats
+        else:
             assert sorted(i["position"] for i in stats["instances"]) == [0, 1, 2]   # one instance per NF
             assert delivery_of(stats, "chain")["hops"][0]["nf_drops"] == sent[blocked]
-        else:
-            assert [i["position"] for i in stats["instances"]] == [-1] and "delivery" not in stats
+            assert_every_packet_accounted_for(stats, "chain")
     assert len(out["consolidated"]) == count
-    assert out["local-proxy"] == out["consolidated"]          # byte for byte
     sent_c, mon_c, nat_c = state["consolidated"]
-    sent_l, mon_l, nat_l = state["local-proxy"]
-    assert len(nat_l) == len(nat_c) == n_flows - 1
-    assert nat_l == nat_c                                     # the same external address and port per flow
-    assert set(mon_l) == set(mon_c)
-    # MON's per-flow counts equal what each run sent (the runs' lengths differ by the generator's pacing)
-    for mon, sent_total in ((mon_c, sent_c), (mon_l, sent_l)):
+    assert len(nat_c) == n_flows - 1
+    for mode in MODES[1:]:
+        # byte for byte (the global proxy's link header left no trace); the same external address and port
+        # per flow; MON's per-flow counts equal what each run sent (the runs' lengths differ by pacing)
+        assert out[mode] == out["consolidated"], mode
+        sent_m, mon_m, nat_m = state[mode]
+        assert nat_m == nat_c, mode
+        assert set(mon_m) == set(mon_c), mode
+    for sent_total, mon, _ in state.values():
         assert sorted(int.from_bytes(v[:8], "little") for v in mon.values()) == \
             sorted(n for i, n in enumerate(per_flow(sent_total, n_flows)) if i != blocked)
 

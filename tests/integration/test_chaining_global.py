@@ -15,8 +15,6 @@ import os
 import signal
 import subprocess
 import time
-from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -25,7 +23,7 @@ from harness.config import repo_path
 from harness.rig import rig
 from harness.serpens.sfc import SfcSpec
 from harness.traffic import profiles
-from tests.integration.packets import load_src, per_flow, read_pcap
+from tests.integration.packets import load_src, per_flow
 from tests.integration.test_chaining import (
     assert_every_packet_accounted_for,
     chained,
@@ -43,41 +41,6 @@ def global_proxy(conf: cfg.Config, hold: int | None = None) -> cfg.Config:
     if hold is not None:
         out["platforms"]["serpens"]["gproxy_hold"] = hold
     return out
-
-
-def test_global_proxy_gives_the_same_packets_and_nf_state_as_consolidated(dpdk_ready: cfg.Config,
-                                                                          tmp_path: Path) -> None:
-    n_flows, count, blocked = 16, 160, 3
-    out: dict[str, list[bytes]] = {}
-    state: dict[str, tuple[Any, ...]] = {}
-    for mode in ("consolidated", "global-proxy"):
-        capture = tmp_path / f"{mode}.pcap"
-        with rig(dpdk_ready, chained(mode), sfc=fw_mon_nat(blocked), capture=capture,
-                 capture_count=count) as r:
-            res = r.generator.run_trial(profiles.udp_flows(8_000, 64, n_flows, udp_checksum="hw"),
-                                        duration=0.5)
-            ctl = r.platform.controller
-            stats = r.platform.stats()
-            state[mode] = (res.tx_packets, ctl.dump_table("mon/mon_flows"), ctl.dump_table("nat/nat_map"))
-            out[mode] = read_pcap(capture)
-        sent = per_flow(res.tx_packets, n_flows)
-        assert res.dut_rx_full == 0
-        assert res.rx_packets == res.tx_packets - sent[blocked], mode   # FW dropped exactly one flow
-        assert stats["chaining"] == mode
-        if mode == "global-proxy":
-            assert sorted(i["position"] for i in stats["instances"]) == [0, 1, 2]   # one instance per NF
-            assert delivery_of(stats, "chain")["hops"][0]["nf_drops"] == sent[blocked]
-            assert_every_packet_accounted_for(stats, "chain")
-    assert len(out["consolidated"]) == count
-    assert out["global-proxy"] == out["consolidated"]          # byte for byte: the header left no trace
-    sent_c, mon_c, nat_c = state["consolidated"]
-    sent_g, mon_g, nat_g = state["global-proxy"]
-    assert len(nat_g) == len(nat_c) == n_flows - 1
-    assert nat_g == nat_c
-    assert set(mon_g) == set(mon_c)
-    for mon, sent_total in ((mon_c, sent_c), (mon_g, sent_g)):
-        assert sorted(int.from_bytes(v[:8], "little") for v in mon.values()) == \
-            sorted(n for i, n in enumerate(per_flow(sent_total, n_flows)) if i != blocked)
 
 
 def test_every_hop_crosses_the_proxy_and_every_packet_is_accounted_for(dpdk_ready: cfg.Config) -> None:
