@@ -27,6 +27,7 @@ from harness.rig import rig
 from harness.serpens.sfc import SfcSpec
 from harness.traffic import profiles
 from tests.integration.packets import LOAD_DPORT, LOAD_DST, LOAD_SPORT, load_src, per_flow, read_pcap
+from tests.integration.test_serpens_chains import dynamic_sfc
 
 pytestmark = pytest.mark.dpdk
 
@@ -210,16 +211,13 @@ def test_local_proxy_and_nf_instances_that_die_are_replaced(dpdk_ready: cfg.Conf
     assert_every_packet_accounted_for(final, "fw-mon")
 
 
-def test_local_proxy_sends_each_packet_down_the_branch_its_label_says(dpdk_ready: cfg.Config) -> None:
+@pytest.mark.parametrize("mode", ["local-proxy", "global-proxy"])
+def test_a_proxy_sends_each_packet_down_the_branch_its_label_says(dpdk_ready: cfg.Config, mode: str) -> None:
     """Fig. 6b's dynamic SFC with an instance per NF: the FW's selector picks the next position, which the
-    packet's tag carries through the proxy; both branches rejoin at the last MON."""
+    packet carries through the proxy (the local proxy: the mbuf's tag; the global one: the link header);
+    both branches rejoin at the last MON."""
     n_flows, suspicious = 8, {1, 4, 6}
-    rules = ";".join(f"17,{load_src(i)},*,*,*" for i in sorted(suspicious))
-    spec = SfcSpec("dyn", {}, ["fw", {"distribute": ["mon_sus", "mon_ok"], "selector": "fw.suspicious"},
-                               "mon_all"],
-                   {"fw": ("fw", {"suspicious": rules}), "mon_sus": ("mon", {}), "mon_ok": ("mon", {}),
-                    "mon_all": ("mon", {})})
-    with rig(dpdk_ready, chained("local-proxy"), sfc=spec) as r:
+    with rig(dpdk_ready, chained(mode), sfc=dynamic_sfc(suspicious)) as r:
         res = r.generator.run_trial(profiles.udp_flows(8_000, 64, n_flows), duration=0.5)
         stats = r.platform.stats()
         counts = {m: {k: int.from_bytes(v[:8], "little")
@@ -233,7 +231,10 @@ def test_local_proxy_sends_each_packet_down_the_branch_its_label_says(dpdk_ready
     fw, sus, ok, joined, end = delivery_of(stats, "dyn")["hops"]
     assert sus["in"] == sum(sent[i] for i in suspicious) and ok["in"] == res.tx_packets - sus["in"]
     assert fw["out"] == sus["in"] + ok["in"] and joined["in"] == sus["out"] + ok["out"] == end["in"]
-    assert sorted(i["position"] for i in stats["instances"]) == [0, 1, 2, 3]
+    if mode == "global-proxy":
+        assert sus["routed"] == sus["in"]          # the proxy chose an instance for every one of them
+    else:
+        assert sorted(i["position"] for i in stats["instances"]) == [0, 1, 2, 3]
 
 
 def test_idle_nf_instances_scale_to_zero_and_come_back_one_hop_at_a_time(dpdk_ready: cfg.Config) -> None:

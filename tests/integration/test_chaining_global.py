@@ -23,7 +23,7 @@ from harness.config import repo_path
 from harness.rig import rig
 from harness.serpens.sfc import SfcSpec
 from harness.traffic import profiles
-from tests.integration.packets import load_src, per_flow
+from tests.integration.packets import per_flow
 from tests.integration.test_chaining import (
     assert_every_packet_accounted_for,
     chained,
@@ -152,32 +152,6 @@ def test_global_proxy_without_its_proxy_binary_is_one_clear_error(dpdk_ready: cf
     assert proc.stderr.splitlines()[0] == \
         "serpensd: --chaining global-proxy needs --gproxy PATH (serpens-gproxy)"
     assert "Traceback" not in proc.stderr
-
-
-def test_global_proxy_sends_each_packet_down_the_branch_its_label_says(dpdk_ready: cfg.Config) -> None:
-    """Fig. 6b's dynamic SFC with an instance per NF: the FW's selector picks the next position, which the
-    header carries through the proxy; both branches rejoin at the last MON."""
-    n_flows, suspicious = 8, {1, 4, 6}
-    rules = ";".join(f"17,{load_src(i)},*,*,*" for i in sorted(suspicious))
-    spec = SfcSpec("dyn", {}, ["fw", {"distribute": ["mon_sus", "mon_ok"], "selector": "fw.suspicious"},
-                               "mon_all"],
-                   {"fw": ("fw", {"suspicious": rules}), "mon_sus": ("mon", {}), "mon_ok": ("mon", {}),
-                    "mon_all": ("mon", {})})
-    with rig(global_proxy(dpdk_ready), chained("global-proxy"), sfc=spec) as r:
-        res = r.generator.run_trial(profiles.udp_flows(8_000, 64, n_flows), duration=0.5)
-        stats = r.platform.stats()
-        counts = {m: {k: int.from_bytes(v[:8], "little")
-                      for k, v in r.platform.controller.dump_table(f"{m}/mon_flows").items()}
-                  for m in ("mon_sus", "mon_ok", "mon_all")}
-    sent = per_flow(res.tx_packets, n_flows)
-    assert res.rx_packets == res.tx_packets
-    assert sorted(counts["mon_sus"].values()) == sorted(sent[i] for i in suspicious)
-    assert sorted(counts["mon_ok"].values()) == sorted(sent[i] for i in range(n_flows) if i not in suspicious)
-    assert sorted(counts["mon_all"].values()) == sorted(sent)
-    fw, sus, ok, joined, end = delivery_of(stats, "dyn")["hops"]
-    assert sus["in"] == sus["routed"] == sum(sent[i] for i in suspicious)
-    assert ok["in"] == res.tx_packets - sus["in"]
-    assert fw["out"] == sus["in"] + ok["in"] and joined["in"] == sus["out"] + ok["out"] == end["in"]
 
 
 def test_from_zero_instances_the_proxy_holds_each_hop_until_its_nf_is_started(dpdk_ready: cfg.Config) -> None:

@@ -42,13 +42,19 @@ def mon_flows(ctl: object, table: str) -> dict[bytes, int]:
     return {k: struct.unpack("<Q", v[:8])[0] for k, v in ctl.dump_table(table).items()}  # type: ignore[attr-defined]
 
 
-def test_dynamic_sfc_sends_each_packet_through_the_branch_its_label_says(dpdk_ready: cfg.Config) -> None:
-    n_flows, suspicious = 8, {1, 4, 6}
+def dynamic_sfc(suspicious: set[int]) -> SfcSpec:
+    """Fig. 6b's dynamic SFC "dyn": the FW marks the given load flows suspicious, its selector sends them to
+    mon_sus and the rest to mon_ok, and both branches rejoin at mon_all."""
     rules = ";".join(f"17,{load_src(i)},*,*,*" for i in sorted(suspicious))
-    spec = SfcSpec("dyn", {}, ["fw", {"distribute": ["mon_sus", "mon_ok"], "selector": "fw.suspicious"},
+    return SfcSpec("dyn", {}, ["fw", {"distribute": ["mon_sus", "mon_ok"], "selector": "fw.suspicious"},
                                "mon_all"],
                    {"fw": ("fw", {"suspicious": rules}), "mon_sus": ("mon", {}), "mon_ok": ("mon", {}),
                     "mon_all": ("mon", {})})
+
+
+def test_dynamic_sfc_sends_each_packet_through_the_branch_its_label_says(dpdk_ready: cfg.Config) -> None:
+    n_flows, suspicious = 8, {1, 4, 6}
+    spec = dynamic_sfc(suspicious)
     with rig(dpdk_ready, "serpens", sfc=spec) as r:
         res = r.generator.run_trial(profiles.udp_flows(8_000, 64, n_flows), duration=1.0)
         ctl = r.platform.controller
