@@ -3,7 +3,7 @@ NFs is one entry here.
 
 A :class:`Design` is a point in the space (startup, state, chaining, scaling). Each axis has a closed set of
 values (:data:`AXES`), each named by its mechanism where a name exists, with what it means, the system it
-comes from and how serpensd is told (one option per axis; the scaling axis has no serpensd option yet).
+comes from and how serpensd is told (one option per axis).
 
 :data:`REGISTRY` names the designs the harness runs: the paper's full systems (``serpens``, ``fission``,
 ``snf``, ``sand``) and single-axis variants, each Serpens with exactly one axis changed and named so that it
@@ -61,26 +61,33 @@ AXES: dict[str, dict[str, AxisValue]] = {
         "global-proxy": AxisValue("one process per NF; one proxy for the whole deployment, crossed between "
                                   "every two NFs", "Fission", "global-proxy"),
     },
+    # serpensd --scaling (docs/scaling.md). `shared`: only the route moves, because the state already is
+    # where the new instance reaches it; the others move per-flow state kept in the instances.
     "scaling": {
         "serpens": AxisValue("scale out from the pool; state stays in shared memory, nothing migrated "
-                             "(global/write state split or replicated)", "Serpens", "serpens"),
-        "stateless": AxisValue("scale out stateless instances; all state stays in the remote store",
-                               "Fission", "stateless", implemented=False),
-        "fork": AxisValue("scale up: fork more worker processes in the application's sandbox", "SAND",
-                          "fork", implemented=False),
-        "snf": AxisValue("proactive flowlet-based state migration between instances", "SNF", "snf",
-                         implemented=False),
-        "opennf": AxisValue("controller-mediated move, packets buffered at the controller", "OpenNF",
-                            "opennf", implemented=False),
-        "s6": AxisValue("remote access to migrated objects while they move", "S6", "s6", implemented=False),
-        "chc": AxisValue("external store + local cache, cache flush and ownership hand-over", "CHC", "chc",
-                         implemented=False),
+                             "(global/write state split or replicated under the State Manager's pause)",
+                             "Serpens", "shared"),
+        "stateless": AxisValue("scale out stateless instances; all state stays in the remote store, only "
+                               "the route moves", "Fission", "shared"),
+        "fork": AxisValue("more forked workers; state stays in the remote store, only the route moves",
+                          "SAND", "shared"),
+        "snf": AxisValue("the old instance pushes each moved flow's state straight to the new one; that "
+                         "flow's packets wait for it", "SNF", "snf"),
+        "opennf": AxisValue("a controller buffers the moved flows' packets, moves their state one flow at "
+                            "a time (each acknowledged), then releases the buffer first (loss-free and "
+                            "order-preserving)", "OpenNF", "opennf"),
+        "opennf-loss-free": AxisValue("OpenNF's move, loss-free only: the new instance does not wait for "
+                                      "the buffer", "OpenNF", "opennf-loss-free"),
+        "s6": AxisValue("the new instance pulls a flow's state from its owner (directory lookup) on first "
+                        "access; that packet waits, others proceed", "S6", "s6"),
+        "chc": AxisValue("external store (Redis) with an instance-local cache: the old instance flushes "
+                         "and hands over, the new one waits for the store", "CHC", "chc"),
     },
 }
 
 # serpensd's option for each axis (None: serpensd has no option for it yet; the harness enforces the value)
 OPTIONS: dict[str, str | None] = {"startup": "--startup", "state": "--state-backend",
-                                  "chaining": "--chaining", "scaling": None}
+                                  "chaining": "--chaining", "scaling": "--scaling"}
 
 
 @dataclass(frozen=True)
@@ -128,8 +135,22 @@ class Design:
         return self.state != "serpens"
 
     @property
+    def moves_state(self) -> bool:
+        """Its scaling keeps per-flow state in the instances and moves it (not only the route)."""
+        return AXES["scaling"][self.scaling].serpensd != "shared"
+
+    @property
     def scaling_implemented(self) -> bool:
-        return AXES["scaling"][self.scaling].implemented
+        """Scaling requests run: the value is built, and a protocol that moves state has what it moves
+        state with: the router's buckets (consolidated chaining) and the State Manager for the rest."""
+        if not AXES["scaling"][self.scaling].implemented:
+            return False
+        return not self.moves_state or (self.chaining == "consolidated" and self.state == "serpens")
+
+    @property
+    def needs_redis(self) -> bool:
+        """The run needs its redis-server: remote state, or CHC's external store."""
+        return self.uses_remote_store or self.scaling == "chc"
 
     def to_json(self) -> dict[str, str]:
         return {a: self.value(a) for a in AXES}
@@ -180,6 +201,12 @@ REGISTRY: dict[str, Entry] = {e.name: e for e in (
     _variant("fork-startup", "sand", "Fork startup (SAND)", startup="fork"),
     _variant("load-startup", "sock", "Load startup (SOCK)", startup="load"),
     _variant("snapshot-startup", "catalyzer", "Snapshot startup (Catalyzer-style)", startup="snapshot"),
+    # Fig. 14: scaling (the state-moving protocols, with per-flow state in the instances)
+    _variant("opennf-scaling", "opennf", "OpenNF", scaling="opennf"),
+    _variant("opennf-loss-free-scaling", "opennf", "OpenNF (loss-free only)", scaling="opennf-loss-free"),
+    _variant("s6-scaling", "s6", "S6", scaling="s6"),
+    _variant("chc-scaling", "chc", "CHC", scaling="chc"),
+    _variant("snf-scaling", "snf", "SNF", scaling="snf"),
 )}
 
 # The systems Fig. 15 compares, in the paper's order.

@@ -27,7 +27,7 @@ _USAGE_START = b"usage: serpensd"
 _cache: dict[tuple[str, int, int], frozenset[str]] = {}
 
 # What a serpensd without an axis' option does on that axis, and so the only value it can run.
-BUILTIN = {"chaining": "consolidated", "scaling": "serpens"}
+BUILTIN = {"chaining": "consolidated", "scaling": "serpens"}  # scaling: serpensd's `shared`
 
 
 def usage_options(serpensd: Path) -> frozenset[str]:
@@ -58,6 +58,11 @@ def design_options(design: Design, supported: frozenset[str] | None, pool: int
     implied: dict[str, str] = {}
     for axis, option in OPTIONS.items():
         value = design.value(axis)
+        if axis == "scaling" and not design.scaling_implemented:
+            implied[axis] = (f"{value} is not runnable with this design ({design.chaining} chaining, "
+                             f"{design.state} state): instances are fixed at deployment, scaling requests "
+                             "are refused")
+            continue
         if option is not None and has(option):
             args += [option, AXES[axis][value].serpensd]
         elif axis == "startup":

@@ -117,7 +117,7 @@ class DesignPlatform(Platform):
         if self.design.chaining == "global-proxy" and "--chaining" in axes:
             # the proxy's binary and hold budget are the mechanism's parameters (serpensd starts the proxy)
             cmd += ["--gproxy", str(binary(s["gproxy"])), "--gproxy-hold", str(s["gproxy_hold"])]
-        if self.design.uses_remote_store:
+        if self.design.needs_redis:
             address = self.redis.address if self.redis is not None else "127.0.0.1:0"
             cmd += ["--redis", address, "--redis-timeout-ms", str(self.config["redis"]["timeout_ms"])]
         return cmd
@@ -125,7 +125,7 @@ class DesignPlatform(Platform):
     def start(self) -> None:
         if self.proc is not None:
             return
-        if self.design.uses_remote_store:   # the remote store first: serpensd refuses to start without it
+        if self.design.needs_redis:   # the remote store first: serpensd refuses to start without it
             self.redis = RedisServer(self.config, self.run_dir)
             self.redis.start()
         try:

@@ -11,7 +11,10 @@
  *                counters that each count the flow's packets (so every word equals every other).
  *
  * Arguments (optional): state_size (bytes, a multiple of 8 from 8 to 65536; default 64), flows (table
- * capacity, default 65536). Every packet passes; frames that are not IPv4 pass without state.
+ * capacity, default 65536), stamp (0 or 1, default 0: write the flow's counter after this packet, a
+ * big-endian u64, into the first 8 bytes of a UDP payload whose checksum is 0, so that a capture shows
+ * whether a flow's state survived a move: its counters run on, never restart). Every packet passes;
+ * frames that are not IPv4 pass without state.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -23,7 +26,7 @@
 #define SYN_DEFAULT_FLOWS 65536
 
 static sp_table *flows_table;
-static uint32_t n_words;
+static uint32_t n_words, stamp;
 static uint64_t first_state[SYN_MAX_STATE_SIZE / 8]; /* a new flow's state: every counter 1 */
 
 static int synthetic_init(void)
@@ -40,6 +43,10 @@ static int synthetic_init(void)
 		sp_log("flows: want a positive number");
 		return -EINVAL;
 	}
+	if (sp_arg_u32("stamp", 0, 0, 1, &stamp) != 0) {
+		sp_log("stamp: want 0 or 1");
+		return -EINVAL;
+	}
 	n_words = size / 8;
 	for (i = 0; i < n_words; i++)
 		first_state[i] = 1;
@@ -47,6 +54,23 @@ static int synthetic_init(void)
 	opts.capacity = flows;
 	flows_table = sp_create_table("synth_flows", SP_PER_FLOW | SP_WRITE, &opts);
 	return flows_table != NULL ? 0 : -ENOMEM;
+}
+
+/* The counter into a UDP payload with no checksum (one to fix would make this NF a checksum NF too). */
+static void stamp_counter(struct sp_pkt *pkt, uint64_t count)
+{
+	int l3 = sp_l3_offset(pkt);
+	uint32_t ihl, udp;
+	unsigned int i;
+
+	if (l3 < 0 || pkt->data[l3 + 9] != 17)
+		return;
+	ihl = (uint32_t)(pkt->data[l3] & 0x0f) * 4;
+	udp = (uint32_t)l3 + ihl;
+	if (udp + 8 + 8 > pkt->len || pkt->data[udp + 6] || pkt->data[udp + 7])
+		return;
+	for (i = 0; i < 8; i++)
+		pkt->data[udp + 8 + i] = (uint8_t)(count >> (56 - 8 * i));
 }
 
 static int synthetic_handler(struct sp_pkt *pkt)
@@ -60,10 +84,14 @@ static int synthetic_handler(struct sp_pkt *pkt)
 	state = sp_get_state(flows_table, &f);
 	if (state == NULL) {
 		sp_put_state(flows_table, &f, first_state); /* a full table leaves the flow stateless */
+		if (stamp)
+			stamp_counter(pkt, 1);
 		return SP_PASS;
 	}
 	for (i = 0; i < n_words; i++) /* read and write every byte, in place */
 		state[i] += 1;
+	if (stamp)
+		stamp_counter(pkt, state[0]);
 	return SP_PASS;
 }
 

@@ -32,6 +32,7 @@
 #include <jansson.h>
 
 #include "serpensd.h"
+#include "scaling/scale_control.h"
 
 #pragma GCC visibility push(hidden)
 
@@ -85,11 +86,17 @@ json_t *start_one(int sfc, int pos);
 json_t *start_instance(int sfc);
 uint64_t retire(int slot, bool crashed);
 json_t *stop_instance(int slot);
+bool has_sibling(int slot);
 
 /* instance_tick.c: per SFC, instances that exited on their own, and how the last one did (for stats) */
 extern uint64_t crashes[SP_MAX_SFCS];
 extern char crash_msg[SP_MAX_SFCS][160];
 void tick(void);
+
+/* routes.c: which instance each router bucket of an SFC goes to (consolidated chaining; -1 none,
+ * RT_DIVERT) */
+int route_owner_get(int sfc, int bucket);
+void route_owner_set(int sfc, const uint64_t *mask, int slot);
 
 /* control_stats.c */
 json_t *stats(void);

@@ -77,6 +77,8 @@ static json_t *handle(json_t *req)
 		v = json_object_get(req, "instance");
 		return stop_instance(json_is_integer(v) ? (int)json_integer_value(v) : -1);
 	}
+	if (!strcmp(cmd, "move_flows"))
+		return move_flows(req);
 	if (!strcmp(cmd, "stats"))
 		return stats();
 	if (!strcmp(cmd, "read_state"))

@@ -121,6 +121,7 @@ json_t *stats(void)
 	json_object_update_new(json_object_get(rep, "state"), state_stats_region(D->state, D->ctl->state_backend));
 	json_object_set_new(rep, "stages", stages());
 	json_object_set_new(rep, "chaining", json_string(D->delivery->name));
+	json_object_set_new(rep, "scaling", sc_stats());
 	if (D->delivery->stats)
 		json_object_set_new(rep, "delivery", D->delivery->stats(D));
 	return rep;

@@ -14,6 +14,8 @@
 
 #include "loader.h"
 #include "remote_state.h"
+#include "sleeper.h"
+#include "scaling/scale_shared.h"
 #include "state.h"
 
 #define SP_CTL_MZ "serpens_ctl"
@@ -33,9 +35,11 @@
  * SM_MAX_INSTANCES, SP_MAX_SFCS and RTE_MAX_LCORE below. */
 #define SP_INSTANCE_LCORE0 64
 #define SP_PROXY_LCORE 80
+#define SP_ONF_LCORE 81 /* the OpenNF controller (--scaling opennf) */
 #define SP_ZYGOTE_LCORE0 96
 _Static_assert(SP_INSTANCE_LCORE0 + SM_MAX_INSTANCES <= SP_PROXY_LCORE, "instance lcore ids reach the proxy's");
-_Static_assert(SP_PROXY_LCORE < SP_ZYGOTE_LCORE0, "the proxy's lcore id is a zygote's");
+_Static_assert(SP_PROXY_LCORE < SP_ONF_LCORE && SP_ONF_LCORE < SP_ZYGOTE_LCORE0, "the proxy's or the OpenNF "
+	       "controller's lcore id is another's");
 _Static_assert(SP_ZYGOTE_LCORE0 + SP_MAX_SFCS <= RTE_MAX_LCORE, "zygote lcore ids beyond RTE_MAX_LCORE");
 #define SP_LABEL_END 0xfe
 #define SP_LABEL_DROP 0xff
@@ -98,16 +102,6 @@ enum sp_inst_state { INST_FREE = 0, INST_STARTING, INST_READY, INST_STOPPING, IN
 
 #define SP_STOP_SERVE 1 /* stop serving: exit, or return to the pool if pooled */
 #define SP_STOP_EXIT 2  /* a pooled runtime leaves the pool and exits */
-
-/* The futex words of a process that sleeps when its ring is empty and is woken by whoever feeds it (an
- * instance by serpensd or the proxy, the proxy by serpensd). Protocol: runtime.c's header; the waking
- * side is hop.c. */
-struct sp_sleeper {
-	uint32_t doorbell; /* bumped (and futex-woken) to wake it */
-	uint32_t sleeping; /* 1 while it is (about to be) asleep */
-	uint32_t done;     /* bumped when it goes to sleep: a waker that handed it the core waits on this */
-	uint32_t stop;     /* SP_STOP_* */
-};
 
 struct sp_instance {
 	uint32_t state;
@@ -248,6 +242,7 @@ struct sp_ctl {
 	struct sp_delivery_shared delivery;
 	uint32_t startup; /* enum st_method (native/serpens/startup/starter.h): how runtimes load the NFs */
 	struct sp_zygote zygote[SP_MAX_SFCS];
+	struct sc_shared scaling; /* serpensd --scaling (scaling/scale_shared.h) */
 };
 
 /* Futex helpers on shared (not process-private) words. */

@@ -13,6 +13,7 @@
 #include "gateway.h"
 #include "hop.h"
 #include "serpensd.h"
+#include "scaling/scale_msg.h"
 
 struct slot_dp {
 	uint64_t pending_since; /* TSC when the ring went from empty to non-empty while the instance slept */
@@ -43,14 +44,27 @@ static void cons_route(struct serpensd *d, struct rte_mbuf **m, unsigned int nb)
 {
 	const struct route_table *rt = __atomic_load_n(&d->route, __ATOMIC_ACQUIRE);
 	struct pkt_key k;
-	unsigned int i;
+	unsigned int i, diverted = 0;
+	uint32_t h;
 	int si, slot;
 
 	for (i = 0; i < nb; i++) {
 		si = gw_admit(d, rt, m[i], &k);
 		if (si < 0)
 			continue;
-		slot = rt->bucket[si][gw_flow_hash(&k) & (RT_BUCKETS - 1)];
+		h = gw_flow_hash(&k);
+		m[i]->hash.usr = h; /* the instance's flow of this packet, for the scaling protocols (scaling/) */
+		slot = rt->bucket[si][h & (RT_BUCKETS - 1)];
+		if (unlikely(slot == RT_DIVERT)) { /* OpenNF: a packet-in, one message per packet */
+			if (rte_ring_sp_enqueue(sc_divert_ring(), m[i]) != 0) {
+				d->ctl->scaling.move.buffer_drops++;
+				rte_pktmbuf_free(m[i]);
+			} else {
+				d->ctl->scaling.move.diverted++;
+				diverted++;
+			}
+			continue;
+		}
 		if (slot < 0) {
 			d->ctl->sfcs[rt->sfc_id[si]].no_instance++;
 			d->want_start[rt->sfc_id[si]]++;
@@ -63,11 +77,42 @@ static void cons_route(struct serpensd *d, struct rte_mbuf **m, unsigned int nb)
 	}
 	for (i = 0; i < SM_MAX_INSTANCES; i++)
 		flush_stage(d, i);
+	if (diverted)
+		sc_wake(SC_INBOX_ONF);
 }
 
 static uint64_t slot_work(const void *arg)
 {
 	return __atomic_load_n(&((const struct sp_instance *)arg)->slot_work_cycles, __ATOMIC_RELAXED);
+}
+
+static uint64_t no_work(const void *arg)
+{
+	(void)arg;
+	return 0;
+}
+
+/* The scaling protocols' steps that arrive as messages (scaling/): an instance with a message or
+ * packets handed over by the OpenNF controller, and the controller with a message or packet-ins, is woken
+ * like an instance with due packets, and with --colocate handed the core: otherwise it would wait for
+ * the scheduler to take the core from this busy loop. */
+static uint64_t scaling_poll(struct serpensd *d)
+{
+	uint64_t cost = 0;
+	unsigned int i;
+
+	for (i = 0; i < SM_MAX_INSTANCES; i++) {
+		struct sp_instance *in = &d->ctl->inst[i];
+
+		if (in->state != INST_READY || (sc_inbox_empty((int)i) && rte_ring_empty(sc_pkt_ring((int)i))))
+			continue;
+		if (sp_hop_wake(&in->sl, d->ctl->colocate, slot_work, in, &d->handoff, &cost))
+			in->wakeups++;
+	}
+	if (d->ctl->scaling.protocol == SC_OPENNF &&
+	    (!sc_inbox_empty(SC_INBOX_ONF) || !rte_ring_empty(sc_divert_ring())))
+		sp_hop_wake(&d->ctl->scaling.onf.sl, d->ctl->colocate, no_work, NULL, &d->handoff, &cost);
+	return cost;
 }
 
 /* Wake each instance whose queue is due (hop.h); with --colocate hand it the core until it drained. */
@@ -88,6 +133,8 @@ static uint64_t cons_poll(struct serpensd *d, uint64_t now, uint64_t flush_tsc)
 		in->wakeups++;
 		S[i].pending_since = now;
 	}
+	if (d->ctl->scaling.protocol != SC_SHARED)
+		cost += scaling_poll(d);
 	return cost;
 }
 

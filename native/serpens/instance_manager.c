@@ -64,6 +64,7 @@ static int claim_slot(bool *pooled)
 json_t *start_one(int sfc, int pos)
 {
 	struct sp_instance *in;
+	json_t *moves;
 	uint64_t t0 = mono_ns();
 	bool pooled = false, forked = D->starter->resident == ST_RES_ZYGOTE;
 	char zerr[400];
@@ -89,6 +90,7 @@ json_t *start_one(int sfc, int pos)
 	in->exited = 0;
 	in->exited_status = 0;
 	D->forked[slot] = forked;
+	memset(&D->ctl->scaling.inst[slot], 0, sizeof(D->ctl->scaling.inst[slot]));
 	__atomic_store_n(&in->state, INST_STARTING, __ATOMIC_RELEASE);
 	if (pooled) { /* wake the waiting runtime: it loads the SFC's NFs and reports ready */
 		struct st_start st = {.doorbell = &in->doorbell};
@@ -158,10 +160,17 @@ json_t *start_one(int sfc, int pos)
 	if (forked)
 		pid = D->pid[slot] = in->pid; /* written by the child before it said ready */
 	in->last_pkt_tsc = rte_rdtsc();
-	control_publish_routes(D);
-	return json_pack("{s:b, s:i, s:i, s:f, s:b, s:s, s:s}", "ok", 1, "instance", slot, "pid", (int)pid,
+	moves = json_array();
+	if (D->delivery->per_nf) {
+		control_publish_routes(D);
+	} else if (sc_scale_out(sfc, slot, moves, zerr, sizeof(zerr)) != 0) { /* its share of the flows */
+		json_decref(moves);
+		return fail("start_instance %s: instance %d started, but moving flows to it failed: %s",
+			    D->ctl->sfcs[sfc].name, slot, zerr);
+	}
+	return json_pack("{s:b, s:i, s:i, s:f, s:b, s:s, s:s, s:o}", "ok", 1, "instance", slot, "pid", (int)pid,
 			 "startup_us", (double)D->startup_ns[slot] / 1e3, "pooled", pooled, "startup", D->starter->name,
-			 "loader", in->loader);
+			 "loader", in->loader, "moves", moves);
 }
 
 /* start_instance: one instance of the whole SFC, or — with per-NF chaining — an instance set, one per
@@ -261,11 +270,38 @@ uint64_t retire(int slot, bool crashed)
 	return processed;
 }
 
+/* Another ready instance of the same SFC, the one scale-in can move flows to? */
+bool has_sibling(int slot)
+{
+	int i;
+
+	for (i = 0; i < SM_MAX_INSTANCES; i++)
+		if (i != slot && D->ctl->inst[i].state == INST_READY && D->ctl->inst[i].sfc == D->ctl->inst[slot].sfc)
+			return true;
+	return false;
+}
+
+/* Scale-in: the instance's flows go to the SFC's other instances through the scaling protocol, then it
+ * stops. The last instance of an SFC whose flow state lives in instances cannot stop: that state would
+ * be lost (scale to zero keeps state only where it is shared). */
 json_t *stop_instance(int slot)
 {
+	json_t *moves;
+	char err[400];
+
 	if (slot < 0 || slot >= SM_MAX_INSTANCES || D->ctl->inst[slot].state != INST_READY)
 		return fail("stop_instance: no running instance in slot %d", slot);
-	return json_pack("{s:b, s:I}", "ok", 1, "drained", (json_int_t)retire(slot, false));
+	if (!D->delivery->per_nf && sc_private_state() && !has_sibling(slot))
+		return fail("stop_instance: slot %d is the last instance of SFC %s, and with --scaling %s its flows' "
+			    "state lives in it: stopping it would lose that state", slot,
+			    D->ctl->sfcs[D->ctl->inst[slot].sfc].name,
+			    sc_protocol_name((enum sc_protocol)D->ctl->scaling.protocol));
+	moves = json_array();
+	if (!D->delivery->per_nf && sc_scale_in(slot, moves, err, sizeof(err)) != 0) {
+		json_decref(moves);
+		return fail("stop_instance %d: moving its flows failed, it keeps running: %s", slot, err);
+	}
+	return json_pack("{s:b, s:I, s:o}", "ok", 1, "drained", (json_int_t)retire(slot, false), "moves", moves);
 }
 
 void control_stop_all(struct serpensd *d)
@@ -300,4 +336,5 @@ void control_stop_all(struct serpensd *d)
 	}
 	for (i = 0; i < SP_MAX_SFCS; i++)
 		zygote_stop(i);
+	sc_control_stop();
 }

@@ -82,8 +82,14 @@ void tick(void)
 		uint64_t last = __atomic_load_n(&in->last_pkt_tsc, __ATOMIC_RELAXED);
 
 		if (in->state == INST_READY && D->keep_warm_s > 0 && now > last &&
-		    now - last > (uint64_t)(D->keep_warm_s * (double)hz) && rte_ring_empty(D->rx[i]))
-			retire(i, false); /* kept warm long enough with no packet: scale to zero */
+		    now - last > (uint64_t)(D->keep_warm_s * (double)hz) && rte_ring_empty(D->rx[i])) {
+			/* kept warm long enough with no packet: scale in (to zero if it is the last one, unless
+			 * its flows' state lives in it); its buckets go to the others first */
+			if (!D->delivery->per_nf && sc_private_state() && !has_sibling(i))
+				continue;
+			json_decref(stop_instance(i));
+			now = rte_rdtsc();
+		}
 	}
 	for (sfc = 0; D->auto_start && D->delivery->per_nf && sfc < SP_MAX_SFCS; sfc++) {
 		/* per-NF chaining: the proxy marks positions whose packets found no instance */

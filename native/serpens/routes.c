@@ -2,10 +2,17 @@
  * routes.c: how the control thread changes what serpensd's data plane sees. It builds a new routing
  * table (per SFC, the 5-tuple hash buckets over its ready instances), publishes it with one atomic
  * pointer store, and waits for a grace period before freeing the old one; every caller that reuses an
- * instance slot relies on that wait. Separate because it is the one point where the control thread and
- * the data plane meet (serpensd.h: struct route_table, dp_epoch).
+ * instance slot, and every move of flows (scaling/scale_control.c), relies on that wait. Separate
+ * because it is the one point where the control thread and the data plane meet (serpensd.h: struct
+ * route_table, dp_epoch).
+ *
+ * With consolidated chaining each bucket has an owner that stays until a move changes it, so starting
+ * or stopping an instance moves only the buckets the scaling protocol moves; a bucket whose owner is no
+ * longer ready (a crash) is dealt to the SFC's ready instances in turn. The proxy chainings pick
+ * instances themselves and keep the plain spread (bucket i to the i-th ready instance, modulo).
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "control_int.h"
 
@@ -19,6 +26,34 @@ static void grace_period(void)
 		sleep_us(20);
 }
 
+static int8_t owner[SP_MAX_SFCS][RT_BUCKETS];
+static bool owner_init;
+
+int route_owner_get(int sfc, int bucket) { return owner_init ? owner[sfc][bucket] : -1; }
+
+void route_owner_set(int sfc, const uint64_t *mask, int slot)
+{
+	unsigned int b;
+
+	for (b = 0; b < RT_BUCKETS; b++)
+		if ((mask[b / 64] >> (b % 64)) & 1)
+			owner[sfc][b] = (int8_t)slot;
+}
+
+/* Consolidated chaining: keep each bucket's owner; deal the orphaned ones out. */
+static void owned_buckets(struct serpensd *d, unsigned int s, const int *slots, unsigned int n, int8_t *out)
+{
+	unsigned int b, next = 0;
+
+	for (b = 0; b < RT_BUCKETS; b++) {
+		int o = owner[s][b];
+
+		if (o != RT_DIVERT && (o < 0 || d->ctl->inst[o].state != INST_READY || d->ctl->inst[o].sfc != (int32_t)s))
+			owner[s][b] = (int8_t)(n ? slots[next++ % n] : -1);
+		out[b] = owner[s][b];
+	}
+}
+
 void control_publish_routes(struct serpensd *d)
 {
 	struct route_table *rt = calloc(1, sizeof(*rt)), *old;
@@ -27,6 +62,10 @@ void control_publish_routes(struct serpensd *d)
 
 	if (!rt)
 		return;
+	if (!owner_init) {
+		memset(owner, -1, sizeof(owner));
+		owner_init = true;
+	}
 	for (s = 0; s < SP_MAX_SFCS; s++) {
 		if (!d->ctl->sfcs[s].used)
 			continue;
@@ -35,8 +74,11 @@ void control_publish_routes(struct serpensd *d)
 		for (i = 0, n = 0; i < SM_MAX_INSTANCES; i++)
 			if (d->ctl->inst[i].state == INST_READY && d->ctl->inst[i].sfc == (int32_t)s)
 				slots[n++] = (int)i;
-		for (b = 0; b < RT_BUCKETS; b++)
-			rt->bucket[rt->nsfc][b] = (int8_t)(n ? slots[b % n] : -1);
+		if (d->delivery->per_nf)
+			for (b = 0; b < RT_BUCKETS; b++)
+				rt->bucket[rt->nsfc][b] = (int8_t)(n ? slots[b % n] : -1);
+		else
+			owned_buckets(d, s, slots, n, rt->bucket[rt->nsfc]);
 		rt->ninst[rt->nsfc] = (uint8_t)n;
 		rt->nsfc++;
 	}

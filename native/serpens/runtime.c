@@ -13,7 +13,10 @@
  *                waits there (state POOLED) until serpensd gives the slot an SFC, loads the NFs, serves,
  *                unloads them and goes back to waiting;
  *   -z SFC       (fork) the SFC's zygote: loads the SFC's NFs once, then forks every instance of it into
- *                the slot serpensd names, and reaps and reports its instances.
+ *                the slot serpensd names, and reaps and reports its instances;
+ *   -O           the OpenNF controller of serpensd --scaling opennf (scaling/opennf_controller.c).
+ * With a scaling protocol that moves flow state (scaling/scale_shared.h) the instance takes its packets
+ * through sc_take (scaling/scale_runtime.c): held while their flow's state is on its way.
  * The NFs are loaded by the method's starter: dlopen, the shared-memory image, or the snapshot file.
  *
  * Per-NF chaining (serpensd --chaining local-proxy|global-proxy): the instance runs one position of the
@@ -47,6 +50,9 @@
 #include "chainer.h"
 #include "ctl.h"
 #include "local_proxy.h"
+#include "scaling/scale_runtime.h"
+
+int onf_controller_run(struct sp_ctl *ctl); /* scaling/opennf_controller.c */
 
 
 static struct sp_instance *g_in;
@@ -133,14 +139,17 @@ static void serve(struct sp_ctl *ctl, struct sp_instance *in, struct chainer *c,
 	struct rte_mbuf *m[SP_MAX_BATCH], *out[SP_MAX_BATCH];
 	const unsigned int burst = RTE_MIN(RTE_MAX(ctl->batch, 1u), (unsigned int)SP_MAX_BATCH);
 	unsigned int n, nout, sent;
+	const bool sc_on = sc_runtime_active();
 	uint32_t seq;
 
+	if (sc_on)
+		sc_runtime_begin(slot);
 	for (;;) {
 		/* The instance stage's clock (docs/stages.md) starts before the dequeue but counts only if the
 		 * dequeue brought packets: an empty poll on the way to sleep is not work. */
 		uint64_t t_deq = rte_rdtsc();
 
-		n = rte_ring_sc_dequeue_burst(rx, (void **)m, burst, NULL);
+		n = sc_on ? sc_take(rx, m, burst) : rte_ring_sc_dequeue_burst(rx, (void **)m, burst, NULL);
 		if (n > 0) {
 			uint64_t t0 = rte_rdtsc(), remote0 = in->remote.ns, work, remote;
 
@@ -174,11 +183,16 @@ static void serve(struct sp_ctl *ctl, struct sp_instance *in, struct chainer *c,
 			in->slot_remote_ns += remote;
 			continue;
 		}
-		if (__atomic_load_n(&in->stop, __ATOMIC_ACQUIRE))
+		if (sc_on && sc_pending())
+			continue; /* protocol work that needs no packet (a message, a due export, a release) */
+		if (__atomic_load_n(&in->stop, __ATOMIC_ACQUIRE)) {
+			if (sc_on)
+				sc_runtime_end();
 			return; /* SP_STOP_SERVE or SP_STOP_EXIT */
+		}
 		seq = __atomic_load_n(&in->doorbell, __ATOMIC_ACQUIRE);
 		__atomic_store_n(&in->sleeping, 1, __ATOMIC_SEQ_CST);
-		if (!rte_ring_empty(rx) || __atomic_load_n(&in->stop, __ATOMIC_SEQ_CST)) {
+		if (!rte_ring_empty(rx) || __atomic_load_n(&in->stop, __ATOMIC_SEQ_CST) || (sc_on && sc_pending())) {
 			__atomic_store_n(&in->sleeping, 0, __ATOMIC_SEQ_CST);
 			continue;
 		}
@@ -351,18 +365,20 @@ int main(int argc, char **argv)
 		fail(NULL, "EAL init failed (is serpensd running with the same --file-prefix?)");
 	argc -= ret;
 	argv += ret;
-	while ((opt = getopt(argc, argv, "s:pPz:")) != -1) {
+	while ((opt = getopt(argc, argv, "s:pPOz:")) != -1) {
 		if (opt == 's')
 			slot = atoi(optarg);
 		else if (opt == 'p')
 			pooled = 1;
 		else if (opt == 'P')
 			proxy = 1;
+		else if (opt == 'O')
+			proxy = 2;
 		else if (opt == 'z')
 			zygote = atoi(optarg);
 	}
 	if (!proxy && (zygote >= SP_MAX_SFCS || (zygote < 0 && (slot < 0 || slot >= SM_MAX_INSTANCES))))
-		fail(NULL, "usage: serpens-runtime [EAL] -- -s SLOT [-p] | -z SFC | -P");
+		fail(NULL, "usage: serpens-runtime [EAL] -- -s SLOT [-p] | -z SFC | -P | -O");
 	ctl_mz = rte_memzone_lookup(SP_CTL_MZ);
 	state_mz = rte_memzone_lookup(SP_STATE_MZ);
 	if (!ctl_mz || !state_mz)
@@ -370,8 +386,10 @@ int main(int argc, char **argv)
 	ctl = ctl_mz->addr;
 	if (ctl->magic != SP_CTL_MAGIC)
 		fail(NULL, "control memzone has a wrong magic");
-	if (proxy) /* the local proxy of per-NF chaining: no NF, no state slot (local_proxy.c) */
+	if (proxy == 1) /* the local proxy of per-NF chaining: no NF, no state slot (local_proxy.c) */
 		return local_proxy_run(ctl);
+	if (proxy == 2) /* the OpenNF controller: no NF, no state slot */
+		return onf_controller_run(ctl);
 	g_ctl = ctl;
 	g_chainer = &chainer;
 	in = zygote < 0 ? &ctl->inst[slot] : NULL;
@@ -386,6 +404,8 @@ int main(int argc, char **argv)
 	g_in = in;
 	g_r = r;
 	g_slot = slot;
+	if (sc_runtime_setup(ctl, err, sizeof(err)) < 0) /* before any NF creates its tables */
+		fail(in, err);
 	if (zygote >= 0)
 		return zygote_loop(ctl, &chainer, zygote);
 	remote_setup(ctl, in);

@@ -63,8 +63,9 @@ static void usage_exit(const char *why)
 		"       [--state-mb N] [--wake-batch N] [--batch N] [--flush-us N] [--keep-warm-s S] [--colocate]\n"
 		"       [--instance-lcore N] [--no-auto-start] [--startup exec|fork|load|snapshot|serpens] [--pool N]\n"
 		"       [--state-backend serpens|fission|snf] [--redis HOST:PORT] [--redis-timeout-ms N]\n"
-		"       [--chaining %s] [--gproxy PATH] [--gproxy-hold N]\n",
-		why, chaining);
+		"       [--chaining %s] [--gproxy PATH] [--gproxy-hold N]\n"
+		"       [--scaling %s]\n",
+		why, chaining, sc_protocol_names("|"));
 	exit(2);
 }
 
@@ -80,7 +81,8 @@ static void parse_args(int argc, char **argv)
 		{"state-backend", required_argument, NULL, 'B'}, {"redis", required_argument, NULL, 'R'},
 		{"redis-timeout-ms", required_argument, NULL, 'T'}, {"batch", required_argument, NULL, 'b'},
 		{"chaining", required_argument, NULL, 'C'}, {"gproxy", required_argument, NULL, 'G'},
-		{"gproxy-hold", required_argument, NULL, 'H'}, {NULL, 0, NULL, 0}};
+		{"gproxy-hold", required_argument, NULL, 'H'}, {"scaling", required_argument, NULL, 'S'},
+		{NULL, 0, NULL, 0}};
 	static char why[400];
 	const char *startup = "serpens";
 	char *colon;
@@ -134,6 +136,15 @@ static void parse_args(int argc, char **argv)
 			}
 			break;
 		case 'G': D.gproxy_path = optarg; break;
+		case 'S':
+			if ((b = sc_protocol_parse(optarg, &D.ctl->scaling.onf_mode)) < 0) {
+				snprintf(why, sizeof(why), "--scaling '%.40s' is not one of: %s", optarg,
+					 sc_protocol_names(", "));
+				usage_exit(why);
+			}
+			D.ctl->scaling.protocol = (uint32_t)b;
+			break;
+
 		case 'H':
 			if (atoi(optarg) < 1 || atoi(optarg) > (1 << 20))
 				usage_exit("--gproxy-hold must be 1..1048576 packets");
@@ -349,10 +360,15 @@ int main(int argc, char **argv)
 	D.ctl->redis_port = boot.redis_port;
 	D.ctl->redis_timeout_ms = boot.redis_timeout_ms;
 	D.ctl->startup = boot.startup;
+	D.ctl->scaling.protocol = boot.scaling.protocol;
+	D.ctl->scaling.onf_mode = boot.scaling.onf_mode;
 	setup_state();
 	setup_remote_state();
 	setup_port();
 	setup_delivery();
+	if (control_setup_scaling(&D) != 0)
+		rte_exit(EXIT_FAILURE, "--scaling %s: cannot set it up (see above)\n",
+			 sc_protocol_name((enum sc_protocol)D.ctl->scaling.protocol));
 	if (control_fill_pool(&D) != 0) /* before the control thread, which reaps children */
 		rte_exit(EXIT_FAILURE, "cannot launch the pool of %u runtimes (see above)\n", D.pool_size);
 	if (control_start(&D) != 0)

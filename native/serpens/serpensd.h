@@ -18,6 +18,8 @@
 #include "starter.h"
 
 #define RT_BUCKETS 256
+#define RT_DIVERT (-2) /* a bucket whose packets go to the OpenNF controller (scaling/) */
+_Static_assert(RT_BUCKETS == SC_BUCKETS, "the router's buckets are the scaling protocols' buckets");
 #define DP_BURST 32     /* packets per receive, per staged enqueue, per transmit */
 #define RING_SIZE 8192  /* every instance and proxy ring */
 
@@ -83,5 +85,6 @@ pid_t control_spawn(struct serpensd *d, unsigned int lcore_id, char *const *args
 void control_stop_all(struct serpensd *d);              /* instance_manager.c */
 void control_cleanup(struct serpensd *d);               /* nf_deploy.c: remove the NF copies */
 int control_fill_pool(struct serpensd *d);              /* instance_process.c */
+int control_setup_scaling(struct serpensd *d);          /* scaling/scale_control.c: 0, or -1 (said why) */
 
 #endif
