@@ -15,6 +15,7 @@ flows serpensd routes and moves.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +24,8 @@ import pandas as pd
 
 MAGIC = b"SGENLTRC"
 VERSION = 1
-UNBUILT = 0x1   # TX flag: counted as sent into the DUT's full ring without being built; no flow, never received
+# TX flag: counted as sent into the DUT's full ring without being built; no flow, never received
+UNBUILT = 0x1
 
 HEADER = np.dtype([("magic", "S8"), ("version", "<u4"), ("hdr_len", "<u4"), ("tx_rec_len", "<u4"),
                    ("rx_rec_len", "<u4"), ("tsc_hz", "<u8"), ("tsc_start", "<u8"), ("tx_records", "<u8"),
@@ -70,8 +72,8 @@ def read(path: str | Path) -> LatencyTrace:
                                 f"knows {VERSION}")
     if (int(h["hdr_len"]), int(h["tx_rec_len"]), int(h["rx_rec_len"])) != \
             (HEADER.itemsize, TX.itemsize, RX.itemsize):
-        raise LatencyTraceError(f"latency trace {path}: header or record lengths "
-                                f"{int(h['hdr_len'])}/{int(h['tx_rec_len'])}/{int(h['rx_rec_len'])}, expected "
+        lengths = f"{int(h['hdr_len'])}/{int(h['tx_rec_len'])}/{int(h['rx_rec_len'])}"
+        raise LatencyTraceError(f"latency trace {path}: header or record lengths {lengths}, expected "
                                 f"{HEADER.itemsize}/{TX.itemsize}/{RX.itemsize}")
     n_tx, n_rx = int(h["tx_records"]), int(h["rx_records"])
     size = HEADER.itemsize + n_tx * TX.itemsize + n_rx * RX.itemsize
@@ -91,10 +93,11 @@ def write(path: str | Path, trace: LatencyTrace) -> None:
     h = np.zeros(1, HEADER)
     h[0] = (MAGIC, VERSION, HEADER.itemsize, TX.itemsize, RX.itemsize, trace.tsc_hz, trace.tsc_start,
             len(trace.tx), len(trace.rx), trace.tx_overflow, trace.rx_overflow)
-    Path(path).write_bytes(h.tobytes() + np.asarray(trace.tx, TX).tobytes() + np.asarray(trace.rx, RX).tobytes())
+    body = np.asarray(trace.tx, TX).tobytes() + np.asarray(trace.rx, RX).tobytes()
+    Path(path).write_bytes(h.tobytes() + body)
 
 
-def tx_records(rows: list[tuple[int, int, int, int]] | list[tuple[int, int, int, int, int]]) -> np.ndarray:
+def tx_records(rows: Sequence[tuple[int, ...]]) -> np.ndarray:
     """TX records from ``(pg_id, seq, tx_tsc, flow_id[, flags])`` tuples, in the order sent."""
     a = np.zeros(len(rows), TX)
     for i, r in enumerate(rows):
@@ -103,7 +106,7 @@ def tx_records(rows: list[tuple[int, int, int, int]] | list[tuple[int, int, int,
     return a
 
 
-def rx_records(rows: list[tuple[int, int, int, int]]) -> np.ndarray:
+def rx_records(rows: Sequence[tuple[int, ...]]) -> np.ndarray:
     """RX records from ``(pg_id, seq, tx_tsc, rx_tsc)`` tuples, in the order received."""
     a = np.zeros(len(rows), RX)
     for i, r in enumerate(rows):

@@ -80,7 +80,7 @@ def test_bins_are_by_send_time_with_latency_of_what_was_sent_in_them() -> None:
     tx = [(0, 0, 0, 1), (0, 1, 400 * US, 1), (0, 2, 900 * US, 1),   # bin 0 (1 ms bins)
           (0, 3, 2100 * US, 1)]                                     # bin 2; bin 1 is empty
     latencies = [10 * US, 20 * US, 60 * US, 1000 * US]
-    rx = [(pg, seq, t, t + d) for (pg, seq, t, _), d in zip(tx, latencies)]
+    rx = [(pg, seq, t, t + d) for (pg, seq, t, _), d in zip(tx, latencies, strict=True)]
     b = lt.bins(trace(tx, rx), 1000)
     assert b["time_ms"].tolist() == [0.0, 1.0, 2.0]
     assert b["sent"].tolist() == [3, 0, 1]
