@@ -5,12 +5,16 @@ and every one received is joined to it (docs/generator.md, "Latency trace"). Low
 from __future__ import annotations
 
 import ipaddress
+import os
+import signal
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from harness import config as cfg
+from harness.platforms.wire import WirePlatform
 from harness.rig import rig
 from harness.traffic import latency_trace as lt
 from harness.traffic import profiles
@@ -92,3 +96,40 @@ def test_records_beyond_the_maximum_are_counted_and_no_option_means_no_trace(dpd
     with pytest.raises(lt.LatencyTraceError, match="latency-trace-max"):
         lt.bins(trace, 1000)
     assert off.latency_trace is None and off.raw["latency_trace"] is None
+
+
+@pytest.mark.dpdk
+def test_a_full_dut_ring_keeps_seqs_contiguous_and_the_trace_accounts_for_every_loss(
+        dpdk_ready: cfg.Config, tmp_path: Path) -> None:
+    """The wire stopped (SIGSTOP) for longer than its 16384-slot ring holds: the generator's bursts are
+    refused (their seqs and TX records are taken back and sent again) and packets fall due into the full
+    ring (TX records flagged UNBUILT). The trace still has every seq once, and its losses are the
+    histogram's tx - rx."""
+    path, stop_s = tmp_path / "full.bin", 0.1     # 320 kpps fill the ring in ~51 ms
+    streams = profiles.load_with_latency_on_flows(300_000, n_flows=64, latency_pps=20_000, pg_id=PG)
+    with rig(dpdk_ready, "wire", latency_trace=path) as r:
+        gen, wire = r.generator, r.platform
+        assert isinstance(gen, LocalGenerator) and isinstance(wire, WirePlatform)
+        assert wire.proc is not None
+        gen.reset()
+        gen.add_streams(streams)
+        gen.start(duration=1.0)
+        time.sleep(0.4)
+        os.kill(wire.proc.pid, signal.SIGSTOP)
+        time.sleep(stop_s)
+        os.kill(wire.proc.pid, signal.SIGCONT)
+        gen.wait_on_traffic(timeout=30)
+        result = gen.get_stats()
+    assert result.dut_rx_full > 0, "the wire's ring never filled: the stop did not land in the trial"
+    lat = result.latency[PG]
+    trace = lt.read(path)
+    assert len(trace.tx) == lat.tx_packets and len(trace.rx) == lat.rx_packets
+    assert np.array_equal(trace.tx["seq"], np.arange(len(trace.tx)))
+    packets = lt.packets(trace)
+    assert (~packets["received"]).sum() == lat.tx_packets - lat.rx_packets > 0
+    assert not packets.loc[packets["unbuilt"], "received"].any()
+    assert (packets.loc[packets["unbuilt"], "flow_id"] == 0).all()
+    assert set(packets.loc[~packets["unbuilt"], "flow_id"]) == expected_flow_ids(64)
+    # the losses are where the wire was stopped: within one stop of each other
+    lost_tsc = packets.loc[~packets["received"], "tx_tsc"].astype(np.int64)
+    assert (lost_tsc.max() - lost_tsc.min()) / trace.tsc_hz < 2 * stop_s
