@@ -80,6 +80,9 @@ class TrialResult:
     # The device under test over the same trial, from its own counters (filled by the measurer when it
     # knows the platform): its loop stalls, drops and per-stage busy time (harness.traffic.measure).
     dut: dict[str, Any] = field(default_factory=dict)
+    # The per-packet latency trace of this trial (serpens-gen --latency-trace, read with
+    # harness.traffic.latency_trace), when the generator was asked for one.
+    latency_trace: str | None = None
 
     @property
     def loss_packets(self) -> int:

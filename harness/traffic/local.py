@@ -8,6 +8,13 @@ a clean state for every trial; the platform stays up across trials.
 The report says what the schedule called for (``intended_packets``) and what the generator skipped instead of
 firing a backlog at the platform after its own stall (``skipped_stall_packets``) or because it could not keep
 the rate (``skipped_slow_packets``); only the latter makes a trial ``short`` (docs/generator.md, "Pacing").
+
+Per-packet latency trace: set ``latency_trace`` (a path; constructor argument or attribute) and every trial
+after that runs ``serpens-gen --latency-trace PATH`` and hands the path back as
+``TrialResult.latency_trace``; read it with ``harness.traffic.latency_trace``. Each trial writes the same
+path (the file of an earlier trial is removed when the next starts), so give a new path per trial to keep
+them all. ``latency_trace_max`` (default: serpens-gen's, 4 Mi records of each kind) bounds its memory.
+Off by default.
 """
 
 from __future__ import annotations
@@ -53,6 +60,7 @@ def result_from_report(report: dict[str, Any], shortfall_tolerance: float) -> Tr
         skipped_stall_packets=int(report.get("skipped_stall_packets", 0)),
         skipped_slow_packets=int(report.get("skipped_slow_packets", 0)),
         generator_stalls=dict(report.get("loop_stalls") or {}),
+        latency_trace=(report.get("latency_trace") or {}).get("file"),
     )
 
 
@@ -60,7 +68,8 @@ class LocalGenerator(TrafficGenerator):
     name = "serpens-gen"
 
     def __init__(self, config: Config, vdevs: Sequence[str], run_dir: RunDir,
-                 capture: Path | None = None, capture_count: int = 0) -> None:
+                 capture: Path | None = None, capture_count: int = 0, latency_trace: Path | None = None,
+                 latency_trace_max: int | None = None) -> None:
         self.settings = config["generator"]["local"]
         self.lcore = config["cores"]["generator"]
         self.tolerance = config["measurement"]["shortfall_tolerance"]
@@ -68,6 +77,8 @@ class LocalGenerator(TrafficGenerator):
         self.run_dir = run_dir
         self.capture = capture
         self.capture_count = capture_count
+        self.latency_trace = latency_trace
+        self.latency_trace_max = latency_trace_max
         self.streams: list[dict[str, Any]] = []
         self.proc: subprocess.Popen[str] | None = None
         self.report_path = run_dir / "gen-report.json"
@@ -114,6 +125,14 @@ class LocalGenerator(TrafficGenerator):
                "--link-timeout-s", f"{self.settings['link_timeout_s']:g}"]
         if self.capture and self.capture_count:
             cmd += ["--capture", str(self.capture), "--capture-count", str(self.capture_count)]
+        if self.latency_trace is not None:
+            cmd += ["--latency-trace", str(self.latency_trace)]
+            if self.latency_trace_max is not None:
+                if isinstance(self.latency_trace_max, bool) or not isinstance(self.latency_trace_max, int) \
+                        or not 1 <= self.latency_trace_max <= 1 << 28:
+                    raise GeneratorError(f"latency_trace_max must be an integer in 1..{1 << 28} (records), "
+                                         f"got {self.latency_trace_max!r}")
+                cmd += ["--latency-trace-max", str(self.latency_trace_max)]
         kernel = tsc.kernel_tsc()
         if kernel is not None:   # not DPDK's rounded estimate (harness/tsc.py)
             cmd += ["--tsc-hz", str(kernel.hz)]
@@ -124,10 +143,14 @@ class LocalGenerator(TrafficGenerator):
             raise GeneratorError("no streams added")
         if self.proc is not None:
             raise GeneratorError("traffic already running")
-        try:
-            self.report_path.unlink()
-        except FileNotFoundError:
-            pass
+        # neither an earlier trial's report nor its trace may pass for this one's
+        for stale in (self.report_path, self.latency_trace):
+            if stale is None:
+                continue
+            try:
+                Path(stale).unlink()
+            except FileNotFoundError:
+                pass
         try:
             cmd = self.command(duration, mult)
         except NativeError as exc:

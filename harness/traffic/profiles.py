@@ -208,6 +208,41 @@ def load_with_latency(rate_pps: float, frame_size: int = 64, n_flows: int = 1024
     return load + latency
 
 
+def load_with_latency_on_flows(rate_pps: float, n_flows: int = 1000, latency_pps: float = 20_000,
+                               frame_size: int = 64, pg_id: int = 0, *, src: str = "16.0.0.1",
+                               dst: str = "48.0.0.1", sport: int = 1025, dport: int = 12,
+                               src_mac: str = DEFAULT_SRC_MAC, dst_mac: str = DEFAULT_DST_MAC,
+                               macs_from_port: bool = False) -> list[STLStream]:
+    """The scaling experiment's traffic (issue 12, Fig. 14): :func:`udp_flows` over ``n_flows`` flows at
+    ``rate_pps``, plus a latency stream of ``latency_pps`` whose packets are spread over the SAME flows.
+
+    The latency stream's template has the load's 5-tuple, and a 4-byte ``inc`` flow var over the load's
+    source addresses (``src`` .. ``src + n_flows - 1``) rewrites its ``IP.src`` (then the IPv4 checksum), so
+    packet *k* of it belongs to flow ``k mod n_flows``: every flow the platform moves carries timestamped
+    packets (``latency_pps / n_flows`` per flow and second). serpens-gen runs a field engine on latency
+    streams (the signature in the last 16 bytes is written after it, docs/generator.md); whether a TRex
+    server does the same for a latency stream was not checked here, so on TRex verify the latency packets'
+    source addresses first. ``rate_pps`` is the load alone; the total offered rate is
+    ``rate_pps + latency_pps``. At most 65536 flows (one source address per flow).
+    """
+    _check_int(n_flows, "n_flows", 1, MAX_FLOWS_BY_ADDRESS)
+    _check_int(pg_id, "pg_id", 0, (1 << 32) - 1)
+    _check_rate(latency_pps, "latency_pps")
+    _check_frame_size(frame_size, HEADERS_BYTES + LATENCY_TAG_BYTES)
+    macs = {"src_mac": src_mac, "dst_mac": dst_mac, "macs_from_port": macs_from_port}
+    load = udp_flows(rate_pps, frame_size, n_flows, src, dst, sport, dport, **macs)
+    first = _ipv4(src, "src")
+    pkt = _udp_packet(frame_size, src, dst, sport, dport, src_mac, dst_mac, checksum=0)
+    vm: list[Any] = []
+    if n_flows > 1:
+        vm = [STLVmFlowVar(name="src", min_value=src, max_value=_dotted(first + n_flows - 1), size=4,
+                           op="inc"),
+              STLVmWrFlowVar(fv_name="src", pkt_offset="IP.src"),
+              STLVmFixIpv4(offset="IP")]
+    builder = STLPktBuilder(pkt=pkt, vm=STLScVmRaw(vm) if vm else None)
+    return load + [_stream(builder, latency_pps, macs_from_port, flow_stats=STLFlowLatencyStats(pg_id=pg_id))]
+
+
 def load_with_churn(rate_pps: float, churn_pps: float, first_flow: int, n_churn_flows: int,
                     frame_size: int = 64, n_flows: int = 1024, latency_pps: float = 1000, pg_id: int = 0,
                     **load_args: Any) -> list[STLStream]:

@@ -10,6 +10,7 @@
 #include <rte_ethdev.h>
 #include <rte_mempool.h>
 
+#include "lat_trace.h"
 #include "loopstat.h"
 #include "pcap.h"
 #include "stream.h"
@@ -39,6 +40,8 @@ struct gen_opts {
 	const char *streams;
 	const char *report;
 	const char *capture;
+	const char *latency_trace; /* --latency-trace FILE, or NULL */
+	uint64_t latency_trace_max;
 	double duration_s;
 	double mult;
 	double link_timeout_s;
@@ -83,6 +86,7 @@ struct gen {
 	int link_lost;
 	struct pcap_writer cap;
 	uint64_t cap_left;
+	struct lat_trace trace;   /* --latency-trace (lat_trace.h) */
 	struct rte_eth_stats eth;
 	struct loopstat stalls;
 };

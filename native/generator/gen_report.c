@@ -118,6 +118,31 @@ static json_t *capture_json(const struct gen *g)
 	return o;
 }
 
+/* --latency-trace: where it is and how many records it holds; a record
+ * beyond --latency-trace-max is counted in trace_overflow, never dropped
+ * silently. */
+static json_t *trace_json(const struct gen *g)
+{
+	const struct lat_trace *t = &g->trace;
+	uint64_t tx = lat_trace_stored(t->n_tx, t->cap);
+	uint64_t rx = lat_trace_stored(t->n_rx, t->cap);
+	json_t *o;
+
+	if (g->o.latency_trace == NULL)
+		return json_null();
+	o = json_object();
+	report_set(o, "file", json_string(g->o.latency_trace));
+	report_set(o, "max_records", report_u64(g->o.latency_trace_max));
+	report_set(o, "capacity", report_u64(t->cap));
+	report_set(o, "tx_records", report_u64(tx));
+	report_set(o, "rx_records", report_u64(rx));
+	report_set(o, "tx_overflow", report_u64(t->n_tx - tx));
+	report_set(o, "rx_overflow", report_u64(t->n_rx - rx));
+	report_set(o, "trace_overflow", report_u64(t->n_tx - tx +
+						   t->n_rx - rx));
+	return o;
+}
+
 static json_t *prefault_json(const struct gen *g)
 {
 	json_t *o;
@@ -187,6 +212,9 @@ static json_t *build_report(const struct gen *g)
 	report_set(r, "version", json_string(ver));
 	report_set(r, "tsc_hz", report_u64(g->hz));
 	report_set(r, "tsc_hz_dpdk", report_u64(rte_get_tsc_hz()));
+	/* the TSC at the schedule's start: serpensd stamps its events with the
+	 * same machine TSC, so the two time lines align */
+	report_set(r, "tsc_start", report_u64(g->tsc_start));
 	report_set(r, "duration_s", json_real((double)(g->tsc_stop -
 			g->tsc_start) / (double)g->hz));
 	report_set(r, "elapsed_s", json_real((double)(g->tsc_done -
@@ -199,6 +227,7 @@ static json_t *build_report(const struct gen *g)
 	report_set(r, "streams", streams_json(g));
 	report_set(r, "latency", latency_json(g));
 	report_set(r, "capture", capture_json(g));
+	report_set(r, "latency_trace", trace_json(g));
 	return r;
 }
 

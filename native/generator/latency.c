@@ -45,6 +45,7 @@ void lat_tx_init(struct lat_tx *t, uint16_t pg_id, const uint8_t *pkt,
 	t->pg_id = pg_id;
 	t->l4 = LAT_L4_NONE;
 	if (etype == 0x0800 && ip + 20 <= len && (pkt[ip] >> 4) == 4) {
+		t->fid_ip = ip;
 		ihl = (uint16_t)((pkt[ip] & 0x0f) * 4);
 		if (ihl >= 20)
 			lat_set_l4(t, LAT_L4_IPV4, ip, (uint16_t)(ip + ihl),

@@ -5,6 +5,7 @@
  *       [--mult X] [--port N] [--settle-ms MS] [--link-timeout-s S]
  *       [--capture FILE] [--capture-count N] [--burst N] [--catchup-us US]
  *       [--idle-sleep-us US] [--tsc-hz HZ]
+ *       [--latency-trace FILE] [--latency-trace-max N]
  *
  * Why: the harness measures NF platforms with TRex-style STL streams; this
  * program runs those streams over a DPDK port (normally a memif client
@@ -20,6 +21,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,14 +50,16 @@ static void usage(const char *prg)
 		"[--link-timeout-s S]\n"
 		"         [--capture FILE] [--capture-count N] [--burst N] "
 		"[--catchup-us US]\n"
-		"         [--idle-sleep-us US] [--tsc-hz HZ]\n",
+		"         [--idle-sleep-us US] [--tsc-hz HZ]\n"
+		"         [--latency-trace FILE] [--latency-trace-max N]\n",
 		prg);
 }
 
 enum {
 	OPT_STREAMS = 256, OPT_DURATION, OPT_REPORT, OPT_MULT, OPT_PORT,
 	OPT_SETTLE, OPT_LINK_TIMEOUT, OPT_CAPTURE, OPT_CAPTURE_COUNT,
-	OPT_BURST, OPT_CATCHUP, OPT_IDLE_SLEEP, OPT_TSC_HZ,
+	OPT_BURST, OPT_CATCHUP, OPT_IDLE_SLEEP, OPT_TSC_HZ, OPT_TRACE,
+	OPT_TRACE_MAX,
 };
 
 static const struct option gen_long_opts[] = {
@@ -72,6 +76,8 @@ static const struct option gen_long_opts[] = {
 	{ "catchup-us", required_argument, NULL, OPT_CATCHUP },
 	{ "idle-sleep-us", required_argument, NULL, OPT_IDLE_SLEEP },
 	{ "tsc-hz", required_argument, NULL, OPT_TSC_HZ },
+	{ "latency-trace", required_argument, NULL, OPT_TRACE },
+	{ "latency-trace-max", required_argument, NULL, OPT_TRACE_MAX },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -132,6 +138,12 @@ static int parse_number(struct gen_opts *o, int opt, const char *prg)
 		if (arg_u64(optarg, GEN_MIN_TSC_HZ, GEN_MAX_TSC_HZ, &o->tsc_hz))
 			bad_arg(prg, "--tsc-hz (1e8..1e11)", optarg);
 		return 0;
+	case OPT_TRACE_MAX:
+		if (arg_u64(optarg, 1, LAT_TRACE_MAX_LIMIT,
+			    &o->latency_trace_max))
+			bad_arg(prg, "--latency-trace-max (1..268435456)",
+				optarg);
+		return 0;
 	}
 	return -1;
 }
@@ -147,6 +159,7 @@ static void parse_args(struct gen_opts *o, int argc, char **argv)
 	o->capture_count = 1000;
 	o->burst = 32;
 	o->catchup_us = GEN_CATCHUP_US;
+	o->latency_trace_max = LAT_TRACE_MAX_DEFAULT;
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "", gen_long_opts, NULL)) != -1) {
 		if (opt == OPT_STREAMS)
@@ -155,6 +168,8 @@ static void parse_args(struct gen_opts *o, int argc, char **argv)
 			o->report = optarg;
 		else if (opt == OPT_CAPTURE)
 			o->capture = optarg;
+		else if (opt == OPT_TRACE)
+			o->latency_trace = optarg;
 		else if (parse_number(o, opt, prg) != 0)
 			bad_arg(prg, "option", argv[optind - 1]);
 	}
@@ -185,6 +200,49 @@ static void open_capture(struct gen *g)
 		rte_exit(EXIT_FAILURE, "cannot create capture file %s: %s\n",
 			 g->o.capture, strerror(errno));
 	g->cap_left = g->o.capture_count;
+}
+
+/*
+ * --latency-trace: room for every latency packet the schedule can send (a
+ * stream sends at most ceil(pps x duration) packets), but no more than
+ * --latency-trace-max records of each kind; the mapping is faulted in here,
+ * before the trial, so that recording a packet never faults.
+ */
+static void open_trace(struct gen *g)
+{
+	const struct gen_stream *s;
+	double need = 0.0;
+	uint64_t cap;
+	char err[512];
+	unsigned int i;
+
+	if (g->o.latency_trace == NULL)
+		return;
+	for (i = 0; i < g->set.n; i++) {
+		s = &g->set.s[i];
+		if (s->lat >= 0)
+			need += ceil(s->pps * g->o.duration_s) + 1.0;
+	}
+	cap = need < (double)g->o.latency_trace_max ?
+		(uint64_t)need : g->o.latency_trace_max;
+	if (lat_trace_alloc(&g->trace, cap, err, sizeof(err)) != 0)
+		rte_exit(EXIT_FAILURE, "latency trace: %s\n", err);
+	g->set.lat.trace = &g->trace;
+	for (i = 0; i < g->set.n; i++)
+		if (g->set.s[i].lat >= 0)
+			g->set.s[i].ltx.trace = &g->trace;
+}
+
+static void write_trace(struct gen *g)
+{
+	char err[512];
+
+	if (g->o.latency_trace == NULL)
+		return;
+	if (lat_trace_write(&g->trace, g->o.latency_trace, g->hz,
+			    g->tsc_start, err, sizeof(err)) != 0)
+		rte_exit(EXIT_FAILURE, "cannot write the latency trace: %s\n",
+			 err);
 }
 
 static void bring_up_port(struct gen *g)
@@ -236,8 +294,10 @@ int main(int argc, char **argv)
 	g.hz = g.o.tsc_hz ? g.o.tsc_hz : rte_get_tsc_hz();
 	g.pool = port_pool_create("gen_pool", GEN_POOL_MBUFS, GEN_POOL_CACHE);
 	open_capture(&g);
+	open_trace(&g);
 	bring_up_port(&g);
 	traffic_run(&g);
+	write_trace(&g);
 	port_stats(g.o.port, &g.eth);
 	if (pcap_close(&g.cap) != 0)
 		RTE_LOG(WARNING, USER1, "capture file %s: close failed\n",
@@ -245,6 +305,7 @@ int main(int argc, char **argv)
 	gen_report(&g);
 	port_shutdown(g.o.port);
 	streams_free(&g.set);
+	lat_trace_free(&g.trace);
 	eal_files_finish(&files); /* not rte_eal_cleanup(): see eal_files.h */
 	return g.link_lost ? GEN_EXIT_LINK_LOST : 0;
 }

@@ -118,7 +118,8 @@ static inline void tx_free(struct gen_stream *s, struct rte_mbuf **m,
 }
 
 /* The PMD's ring is full. The refused packets stay owed (and their flow var
- * values with them: fe_rewind); until full_until, packets falling due from
+ * values, latency seqs and trace records with them: fe_rewind,
+ * lat_tx_rewind); until full_until, packets falling due from
  * full_mark on meet the full ring (stream_tx). */
 static inline void tx_refused(struct gen_stream *s, struct rte_mbuf **m,
 			      unsigned int n, uint64_t full_until, uint64_t due)
@@ -126,6 +127,8 @@ static inline void tx_refused(struct gen_stream *s, struct rte_mbuf **m,
 	tx_free(s, m, n);
 	if (s->has_fe)
 		fe_rewind(&s->fe, n);
+	if (s->lat >= 0)
+		lat_tx_rewind(&s->ltx, n);
 	s->full_until = full_until;
 	s->full_mark = due;
 }
@@ -139,11 +142,11 @@ static inline void tx_account(struct gen_stream *s, uint64_t n)
 
 /* These packets go on the wire and the DUT has no room for them. */
 static inline void tx_into_full_ring(struct gen *g, struct gen_stream *s,
-				     uint64_t n)
+				     uint64_t n, uint64_t now)
 {
 	g->dut_rx_full += n;
 	if (s->lat >= 0)
-		s->ltx.seq += (uint32_t)n;
+		lat_tx_unbuilt(&s->ltx, n, now);
 	tx_account(s, n);
 }
 
@@ -191,7 +194,7 @@ static inline uint64_t stream_tx(struct gen *g, struct gen_stream *s,
 
 	if (unlikely(t->now < s->full_until)) {
 		if (due > s->full_mark) {
-			tx_into_full_ring(g, s, due - s->full_mark);
+			tx_into_full_ring(g, s, due - s->full_mark, t->now);
 			s->full_mark = due;
 		}
 		return 0;

@@ -216,3 +216,29 @@ def test_bad_churn_arguments_are_value_errors(kwargs: dict, message: str) -> Non
 def test_load_with_churn_refuses_a_load_that_overlaps_the_churn_series() -> None:
     with pytest.raises(ValueError, match="churn series"):
         profiles.load_with_churn(1e6, 300, 0, 300, n_flows=1024, src="16.127.255.0")
+
+
+def test_latency_on_flows_spreads_timestamped_packets_over_the_loads_own_flows() -> None:
+    load, latency = profiles.load_with_latency_on_flows(1e6, n_flows=1000, latency_pps=20_000, pg_id=3)
+    assert profiles.stream_pps(load) == 1e6 and profiles.stream_pps(latency) == 20_000
+    assert latency.to_json()["flow_stats"] == {"enabled": True, "stream_id": 3, "rule_type": "latency"}
+    lp, pp = packet(latency), packet(load)
+    # the same 5-tuple template, so packet k of the latency stream is in flow k mod 1000 of the load
+    assert (lp[IP].src, lp[IP].dst, lp[UDP].sport, lp[UDP].dport) == \
+        (pp[IP].src, pp[IP].dst, pp[UDP].sport, pp[UDP].dport)
+    [lvar, lwrite, lfix] = instructions(latency)
+    lvar_load = instructions(load)[0]
+    for key in ("min_value", "max_value", "init_value", "op", "size", "step"):
+        assert lvar[key] == lvar_load[key], key
+    assert ip(lvar["max_value"]) == "16.0.3.232"           # 16.0.0.1 + 999
+    assert lwrite["pkt_offset"] == 26 and lfix["type"] == "fix_checksum_ipv4"
+    assert len(latency.get_pkt()) == 60
+
+
+def test_latency_on_one_flow_needs_no_field_engine_and_bad_counts_are_refused() -> None:
+    _, latency = profiles.load_with_latency_on_flows(1e5, n_flows=1)
+    assert not latency.to_json()["vm"]["instructions"]
+    with pytest.raises(ValueError, match="n_flows"):
+        profiles.load_with_latency_on_flows(1e5, n_flows=70_000)
+    with pytest.raises(ValueError, match="latency_pps"):
+        profiles.load_with_latency_on_flows(1e5, latency_pps=0)
