@@ -5,6 +5,7 @@
 #   make figure-11     instance startup vs. instances started together, memory vs. deployed NFs (Fig. 11)
 #   make table-4       the scaling overhead of one new instance per mechanism (paper Table IV)
 #   make figure-13     chains of 1-6 FWs on Fission's, SAND's and Serpens' chaining, one core (Fig. 13)
+#   make figure-14     latency while half of the flows move to a new instance, per scaling protocol (Fig. 14)
 #   make figure-15     the SFC FW→MON→NAT on Fission, SNF, SAND and Serpens, the wire too (Fig. 15)
 #   make check-paper   the paper's claims against the latest results
 # QUICK=1 gives short trials and one repetition for every experiment target.
@@ -18,7 +19,7 @@ ifeq ($(QUICK),1)
 QUICKFLAG := --quick
 endif
 # Experiments this tree implements so far; `make reproduce` runs them all.
-EXPERIMENTS := limit table-2 figure-11a figure-11b table-4 figure-12 figure-13 figure-15
+EXPERIMENTS := limit table-2 figure-11a figure-11b table-4 figure-12 figure-13 figure-14 figure-15
 
 .PHONY: setup build test test-unit test-integration bench reproduce check-paper lint clean distclean \
         $(EXPERIMENTS) figure-11 doctor

@@ -6,6 +6,7 @@ from __future__ import annotations
 from experiments.base import Experiment
 from experiments.figure_12 import Figure12
 from experiments.figure_13 import Figure13
+from experiments.figure_14 import Figure14
 from experiments.figure_15 import Figure15
 from experiments.limit import Limit
 from experiments.startup import Figure11a, Figure11b, Table4
@@ -19,5 +20,6 @@ EXPERIMENTS: dict[str, type[Experiment]] = {
     Table4.name: Table4,
     Figure12.name: Figure12,
     Figure13.name: Figure13,
+    Figure14.name: Figure14,
     Figure15.name: Figure15,
 }

@@ -42,7 +42,7 @@ from harness.units import with_unit as _with_unit
 # group_by may only name these; every one of them that varies within a selection becomes a grouping column.
 IDENTITY_COLUMNS: tuple[str, ...] = (
     "experiment", "platform", "system", "design", "mechanism", "workload", "frame_size_b", "flows",
-    "flows_workload", "chain_length", "n_instances", "n_nfs", "load_fraction", "generator",
+    "flows_workload", "chain_length", "n_instances", "n_nfs", "load_fraction", "generator", "move", "phase",
 )
 
 

@@ -131,6 +131,28 @@ COLUMNS: dict[str, str] = {
                        "instance at the same rate (consolidated), µs: every proxy hop of the chain",
     "time_s": "time since the start of the trial, s",
     "split_pause_us": "packet processing paused while global/write state was split or replicated, µs",
+    # Fig. 14: latency during scaling (experiments/figure_14.py, docs/scaling.md)
+    "move": "which move of flows a row belongs to: out (scale-out: half of the flows to a new instance), in "
+            "(scale-in: back), split-pause (Serpens' split pause rounds)",
+    "phase": "the row's time relative to its move: before, window (request to last state transfer), after",
+    "time_ms": "start of the latency bin (by send time) since the trial's first packet, ms",
+    "time_from_move_ms": "start of the latency bin since the move was requested, ms",
+    "sent_packets": "latency-stream packets sent in the bin",
+    "lost_packets": "of those (or of the window's), never received",
+    "reordered_packets": "received after a later-sent packet of the same flow",
+    "moved_lost_packets": "latency-stream packets of the moved flows never received (whole trial)",
+    "window_ms": "the move's window: its request to its end or its last state transfer, ms",
+    "steady_latency_mean_us": "mean latency of the bins before the move (past the first 200 ms), µs",
+    "held_packets": "packets instances held while their flow's state was on its way",
+    "hold_max_us": "longest a packet was held, µs",
+    "flows_moved": "flows whose state the protocol moved",
+    "protocol_msgs": "messages (ring messages, store commands) the protocol sent for the move",
+    "state_bytes": "state bytes the protocol moved (keys and values)",
+    "move_total_us": "the move from its request to its end (the control thread's view), µs",
+    "move_state_us": "from the route change to the state's arrival (or the old instance's readiness), µs",
+    "merge_pause_us": "packet processing paused while global/write state was merged back, µs",
+    "split_wait_us": "of split_pause_us, waiting for instances to finish the batch they were in, µs",
+    "merge_wait_us": "of merge_pause_us, waiting for instances to finish the batch they were in, µs",
 }
 
 

@@ -173,8 +173,25 @@ class Controller:
 
     def stop_instance(self, slot: int) -> int:
         """Stop an instance (drained, state merged back); returns how many queued packets it drained."""
+        return int(self.scale_in(slot).get("drained", 0))
+
+    def scale_in(self, slot: int) -> dict[str, Any]:
+        """Stop an instance after its flows moved to the SFC's other instances: ``{"drained": n, "moves":
+        [record, ...]}`` (the move records of docs/scaling.md)."""
         reply = self.request("stop_instance", instance=int(slot))
-        return int(reply.get("drained", 0))
+        return {k: v for k, v in reply.items() if k != "ok"}
+
+    def move_flows(self, sfc: str, from_slot: int, to_slot: int, *, fraction: float | None = None,
+                   buckets: list[int] | None = None) -> dict[str, Any]:
+        """Move the flows of some router buckets of ``sfc`` between two of its instances through serpensd's
+        scaling protocol (``fraction`` of ``from_slot``'s buckets, default half, or the given ``buckets``);
+        returns the move's record (docs/scaling.md)."""
+        args: dict[str, Any] = {"sfc": sfc, "from": int(from_slot), "to": int(to_slot)}
+        if fraction is not None:
+            args["fraction"] = float(fraction)
+        if buckets is not None:
+            args["buckets"] = [int(b) for b in buckets]
+        return dict(self.request("move_flows", **args)["move"])
 
     def stats(self) -> dict[str, Any]:
         """Counters: port, gateway, sfcs, instances, state."""

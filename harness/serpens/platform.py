@@ -226,10 +226,20 @@ class DesignPlatform(Platform):
 
     def stop_instance(self, slot: int) -> int:
         """Stop an instance (drain, merge its state back); returns how many packets it drained."""
+        return int(self.scale_in(slot).get("drained", 0))
+
+    def scale_in(self, slot: int) -> dict[str, Any]:
+        """Stop an instance after its flows moved to the SFC's other instances (serpensd's scaling protocol):
+        ``{"drained": n, "moves": [record, ...]}``."""
         self._check_scaling(f"stop instance {slot}")
-        drained = self._running().stop_instance(slot)
+        reply = self._running().scale_in(slot)
         self.instances.pop(int(slot), None)
-        return drained
+        return reply
+
+    def move_flows(self, sfc: str, from_slot: int, to_slot: int, **which: Any) -> dict[str, Any]:
+        """Move flows between two instances of ``sfc`` (harness.serpens.controller.Controller.move_flows)."""
+        self._check_scaling(f"move flows of SFC {sfc!r}")
+        return self._running().move_flows(sfc, from_slot, to_slot, **which)
 
     # --- the Platform interface ------------------------------------------------------------------------
 

@@ -77,6 +77,8 @@ enum sm_hook_kind { SM_HOOK_SPLIT, SM_HOOK_MERGE, SM_HOOK_UPDATE };
 #define SM_PAUSE_KINDS 3
 struct sm_pause_stats {
 	uint64_t count, last_ns, max_ns, total_ns;
+	/* of those, waiting for instances to leave the batch they were in (the rest is the hook's own work) */
+	uint64_t wait_total_ns, wait_max_ns;
 };
 void sm_pause_stats(const struct sm_region *r, enum sm_hook_kind kind, struct sm_pause_stats *out);
 /* sm_resume, recording the pause (from sm_pause to now) under kind. */

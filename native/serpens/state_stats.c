@@ -8,9 +8,12 @@ static json_t *pause_json(struct sm_region *r, enum sm_hook_kind k)
 	struct sm_pause_stats p;
 
 	sm_pause_stats(r, k, &p);
-	return json_pack("{s:I, s:f, s:f, s:f}", "count", (json_int_t)p.count, "last_us", (double)p.last_ns / 1e3,
-			 "max_us", (double)p.max_ns / 1e3, "mean_us",
-			 p.count ? (double)p.total_ns / 1e3 / (double)p.count : 0.0);
+	return json_pack("{s:I, s:f, s:f, s:f, s:f, s:f}", "count", (json_int_t)p.count, "last_us",
+			 (double)p.last_ns / 1e3, "max_us", (double)p.max_ns / 1e3, "mean_us",
+			 p.count ? (double)p.total_ns / 1e3 / (double)p.count : 0.0,
+			 /* the part spent waiting for instances to finish the batch they were in */
+			 "wait_mean_us", p.count ? (double)p.wait_total_ns / 1e3 / (double)p.count : 0.0,
+			 "wait_max_us", (double)p.wait_max_ns / 1e3);
 }
 
 json_t *state_stats_region(struct sm_region *r, uint32_t backend)

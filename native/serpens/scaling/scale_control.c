@@ -96,10 +96,15 @@ static double us_between(uint64_t a, uint64_t b)
 static json_t *record(const struct sc_move *mv)
 {
 	unsigned int i, nb = 0;
+	char mask[SC_MASK_WORDS * 16 + 1];
+	json_t *r;
 
-	for (i = 0; i < SC_MASK_WORDS; i++)
+	for (i = 0; i < SC_MASK_WORDS; i++) {
 		nb += (unsigned int)__builtin_popcountll(mv->buckets[i]);
-	return json_pack("{s:I, s:s, s:s, s:i, s:i, s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:f,"
+		for (unsigned int k = 0; k < 8; k++) /* little-endian bytes: bucket b is bit b % 8 of byte b / 8 */
+			snprintf(mask + i * 16 + k * 2, 3, "%02x", (unsigned int)(mv->buckets[i] >> (8 * k)) & 0xff);
+	}
+	r = json_pack("{s:I, s:s, s:s, s:i, s:i, s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:f,"
 			 " s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
 			 "id", (json_int_t)mv->id, "protocol", sc_protocol_name((enum sc_protocol)mv->protocol),
 			 "sfc", D->ctl->sfcs[mv->sfc].name, "from", mv->from, "to", mv->to, "buckets", nb,
@@ -114,6 +119,8 @@ static json_t *record(const struct sc_move *mv)
 			 "bytes", (json_int_t)mv->bytes, "msgs", (json_int_t)mv->msgs, "pulls", (json_int_t)mv->pulls,
 			 "store_rtts", (json_int_t)mv->store_rtts, "diverted", (json_int_t)mv->diverted,
 			 "released", (json_int_t)mv->released, "buffer_drops", (json_int_t)mv->buffer_drops);
+	json_object_set_new(r, "mask", json_string(mask));
+	return r;
 }
 
 /* Wait on the control thread's inbox for a message of `want` about move `id` (others are stale: freed).
@@ -162,7 +169,8 @@ static void route_to(struct sc_move *mv, int slot)
 	control_publish_routes(D);
 }
 
-int sc_move(int sfc, int from, int to, const uint64_t *mask, json_t *records, char *err, size_t errlen)
+int sc_move(int sfc, int from, int to, const uint64_t *mask, bool departing, json_t *records, char *err,
+	    size_t errlen)
 {
 	struct sc_move *mv = &SH->move;
 	const struct sp_instance *a = &D->ctl->inst[from];
@@ -195,6 +203,13 @@ int sc_move(int sfc, int from, int to, const uint64_t *mask, json_t *records, ch
 		mv->t_switch = rte_rdtsc();
 		if (send_to(from, SC_M_EXPORT, mv->id, why, sizeof(why)) != 0 ||
 		    wait_for(SH->protocol == SC_S6 ? SC_M_READY : SC_M_DONE, mv->id, why, sizeof(why)) != 0) {
+			rc = -1;
+			break;
+		}
+		/* s6 pulls lazily; an owner that is about to stop pushes what was not pulled yet */
+		if (SH->protocol == SC_S6 && departing &&
+		    (send_to(from, SC_M_EXPORT, mv->id, why, sizeof(why)) != 0 ||
+		     wait_for(SC_M_DONE, mv->id, why, sizeof(why)) != 0)) {
 			rc = -1;
 			break;
 		}
@@ -275,7 +290,7 @@ int sc_scale_out(int sfc, int slot, json_t *records, char *err, size_t errlen)
 				mask[b / 64] |= 1ull << (b % 64);
 				give--;
 			}
-		if (sc_move(sfc, i, slot, mask, records, err, errlen) != 0)
+		if (sc_move(sfc, i, slot, mask, false, records, err, errlen) != 0)
 			return -1;
 	}
 	return 0;
@@ -304,7 +319,7 @@ int sc_scale_in(int slot, json_t *records, char *err, size_t errlen)
 
 		for (w = 0; w < SC_MASK_WORDS; w++)
 			any |= mask[i][w] != 0;
-		if (any && sc_move(sfc, slot, others[i], mask[i], records, err, errlen) != 0)
+		if (any && sc_move(sfc, slot, others[i], mask[i], true, records, err, errlen) != 0)
 			return -1;
 	}
 	return 0;
@@ -366,7 +381,7 @@ json_t *move_flows(json_t *req)
 			return fail("move_flows: instance %d has no bucket to move", from);
 	}
 	records = json_array();
-	if (sc_move(sfc, from, to, mask, records, err, sizeof(err)) != 0) {
+	if (sc_move(sfc, from, to, mask, false, records, err, sizeof(err)) != 0) {
 		json_decref(records);
 		return fail("move_flows: %s", err);
 	}

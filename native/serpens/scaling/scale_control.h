@@ -19,8 +19,10 @@ void sc_control_stop(void);
 /* True if flow state lives in instances (every protocol but `shared`). */
 bool sc_private_state(void);
 /* Move the flows of the buckets in `mask` of SFC `sfc` from instance `from` to `to`; the move's record
- * (scale_control.c) is appended to `records` (if not NULL). 0, or -1 with err set. */
-int sc_move(int sfc, int from, int to, const uint64_t *mask, json_t *records, char *err, size_t errlen);
+ * (scale_control.c) is appended to `records` (if not NULL). `departing`: `from` stops after the move (a
+ * lazy protocol must not leave state behind in it). 0, or -1 with err set. */
+int sc_move(int sfc, int from, int to, const uint64_t *mask, bool departing, json_t *records, char *err,
+	    size_t errlen);
 /* A new instance `slot` of `sfc` is ready: give it an even share of the SFC's buckets, moved from the
  * others (or all of them if it is the first). 0 or -1 (err). */
 int sc_scale_out(int sfc, int slot, json_t *records, char *err, size_t errlen);

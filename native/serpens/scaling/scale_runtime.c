@@ -34,7 +34,7 @@
 #include "scale_store.h"
 #include "serpens/state_ops.h"
 
-#define HOLD_MAX 16384     /* packets an instance can hold (a power of two) */
+#define HOLD_MAX 65536     /* packets an instance can hold (a power of two) */
 #define FLOWS_MAX 16384    /* flows of one incoming move it tracks (a power of two) */
 #define REFS_MAX 65536     /* entries one export collects */
 #define PULLS_MAX 4096     /* s6 pulls waiting for the drain mark */
@@ -366,6 +366,8 @@ static void export_all(void)
 	for (i = 0; i < n; i = j) {
 		for (j = i; j < n && refs[j].flow == refs[i].flow; j++)
 			;
+		if (R.proto == SC_S6)
+			dir_set(refs[i].flow, to); /* the rest of a departing owner's objects: the new owner's now */
 		if (send_flow(refs + i, j - i, to, R.ex_move, SC_M_STATE) < 0) {
 			send_fail("cannot send a flow's state (message pool full, or an entry larger than a message)");
 			return;
@@ -379,10 +381,12 @@ static void export_all(void)
 	__atomic_fetch_add(&mv->msgs, flows + 1, __ATOMIC_RELAXED);
 	__atomic_store_n(&mv->t_last_state, rte_rdtsc(), __ATOMIC_RELAXED);
 	R.st->flows_out += flows;
-	done = sc_msg_new(SC_M_DONE, R.ex_move, 0);
-	if (!done || sc_send(R.slot, to, done) != 0)
-		send_fail("cannot send DONE");
-	if (R.proto == SC_SNF && (done = sc_msg_new(SC_M_DONE, R.ex_move, 0)))
+	if (R.proto != SC_S6) { /* s6: the new instance never waits for an end, it pulls what it misses */
+		done = sc_msg_new(SC_M_DONE, R.ex_move, 0);
+		if (!done || sc_send(R.slot, to, done) != 0)
+			send_fail("cannot send DONE");
+	}
+	if (R.proto != SC_OPENNF && (done = sc_msg_new(SC_M_DONE, R.ex_move, 0)))
 		sc_send(R.slot, SC_INBOX_CTL, done);
 }
 
@@ -447,6 +451,11 @@ static void on_msg(struct sc_msg *m)
 		R.in_hold_all = R.proto == SC_OPENNF && R.sh->onf_mode == SC_ONF_ORDER;
 		break;
 	case SC_M_EXPORT:
+		if (R.proto == SC_S6 && R.ex_serving && m->move == R.ex_move) {
+			/* s6 scale-in: this owner is leaving; what nobody pulled yet goes to the new owner now */
+			export_all();
+			break;
+		}
 		R.ex_move = m->move;
 		R.ex_mark = mv->from_mark;
 		memcpy(R.ex_mask, mv->buckets, sizeof(R.ex_mask));
@@ -507,8 +516,10 @@ static void chc_poll(void)
 		return;
 	}
 	for (i = 0; i < R.nasked; i++) {
-		if (found[i] || done)
+		if (found[i] || done) {
+			R.st->flows_in += found[i] ? 1 : 0;
 			flow_ready(R.asked[i]); /* its state arrived, or the old side had none for it */
+		}
 		else
 			R.asked[kept++] = R.asked[i];
 	}

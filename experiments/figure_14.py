@@ -1,0 +1,399 @@
+"""`make figure-14` — latency during NF scaling (paper Sec. V-D, Fig. 14), and Serpens' split pause.
+
+Set-up (the paper's): the synthetic NF (a per-flow|write counter state of ``figure14.state_size_b`` bytes,
+read and written by every packet), one instance, ``figure14.flows`` concurrent flows at
+``figure14.rate_mpps``, of which a latency stream of ``figure14.latency_kpps`` is spread over the same
+flows, every one of its packets timestamped and traced (serpens-gen --latency-trace, docs/generator.md).
+At ``out_at_s`` a second instance starts on the same server and half of the router's buckets (so half of
+the flows) move to it through the design's scaling protocol (serpensd --scaling, docs/scaling.md); at
+``in_at_s`` it stops again and its flows move back (scale-in, merge). Platforms: the scaling variants of
+the design registry (OpenNF, S6, CHC, SNF: per-flow state in the instances, moved by the protocol) and
+Serpens (state in shared memory, nothing moved), ``figure14.platforms``, interleaved across repetitions.
+
+Rate: 1 Mpps is the paper's; before measuring, each steady-state data path (Serpens' shared tables and the
+instance-private tables of the others) gets one probe trial per rate of ``probe_rates_mpps`` (at most
+``rate_mpps``), highest first, and the first rate both carry without loss is used. This is a coarse
+zero-loss probe, not MLRsearch; the probes and the chosen rate are in the sidecar.
+
+Outputs:
+
+* ``results/figure-14.csv``: per platform, repetition and latency bin (``bin_us``, by send time): the
+  move the bin belongs to (``out``/``in``), its phase (``before``/``window``/``after``; the window runs
+  from the move's request to its last state transfer or its end, whichever is later), time since the trial
+  began and since the move's request, mean/p50/max latency, packets sent, lost and reordered (per flow);
+* ``results/figure-14-summary.csv``: per platform, repetition and move: the window's length, mean and max
+  latency in it, the steady-state mean before it, packets held, lost and reordered in it, what the
+  protocol did (flows, messages, bytes, its phases' µs), and Serpens' split/merge pause; plus one row per
+  round of the split-pause measurement (``move`` = ``split-pause``: a NAT+MON instance started and stopped
+  under load, each start splitting NAT's pool and MON's host table under the State Manager's pause);
+* ``results/figure-14-trials.jsonl``: every trial (the probes too) with the generator's counters, the
+  move records and serpensd's scaling counters;
+* the plot: latency over time per platform around the scale-out, like the paper's.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from experiments.base import Experiment
+from harness import plots
+from harness.platforms import designs
+from harness.platforms.base import PlatformError
+from harness.results import ResultWriter
+from harness.rig import rig
+from harness.serpens.sfc import SfcSpec
+from harness.traffic import latency_trace, profiles
+from harness.trial_log import TrialLogWriter, trials_path
+
+SFC = "scale"
+ATTEMPTS = 3           # a trial whose generator fell behind its schedule is run again, at most this often
+FRAME_SIZE_B = 64
+LABELS = {"opennf-scaling": "OpenNF", "opennf-loss-free-scaling": "OpenNF (loss-free)", "s6-scaling": "S6",
+          "chc-scaling": "CHC", "snf-scaling": "SNF", "serpens": "Serpens"}
+IDENTITY = ["platform", "system", "design", "mechanism", "workload", "frame_size_b", "flows", "trial", "move",
+            "phase"]
+BIN_COLUMNS = ["time_ms", "time_from_move_ms", "sent_packets", "lost_packets", "reordered_packets",
+               "latency_mean_us", "latency_p50_us", "latency_max_us", "offered_mpps", "generator_limited"]
+SUMMARY_COLUMNS = ["platform", "system", "design", "mechanism", "workload", "frame_size_b", "flows", "trial",
+                   "move", "offered_mpps", "window_ms", "latency_mean_us", "latency_max_us",
+                   "steady_latency_mean_us", "held_packets", "hold_max_us", "lost_packets",
+                   "moved_lost_packets", "reordered_packets", "tx_packets", "rx_packets", "flows_moved",
+                   "protocol_msgs", "state_bytes", "move_total_us", "move_state_us", "split_pause_us",
+                   "merge_pause_us", "split_wait_us", "merge_wait_us", "generator_limited"]
+
+
+def sfc_spec(state_size_b: int) -> SfcSpec:
+    return SfcSpec(SFC, {}, ["synthetic"], {"synthetic": ("synthetic", {"state_size": str(state_size_b)})})
+
+
+def mask_of(record: dict[str, Any]) -> set[int]:
+    """The router buckets a move record's hex mask names (scale_control.c: 4 little-endian u64 words)."""
+    words = bytes.fromhex(record.get("mask", ""))
+    return {i for i in range(len(words) * 8) if words[i // 8] >> (i % 8) & 1}
+
+
+def _pause_total(pauses: dict[str, Any], kind: str, part: str) -> tuple[int, float]:
+    p = pauses.get(kind, {})
+    n = int(p.get("count", 0))
+    return n, float(p.get(part, 0.0)) * n
+
+
+def pause_between(before: dict[str, Any], after: dict[str, Any], kind: str, part: str = "mean_us") -> float:
+    """Mean pause (µs) of the ``kind`` ("split"/"merge") pauses between two stats snapshots (``part``
+    "wait_mean_us": the share of it spent waiting for instances to finish a batch); NaN if none."""
+    n0, t0 = _pause_total(before["state"]["pauses"], kind, part)
+    n1, t1 = _pause_total(after["state"]["pauses"], kind, part)
+    return (t1 - t0) / (n1 - n0) if n1 > n0 else math.nan
+
+
+def held_total(stats: dict[str, Any]) -> tuple[int, float]:
+    """Packets every instance ever held for a flow's state, and the longest hold (µs)."""
+    inst = (stats.get("scaling") or {}).get("instances", {}) or {}
+    return (sum(int(v.get("held", 0)) for v in inst.values()),
+            max((float(v.get("hold_max_us", 0.0)) for v in inst.values()), default=0.0))
+
+
+def window_of(record: dict[str, Any]) -> tuple[int, int]:
+    """A move's window in TSC: from its request to its end or its last state transfer, whichever is later
+    (S6 pulls flows after the move's request returned)."""
+    start = int(record["t_request_tsc"])
+    return start, max(int(record["t_end_tsc"]), int(record.get("t_last_state_tsc") or 0), start)
+
+
+class Figure14(Experiment):
+    name = "figure-14"
+    title = "Latency during NF scaling (paper Fig. 14)"
+    columns = IDENTITY + BIN_COLUMNS
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.f = self.config["figure14"]
+        self.rate_mpps = float(self.f["rate_mpps"])
+        self.probes: list[dict[str, Any]] = []
+        self.log: TrialLogWriter | None = None
+
+    def cores(self) -> dict[str, Any]:
+        c = self.config["cores"]
+        return {"generator": c["generator"], "platform_data_plane": c["platform"],
+                "instances_and_controller": (f"share core {c['platform']} with serpensd (colocate: serpensd "
+                                             "hands the core to whoever has a packet or a protocol message)"),
+                "redis": "the run's redis-server (CHC's store), pinned with the platform"}
+
+    def platforms(self) -> list[str]:
+        names = list(self.f["platforms"])
+        for n in names:
+            designs.entry(n)   # an unknown name is one clear error before anything runs
+        return names
+
+    # --- one trial -----------------------------------------------------------------------------------
+
+    def _trial(self, platform: str, rate_mpps: float, duration: float, trace: Path,
+               moves: bool) -> dict[str, Any]:
+        f = self.f
+        latency_pps = float(f["latency_kpps"]) * 1e3
+        load_pps = max(rate_mpps * 1e6 - latency_pps, 1.0)
+        streams = profiles.load_with_latency_on_flows(load_pps, int(f["flows"]), latency_pps, FRAME_SIZE_B)
+        out: dict[str, Any] = {"platform": platform, "rate_mpps": rate_mpps, "moves": {}}
+        with rig(self.config, platform, sfc=sfc_spec(int(f["state_size_b"])), latency_trace=trace) as r:
+            p, gen = r.platform, r.generator
+            out["before"] = p.stats()
+            gen.reset()
+            gen.add_streams(streams)
+            gen.start(duration=duration)
+            t0 = time.monotonic()
+            errors: list[BaseException] = []
+
+            def wait_until(at: float) -> None:
+                time.sleep(max(0.0, t0 + at - time.monotonic()))
+
+            def scale() -> None:
+                try:
+                    wait_until(float(f["out_at_s"]))
+                    pre = p.stats()
+                    started = p.start_instance(SFC)
+                    post = p.stats()
+                    wait_until(float(f["in_at_s"]))
+                    mid = p.stats()   # the out-move's final record: S6 pulls flows after it returned
+                    stopped = p.scale_in(int(started["instance"]))
+                    end = p.stats()
+                    last = lambda s: (s.get("scaling") or {}).get("last_move") or {}   # noqa: E731
+                    out["moves"] = {
+                        "out": {"record": last(mid), "reply_moves": started.get("moves", []), "pre": pre,
+                                "post": post, "end": mid},
+                        "in": {"record": last(end), "reply_moves": stopped.get("moves", []), "pre": mid,
+                               "post": end, "end": end}}
+                except BaseException as exc:   # reported after the trial: the generator must finish first
+                    errors.append(exc)
+
+            worker = threading.Thread(target=scale, daemon=True) if moves else None
+            if worker:
+                worker.start()
+            gen.wait_on_traffic(timeout=duration + 60.0)
+            result = gen.get_stats()
+            if worker:
+                worker.join(timeout=60.0)
+            out["after"] = p.stats()
+            if errors:
+                raise PlatformError(f"{platform}: scaling during the trial failed: {errors[0]}")
+        out["result"] = result
+        return out
+
+    # --- the rate ------------------------------------------------------------------------------------
+
+    def _probe_rate(self) -> float:
+        """The highest probe rate (<= rate_mpps) at which both steady-state data paths lose nothing."""
+        paths = [n for n in ("serpens", next((p for p in self.platforms() if p != "serpens"), None)) if n]
+        rates = sorted((float(x) for x in self.f["probe_rates_mpps"] if float(x) <= self.rate_mpps),
+                       reverse=True) or [self.rate_mpps]
+        trace = Path(self.config["results"]["dir"]) / ".figure-14-probe.trace"
+        for rate in rates:
+            ok = True
+            for name in paths:
+                self.progress.say(f"probe: {name} at {rate:g} Mpps")
+                t = self._trial(name, rate, float(self.f["probe_s"]), trace, moves=False)
+                res = t["result"]
+                self.probes.append({"platform": name, "rate_mpps": rate, "tx": res.tx_packets,
+                                    "rx": res.rx_packets, "loss_ratio": res.loss_ratio})
+                if self.log:
+                    self.log.trial(self.log.new_point_id(), 0, "probe", rate * 1e6, float(self.f["probe_s"]),
+                                   res, platform=name)
+                ok &= res.loss_packets == 0
+            if ok:
+                return rate
+        return rates[-1]
+
+    # --- rows ----------------------------------------------------------------------------------------
+
+    def _rows(self, t: dict[str, Any], rep: int, trace: Path) -> tuple[list[dict[str, Any]],
+                                                                      list[dict[str, Any]]]:
+        platform = t["platform"]
+        tr = latency_trace.read(trace)
+        hz = float(tr.tsc_hz)
+        bin_us = float(self.f["bin_us"])
+        t0 = int(tr.tsc_start) or None
+        df = latency_trace.bins(tr, bin_us, t0_tsc=t0)
+        pk = latency_trace.packets(tr)
+        t0 = t0 or int(pk["tx_tsc"].iloc[0])
+        ident = {**designs.row_identity(platform, "scaling"), "platform": platform, "workload": "synthetic",
+                 "frame_size_b": FRAME_SIZE_B, "flows": int(self.f["flows"]), "trial": rep}
+        windows = {m: window_of(v["record"]) for m, v in t["moves"].items() if v.get("record")}
+        to_ms = lambda tsc: (tsc - t0) * 1e3 / hz   # noqa: E731 (a unit conversion)
+        split_at = (to_ms(windows["out"][1]) + to_ms(windows["in"][0])) / 2 if len(windows) == 2 else math.inf
+        bins_out: list[dict[str, Any]] = []
+        for b in df.itertuples(index=False):
+            move = "out" if b.time_ms < split_at else "in"
+            if move not in windows:
+                continue
+            w0, w1 = (to_ms(x) for x in windows[move])
+            phase = ("before" if b.time_ms + bin_us / 1e3 <= w0 else
+                     "after" if b.time_ms >= max(w1, w0 + 1e-9) else "window")
+            bins_out.append({**ident, "move": move, "phase": phase, "time_ms": round(b.time_ms, 3),
+                             "time_from_move_ms": round(b.time_ms - w0, 3), "sent_packets": int(b.sent),
+                             "lost_packets": int(b.lost), "reordered_packets": int(b.reordered),
+                             "latency_mean_us": b.latency_mean_us, "latency_p50_us": b.latency_p50_us,
+                             "latency_max_us": b.latency_max_us, "offered_mpps": t["rate_mpps"],
+                             "generator_limited": not t["result"].reached_intended_load})
+        rows = pd.DataFrame(bins_out)
+        summary: list[dict[str, Any]] = []
+        res = t["result"]
+        for move, v in t["moves"].items():
+            rec = v.get("record") or {}
+            if not rec or rows.empty:
+                continue
+            mine = rows[rows["move"] == move]
+            win, before = mine[mine["phase"] == "window"], mine[mine["phase"] == "before"]
+            before = before[before["time_ms"] >= 200.0]   # past the first instance's warm-up
+            w0, w1 = windows[move]
+            moved = np.array(sorted(mask_of(rec)), dtype=np.int64)
+            in_win = (pk["tx_tsc"].astype(np.float64) >= w0) & (pk["tx_tsc"].astype(np.float64) <= w1)
+            buckets = pk["flow_id"].to_numpy().astype(np.int64) & 255
+            of_moved = pd.Series(np.isin(buckets, moved), index=pk.index)
+            steady = float(before["latency_mean_us"].mean()) if len(before) else math.nan
+            h0, _ = held_total(v["pre"])
+            h1, hmax = held_total(v["end"])
+            summary.append({
+                **{k: ident[k] for k in ("platform", "system", "design", "mechanism", "workload",
+                                         "frame_size_b", "flows", "trial")},
+                "move": move, "offered_mpps": t["rate_mpps"],
+                "window_ms": (w1 - w0) * 1e3 / hz,
+                "latency_mean_us": float(win["latency_mean_us"].mean()) if len(win) else math.nan,
+                "latency_max_us": float(win["latency_max_us"].max()) if len(win) else math.nan,
+                "steady_latency_mean_us": steady,
+                "held_packets": max(0, h1 - h0), "hold_max_us": hmax,
+                "lost_packets": int(win["lost_packets"].sum()),
+                "moved_lost_packets": int((~pk["received"] & of_moved).sum()),
+                "reordered_packets": int(pk.loc[of_moved | in_win, "reordered"].sum()),
+                "tx_packets": res.tx_packets, "rx_packets": res.rx_packets,
+                "flows_moved": int(rec.get("flows", 0)), "protocol_msgs": int(rec.get("msgs", 0)),
+                "state_bytes": int(rec.get("bytes", 0)),
+                "move_total_us": float(rec.get("total_us", math.nan)),
+                "move_state_us": float(rec.get("state_us", math.nan)),
+                "split_pause_us": pause_between(v["pre"], v["post"], "split") if move == "out" else math.nan,
+                "merge_pause_us": pause_between(v["pre"], v["post"], "merge") if move == "in" else math.nan,
+                "generator_limited": not res.reached_intended_load})
+        return bins_out, summary
+
+    # --- Serpens' split pause ------------------------------------------------------------------------
+
+    def _split_pause(self, summary: ResultWriter, rate_mpps: float) -> None:
+        """Start and stop a NAT+MON instance ``split_rounds`` times under load; each start splits NAT's pool
+        (release) and replicates MON's hosts (eventual) under the State Manager's pause."""
+        rounds = int(self.f["split_rounds"])
+        spec = SfcSpec("monnat", {}, ["mon", "nat"], {})
+        duration = 0.5 + rounds * 0.15
+        streams = profiles.udp_flows(rate_mpps * 1e6, FRAME_SIZE_B, int(self.f["flows"]))
+        samples: list[tuple[float, float, float, float]] = []
+        with rig(self.config, "serpens", sfc=spec) as r:
+            p, gen = r.platform, r.generator
+            gen.reset()
+            gen.add_streams(streams)
+            gen.start(duration=duration)
+            time.sleep(0.3)
+            for _ in range(rounds):
+                a = p.stats()
+                slot = int(p.start_instance("monnat")["instance"])
+                b = p.stats()
+                p.scale_in(slot)
+                c = p.stats()
+                samples.append((pause_between(a, b, "split"), pause_between(b, c, "merge"),
+                                pause_between(a, b, "split", "wait_mean_us"),
+                                pause_between(b, c, "merge", "wait_mean_us")))
+            gen.wait_on_traffic(timeout=duration + 60.0)
+            res = gen.get_stats()
+        if self.log:
+            self.log.trial(self.log.new_point_id(), 0, "split-pause", rate_mpps * 1e6, duration, res,
+                           platform="serpens", pauses=samples)
+        ident = {**designs.row_identity("serpens", "scaling"), "platform": "serpens", "workload": "mon,nat",
+                 "frame_size_b": FRAME_SIZE_B, "flows": int(self.f["flows"])}
+        for i, (split, merge, split_wait, merge_wait) in enumerate(samples):
+            summary.write({**ident, "trial": i, "move": "split-pause", "offered_mpps": rate_mpps,
+                           "split_pause_us": split, "merge_pause_us": merge, "split_wait_us": split_wait,
+                           "merge_wait_us": merge_wait, "tx_packets": res.tx_packets,
+                           "rx_packets": res.rx_packets})
+
+    # --- the run -------------------------------------------------------------------------------------
+
+    def check(self) -> None:
+        self.platforms()
+
+    def measure(self, writer: ResultWriter) -> None:
+        summary_path = self.csv_path.with_name(f"{self.name}-summary.csv")
+        trace = Path(self.config["results"]["dir"]) / ".figure-14.trace"
+        with TrialLogWriter(trials_path(self.csv_path), writer.run_id) as log, \
+                ResultWriter(summary_path, self.name, SUMMARY_COLUMNS, self.config, cores=self.cores(),
+                             extra={"quick": self.quick}) as summary:
+            self.log = log
+            rate = self._probe_rate()
+            for w in (writer, summary):
+                w.note("rate_mpps_asked", self.rate_mpps)
+                w.note("rate_mpps_used", rate)
+                w.note("rate_probes", self.probes)
+            self.progress.say(f"load {rate:g} Mpps ({self.f['flows']} flows, {self.f['latency_kpps']} kpps "
+                              "traced)")
+            names = self.platforms()
+            reps = self.repetition_count()
+            total, done = reps * len(names), 0
+            for rep in range(reps):            # interleaved: every platform once per repetition
+                for name in names:
+                    done += 1
+                    self.progress.say(f"[{done}/{total}] {name}, repetition {rep + 1}")
+                    point = log.new_point_id()
+                    for attempt in range(ATTEMPTS):
+                        try:
+                            t = self._trial(name, rate, float(self.f["duration_s"]), trace, moves=True)
+                        except PlatformError as exc:
+                            log.fault(point, exc)
+                            raise
+                        res = t["result"]
+                        kept = res.reached_intended_load or attempt == ATTEMPTS - 1
+                        log.trial(point, attempt, "scaling", rate * 1e6, float(self.f["duration_s"]), res,
+                                  platform=name, repetition=rep, kept=kept,
+                                  moves={m: v.get("record") for m, v in t["moves"].items()},
+                                  reply_moves={m: v.get("reply_moves") for m, v in t["moves"].items()},
+                                  scaling=(t["after"].get("scaling") or {}))
+                        if kept:
+                            break
+                        # the generator was descheduled (this VM stalls): the bins would time the stall,
+                        # not the platform; the trial is logged and run again
+                        self.progress.say(f"  {name}: the generator did not reach its load "
+                                          f"({res.tx_packets} of {res.intended_packets} packets); again")
+                    bins_rows, summ = self._rows(t, rep, trace)
+                    for row in bins_rows:
+                        writer.write(row)
+                    for row in summ:
+                        summary.write(row)
+            self.progress.say("split pause (Serpens, NAT+MON)")
+            self._split_pause(summary, rate)
+        trace.unlink(missing_ok=True)
+        (Path(self.config["results"]["dir"]) / ".figure-14-probe.trace").unlink(missing_ok=True)
+
+    def plot(self, df: pd.DataFrame, path: Path) -> None:
+        figure_14_figure(df, path)
+
+
+def figure_14_figure(df: pd.DataFrame, path: Path) -> None:
+    """Latency over time around the scale-out, per platform (the paper's Fig. 14): the mean latency of each
+    bin, first repetition, from 20 ms before the move to 60 ms after it; log scale."""
+    sns.set_theme(style="whitegrid", context="paper")
+    fig, ax = plt.subplots(figsize=(7, 3.4))
+    out = df[(df["move"] == "out") & (df["trial"] == df["trial"].min())]
+    out = out[(out["time_from_move_ms"] >= -20) & (out["time_from_move_ms"] <= 60)]
+    for name in [p for p in LABELS if p in set(out["platform"])]:
+        d = out[out["platform"] == name].sort_values("time_from_move_ms")
+        ax.plot(d["time_from_move_ms"], d["latency_mean_us"], label=LABELS.get(name, name), lw=1.2)
+    ax.axvline(0, color="0.3", ls="--", lw=0.8)
+    ax.set_yscale("log")
+    ax.set_xlabel("time since the scale-out request (ms)")
+    ax.set_ylabel("mean latency per bin (µs)")
+    ax.set_title("Latency while half of the flows move to a new instance")
+    ax.legend(fontsize=7)
+    plots.save(fig, path, "results/figure-14.csv")
