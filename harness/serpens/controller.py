@@ -166,9 +166,11 @@ class Controller:
         reply = self.request("deploy_sfc", name=name, match=dict(match or {}), graph=list(graph))
         return int(reply["sfc"])
 
-    def start_instance(self, sfc: str) -> dict[str, Any]:
-        """Start an instance of ``sfc``: ``{"instance": slot, "pid": pid, "startup_us": t}``."""
-        reply = self.request("start_instance", sfc=sfc)
+    def start_instance(self, sfc: str, pin: bool = False) -> dict[str, Any]:
+        """Start an instance of ``sfc``: ``{"instance": slot, "pid": pid, "startup_us": t, "moves": [...]}``
+        (the moves that gave it its share of the flows; docs/scaling.md). ``pin`` (serpensd --pin-flows):
+        existing flows stay where they are, only new flows go to it."""
+        reply = self.request("start_instance", sfc=sfc, **({"pin": True} if pin else {}))
         return {k: v for k, v in reply.items() if k != "ok"}
 
     def stop_instance(self, slot: int) -> int:

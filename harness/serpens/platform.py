@@ -114,6 +114,11 @@ class DesignPlatform(Platform):
                *axes]
         if s["colocate"]:
             cmd.append("--colocate")
+        if s["pin_flows"]:
+            if self.design.chaining != "consolidated":
+                raise PlatformError(f"platforms.serpens.pin_flows pins flows in the router, which needs "
+                                    f"consolidated chaining; design {self.name} has {self.design.chaining}")
+            cmd.append("--pin-flows")
         if self.design.chaining == "global-proxy" and "--chaining" in axes:
             # the proxy's binary and hold budget are the mechanism's parameters (serpensd starts the proxy)
             cmd += ["--gproxy", str(binary(s["gproxy"])), "--gproxy-hold", str(s["gproxy_hold"])]
@@ -205,16 +210,16 @@ class DesignPlatform(Platform):
                                 "implemented yet (this design runs with the instances started at deployment; "
                                 "docs/baselines.md)")
 
-    def start_instance(self, sfc: str) -> dict[str, Any]:
+    def start_instance(self, sfc: str, pin: bool = False) -> dict[str, Any]:
         """Start one more instance of an SFC (scaling out); its reply (instance slot, pid, startup_us) is
         remembered. With a per-NF chaining it is an instance set, one instance per NF, each slot remembered
         (``instances``)."""
         self._check_scaling(f"start an instance of SFC {sfc!r}")
-        return self._start_instance(sfc)
+        return self._start_instance(sfc, pin)
 
-    def _start_instance(self, sfc: str) -> dict[str, Any]:
+    def _start_instance(self, sfc: str, pin: bool = False) -> dict[str, Any]:
         try:
-            reply = self._running().start_instance(sfc)
+            reply = self._running().start_instance(sfc, pin=pin)
         except SerpensError as exc:
             raise SerpensError(f"starting an instance of SFC {sfc!r}: {exc}", exc.request) from exc
         # with a per-NF chaining (local or global proxy) one start is an instance set, one slot per NF

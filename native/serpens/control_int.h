@@ -82,8 +82,8 @@ int pool_fill(int slot);
 static inline bool is_pool_slot(int slot) { return slot < (int)D->pool_size; }
 
 /* instance_manager.c */
-json_t *start_one(int sfc, int pos);
-json_t *start_instance(int sfc);
+json_t *start_one(int sfc, int pos, bool pin);
+json_t *start_instance(int sfc, bool pin); /* pin: --pin-flows, only new flows go to it */
 uint64_t retire(int slot, bool crashed);
 json_t *stop_instance(int slot);
 bool has_sibling(int slot);
@@ -97,6 +97,8 @@ void tick(void);
  * RT_DIVERT) */
 int route_owner_get(int sfc, int bucket);
 void route_owner_set(int sfc, const uint64_t *mask, int slot);
+/* --pin-flows: the flows of these buckets pinned to `slot` are no longer (a move took them away) */
+void route_unpin(int sfc, const uint64_t *mask, int slot);
 
 /* control_stats.c */
 json_t *stats(void);

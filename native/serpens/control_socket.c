@@ -71,7 +71,12 @@ static json_t *handle(json_t *req)
 
 		if (id < 0)
 			return fail("start_instance: no SFC named '%s' is deployed", sfc ? sfc : "");
-		return start_instance(id);
+		v = json_object_get(req, "pin");
+		if (v && !json_is_boolean(v))
+			return fail("start_instance: 'pin' is true or false");
+		if (json_is_true(v) && !D->pin_flows)
+			return fail("start_instance: 'pin' keeps existing flows where they are: serpensd needs --pin-flows");
+		return start_instance(id, json_is_true(v));
 	}
 	if (!strcmp(cmd, "stop_instance")) {
 		v = json_object_get(req, "instance");

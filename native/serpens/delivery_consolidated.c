@@ -10,10 +10,67 @@
 #include <rte_ethdev.h>
 #include <rte_mbuf.h>
 
+#include <jansson.h>
+
 #include "gateway.h"
 #include "hop.h"
 #include "serpensd.h"
 #include "scaling/scale_msg.h"
+
+/* --pin-flows (E2's rule for scaling: a flow stays where it started until it is moved explicitly): the
+ * gateway remembers each flow's instance, so a move of router buckets with "pin" sends only new flows to
+ * the new instance. An entry holds while its slot serves the SFC, its pin generation (route_table) is
+ * current (a move of the flow's bucket away from that slot bumps it) and the flow was seen within
+ * PIN_IDLE_S; otherwise the flow takes its bucket's instance and is pinned there. */
+#define PIN_SIZE 65536 /* flows remembered (a power of two); a full probe window evicts its oldest */
+#define PIN_PROBE 8
+#define PIN_IDLE_S 10
+
+struct pin {
+	uint32_t flow;   /* 0: empty (a flow hash of 0 is stored as 1) */
+	uint8_t sfc;
+	int8_t slot;
+	uint8_t gen;
+	uint64_t seen;   /* TSC of its last packet */
+};
+static struct pin P[PIN_SIZE];
+
+static uint64_t pin_evictions; /* live pins dropped for room: each one a flow that may move unasked */
+
+static int pinned_slot(struct serpensd *d, const struct route_table *rt, unsigned int sfc, uint32_t h, int slot,
+		       uint64_t now)
+{
+	const uint32_t key = h ? h : 1, b = h & (RT_BUCKETS - 1), i = (key * 2654435761u) & (PIN_SIZE - 1);
+	const uint64_t idle = (uint64_t)PIN_IDLE_S * rte_get_tsc_hz();
+	struct pin *victim = NULL, *e;
+	unsigned int k;
+
+	for (k = 0; k < PIN_PROBE; k++) {
+		e = &P[(i + k) & (PIN_SIZE - 1)];
+		if (e->flow == key && e->sfc == sfc) {
+			if (e->slot >= 0 && now - e->seen < idle && e->gen == rt->pin_gen[sfc][b][e->slot] &&
+			    d->ctl->inst[e->slot].state == INST_READY && d->ctl->inst[e->slot].sfc == (int32_t)sfc) {
+				e->seen = now;
+				return e->slot;
+			}
+			victim = e; /* lapsed: pinned again, where its bucket goes now */
+			break;
+		}
+		if (e->flow == 0 || now - e->seen >= idle) { /* free, or its flow ended */
+			if (!victim || victim->flow)
+				victim = e;
+		} else if (!victim || (victim->flow && e->seen < victim->seen)) {
+			victim = e; /* the oldest live one, if nothing better turns up */
+		}
+	}
+	if (slot < 0)
+		return slot;
+	if (victim->flow && victim->flow != key && now - victim->seen < idle)
+		pin_evictions++;
+	*victim = (struct pin){.flow = key, .sfc = (uint8_t)sfc, .slot = (int8_t)slot, .gen = rt->pin_gen[sfc][b][slot],
+			       .seen = now};
+	return slot;
+}
 
 struct slot_dp {
 	uint64_t pending_since; /* TSC when the ring went from empty to non-empty while the instance slept */
@@ -45,6 +102,8 @@ static void cons_route(struct serpensd *d, struct rte_mbuf **m, unsigned int nb)
 	const struct route_table *rt = __atomic_load_n(&d->route, __ATOMIC_ACQUIRE);
 	struct pkt_key k;
 	unsigned int i, diverted = 0;
+	const bool pin = rt && rt->pin_gen;
+	const uint64_t now = pin ? rte_rdtsc() : 0;
 	uint32_t h;
 	int si, slot;
 
@@ -55,6 +114,8 @@ static void cons_route(struct serpensd *d, struct rte_mbuf **m, unsigned int nb)
 		h = gw_flow_hash(&k);
 		m[i]->hash.usr = h; /* the instance's flow of this packet, for the scaling protocols (scaling/) */
 		slot = rt->bucket[si][h & (RT_BUCKETS - 1)];
+		if (pin && slot != RT_DIVERT)
+			slot = pinned_slot(d, rt, rt->sfc_id[si], h, slot, now);
 		if (unlikely(slot == RT_DIVERT)) { /* OpenNF: a packet-in, one message per packet */
 			if (rte_ring_sp_enqueue(sc_divert_ring(), m[i]) != 0) {
 				d->ctl->scaling.move.buffer_drops++;
@@ -162,6 +223,17 @@ static unsigned int cons_transmit(struct serpensd *d)
 	return taken;
 }
 
+static json_t *cons_stats(struct serpensd *d)
+{
+	unsigned int i, pinned = 0;
+	uint64_t now = rte_rdtsc(), idle = (uint64_t)PIN_IDLE_S * rte_get_tsc_hz();
+
+	for (i = 0; d->pin_flows && i < PIN_SIZE; i++)
+		pinned += P[i].flow && now - P[i].seen < idle;
+	return json_pack("{s:b, s:I, s:I}", "pin_flows", d->pin_flows, "pinned_flows", (json_int_t)pinned,
+			 "pin_evictions", (json_int_t)pin_evictions);
+}
+
 const struct sp_delivery_ops sp_delivery_consolidated = {
 	.name = "consolidated",
 	.mode = SP_CHAIN_CONSOLIDATED,
@@ -169,4 +241,5 @@ const struct sp_delivery_ops sp_delivery_consolidated = {
 	.route = cons_route,
 	.poll = cons_poll,
 	.transmit = cons_transmit,
+	.stats = cons_stats,
 };

@@ -61,7 +61,7 @@ static int claim_slot(bool *pooled)
 }
 
 /* Start one instance of SFC `sfc` running position `pos` (-1: the whole SFC). */
-json_t *start_one(int sfc, int pos)
+json_t *start_one(int sfc, int pos, bool pin)
 {
 	struct sp_instance *in;
 	json_t *moves;
@@ -163,7 +163,7 @@ json_t *start_one(int sfc, int pos)
 	moves = json_array();
 	if (D->delivery->per_nf) {
 		control_publish_routes(D);
-	} else if (sc_scale_out(sfc, slot, moves, zerr, sizeof(zerr)) != 0) { /* its share of the flows */
+	} else if (sc_scale_out(sfc, slot, pin, moves, zerr, sizeof(zerr)) != 0) { /* its share of the flows */
 		json_decref(moves);
 		return fail("start_instance %s: instance %d started, but moving flows to it failed: %s",
 			    D->ctl->sfcs[sfc].name, slot, zerr);
@@ -177,7 +177,7 @@ json_t *start_one(int sfc, int pos)
  * position, in position order. The reply keeps the one-instance fields (the set's first slot and pid,
  * startup_us of the whole set, pooled if all were) and adds the set: "instances" and "positions". A set
  * that cannot be completed is taken down again. */
-json_t *start_instance(int sfc)
+json_t *start_instance(int sfc, bool pin)
 {
 	json_t *rep, *one, *slots, *positions;
 	uint64_t t0 = mono_ns();
@@ -185,7 +185,7 @@ json_t *start_instance(int sfc)
 	unsigned int p, npos;
 
 	if (!D->delivery->per_nf)
-		return start_one(sfc, -1);
+		return start_one(sfc, -1, pin);
 	if (sfc < 0 || sfc >= SP_MAX_SFCS || !D->ctl->sfcs[sfc].used)
 		return fail("start_instance: no SFC with id %d", sfc);
 	npos = D->ctl->sfcs[sfc].npos;
@@ -193,7 +193,7 @@ json_t *start_instance(int sfc)
 	positions = json_array();
 	rep = NULL;
 	for (p = 0; p < npos; p++) {
-		one = start_one(sfc, (int)p);
+		one = start_one(sfc, (int)p, false);
 		if (!json_is_true(json_object_get(one, "ok"))) {
 			size_t i;
 			json_t *v;

@@ -39,7 +39,7 @@ static void crashed(int i, pid_t pid, int status)
 		 WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
 	fprintf(stderr, "serpensd: SFC %s: %s; restarting it, state kept\n", D->ctl->sfcs[sfc].name, crash_msg[sfc]);
 	retire(i, true);
-	report_failed_start(D->delivery->per_nf ? start_one(sfc, pos) : start_instance(sfc));
+	report_failed_start(D->delivery->per_nf ? start_one(sfc, pos, false) : start_instance(sfc, false));
 }
 
 /* Periodic duties: reap crashed runtimes (report, merge state, restart), keep-warm, start on demand. */
@@ -104,7 +104,7 @@ void tick(void)
 				has |= D->ctl->inst[i].state == INST_READY && D->ctl->inst[i].sfc == sfc &&
 				       D->ctl->inst[i].position == pos;
 			if (!has)
-				json_decref(start_one(sfc, pos));
+				json_decref(start_one(sfc, pos, false));
 		}
 	}
 	for (sfc = 0; D->auto_start && !D->delivery->per_nf && sfc < SP_MAX_SFCS; sfc++) {
@@ -116,6 +116,6 @@ void tick(void)
 			has |= D->ctl->inst[i].state == INST_READY && D->ctl->inst[i].sfc == sfc;
 		__atomic_store_n(&D->want_start[sfc], 0, __ATOMIC_RELAXED);
 		if (!has)
-			report_failed_start(start_instance(sfc)); /* packets arrived for an SFC with no instance */
+			report_failed_start(start_instance(sfc, false)); /* packets arrived for an SFC with no instance */
 	}
 }

@@ -28,6 +28,8 @@ static void grace_period(void)
 
 static int8_t owner[SP_MAX_SFCS][RT_BUCKETS];
 static bool owner_init;
+/* --pin-flows: the generation of the flows pinned to each slot in each bucket (serpensd.h) */
+static uint8_t pin_gen[SP_MAX_SFCS][RT_BUCKETS][SM_MAX_INSTANCES];
 
 int route_owner_get(int sfc, int bucket) { return owner_init ? owner[sfc][bucket] : -1; }
 
@@ -38,6 +40,15 @@ void route_owner_set(int sfc, const uint64_t *mask, int slot)
 	for (b = 0; b < RT_BUCKETS; b++)
 		if ((mask[b / 64] >> (b % 64)) & 1)
 			owner[sfc][b] = (int8_t)slot;
+}
+
+void route_unpin(int sfc, const uint64_t *mask, int slot)
+{
+	unsigned int b;
+
+	for (b = 0; b < RT_BUCKETS; b++)
+		if (slot >= 0 && slot < SM_MAX_INSTANCES && ((mask[b / 64] >> (b % 64)) & 1))
+			pin_gen[sfc][b][slot]++;
 }
 
 /* Consolidated chaining: keep each bucket's owner; deal the orphaned ones out. */
@@ -82,8 +93,15 @@ void control_publish_routes(struct serpensd *d)
 		rt->ninst[rt->nsfc] = (uint8_t)n;
 		rt->nsfc++;
 	}
+	if (d->pin_flows) {
+		rt->pin_gen = malloc(sizeof(pin_gen));
+		if (rt->pin_gen)
+			memcpy(rt->pin_gen, pin_gen, sizeof(pin_gen));
+	}
 	old = __atomic_exchange_n(&d->route, rt, __ATOMIC_ACQ_REL);
 	grace_period();
+	if (old)
+		free(old->pin_gen);
 	free(old);
 	/* the proxy chainings pick instances themselves: a new generation makes them rebuild their view */
 	__atomic_fetch_add(&d->ctl->delivery.gen, 1, __ATOMIC_SEQ_CST);

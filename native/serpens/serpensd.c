@@ -64,7 +64,7 @@ static void usage_exit(const char *why)
 		"       [--instance-lcore N] [--no-auto-start] [--startup exec|fork|load|snapshot|serpens] [--pool N]\n"
 		"       [--state-backend serpens|fission|snf] [--redis HOST:PORT] [--redis-timeout-ms N]\n"
 		"       [--chaining %s] [--gproxy PATH] [--gproxy-hold N]\n"
-		"       [--scaling %s]\n",
+		"       [--scaling %s] [--pin-flows]\n",
 		why, chaining, sc_protocol_names("|"));
 	exit(2);
 }
@@ -82,7 +82,7 @@ static void parse_args(int argc, char **argv)
 		{"redis-timeout-ms", required_argument, NULL, 'T'}, {"batch", required_argument, NULL, 'b'},
 		{"chaining", required_argument, NULL, 'C'}, {"gproxy", required_argument, NULL, 'G'},
 		{"gproxy-hold", required_argument, NULL, 'H'}, {"scaling", required_argument, NULL, 'S'},
-		{NULL, 0, NULL, 0}};
+		{"pin-flows", no_argument, NULL, 'F'}, {NULL, 0, NULL, 0}};
 	static char why[400];
 	const char *startup = "serpens";
 	char *colon;
@@ -136,6 +136,7 @@ static void parse_args(int argc, char **argv)
 			}
 			break;
 		case 'G': D.gproxy_path = optarg; break;
+		case 'F': D.pin_flows = true; break;
 		case 'S':
 			if ((b = sc_protocol_parse(optarg, &D.ctl->scaling.onf_mode)) < 0) {
 				snprintf(why, sizeof(why), "--scaling '%.40s' is not one of: %s", optarg,
@@ -161,6 +162,8 @@ static void parse_args(int argc, char **argv)
 		usage_exit("--wake-batch must be 1..4096 and --state-mb at least 4");
 	if (D.ctl->batch == 0 || D.ctl->batch > SP_MAX_BATCH)
 		usage_exit("--batch must be 1..128");
+	if (D.pin_flows && D.delivery != &sp_delivery_consolidated)
+		usage_exit("--pin-flows pins flows to instances in the router: it needs --chaining consolidated");
 	if (D.pool_size > SM_MAX_INSTANCES)
 		usage_exit("--pool must be at most 16 (instance slots)");
 	if (D.ctl->state_backend != RS_SERPENS && !D.ctl->redis_port)

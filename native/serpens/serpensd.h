@@ -31,6 +31,10 @@ struct route_table {
 	struct sp_match match[SP_MAX_SFCS];
 	int8_t bucket[SP_MAX_SFCS][RT_BUCKETS];
 	uint8_t ninst[SP_MAX_SFCS];
+	/* --pin-flows: per SFC id, bucket and instance slot, the generation of the flows pinned to that slot
+	 * in that bucket; a move of the bucket's flows away from the slot bumps it, so the gateway's pins to
+	 * it lapse (delivery_consolidated.c). NULL without --pin-flows. */
+	uint8_t (*pin_gen)[RT_BUCKETS][SM_MAX_INSTANCES];
 };
 
 struct serpensd {
@@ -48,6 +52,7 @@ struct serpensd {
 	const struct sp_starter *starter; /* --startup (native/serpens/startup/starter.h) */
 	bool auto_start;
 	const struct sp_delivery_ops *delivery; /* --chaining (delivery.h) */
+	bool pin_flows;            /* --pin-flows: a flow stays on its instance until moved explicitly (E2) */
 	const char *gproxy_path;   /* --gproxy: serpens-gproxy, the global-proxy chaining's proxy */
 	unsigned int gproxy_hold;  /* --gproxy-hold: its hold buffer per (SFC, position), packets */
 	/* shared memory */

@@ -120,6 +120,7 @@ static json_t *record(const struct sc_move *mv)
 			 "store_rtts", (json_int_t)mv->store_rtts, "diverted", (json_int_t)mv->diverted,
 			 "released", (json_int_t)mv->released, "buffer_drops", (json_int_t)mv->buffer_drops);
 	json_object_set_new(r, "mask", json_string(mask));
+	json_object_set_new(r, "pinned", json_boolean(mv->pinned));
 	return r;
 }
 
@@ -163,14 +164,18 @@ static int send_to(int box, uint16_t type, uint64_t id, char *err, size_t errlen
 }
 
 /* The route of the move's buckets goes to `slot` (or RT_DIVERT): one publication, one grace period. */
+/* --pin-flows: per SFC and bucket, the instances that may still hold flows pinned there (a pinned move
+ * leaves its old instance serving the bucket's existing flows); scale-in moves those too. */
+static uint32_t pin_holders[SP_MAX_SFCS][RT_BUCKETS];
+
 static void route_to(struct sc_move *mv, int slot)
 {
 	route_owner_set(mv->sfc, mv->buckets, slot);
 	control_publish_routes(D);
 }
 
-int sc_move(int sfc, int from, int to, const uint64_t *mask, bool departing, json_t *records, char *err,
-	    size_t errlen)
+int sc_move(int sfc, int from, int to, const uint64_t *mask, bool departing, bool pinned, json_t *records,
+	    char *err, size_t errlen)
 {
 	struct sc_move *mv = &SH->move;
 	const struct sp_instance *a = &D->ctl->inst[from];
@@ -185,7 +190,29 @@ int sc_move(int sfc, int from, int to, const uint64_t *mask, bool departing, jso
 	mv->to = to;
 	memcpy(mv->buckets, mask, sizeof(mv->buckets));
 	mv->t_request = rte_rdtsc();
+	mv->pinned = pinned;
 	__atomic_store_n(&mv->active, 1, __ATOMIC_RELEASE);
+	if (D->pin_flows) {
+		unsigned int b;
+
+		for (b = 0; b < RT_BUCKETS; b++)
+			if ((mask[b / 64] >> (b % 64)) & 1) {
+				if (pinned)
+					pin_holders[sfc][b] |= 1u << from; /* it keeps the existing flows */
+				else
+					pin_holders[sfc][b] &= ~(1u << from);
+			}
+		if (!pinned)
+			route_unpin(sfc, mask, from); /* its pins in these buckets lapse: they follow the move */
+	}
+	if (pinned) { /* E2: new flows go to `to`, every existing one stays with its state: only the route moves */
+		route_to(mv, to);
+		mv->t_switch = mv->t_state_done = mv->t_end = rte_rdtsc();
+		__atomic_store_n(&mv->active, 0, __ATOMIC_RELEASE);
+		if (records)
+			json_array_append_new(records, record(mv));
+		return 0;
+	}
 	switch ((enum sc_protocol)SH->protocol) {
 	case SC_SHARED: /* the state is where the new instance reaches it: only the route moves */
 		route_to(mv, to);
@@ -260,7 +287,7 @@ static bool serves(int slot, int sfc)
 	return in->state == INST_READY && in->sfc == sfc;
 }
 
-int sc_scale_out(int sfc, int slot, json_t *records, char *err, size_t errlen)
+int sc_scale_out(int sfc, int slot, bool pinned, json_t *records, char *err, size_t errlen)
 {
 	unsigned int count[SM_MAX_INSTANCES] = {0}, n = 0, target, b;
 	int i;
@@ -290,7 +317,7 @@ int sc_scale_out(int sfc, int slot, json_t *records, char *err, size_t errlen)
 				mask[b / 64] |= 1ull << (b % 64);
 				give--;
 			}
-		if (sc_move(sfc, i, slot, mask, false, records, err, errlen) != 0)
+		if (sc_move(sfc, i, slot, mask, false, pinned, records, err, errlen) != 0)
 			return -1;
 	}
 	return 0;
@@ -319,7 +346,25 @@ int sc_scale_in(int slot, json_t *records, char *err, size_t errlen)
 
 		for (w = 0; w < SC_MASK_WORDS; w++)
 			any |= mask[i][w] != 0;
-		if (any && sc_move(sfc, slot, others[i], mask[i], true, records, err, errlen) != 0)
+		if (any && sc_move(sfc, slot, others[i], mask[i], true, false, records, err, errlen) != 0)
+			return -1;
+	}
+	/* --pin-flows: flows still pinned to it in buckets another instance owns go to that owner, one move
+	 * per owner */
+	memset(mask, 0, sizeof(mask));
+	for (b = 0; D->pin_flows && b < RT_BUCKETS; b++) {
+		int o = route_owner_get(sfc, (int)b);
+
+		if ((pin_holders[sfc][b] & (1u << slot)) && o >= 0 && o != slot)
+			mask[o][b / 64] |= 1ull << (b % 64);
+	}
+	for (i = 0; D->pin_flows && i < SM_MAX_INSTANCES; i++) {
+		bool any = false;
+		unsigned int w;
+
+		for (w = 0; w < SC_MASK_WORDS; w++)
+			any |= mask[i][w] != 0;
+		if (any && sc_move(sfc, slot, i, mask[i], true, false, records, err, errlen) != 0)
 			return -1;
 	}
 	return 0;
@@ -330,6 +375,8 @@ json_t *move_flows(json_t *req)
 	const char *name = json_string_value(json_object_get(req, "sfc"));
 	json_t *jf = json_object_get(req, "from"), *jt = json_object_get(req, "to");
 	json_t *jb = json_object_get(req, "buckets"), *jr = json_object_get(req, "fraction"), *records, *v;
+	json_t *jp = json_object_get(req, "pin");
+	bool pin = json_is_true(jp);
 	uint64_t mask[SC_MASK_WORDS] = {0};
 	int sfc = find_sfc(name ? name : ""), from, to;
 	unsigned int b, owned = 0, want, picked = 0;
@@ -352,6 +399,10 @@ json_t *move_flows(json_t *req)
 		return fail("move_flows: 'from' and 'to' are the same instance");
 	if (jb && jr)
 		return fail("move_flows: give 'buckets' or 'fraction', not both");
+	if (jp && !json_is_boolean(jp))
+		return fail("move_flows: 'pin' is true or false");
+	if (pin && !D->pin_flows)
+		return fail("move_flows: 'pin' keeps existing flows where they are: serpensd needs --pin-flows");
 	if (jb) {
 		if (!json_is_array(jb) || json_array_size(jb) == 0)
 			return fail("move_flows: 'buckets' is a non-empty list of bucket numbers 0..%d", RT_BUCKETS - 1);
@@ -381,7 +432,7 @@ json_t *move_flows(json_t *req)
 			return fail("move_flows: instance %d has no bucket to move", from);
 	}
 	records = json_array();
-	if (sc_move(sfc, from, to, mask, false, records, err, sizeof(err)) != 0) {
+	if (sc_move(sfc, from, to, mask, false, pin, records, err, sizeof(err)) != 0) {
 		json_decref(records);
 		return fail("move_flows: %s", err);
 	}

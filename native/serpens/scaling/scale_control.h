@@ -20,12 +20,13 @@ void sc_control_stop(void);
 bool sc_private_state(void);
 /* Move the flows of the buckets in `mask` of SFC `sfc` from instance `from` to `to`; the move's record
  * (scale_control.c) is appended to `records` (if not NULL). `departing`: `from` stops after the move (a
- * lazy protocol must not leave state behind in it). 0, or -1 with err set. */
-int sc_move(int sfc, int from, int to, const uint64_t *mask, bool departing, json_t *records, char *err,
-	    size_t errlen);
+ * lazy protocol must not leave state behind in it). `pinned` (--pin-flows): only the route of new flows
+ * moves; every existing flow stays on `from` with its state, and nothing else happens. 0, or -1 (err). */
+int sc_move(int sfc, int from, int to, const uint64_t *mask, bool departing, bool pinned, json_t *records,
+	    char *err, size_t errlen);
 /* A new instance `slot` of `sfc` is ready: give it an even share of the SFC's buckets, moved from the
  * others (or all of them if it is the first). 0 or -1 (err). */
-int sc_scale_out(int sfc, int slot, json_t *records, char *err, size_t errlen);
+int sc_scale_out(int sfc, int slot, bool pinned, json_t *records, char *err, size_t errlen);
 /* Instance `slot` is about to stop: move its buckets to the SFC's other instances (none: nothing to
  * move to; the caller decides whether that is allowed). 0 or -1 (err). */
 int sc_scale_in(int slot, json_t *records, char *err, size_t errlen);

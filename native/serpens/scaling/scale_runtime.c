@@ -226,6 +226,10 @@ static bool must_hold(uint32_t flow)
 		return false;
 	if (*s == F_ASKED)
 		return true;
+	if (sc_store_has_flow(flow)) { /* its state is here already: one of this instance's own flows */
+		*s = F_READY;
+		return false;
+	}
 	/* first packet of this flow since the move began */
 	if (R.proto == SC_S6) {
 		struct sc_msg *m;

@@ -46,6 +46,7 @@ struct sc_move {
 	uint64_t id;        /* bumped per move; messages carry it */
 	uint32_t active;
 	uint32_t protocol;  /* enum sc_protocol */
+	uint32_t pinned;    /* --pin-flows: only new flows moved (E2), no state */
 	int32_t sfc, from, to;
 	uint64_t buckets[SC_MASK_WORDS];
 	uint64_t from_mark; /* the old instance's `enq` once the router stopped sending it moved flows: it

@@ -340,6 +340,13 @@ void sc_store_forget(void)
 }
 
 void sc_store_set_flow(uint32_t flow) { cur_flow = flow; }
+
+bool sc_store_has_flow(uint32_t flow)
+{
+	const struct fidx *e = fidx_find(flow, false);
+
+	return e && (e->n || e->overflow);
+}
 void sc_store_on_new(void (*fn)(uint32_t flow)) { on_new = fn; }
 uint64_t sc_store_entries(void) { return entries; }
 

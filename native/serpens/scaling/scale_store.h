@@ -25,6 +25,7 @@ void sc_store_install(sp_create_fn next);
 void sc_store_forget(void);               /* the NFs were unloaded: drop every table */
 void sc_store_set_flow(uint32_t flow);    /* the flow of the packet the NF is about to handle */
 uint64_t sc_store_entries(void);
+bool sc_store_has_flow(uint32_t flow); /* entries of this flow are here */
 /* Called with the flow of every entry created (S6 registers its ownership in the directory). */
 void sc_store_on_new(void (*fn)(uint32_t flow));
 
