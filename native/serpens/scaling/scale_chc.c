@@ -12,6 +12,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 
@@ -126,7 +127,8 @@ int chc_flush(uint64_t move, const uint64_t *mask)
 	return (int)flows;
 }
 
-int chc_fetch(uint64_t move, const uint32_t *flows, unsigned int n, int *found, bool *done)
+int chc_fetch(uint64_t move, const uint32_t *flows, unsigned int n, int *found, bool *done,
+	      unsigned int *flushed)
 {
 	struct sc_move *mv = &C->scaling.move;
 	unsigned int i, m = n > CHC_PIPE ? CHC_PIPE : n;
@@ -153,6 +155,7 @@ int chc_fetch(uint64_t move, const uint32_t *flows, unsigned int n, int *found, 
 		}
 		if (i == 0) {
 			*done = r->type == REDIS_REPLY_STRING;
+			*flushed = *done ? (unsigned int)strtoul(r->str, NULL, 10) : 0;
 		} else if (r->type == REDIS_REPLY_STRING && r->len >= 4) {
 			uint32_t nent;
 

@@ -40,6 +40,16 @@
 #define PULLS_MAX 4096     /* s6 pulls waiting for the drain mark */
 
 enum { F_UNKNOWN = 0, F_ASKED, F_READY };
+#define IN_MAX 16          /* moves into one instance at once */
+#define F_TOMB 0xffffffffu /* a flow no longer tracked (fkey) */
+
+struct in_move {
+	uint64_t id;
+	uint64_t mask[SC_MASK_WORDS];
+	bool hold_all; /* opennf order-preserving: every packet of its buckets waits for the buffer */
+	bool released; /* opennf: the controller handed its buffer over */
+	unsigned int fetched; /* chc: flows of it found in the store so far */
+};
 
 struct held {
 	struct rte_mbuf *m;
@@ -59,13 +69,14 @@ static struct {
 	bool active;
 	int slot;
 	struct sc_inst *st;
-	/* the move into this instance */
-	bool in_active, in_done, in_hold_all, onf_released;
-	uint64_t in_move;
-	uint64_t in_mask[SC_MASK_WORDS];
-	uint32_t fkey[FLOWS_MAX];
+	/* the moves into this instance still in progress (several at once: a scale-out to a third instance
+	 * takes flows from two, and CHC's new side finishes only when it fetched what it needs) */
+	struct in_move in[IN_MAX];
+	unsigned int nin;
+	uint32_t fkey[FLOWS_MAX];  /* the flows of those moves (S6: the flows being pulled) and where they are */
 	uint8_t fstate[FLOWS_MAX];
-	uint32_t asked[FLOWS_MAX]; /* chc: flows to fetch from the store */
+	unsigned int nflows;
+	struct { uint32_t flow; uint64_t move; } asked[FLOWS_MAX]; /* chc: flows to fetch from the store */
 	unsigned int nasked;
 	/* the move out of it */
 	bool ex_pending, ex_serving;
@@ -140,21 +151,68 @@ static void s6_on_new_entry(uint32_t flow) { dir_set(flow, R.slot); }
 
 /* ---- the incoming move's flows -------------------------------------------------------------------- */
 
+static uint32_t fkey_of(uint32_t flow) { return flow == 0 ? 1 : flow == F_TOMB ? F_TOMB - 1 : flow; }
+
 static uint8_t *fslot(uint32_t flow, bool create)
 {
-	uint32_t k = dir_key(flow), i = k & (FLOWS_MAX - 1), n;
+	uint32_t k = fkey_of(flow), i = k & (FLOWS_MAX - 1), n;
+	uint8_t *tomb = NULL;
 
 	for (n = 0; n < FLOWS_MAX; n++, i = (i + 1) & (FLOWS_MAX - 1)) {
 		if (R.fkey[i] == k)
 			return &R.fstate[i];
+		if (R.fkey[i] == F_TOMB && !tomb)
+			tomb = &R.fstate[i];
 		if (R.fkey[i] == 0) {
 			if (!create)
 				return NULL;
+			if (tomb)
+				i = (uint32_t)(tomb - R.fstate);
+			if (R.nflows >= FLOWS_MAX / 2)
+				return NULL; /* keep probes short: the caller treats it as "wait" */
 			R.fkey[i] = k;
 			R.fstate[i] = F_UNKNOWN;
+			R.nflows++;
 			return &R.fstate[i];
 		}
 	}
+	return NULL;
+}
+
+static void fforget(uint32_t flow)
+{
+	uint8_t *s = fslot(flow, false);
+
+	if (s) {
+		R.fkey[s - R.fstate] = F_TOMB;
+		R.nflows--;
+	}
+}
+
+static void freset(void)
+{
+	memset(R.fkey, 0, sizeof(R.fkey));
+	R.nflows = 0;
+}
+
+/* The newest move in progress whose buckets hold this flow, or NULL. */
+static struct in_move *in_for(uint32_t flow)
+{
+	unsigned int k;
+
+	for (k = R.nin; k-- > 0;)
+		if (sc_bucket_in(R.in[k].mask, flow))
+			return &R.in[k];
+	return NULL;
+}
+
+static struct in_move *in_find(uint64_t id)
+{
+	unsigned int k;
+
+	for (k = 0; k < R.nin; k++)
+		if (R.in[k].id == id)
+			return &R.in[k];
 	return NULL;
 }
 
@@ -164,7 +222,10 @@ static void fifo_push(struct fifo *f, struct rte_mbuf *m, uint32_t flow, uint64_
 	f->n++;
 }
 
-/* Move a now-ready flow's held packets (all, if flow == 0 and all) to the release queue, in order. */
+static bool must_hold(uint32_t flow);
+
+/* Move a now-ready flow's held packets (all = every held packet that no move in progress holds any
+ * more) to the release queue, in order. */
 static void release_flow(uint32_t flow, bool all)
 {
 	unsigned int i, kept = 0, n = R.hold.n;
@@ -172,7 +233,7 @@ static void release_flow(uint32_t flow, bool all)
 	for (i = 0; i < n; i++) {
 		struct held h = R.hold.e[(R.hold.head + i) & (HOLD_MAX - 1)];
 
-		if (all || h.flow == flow)
+		if (all ? !in_for(h.flow) || !must_hold(h.flow) : h.flow == flow)
 			fifo_push(&R.release, h.m, h.flow, h.tsc);
 		else
 			R.hold.e[(R.hold.head + kept++) & (HOLD_MAX - 1)] = h;
@@ -183,22 +244,31 @@ static void release_flow(uint32_t flow, bool all)
 
 static void flow_ready(uint32_t flow)
 {
-	uint8_t *s = fslot(flow, true);
+	uint8_t *s;
 
-	if (s)
+	if (R.proto == SC_S6) {
+		fforget(flow); /* its state is here (or nowhere): the store and the directory say so from now */
+	} else if ((s = fslot(flow, true))) {
 		*s = F_READY;
+	}
 	release_flow(flow, false);
 }
 
-static void in_finish(void)
+/* A move into this instance is over: every flow of its buckets has its state here (or had none). */
+static void in_finish(struct in_move *m)
 {
-	R.in_done = true;
+	unsigned int k = (unsigned int)(m - R.in);
+
+	memmove(&R.in[k], &R.in[k + 1], (R.nin - k - 1) * sizeof(R.in[0]));
+	R.nin--;
 	release_flow(0, true);
+	if (!R.nin && R.proto != SC_S6)
+		freset();
 }
 
 static void send_fail(const char *what)
 {
-	struct sc_msg *m = sc_msg_new(SC_M_FAIL, R.in_move ? R.in_move : R.ex_move, 0);
+	struct sc_msg *m = sc_msg_new(SC_M_FAIL, R.nin ? R.in[R.nin - 1].id : R.ex_move, 0);
 
 	snprintf(R.st->error, sizeof(R.st->error), "%.*s", (int)sizeof(R.st->error) - 1, what);
 	if (m) {
@@ -207,21 +277,55 @@ static void send_fail(const char *what)
 	}
 }
 
-/* Must this packet of `flow` wait? */
-static bool must_hold(uint32_t flow)
+/* S6: any flow whose state is not here is looked up in the directory; if another instance owns it, it is
+ * pulled from there and its packets wait (others go on). No move needs to be known: a lookup per packet of
+ * a flow without local state, as S6's object space does on a miss. */
+static bool s6_must_hold(uint32_t flow)
 {
+	struct sc_msg *m;
 	uint8_t *s;
 	int owner;
 
-	if (!R.in_active || R.in_done || !sc_bucket_in(R.in_mask, flow))
+	if (sc_store_has_flow(flow))
 		return false;
-	if (R.in_hold_all)
+	s = fslot(flow, false);
+	if (s && *s == F_ASKED)
+		return true;
+	owner = dir_get(flow);
+	if (owner < 0 || owner == R.slot)
+		return false; /* a new flow, or ours with no state (yet) */
+	s = fslot(flow, true);
+	if (!s)
+		return true; /* too many pulls at once: it waits until some are answered */
+	m = sc_msg_new(SC_M_PULL, R.nin ? R.in[R.nin - 1].id : 0, flow);
+	if (!m || sc_send(R.slot, owner, m) != 0) {
+		send_fail("s6: cannot send a pull (message pool or inbox full)");
+		fforget(flow);
+		return false;
+	}
+	*s = F_ASKED;
+	R.st->msgs_out++;
+	return true;
+}
+
+/* Must this packet of `flow` wait? */
+static bool must_hold(uint32_t flow)
+{
+	struct in_move *mv;
+	uint8_t *s;
+
+	if (R.proto == SC_S6)
+		return s6_must_hold(flow);
+	mv = in_for(flow);
+	if (!mv)
+		return false;
+	if (mv->hold_all)
 		return true; /* opennf order-preserving: until the controller's buffer went first */
 	if (R.proto == SC_OPENNF)
 		return false;
 	s = fslot(flow, true);
 	if (!s)
-		return true; /* more flows than tracked: wait for DONE */
+		return true; /* more flows than tracked: wait for the move's end */
 	if (*s == F_READY)
 		return false;
 	if (*s == F_ASKED)
@@ -230,25 +334,9 @@ static bool must_hold(uint32_t flow)
 		*s = F_READY;
 		return false;
 	}
-	/* first packet of this flow since the move began */
-	if (R.proto == SC_S6) {
-		struct sc_msg *m;
-
-		owner = dir_get(flow);
-		if (owner < 0 || owner == R.slot) {
-			*s = F_READY; /* a new flow, or already ours */
-			return false;
-		}
-		m = sc_msg_new(SC_M_PULL, R.in_move, flow);
-		if (!m || sc_send(R.slot, owner, m) != 0) {
-			send_fail("s6: cannot send a pull (message pool or inbox full)");
-			*s = F_READY;
-			return false;
-		}
-		R.st->msgs_out++;
-	} else if (R.proto == SC_CHC && R.nasked < FLOWS_MAX) {
-		R.asked[R.nasked++] = flow;
-	}
+	/* first packet of this flow since its move began */
+	if (R.proto == SC_CHC && R.nasked < FLOWS_MAX)
+		R.asked[R.nasked++] = (typeof(R.asked[0])){.flow = flow, .move = mv->id};
 	*s = F_ASKED;
 	return true;
 }
@@ -401,7 +489,10 @@ static void serve_pull(uint32_t flow, int to)
 	struct sc_move *mv = &R.sh->move;
 	struct sc_msg *m;
 
-	dir_set(flow, to);
+	/* the flow is the requester's now; a flow this instance had no state of is handed over only if the
+	 * directory still names this instance (else its state is elsewhere: the requester asks there) */
+	if (n > 0 || dir_get(flow) == R.slot)
+		dir_set(flow, to);
 	if (n == 0) {
 		m = sc_msg_new(SC_M_NONE, R.ex_move, flow);
 		if (m && sc_send(R.slot, to, m) == 0)
@@ -444,15 +535,17 @@ static void on_msg(struct sc_msg *m)
 
 	R.st->msgs_in++;
 	switch (m->type) {
-	case SC_M_IMPORT:
-		memset(R.fkey, 0, sizeof(R.fkey));
-		R.nasked = 0;
-		R.in_move = m->move;
-		memcpy(R.in_mask, mv->buckets, sizeof(R.in_mask));
-		R.in_active = true;
-		R.in_done = false;
-		R.onf_released = false;
-		R.in_hold_all = R.proto == SC_OPENNF && R.sh->onf_mode == SC_ONF_ORDER;
+	case SC_M_IMPORT: /* the move record in the control memzone is this move's until it ends */
+		if (R.proto == SC_S6)
+			break; /* S6 needs no move: a flow without state here is looked up in the directory */
+		if (R.nin == IN_MAX) {
+			send_fail("more moves into one instance at once than it tracks");
+			break;
+		}
+		R.in[R.nin] = (struct in_move){.id = m->move,
+					       .hold_all = R.proto == SC_OPENNF && R.sh->onf_mode == SC_ONF_ORDER};
+		memcpy(R.in[R.nin].mask, mv->buckets, sizeof(R.in[0].mask));
+		R.nin++;
 		break;
 	case SC_M_EXPORT:
 		if (R.proto == SC_S6 && R.ex_serving && m->move == R.ex_move) {
@@ -477,18 +570,17 @@ static void on_msg(struct sc_msg *m)
 
 				if (ack && sc_send(R.slot, SC_INBOX_ONF, ack) == 0)
 					R.st->msgs_out++;
-			} else if (m->move == R.in_move) {
+			} else {
 				flow_ready(m->flow);
 			}
 		}
 		break;
-	case SC_M_NONE:
-		if (m->move == R.in_move)
-			flow_ready(m->flow);
+	case SC_M_NONE: /* s6: the owner had no state of it */
+		flow_ready(m->flow);
 		break;
 	case SC_M_DONE: /* snf: the old instance exported everything (chc: a nudge to ask the store) */
-		if (m->move == R.in_move && R.proto == SC_SNF)
-			in_finish();
+		if (R.proto == SC_SNF && in_find(m->move))
+			in_finish(in_find(m->move));
 		break;
 	case SC_M_PULL:
 		if (R.ex_serving)
@@ -499,8 +591,8 @@ static void on_msg(struct sc_msg *m)
 			send_fail("s6: too many pulls before the drain mark");
 		break;
 	case SC_M_RELEASED: /* opennf: every buffered packet is on our packet ring */
-		if (m->move == R.in_move)
-			R.onf_released = true;
+		if (in_find(m->move))
+			in_find(m->move)->released = true;
 		break;
 	default:
 		break;
@@ -508,28 +600,47 @@ static void on_msg(struct sc_msg *m)
 	sc_msg_free(m);
 }
 
-/* CHC: one round trip to the store for the flows this instance holds packets of. */
+/* CHC: one round trip to the store per move in progress, for the flows this instance holds packets of. */
 static void chc_poll(void)
 {
-	int found[FLOWS_MAX];
-	bool done = false;
-	unsigned int i, kept = 0;
+	static uint32_t flows[FLOWS_MAX];
+	static int found[FLOWS_MAX];
+	unsigned int k, i, n, kept;
 
-	if (chc_fetch(R.in_move, R.asked, R.nasked, found, &done) != 0) {
-		R.st->store_errors++;
-		return;
-	}
-	for (i = 0; i < R.nasked; i++) {
-		if (found[i] || done) {
-			R.st->flows_in += found[i] ? 1 : 0;
-			flow_ready(R.asked[i]); /* its state arrived, or the old side had none for it */
+	for (k = 0; k < R.nin;) {
+		struct in_move *mv = &R.in[k];
+		unsigned int flushed = 0;
+		bool done = false;
+
+		for (i = 0, n = 0; i < R.nasked; i++)
+			if (R.asked[i].move == mv->id)
+				flows[n++] = R.asked[i].flow;
+		if (chc_fetch(mv->id, flows, n, found, &done, &flushed) != 0) {
+			R.st->store_errors++;
+			return;
 		}
+		for (i = 0, n = 0, kept = 0; i < R.nasked; i++) {
+			if (R.asked[i].move != mv->id) {
+				R.asked[kept++] = R.asked[i];
+				continue;
+			}
+			if (found[n] || done) { /* its state arrived, or the old side had none for it */
+				R.st->flows_in += found[n] ? 1 : 0;
+				mv->fetched += found[n] ? 1 : 0;
+				flow_ready(R.asked[i].flow);
+			} else {
+				R.asked[kept++] = R.asked[i];
+			}
+			n++;
+		}
+		R.nasked = kept;
+		for (i = 0; i < R.nasked && R.asked[i].move != mv->id; i++)
+			;
+		if (done && i == R.nasked && mv->fetched >= flushed)
+			in_finish(mv); /* every flow the old side flushed is here: the move is over for this side */
 		else
-			R.asked[kept++] = R.asked[i];
+			k++;
 	}
-	R.nasked = kept;
-	if (done && !kept)
-		in_finish();
 }
 
 static void account_release(struct held *h, uint64_t now)
@@ -552,13 +663,16 @@ unsigned int sc_take(struct rte_ring *rx, struct rte_mbuf **m, unsigned int burs
 		on_msg(msg);
 	if (R.ex_pending && R.st->rx_taken >= R.ex_mark)
 		past_mark();
-	if (R.proto == SC_CHC && R.in_active && !R.in_done && R.nasked)
+	if (R.proto == SC_CHC && R.nin && R.nasked)
 		chc_poll(); /* one round trip per batch while it holds flows; asleep it costs nothing */
 	/* 1. what the OpenNF controller handed over: older than anything on rx */
 	if (R.proto == SC_OPENNF) {
 		n = rte_ring_sc_dequeue_burst(sc_pkt_ring(R.slot), (void **)m, burst, NULL);
-		if (n == 0 && R.onf_released && !R.in_done)
-			in_finish(); /* the buffer went first: now what waited on rx */
+		for (k = 0; n == 0 && k < R.nin;)
+			if (R.in[k].released)
+				in_finish(&R.in[k]); /* the buffer went first: now what waited on rx */
+			else
+				k++;
 		if (n)
 			return n;
 	}
@@ -604,8 +718,18 @@ bool sc_pending(void)
 {
 	if (!R.active)
 		return false;
-	return !sc_inbox_empty(R.slot) || R.release.n || (R.ex_pending && R.st->rx_taken >= R.ex_mark) ||
-	       (R.proto == SC_OPENNF && (!rte_ring_empty(sc_pkt_ring(R.slot)) || (R.onf_released && !R.in_done)));
+	if (!sc_inbox_empty(R.slot) || R.release.n || (R.ex_pending && R.st->rx_taken >= R.ex_mark))
+		return true;
+	if (R.proto == SC_OPENNF) {
+		unsigned int k;
+
+		if (!rte_ring_empty(sc_pkt_ring(R.slot)))
+			return true;
+		for (k = 0; k < R.nin; k++)
+			if (R.in[k].released)
+				return true;
+	}
+	return false;
 }
 
 int sc_runtime_setup(struct sp_ctl *ctl, char *err, size_t errlen)
@@ -636,9 +760,11 @@ void sc_runtime_begin(int slot)
 
 	R.slot = slot;
 	R.st = st;
-	R.in_active = R.in_done = R.ex_pending = R.ex_serving = false;
+	R.nin = 0;
+	R.ex_pending = R.ex_serving = false;
 	R.hold.n = R.release.n = 0;
 	R.npulls = R.nasked = 0;
+	freset();
 	if (R.proto == SC_CHC && chc_connect(R.ctl, err, sizeof(err)) != 0)
 		snprintf(st->error, sizeof(st->error), "%.*s", (int)sizeof(st->error) - 1, err); /* fetches retry */
 }

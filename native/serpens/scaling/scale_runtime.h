@@ -35,7 +35,10 @@ bool sc_pending(void);
 int chc_connect(struct sp_ctl *ctl, char *err, size_t errlen);
 void chc_disconnect(void);
 int chc_flush(uint64_t move, const uint64_t *mask);   /* the old side: returns flows flushed, or -1 */
-int chc_fetch(uint64_t move, const uint32_t *flows, unsigned int n, int *found, bool *done);
+/* The new side: fetch (and delete) these flows of `move` from the store; *done: the old side's record that
+ * it flushed `*flushed` flows is there. 0, or -1 (the store failed). */
+int chc_fetch(uint64_t move, const uint32_t *flows, unsigned int n, int *found, bool *done,
+	      unsigned int *flushed);
 /* per-entry import of a blob (the STATE message data format), shared with the message path */
 int sc_import_blob(const uint8_t *data, uint32_t len, uint32_t nent, uint32_t flow);
 unsigned int sc_pack_flow(const struct sc_ref *refs, unsigned int n, uint8_t *buf, uint32_t room,
