@@ -402,14 +402,23 @@ static void init_values(struct sm_table_shm *t, uint8_t *s)
 	memset(slot_val(t, s, 0), 0, (size_t)t->val_stride * t->nvals);
 }
 
-/* vals[i] for every active instance slot (NULL elsewhere); only[i] restricts to one slot if >= 0. */
-static unsigned int gather(struct sm_region *r, struct sm_table_shm *t, uint8_t *s, void **vals, int only)
+/* Which instance slots a hook sees: every active one, or only `only` if >= 0. Read once per hook run,
+ * not per key: the set cannot change while the State Manager has processing paused. */
+static void hook_slots(struct sm_region *r, int only, bool *in)
 {
 	unsigned int i;
 
 	for (i = 0; i < SM_MAX_INSTANCES; i++)
-		vals[i] = ((only < 0 && ld_acq(&r->active[i])) || (int)i == only) ? slot_val(t, s, 1 + i) : NULL;
-	return SM_MAX_INSTANCES;
+		in[i] = (only < 0 && ld_acq(&r->active[i])) || (int)i == only;
+}
+
+/* vals[i] for every slot of `in` (NULL elsewhere). */
+static void gather(struct sm_table_shm *t, uint8_t *s, void **vals, const bool *in)
+{
+	unsigned int i;
+
+	for (i = 0; i < SM_MAX_INSTANCES; i++)
+		vals[i] = in[i] ? slot_val(t, s, 1 + i) : NULL;
 }
 
 /* The hook of `kind` for a table with these flags and custom hooks (NULL: the defaults). */
@@ -456,12 +465,18 @@ static void run_hook(struct sm_region *r, const struct sm_local *lt, enum sm_hoo
 	struct sm_table_shm *t = lt->shm;
 	struct sm_hook_set h = hooks_of(lt);
 	void *vals[SM_MAX_INSTANCES];
+	bool in[SM_MAX_INSTANCES];
 	uint64_t i;
 
 	if (!is_global_write(t))
 		return;
+	/* a hook that does nothing is not run key by key: every key visited here is paused time (eventual
+	 * state's default split: a new replica starts at zero, which it already is) */
+	if (pick_hook(&h, t->flags, k) == default_noop && !(k == SM_HOOK_MERGE && (t->flags & SP_RELEASE)))
+		return;
+	hook_slots(r, only, in);
 	if (s) {
-		gather(r, t, s, vals, only);
+		gather(t, s, vals, in);
 		sm_apply_hook(&h, t->flags, t->value_size, k, slot_val(t, s, 0), vals, only);
 		return;
 	}
@@ -470,7 +485,7 @@ static void run_hook(struct sm_region *r, const struct sm_local *lt, enum sm_hoo
 
 		if (ld_acq(slot_state(x)) != SLOT_FULL)
 			continue;
-		gather(r, t, x, vals, only);
+		gather(t, x, vals, in);
 		sm_apply_hook(&h, t->flags, t->value_size, k, slot_val(t, x, 0), vals, only);
 	}
 }
@@ -575,6 +590,12 @@ static void update_for(struct sm_region *r, struct sm_local *lt, int slot)
 	run_hook(r, lt, SM_HOOK_UPDATE, NULL, -1);
 }
 
+static void update_release_for(struct sm_region *r, struct sm_local *lt, int slot)
+{
+	if (lt->shm->flags & SP_RELEASE)
+		update_for(r, lt, slot);
+}
+
 static void split_all_for(struct sm_region *r, int slot)
 {
 	sm_pause(r, -1);
@@ -618,7 +639,9 @@ void sm_instance_release(struct sm_region *r, int slot)
 	__atomic_store_n(&r->busy[slot], 0, __ATOMIC_SEQ_CST);
 	for_each_gw_table(r, merge_for, slot);
 	st_rel(&r->active[slot], 0);
-	for_each_gw_table(r, update_for, -1);
+	/* release state the departing instance gave back is dealt out to the others now; eventual replicas are
+	 * folded by their own timer, not inside this pause (the departing one was folded above) */
+	for_each_gw_table(r, update_release_for, -1);
 	if (g_remote && g_remote->release)
 		g_remote->release(r, slot); /* merges slot's remote sub-states back, redistributes */
 	sm_resume_as(r, SM_HOOK_MERGE);
