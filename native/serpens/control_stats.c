@@ -122,8 +122,12 @@ json_t *stats(void)
 	json_object_set_new(rep, "stages", stages());
 	json_object_set_new(rep, "chaining", json_string(D->delivery->name));
 	json_object_set_new(rep, "scaling", sc_stats());
-	if (D->delivery->stats)
-		json_object_set_new(rep, "delivery", D->delivery->stats(D));
+	if (D->delivery->stats) {
+		json_t *dv = D->delivery->stats(D); /* NULL: nothing to say (consolidated without --pin-flows) */
+
+		if (dv)
+			json_object_set_new(rep, "delivery", dv);
+	}
 	return rep;
 }
 

@@ -71,7 +71,8 @@ struct sp_delivery_ops {
 	/* control thread: wait until the data path no longer uses an instance slot that left the ready set
 	 * (after the generation was bumped); consolidated: the routing table's grace period covers it */
 	void (*quiesce)(struct serpensd *d);
-	/* the `delivery` object of stats (NULL: none) and the proxy stage of stats.stages (NULL: none) */
+	/* the `delivery` object of stats (NULL, or returning NULL: none) and the proxy stage of stats.stages
+	 * (NULL: none) */
 	json_t *(*stats)(struct serpensd *d);
 	json_t *(*stage)(struct serpensd *d);
 	/* shutdown, after the data plane stopped and every instance was retired */

@@ -228,7 +228,9 @@ static json_t *cons_stats(struct serpensd *d)
 	unsigned int i, pinned = 0;
 	uint64_t now = rte_rdtsc(), idle = (uint64_t)PIN_IDLE_S * rte_get_tsc_hz();
 
-	for (i = 0; d->pin_flows && i < PIN_SIZE; i++)
+	if (!d->pin_flows)
+		return NULL; /* the Router's buckets are all there is */
+	for (i = 0; i < PIN_SIZE; i++)
 		pinned += P[i].flow && now - P[i].seen < idle;
 	return json_pack("{s:b, s:I, s:I}", "pin_flows", d->pin_flows, "pinned_flows", (json_int_t)pinned,
 			 "pin_evictions", (json_int_t)pin_evictions);
