@@ -19,8 +19,10 @@ Outputs:
 
 * ``results/figure-14.csv``: per platform, repetition and latency bin (``bin_us``, by send time): the
   move the bin belongs to (``out``/``in``), its phase (``before``/``window``/``after``; the window runs
-  from the move's request to its last state transfer or its end, whichever is later), time since the trial
-  began and since the move's request, mean/p50/max latency, packets sent, lost and reordered (per flow);
+  from the scaling request — for a scale-out the start of the new instance, which is part of scaling — to
+  the move's end or its last state transfer, whichever is later; bins are aligned on that request), time
+  since the trial began and since the request, mean/p50/max latency, packets sent, lost and reordered (per
+  flow);
 * ``results/figure-14-summary.csv``: per platform, repetition and move: the window's length, mean and max
   latency in it, the steady-state mean before it, packets held, lost and reordered in it, what the
   protocol did (flows, messages, bytes, its phases' µs), and Serpens' split/merge pause; plus one row per
@@ -71,8 +73,12 @@ SUMMARY_COLUMNS = ["platform", "system", "design", "mechanism", "workload", "fra
                    "merge_pause_us", "split_wait_us", "merge_wait_us", "generator_limited"]
 
 
-def sfc_spec(state_size_b: int) -> SfcSpec:
-    return SfcSpec(SFC, {}, ["synthetic"], {"synthetic": ("synthetic", {"state_size": str(state_size_b)})})
+def sfc_spec(state_size_b: int, flows: int) -> SfcSpec:
+    """The synthetic NF with its flow table sized to the experiment (4x its flows), not to its default 65 536:
+    an instance-private table is mapped and populated when the instance starts, which is part of the
+    scaling window, and Serpens' shared table is sized the same."""
+    return SfcSpec(SFC, {}, ["synthetic"], {"synthetic": ("synthetic", {"state_size": str(state_size_b),
+                                                                       "flows": str(4 * flows)})})
 
 
 def mask_of(record: dict[str, Any]) -> set[int]:
@@ -102,10 +108,11 @@ def held_total(stats: dict[str, Any]) -> tuple[int, float]:
             max((float(v.get("hold_max_us", 0.0)) for v in inst.values()), default=0.0))
 
 
-def window_of(record: dict[str, Any]) -> tuple[int, int]:
-    """A move's window in TSC: from its request to its end or its last state transfer, whichever is later
-    (S6 pulls flows after the move's request returned)."""
-    start = int(record["t_request_tsc"])
+def window_of(record: dict[str, Any], startup_us: float, tsc_hz: float) -> tuple[int, int]:
+    """A scaling event's window in TSC: from the request (for a scale-out the start of the new instance,
+    ``startup_us`` before its move was requested: starting it is part of scaling) to the move's end or its
+    last state transfer, whichever is later (S6 pulls flows after the move's request returned)."""
+    start = int(record["t_request_tsc"]) - int(startup_us * tsc_hz / 1e6)
     return start, max(int(record["t_end_tsc"]), int(record.get("t_last_state_tsc") or 0), start)
 
 
@@ -143,7 +150,7 @@ class Figure14(Experiment):
         load_pps = max(rate_mpps * 1e6 - latency_pps, 1.0)
         streams = profiles.load_with_latency_on_flows(load_pps, int(f["flows"]), latency_pps, FRAME_SIZE_B)
         out: dict[str, Any] = {"platform": platform, "rate_mpps": rate_mpps, "moves": {}}
-        with rig(self.config, platform, sfc=sfc_spec(int(f["state_size_b"])), latency_trace=trace) as r:
+        with rig(self.config, platform, sfc=sfc_spec(int(f["state_size_b"]), int(f["flows"])), latency_trace=trace) as r:
             p, gen = r.platform, r.generator
             out["before"] = p.stats()
             gen.reset()
@@ -168,7 +175,8 @@ class Figure14(Experiment):
                     last = lambda s: (s.get("scaling") or {}).get("last_move") or {}   # noqa: E731
                     out["moves"] = {
                         "out": {"record": last(mid), "reply_moves": started.get("moves", []), "pre": pre,
-                                "post": post, "end": mid},
+                                "post": post, "end": mid,
+                                "startup_us": float(started.get("startup_us", 0.0))},
                         "in": {"record": last(end), "reply_moves": stopped.get("moves", []), "pre": mid,
                                "post": end, "end": end}}
                 except BaseException as exc:   # reported after the trial: the generator must finish first
@@ -219,29 +227,32 @@ class Figure14(Experiment):
         tr = latency_trace.read(trace)
         hz = float(tr.tsc_hz)
         bin_us = float(self.f["bin_us"])
-        t0 = int(tr.tsc_start) or None
-        df = latency_trace.bins(tr, bin_us, t0_tsc=t0)
         pk = latency_trace.packets(tr)
-        t0 = t0 or int(pk["tx_tsc"].iloc[0])
+        t0 = int(tr.tsc_start) or int(pk["tx_tsc"].iloc[0])
         ident = {**designs.row_identity(platform, "scaling"), "platform": platform, "workload": "synthetic",
                  "frame_size_b": FRAME_SIZE_B, "flows": int(self.f["flows"]), "trial": rep}
-        windows = {m: window_of(v["record"]) for m, v in t["moves"].items() if v.get("record")}
+        windows = {m: window_of(v["record"], float(v.get("startup_us", 0.0)), hz)
+                   for m, v in t["moves"].items() if v.get("record")}
         to_ms = lambda tsc: (tsc - t0) * 1e3 / hz   # noqa: E731 (a unit conversion)
+        # each bin belongs to the nearer scaling event: the out-move's until halfway to the in-move
         split_at = (to_ms(windows["out"][1]) + to_ms(windows["in"][0])) / 2 if len(windows) == 2 else math.inf
         bins_out: list[dict[str, Any]] = []
-        for b in df.itertuples(index=False):
-            move = "out" if b.time_ms < split_at else "in"
-            if move not in windows:
-                continue
-            w0, w1 = (to_ms(x) for x in windows[move])
-            phase = ("before" if b.time_ms + bin_us / 1e3 <= w0 else
-                     "after" if b.time_ms >= max(w1, w0 + 1e-9) else "window")
-            bins_out.append({**ident, "move": move, "phase": phase, "time_ms": round(b.time_ms, 3),
-                             "time_from_move_ms": round(b.time_ms - w0, 3), "sent_packets": int(b.sent),
-                             "lost_packets": int(b.lost), "reordered_packets": int(b.reordered),
-                             "latency_mean_us": b.latency_mean_us, "latency_p50_us": b.latency_p50_us,
-                             "latency_max_us": b.latency_max_us, "offered_mpps": t["rate_mpps"],
-                             "generator_limited": not t["result"].reached_intended_load})
+        for move, (w0_tsc, w1_tsc) in windows.items():
+            # bins aligned on the event's start: its first window bin begins with the request
+            df = latency_trace.bins(tr, bin_us, t0_tsc=w0_tsc)
+            w_ms = (w1_tsc - w0_tsc) * 1e3 / hz
+            offset = to_ms(w0_tsc)
+            for b in df.itertuples(index=False):
+                at = b.time_ms + offset   # since the trial's start
+                if (move == "out") != (at < split_at):
+                    continue
+                phase = "before" if b.time_ms < 0 else "window" if b.time_ms < max(w_ms, 1e-9) else "after"
+                bins_out.append({**ident, "move": move, "phase": phase, "time_ms": round(at, 3),
+                                 "time_from_move_ms": round(b.time_ms, 3), "sent_packets": int(b.sent),
+                                 "lost_packets": int(b.lost), "reordered_packets": int(b.reordered),
+                                 "latency_mean_us": b.latency_mean_us, "latency_p50_us": b.latency_p50_us,
+                                 "latency_max_us": b.latency_max_us, "offered_mpps": t["rate_mpps"],
+                                 "generator_limited": not t["result"].reached_intended_load})
         rows = pd.DataFrame(bins_out)
         summary: list[dict[str, Any]] = []
         res = t["result"]

@@ -76,9 +76,9 @@ def designs() -> None:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     for r in [header, *rows]:
         click.echo("  ".join(str(v).ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
-    pending = sorted({e.design.scaling for e in reg.REGISTRY.values() if not e.design.scaling_implemented})
-    if pending:
-        click.echo(f"scaling not implemented yet (instances fixed at deployment): {', '.join(pending)}")
+    for n, e in reg.REGISTRY.items():
+        if e.design.scaling_limit:
+            click.echo(f"{n}: instances fixed at deployment: {e.design.scaling_limit}")
     click.echo("axis values and their sources: docs/baselines.md")
 
 

@@ -148,6 +148,17 @@ class Design:
         return not self.moves_state or (self.chaining == "consolidated" and self.state == "serpens")
 
     @property
+    def scaling_limit(self) -> str | None:
+        """Why scaling requests cannot run on this design (None: they can)."""
+        if not AXES["scaling"][self.scaling].implemented:
+            return f"scaling {self.scaling!r} is not implemented yet"
+        if not self.scaling_implemented:
+            return (f"scaling {self.scaling!r} moves per-flow state between instances by router bucket, "
+                    "which needs consolidated chaining and the serpens state backend (this design has "
+                    f"{self.chaining} chaining and {self.state} state)")
+        return None
+
+    @property
     def needs_redis(self) -> bool:
         """The run needs its redis-server: remote state, or CHC's external store."""
         return self.uses_remote_store or self.scaling == "chc"

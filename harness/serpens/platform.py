@@ -17,9 +17,11 @@ Manager and its init creates the tables), declares each SFC (``deploy_sfc``) and
 gets a redis-server of the run's own (harness/redis_server.py), started before serpensd and always stopped
 after it.
 
-Scaling: serpensd implements Serpens' scaling (more instances from the pool sharing the state in shared
-memory). A design whose scaling value is not implemented yet runs with the instances started at deployment;
-any later request to start or stop an instance raises a :class:`PlatformError` that names the value.
+Scaling: serpensd runs the design's scaling protocol (``--scaling``; docs/baselines.md, "Scaling protocols"):
+a new instance gets its share of the flows through it, a stopping one gives its flows back. A design whose
+scaling cannot run (:attr:`Design.scaling_limit`, e.g. the full SNF system: its protocol moves router buckets,
+its chaining is per NF) runs with the instances started at deployment; any later request to start or stop an
+instance raises a :class:`PlatformError` that says why.
 
 serpensd and every runtime process it starts run in a process group of their own; ``stop()`` asks serpensd to
 shut down, terminates it if it will not, kills what is left of that group, and removes the run's DPDK files.
@@ -205,10 +207,10 @@ class DesignPlatform(Platform):
     def _check_scaling(self, request: str) -> None:
         """After deployment, starting or stopping an instance is scaling: only a design whose scaling value is
         implemented may do it."""
-        if self.deployed and not self.design.scaling_implemented:
-            raise PlatformError(f"{self.name}: cannot {request}: scaling {self.design.scaling!r} is not "
-                                "implemented yet (this design runs with the instances started at deployment; "
-                                "docs/baselines.md)")
+        limit = self.design.scaling_limit
+        if self.deployed and limit:
+            raise PlatformError(f"{self.name}: cannot {request}: {limit} (this design runs with the "
+                                "instances started at deployment; docs/baselines.md)")
 
     def start_instance(self, sfc: str, pin: bool = False) -> dict[str, Any]:
         """Start one more instance of an SFC (scaling out); its reply (instance slot, pid, startup_us) is
@@ -337,8 +339,8 @@ class DesignPlatform(Platform):
                 "design_axes": self.design.to_json(),
                 "axes_implied": self.implied_axes,
                 "scaling": (f"{self.design.scaling}: implemented" if self.design.scaling_implemented
-                            else f"{self.design.scaling}: not implemented yet; the instances are those "
-                                 "started at deployment, scaling requests are refused"),
+                            else f"{self.design.scaling}: {self.design.scaling_limit}; the instances are "
+                                 "those started at deployment, scaling requests are refused"),
                 "serpensd": s["serpensd"], "runtime": s["runtime"],
                 "lcore": self.lcore, "colocate": s["colocate"], "pool": s["pool"],
                 "serpensd_command": self.command_line,

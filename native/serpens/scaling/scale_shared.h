@@ -96,7 +96,7 @@ struct sc_dir_ent {
 
 struct sc_shared {
 	uint32_t protocol;  /* serpensd --scaling */
-	uint32_t onf_mode;  /* serpensd --opennf-mode */
+	uint32_t onf_mode;  /* enum sc_onf_mode: --scaling opennf (both guarantees) or opennf-loss-free */
 	uint64_t msg_size;  /* bytes per message buffer */
 	struct sc_move move;
 	struct sc_inst inst[SM_MAX_INSTANCES];
