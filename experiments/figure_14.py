@@ -48,6 +48,7 @@ import seaborn as sns
 
 from experiments.base import Experiment
 from harness import plots
+from harness.config.errors import ConfigError
 from harness.platforms import designs
 from harness.platforms.base import PlatformError
 from harness.results import ResultWriter
@@ -58,6 +59,7 @@ from harness.trial_log import TrialLogWriter, trials_path
 
 SFC = "scale"
 ATTEMPTS = 3           # a trial whose generator fell behind its schedule is run again, at most this often
+GAP_S = 0.25           # stats snapshots this far from a move (see _trial)
 FRAME_SIZE_B = 64
 LABELS = {"opennf-scaling": "OpenNF", "opennf-loss-free-scaling": "OpenNF (loss-free)", "s6-scaling": "S6",
           "chc-scaling": "CHC", "snf-scaling": "SNF", "serpens": "Serpens"}
@@ -150,7 +152,8 @@ class Figure14(Experiment):
         load_pps = max(rate_mpps * 1e6 - latency_pps, 1.0)
         streams = profiles.load_with_latency_on_flows(load_pps, int(f["flows"]), latency_pps, FRAME_SIZE_B)
         out: dict[str, Any] = {"platform": platform, "rate_mpps": rate_mpps, "moves": {}}
-        with rig(self.config, platform, sfc=sfc_spec(int(f["state_size_b"]), int(f["flows"])), latency_trace=trace) as r:
+        spec = sfc_spec(int(f["state_size_b"]), int(f["flows"]))
+        with rig(self.config, platform, sfc=spec, latency_trace=trace) as r:
             p, gen = r.platform, r.generator
             out["before"] = p.stats()
             gen.reset()
@@ -162,20 +165,26 @@ class Figure14(Experiment):
             def wait_until(at: float) -> None:
                 time.sleep(max(0.0, t0 + at - time.monotonic()))
 
+            # Only the two scaling requests happen near the moves: a stats request (serpensd builds a large
+            # reply on the DUT's core, this process parses it on the generator's) would disturb what is
+            # measured, so the snapshots are taken GAP_S away from either move.
             def scale() -> None:
                 try:
-                    wait_until(float(f["out_at_s"]))
+                    out_at, in_at = float(f["out_at_s"]), float(f["in_at_s"])
+                    wait_until(out_at - GAP_S)
                     pre = p.stats()
+                    wait_until(out_at)
                     started = p.start_instance(SFC)
-                    post = p.stats()
-                    wait_until(float(f["in_at_s"]))
+                    wait_until(in_at - GAP_S)
                     mid = p.stats()   # the out-move's final record: S6 pulls flows after it returned
+                    wait_until(in_at)
                     stopped = p.scale_in(int(started["instance"]))
+                    wait_until(in_at + GAP_S)
                     end = p.stats()
                     last = lambda s: (s.get("scaling") or {}).get("last_move") or {}   # noqa: E731
                     out["moves"] = {
                         "out": {"record": last(mid), "reply_moves": started.get("moves", []), "pre": pre,
-                                "post": post, "end": mid,
+                                "post": mid, "end": mid,
                                 "startup_us": float(started.get("startup_us", 0.0))},
                         "in": {"record": last(end), "reply_moves": stopped.get("moves", []), "pre": mid,
                                "post": end, "end": end}}
@@ -335,6 +344,12 @@ class Figure14(Experiment):
 
     def check(self) -> None:
         self.platforms()
+        f = self.f
+        out_at, in_at, duration = float(f["out_at_s"]), float(f["in_at_s"]), float(f["duration_s"])
+        if not (GAP_S <= out_at and out_at + 2 * GAP_S <= in_at and in_at + GAP_S <= duration):
+            raise ConfigError(f"figure14: want {GAP_S} s <= out_at_s, out_at_s + {2 * GAP_S} s <= in_at_s "
+                              f"and in_at_s + {GAP_S} s <= duration_s (stats are read that far from a move); "
+                              f"got out_at_s {out_at}, in_at_s {in_at}, duration_s {duration}")
 
     def measure(self, writer: ResultWriter) -> None:
         summary_path = self.csv_path.with_name(f"{self.name}-summary.csv")

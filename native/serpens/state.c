@@ -496,12 +496,19 @@ static void run_hook(struct sm_region *r, const struct sm_local *lt, enum sm_hoo
 void sm_batch_begin(struct sm_region *r, int slot)
 {
 	for (;;) {
+		unsigned int spins = 0;
+
 		__atomic_store_n(&r->busy[slot], 1, __ATOMIC_SEQ_CST);
 		if (__atomic_load_n(&r->pause, __ATOMIC_SEQ_CST) == 0)
 			return;
 		__atomic_store_n(&r->busy[slot], 0, __ATOMIC_SEQ_CST);
-		while (ld_acq(&r->pause))
+		while (ld_acq(&r->pause)) {
+			/* the pauser may share this core (--colocate): spinning here would keep it from ending
+			 * the pause until the scheduler stepped in */
+			if (++spins > 100)
+				sched_yield();
 			cpu_relax();
+		}
 	}
 }
 
