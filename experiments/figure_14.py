@@ -159,7 +159,7 @@ class Figure14(Experiment):
             gen.reset()
             gen.add_streams(streams)
             gen.start(duration=duration)
-            t0 = time.monotonic()
+            t0, t0_ns = time.monotonic(), time.monotonic_ns()
             errors: list[BaseException] = []
 
             def wait_until(at: float) -> None:
@@ -168,17 +168,21 @@ class Figure14(Experiment):
             # Only the two scaling requests happen near the moves: a stats request (serpensd builds a large
             # reply on the DUT's core, this process parses it on the generator's) would disturb what is
             # measured, so the snapshots are taken GAP_S away from either move.
+            # The scaling requests are sent EARLY with the time to act (at_ns): serpensd's control thread
+            # waits for it, so the harness does not run at the measured moment (sent at the moment itself,
+            # the request's wake-up took the generator's core for ~250 µs right before the move, and the
+            # catch-up burst after it landed in the window). Only the reply still wakes this thread on
+            # the generator's core, after the move. (On the platform's core as SCHED_IDLE it starved for
+            # seconds behind the busy data plane; at normal priority there it would take the DUT's core.)
             def scale() -> None:
                 try:
                     out_at, in_at = float(f["out_at_s"]), float(f["in_at_s"])
                     wait_until(out_at - GAP_S)
                     pre = p.stats()
-                    wait_until(out_at)
-                    started = p.start_instance(SFC)
+                    started = p.start_instance(SFC, at_ns=t0_ns + int(out_at * 1e9))
                     wait_until(in_at - GAP_S)
                     mid = p.stats()   # the out-move's final record: S6 pulls flows after it returned
-                    wait_until(in_at)
-                    stopped = p.scale_in(int(started["instance"]))
+                    stopped = p.scale_in(int(started["instance"]), at_ns=t0_ns + int(in_at * 1e9))
                     wait_until(in_at + GAP_S)
                     end = p.stats()
                     last = lambda s: (s.get("scaling") or {}).get("last_move") or {}   # noqa: E731

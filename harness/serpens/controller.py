@@ -166,21 +166,26 @@ class Controller:
         reply = self.request("deploy_sfc", name=name, match=dict(match or {}), graph=list(graph))
         return int(reply["sfc"])
 
-    def start_instance(self, sfc: str, pin: bool = False) -> dict[str, Any]:
+    def start_instance(self, sfc: str, pin: bool = False, at_ns: int | None = None) -> dict[str, Any]:
         """Start an instance of ``sfc``: ``{"instance": slot, "pid": pid, "startup_us": t, "moves": [...]}``
         (the moves that gave it its share of the flows; docs/scaling.md). ``pin`` (serpensd --pin-flows):
-        existing flows stay where they are, only new flows go to it."""
-        reply = self.request("start_instance", sfc=sfc, **({"pin": True} if pin else {}))
+        existing flows stay where they are, only new flows go to it. ``at_ns``: serpensd acts at that
+        ``time.monotonic_ns()`` (at most 10 s ahead), so the request can be sent early."""
+        extra: dict[str, Any] = {"pin": True} if pin else {}
+        if at_ns is not None:
+            extra["at_ns"] = int(at_ns)
+        reply = self.request("start_instance", sfc=sfc, **extra)
         return {k: v for k, v in reply.items() if k != "ok"}
 
     def stop_instance(self, slot: int) -> int:
         """Stop an instance (drained, state merged back); returns how many queued packets it drained."""
         return int(self.scale_in(slot).get("drained", 0))
 
-    def scale_in(self, slot: int) -> dict[str, Any]:
+    def scale_in(self, slot: int, at_ns: int | None = None) -> dict[str, Any]:
         """Stop an instance after its flows moved to the SFC's other instances: ``{"drained": n, "moves":
-        [record, ...]}`` (the move records of docs/scaling.md)."""
-        reply = self.request("stop_instance", instance=int(slot))
+        [record, ...]}`` (the move records of docs/scaling.md); ``at_ns`` as for :meth:`start_instance`."""
+        extra = {} if at_ns is None else {"at_ns": int(at_ns)}
+        reply = self.request("stop_instance", instance=int(slot), **extra)
         return {k: v for k, v in reply.items() if k != "ok"}
 
     def move_flows(self, sfc: str, from_slot: int, to_slot: int, *, fraction: float | None = None,

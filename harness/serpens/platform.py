@@ -212,16 +212,16 @@ class DesignPlatform(Platform):
             raise PlatformError(f"{self.name}: cannot {request}: {limit} (this design runs with the "
                                 "instances started at deployment; docs/baselines.md)")
 
-    def start_instance(self, sfc: str, pin: bool = False) -> dict[str, Any]:
+    def start_instance(self, sfc: str, pin: bool = False, at_ns: int | None = None) -> dict[str, Any]:
         """Start one more instance of an SFC (scaling out); its reply (instance slot, pid, startup_us) is
         remembered. With a per-NF chaining it is an instance set, one instance per NF, each slot remembered
         (``instances``)."""
         self._check_scaling(f"start an instance of SFC {sfc!r}")
-        return self._start_instance(sfc, pin)
+        return self._start_instance(sfc, pin, at_ns)
 
-    def _start_instance(self, sfc: str, pin: bool = False) -> dict[str, Any]:
+    def _start_instance(self, sfc: str, pin: bool = False, at_ns: int | None = None) -> dict[str, Any]:
         try:
-            reply = self._running().start_instance(sfc, pin=pin)
+            reply = self._running().start_instance(sfc, pin=pin, at_ns=at_ns)
         except SerpensError as exc:
             raise SerpensError(f"starting an instance of SFC {sfc!r}: {exc}", exc.request) from exc
         # with a per-NF chaining (local or global proxy) one start is an instance set, one slot per NF
@@ -235,11 +235,11 @@ class DesignPlatform(Platform):
         """Stop an instance (drain, merge its state back); returns how many packets it drained."""
         return int(self.scale_in(slot).get("drained", 0))
 
-    def scale_in(self, slot: int) -> dict[str, Any]:
+    def scale_in(self, slot: int, at_ns: int | None = None) -> dict[str, Any]:
         """Stop an instance after its flows moved to the SFC's other instances (serpensd's scaling protocol):
-        ``{"drained": n, "moves": [record, ...]}``."""
+        ``{"drained": n, "moves": [record, ...]}``; ``at_ns``: serpensd acts at that monotonic time."""
         self._check_scaling(f"stop instance {slot}")
-        reply = self._running().scale_in(slot)
+        reply = self._running().scale_in(slot, at_ns=at_ns)
         self.instances.pop(int(slot), None)
         return reply
 

@@ -54,10 +54,31 @@ static json_t *set_knobs(json_t *req)
 	return ok();
 }
 
+/* "at_ns" (CLOCK_MONOTONIC) on a scaling request: act then, not now. A client can send the request ahead of
+ * time and stay off both cores at the moment that is measured (experiments/figure_14.py). NULL: go on;
+ * else the error to reply. */
+static json_t *wait_for_at(json_t *req, const char *cmd)
+{
+	json_t *v = json_object_get(req, "at_ns");
+	struct timespec ts;
+	json_int_t at;
+
+	if (!v)
+		return NULL;
+	at = json_is_integer(v) ? json_integer_value(v) : -1;
+	if (at < 0 || (uint64_t)at > mono_ns() + 10ull * 1000000000ull)
+		return fail("%s: 'at_ns' is a CLOCK_MONOTONIC time in ns, at most 10 s ahead", cmd);
+	ts.tv_sec = (time_t)(at / 1000000000);
+	ts.tv_nsec = (long)(at % 1000000000);
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+		;
+	return NULL;
+}
+
 static json_t *handle(json_t *req)
 {
 	const char *cmd = json_string_value(json_object_get(req, "cmd"));
-	json_t *v;
+	json_t *v, *err;
 
 	if (!cmd)
 		return fail("request without 'cmd'");
@@ -76,9 +97,13 @@ static json_t *handle(json_t *req)
 			return fail("start_instance: 'pin' is true or false");
 		if (json_is_true(v) && !D->pin_flows)
 			return fail("start_instance: 'pin' keeps existing flows where they are: serpensd needs --pin-flows");
+		if ((err = wait_for_at(req, cmd)))
+			return err;
 		return start_instance(id, json_is_true(v));
 	}
 	if (!strcmp(cmd, "stop_instance")) {
+		if ((err = wait_for_at(req, cmd)))
+			return err;
 		v = json_object_get(req, "instance");
 		return stop_instance(json_is_integer(v) ? (int)json_integer_value(v) : -1);
 	}
