@@ -18,11 +18,12 @@ zero-loss probe, not MLRsearch; the probes and the chosen rate are in the sideca
 Outputs:
 
 * ``results/figure-14.csv``: per platform, repetition and latency bin (``bin_us``, by send time): the
-  move the bin belongs to (``out``/``in``), its phase (``before``/``window``/``after``; the window runs
-  from the scaling request — for a scale-out the start of the new instance, which is part of scaling — to
-  the move's end or its last state transfer, whichever is later; bins are aligned on that request), time
-  since the trial began and since the request, mean/p50/max latency, packets sent, lost and reordered (per
-  flow);
+  event the bin belongs to (``move``: ``out``, ``in``, or ``zero`` for Serpens' scale to zero at
+  ``zero_at_s``, after which serpensd starts an instance on demand), its phase (``before``/``window``/
+  ``after``; the window runs from serpensd taking up the request — for a scale-out the start of the new
+  instance, which is part of scaling — to the move's end or its last state transfer, whichever is later;
+  for ``zero`` to the new instance being ready; bins are aligned on the request), time since the trial
+  began and since the request, mean/p50/max latency, packets sent, lost and reordered (per flow);
 * ``results/figure-14-summary.csv``: per platform, repetition and move: the window's length, mean and max
   latency in it, the steady-state mean before it, packets held, lost and reordered in it, what the
   protocol did (flows, messages, bytes, its phases' µs), and Serpens' split/merge pause; plus one row per
@@ -60,6 +61,7 @@ from harness.trial_log import TrialLogWriter, trials_path
 SFC = "scale"
 ATTEMPTS = 3           # a trial whose generator fell behind its schedule is run again, at most this often
 GAP_S = 0.25           # stats snapshots this far from a move (see _trial)
+ZERO_WAIT_S = 0.5      # after a scale to zero, how long an on-demand start may take before stats are read
 FRAME_SIZE_B = 64
 LABELS = {"opennf-scaling": "OpenNF", "opennf-loss-free-scaling": "OpenNF (loss-free)", "s6-scaling": "S6",
           "chc-scaling": "CHC", "snf-scaling": "SNF", "serpens": "Serpens"}
@@ -110,12 +112,13 @@ def held_total(stats: dict[str, Any]) -> tuple[int, float]:
             max((float(v.get("hold_max_us", 0.0)) for v in inst.values()), default=0.0))
 
 
-def window_of(record: dict[str, Any], startup_us: float, tsc_hz: float) -> tuple[int, int]:
-    """A scaling event's window in TSC: from the request (for a scale-out the start of the new instance,
-    ``startup_us`` before its move was requested: starting it is part of scaling) to the move's end or its
-    last state transfer, whichever is later (S6 pulls flows after the move's request returned)."""
-    start = int(record["t_request_tsc"]) - int(startup_us * tsc_hz / 1e6)
-    return start, max(int(record["t_end_tsc"]), int(record.get("t_last_state_tsc") or 0), start)
+def window_of(event: dict[str, Any]) -> tuple[int, int]:
+    """A scaling event's window in TSC: from serpensd taking up the request (``request_tsc``: for a scale-out
+    the start of the new instance, which is part of scaling) to the move's end or its last state transfer,
+    whichever is later (S6 pulls flows after the move's request returned)."""
+    rec = event["record"]
+    start = int(event.get("request_tsc") or rec["t_request_tsc"])
+    return start, max(int(rec["t_end_tsc"]), int(rec.get("t_last_state_tsc") or 0), start)
 
 
 class Figure14(Experiment):
@@ -177,6 +180,7 @@ class Figure14(Experiment):
             def scale() -> None:
                 try:
                     out_at, in_at = float(f["out_at_s"]), float(f["in_at_s"])
+                    zero_at = float(f["zero_at_s"])
                     wait_until(out_at - GAP_S)
                     pre = p.stats()
                     started = p.start_instance(SFC, at_ns=t0_ns + int(out_at * 1e9))
@@ -188,10 +192,11 @@ class Figure14(Experiment):
                     last = lambda s: (s.get("scaling") or {}).get("last_move") or {}   # noqa: E731
                     out["moves"] = {
                         "out": {"record": last(mid), "reply_moves": started.get("moves", []), "pre": pre,
-                                "post": mid, "end": mid,
-                                "startup_us": float(started.get("startup_us", 0.0))},
+                                "post": mid, "end": mid, "request_tsc": started.get("t_request_tsc")},
                         "in": {"record": last(end), "reply_moves": stopped.get("moves", []), "pre": mid,
-                               "post": end, "end": end}}
+                               "post": end, "end": end, "request_tsc": stopped.get("t_request_tsc")}}
+                    if not p.design.moves_state:
+                        out["moves"]["zero"] = self._to_zero(p, end, t0_ns, zero_at, wait_until)
                 except BaseException as exc:   # reported after the trial: the generator must finish first
                     errors.append(exc)
 
@@ -207,6 +212,29 @@ class Figure14(Experiment):
                 raise PlatformError(f"{platform}: scaling during the trial failed: {errors[0]}")
         out["result"] = result
         return out
+
+    def _to_zero(self, p: Any, pre: dict[str, Any], t0_ns: int, at: float, wait_until: Any) -> dict[str, Any]:
+        """Scale to zero under load (only where state outlives its instances: every instance reaches it):
+        the SFC's last instance stops at ``at``; packets then find no instance and are dropped until
+        serpensd starts one on demand (auto-start). The event's window runs from the stop to the new
+        instance being ready."""
+        ready = lambda s: [i for i in s.get("instances", [])   # noqa: E731
+                           if i.get("sfc_name") == SFC and i.get("state") == "ready"]
+        last = ready(pre)
+        if len(last) != 1:
+            raise PlatformError(f"scale to zero: expected one instance of {SFC!r} left, found {len(last)}")
+        stopped = p.scale_in(int(last[0]["instance"]), at_ns=t0_ns + int(at * 1e9))
+        wait_until(at + ZERO_WAIT_S)
+        end = p.stats()
+        again = ready(end)
+        if not again:
+            raise PlatformError(f"scale to zero: no instance of {SFC!r} came back within {ZERO_WAIT_S} s")
+        t_req = int(stopped["t_request_tsc"])
+        record = {"t_request_tsc": t_req, "t_end_tsc": max(int(again[0]["ready_tsc"]), t_req),
+                  "t_last_state_tsc": 0, "total_us": math.nan, "state_us": math.nan,
+                  "mask": "ff" * (256 // 8)}   # every flow lost its instance
+        return {"record": record, "reply_moves": stopped.get("moves", []), "pre": pre, "post": end,
+                "end": end, "request_tsc": t_req}
 
     # --- the rate ------------------------------------------------------------------------------------
 
@@ -244,20 +272,24 @@ class Figure14(Experiment):
         t0 = int(tr.tsc_start) or int(pk["tx_tsc"].iloc[0])
         ident = {**designs.row_identity(platform, "scaling"), "platform": platform, "workload": "synthetic",
                  "frame_size_b": FRAME_SIZE_B, "flows": int(self.f["flows"]), "trial": rep}
-        windows = {m: window_of(v["record"], float(v.get("startup_us", 0.0)), hz)
-                   for m, v in t["moves"].items() if v.get("record")}
+        windows = {m: window_of(v) for m, v in t["moves"].items() if v.get("record")}
         to_ms = lambda tsc: (tsc - t0) * 1e3 / hz   # noqa: E731 (a unit conversion)
-        # each bin belongs to the nearer scaling event: the out-move's until halfway to the in-move
-        split_at = (to_ms(windows["out"][1]) + to_ms(windows["in"][0])) / 2 if len(windows) == 2 else math.inf
+        # each bin belongs to the nearest scaling event: from halfway after the previous one's window to
+        # halfway before the next one's
+        order = sorted(windows, key=lambda m: windows[m][0])
+        bounds = [-math.inf] + [(to_ms(windows[a][1]) + to_ms(windows[b][0])) / 2
+                                for a, b in zip(order, order[1:], strict=False)] + [math.inf]
+        territory = {m: (bounds[i], bounds[i + 1]) for i, m in enumerate(order)}
         bins_out: list[dict[str, Any]] = []
         for move, (w0_tsc, w1_tsc) in windows.items():
             # bins aligned on the event's start: its first window bin begins with the request
             df = latency_trace.bins(tr, bin_us, t0_tsc=w0_tsc)
             w_ms = (w1_tsc - w0_tsc) * 1e3 / hz
             offset = to_ms(w0_tsc)
+            lo, hi = territory[move]
             for b in df.itertuples(index=False):
                 at = b.time_ms + offset   # since the trial's start
-                if (move == "out") != (at < split_at):
+                if not lo <= at < hi:
                     continue
                 phase = "before" if b.time_ms < 0 else "window" if b.time_ms < max(w_ms, 1e-9) else "after"
                 bins_out.append({**ident, "move": move, "phase": phase, "time_ms": round(at, 3),
@@ -277,6 +309,9 @@ class Figure14(Experiment):
             win, before = mine[mine["phase"] == "window"], mine[mine["phase"] == "before"]
             before = before[before["time_ms"] >= 200.0]   # past the first instance's warm-up
             w0, w1 = windows[move]
+            lo_ms, hi_ms = territory[move]
+            tx_ms = (pk["tx_tsc"].astype(np.float64) - t0) * 1e3 / hz
+            mine_pk = (tx_ms >= lo_ms) & (tx_ms < hi_ms)   # packets sent in this event's part of the trial
             moved = np.array(sorted(mask_of(rec)), dtype=np.int64)
             in_win = (pk["tx_tsc"].astype(np.float64) >= w0) & (pk["tx_tsc"].astype(np.float64) <= w1)
             buckets = pk["flow_id"].to_numpy().astype(np.int64) & 255
@@ -294,7 +329,7 @@ class Figure14(Experiment):
                 "steady_latency_mean_us": steady,
                 "held_packets": max(0, h1 - h0), "hold_max_us": hmax,
                 "lost_packets": int(win["lost_packets"].sum()),
-                "moved_lost_packets": int((~pk["received"] & of_moved).sum()),
+                "moved_lost_packets": int((~pk["received"] & of_moved & mine_pk).sum()),
                 "reordered_packets": int(pk.loc[of_moved | in_win, "reordered"].sum()),
                 "tx_packets": res.tx_packets, "rx_packets": res.rx_packets,
                 "flows_moved": int(rec.get("flows", 0)), "protocol_msgs": int(rec.get("msgs", 0)),
@@ -350,6 +385,11 @@ class Figure14(Experiment):
         self.platforms()
         f = self.f
         out_at, in_at, duration = float(f["out_at_s"]), float(f["in_at_s"]), float(f["duration_s"])
+        zero = float(f["zero_at_s"])
+        if not (in_at + 2 * GAP_S <= zero and zero + ZERO_WAIT_S <= duration):
+            raise ConfigError(f"figure14: want in_at_s + {2 * GAP_S} s <= zero_at_s and zero_at_s + "
+                              f"{ZERO_WAIT_S} s <= duration_s; got in_at_s {in_at}, zero_at_s {zero}, "
+                              f"duration_s {duration}")
         if not (GAP_S <= out_at and out_at + 2 * GAP_S <= in_at and in_at + GAP_S <= duration):
             raise ConfigError(f"figure14: want {GAP_S} s <= out_at_s, out_at_s + {2 * GAP_S} s <= in_at_s "
                               f"and in_at_s + {GAP_S} s <= duration_s (stats are read that far from a move); "

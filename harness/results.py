@@ -140,7 +140,8 @@ COLUMNS: dict[str, str] = {
     "sent_packets": "latency-stream packets sent in the bin",
     "lost_packets": "of those (or of the window's), never received",
     "reordered_packets": "received after a later-sent packet of the same flow",
-    "moved_lost_packets": "latency-stream packets of the moved flows never received (whole trial)",
+    "moved_lost_packets": "latency-stream packets of the moved flows never received, sent in the part of the "
+                          "trial nearest to this event",
     "window_ms": "the move's window: its request to its end or its last state transfer, ms",
     "steady_latency_mean_us": "mean latency of the bins before the move (past the first 200 ms), µs",
     "held_packets": "packets instances held while their flow's state was on its way",

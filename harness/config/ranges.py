@@ -120,6 +120,7 @@ RANGES: dict[str, Range] = {
     "figure14.duration_s": _open(0, MAX_TRIAL_S),
     "figure14.out_at_s": _open(0, MAX_TRIAL_S),
     "figure14.in_at_s": _open(0, MAX_TRIAL_S),
+    "figure14.zero_at_s": _open(0, MAX_TRIAL_S),
     "figure14.bin_us": _int(10, 1_000_000),
     "figure14.split_rounds": _int(1, 10_000),
     "table2.rate_mpps": _open(0, MAX_RATE_MPPS),

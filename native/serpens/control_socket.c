@@ -18,6 +18,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <rte_cycles.h>
+
 #include <rte_lcore.h>
 
 #include "control_int.h"
@@ -75,10 +77,19 @@ static json_t *wait_for_at(json_t *req, const char *cmd)
 	return NULL;
 }
 
+/* A scaling reply says when serpensd began to act on it (machine TSC, as the moves' stamps). */
+static json_t *stamped(json_t *rep, uint64_t t0)
+{
+	if (json_is_true(json_object_get(rep, "ok")))
+		json_object_set_new(rep, "t_request_tsc", json_integer((json_int_t)t0));
+	return rep;
+}
+
 static json_t *handle(json_t *req)
 {
 	const char *cmd = json_string_value(json_object_get(req, "cmd"));
 	json_t *v, *err;
+	uint64_t t0;
 
 	if (!cmd)
 		return fail("request without 'cmd'");
@@ -99,13 +110,15 @@ static json_t *handle(json_t *req)
 			return fail("start_instance: 'pin' keeps existing flows where they are: serpensd needs --pin-flows");
 		if ((err = wait_for_at(req, cmd)))
 			return err;
-		return start_instance(id, json_is_true(v));
+		t0 = rte_rdtsc();
+		return stamped(start_instance(id, json_is_true(v)), t0);
 	}
 	if (!strcmp(cmd, "stop_instance")) {
 		if ((err = wait_for_at(req, cmd)))
 			return err;
+		t0 = rte_rdtsc();
 		v = json_object_get(req, "instance");
-		return stop_instance(json_is_integer(v) ? (int)json_integer_value(v) : -1);
+		return stamped(stop_instance(json_is_integer(v) ? (int)json_integer_value(v) : -1), t0);
 	}
 	if (!strcmp(cmd, "move_flows"))
 		return move_flows(req);

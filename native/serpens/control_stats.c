@@ -101,6 +101,7 @@ json_t *stats(void)
 			u64(in->batches), "wakeups", u64(in->wakeups), "sleeps", u64(in->sleeps), "startup_us",
 			(double)D->startup_ns[i] / 1e3, "busy_us", (double)in->busy_cycles * 1e6 / (double)rte_get_tsc_hz());
 		json_object_set_new(o, "start", u64(in->slot_starts)); /* a restarted pooled slot keeps its pid */
+		json_object_set_new(o, "ready_tsc", u64(in->ready_tsc)); /* when it said ready (machine TSC) */
 		/* per-NF chaining: the NF it runs, and Table II's delivery time into it (docs/chaining.md) */
 		json_object_set_new(o, "position", json_integer(in->position));
 		json_object_set_new(o, "delivery_batches", u64(in->delivery_batches));

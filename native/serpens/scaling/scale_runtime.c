@@ -557,8 +557,7 @@ static void on_msg(struct sc_msg *m)
 		R.ex_mark = mv->from_mark;
 		memcpy(R.ex_mask, mv->buckets, sizeof(R.ex_mask));
 		R.ex_pending = true;
-		R.ex_serving = false;
-		R.npulls = 0;
+		R.ex_serving = false; /* pulls that came before it (the new side may ask first) stay queued */
 		break;
 	case SC_M_STATE:
 		if (sc_import_blob(m->data, m->len, m->nent, m->flow) != 0) {
