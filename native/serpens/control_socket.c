@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -138,19 +139,32 @@ static json_t *handle(json_t *req)
 	return fail("unknown command '%s'", cmd);
 }
 
+/* Wait up to 100 ms for fd (or, fd < 0, nothing); run the periodic duties when the time is up or the
+ * data plane asks for them at once (packets found no instance: an on-demand start should not wait for the
+ * next 100 ms). Returns poll's count for fd (0: not readable). */
+static int wait_or_tick(int fd)
+{
+	struct pollfd p[2] = {{.fd = D->tick_fd, .events = POLLIN}, {.fd = fd, .events = POLLIN}};
+	uint64_t v;
+	int n = poll(p, fd >= 0 ? 2 : 1, 100);
+
+	if (n > 0 && (p[0].revents & POLLIN) && read(D->tick_fd, &v, sizeof(v)) > 0)
+		tick();
+	else if (n == 0)
+		tick();
+	return n > 0 && (p[1].revents & (POLLIN | POLLHUP | POLLERR)) ? 1 : 0;
+}
+
 static void serve_client(int fd)
 {
 	static char buf[LINE_MAX_BYTES];
 	size_t have = 0;
 	ssize_t n;
 	char *nl;
-	struct pollfd p = {.fd = fd, .events = POLLIN};
 
 	while (!D->quit) {
-		if (poll(&p, 1, 100) == 0) {
-			tick();
+		if (!wait_or_tick(fd))
 			continue;
-		}
 		n = read(fd, buf + have, sizeof(buf) - 1 - have);
 		if (n <= 0)
 			return;
@@ -189,15 +203,12 @@ static void serve_client(int fd)
 
 static void *control_main(void *arg)
 {
-	struct pollfd p = {.fd = listen_fd, .events = POLLIN};
 	int fd;
 
 	(void)arg;
 	while (!D->quit) {
-		if (poll(&p, 1, 100) <= 0) {
-			tick();
+		if (!wait_or_tick(listen_fd))
 			continue;
-		}
 		fd = accept(listen_fd, NULL, NULL);
 		if (fd < 0)
 			continue;
@@ -212,6 +223,11 @@ int control_start(struct serpensd *d)
 	struct sockaddr_un addr = {.sun_family = AF_UNIX};
 
 	D = d;
+	d->tick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (d->tick_fd < 0) {
+		fprintf(stderr, "serpensd: eventfd: %s\n", strerror(errno));
+		return -1;
+	}
 	if (nf_dir_setup(d) != 0)
 		return -1;
 	if (strlen(d->control_path) >= sizeof(addr.sun_path)) {

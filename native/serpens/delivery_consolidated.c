@@ -5,6 +5,8 @@
  * instance's rx ring; the instance's Chainer runs every NF over the batch; serpensd sends what the
  * instance put on its tx ring.
  */
+#include <unistd.h>
+
 #include <rte_branch_prediction.h>
 #include <rte_cycles.h>
 #include <rte_ethdev.h>
@@ -128,7 +130,13 @@ static void cons_route(struct serpensd *d, struct rte_mbuf **m, unsigned int nb)
 		}
 		if (slot < 0) {
 			d->ctl->sfcs[rt->sfc_id[si]].no_instance++;
-			d->want_start[rt->sfc_id[si]]++;
+			if (d->want_start[rt->sfc_id[si]]++ == 0 && d->auto_start) { /* the first: start one now */
+				uint64_t one = 1;
+
+				if (write(d->tick_fd, &one, sizeof(one)) < 0) {
+					/* the counter is full: a tick is due anyway */
+				}
+			}
 			rte_pktmbuf_free(m[i]);
 			continue;
 		}

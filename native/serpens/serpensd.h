@@ -72,6 +72,7 @@ struct serpensd {
 	uint64_t loop_max_ns;            /* loop gaps */
 	uint64_t timers_max_ns, tx_max_ns;
 	uint64_t want_start[SP_MAX_SFCS]; /* packets that found no instance, for auto-start */
+	int tick_fd;                      /* eventfd: the data plane asks the control thread for a tick now */
 	/* control thread */
 	pid_t pid[SM_MAX_INSTANCES];
 	bool forked[SM_MAX_INSTANCES]; /* the slot's process is a zygote's child, not serpensd's */
