@@ -148,7 +148,7 @@ COLUMNS: dict[str, str] = {
     "hold_max_us": "longest a packet was held, µs",
     "flows_moved": "flows whose state the protocol moved",
     "protocol_msgs": "messages (ring messages, store commands) the protocol sent for the move",
-    "state_bytes": "state bytes the protocol moved (keys and values)",
+    "state_b": "state bytes the protocol moved (keys and values)",
     "move_total_us": "the move from its request to its end (the control thread's view), µs",
     "move_state_us": "from the route change to the state's arrival (or the old instance's readiness), µs",
     "merge_pause_us": "packet processing paused while global/write state was merged back, µs",

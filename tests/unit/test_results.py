@@ -51,9 +51,12 @@ def test_every_metric_column_carries_its_unit() -> None:
                 "chain_length", "tx_packets", "rx_packets", "loss_packets", "loss_ratio", "search_trials",
                 "latency_packets", "n_samples", "n_processes", "same_cpu_fraction", "batch_packets",
                 "point_id", "trials_file", "search_note", "latency_trial_valid", "bottleneck", "cpu",
-                "instance_crashes", "delivery_batches"}
+                "instance_crashes", "delivery_batches",
+                # Fig. 14: the event and phase a row belongs to, and counts (packets, flows, messages)
+                "move", "phase", "sent_packets", "lost_packets", "reordered_packets", "moved_lost_packets",
+                "held_packets", "flows_moved", "protocol_msgs"}
     # ratios and flags are dimensionless: their names say so
     dimensionless = ("_ratio", "_fraction", "_generator_limited")
-    units = ("_mpps", "_gbps", "_us", "_ns", "_mb", "_kb", "_b", "_s", "_ns_per_packet")
+    units = ("_mpps", "_gbps", "_us", "_ms", "_ns", "_mb", "_kb", "_b", "_s", "_ns_per_packet")
     assert all(c in identity or c.endswith(units + dimensionless) for c in COLUMNS), \
         [c for c in COLUMNS if c not in identity and not c.endswith(units + dimensionless)]
