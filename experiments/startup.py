@@ -8,13 +8,20 @@ load (SOCK), thread (Photons), snapshot (Catalyzer-style restore) and serpens (m
 process) — on the same runtime code, timing from the start request to the instance being ready, and to its
 first packet processed. Its raw JSON lines (one per instance start, one per memory point) are kept next to
 the CSV (``results/<experiment>-samples.jsonl``); the CSV rows are summaries of them.
+
+Each point's rows are written as soon as the point is done: the startbench ends every point of Fig. 11(a)
+with a ``point`` line (all its rounds ran) or a ``fault`` line (why it failed), and Python follows the
+samples file while the startbench runs. A failed point gets no row (its samples are not a measurement) but
+a ``fault`` line in the samples file and an entry in the sidecar's ``failed_points``, with its cause; the
+other points still run, and the run ends with :class:`harness.results.PointsFailed` (one line, non-zero
+exit). A startbench that dies leaves the points it had not finished failed with its last words.
 """
 
 from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +35,7 @@ from harness import plots
 from harness.config import Config, repo_path
 from harness.native import NativeError, RunDir, binary, cleanup_prefix, eal_args
 from harness.progress import Progress
-from harness.results import ResultWriter
+from harness.results import PointsFailed, ResultWriter
 from harness.serpens.sfc import nf_path
 
 # The system whose instance startup each method is (the rows' ``system``; ``mechanism`` is the method).
@@ -40,14 +47,41 @@ IDENTITY = ["platform", "system", "design", "mechanism"]
 LABELS = {"exec": "Exec", "fork": "Fork (SAND)", "load": "Load (SOCK)", "thread": "Thread (Photons)",
           "snapshot": "Snapshot (Catalyzer-style)", "serpens": "Serpens", "load_pool": "Load, shared pool"}
 ORDER = ["exec", "snapshot", "fork", "load", "load_pool", "thread", "serpens"]
+# What Fig. 11(b) measures per method: the resident variants the startbench's memory mode sets up
+# (native/startup/startbench.c, memory_runs), as the rows' mechanism; a run that dies before one of them
+# leaves those points failed.
+MEMORY_MECHANISMS = {"serpens": ["serpens"], "load": ["load", "load_pool"], "exec": ["exec"],
+                     "snapshot": ["snapshot"], "fork": ["fork"], "thread": ["thread"]}
 
 
-def run_startbench(config: Config, args: Sequence[str], samples: Path, progress: Progress,
-                   name: str) -> list[dict[str, Any]]:
+class _SamplesTail:
+    """The JSON lines appended to a file from an offset on, complete lines only, as they are written."""
+
+    def __init__(self, path: Path, offset: int) -> None:
+        self.path, self.offset, self.partial = path, offset, ""
+
+    def new(self) -> list[dict[str, Any]]:
+        if not self.path.exists():
+            return []
+        with open(self.path) as f:
+            f.seek(self.offset)
+            text = f.read()
+            self.offset = f.tell()
+        text, self.partial = self.partial + text, ""
+        lines = text.split("\n")
+        self.partial = lines.pop()   # "" after a complete last line; a line still being written otherwise
+        return [json.loads(line) for line in lines if line.strip()]
+
+
+def run_startbench(config: Config, args: Sequence[str], samples: Path, progress: Progress, name: str,
+                   on_record: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
     """Run serpens-startbench with ``args``; its JSON lines are appended to ``samples`` and returned.
 
-    The benchmark's progress (one line per method and count) is passed through to ``progress``. The run's
-    DPDK files are removed whatever happens.
+    ``on_record`` gets each line as soon as the startbench has written it (checked after every line of its
+    progress and at its end), so a caller writes a point's rows when the point is done. The benchmark's
+    progress (one line per method and count) is passed through to ``progress``. A startbench that exits
+    non-zero (a point failed: its ``fault`` line was handed over first; or it died) raises NativeError with
+    its last words. The run's DPDK files are removed whatever happens.
     """
     s = config["startup"]
     exe = binary(s["startbench"])
@@ -57,6 +91,14 @@ def run_startbench(config: Config, args: Sequence[str], samples: Path, progress:
     run_dir = RunDir(config, name)
     prefix = f"sb-{run_dir.tag}"
     first = samples.stat().st_size if samples.exists() else 0
+    tail = _SamplesTail(samples, first)
+    got: list[dict[str, Any]] = []
+
+    def hand_over() -> None:
+        for rec in tail.new():
+            got.append(rec)
+            if on_record is not None:
+                on_record(rec)
     # -m: the primary reserves its heap up front, so that secondaries starting by the dozen allocate from
     # it without asking the primary to grow it (a request that times out under load: rte_service_init
     # then fails in the secondary)
@@ -69,7 +111,9 @@ def run_startbench(config: Config, args: Sequence[str], samples: Path, progress:
         for line in proc.stderr:
             lines.append(line.rstrip())
             progress.say(line.strip())
+            hand_over()
         rc = proc.wait(timeout=s["timeout_s"])
+        hand_over()
         if rc != 0:
             raise NativeError(f"serpens-startbench exited with {rc}: " + " | ".join(lines[-5:]))
     finally:
@@ -78,9 +122,7 @@ def run_startbench(config: Config, args: Sequence[str], samples: Path, progress:
             proc.wait()
         cleanup_prefix(prefix)
         run_dir.remove()
-    with open(samples) as f:
-        f.seek(first)
-        return [json.loads(line) for line in f if line.strip()]
+    return got
 
 
 def identity(method: str) -> dict[str, str]:
@@ -94,8 +136,10 @@ def _pct(values: Sequence[float], q: float) -> float:
 
 def startup_rows(samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per (method, instances): percentiles over every instance start of every round."""
-    df = pd.DataFrame([r for r in samples if r["kind"] == "startup"])
-    rows = []
+    df = pd.DataFrame([r for r in samples if r["kind"] == "startup" and r["ok"]])
+    rows: list[dict[str, Any]] = []
+    if df.empty:
+        return rows
     for (method, n), g in df.groupby(["method", "instances"], sort=False):
         rounds = g.groupby("rep")["ready_us"].max()  # until the last of the n is ready
         rows.append({
@@ -133,6 +177,49 @@ def method_lines(df: pd.DataFrame, x: str, y: str, path: Path, xlabel: str, ylab
     plots.save(fig, path, f"results/{path.stem}.csv")
 
 
+class Failures:
+    """The failed points of one run: each gets a ``fault`` line in the samples file (the startbench's, or
+    one written here in its vocabulary when it died first) and an entry in the sidecar's
+    ``failed_points`` (in the rows' vocabulary), with its cause, as it happens; ``finish`` raises
+    :class:`PointsFailed` if there were any (after every other point ran)."""
+
+    def __init__(self, exp: StartupExperiment, writer: ResultWriter, total: int) -> None:
+        self.exp, self.writer, self.total = exp, writer, total
+        self.points: list[dict[str, Any]] = []
+
+    def add(self, point: dict[str, Any], cause: str, line: dict[str, Any] | None = None) -> None:
+        """``point``: its identity columns (mechanism, n_instances / n_nfs); ``line``: the startbench's
+        names for it (method, instances, ...) when its fault line is still to be written, None when the
+        startbench wrote it."""
+        cause = " | ".join(part.strip() for part in str(cause).splitlines() if part.strip())
+        entry = {**point, "error": cause}
+        self.points.append(entry)
+        if line is not None:
+            with open(self.exp.samples_path, "a") as f:
+                f.write(json.dumps({"kind": "fault", **line, "status": "failed", "error": cause}) + "\n")
+        self.writer.note("failed_points", self.points)
+        self.exp.progress.say(f"FAILED: {_label(point)}: {cause}")
+
+    def finish(self) -> None:
+        if not self.points:
+            return
+        first = self.points[0]
+        raise PointsFailed(
+            f"{self.exp.name}: {len(self.points)} of {self.total} point(s) failed, first {_label(first)}: "
+            f"{first['error']} — the other points' rows are in {self.exp.csv_path}, every failure's cause in "
+            f"{self.exp.samples_path} and its sidecar")
+
+
+def _label(point: dict[str, Any]) -> str:
+    """``exec at 100 instances``, ``load_pool at 500 NFs``, ``thread``: a point, for a reader."""
+    what = LABELS.get(point["mechanism"], point["mechanism"])
+    if "n_instances" in point:
+        return f"{what} at {point['n_instances']} instance(s)"
+    if "n_nfs" in point:
+        return f"{what} at {point['n_nfs']} NFs"
+    return what
+
+
 class StartupExperiment(Experiment):
     """What the three experiments share: the startbench's samples file next to the CSV."""
 
@@ -168,17 +255,40 @@ class Figure11a(StartupExperiment):
         s = self.config["startup"]
         writer.note("placement", s["placement"])
         samples = self.fresh_samples()
-        for method in s["methods"]:  # one startbench per method: rows appear as each method finishes
-            got = run_startbench(self.config, [
-                "--methods", method, "--instances", ",".join(map(str, s["instances"])),
-                "--reps", str(s["reps"]), "--slow-reps", str(s["slow_reps"]), "--pool", str(s["pool"]),
-                "--placement", s["placement"]], samples, self.progress, self.name)
-            for row in startup_rows(got):
-                writer.write(row)
-                self.progress.say(
-                    f"{LABELS.get(row['mechanism'], row['mechanism'])}: {row['n_instances']} instance(s): "
-                    f"p50 {row['startup_p50_us']:.1f} µs, p99 {row['startup_p99_us']:.1f} µs, "
-                    f"all ready {row['startup_all_p50_us']:.1f} µs")
+        failures = Failures(self, writer, len(s["methods"]) * len(s["instances"]))
+        for method in s["methods"]:  # one startbench per method, its points' rows written as each is done
+            pending: dict[int, list[dict[str, Any]]] = {}
+            todo = list(s["instances"])
+
+            def on_record(rec: dict[str, Any], method: str = method, pending: dict[int, list[dict[str, Any]]]
+                          = pending, todo: list[int] = todo) -> None:
+                n = rec.get("instances")
+                if rec["kind"] == "startup":
+                    pending.setdefault(n, []).append(rec)
+                elif rec["kind"] == "point":
+                    todo.remove(n)
+                    for row in startup_rows(pending.pop(n, [])):
+                        writer.write(row)
+                        self.progress.say(
+                            f"{LABELS.get(row['mechanism'], row['mechanism'])}: {row['n_instances']} "
+                            f"instance(s): p50 {row['startup_p50_us']:.1f} µs, "
+                            f"p99 {row['startup_p99_us']:.1f} µs, "
+                            f"all ready {row['startup_all_p50_us']:.1f} µs")
+                elif rec["kind"] == "fault":   # its samples are not a measurement: no row
+                    todo.remove(n)
+                    pending.pop(n, None)
+                    failures.add({"mechanism": method, "n_instances": n}, rec["error"])
+
+            try:
+                run_startbench(self.config, [
+                    "--methods", method, "--instances", ",".join(map(str, s["instances"])),
+                    "--reps", str(s["reps"]), "--slow-reps", str(s["slow_reps"]), "--pool", str(s["pool"]),
+                    "--placement", s["placement"]], samples, self.progress, self.name, on_record)
+            except NativeError as exc:   # it died: the points it had not finished failed with it
+                for n in list(todo):
+                    failures.add({"mechanism": method, "n_instances": n}, str(exc),
+                                 {"method": method, "instances": n, "placement": s["placement"]})
+        failures.finish()
 
     def plot(self, df: pd.DataFrame, path: Path) -> None:
         method_lines(df, "n_instances", "startup_all_p50_us", path, xlabel="instances started together",
@@ -193,36 +303,56 @@ class Figure11b(StartupExperiment):
         s = self.config["startup"]
         samples = self.fresh_samples()
         writer.note("pool", s["pool"])
+        steps = list(s["memory_steps"])
+        failures = Failures(self, writer, sum(len(MEMORY_MECHANISMS.get(m, [m])) for m in s["methods"])
+                            * len(steps))
         for method in s["methods"]:
-            got = run_startbench(self.config, [
-                "--methods", method, "--memory-steps", ",".join(map(str, s["memory_steps"])),
-                "--pool", str(s["pool"])], samples, self.progress, self.name)
-            for row in memory_rows(got):
+            todo = {(mech, k) for mech in MEMORY_MECHANISMS.get(method, [method]) for k in steps}
+            first: dict[str, tuple[int, float]] = {}
+
+            def on_record(rec: dict[str, Any], todo: set[tuple[str, int]] = todo,
+                          first: dict[str, tuple[int, float]] = first) -> None:
+                if rec["kind"] != "memory":
+                    return
+                row = memory_row(rec, first)   # a step is one point: its row is written at once
+                todo.discard((row["mechanism"], row["n_nfs"]))
                 writer.write(row)
                 self.progress.say(f"{LABELS.get(row['mechanism'], row['mechanism'])}: {row['n_nfs']} NFs "
                                   f"deployed: {row['memory_mb']:.1f} MiB in {row['n_processes']} processes")
+
+            try:
+                run_startbench(self.config, [
+                    "--methods", method, "--memory-steps", ",".join(map(str, steps)),
+                    "--pool", str(s["pool"])], samples, self.progress, self.name, on_record)
+            except NativeError as exc:
+                for mech, k in sorted(todo):
+                    failures.add({"mechanism": mech, "n_nfs": k}, str(exc),
+                                 {"method": method, "mechanism": mech, "deployed": k})
+        failures.finish()
 
     def plot(self, df: pd.DataFrame, path: Path) -> None:
         method_lines(df, "n_nfs", "memory_mb", path, xlabel="deployed NFs",
                      ylabel="memory, PSS of every process (MiB)", title="(b) deployment memory", log=False)
 
+
+def memory_row(r: dict[str, Any], first: dict[str, tuple[int, float]]) -> dict[str, Any]:
+    """The row of one memory point. memory_per_nf_kb is the slope from the first (smallest) deployment
+    measured of the same mechanism, which ``first`` remembers: what one more deployed NF costs."""
+    mechanism = "load_pool" if (r["method"] == "load" and r["resident"] == "pool") else r["method"]
+    k = int(r["deployed"])
+    k0, m0 = first.setdefault(mechanism, (k, float(r["memory_kb"])))
+    return {
+        **identity(mechanism), "workload": "fw", "n_nfs": k, "memory_mb": r["memory_kb"] / 1024,
+        "memory_per_nf_kb": (r["memory_kb"] - m0) / (k - k0) if k > k0 else float("nan"),
+        "n_processes": int(r["processes"]), "image_kb": r["image_kb"],
+    }
+
+
 def memory_rows(samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per (method, resident variant, deployed NFs). memory_per_nf_kb is the slope from the
-    smallest deployment measured: what one more deployed NF costs."""
-    df = pd.DataFrame([r for r in samples if r["kind"] == "memory"])
-    rows = []
-    for (method, resident), g in df.groupby(["method", "resident"], sort=False):
-        mechanism = "load_pool" if (method == "load" and resident == "pool") else method
-        g = g.sort_values("deployed")
-        k0, m0 = int(g["deployed"].iloc[0]), float(g["memory_kb"].iloc[0])
-        for _, r in g.iterrows():
-            k = int(r["deployed"])
-            rows.append({
-                **identity(mechanism), "workload": "fw", "n_nfs": k, "memory_mb": r["memory_kb"] / 1024,
-                "memory_per_nf_kb": (r["memory_kb"] - m0) / (k - k0) if k > k0 else float("nan"),
-                "n_processes": int(r["processes"]), "image_kb": r["image_kb"],
-            })
-    return rows
+    """One row per (method, resident variant, deployed NFs), in the order measured (smallest first)."""
+    first: dict[str, tuple[int, float]] = {}
+    mem = sorted((r for r in samples if r["kind"] == "memory"), key=lambda r: int(r["deployed"]))
+    return [memory_row(r, first) for r in mem]
 
 
 class Table4(StartupExperiment):
@@ -234,29 +364,49 @@ class Table4(StartupExperiment):
     def measure(self, writer: ResultWriter) -> None:
         s = self.config["startup"]
         samples = self.fresh_samples()
-        by: dict[tuple[str, str], list[dict[str, Any]]] = {}
-        for placement in ("same", "other", "any"):
-            for method in s["methods"]:
-                reps = s["table_reps"] if method in ("load", "thread", "serpens") else s["slow_reps"]
-                got = run_startbench(self.config, [
-                    "--methods", method, "--instances", "1", "--reps", str(reps), "--slow-reps", str(reps),
-                    "--pool", "1", "--placement", placement], samples, self.progress, self.name)
-                by[(method, placement)] = [r for r in got if r["kind"] == "startup"]
+        failures = Failures(self, writer, len(s["methods"]))
+        # a method's row needs all three placements: they run one after another, and the row is written
+        # as soon as the method's last one is done
         for method in s["methods"]:
-            anyp = by[(method, "any")]
-            ready = [r["ready_us"] for r in anyp]
-            writer.write({
-                **identity(method), "workload": "fw", "n_instances": 1,
-                "overhead_us": _pct(ready, 50), "startup_p99_us": _pct(ready, 99),
-                "overhead_same_cpu_us": _pct([r["ready_us"] for r in by[(method, "same")]], 50),
-                "overhead_other_cpu_us": _pct([r["ready_us"] for r in by[(method, "other")]], 50),
-                "first_packet_p50_us": _pct([r["first_packet_us"] for r in anyp], 50),
-                "n_samples": len(anyp),
-                "same_cpu_fraction": float(np.mean([r["instance_cpu"] == r["requester_cpu"] for r in anyp])),
-            })
-            self.progress.say(f"{LABELS.get(method, method)}: {_pct(ready, 50):.1f} µs "
-                              f"(same CPU {_pct([r['ready_us'] for r in by[(method, 'same')]], 50):.1f}, "
-                              f"other CPU {_pct([r['ready_us'] for r in by[(method, 'other')]], 50):.1f})")
+            by: dict[str, list[dict[str, Any]]] = {}
+            reps = s["table_reps"] if method in ("load", "thread", "serpens") else s["slow_reps"]
+            for placement in ("same", "other", "any"):
+                faults: list[dict[str, Any]] = []
+
+                def on_record(rec: dict[str, Any], faults: list[dict[str, Any]] = faults) -> None:
+                    if rec["kind"] == "fault":
+                        faults.append(rec)
+
+                try:
+                    got = run_startbench(self.config, [
+                        "--methods", method, "--instances", "1", "--reps", str(reps),
+                        "--slow-reps", str(reps), "--pool", "1", "--placement", placement],
+                        samples, self.progress, self.name, on_record)
+                except NativeError as exc:
+                    cause = f"placement {placement}: " + (faults[0]["error"] if faults else str(exc))
+                    failures.add({"mechanism": method}, cause,
+                                 None if faults else {"method": method, "placement": placement})
+                    break
+                by[placement] = [r for r in got if r["kind"] == "startup"]
+            else:
+                self.write_row(writer, method, by)
+        failures.finish()
+
+    def write_row(self, writer: ResultWriter, method: str, by: dict[str, list[dict[str, Any]]]) -> None:
+        anyp = by["any"]
+        ready = [r["ready_us"] for r in anyp]
+        writer.write({
+            **identity(method), "workload": "fw", "n_instances": 1,
+            "overhead_us": _pct(ready, 50), "startup_p99_us": _pct(ready, 99),
+            "overhead_same_cpu_us": _pct([r["ready_us"] for r in by["same"]], 50),
+            "overhead_other_cpu_us": _pct([r["ready_us"] for r in by["other"]], 50),
+            "first_packet_p50_us": _pct([r["first_packet_us"] for r in anyp], 50),
+            "n_samples": len(anyp),
+            "same_cpu_fraction": float(np.mean([r["instance_cpu"] == r["requester_cpu"] for r in anyp])),
+        })
+        self.progress.say(f"{LABELS.get(method, method)}: {_pct(ready, 50):.1f} µs "
+                          f"(same CPU {_pct([r['ready_us'] for r in by['same']], 50):.1f}, "
+                          f"other CPU {_pct([r['ready_us'] for r in by['other']], 50):.1f})")
 
     def plot(self, df: pd.DataFrame, path: Path) -> None:
         sns.set_theme(style="whitegrid", context="paper")

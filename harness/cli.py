@@ -313,6 +313,7 @@ def experiment(ctx: click.Context, name: str, plot_only: bool) -> None:
     """Run one experiment (make target name, e.g. limit, figure-11) and plot it."""
     from experiments import EXPERIMENTS
     from harness import runlock
+    from harness.results import PointsFailed
     if name not in EXPERIMENTS:
         raise click.UsageError(f"unknown experiment {name!r}; implemented: {', '.join(sorted(EXPERIMENTS))}")
     exp = EXPERIMENTS[name](_load(ctx), quick=ctx.obj["quick"])
@@ -329,6 +330,8 @@ def experiment(ctx: click.Context, name: str, plot_only: bool) -> None:
         click.echo(f"\ninterrupted: the rows measured so far are in {exp.csv_path}", err=True)
         sys.exit(130)
     except ConfigError as exc:   # a setting only an experiment checks, before any output is opened
+        raise click.ClickException(str(exc)) from exc
+    except PointsFailed as exc:   # the other points' rows are written and every cause is recorded: one line
         raise click.ClickException(str(exc)) from exc
     except _run_errors() as exc:
         raise click.ClickException(f"{_one_line_cause(exc)}\n(rows measured so far: {exp.csv_path})") from exc

@@ -161,6 +161,12 @@ class SchemaError(ValueError):
     pass
 
 
+class PointsFailed(RuntimeError):
+    """Some points of a run failed and the others were measured: every measured point's row is written, and
+    each failed point is recorded with its cause by the experiment (a ``fault`` line in its JSONL, the
+    sidecar's ``failed_points``); no row of a failed point is written. The message is one line."""
+
+
 def run_id(experiment: str, now: dt.datetime | None = None) -> str:
     now = now or dt.datetime.now()
     return f"{now:%Y%m%d-%H%M%S}-{experiment}"

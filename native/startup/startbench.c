@@ -9,6 +9,11 @@
  * starts N instances together, repeatedly, and writes one JSON line per instance start:
  *   ready_us         from the start request to the instance being ready (NF loaded + initialised)
  *   first_packet_us  ... to the instance having processed the packet queued with the request
+ * and ends each point (method, N) with a "point" line when all its rounds ran, or a "fault" line with the
+ * first failure (an instance that failed to start or to stop, a count beyond the pool); the failed
+ * round's instances are stopped and the next point runs. It exits 1 if any point failed.
+ * Its secondaries initialise their EAL one at a time (eal_init_lock.h: a DPDK 22.11 race otherwise fails
+ * one of many started together).
  * In memory mode it sets up what each method keeps resident for K deployed NFs (a pool, a zygote or
  * pre-initialised process per NF, images) and writes the summed PSS of every process involved.
  *
@@ -37,6 +42,7 @@
 
 #include "ctl.h"
 #include "eal_files.h"
+#include "eal_init_lock.h"
 #include "nfm.h"
 #include "startbench_int.h"
 
@@ -112,6 +118,68 @@ static bool wait_state(struct sb_slot *s, uint32_t want, uint64_t timeout_ns)
 			return true;
 		if (sb_now_ns() - t0 > timeout_ns)
 			return false;
+		sp_futex_wait(&s->state, st, 10 * 1000 * 1000L);
+	}
+}
+
+/* s as the body of a JSON string (quotes, backslashes and control characters escaped): error texts come
+ * from dlerror(), the loader and the EAL, and must not break the samples file. */
+static const char *json_str(const char *s, char *buf, size_t len)
+{
+	size_t n = 0;
+
+	for (; *s && n + 7 < len; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\') {
+			buf[n++] = '\\';
+			buf[n++] = (char)c;
+		} else if (c < 0x20) {
+			n += (size_t)snprintf(buf + n, len - n, "\\u%04x", c);
+		} else {
+			buf[n++] = (char)c;
+		}
+	}
+	buf[n] = '\0';
+	return buf;
+}
+
+static const char *exit_text(int status, char *buf, size_t len)
+{
+	if (WIFSIGNALED(status))
+		snprintf(buf, len, "killed by signal %d", WTERMSIG(status));
+	else
+		snprintf(buf, len, "exit status %d", WEXITSTATUS(status));
+	return buf;
+}
+
+/* Wait until the instance in slot s has processed its first packet; false, with s->error set, if it
+ * failed, timed out, or — a cold instance, pid > 0 — its process exited first (in its EAL init,
+ * typically: the EAL's own message is on stderr just before). *reaped: that process was waited for. */
+static bool wait_instance(struct sb_slot *s, pid_t pid, bool *reaped)
+{
+	uint64_t t0 = sb_now_ns();
+	char how[64];
+	int status;
+
+	for (;;) {
+		uint32_t st = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
+
+		if (st == SB_DONE)
+			return true;
+		if (st == SB_FAILED)
+			return false;
+		/* a cold instance never exits before it is told to stop: exiting now is its failure */
+		if (pid > 0 && waitpid(pid, &status, WNOHANG) == pid) {
+			*reaped = true;
+			snprintf(s->error, sizeof(s->error), "its process exited (%s) before it was ready",
+				 exit_text(status, how, sizeof(how)));
+			return false;
+		}
+		if (sb_now_ns() - t0 > 30ull * 1000000000ull) {
+			snprintf(s->error, sizeof(s->error), "not ready within 30 s");
+			return false;
+		}
 		sp_futex_wait(&s->state, st, 10 * 1000 * 1000L);
 	}
 }
@@ -291,23 +359,66 @@ struct plan {
 	int res_base;  /* slots of the resident processes (pool, zygotes, hosts) */
 };
 
-/* Start n instances together; write one line per instance; stop them again. */
-static void one_round(const struct plan *p, unsigned int rep)
+/* Drain a slot's rings (a failed round can leave its test packet behind; the rings hold 3). */
+static void drain_rings(const struct sb_slot *s)
 {
-	int m = p->method, status, req_cpu;
+	const char *names[2] = {s->rx, s->tx};
+	struct rte_mbuf *m;
+	unsigned int k;
+
+	for (k = 0; k < 2; k++) {
+		struct rte_ring *r = rte_ring_lookup(names[k]);
+
+		while (r && rte_ring_dequeue(r, (void **)&m) == 0)
+			rte_pktmbuf_free(m);
+	}
+}
+
+/* Stop one instance of a round: a cold instance's process must exit (it is killed after 10 s), a pool
+ * worker must wait again, a forked or threaded instance must leave its slot. false if it did not. */
+static bool stop_instance(struct sb_slot *s, pid_t pid, bool reaped, bool pool)
+{
+	uint64_t t0 = sb_now_ns();
+	bool ok = true;
+	int status;
+
+	if (pid <= 0)
+		return wait_state(s, pool ? 1u << SB_WAITING : 1u << SB_EMPTY, 10ull * 1000000000ull);
+	while (!reaped && waitpid(pid, &status, WNOHANG) != pid) {
+		if (sb_now_ns() - t0 > 10ull * 1000000000ull) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			ok = false;
+			break;
+		}
+		usleep(200);
+	}
+	s->state = SB_EMPTY; /* its process is gone, whatever it left in the slot */
+	return ok;
+}
+
+/* Start n instances together; write one line per instance; stop them again. false, with why set to
+ * the first failure, if any instance failed to start or to stop (every instance is still stopped). */
+static bool one_round(const struct plan *p, unsigned int rep, char *why, size_t whylen)
+{
+	int m = p->method, req_cpu;
 	const struct sp_starter *st = st_by_method((enum st_method)m);
+	bool pool = st->resident == ST_RES_POOL, all_ok = true;
 	uint64_t t_req;
 	unsigned int i;
 	int inst[SB_MAX_SLOTS];
 	pid_t pids[SB_MAX_SLOTS];
+	bool reaped[SB_MAX_SLOTS];
+	char err[2 * sizeof(ctl->slot[0].error)];
 
 	for (i = 0; i < p->n; i++) {
 		/* pool methods start in the pool worker's own slot; the others in a fresh instance slot */
-		int s = st->resident == ST_RES_POOL ? p->res_base + (int)i : p->inst_base + (int)i;
+		int s = pool ? p->res_base + (int)i : p->inst_base + (int)i;
 		struct sb_slot *sl = &ctl->slot[s];
 
 		inst[i] = s;
 		pids[i] = 0;
+		reaped[i] = false;
 		sl->error[0] = '\0';
 		sl->t_woke = sl->t_ready = sl->t_first = 0;
 		sl->cpu_woke = -1;
@@ -349,7 +460,7 @@ static void one_round(const struct plan *p, unsigned int rep)
 	}
 	for (i = 0; i < p->n; i++) {
 		struct sb_slot *sl = &ctl->slot[inst[i]];
-		bool ok = wait_state(sl, 1u << SB_DONE | 1u << SB_FAILED, 30ull * 1000000000ull) && sl->state == SB_DONE;
+		bool ok = wait_instance(sl, pids[i], &reaped[i]);
 		struct rte_mbuf *pkt = NULL;
 		int verdict = 0;
 
@@ -369,37 +480,66 @@ static void one_round(const struct plan *p, unsigned int rep)
 			METHOD_NAME(m), p->n, rep, i, opt.placement, ok ? "true" : "false",
 			ok ? (double)(sl->t_ready - t_req) / 1e3 : -1.0, ok ? (double)(sl->t_first - t_req) / 1e3 : -1.0,
 			sl->t_woke ? (double)(sl->t_woke - t_req) / 1e3 : -1.0, req_cpu, sl->cpu_woke, verdict, sl->loader,
-			ok ? "" : (sl->error[0] ? sl->error : "timeout"));
-		if (!ok)
-			die("%s instance %u (slot %d) failed: %s", METHOD_NAME(m), i, inst[i],
-			    sl->error[0] ? sl->error : "timeout");
+			ok ? "" : json_str(sl->error[0] ? sl->error : "failed", err, sizeof(err)));
+		if (!ok && all_ok) { /* the first failure is the point's cause; the others are in their lines */
+			snprintf(why, whylen, "%s instance %u (slot %d) failed: %s", METHOD_NAME(m), i, inst[i],
+				 sl->error[0] ? sl->error : "failed");
+			all_ok = false;
+		}
 	}
 	fflush(out);
 	/* stop: pool workers unload and wait again; forked children, threads and cold instances exit */
 	for (i = 0; i < p->n; i++)
-		send_cmd(&ctl->slot[inst[i]], SB_CMD_STOP);
+		if (!reaped[i])
+			send_cmd(&ctl->slot[inst[i]], SB_CMD_STOP);
 	for (i = 0; i < p->n; i++) {
 		struct sb_slot *sl = &ctl->slot[inst[i]];
-		uint32_t want = st->resident == ST_RES_POOL ? 1u << SB_WAITING : 1u << SB_EMPTY;
 
-		if (!wait_state(sl, want, 10ull * 1000000000ull))
-			die("%s instance %u did not stop", METHOD_NAME(m), i);
-		if (pids[i] > 0)
-			waitpid(pids[i], &status, 0);
+		if (!stop_instance(sl, pids[i], reaped[i], pool)) {
+			if (all_ok)
+				snprintf(why, whylen, "%s instance %u (slot %d) did not stop", METHOD_NAME(m), i, inst[i]);
+			all_ok = false;
+			continue; /* still running: its rings are not ours to drain */
+		}
+		if (!all_ok)
+			drain_rings(sl);
 	}
+	return all_ok;
 }
 
-static void startup_runs(void)
+/* The end of one point (method, instances): a "point" line when every round ran, else a "fault" line
+ * with the first failure (the round's other lines say which instances failed). Either way on stderr. */
+static void point_end(int m, unsigned int n, unsigned int rounds, unsigned int reps, const char *why)
 {
-	unsigned int nmax = 0, i, r;
+	char err[1300];
+
+	if (rounds == reps) {
+		fprintf(out, "{\"kind\":\"point\",\"method\":\"%s\",\"instances\":%u,\"placement\":\"%s\",\"rounds\":%u}\n",
+			METHOD_NAME(m), n, opt.placement, reps);
+		fprintf(stderr, "  %-8s %3u instance(s): done\n", METHOD_NAME(m), n);
+	} else {
+		fprintf(out,
+			"{\"kind\":\"fault\",\"method\":\"%s\",\"instances\":%u,\"placement\":\"%s\",\"rep\":%u,"
+			"\"status\":\"failed\",\"error\":\"%s\"}\n",
+			METHOD_NAME(m), n, opt.placement, rounds, json_str(why, err, sizeof(err)));
+		fprintf(stderr, "  %-8s %3u instance(s): FAILED in round %u: %s\n", METHOD_NAME(m), n, rounds, why);
+	}
+	fflush(out);
+}
+
+/* Every method and count; a failed point is recorded and the others still run. The number of failed
+ * points. */
+static unsigned int startup_runs(void)
+{
+	unsigned int nmax = 0, i, r, failed = 0;
 	int m;
 
+	/* a count beyond the pool cannot be started by the pool methods, nor given slots: it is a failed point
+	 * (below), not a reason to measure nothing */
 	for (i = 0; i < opt.ncounts; i++)
-		if (opt.counts[i] > nmax)
+		if (opt.counts[i] > nmax && opt.counts[i] <= opt.pool)
 			nmax = opt.counts[i];
-	if (nmax > opt.pool)
-		die("--instances goes up to %u but the pool has %u processes", nmax, opt.pool);
-	setup(opt.pool + 2 * nmax, nmax);
+	setup(opt.pool + 2 * (nmax ? nmax : 1), nmax ? nmax : 1);
 	for (m = 0; m < ST_COUNT; m++) {
 		struct plan p = {.method = m, .res_base = 0, .inst_base = (int)opt.pool + (int)nmax};
 		unsigned int reps = (m == ST_EXEC || m == ST_SNAPSHOT || m == ST_FORK) ? opt.slow_reps : opt.reps;
@@ -420,14 +560,23 @@ static void startup_runs(void)
 				spawn_resident(m, p.res_base + (int)i, (int)i);
 		}
 		for (i = 0; i < opt.ncounts; i++) {
+			char why[1024] = "";
+
 			p.n = opt.counts[i];
 			fprintf(stderr, "  %-8s %3u instance(s) x %u rounds\n", METHOD_NAME(m), p.n, reps);
-			for (r = 0; r < reps; r++)
-				one_round(&p, r);
+			if (p.n > opt.pool)
+				snprintf(why, sizeof(why), "%u instances: more than the pool's %u processes (--pool)", p.n,
+					 opt.pool);
+			for (r = 0; r < reps && !why[0]; r++)
+				if (!one_round(&p, r, why, sizeof(why)))
+					break; /* the point failed: its other rounds would not make it a measurement */
+			point_end(m, p.n, r, reps, why);
+			failed += r < reps;
 		}
 		for (i = 0; i < nres; i++)
 			stop_resident(p.res_base + (int)i);
 	}
+	return failed;
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -559,13 +708,15 @@ int main(int argc, char **argv)
 	uint64_t t_start = sb_now_ns();
 	const char *role = NULL;
 	int ret, c, slot = -1, nf = 0, method = 0, m;
-	char *tok, *save;
+	unsigned int failed = 0;
+	char *tok, *save, lock[PATH_MAX + 32], err[PATH_MAX + 128];
 
 	if (argc == 2 && !strcmp(argv[1], "--starters")) { /* the startup methods this binary runs, no EAL */
 		st_describe(stdout);
 		return 0;
 	}
-	ret = rte_eal_init(argc, argv);
+	/* a secondary (the orchestrator published the lock) initialises alone: eal_init_lock.h */
+	ret = eal_init_serialised(argc, argv);
 	if (ret < 0)
 		die("EAL init failed");
 	argc -= ret;
@@ -618,6 +769,8 @@ int main(int argc, char **argv)
 		opt.counts[0] = 1;
 		opt.ncounts = 1;
 	}
+	if (opt.reps == 0 || opt.slow_reps == 0)
+		die("--reps and --slow-reps must be at least 1");
 	if (opt.pool == 0 || opt.pool > SB_MAX_SLOTS / 3)
 		die("--pool must be 1..%d", SB_MAX_SLOTS / 3);
 	opt.self = realpath("/proc/self/exe", NULL);
@@ -628,13 +781,20 @@ int main(int argc, char **argv)
 		die("cannot open %s: %s", opt.out_path, strerror(errno));
 	if (mkdir(opt.workdir, 0755) != 0 && errno != EEXIST)
 		die("cannot create %s: %s", opt.workdir, strerror(errno));
+	snprintf(lock, sizeof(lock), "%s/eal-init.lock", opt.workdir);
+	if (eal_init_lock_publish(lock, err, sizeof(err)) != 0)
+		die("%s", err);
 	signal(SIGPIPE, SIG_IGN);
 	if (opt.memory)
 		memory_runs();
 	else
-		startup_runs();
+		failed = startup_runs();
 	if (out != stdout)
 		fclose(out);
 	eal_files_finish(&files); /* not rte_eal_cleanup(): see eal_files.h */
+	if (failed) {
+		fprintf(stderr, "serpens-startbench: %u point(s) failed (their \"fault\" lines say why)\n", failed);
+		return 1;
+	}
 	return 0;
 }

@@ -148,8 +148,9 @@ def test_rows_carry_system_design_and_mechanism() -> None:
     row = point_row({**f12.identity(point), "workload": point.workload, "frame_size_b": 64, "trial": 0})
     assert (row["platform"], row["system"], row["design"], row["mechanism"]) == (
         "fission-state", "fission", "fission-state", "remote")
-    started = startup_rows([{"kind": "startup", "method": "fork", "instances": 1, "rep": 0, "ready_us": 9.0,
-                             "first_packet_us": 10.0, "instance_cpu": 0, "requester_cpu": 0}])
+    started = startup_rows([{"kind": "startup", "method": "fork", "instances": 1, "rep": 0, "ok": True,
+                             "ready_us": 9.0, "first_packet_us": 10.0, "instance_cpu": 0,
+                             "requester_cpu": 0}])
     assert {k: started[0][k] for k in ("platform", "system", "design", "mechanism")} == {
         "platform": "startbench", "system": "sand", "design": "", "mechanism": "fork"}
     memory = memory_rows([{"kind": "memory", "method": "load", "resident": "pool", "deployed": 1,
