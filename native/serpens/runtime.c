@@ -47,6 +47,7 @@
 #include <rte_ring.h>
 
 #include "chain_tag.h"
+#include "eal_init_lock.h"
 #include "chainer.h"
 #include "ctl.h"
 #include "local_proxy.h"
@@ -360,7 +361,7 @@ int main(int argc, char **argv)
 	char err[512];
 	int ret, slot = -1, opt, pooled = 0, proxy = 0, zygote = -1;
 
-	ret = rte_eal_init(argc, argv);
+	ret = eal_init_serialised(argc, argv); /* one secondary at a time: eal_init_lock.h */
 	if (ret < 0)
 		fail(NULL, "EAL init failed (is serpensd running with the same --file-prefix?)");
 	argc -= ret;

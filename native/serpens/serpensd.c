@@ -31,6 +31,7 @@
 
 #include "dp_guard.h"
 #include "eal_files.h"
+#include "eal_init_lock.h"
 #include "memif_region.h"
 #include "port.h"
 #include "serpensd.h"
@@ -203,6 +204,20 @@ static void setup_remote_state(void)
 		rte_exit(EXIT_FAILURE, "state backend %s: %s\n", rs_backend_name(rc.backend), err);
 }
 
+/* Every runtime it starts (pool, exec'd instances, proxy, zygotes, the OpenNF controller) is a DPDK
+ * secondary; two initialising together can fail one of them in DPDK 22.11 (eal_init_lock.h). They take
+ * turns on a lock file beside the control socket, named in the environment they inherit. */
+static void publish_eal_init_lock(void)
+{
+	char path[PATH_MAX], err[300];
+	const char *slash = strrchr(D.control_path, '/');
+
+	snprintf(path, sizeof(path), "%.*s/eal-init.lock", slash ? (int)(slash - D.control_path) : 1,
+		 slash ? D.control_path : ".");
+	if (eal_init_lock_publish(path, err, sizeof(err)) != 0)
+		rte_exit(EXIT_FAILURE, "%s\n", err);
+}
+
 static void setup_shared(void)
 {
 	const struct rte_memzone *mz;
@@ -354,6 +369,7 @@ int main(int argc, char **argv)
 	D.lcore = rte_lcore_id();
 	D.ctl = &boot;
 	parse_args(argc - ret, argv + ret);
+	publish_eal_init_lock();
 	setup_shared();
 	D.ctl->wake_batch = boot.wake_batch;
 	D.ctl->batch = boot.batch;
