@@ -86,6 +86,11 @@ static int queue_writes(bool commit)
 			if (rs_pipe_add(&c) != 0)
 				return -1;
 			queued++;
+			if (rs_writes_base(t)) { /* a batch outside an instance (tests): index the base too */
+				if (rs_index_base(t, e->key) != 0)
+					return -1;
+				queued++;
+			}
 		} else { /* deleted */
 			if (e->known && !e->was_present)
 				continue;

@@ -118,6 +118,12 @@ enum rs_kind rs_kind_of(uint32_t flags, uint32_t vs, const struct sp_table_opts 
 size_t rs_rkey(const struct rs_table *t, int holder, const void *key, char *out);
 /* The key this process reads and writes for `key`: its own sub-state in a release table. */
 size_t rs_my_rkey(const struct rs_table *t, const void *key, char *out);
+/* Does a write of t from this process go to a base value (a release table, outside any instance)? */
+bool rs_writes_base(const struct rs_table *t);
+/* The Redis set of t's keys that have a base ("<full>#bases", at most SM_NAME_LEN + 8 bytes); its length. */
+size_t rs_bases_key(const struct rs_table *t, char *out);
+/* Append SADD of key to t's "#bases" set to the pipeline (one more reply to read). */
+int rs_index_base(const struct rs_table *t, const void *key);
 /* Append the read of Redis key rk of t to the pipeline. */
 int rs_add_read(struct rs_table *t, const char *rk, size_t rklen);
 /* Parse a read's reply into val (vs bytes); returns 1 present, 0 absent, -1 malformed. */

@@ -2,7 +2,7 @@
  * remote_keys.c: where a remote table lives in Redis and how its values are encoded (the layout is in
  * remote_state.h and docs/state-backends.md): the table's kind, the Redis key of one of its keys (plain,
  * a release table's base or an instance slot's sub-state), the read of a value and its parsing (bytes,
- * or a counters hash of decimal u64 words), and the table's "#meta" record.
+ * or a counters hash of decimal u64 words), the table's "#meta" record and its "#bases" set.
  */
 #include "remote_internal.h"
 
@@ -57,6 +57,33 @@ size_t rs_my_rkey(const struct rs_table *t, const void *key, char *out)
 	if (t->kind != RS_HOLDER)
 		return rs_rkey(t, -2, key, out);
 	return rs_rkey(t, sm_phase_deploy() || my_slot() < 0 ? -1 : my_slot(), key, out);
+}
+
+/* A release table's keys that have a base value are also members of the Redis set "<full>#bases": an
+ * instance slot claimed or released moves exactly those (remote_manager.c), and SMEMBERS finds them in
+ * one round trip inside the pause, where a SCAN would walk the whole keyspace (every flow's keys of every
+ * table) while every instance waits. Bases are written only outside instances (deployment, serpensd's
+ * control thread) and never deleted (global state cannot be), so the set only grows. */
+bool rs_writes_base(const struct rs_table *t)
+{
+	return t->kind == RS_HOLDER && (sm_phase_deploy() || my_slot() < 0);
+}
+
+size_t rs_bases_key(const struct rs_table *t, char *out)
+{
+	return (size_t)snprintf(out, SM_NAME_LEN + 8, "%s#bases", t->full);
+}
+
+int rs_index_base(const struct rs_table *t, const void *key)
+{
+	char sk[SM_NAME_LEN + 8];
+	struct rs_cmd c;
+
+	c.argv[0] = "SADD", c.len[0] = 4;
+	c.argv[1] = sk, c.len[1] = rs_bases_key(t, sk);
+	c.argv[2] = key, c.len[2] = t->ks;
+	c.argc = 3;
+	return rs_pipe_add(&c);
 }
 
 int rs_add_read(struct rs_table *t, const char *rk, size_t rklen)

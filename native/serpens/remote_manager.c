@@ -166,6 +166,34 @@ static void collect(const uint8_t *key, void *c)
 	memcpy(l->keys + l->n++ * l->ks, key, l->ks);
 }
 
+/* The keys of release table t that have a base, from its "#bases" set (remote_keys.c): one round trip,
+ * however many flows' keys Redis holds. */
+static int base_keys(const struct rs_table *t, struct key_list *l)
+{
+	char sk[SM_NAME_LEN + 8];
+	struct rs_cmd c;
+	redisReply *r;
+	size_t i;
+
+	c.argv[0] = "SMEMBERS", c.len[0] = 8;
+	c.argv[1] = sk, c.len[1] = rs_bases_key(t, sk);
+	c.argc = 2;
+	if (rs_pipe_add(&c) != 0 || !(r = rs_pipe_reply()))
+		return -EIO;
+	rs_pipe_done();
+	if (r->type != REDIS_REPLY_ARRAY) {
+		freeReplyObject(r);
+		return rs_fail("SMEMBERS %s: unexpected reply", sk);
+	}
+	for (i = 0; i < r->elements; i++)
+		if (r->element[i]->type == REDIS_REPLY_STRING && r->element[i]->len == t->ks)
+			collect((const uint8_t *)r->element[i]->str, l);
+	freeReplyObject(r);
+	return 0;
+}
+
+/* Split (claim) or merge back (release) every base of every release table, inside the State Manager's
+ * pause (state.c): only the bases' round trips, never a walk of the keyspace. */
 static void each_holder_table(int slot, bool release)
 {
 	unsigned int i;
@@ -177,7 +205,7 @@ static void each_holder_table(int slot, bool release)
 
 		if (!t->hdr.ops || t->kind != RS_HOLDER)
 			continue;
-		if (scan_keys(t->full, "@b:", t->ks, collect, &l) != 0)
+		if (base_keys(t, &l) != 0)
 			continue;
 		for (k = 0; k < l.n; k++) {
 			if (release)

@@ -68,6 +68,11 @@ static int write_sync(struct rs_table *t, const void *key, const void *value, bo
 	if (rs_pipe_add(&c) != 0)
 		return -EIO;
 	queued++;
+	if (rs_writes_base(t)) { /* scale-out/in find the bases through this set (remote_keys.c) */
+		if (rs_index_base(t, key) != 0)
+			return -EIO;
+		queued++;
+	}
 	rs_drain(queued);
 	rs_pipe_done();
 	return rs_ctx ? 0 : -EIO;

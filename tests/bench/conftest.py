@@ -40,8 +40,14 @@ def _line(r: dict[str, Any], old: dict[str, Any]) -> str:
     kind = r.get("kind")
     if kind == "pause":
         mean = _versus(r["mean_us"], old.get("mean_us"), " µs", 1)
-        return (f"{r['name']:<22} {r['count']:4d} pauses, mean {mean}, max {r['max_us']:8.1f} µs "
-                f"(traffic loss meanwhile {r['loss_ratio'] * 100:.3f} %)")
+        loss = f"traffic loss meanwhile {r['loss_ratio'] * 100:.3f} %"
+        if "capacity_loss_ratio" in r:   # test_bench_state: the steady trial's loss, and the rest
+            drops = ", ".join(f"{k} {v}" for k, v in r.get("drops", {}).items() if v)
+            loss += (f" at {r['rate_pps'] / 1e6:.2f} Mpps: capacity {r['capacity_loss_ratio'] * 100:.3f} %, "
+                     f"around scaling {r['scaling_loss_ratio'] * 100:.3f} %"
+                     + (f"; dropped: {drops}" if drops else "")
+                     + ("; generator stalled" if r.get("generator_stalled") else ""))
+        return (f"{r['name']:<22} {r['count']:4d} pauses, mean {mean}, max {r['max_us']:8.1f} µs ({loss})")
     if kind == "search":
         runs = ", ".join(f"{p:.3f}" for p in r["pdr_mpps"])
         pdr = _versus(r["pdr_mpps"], old.get("pdr_mpps"), " Mpps", 3)
