@@ -344,7 +344,7 @@ def test_platform_starts_serpensd_and_deploys_the_sfc(fake_serpens) -> None:  # 
                        "--state-mb", "256", "--wake-batch", "128", "--batch", "32", "--flush-us", "50",
                        "--keep-warm-s", "30",
                        "--startup", "serpens", "--state-backend", "serpens", "--chaining", "consolidated",
-                       "--pool", "4", "--colocate"]
+                       "--scaling", "shared", "--pool", "4", "--colocate"]
         assert records("request") == [
             {"cmd": "deploy_nf", "name": "fw", "path": str(nfs / "fw.so"), "args": {"blacklist": ""}},
             {"cmd": "deploy_nf", "name": "mon", "path": str(nfs / "mon.so"), "args": {}},
