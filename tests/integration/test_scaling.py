@@ -62,7 +62,6 @@ PRIVATE = designs.variants("scaling")
 SCALING = ["serpens", *PRIVATE]
 N_FLOWS = 64
 LOAD_PPS, LATENCY_PPS = 40_000, 10_000
-FRAME = 128          # the stamp (UDP payload bytes 0..7) stays clear of the latency signature (last 16 bytes)
 DURATION = 1.0
 CAPTURE = 200_000    # more than a trial sends: every packet that came back is in the capture
 BUCKETS = 256        # serpensd's router buckets (RT_BUCKETS): a flow's bucket is its flow hash mod 256
@@ -75,7 +74,15 @@ UPPER = set(range(BUCKETS // 2, BUCKETS))
 
 
 def traffic() -> list[Any]:
-    return profiles.load_with_latency_on_flows(LOAD_PPS, N_FLOWS, LATENCY_PPS, frame_size=FRAME)
+    """The load, stamped by the NF, and a latency stream on a flow of its own: its trace places a move in
+    the trial. (serpens-gen gives latency packets a UDP checksum, so the NF counts them but does not stamp
+    them: on the load's flows they would leave gaps that are not losses.)"""
+    return profiles.udp_flows(LOAD_PPS, 64, N_FLOWS) + profiles.latency_stream(0, LATENCY_PPS, 64)
+
+
+def traffic_on_flows() -> list[Any]:
+    """The load with the latency stream spread over its flows: loss and order counted per moved flow."""
+    return profiles.load_with_latency_on_flows(LOAD_PPS, N_FLOWS, LATENCY_PPS, frame_size=64)
 
 
 def flow_hash(i: int) -> int:
@@ -152,10 +159,13 @@ def inside_trial(t: Trial, move: dict[str, Any]) -> None:
 # --- the stamps ------------------------------------------------------------------------------------------
 
 def stamps(frames: list[bytes]) -> dict[int, list[int]]:
-    """Per load flow (by source address), the synthetic NF's counts in the order received."""
+    """Per load flow (by source address), the synthetic NF's counts in the order received (latency packets,
+    unstamped, left out)."""
     out: dict[int, list[int]] = {}
     for f in frames:
         assert f[12:14] == b"\x08\x00" and f[14] == 0x45 and f[23] == 17, "not a plain IPv4/UDP frame"
+        if f[40:42] != b"\0\0":
+            continue   # a latency packet: the NF stamps only frames whose UDP checksum is 0
         flow = int.from_bytes(f[26:30], "big") - FIRST_SRC
         assert 0 <= flow < N_FLOWS, f"a frame from {f[26:30].hex()}: not one of the load's flows"
         out.setdefault(flow, []).append(struct.unpack("!Q", f[42:50])[0])
@@ -163,11 +173,14 @@ def stamps(frames: list[bytes]) -> dict[int, list[int]]:
 
 
 def sent_per_flow(t: Trial) -> list[int]:
-    """Packets of each flow put on the link: the load cycles through the flows in order; the latency
-    packets are in the trace with their flow. Exact only if no packet went unbuilt into a full ring."""
-    load = int(t.res.raw["streams"][0]["tx_packets"])
-    lat = latency_trace.per_flow(t.trace)["sent"]
-    return [n + int(lat.get(flow_hash(i), 0)) for i, n in enumerate(per_flow(load, N_FLOWS))]
+    """Load packets of each flow put on the link (the load cycles through the flows in order). Exact only
+    if none went unbuilt into a full ring."""
+    return per_flow(int(t.res.raw["streams"][0]["tx_packets"]), N_FLOWS)
+
+
+def latency_reached(t: Trial) -> int:
+    """Latency packets that went onto the link (not the ones due while the ring was full)."""
+    return int((t.trace.tx["flags"] & latency_trace.UNBUILT == 0).sum())
 
 
 def dropped_before_nf(t: Trial, moves: list[dict[str, Any]]) -> int:
@@ -185,12 +198,17 @@ def dropped_before_nf(t: Trial, moves: list[dict[str, Any]]) -> int:
         sum(int(m["buffer_drops"]) for m in moves)
 
 
-def check_counts(t: Trial, moves: list[dict[str, Any]]) -> None:
-    """Every flow's counts run on across the move(s); what is missing is what was genuinely lost."""
+def check_counts(t: Trial, moves: list[dict[str, Any]], exact: bool = True) -> None:
+    """Every flow's counts run on across the move(s); what is missing is what was genuinely lost.
+    ``exact=False``: latency packets were on the load's flows, counted but not stamped, so only repeats and
+    counts beyond what was sent can be told."""
     res = t.res
     assert len(t.frames) == res.rx_packets < CAPTURE, "the capture must hold every packet that came back"
     got = stamps(t.frames)
     sent = sent_per_flow(t)
+    if not exact:
+        lat = latency_trace.per_flow(t.trace)["sent"]
+        sent = [n + int(lat.get(flow_hash(i), 0)) for i, n in enumerate(sent)]
     problems = []
     for i in range(N_FLOWS):
         s = got.get(i, [])
@@ -209,12 +227,14 @@ def check_counts(t: Trial, moves: list[dict[str, Any]]) -> None:
             problems.append(f"{where}: {len(repeats)} counts "
                             f"seen twice (its state restarted, or moved before its last packets were "
                             f"counted); counts around the first: {s[max(0, k - 4):k + 4]}")
-        if min(s) != 1 or max(s) > sent[i]:
+        if (exact and min(s) != 1) or max(s) > sent[i]:
             problems.append(f"flow {i}: counts {min(s)}..{max(s)}, but it sent {sent[i]} packets from 1")
     assert not problems, "\n".join(problems[:12])
+    if not exact:
+        return
     # every packet that reached serpensd and was not dropped before the NF was counted, once, in the state
     # its flow has at the end; the gaps are packets counted that never came back
-    reached = int(t.after["port"]["rx_packets"]) - int(t.before["port"]["rx_packets"])
+    reached = int(t.after["port"]["rx_packets"]) - int(t.before["port"]["rx_packets"]) - latency_reached(t)
     dropped = dropped_before_nf(t, moves)
     last = sum(max(s) for s in got.values())
     assert last == reached - dropped, (
@@ -295,7 +315,7 @@ def test_opennf_moves_without_loss_and_in_order_preserving_mode_without_reorderi
         dpdk_ready: cfg.Config, tmp_path: Path, design: str) -> None:
     order = design == "opennf-scaling"
     with scaling_rig(dpdk_ready, design, SYN, tmp_path) as r:
-        t = trial(r, tmp_path, lambda: r.platform.start_instance("syn"))
+        t = trial(r, tmp_path, lambda: r.platform.start_instance("syn"), streams=traffic_on_flows())
     (move,) = t.out["moves"]
     inside_trial(t, move)
     assert t.after["scaling"]["opennf_mode"] == ("order-preserving" if order else "loss-free")
@@ -316,7 +336,7 @@ def test_opennf_moves_without_loss_and_in_order_preserving_mode_without_reorderi
     assert int(lost.sum()) == 0, f"latency packets lost: {lost[lost > 0].to_dict()}"
     reached = int(t.after["port"]["rx_packets"]) - int(t.before["port"]["rx_packets"])
     assert t.res.rx_packets == reached, f"{reached - t.res.rx_packets} packets lost inside serpensd"
-    check_counts(t, [last])
+    check_counts(t, [last], exact=False)
     if order:
         assert int(reordered.sum()) == 0, f"reordered latency packets per flow: {reordered[reordered > 0]}"
         # and the NF handled every flow's packets in the order they came: counts rise in the order received
@@ -421,9 +441,6 @@ def test_bad_move_requests_are_one_clear_error_each_while_traffic_runs(dpdk_read
             ({"sfc": "syn", "from": old, "to": new, "buckets": 3}, r"'buckets' is a non-empty list"),
             ({"sfc": "syn", "from": old, "to": new, "buckets": [256]}, r"bucket 256 is not in 0\.\.255"),
             ({"sfc": "syn", "from": old, "to": new, "buckets": [-3]}, r"bucket -3 is not in 0\.\.255"),
-            # a bucket that is not a number is named as given, not as some number it is not
-            ({"sfc": "syn", "from": old, "to": new, "buckets": ["x"]}, r"bucket 'x'|\"x\"|not (a|an) (bucket "
-                                                                      r"number|integer|number)"),
             ({"sfc": "syn", "from": old, "to": new, "buckets": [max(UPPER)]},
              rf"bucket {max(UPPER)} is not routed to instance {old}"),
             ({"sfc": "syn", "from": old, "to": new, "fraction": 0}, r"'fraction' is a number in \(0, 1\]"),
@@ -432,15 +449,23 @@ def test_bad_move_requests_are_one_clear_error_each_while_traffic_runs(dpdk_read
              r"'fraction' is a number in \(0, 1\]"),
             ({"sfc": "syn", "from": old, "to": new, "fraction": 0.5, "buckets": [lower[0]]},
              r"give 'buckets' or 'fraction', not both"),
+            # a bucket that is not a number is named as given, not as some number it is not
+            ({"sfc": "syn", "from": old, "to": new, "buckets": ["x"]}, r"bucket 'x'|\"x\"|not (a|an) (bucket "
+                                                                      r"number|integer|number)"),
         ]
 
         def refuse_all() -> list[str]:
-            msgs = []
+            """Every request refused; the messages that are not what they should be, to check after the
+            data plane's part (an AssertionError here would end the trial early)."""
+            unclear = []
             for req, pattern in bad:
                 with pytest.raises(SerpensError) as exc:
                     ctl.request("move_flows", **req)
-                msgs.append(one_line_error(exc, pattern))
-            return msgs
+                try:
+                    one_line_error(exc, pattern)
+                except AssertionError as why:
+                    unclear.append(f"{req}: {why}")
+            return unclear
 
         t = trial(r, tmp_path, refuse_all)
         stats = p.stats()
@@ -453,8 +478,8 @@ def test_bad_move_requests_are_one_clear_error_each_while_traffic_runs(dpdk_read
     # the data plane forwarded throughout: every packet that reached serpensd came back
     reached = int(t.after["port"]["rx_packets"]) - int(t.before["port"]["rx_packets"])
     assert t.res.rx_packets == reached > 0, f"{reached - t.res.rx_packets} packets lost inside serpensd"
-    assert len(t.out) == len(bad)
     check_counts(t, [])
+    assert not t.out, "unclear errors:\n" + "\n".join(t.out)
 
 
 def test_a_second_move_while_one_runs_waits_for_it_and_both_succeed(dpdk_ready: cfg.Config,
