@@ -93,7 +93,10 @@ def test_a_design_whose_scaling_is_not_built_runs_fixed_and_refuses_scaling(dpdk
     from harness.native import RunDir
     from harness.serpens.platform import DesignPlatform
 
-    design = designs.SERPENS.replace(scaling="opennf")
+    # OpenNF moves per-flow state kept in the instances, the rest stays in the State Manager: with remote
+    # state it cannot run (Design.scaling_implemented)
+    design = designs.SERPENS.replace(scaling="opennf", state="remote")
+    assert not design.scaling_implemented
     p = DesignPlatform(dpdk_ready, RunDir(dpdk_ready, "custom"), design=design, sfc="fw")
     p.start()
     try:

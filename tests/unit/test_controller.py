@@ -286,7 +286,8 @@ for line in conn.makefile("rb"):
 '''
 # serpensd's usage with every design axis' option (the fake's default) and, for the older binary, without
 FULL_USAGE = ("usage: serpensd [EAL args] -- --control PATH --runtime PATH [--pool N] [--startup METHOD] "
-              "[--state-backend B] [--chaining MODE] [--redis HOST:PORT] [--redis-timeout-ms N]")
+              "[--state-backend B] [--chaining MODE] [--scaling PROTOCOL] [--redis HOST:PORT] "
+              "[--redis-timeout-ms N]")
 OLD_USAGE = ("usage: serpensd [EAL args] -- --control PATH --runtime PATH [--pool N] "
              "[--nf-loader dlopen|shm] [--state-backend serpens|fission|snf] [--redis HOST:PORT] "
              "[--redis-timeout-ms N]")
@@ -343,7 +344,7 @@ def test_platform_starts_serpensd_and_deploys_the_sfc(fake_serpens) -> None:  # 
                        "--state-mb", "256", "--wake-batch", "128", "--batch", "32", "--flush-us", "50",
                        "--keep-warm-s", "30",
                        "--startup", "serpens", "--state-backend", "serpens", "--chaining", "consolidated",
-                       "--pool", "4", "--colocate"]
+                       "--scaling", "shared", "--pool", "4", "--colocate"]
         assert records("request") == [
             {"cmd": "deploy_nf", "name": "fw", "path": str(nfs / "fw.so"), "args": {"blacklist": ""}},
             {"cmd": "deploy_nf", "name": "mon", "path": str(nfs / "mon.so"), "args": {}},
@@ -424,10 +425,13 @@ def test_a_design_whose_scaling_is_not_built_refuses_scaling_requests(fake_serpe
     from harness.serpens.platform import DesignPlatform
 
     conf, records, _, _ = fake_serpens
-    p = DesignPlatform(conf, RunDir(conf, "custom"), design=SERPENS.replace(scaling="snf"), sfc="fw")
+    # SNF's state move needs the router's buckets: with a proxy chaining it cannot run
+    design = SERPENS.replace(scaling="snf", chaining="local-proxy")
+    p = DesignPlatform(conf, RunDir(conf, "custom"), design=design, sfc="fw")
     assert p.name == "custom"
     p.start()
     try:
+        assert "--scaling" not in p.command_line   # serpensd is not told a protocol it cannot run
         assert len(p.instances) == conf["platforms"]["serpens"]["instances"]   # deployment still starts them
         with pytest.raises(PlatformError, match="cannot start an instance of SFC 'fw': scaling 'snf' is not "
                                                 "implemented yet"):
@@ -487,8 +491,9 @@ def test_rig_takes_a_design_to_vary_one_axis_without_a_registry_entry(fake_serpe
     conf, records, _, _ = fake_serpens
     with rig(conf, SERPENS.replace(startup="load"), sfc="fw") as r:
         assert r.platform.name == "load-startup"     # the registry's name for that design
-    with rig(conf, SERPENS.replace(startup="exec", scaling="chc"), sfc="fw") as r:
+    with rig(conf, SERPENS.replace(startup="exec", scaling="snf"), sfc="fw") as r:
         assert r.platform.name == "custom"
     own = [a[a.index("--") + 1:] for a in records("argv")]
     assert [o[o.index("--startup") + 1] for o in own] == ["load", "exec"]
+    assert [o[o.index("--scaling") + 1] for o in own] == ["shared", "snf"]
     assert "--pool" in own[0] and "--pool" not in own[1]    # exec starts no pool

@@ -16,20 +16,43 @@ from harness.platforms.designs import AXES, REGISTRY, SERPENS, Design, DesignErr
 from harness.serpens.design_options import design_options, usage_options
 
 # Each registered design's serpensd options (a serpensd with every axis' option), written out by hand so
-# that a changed registry entry shows up here: one option per axis that has one (scaling has none yet).
+# that a changed registry entry shows up here: one option per axis. Fission's `stateless`, SAND's `fork` and
+# Serpens' own scaling are all serpensd's `shared` (only the route moves: the state is already where every
+# instance reaches it); the Fig. 14 variants name their protocol.
 EXPECTED_OPTIONS = {
-    "fission": ["--startup", "load", "--state-backend", "fission", "--chaining", "global-proxy"],
-    "snf": ["--startup", "load", "--state-backend", "snf", "--chaining", "global-proxy"],
-    "sand": ["--startup", "fork", "--state-backend", "fission", "--chaining", "local-proxy"],
-    "serpens": ["--startup", "serpens", "--state-backend", "serpens", "--chaining", "consolidated"],
-    "fission-state": ["--startup", "serpens", "--state-backend", "fission", "--chaining", "consolidated"],
-    "snf-state": ["--startup", "serpens", "--state-backend", "snf", "--chaining", "consolidated"],
-    "fission-chaining": ["--startup", "serpens", "--state-backend", "serpens", "--chaining", "global-proxy"],
-    "sand-chaining": ["--startup", "serpens", "--state-backend", "serpens", "--chaining", "local-proxy"],
-    "exec-startup": ["--startup", "exec", "--state-backend", "serpens", "--chaining", "consolidated"],
-    "fork-startup": ["--startup", "fork", "--state-backend", "serpens", "--chaining", "consolidated"],
-    "load-startup": ["--startup", "load", "--state-backend", "serpens", "--chaining", "consolidated"],
-    "snapshot-startup": ["--startup", "snapshot", "--state-backend", "serpens", "--chaining", "consolidated"],
+    "fission": ["--startup", "load", "--state-backend", "fission", "--chaining", "global-proxy",
+                "--scaling", "shared"],
+    "snf": ["--startup", "load", "--state-backend", "snf", "--chaining", "global-proxy", "--scaling", "snf"],
+    "sand": ["--startup", "fork", "--state-backend", "fission", "--chaining", "local-proxy",
+             "--scaling", "shared"],
+    "serpens": ["--startup", "serpens", "--state-backend", "serpens", "--chaining", "consolidated",
+                "--scaling", "shared"],
+    "fission-state": ["--startup", "serpens", "--state-backend", "fission", "--chaining", "consolidated",
+                      "--scaling", "shared"],
+    "snf-state": ["--startup", "serpens", "--state-backend", "snf", "--chaining", "consolidated",
+                  "--scaling", "shared"],
+    "fission-chaining": ["--startup", "serpens", "--state-backend", "serpens", "--chaining", "global-proxy",
+                         "--scaling", "shared"],
+    "sand-chaining": ["--startup", "serpens", "--state-backend", "serpens", "--chaining", "local-proxy",
+                      "--scaling", "shared"],
+    "exec-startup": ["--startup", "exec", "--state-backend", "serpens", "--chaining", "consolidated",
+                     "--scaling", "shared"],
+    "fork-startup": ["--startup", "fork", "--state-backend", "serpens", "--chaining", "consolidated",
+                     "--scaling", "shared"],
+    "load-startup": ["--startup", "load", "--state-backend", "serpens", "--chaining", "consolidated",
+                     "--scaling", "shared"],
+    "snapshot-startup": ["--startup", "snapshot", "--state-backend", "serpens", "--chaining", "consolidated",
+                         "--scaling", "shared"],
+    "opennf-scaling": ["--startup", "serpens", "--state-backend", "serpens", "--chaining", "consolidated",
+                       "--scaling", "opennf"],
+    "opennf-loss-free-scaling": ["--startup", "serpens", "--state-backend", "serpens", "--chaining",
+                                 "consolidated", "--scaling", "opennf-loss-free"],
+    "s6-scaling": ["--startup", "serpens", "--state-backend", "serpens", "--chaining", "consolidated",
+                   "--scaling", "s6"],
+    "chc-scaling": ["--startup", "serpens", "--state-backend", "serpens", "--chaining", "consolidated",
+                    "--scaling", "chc"],
+    "snf-scaling": ["--startup", "serpens", "--state-backend", "serpens", "--chaining", "consolidated",
+                    "--scaling", "snf"],
 }
 
 
@@ -39,11 +62,18 @@ def test_every_registered_design_maps_to_one_serpensd_option_per_axis() -> None:
         assert entry.design.serpensd_options() == EXPECTED_OPTIONS[name], name
         args, implied = design_options(entry.design, None, pool=4)
         axis_args = [a for a in args if a.startswith("--") and a != "--pool"]
-        assert axis_args == ["--startup", "--state-backend", "--chaining"], name
-        assert args[:6] == EXPECTED_OPTIONS[name]
         # the pool is a size, given only to the pooled startup methods
         assert ("--pool" in args) == (entry.design.startup in ("serpens", "load")), name
-        assert set(implied) == {"scaling"}   # the one axis serpensd has no option for
+        if entry.design.scaling_implemented:
+            assert axis_args == ["--startup", "--state-backend", "--chaining", "--scaling"], name
+            assert args[:8] == EXPECTED_OPTIONS[name]
+            assert implied == {}, name
+        else:
+            # scaling that cannot run with the design's other axes is not passed: serpensd runs its
+            # instances as deployed and the platform refuses scaling requests (the implied text says why)
+            assert axis_args == ["--startup", "--state-backend", "--chaining"], name
+            assert args[:6] == EXPECTED_OPTIONS[name][:6]
+            assert set(implied) == {"scaling"} and "not runnable with this design" in implied["scaling"]
 
 
 def test_an_unknown_axis_value_is_one_clear_error_naming_the_known_ones() -> None:
@@ -77,9 +107,33 @@ def test_single_axis_variants_differ_from_serpens_on_exactly_their_axis() -> Non
 
 def test_every_axis_value_has_a_serpensd_name_and_scaling_says_what_is_built() -> None:
     assert AXES["state"]["remote"].serpensd == "fission" and AXES["state"]["serpens"].serpensd == "serpens"
-    assert [v for v, a in AXES["scaling"].items() if a.implemented] == ["serpens"]
-    assert {"opennf", "s6", "chc", "snf"} <= set(AXES["scaling"])
+    # every scaling value is built: the three whose state every instance reaches move only the route
+    # (serpensd's `shared`), the others are serpensd's protocol of the same name
+    assert all(a.implemented for a in AXES["scaling"].values())
+    assert {v: a.serpensd for v, a in AXES["scaling"].items()} == {
+        "serpens": "shared", "stateless": "shared", "fork": "shared", "snf": "snf", "opennf": "opennf",
+        "opennf-loss-free": "opennf-loss-free", "s6": "s6", "chc": "chc"}
+    assert designs.OPTIONS["scaling"] == "--scaling"
     assert set(AXES["startup"]) == {"exec", "fork", "load", "serpens", "thread", "snapshot"}
+
+
+def test_the_scaling_variants_move_state_and_run_only_where_their_protocol_can() -> None:
+    assert designs.variants("scaling") == ["opennf-scaling", "opennf-loss-free-scaling", "s6-scaling",
+                                           "chc-scaling", "snf-scaling"]
+    for name in designs.variants("scaling"):
+        d = REGISTRY[name].design
+        assert d.moves_state and d.scaling_implemented, name
+    # state every instance reaches: only the route moves, with any chaining or state backend
+    for name in ("serpens", "fission", "sand", "fission-state", "sand-chaining"):
+        assert not REGISTRY[name].design.moves_state and REGISTRY[name].design.scaling_implemented, name
+    # a protocol that moves per-flow state moves the router's buckets (consolidated chaining) and leaves
+    # the rest to the State Manager: with a proxy chaining or remote state it cannot run
+    assert not REGISTRY["snf"].design.scaling_implemented                      # SNF's global proxy
+    assert not SERPENS.replace(scaling="opennf", chaining="local-proxy").scaling_implemented
+    assert not SERPENS.replace(scaling="s6", state="remote").scaling_implemented
+    # CHC's external store is the run's redis-server, as remote state is
+    assert REGISTRY["chc-scaling"].design.needs_redis and REGISTRY["fission"].design.needs_redis
+    assert not REGISTRY["snf-scaling"].design.needs_redis and not SERPENS.needs_redis
 
 
 def test_a_serpensd_without_an_axis_option_runs_only_its_builtin_mechanism() -> None:
@@ -94,6 +148,8 @@ def test_a_serpensd_without_an_axis_option_runs_only_its_builtin_mechanism() -> 
         design_options(REGISTRY["sand-chaining"].design, old, pool=4)
     with pytest.raises(PlatformError, match="--startup fork is needed.*no --startup option"):
         design_options(REGISTRY["fork-startup"].design, old, pool=4)
+    with pytest.raises(PlatformError, match="--scaling s6 is needed.*no --scaling option"):
+        design_options(REGISTRY["s6-scaling"].design, old, pool=4)
     with pytest.raises(PlatformError, match="pool is 0, but startup serpens starts instances from a pool"):
         design_options(SERPENS, None, pool=0)
 
