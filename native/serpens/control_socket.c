@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -206,6 +207,9 @@ static void *control_main(void *arg)
 	int fd;
 
 	(void)arg;
+	/* its short waits (a move's inbox poll, the grace period) should last what they ask for, not the
+	 * default 50 µs of timer slack more */
+	prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
 	while (!D->quit) {
 		if (!wait_or_tick(listen_fd))
 			continue;

@@ -409,6 +409,9 @@ json_t *move_flows(json_t *req)
 		json_array_foreach(jb, i, v) {
 			json_int_t x = json_is_integer(v) ? json_integer_value(v) : -1;
 
+			if (!json_is_integer(v))
+				return fail("move_flows: 'buckets' item %zu is not an integer (bucket numbers are 0..%d)", i,
+					    RT_BUCKETS - 1);
 			if (x < 0 || x >= RT_BUCKETS)
 				return fail("move_flows: bucket %lld is not in 0..%d", (long long)x, RT_BUCKETS - 1);
 			if (route_owner_get(sfc, (int)x) != from)

@@ -708,8 +708,8 @@ unsigned int sc_take(struct rte_ring *rx, struct rte_mbuf **m, unsigned int burs
 		if (R.hold.n > R.st->held_max)
 			R.st->held_max = R.hold.n;
 	}
-	if (R.ex_pending && R.st->rx_taken >= R.ex_mark)
-		past_mark(); /* the last packet it had to see is in this batch: the state goes after it */
+	/* past the mark now? Not here: the batch just taken has not been through the NFs yet, and the state
+	 * must leave after it (sc_pending keeps the instance awake; the next call exports first thing) */
 	return n;
 }
 
