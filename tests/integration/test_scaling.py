@@ -245,8 +245,9 @@ def check_counts(t: Trial, moves: list[dict[str, Any]], exact: bool = True) -> N
         assert not short, f"flows whose last count is not their packets sent (last, sent): {short}"
 
 
-def check_moved(design: str, move: dict[str, Any], moved: set[int]) -> None:
-    """The move's own count of the state it carried: one export per moved flow (all have state)."""
+def check_moved(design: str, move: dict[str, Any], moved: set[int], departing: bool = False) -> None:
+    """The move's own count of the state it carried: one export per moved flow (all have state).
+    ``departing``: the old instance stops after the move (scale-in)."""
     if design == "serpens":
         assert move["protocol"] == "shared" and move["flows"] == 0   # nothing migrates within a server
         return
@@ -254,10 +255,16 @@ def check_moved(design: str, move: dict[str, Any], moved: set[int]) -> None:
     protocol = {"opennf-loss-free-scaling": "opennf"}.get(design, design.removesuffix("-scaling"))
     assert move["protocol"] == protocol
     assert move["flows"] == len(moved), f"{move['flows']} flows' state moved, {len(moved)} flows were moved"
-    if design == "s6-scaling":
+    if design == "s6-scaling" and not departing:
         assert move["pulls"] == len(moved)   # each pulled once, on its first packet at the new instance
+    if design == "s6-scaling" and departing:
+        # a departing owner pushes what was not pulled yet (docs/scaling.md): pulls and pushes add up
+        assert move["pulls"] <= len(moved)
     if design.startswith("opennf"):
-        assert move["buffer_drops"] == 0 and move["released"] == move["diverted"] > 0
+        # every packet-in is handed over; how many there were depends on how long the move took (a scale-in
+        # of a few flows can be over between two packets of theirs)
+        assert move["buffer_drops"] == 0 and move["released"] == move["diverted"]
+        assert departing or move["diverted"] > 0
 
 
 # --- 1. no state lost ------------------------------------------------------------------------------------
@@ -560,4 +567,4 @@ def test_scale_in_moves_the_stopped_instances_flows_back_with_their_state(
     inside_trial(t, move)
     assert slots == [old]
     check_counts(t, [move])
-    check_moved(design, move, flows_in(UPPER))
+    check_moved(design, move, flows_in(UPPER), departing=True)
