@@ -17,7 +17,6 @@
 #include <sys/time.h>
 
 #include <hiredis/hiredis.h>
-#include <rte_cycles.h>
 
 #include "ctl.h"
 #include "scale_runtime.h"
@@ -118,12 +117,7 @@ int chc_flush(uint64_t move, const uint64_t *mask)
 	if (drain_replies(queued + 1) != 0)
 		return -1;
 	__atomic_fetch_add(&mv->store_rtts, 1, __ATOMIC_RELAXED);
-	for (i = 0; i < n; i++)
-		sc_store_drop_ref(&refs[i]);
-	__atomic_fetch_add(&mv->flows, flows, __ATOMIC_RELAXED);
-	__atomic_fetch_add(&mv->entries, n, __ATOMIC_RELAXED);
-	__atomic_fetch_add(&mv->msgs, flows + 1, __ATOMIC_RELAXED);
-	__atomic_store_n(&mv->t_last_state, rte_rdtsc(), __ATOMIC_RELAXED);
+	sc_exported(refs, n, flows);
 	return (int)flows;
 }
 

@@ -423,6 +423,19 @@ static int send_flow(const struct sc_ref *r, unsigned int n, int to, uint64_t mo
 	return msgs;
 }
 
+void sc_exported(const struct sc_ref *r, unsigned int n, unsigned int flows)
+{
+	struct sc_move *mv = &R.sh->move;
+	unsigned int i;
+
+	for (i = 0; i < n; i++)
+		sc_store_drop_ref(&r[i]);
+	__atomic_fetch_add(&mv->flows, flows, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&mv->entries, n, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&mv->msgs, flows + 1, __ATOMIC_RELAXED); /* one per flow, and the end */
+	__atomic_store_n(&mv->t_last_state, rte_rdtsc(), __ATOMIC_RELAXED);
+}
+
 /* The old side, past the drain mark: give up every moved flow (snf: to the new instance; opennf: to the
  * controller; chc: to the store). */
 static void export_all(void)
@@ -466,12 +479,7 @@ static void export_all(void)
 		}
 		flows++;
 	}
-	for (i = 0; i < n; i++)
-		sc_store_drop_ref(&refs[i]);
-	__atomic_fetch_add(&mv->flows, flows, __ATOMIC_RELAXED);
-	__atomic_fetch_add(&mv->entries, n, __ATOMIC_RELAXED);
-	__atomic_fetch_add(&mv->msgs, flows + 1, __ATOMIC_RELAXED);
-	__atomic_store_n(&mv->t_last_state, rte_rdtsc(), __ATOMIC_RELAXED);
+	sc_exported(refs, n, flows);
 	R.st->flows_out += flows;
 	if (R.proto != SC_S6) { /* s6: the new instance never waits for an end, it pulls what it misses */
 		done = sc_msg_new(SC_M_DONE, R.ex_move, 0);

@@ -39,6 +39,8 @@ int chc_flush(uint64_t move, const uint64_t *mask);   /* the old side: returns f
  * it flushed `*flushed` flows is there. 0, or -1 (the store failed). */
 int chc_fetch(uint64_t move, const uint32_t *flows, unsigned int n, int *found, bool *done,
 	      unsigned int *flushed);
+/* The entries refs[0..n) of `flows` flows left this instance: drop them and count the move's work. */
+void sc_exported(const struct sc_ref *refs, unsigned int n, unsigned int flows);
 /* per-entry import of a blob (the STATE message data format), shared with the message path */
 int sc_import_blob(const uint8_t *data, uint32_t len, uint32_t nent, uint32_t flow);
 unsigned int sc_pack_flow(const struct sc_ref *refs, unsigned int n, uint8_t *buf, uint32_t room,
