@@ -261,10 +261,9 @@ def check_moved(design: str, move: dict[str, Any], moved: set[int], departing: b
         # a departing owner pushes what was not pulled yet (docs/scaling.md): pulls and pushes add up
         assert move["pulls"] <= len(moved)
     if design.startswith("opennf"):
-        # every packet-in is handed over; how many there were depends on how long the move took (a scale-in
-        # of a few flows can be over between two packets of theirs)
+        # every packet-in is handed over; how many there were depends on how long the move took (a move of a
+        # few flows can be over between two packets of theirs: 0 is possible, so it is not asserted)
         assert move["buffer_drops"] == 0 and move["released"] == move["diverted"]
-        assert departing or move["diverted"] > 0
 
 
 # --- 1. no state lost ------------------------------------------------------------------------------------
