@@ -81,11 +81,11 @@ json_t *stats(void)
 
 		if (!s->used)
 			continue;
-		json_array_append_new(sfcs, json_pack("{s:i, s:s, s:o, s:o, s:o, s:o, s:I, s:s}", "sfc", i, "name",
+		json_array_append_new(sfcs, json_pack("{s:i, s:s, s:o, s:o, s:o, s:o, s:o, s:I, s:s}", "sfc", i, "name",
 						      s->name, "rx_packets", u64(s->rx), "tx_packets", u64(s->tx),
 						      "no_instance", u64(s->no_instance), "ring_full",
-						      u64(s->ring_full), "crashes", (json_int_t)crashes[i],
-						      "last_crash", crash_msg[i]));
+						      u64(s->ring_full), "stranded", u64(s->stranded), "crashes",
+						      (json_int_t)crashes[i], "last_crash", crash_msg[i]));
 	}
 	for (i = 0; i < SM_MAX_INSTANCES; i++) {
 		struct sp_instance *in = &D->ctl->inst[i];

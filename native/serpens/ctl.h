@@ -88,6 +88,7 @@ struct sp_sfc_desc {
 	struct sp_pos pos[SP_MAX_POS];
 	/* data-plane counters */
 	uint64_t rx, tx, no_instance, ring_full;
+	uint64_t stranded; /* consolidated chaining: left in an instance's rx ring when it stopped or crashed */
 };
 
 /* How packets get from one NF of an SFC to the next (serpensd --chaining; docs/chaining.md). */

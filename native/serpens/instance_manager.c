@@ -30,15 +30,18 @@ static uint64_t drain_ring(struct rte_ring *r)
 	return n;
 }
 
-/* Packets an instance slot leaves in its rings are dropped; with per-NF chaining they count as the hop's
- * `stranded` (delivery.h: every drop attributed to a hop). */
+/* Packets an instance slot leaves in its rings are dropped, and counted: with per-NF chaining as the hop's
+ * `stranded` (delivery.h: every drop attributed to a hop), with consolidated chaining as its SFC's. */
 static void drain_slot(int slot, bool rx, bool tx)
 {
 	struct sp_instance *in = &D->ctl->inst[slot];
 	uint64_t n = (rx ? drain_ring(D->rx[slot]) : 0) + (tx ? drain_ring(D->tx[slot]) : 0);
 
-	if (n && D->delivery->per_nf && in->sfc >= 0 && in->sfc < SP_MAX_SFCS && in->position >= 0 &&
-	    in->position < SP_MAX_POS)
+	if (!n || in->sfc < 0 || in->sfc >= SP_MAX_SFCS)
+		return;
+	if (!D->delivery->per_nf)
+		__atomic_fetch_add(&D->ctl->sfcs[in->sfc].stranded, n, __ATOMIC_RELAXED);
+	else if (in->position >= 0 && in->position < SP_MAX_POS)
 		__atomic_fetch_add(&D->ctl->delivery.hop[in->sfc][in->position].stranded, n, __ATOMIC_RELAXED);
 }
 
