@@ -9,8 +9,9 @@
 
 #include "report.h"
 
-static int write_tmp(const char *tmp, json_t *root, char *err, size_t errlen)
+static int write_tmp(const char *tmp, const void *arg, char *err, size_t errlen)
 {
+	json_t *root = (json_t *)arg;
 	FILE *f = fopen(tmp, "w");
 
 	if (f == NULL) {
@@ -38,6 +39,12 @@ static int write_tmp(const char *tmp, json_t *root, char *err, size_t errlen)
 int report_write_atomic(const char *path, json_t *root, char *err,
 			size_t errlen)
 {
+	return report_file_atomic(path, write_tmp, root, err, errlen);
+}
+
+int report_file_atomic(const char *path, report_write_fn write,
+		       const void *arg, char *err, size_t errlen)
+{
 	char tmp[4096];
 	int n;
 
@@ -46,7 +53,7 @@ int report_write_atomic(const char *path, json_t *root, char *err,
 		snprintf(err, errlen, "path too long: %s", path);
 		return -1;
 	}
-	if (write_tmp(tmp, root, err, errlen) != 0)
+	if (write(tmp, arg, err, errlen) != 0)
 		return -1;
 	if (rename(tmp, path) != 0) {
 		snprintf(err, errlen, "cannot rename %s to %s: %s", tmp, path,

@@ -16,6 +16,14 @@
 
 #include "hist.h"
 
+/* Write path atomically: write(tmp, arg) fills "<path>.tmp.<pid>", which is
+ * then renamed over path (or removed if anything failed). Returns 0, or -1
+ * with a reason in err. */
+typedef int (*report_write_fn)(const char *tmp, const void *arg, char *err,
+			       size_t errlen);
+int report_file_atomic(const char *path, report_write_fn write,
+		       const void *arg, char *err, size_t errlen);
+
 /* Dump root to path atomically (tmp file + fsync + rename).
  * Returns 0, or -1 with a reason in err. */
 int report_write_atomic(const char *path, json_t *root, char *err,

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "lat_trace.h"
+#include "report.h"
 
 /* MAP_POPULATE: the pages are faulted in now, not by the first store of the
  * trial into each of them (a fault every 170 records). */
@@ -56,9 +57,16 @@ static int write_all(FILE *f, const void *p, size_t size, size_t n)
 	return n == 0 || fwrite(p, size, n, f) == n ? 0 : -1;
 }
 
-static int write_file(const struct lat_trace *t, const char *tmp,
-		      const struct lat_trace_hdr *h, char *err, size_t errlen)
+struct trace_file {
+	const struct lat_trace *t;
+	const struct lat_trace_hdr *h;
+};
+
+static int write_file(const char *tmp, const void *arg, char *err,
+		      size_t errlen)
 {
+	const struct lat_trace *t = ((const struct trace_file *)arg)->t;
+	const struct lat_trace_hdr *h = ((const struct trace_file *)arg)->h;
 	FILE *f = fopen(tmp, "wb");
 	int bad;
 
@@ -85,8 +93,6 @@ int lat_trace_write(const struct lat_trace *t, const char *path,
 		    size_t errlen)
 {
 	struct lat_trace_hdr h;
-	char tmp[4096];
-	int n;
 
 	memset(&h, 0, sizeof(h));
 	memcpy(h.magic, LAT_TRACE_MAGIC, sizeof(h.magic));
@@ -100,18 +106,7 @@ int lat_trace_write(const struct lat_trace *t, const char *path,
 	h.rx_records = lat_trace_stored(t->n_rx, t->cap);
 	h.tx_overflow = t->n_tx - h.tx_records;
 	h.rx_overflow = t->n_rx - h.rx_records;
-	n = snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
-	if (n < 0 || (size_t)n >= sizeof(tmp)) {
-		snprintf(err, errlen, "path too long: %s", path);
-		return -1;
-	}
-	if (write_file(t, tmp, &h, err, errlen) != 0)
-		return -1;
-	if (rename(tmp, path) != 0) {
-		snprintf(err, errlen, "cannot rename %s to %s: %s", tmp, path,
-			 strerror(errno));
-		unlink(tmp);
-		return -1;
-	}
-	return 0;
+	return report_file_atomic(path, write_file,
+				  &(struct trace_file){.t = t, .h = &h}, err,
+				  errlen);
 }

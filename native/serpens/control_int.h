@@ -86,7 +86,7 @@ json_t *start_one(int sfc, int pos, bool pin);
 json_t *start_instance(int sfc, bool pin); /* pin: --pin-flows, only new flows go to it */
 uint64_t retire(int slot, bool crashed);
 json_t *stop_instance(int slot);
-bool has_sibling(int slot);
+bool stop_loses_state(int slot);
 
 /* instance_tick.c: per SFC, instances that exited on their own, and how the last one did (for stats) */
 extern uint64_t crashes[SP_MAX_SFCS];

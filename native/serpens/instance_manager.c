@@ -273,15 +273,18 @@ uint64_t retire(int slot, bool crashed)
 	return processed;
 }
 
-/* Another ready instance of the same SFC, the one scale-in can move flows to? */
-bool has_sibling(int slot)
+/* Would stopping this instance lose flow state? Yes if the state lives in instances (every --scaling
+ * protocol but `shared`) and no other ready instance of its SFC could take its flows. */
+bool stop_loses_state(int slot)
 {
 	int i;
 
+	if (D->delivery->per_nf || !sc_private_state())
+		return false;
 	for (i = 0; i < SM_MAX_INSTANCES; i++)
 		if (i != slot && D->ctl->inst[i].state == INST_READY && D->ctl->inst[i].sfc == D->ctl->inst[slot].sfc)
-			return true;
-	return false;
+			return false;
+	return true;
 }
 
 /* Scale-in: the instance's flows go to the SFC's other instances through the scaling protocol, then it
@@ -294,7 +297,7 @@ json_t *stop_instance(int slot)
 
 	if (slot < 0 || slot >= SM_MAX_INSTANCES || D->ctl->inst[slot].state != INST_READY)
 		return fail("stop_instance: no running instance in slot %d", slot);
-	if (!D->delivery->per_nf && sc_private_state() && !has_sibling(slot))
+	if (stop_loses_state(slot))
 		return fail("stop_instance: slot %d is the last instance of SFC %s, and with --scaling %s its flows' "
 			    "state lives in it: stopping it would lose that state", slot,
 			    D->ctl->sfcs[D->ctl->inst[slot].sfc].name,

@@ -85,7 +85,7 @@ void tick(void)
 		    now - last > (uint64_t)(D->keep_warm_s * (double)hz) && rte_ring_empty(D->rx[i])) {
 			/* kept warm long enough with no packet: scale in (to zero if it is the last one, unless
 			 * its flows' state lives in it); its buckets go to the others first */
-			if (!D->delivery->per_nf && sc_private_state() && !has_sibling(i))
+			if (stop_loses_state(i))
 				continue;
 			json_decref(stop_instance(i));
 			now = rte_rdtsc();
