@@ -358,4 +358,5 @@ static int select_suspicious(int verdict)
 }
 
 SP_NF("fw", fw_init, fw_handler);
+SP_NF_ARGS("mode", "blacklist", "whitelist", "suspicious");
 SP_SELECTOR(suspicious, select_suspicious);

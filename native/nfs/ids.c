@@ -37,9 +37,12 @@
  * scanned). Frames that are not IPv4 pass unscanned. The packet is never modified.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <hs/hs.h>
 
@@ -167,21 +170,48 @@ static int parse_line(struct patterns *p, char *line, unsigned int line_no, cons
 	return 0;
 }
 
+/* The pattern file, opened without blocking and only if it is a regular file: init runs in serpensd's
+ * control thread at deployment, where a FIFO with no writer would hold every other request. */
+static FILE *open_regular(const char *path, int *rc)
+{
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	struct stat st;
+	FILE *fp;
+
+	if (fd < 0 || fstat(fd, &st) != 0) {
+		*rc = -errno;
+		sp_log("cannot open pattern file %s: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return NULL;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		*rc = -EINVAL;
+		sp_log("pattern file %s is not a regular file", path);
+		close(fd);
+		return NULL;
+	}
+	fp = fdopen(fd, "r");
+	if (fp == NULL) {
+		*rc = -errno;
+		close(fd);
+	}
+	return fp;
+}
+
 static int patterns_load(struct patterns *p, const char *path)
 {
-	FILE *fp = fopen(path, "r");
 	char *line = NULL;
 	size_t cap = 0;
 	ssize_t got;
 	unsigned int line_no = 0;
 	int rc = 0;
+	FILE *fp;
 
 	memset(p, 0, sizeof(*p));
-	if (fp == NULL) {
-		rc = -errno;
-		sp_log("cannot open pattern file %s: %s", path, strerror(errno));
+	fp = open_regular(path, &rc);
+	if (fp == NULL)
 		return rc;
-	}
 	while (rc == 0 && (got = getline(&line, &cap, fp)) >= 0) {
 		line_no++;
 		while (got > 0 && (line[got - 1] == '\n' || line[got - 1] == '\r'))
@@ -462,3 +492,4 @@ static int ids_handler(struct sp_pkt *pkt)
 }
 
 SP_NF("ids", ids_init, ids_handler);
+SP_NF_ARGS("patterns", "action", "flows", "update_interval_ms");

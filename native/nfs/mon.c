@@ -85,3 +85,4 @@ static int mon_handler(struct sp_pkt *pkt)
 }
 
 SP_NF("mon", mon_init, mon_handler);
+SP_NF_ARGS("flows", "hosts", "update_interval_ms");

@@ -290,3 +290,4 @@ static int nat_handler(struct sp_pkt *pkt)
 }
 
 SP_NF("nat", nat_init, nat_handler);
+SP_NF_ARGS("external_ip", "ports", "cluster_id");

@@ -96,3 +96,4 @@ static int synthetic_handler(struct sp_pkt *pkt)
 }
 
 SP_NF("synthetic", synthetic_init, synthetic_handler);
+SP_NF_ARGS("state_size", "flows", "stamp");

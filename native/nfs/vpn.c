@@ -406,3 +406,4 @@ static int vpn_handler(struct sp_pkt *pkt)
 }
 
 SP_NF("vpn", vpn_init, vpn_handler);
+SP_NF_ARGS("key", "mode", "keep_tail", "flows");

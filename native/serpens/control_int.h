@@ -3,8 +3,10 @@
  * nor for the runtimes: their interface with the control thread is serpensd.h and ctl.h. One concern
  * per file:
  *
- *   control_socket.c    the thread and its JSON-lines socket (docs/serpens-control.md): accept, read a
- *                       request, dispatch it, write the reply; the runtime knobs (`set`) and `shutdown`
+ *   control_socket.c    the thread and its JSON-lines socket (docs/serpens-control.md): an event loop
+ *                       over every client (non-blocking, per-client buffers, limits) and the periodic
+ *                       duties; dispatch of each request; the runtime knobs (`set`) and `shutdown`
+ *   control_fields.c    requests' numeric fields checked for type and range, unknown fields refused
  *   nf_deploy.c         deploy_nf, the NF Manager's side: the deployment's own copy of the object, init
  *                       in deploy mode, the shared-memory image; the NF copies' directory
  *   sfc_graph.c         deploy_sfc: the match, the graph flattened into label positions, the selectors
@@ -61,6 +63,15 @@ static inline void sleep_us(unsigned int us)
 /* Replies (control_socket.c): {"ok": false, "error": <formatted>} and {"ok": true}. */
 json_t *fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 json_t *ok(void);
+
+/* control_fields.c: a request's field checked before use. NULL: fine (*out = the value, or dflt when the
+ * field is absent); else the error reply, naming cmd, the field, the range and what was given. */
+json_t *int_field(json_t *req, const char *cmd, const char *field, json_int_t min, json_int_t max, json_int_t dflt,
+		  json_int_t *out);
+json_t *num_field(json_t *req, const char *cmd, const char *field, double min, double max, double dflt,
+		  double *out);
+/* NULL, or the error for a field of req (besides "cmd") not in known (NULL-terminated) */
+json_t *only_fields(json_t *req, const char *cmd, const char *const *known);
 
 /* nf_deploy.c */
 int nf_dir_setup(const struct serpensd *d); /* the directory of the NF copies: 0, or -1 (said why) */

@@ -209,10 +209,15 @@ static void dump_one(const void *key, const void *value, void *ctx)
 json_t *dump_table(json_t *req)
 {
 	const char *table = json_string_value(json_object_get(req, "table"));
-	struct dump_ctx c = {.entries = json_array(), .limit = json_integer_value(json_object_get(req, "limit"))};
+	struct dump_ctx c = {.entries = NULL};
 	uint32_t flags;
 	uint64_t count;
+	json_t *err;
 
+	/* absent: every key */
+	if ((err = int_field(req, "dump_table", "limit", 1, INT32_MAX, 0, &c.limit)))
+		return err;
+	c.entries = json_array();
 	if (!table || sm_table_info(D->state, table, &flags, &c.ks, &c.vs, &count) != 0) {
 		json_decref(c.entries);
 		return fail("dump_table: unknown table '%s'", table ? table : "");

@@ -8,6 +8,7 @@
  */
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
@@ -82,19 +83,79 @@ static int build_image(int slot, struct sp_nf_desc *d, char *err, size_t errlen)
 	return 0;
 }
 
+/* The NF object a request names, opened without blocking (a FIFO with no writer, or a device, would hold
+ * the control thread) and only if it is a regular file: its fd, or -1 with err. The copy is then made
+ * from this fd (/proc/self/fd/N), so what was checked is what gets deployed. */
+static int open_object(const char *path, char *err, size_t errlen)
+{
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	struct stat st;
+
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) != 0) {
+		snprintf(err, errlen, "cannot stat %s: %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "%s is not a regular file (%s): an NF is a shared object", path,
+			 S_ISFIFO(st.st_mode) ? "a FIFO" : S_ISDIR(st.st_mode) ? "a directory" :
+			 S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device" : S_ISSOCK(st.st_mode) ? "a socket" :
+			 "not a file");
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* The NF's declared argument keys (SP_NF_ARGS in nf.h), checked against the deployment's before its init
+ * runs: a typo ("blaklist") is refused, naming the key and the keys the NF takes, instead of being ignored
+ * (a firewall that passes everything). An NF that declares nothing is not checked (older NFs). NULL: fine,
+ * else the error reply. The copy is loaded here (and stays loaded: nfm_deploy_init's dlopen of the same
+ * file shares it) only to read the declaration. */
+static json_t *check_arg_keys(const struct sp_nf_desc *d, void **dl)
+{
+	const char *const *known, *const *k;
+	const char *a;
+	char list[512];
+	size_t off = 0;
+
+	*dl = dlopen(d->path, RTLD_NOW | RTLD_LOCAL);
+	if (!*dl)
+		return NULL; /* the loader's own error comes from nfm_deploy_init */
+	known = dlsym(*dl, "serpens_nf_args");
+	if (!known)
+		return NULL;
+	for (a = d->args; *a; a += strlen(a) + 1, a += strlen(a) + 1) {
+		for (k = known; *k && strcmp(*k, a); k++)
+			;
+		if (*k)
+			continue;
+		for (k = known; *k && off < sizeof(list); k++)
+			off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%s", k == known ? "" : ", ", *k);
+		return fail("deploy_nf %s: unknown argument '%.64s'; the NF takes %s", d->name, a,
+			    off ? list : "no arguments");
+	}
+	return NULL;
+}
+
 json_t *deploy_nf(json_t *req)
 {
 	const char *name = json_string_value(json_object_get(req, "name"));
 	const char *path = json_string_value(json_object_get(req, "path"));
-	json_t *args = json_object_get(req, "args"), *v, *tables;
+	json_t *args = json_object_get(req, "args"), *v, *tables, *bad;
 	struct sp_nf_desc *d = NULL;
 	struct st_loaded loaded;
 	struct st_nf view;
 	const char *key;
-	char err[600];
+	char err[600], from[64];
 	unsigned int before;
-	int i, slot = -1;
+	int i, slot = -1, fd, rc;
 	size_t off = 0;
+	void *dl;
 
 	if (!name || !*name || strlen(name) >= SP_NAME_LEN || strchr(name, '/') || !path)
 		return fail("deploy_nf: 'name' (no '/', < %d chars) and 'path' are required", SP_NAME_LEN);
@@ -109,8 +170,16 @@ json_t *deploy_nf(json_t *req)
 	memset(d, 0, sizeof(*d));
 	snprintf(d->name, sizeof(d->name), "%s", name);
 	/* every deployment gets its own copy: two deployments of one object never share globals */
-	if ((size_t)snprintf(d->path, sizeof(d->path), "%s/%s.so", nf_dir, name) >= sizeof(d->path) ||
-	    nfm_copy(path, d->path, err, sizeof(err)) != 0)
+	if ((size_t)snprintf(d->path, sizeof(d->path), "%s/%s.so", nf_dir, name) >= sizeof(d->path)) {
+		snprintf(err, sizeof(err), "the NF directory's path is too long");
+		return fail("deploy_nf %s: %s", name, err);
+	}
+	if ((fd = open_object(path, err, sizeof(err))) < 0)
+		return fail("deploy_nf %s: %s", name, err);
+	snprintf(from, sizeof(from), "/proc/self/fd/%d", fd);
+	rc = nfm_copy(from, d->path, err, sizeof(err));
+	close(fd);
+	if (rc != 0)
 		return fail("deploy_nf %s: %s", name, err);
 	if (args && !json_is_object(args))
 		return fail("deploy_nf %s: 'args' must be an object of strings", name);
@@ -134,9 +203,18 @@ json_t *deploy_nf(json_t *req)
 	}
 	d->args[off] = '\0';
 	d->args_len = (uint32_t)off;
+	if ((bad = check_arg_keys(d, &dl))) {
+		if (dl)
+			dlclose(dl); /* its init never ran: nothing of it to keep */
+		unlink(d->path);
+		return bad;
+	}
 	before = sm_table_count(D->state);
 	chainer_nf_view(d, &view);
-	if (nfm_deploy_init(&view, &loaded, err, sizeof(err)) != 0) {
+	rc = nfm_deploy_init(&view, &loaded, err, sizeof(err));
+	if (dl)
+		dlclose(dl); /* loaded.dl holds the object now (or nothing does) */
+	if (rc != 0) {
 		nf_dl[slot] = loaded.dl; /* kept when init failed: its tables may exist */
 		unlink(d->path);
 		return fail("deploy_nf: %s", err);

@@ -361,6 +361,9 @@ int main(int argc, char **argv)
 	char err[512];
 	int ret, slot = -1, opt, pooled = 0, proxy = 0, zygote = -1;
 
+	/* the remote state backends and CHC talk to Redis over TCP (hiredis writes without MSG_NOSIGNAL): a
+	 * Redis that dies must be an error this runtime reports, not a SIGPIPE that kills it */
+	signal(SIGPIPE, SIG_IGN);
 	ret = eal_init_serialised(argc, argv); /* one secondary at a time: eal_init_lock.h */
 	if (ret < 0)
 		fail(NULL, "EAL init failed (is serpensd running with the same --file-prefix?)");

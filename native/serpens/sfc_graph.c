@@ -23,15 +23,22 @@ int find_sfc(const char *name)
 
 static int parse_prefix(const char *s, uint32_t *net, uint32_t *mask)
 {
-	char buf[64], *slash;
+	char buf[64], *slash, *end;
 	struct in_addr a;
 	long len = 32;
 
+	if (strlen(s) >= sizeof(buf))
+		return -1;
 	snprintf(buf, sizeof(buf), "%s", s);
 	slash = strchr(buf, '/');
 	if (slash) {
 		*slash = '\0';
-		len = strtol(slash + 1, NULL, 10);
+		/* the whole of it a number 0..32: "/8x" or "/" is a typo, not /8 or /0 */
+		if (slash[1] < '0' || slash[1] > '9')
+			return -1;
+		len = strtol(slash + 1, &end, 10);
+		if (*end != '\0')
+			return -1;
 	}
 	if (inet_pton(AF_INET, buf, &a) != 1 || len < 0 || len > 32)
 		return -1;
@@ -198,7 +205,9 @@ static json_t *positions_json(const struct sp_sfc_desc *s)
 json_t *deploy_sfc(json_t *req)
 {
 	const char *name = json_string_value(json_object_get(req, "name"));
-	json_t *graph = json_object_get(req, "graph"), *match = json_object_get(req, "match"), *v;
+	json_t *graph = json_object_get(req, "graph"), *match = json_object_get(req, "match"), *v, *err_rep;
+	static const char *const match_keys[] = {"dst", "src", "proto", "dport", NULL};
+	json_int_t num;
 	struct sp_sfc_desc tmp;
 	struct flat f;
 	char err[512];
@@ -220,10 +229,13 @@ json_t *deploy_sfc(json_t *req)
 	if ((v = json_object_get(match, "src")) &&
 	    (!json_is_string(v) || parse_prefix(json_string_value(v), &tmp.match.src, &tmp.match.src_mask)))
 		return fail("deploy_sfc %s: match.src must be an IPv4 prefix", name);
-	if ((v = json_object_get(match, "proto")))
-		tmp.match.proto = (uint8_t)json_integer_value(v);
-	if ((v = json_object_get(match, "dport")))
-		tmp.match.dport = htons((uint16_t)json_integer_value(v));
+	if ((err_rep = only_fields(match, "deploy_sfc: match", match_keys)) ||
+	    (err_rep = int_field(match, "deploy_sfc: match", "proto", 0, 255, 0, &num)))
+		return err_rep;
+	tmp.match.proto = (uint8_t)num; /* 0: any */
+	if ((err_rep = int_field(match, "deploy_sfc: match", "dport", 0, 65535, 0, &num)))
+		return err_rep;
+	tmp.match.dport = htons((uint16_t)num); /* 0: any */
 	f = (struct flat){.s = &tmp, .err = err, .errlen = sizeof(err)};
 	if (flatten(&f, graph) != 0 || selectors_exist(&tmp, err, sizeof(err)) != 0)
 		return fail("deploy_sfc: %s", err);

@@ -275,6 +275,19 @@ struct sp_nf {
 #define SP_NF(nf_name, nf_init, nf_handler) \
 	const struct sp_nf serpens_nf = {.name = (nf_name), .init = (nf_init), .handler = (nf_handler)}
 
+/* The argument keys an NF takes, declared once next to its descriptor:
+ *
+ *     SP_NF("fw", fw_init, fw_handler);
+ *     SP_NF_ARGS("mode", "blacklist", "whitelist", "suspicious");
+ *
+ * serpensd checks a deployment's arguments against them before init runs, and refuses an unknown key
+ * with the NF's name, the key and this list (a typo such as "blaklist" is an error, not an argument the
+ * NF silently never reads). SP_NF_NO_ARGS declares an NF that takes none. An NF that declares nothing
+ * is deployed unchecked, as before. A symbol of its own (serpens_nf_args, found as serpens_nf is) rather
+ * than a field of struct sp_nf, so that objects built before it existed keep loading. */
+#define SP_NF_ARGS(...) const char *const serpens_nf_args[] = {__VA_ARGS__, NULL}
+#define SP_NF_NO_ARGS const char *const serpens_nf_args[] = {NULL}
+
 /* A selector for distribute(): maps the upstream NF's verdict to a branch index (0-based), or -1 to
  * drop. Exported as serpens_selector_<name>; the SFC names it as "<nf>.<name>". */
 typedef int (*sp_selector_fn)(int verdict);

@@ -379,6 +379,7 @@ json_t *move_flows(json_t *req)
 	bool pin = json_is_true(jp);
 	uint64_t mask[SC_MASK_WORDS] = {0};
 	int sfc = find_sfc(name ? name : ""), from, to;
+	json_int_t slot;
 	unsigned int b, owned = 0, want, picked = 0;
 	char err[400];
 	size_t i;
@@ -387,10 +388,15 @@ json_t *move_flows(json_t *req)
 		return fail("move_flows: no SFC named '%s' is deployed", name ? name : "");
 	if (D->delivery->per_nf)
 		return fail("move_flows: the router's buckets move with consolidated chaining only");
-	if (!json_is_integer(jf) || !json_is_integer(jt))
-		return fail("move_flows: 'from' and 'to' are instance slots (integers)");
-	from = (int)json_integer_value(jf);
-	to = (int)json_integer_value(jt);
+	if (!jf || !jt)
+		return fail("move_flows: 'from' and 'to' (instance slots, 0..%d) are required", SM_MAX_INSTANCES - 1);
+	/* checked before the cast to int: a slot 2^32 is not slot 0 */
+	if ((v = int_field(req, "move_flows", "from", 0, SM_MAX_INSTANCES - 1, -1, &slot)))
+		return v;
+	from = (int)slot;
+	if ((v = int_field(req, "move_flows", "to", 0, SM_MAX_INSTANCES - 1, -1, &slot)))
+		return v;
+	to = (int)slot;
 	if (from < 0 || from >= SM_MAX_INSTANCES || !serves(from, sfc))
 		return fail("move_flows: no running instance of SFC %s in slot %d", name, from);
 	if (to < 0 || to >= SM_MAX_INSTANCES || !serves(to, sfc))
@@ -422,7 +428,7 @@ json_t *move_flows(json_t *req)
 		double f = jr ? json_number_value(jr) : 0.5;
 
 		if ((jr && !json_is_number(jr)) || !(f > 0.0 && f <= 1.0))
-			return fail("move_flows: 'fraction' is a number in (0, 1]");
+			return fail("move_flows: 'fraction' must be a number in (0, 1]");
 		for (b = 0; b < RT_BUCKETS; b++)
 			owned += route_owner_get(sfc, (int)b) == from;
 		want = (unsigned int)((double)owned * f + 0.5);
