@@ -4,7 +4,9 @@ serpensd listens on a Unix stream socket. The controller sends one JSON object p
 object per line back; requests are answered one at a time, in order. A reply with ``"ok": false`` becomes a
 :class:`SerpensError` carrying serpensd's own message (which names the NF, SFC or table); a socket nobody
 listens on, or one that closes under a request, becomes a :class:`SerpensConnectionError` that names the
-socket and says serpensd is not running.
+socket and says serpensd is not running. A request longer than serpensd's limit (``REQUEST_MAX_BYTES``) is
+refused here, before it is sent, and an error serpensd wrote before closing the connection is reported as
+what it is: neither is "serpensd is not running".
 
     with Controller("/run/serpens-harness/<run>/serpensd.sock") as ctl:
         ctl.deploy_nf("nat", "/abs/build/native/nfs/nat.so", {"external_ip": "198.18.1.1"})
@@ -25,6 +27,9 @@ from typing import Any
 from harness.platforms.base import PlatformError
 
 DEFAULT_CONNECT_TIMEOUT_S = 10.0
+# serpensd reads at most this many bytes of one request line, newline included (control_socket.c
+# REQ_MAX_BYTES); a longer one is answered with an error and the connection closed.
+REQUEST_MAX_BYTES = 1 << 20
 # start_instance waits for a runtime process to map its NFs and say it is ready; stop_instance drains and
 # merges state back. Both are milliseconds on this machine; the bound is for a wedged daemon.
 DEFAULT_REQUEST_TIMEOUT_S = 30.0
@@ -114,6 +119,11 @@ class Controller:
         """Send ``{"cmd": cmd, **fields}``, return the reply; ``ok: false`` raises :class:`SerpensError`."""
         req = {"cmd": cmd, **fields}
         line = (json.dumps(req, separators=(",", ":")) + "\n").encode()
+        if len(line) > REQUEST_MAX_BYTES:
+            # said here, before sending: serpensd would refuse it and close the connection
+            raise SerpensError(f"request {cmd!r} is {len(line)} bytes: serpensd takes at most "
+                               f"{REQUEST_MAX_BYTES} bytes per request (an argument or a field is too long)",
+                               {"cmd": cmd})
         with self._lock:
             if self._sock is None:
                 self.connect()
@@ -129,7 +139,12 @@ class Controller:
                     f"serpensd did not answer {cmd!r} on {self.socket_path} within "
                     f"{_timeout_s or self.request_timeout_s:g} s") from None
             except OSError as exc:
+                # serpensd may have refused the request and closed: its reason is on the socket, read it
+                # before deciding that serpensd is gone
+                why = self._parting_error()
                 self.close()
+                if why is not None:
+                    raise SerpensError(f"serpensd closed the connection during {cmd!r}: {why}", req) from None
                 raise SerpensConnectionError(
                     f"lost serpensd's control socket {self.socket_path} during {cmd!r} ({exc}): "
                     "serpensd is not running any more") from exc
@@ -152,6 +167,20 @@ class Controller:
             raise SerpensError(str(reply.get("error") or f"serpensd refused {cmd!r} without saying why"),
                                req)
         return reply
+
+    def _parting_error(self) -> str | None:
+        """The error serpensd wrote before it closed the connection (a request too long), if any."""
+        if self._sock is None or self._rfile is None:
+            return None
+        try:
+            self._sock.settimeout(1.0)
+            raw = self._rfile.readline()
+            reply = json.loads(raw) if raw else None
+        except (OSError, ValueError):
+            return None
+        if isinstance(reply, dict) and reply.get("ok") is False and reply.get("error"):
+            return str(reply["error"])
+        return None
 
     # --- the protocol's requests ------------------------------------------------------------------------
 

@@ -497,3 +497,43 @@ def test_rig_takes_a_design_to_vary_one_axis_without_a_registry_entry(fake_serpe
     assert [o[o.index("--startup") + 1] for o in own] == ["load", "exec"]
     assert [o[o.index("--scaling") + 1] for o in own] == ["shared", "snf"]
     assert "--pool" in own[0] and "--pool" not in own[1]    # exec starts no pool
+
+
+def test_a_request_over_serpensds_limit_is_refused_before_sending_with_the_true_reason(serve) -> None:  # noqa: ANN001
+    fake = serve(protocol)
+    ctl = Controller(fake.path).connect()
+    with pytest.raises(SerpensError) as err:
+        ctl.deploy_nf("fw", "/x/fw.so", {"blacklist": "x" * (10 << 20)})
+    assert not isinstance(err.value, SerpensConnectionError)
+    assert "'deploy_nf'" in str(err.value) and f"at most {1 << 20} bytes" in str(err.value)
+    assert "not running" not in str(err.value)
+    assert fake.requests == []
+    assert ctl.stats()["port"]["rx"] == 10  # the connection is still good
+
+
+def test_an_error_serpensd_wrote_before_closing_is_reported_not_not_running(tmp_path: Path) -> None:
+    """serpensd refuses a line too long with one error line and closes while the client is still sending:
+    the client's send fails, and the error is what it reports."""
+    path = str(tmp_path / "limit.sock")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(path)
+    srv.listen(1)
+
+    def refuse() -> None:
+        conn, _ = srv.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b'{"ok":false,"error":"request longer than 1048576 bytes: closing the '
+                         b'connection"}\n')
+
+    t = threading.Thread(target=refuse, daemon=True)
+    t.start()
+    ctl = Controller(path).connect()
+    with pytest.raises(SerpensError) as err:
+        ctl.request("deploy_nf", name="fw", path="/x/fw.so", args={"blacklist": "x" * 1_000_000})
+    t.join(timeout=5)
+    srv.close()
+    assert not isinstance(err.value, SerpensConnectionError)
+    assert ("serpensd closed the connection during 'deploy_nf': request longer than 1048576 bytes"
+            in str(err.value))
+    assert not ctl.connected
