@@ -397,6 +397,8 @@ json_t *move_flows(json_t *req)
 	if ((v = int_field(req, "move_flows", "to", 0, SM_MAX_INSTANCES - 1, -1, &slot)))
 		return v;
 	to = (int)slot;
+	if (jr && (!json_is_number(jr) || !(json_number_value(jr) > 0.0 && json_number_value(jr) <= 1.0)))
+		return fail("move_flows: 'fraction' must be a number in (0, 1]");
 	if (from < 0 || from >= SM_MAX_INSTANCES || !serves(from, sfc))
 		return fail("move_flows: no running instance of SFC %s in slot %d", name, from);
 	if (to < 0 || to >= SM_MAX_INSTANCES || !serves(to, sfc))
