@@ -509,6 +509,10 @@ static void *control_main(void *arg)
 				if (evs[k].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
 					read_in(c);
 				if (c->fd >= 0 && c->eof && (evs[k].events & (EPOLLHUP | EPOLLERR))) {
+					if (c->out_off < c->out_len) { /* a reply nobody can read any more */
+						drop(c);
+						continue;
+					}
 					/* what it sent still runs (its replies meet EPIPE and drop it) */
 					epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
 					c->hung_up = true;

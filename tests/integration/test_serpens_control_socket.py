@@ -158,6 +158,32 @@ def test_a_thousand_concurrent_connections_are_each_served_or_refused_with_a_rep
         assert not refused, f"{len(refused)} of 1000 refused: {refused[0]}"
 
 
+def test_connections_beyond_the_cap_are_each_refused_with_a_reply(r: Rig) -> None:
+    extra = 50
+    with abuse(r):
+        socks: list[socket.socket] = []
+        try:
+            for _ in range(MAX_CLIENTS + extra):
+                socks.append(connect(r.platform.control_socket, timeout=30.0))
+            forwarding(r)
+            replies = []
+            for s in socks:
+                try:
+                    s.sendall(b'{"cmd":"stats"}\n')
+                except (BrokenPipeError, ConnectionResetError):
+                    pass                            # refused already: its reply waits to be read
+                replies.append(json.loads(read_line(s)))
+        finally:
+            for s in socks:
+                s.close()
+    refused = [x for x in replies if x["ok"] is not True]
+    # the platform's own connection holds one place: at least `extra` + 1 are refused, each with the reason
+    assert len(refused) >= extra + 1, f"{len(refused)} refused"
+    assert all(x["error"] == f"serpensd serves at most {MAX_CLIENTS} control clients at once: try again later"
+               for x in refused), refused[:3]
+    assert len(replies) - len(refused) >= MAX_CLIENTS - 1 - 10   # the rest served (a few may be closing)
+
+
 def test_a_line_of_ten_megabytes_is_refused_with_one_clear_error(r: Rig) -> None:
     with abuse(r):
         with connect(r.platform.control_socket) as big:
