@@ -519,11 +519,11 @@ static void *control_main(void *arg)
 				}
 			}
 		}
+		run_due(); /* first: a parked request acts as close to its at_ns as the loop can */
 		if (tick_now || mono_ns() >= next_tick) {
 			tick();
 			next_tick = mono_ns() + TICK_NS;
 		}
-		run_due();
 		/* one request per client per round: a client with many queued lines takes turns with the rest */
 		busy = false;
 		for (i = 0; i < MAX_CLIENTS && !D->quit; i++)
