@@ -45,6 +45,7 @@
 #define LISTEN_BACKLOG 4096
 #define TICK_NS (100ull * 1000000ull)
 #define IN_FIRST 4096
+#define KEEP_BUF (64u << 10) /* a client's buffer larger than this is freed once it is empty */
 
 /* epoll tags besides the client slots 0..MAX_CLIENTS-1 */
 #define TAG_LISTEN ((uint64_t)MAX_CLIENTS)
@@ -254,6 +255,11 @@ static bool flush_out(struct client *c)
 			drop(c);
 			return false;
 		}
+		if (c->out_cap > KEEP_BUF) { /* one big reply (a dump_table) does not pin its memory */
+			free(c->out);
+			c->out = NULL;
+			c->out_cap = 0;
+		}
 	}
 	watch(c);
 	return true;
@@ -343,6 +349,11 @@ static bool run_next(struct client *c)
 		return true; /* dropped while replying */
 	c->in_len -= used;
 	memmove(c->in, c->in + used, c->in_len);
+	if (!c->in_len && c->in_cap > KEEP_BUF) { /* nor one big request */
+		free(c->in);
+		c->in = NULL;
+		c->in_cap = 0;
+	}
 	watch(c);
 	return true;
 }
