@@ -69,7 +69,8 @@ struct client {
 struct serpensd *D;
 static int listen_fd = -1, ep = -1, timer_fd = -1, spare_fd = -1;
 static struct client clients[MAX_CLIENTS];
-static unsigned int nclients;
+static unsigned int nclients, nparked;
+static unsigned int top; /* 1 + the highest slot in use: the loop's scans stop there */
 static pthread_t thread;
 
 json_t *fail(const char *fmt, ...)
@@ -224,10 +225,15 @@ static void drop(struct client *c)
 	close(c->fd);
 	free(c->in);
 	free(c->out);
-	json_decref(c->parked);
+	if (c->parked) {
+		json_decref(c->parked);
+		nparked--;
+	}
 	memset(c, 0, sizeof(*c));
 	c->fd = -1;
 	nclients--;
+	while (top && clients[top - 1].fd < 0)
+		top--;
 }
 
 /* Write what is queued; false: the client is gone (dropped). */
@@ -314,6 +320,7 @@ static void run_line(struct client *c, char *line)
 		if (!err && at > mono_ns()) {
 			c->parked = req;
 			c->at_ns = at;
+			nparked++;
 			return;
 		}
 		json_decref(err); /* handle() says it again */
@@ -362,10 +369,13 @@ static bool run_next(struct client *c)
 static void run_due(void)
 {
 	struct itimerspec its = {0};
-	uint64_t next = 0, now = mono_ns();
+	uint64_t next = 0, now;
 	unsigned int i;
 
-	for (i = 0; i < MAX_CLIENTS; i++) {
+	if (!nparked)
+		return; /* and the timer was disarmed when the last one ran */
+	now = mono_ns();
+	for (i = 0; i < top; i++) {
 		struct client *c = &clients[i];
 		json_t *req = c->parked;
 
@@ -373,6 +383,7 @@ static void run_due(void)
 			continue;
 		if (c->at_ns <= now) {
 			c->parked = NULL;
+			nparked--;
 			reply(c, handle(req)); /* its at_ns is now past: handle acts at once */
 			json_decref(req);
 			now = mono_ns();
@@ -472,6 +483,8 @@ static void accept_all(void)
 		clients[i].fd = fd;
 		clients[i].events = EPOLLIN;
 		nclients++;
+		if (i >= top)
+			top = i + 1;
 	}
 }
 
@@ -537,7 +550,7 @@ static void *control_main(void *arg)
 		}
 		/* one request per client per round: a client with many queued lines takes turns with the rest */
 		busy = false;
-		for (i = 0; i < MAX_CLIENTS && !D->quit; i++)
+		for (i = 0; i < top && !D->quit; i++)
 			busy |= run_next(&clients[i]);
 	}
 	for (i = 0; i < MAX_CLIENTS; i++)
