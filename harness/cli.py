@@ -242,9 +242,9 @@ def _check_run_options(config: cfg.Config, load: float | None, duration: float |
     from harness.config import ranges
     if load is not None and not 0 < load <= 2:
         raise click.BadParameter(f"must be a fraction of the PDR in (0, 2], got {load}", param_hint="--load")
-    if duration is not None and not 0 < duration <= ranges.MAX_TRIAL_S:
-        raise click.BadParameter(f"must be a number of seconds in (0, {ranges.MAX_TRIAL_S:g}], "
-                                 f"got {duration}", param_hint="--duration")
+    if duration is not None and not ranges.TRIAL_S.holds(duration):
+        raise click.BadParameter(f"must be a number of seconds in [{ranges.MIN_TRIAL_S:g}, "
+                                 f"{ranges.MAX_TRIAL_S:g}], got {duration}", param_hint="--duration")
     if rate_mpps is not None and not 0 < rate_mpps <= ranges.MAX_RATE_MPPS:
         raise click.BadParameter(f"must be a rate in (0, {ranges.MAX_RATE_MPPS:g}] Mpps, got {rate_mpps}",
                                  param_hint="--rate-mpps")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import select
 import shutil
 import signal
@@ -49,6 +50,7 @@ class RunDir:
 
     def __init__(self, config: Config, name: str = "run") -> None:
         base = Path(config["machine"]["runtime_dir"])
+        self.hugepage_mount = config["machine"]["hugepage_mount"]
         self.tag = f"{name}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.path = base / self.tag
         try:
@@ -64,7 +66,11 @@ class RunDir:
         return self.path / name
 
     def remove(self) -> None:
+        """The directory, and any DPDK file with the run's tag: every process of the run has ended by now,
+        and one that failed in its EAL init or was killed leaves its files with nobody else to remove them
+        (a serpensd that failed to start left its hugepage file, issue 13)."""
         shutil.rmtree(self.path, ignore_errors=True)
+        remove_tag_files(self.tag, self.hugepage_mount)
 
 
 OWNER_FILE = "owner"
@@ -95,6 +101,55 @@ def cleanup_prefix(prefix: str, hugepage_mount: str = "/dev/hugepages") -> None:
 
 
 DPDK_RUN_DIR = "/var/run/dpdk"
+
+
+def remove_tag_files(tag: str, hugepage_mount: str | Path = "/dev/hugepages",
+                     dpdk_run_dir: str | Path = DPDK_RUN_DIR) -> None:
+    """Remove the ``/var/run/dpdk`` entries and hugepage files of every DPDK prefix naming a run's tag (each
+    process of a run has a prefix of its own: ``wire-<tag>``, ``serpens-<tag>``, ...)."""
+    for entry in Path(dpdk_run_dir).glob(f"*{tag}*"):
+        shutil.rmtree(entry, ignore_errors=True)
+    mount = Path(hugepage_mount)
+    if mount.is_dir():
+        for f in mount.glob(f"*{tag}map_*"):
+            try:
+                f.unlink()
+            except OSError:
+                pass
+
+
+# A run's tag ends in ``-<pid>-<6 hex>`` (RunDir); a hugepage file adds ``map_<n>`` to the DPDK prefix.
+_TAGGED = re.compile(r"-(\d+)-[0-9a-f]{6}(map_\d+)?$")
+
+
+def reclaim_orphan_files(hugepage_mount: str | Path = "/dev/hugepages",
+                         dpdk_run_dir: str | Path = DPDK_RUN_DIR) -> list[str]:
+    """Remove DPDK files of runs whose process is gone and whose run directory is gone too, so that no run
+    directory leads to them (a harness killed after removing it, or a runtime directory of its own that has
+    since been deleted, e.g. a test's). The pid in the name decides: a live process with that pid, even a
+    reused one, keeps the files, and so does a live process with the prefix in its arguments (a daemon
+    still ending after its harness died). Returns the names removed."""
+    removed = []
+    candidates = list(Path(dpdk_run_dir).glob("*"))
+    mount = Path(hugepage_mount)
+    if mount.is_dir():
+        candidates += list(mount.glob("*map_*"))
+    for path in candidates:
+        m = _TAGGED.search(path.name)
+        if m is None or sysinfo.read_pid_stat(int(m.group(1))) is not None:
+            continue
+        prefix = path.name[:-len(m.group(2))] if m.group(2) else path.name
+        if _processes_naming(prefix):
+            continue
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            try:
+                path.unlink()
+            except OSError:
+                continue
+        removed.append(path.name)
+    return removed
 
 
 def _owner_alive(run_path: Path) -> bool:
@@ -139,7 +194,7 @@ def reclaim_dead_runs(config: Config) -> list[str]:
     try:
         runs = [p for p in base.iterdir() if p.is_dir()]
     except OSError:
-        return []
+        runs = []
     reclaimed = []
     for run_path in runs:
         if _owner_alive(run_path):
@@ -150,16 +205,10 @@ def reclaim_dead_runs(config: Config) -> list[str]:
                 os.kill(pid, signal.SIGKILL)
             except OSError:
                 pass
-        for entry in Path(DPDK_RUN_DIR).glob(f"*{tag}*"):
-            shutil.rmtree(entry, ignore_errors=True)
-        if mount.is_dir():
-            for f in mount.glob(f"*{tag}map_*"):
-                try:
-                    f.unlink()
-                except OSError:
-                    pass
+        remove_tag_files(tag, mount)
         shutil.rmtree(run_path, ignore_errors=True)
         reclaimed.append(tag)
+    reclaim_orphan_files(mount)
     return reclaimed
 
 
@@ -223,8 +272,11 @@ def _wait_ready(proc: subprocess.Popen[bytes], log_file: Path, timeout: float, w
             if proc.poll() is not None:
                 log.write(pending)
                 log.flush()
-                raise NativeError(f"{what} exited with code {proc.returncode} before it was ready; "
-                                  f"its log:\n{tail(log_file)}")
+                log_text = tail(log_file)
+                cause = failure_cause(log_text)
+                raise NativeError(f"{what} exited with code {proc.returncode} before it was ready: {cause}"
+                                  if cause else f"{what} exited with code {proc.returncode} before it was "
+                                  f"ready; its log:\n{log_text}")
             if ready:  # stdout closed but the process still runs: nothing more will come from it
                 time.sleep(0.05)
     raise NativeError(f"{what} did not print READY within {timeout:.0f} s; its log:\n{tail(log_file)}")
@@ -247,6 +299,15 @@ def _copy_stdout_to_log(proc: subprocess.Popen[bytes], log_file: Path, what: str
                 log.flush()
 
     threading.Thread(target=run, name=f"{what}-stdout", daemon=True).start()
+
+
+def failure_cause(text: str) -> str | None:
+    """The one line that says why a DPDK process failed: ``rte_exit`` prints ``Cause: <why>`` after EAL's
+    own messages (and a usage text, for a bad argument), where it is easily buried. None when the process
+    did not exit through ``rte_exit``."""
+    causes = [line.strip()[len("Cause:"):].strip() for line in text.splitlines()
+              if line.strip().startswith("Cause:")]
+    return causes[-1] if causes and causes[-1] else None
 
 
 def tail(log_file: Path, chars: int = 2000) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,11 @@ def _same_type(default: Any, value: Any) -> bool:
     return isinstance(value, type(default))
 
 
+# a number as people write it, which YAML 1.1 (PyYAML) resolves to a string when it has an exponent without a
+# dot or a signed exponent: 1e9, 5e-3
+_YAML11_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
 def _merge(base: Config, override: Mapping[str, Any], source: str, prefix: str = "") -> None:
     """Merge ``override`` into ``base`` in place, checking every key and type against ``base``."""
     if not isinstance(override, Mapping):
@@ -86,6 +92,8 @@ def _merge(base: Config, override: Mapping[str, Any], source: str, prefix: str =
         if isinstance(default, dict):
             _merge(default, value, source, dotted + ".")
             continue
+        if isinstance(default, float) and isinstance(value, str) and _YAML11_NUMBER.fullmatch(value.strip()):
+            value = float(value)   # YAML 1.1 reads 1e9 (no dot, no sign in the exponent) as text
         if not _same_type(default, value):
             raise ConfigError(
                 f"{source}: key '{dotted}' must be {_type_name(default)} "

@@ -158,7 +158,9 @@ class DesignPlatform(Platform):
                 self.stop()
             except PlatformError:
                 pass
-            msg = f"{exc}\nserpensd log ({self.log_file}):\n{log}"
+            # serpensd that ended before READY was said by start_daemon, with rte_exit's cause; after a
+            # refusal its log's last lines are the only copy (the run directory goes with the run)
+            msg = str(exc) if isinstance(exc, NativeError) else f"{exc}\nserpensd log:\n{log}"
             if isinstance(exc, SerpensError):  # serpensd refused: keep the type, callers may tell it apart
                 raise SerpensError(msg, exc.request) from exc
             raise PlatformError(msg) from exc
@@ -292,6 +294,8 @@ class DesignPlatform(Platform):
 
     def _stop_serpensd(self) -> dict[str, Any]:
         if self.proc is None:
+            # never started, or it failed in its EAL init: an rte_exit there leaves its hugepage file
+            cleanup_prefix(self.prefix, self.config["machine"]["hugepage_mount"])
             return {}
         proc, self.proc = self.proc, None
         final: dict[str, Any] = {}

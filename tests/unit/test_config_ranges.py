@@ -12,6 +12,18 @@ from harness import config as cfg
 
 @pytest.mark.parametrize("override, key", [
     ("generator.local.catchup_us=-5", "generator.local.catchup_us"),
+    # what the built-in generator and serpensd refuse themselves (their EAL/usage text would bury it)
+    ("generator.local.idle_sleep_us=20", "generator.local.idle_sleep_us"),
+    ("generator.local.burst=600", "generator.local.burst"),
+    ("platforms.wire.burst=600", "platforms.wire.burst"),
+    ("platforms.serpens.wake_batch=5000", "platforms.serpens.wake_batch"),
+    ("platforms.serpens.state_region_mb=2", "platforms.serpens.state_region_mb"),
+    ("platforms.serpens.pool=17", "platforms.serpens.pool"),
+    ("platforms.serpens.instances=17", "platforms.serpens.instances"),
+    # shorter than the generator's shortest trial (1 ms)
+    ("measurement.latency_duration_s=0.0005", "measurement.latency_duration_s"),
+    ("search.goals.ndr.final_trial_s=0.0001", "search.goals.ndr.final_trial_s"),
+    ("search.warmup_s=0.0001", "search.warmup_s"),
     ("traffic.flows=0", "traffic.flows"),
     ("traffic.frame_sizes_b=[64, 63]", "traffic.frame_sizes_b"),
     ("traffic.frame_sizes_b=[4000]", "traffic.frame_sizes_b"),        # beyond the built-in generator
@@ -70,3 +82,16 @@ def test_a_broken_set_value_is_one_line() -> None:
     assert "not valid YAML" in str(err.value) and "\n" not in str(err.value)
     with pytest.raises(cfg.ConfigError, match="dotted path"):
         cfg.load(overrides=["search..max_search_s=3"])
+
+
+def test_numbers_yaml_reads_as_text_are_numbers() -> None:
+    # PyYAML (YAML 1.1) resolves 1e9 and 5e-3 to strings; a user means the number, and its range decides
+    conf = cfg.load(overrides=["search.max_search_s=1e3", "search.min_rate_mpps=5e-3"])
+    assert conf["search"]["max_search_s"] == 1000.0 and conf["search"]["min_rate_mpps"] == 0.005
+    with pytest.raises(cfg.ConfigError, match=r"'measurement.latency_duration_s' must be a number in "
+                                              r"\[0.001, 3600\], got 1000000000.0"):
+        cfg.load(overrides=["measurement.latency_duration_s=1e9"])
+
+
+def test_zero_turns_off_what_0_means_none_for() -> None:
+    assert cfg.load(overrides=["search.warmup_s=0", "generator.local.idle_sleep_us=0"])
