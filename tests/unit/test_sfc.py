@@ -12,6 +12,7 @@ from harness.serpens.sfc import (
     SfcError,
     SfcSpec,
     aggregate,
+    as_specs,
     chain,
     distribute,
     effective_args,
@@ -256,6 +257,31 @@ def test_a_thousand_nf_chain_gets_a_short_unique_name() -> None:
     assert len(long_a.name) <= 63 and len(long_b.name) <= 63 and long_a.name != long_b.name
     assert long_a.name.startswith("fw-mon-nat-") and "-1002nfs-" in long_a.name
     assert SfcSpec.linear("fw,mon,nat").name == "fw-mon-nat"      # short chains keep their plain name
+
+
+def test_a_chain_longer_than_serpensd_runs_is_refused_before_anything_starts() -> None:
+    # serpensd refused it only once running, at its 65th NF deployment: now one line, with the limit
+    assert [s.name for s in from_cli(",".join(["fw"] * 16), cfg.load())] == ["-".join(["fw"] * 16)]
+    for n in (17, 1000):
+        with pytest.raises(SfcError, match=rf"has {n} NFs: serpensd runs at most 16 in one SFC") as err:
+            from_cli(",".join((["fw", "mon", "nat"] * 400)[:n]), cfg.load())
+        assert "\n" not in str(err.value)
+    branches = [f"mon{i}" for i in range(9)]
+    wide = SfcSpec("wide", {}, chain("fw", distribute(*branches)), {b: ("mon", {}) for b in branches})
+    with pytest.raises(SfcError, match="a distribute with 9 branches; serpensd takes at most 8"):
+        as_specs(wide, cfg.load())
+
+
+def test_more_sfcs_or_nfs_than_one_serpensd_holds_are_refused() -> None:
+    many = [SfcSpec.linear("fw", name=f"s{i}") for i in range(33)]
+    with pytest.raises(SfcError, match="33 SFCs: serpensd runs at most 32"):
+        as_specs(many, cfg.load())
+    # 5 SFCs of 13 NFs each, every NF a deployment of its own: 65
+    specs = [SfcSpec(f"s{i}", {}, chain(*[f"fw{i}x{j}" for j in range(13)]),
+                     {f"fw{i}x{j}": ("fw", {}) for j in range(13)}) for i in range(5)]
+    with pytest.raises(SfcError, match="the SFCs deploy 65 NFs: serpensd holds at most 64"):
+        as_specs(specs, cfg.load())
+    assert len(as_specs(specs[:4], cfg.load())) == 4
 
 
 def test_a_huge_nf_argument_is_refused_before_anything_starts() -> None:
