@@ -273,7 +273,7 @@ class DesignPlatform(Platform):
             return
         lines = [ln for ln in tail(self.log_file, 20000).splitlines() if "remote state" in ln]
         where = f"Redis at {self.redis.address}" if self.redis is not None else "Redis"
-        state = "is not answering" if redis_down else "failed"
+        state = self.redis.down_reason() if redis_down and self.redis is not None else "failed"
         stopped = "; ".join(f"SFC {s['name']}: {s['crashes']} crash(es), last: {s.get('last_crash', '')}"
                             for s in crashed)
         raise PlatformError(
