@@ -223,6 +223,9 @@ def run(ctx: click.Context, platform_name: str, sfc: str | None, load: float | N
                f"rx {_fmt(row.get('rx_mpps'))} Mpps, loss {_fmt(row.get('loss_ratio', 0) * 100, '%', 4)}"
                + ("" if row.get("latency_trial_valid", True)
                   else " — invalid: it lost more than the PDR goal or the generator fell short"))
+    if row.get("instance_crashes"):
+        click.echo(f"  instances crashed {row['instance_crashes']} time(s) and were restarted with their "
+                   f"state: {row.get('instance_crash_losses', 0)} packets lost to it (counted by serpensd)")
     lat = "  ".join(f"{name} {_fmt(row.get(f'latency_{key}_us'), '', 1)}" for name, key in
                     (("min", "min"), ("mean", "mean"), ("p50", "p50"), ("p99", "p99"), ("p99.9", "p999"),
                      ("max", "max")))
