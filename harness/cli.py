@@ -204,8 +204,8 @@ def run(ctx: click.Context, platform_name: str, sfc: str | None, load: float | N
             row = point_row(record)
             writer.write(row)
     except KeyboardInterrupt:
-        click.echo(f"\ninterrupted: nothing was measured to the end; the trials so far are in {log_path}",
-                   err=True)
+        so_far = f"; the trials so far are in {log_path}" if log_path.exists() else ""
+        click.echo(f"\ninterrupted: nothing was measured to the end{so_far}", err=True)
         sys.exit(130)
     except _run_errors() as exc:
         raise click.ClickException(_one_line_cause(exc, csv_path)) from exc

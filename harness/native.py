@@ -61,6 +61,9 @@ class RunDir:
             shutil.rmtree(self.path, ignore_errors=True)
             raise NativeError(f"cannot create the run directory {self.path}: {exc.strerror or exc} "
                               "(machine.runtime_dir must be a directory this user can write)") from None
+        except BaseException:     # a stop signal while it was being made: nobody else knows it exists
+            shutil.rmtree(self.path, ignore_errors=True)
+            raise
 
     def __truediv__(self, name: str) -> Path:
         return self.path / name
@@ -228,6 +231,41 @@ def die_with_parent() -> None:
         os._exit(1)
 
 
+# What stops a run like Ctrl-C (harness/cli.py): the harness's handler raises KeyboardInterrupt.
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
+
+
+def popen(cmd: Sequence[str], **kwargs: Any) -> subprocess.Popen:  # type: ignore[type-arg]
+    """``subprocess.Popen`` for the harness's children, with the stop signals held off while it forks.
+
+    A ``preexec_fn`` makes CPython fork through its at-fork handlers (logging registers one), and a
+    KeyboardInterrupt the stop-signal handler raises in one of them is only printed ("Exception ignored"):
+    a SIGTERM sent while serpensd or Redis was being started was lost, and the run went on to a result.
+    Held off, the signal arrives when the mask is restored, in ordinary code, with the child already
+    known: it is stopped before the interrupt goes on. The child starts with the signals unblocked."""
+    user_preexec = kwargs.pop("preexec_fn", None)
+
+    def preexec() -> None:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+        if user_preexec is not None:
+            user_preexec()
+
+    if threading.current_thread() is not threading.main_thread():   # handlers run in the main thread only
+        return subprocess.Popen(list(cmd), preexec_fn=user_preexec, **kwargs)
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    proc = None
+    try:
+        proc = subprocess.Popen(list(cmd), preexec_fn=preexec, **kwargs)
+    finally:
+        try:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)   # a signal held off is handled here
+        except BaseException:
+            if proc is not None:
+                terminate(proc)
+            raise
+    return proc
+
+
 def start_daemon(cmd: Sequence[str], log_file: Path, ready_timeout: float, what: str,
                  cwd: Path | None = None, new_session: bool = False) -> subprocess.Popen[bytes]:
     """Start a native daemon that prints ``READY`` on stdout once it can serve; return it when it has.
@@ -238,8 +276,8 @@ def start_daemon(cmd: Sequence[str], log_file: Path, ready_timeout: float, what:
     """
     log_file.write_text("")
     with open(log_file, "ab") as log:
-        proc = subprocess.Popen(list(cmd), stdout=subprocess.PIPE, stderr=log, bufsize=0, cwd=cwd,
-                                start_new_session=new_session, preexec_fn=die_with_parent)
+        proc = popen(cmd, stdout=subprocess.PIPE, stderr=log, bufsize=0, cwd=cwd,
+                     start_new_session=new_session, preexec_fn=die_with_parent)
     record_started(proc, what)
     try:
         _wait_ready(proc, log_file, ready_timeout, what)

@@ -24,7 +24,7 @@ from typing import Any
 
 from harness import sysinfo
 from harness.config import Config
-from harness.native import RunDir, die_with_parent, record_started, tail, terminate
+from harness.native import RunDir, die_with_parent, popen, record_started, tail, terminate
 from harness.platforms.base import PlatformError
 
 
@@ -118,9 +118,9 @@ class RedisServer:
                 self.port = free_port()
                 self.conf_file.write_text(self.config_text())
                 self.log_file.write_text("")
-                self.proc = subprocess.Popen([path, str(self.conf_file)], stdout=subprocess.DEVNULL,
-                                             stderr=subprocess.STDOUT, start_new_session=True,
-                                             preexec_fn=_pinned_to(core))
+                self.proc = popen([path, str(self.conf_file)], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.STDOUT, start_new_session=True,
+                                  preexec_fn=_pinned_to(core))
                 record_started(self.proc, "redis-server", [core])
                 while time.monotonic() < deadline and self.proc.poll() is None:
                     if ping(self.port):

@@ -34,6 +34,7 @@ from harness.native import (
     die_with_parent,
     eal_args,
     failure_cause,
+    popen,
     record_started,
     terminate,
 )
@@ -164,8 +165,8 @@ class LocalGenerator(TrafficGenerator):
             cmd = self.command(duration, mult)
         except NativeError as exc:
             raise GeneratorError(str(exc)) from exc
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     preexec_fn=die_with_parent)
+        self.proc = popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          preexec_fn=die_with_parent)
         record_started(self.proc, "generator")
         self.trials += 1
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,25 @@ def test_a_signalled_run_cleans_up_and_says_it_was_interrupted(dpdk_ready: cfg.C
     assert "interrupted" in run.output()
     assert wait_until_clean(run.runtime_dir, run.proc.pid) == NOTHING
     assert run.sidecar()["status"] == "interrupted" and run.csv_rows() == 0
+
+
+@pytest.mark.parametrize("moment", ["lock", "*/redis.log", "*/serpensd.log"])
+def test_a_run_signalled_while_its_platform_starts_stops_and_cleans_up(dpdk_ready: cfg.Config,
+                                                                      tmp_path: Path, moment: str) -> None:
+    # the moments a daemon is being forked: a SIGTERM that arrived inside CPython's at-fork handlers was
+    # lost, and the run went on to write a result (harness/native.py popen)
+    run = start_run(tmp_path, "--platform", "fission", "--sfc", "fw", "--rate-mpps", "0.05",
+                    "--duration", "5")
+    deadline = time.monotonic() + 60
+    while not list(run.runtime_dir.glob(moment)):
+        assert run.proc.poll() is None and time.monotonic() < deadline, run.output()
+        time.sleep(0.001)
+    run.proc.send_signal(signal.SIGTERM)
+    assert run.finish() == 130, run.output()
+    out = run.output()
+    assert "interrupted" in out and "Traceback" not in out and "Exception ignored" not in out, out
+    assert wait_until_clean(run.runtime_dir, run.proc.pid) == NOTHING
+    assert not list(run.out_dir.glob("*.csv")) or run.csv_rows() == 0
 
 
 def test_after_sigkill_the_next_run_reclaims_the_leftovers(dpdk_ready: cfg.Config, tmp_path: Path) -> None:
