@@ -288,7 +288,8 @@ def _interrupt(signum: int, frame: Any) -> None:
     if _signalled:
         return
     _signalled = True
-    raise KeyboardInterrupt(f"signal {signum}")
+    from harness.native import interrupt
+    interrupt(signum)   # raises KeyboardInterrupt (after the fork, when a child is being started)
 
 
 @contextlib.contextmanager

@@ -231,38 +231,43 @@ def die_with_parent() -> None:
         os._exit(1)
 
 
-# What stops a run like Ctrl-C (harness/cli.py): the harness's handler raises KeyboardInterrupt.
-STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
+# A stop signal that arrives while a child is being forked (harness/cli.py's handler calls interrupt()).
+_fork_guard: dict[str, Any] = {"active": False, "pending": None}
+
+
+def interrupt(signum: int) -> None:
+    """What the harness's stop-signal handler does: raise KeyboardInterrupt, so that the context managers
+    stop what runs and remove its files — or, while :func:`popen` forks, note it for popen to raise."""
+    if _fork_guard["active"]:
+        _fork_guard["pending"] = signum
+        return
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def popen(cmd: Sequence[str], **kwargs: Any) -> subprocess.Popen:  # type: ignore[type-arg]
-    """``subprocess.Popen`` for the harness's children, with the stop signals held off while it forks.
+    """``subprocess.Popen`` for the harness's children, safe against a stop signal in the middle.
 
     A ``preexec_fn`` makes CPython fork through its at-fork handlers (logging registers one), and a
-    KeyboardInterrupt the stop-signal handler raises in one of them is only printed ("Exception ignored"):
-    a SIGTERM sent while serpensd or Redis was being started was lost, and the run went on to a result.
-    Held off, the signal arrives when the mask is restored, in ordinary code, with the child already
-    known: it is stopped before the interrupt goes on. The child starts with the signals unblocked."""
-    user_preexec = kwargs.pop("preexec_fn", None)
-
-    def preexec() -> None:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
-        if user_preexec is not None:
-            user_preexec()
-
+    KeyboardInterrupt raised by the signal handler inside one is only printed ("Exception ignored"): a
+    SIGTERM sent while serpensd or Redis was being started was lost, and the run went on to a result.
+    (Blocking the signals in this thread is not enough: the kernel hands a process-directed signal to any
+    thread that does not block it, and the handler still runs here.) So the signal is noted while the child
+    is forked, and raised once the child is known, after stopping it: nobody else would."""
     if threading.current_thread() is not threading.main_thread():   # handlers run in the main thread only
-        return subprocess.Popen(list(cmd), preexec_fn=user_preexec, **kwargs)
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        return subprocess.Popen(list(cmd), **kwargs)
+    _fork_guard["active"], _fork_guard["pending"] = True, None
     proc = None
     try:
-        proc = subprocess.Popen(list(cmd), preexec_fn=preexec, **kwargs)
-    finally:
-        try:
-            signal.pthread_sigmask(signal.SIG_SETMASK, old)   # a signal held off is handled here
-        except BaseException:
-            if proc is not None:
-                terminate(proc)
-            raise
+        proc = subprocess.Popen(list(cmd), **kwargs)
+    except BaseException as exc:
+        _fork_guard["active"] = False
+        if _fork_guard["pending"] is not None:
+            raise KeyboardInterrupt(f"signal {_fork_guard['pending']}") from exc
+        raise
+    _fork_guard["active"] = False
+    if _fork_guard["pending"] is not None:
+        terminate(proc)
+        raise KeyboardInterrupt(f"signal {_fork_guard['pending']}")
     return proc
 
 

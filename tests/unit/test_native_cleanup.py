@@ -6,6 +6,7 @@ directories of the test's own, standing in for /dev/hugepages and /var/run/dpdk.
 from __future__ import annotations
 
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -54,6 +55,8 @@ def test_orphaned_files_of_dead_runs_are_reclaimed_and_live_ones_kept(dirs: tupl
     # a process that names a dead run's prefix is still ending (a daemon after its harness died): kept
     ending_prefix = "serpens-fission-999999998-0a1b2c"
     ending = subprocess.Popen(["sh", "-c", "sleep 60; true", ending_prefix])   # $0 names it
+    while ending_prefix.encode() not in Path(f"/proc/{ending.pid}/cmdline").read_bytes():
+        time.sleep(0.01)     # until it has exec'd: a forked child still shows the parent's arguments
     try:
         dead_prefix, live_prefix = f"serpens-fission-state-{gone.pid}-abc123", f"wire-{live.pid}-abc123"
         for prefix in (dead_prefix, live_prefix, ending_prefix, "rte", "not-ours-12"):
