@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.config import Config, ConfigError, repo_path, yaml_text
+from harness.config import Config, ConfigError, read_input_file, repo_path, yaml_text
 
 DEFAULT_SELECTOR = "fw.suspicious"
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,63}$")  # no '/' (tables are name/table), no '.' (nf.selector)
@@ -435,10 +435,7 @@ def load_sfc_file(path: str | Path, config: Config) -> list[SfcSpec]:
     """Read an SFC file (module docstring); every error names the file and the key."""
     path = Path(path)
     try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise SfcError(f"{path}: cannot read SFC file: {exc.strerror or exc}") from exc
-    try:
+        raw = read_input_file(path, "SFC file")
         data = yaml_text(raw, str(path), "an SFC file")
     except ConfigError as exc:
         raise SfcError(str(exc)) from None

@@ -95,3 +95,23 @@ def test_numbers_yaml_reads_as_text_are_numbers() -> None:
 
 def test_zero_turns_off_what_0_means_none_for() -> None:
     assert cfg.load(overrides=["search.warmup_s=0", "generator.local.idle_sleep_us=0"])
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "directory", "huge"])
+def test_a_file_that_is_not_a_small_regular_file_is_one_line(tmp_path: Path, kind: str) -> None:
+    # a FIFO blocked the harness for ever; /dev/zero filled its memory (MemoryError)
+    import os
+    path = tmp_path / "conf.yaml"
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "device":
+        path = Path("/dev/zero")
+    elif kind == "directory":
+        path.mkdir()
+    else:
+        path.write_bytes(b"#" * (cfg.MAX_INPUT_BYTES + 1))
+    with pytest.raises(cfg.ConfigError) as err:
+        cfg.load([path])
+    msg = str(err.value)
+    assert msg.startswith(f"{path}: ") and "\n" not in msg, msg
+    assert ("at most" if kind == "huge" else "cannot read configuration file") in msg

@@ -298,3 +298,11 @@ def test_binary_garbage_as_an_sfc_file_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(SfcError, match="not an SFC file: not UTF-8 text") as err:
         load_sfc_file(path, cfg.load())
     assert "\n" not in str(err.value)
+
+
+def test_an_sfc_file_that_is_a_fifo_is_refused_not_waited_for(tmp_path: Path) -> None:
+    import os
+    path = tmp_path / "sfcs.yaml"
+    os.mkfifo(path)
+    with pytest.raises(SfcError, match=r"cannot read SFC file: not a regular file$"):
+        load_sfc_file(path, cfg.load())
