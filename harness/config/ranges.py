@@ -123,7 +123,10 @@ RANGES: dict[str, Range] = {
     "startup.table_reps": _int(1, 1_000_000),
     "startup.memory_steps": _int(1, 100_000),
     "startup.timeout_s": _open(0, 7 * 24 * 3600.0),
+    "platforms.serpens.gproxy_hold": _int(1, 1 << 20),      # serpensd --gproxy-hold
+    "figure13.lengths": _int(1, 16),        # chains of FWs: one serpensd runs at most 16 NFs in an SFC
     "figure14.rate_mpps": _open(0, MAX_RATE_MPPS),
+    "figure14.probe_rates_mpps": _open(0, MAX_RATE_MPPS),
     "figure14.probe_s": TRIAL_S,
     "figure14.flows": _int(1, 65536),
     "figure14.latency_kpps": _open(0, 1000.0),
@@ -142,6 +145,12 @@ RANGES: dict[str, Range] = {
     "redis.ready_timeout_s": _TIMEOUT,
     "redis.timeout_ms": _int(1, 3_600_000),
     "doctor.floor_probe_s": _closed(0, MAX_TRIAL_S),
+    "doctor.floor_profile.lost_ratio": _RATIO,
+    "doctor.floor_profile.steal_ratio": _RATIO,
+    "doctor.floor_profile.max_gap_us": _closed(0, 1e9),
+    "doctor.floor_profile.gaps_10us_100us_per_s": _closed(0, 1e9),
+    "doctor.floor_profile.gaps_1ms_5ms_per_s": _closed(0, 1e9),
+    "doctor.floor_profile.gaps_over_5ms_per_s": _closed(0, 1e9),
 }
 # every search goal, whatever its name, shares these (the goal's own rules are in traffic/search.py)
 GOAL_RANGES: dict[str, Range] = {

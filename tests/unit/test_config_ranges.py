@@ -24,6 +24,10 @@ from harness import config as cfg
     ("measurement.latency_duration_s=0.0005", "measurement.latency_duration_s"),
     ("search.goals.ndr.final_trial_s=0.0001", "search.goals.ndr.final_trial_s"),
     ("search.warmup_s=0.0001", "search.warmup_s"),
+    ("figure13.lengths=[0]", "figure13.lengths"),              # was a RuntimeError traceback
+    ("figure13.lengths=[17]", "figure13.lengths"),             # beyond one serpensd's SFC
+    ("platforms.serpens.gproxy_hold=0", "platforms.serpens.gproxy_hold"),
+    ("doctor.floor_profile.lost_ratio=2", "doctor.floor_profile.lost_ratio"),
     ("traffic.flows=0", "traffic.flows"),
     ("traffic.frame_sizes_b=[64, 63]", "traffic.frame_sizes_b"),
     ("traffic.frame_sizes_b=[4000]", "traffic.frame_sizes_b"),        # beyond the built-in generator
