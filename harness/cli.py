@@ -316,13 +316,17 @@ def _stop_on_signals() -> Iterator[None]:
 def experiment(ctx: click.Context, name: str, plot_only: bool) -> None:
     """Run one experiment (make target name, e.g. limit, figure-11) and plot it."""
     from experiments import EXPERIMENTS
+    from experiments.base import ExperimentError
     from harness import runlock
     from harness.results import PointsFailed
     if name not in EXPERIMENTS:
         raise click.UsageError(f"unknown experiment {name!r}; implemented: {', '.join(sorted(EXPERIMENTS))}")
     exp = EXPERIMENTS[name](_load(ctx), quick=ctx.obj["quick"])
     if plot_only:
-        click.echo(f"wrote {exp.make_plot()}")
+        try:
+            click.echo(f"wrote {exp.make_plot()}")
+        except ExperimentError as exc:
+            raise click.ClickException(str(exc)) from exc
         return
     # SIGTERM (kill, a CI timeout) stops an experiment like Ctrl-C: the platform and generator are stopped
     # by their context managers and the sidecar says "interrupted", instead of dying with them running
@@ -333,7 +337,7 @@ def experiment(ctx: click.Context, name: str, plot_only: bool) -> None:
     except KeyboardInterrupt:
         click.echo(f"\ninterrupted: the rows measured so far are in {exp.csv_path}", err=True)
         sys.exit(130)
-    except ConfigError as exc:   # a setting only an experiment checks, before any output is opened
+    except (ConfigError, ExperimentError) as exc:   # a setting only an experiment checks, before any output
         raise click.ClickException(str(exc)) from exc
     except PointsFailed as exc:   # the other points' rows are written and every cause is recorded: one line
         raise click.ClickException(str(exc)) from exc
