@@ -344,6 +344,17 @@ def _copy_stdout_to_log(proc: subprocess.Popen[bytes], log_file: Path, what: str
     threading.Thread(target=run, name=f"{what}-stdout", daemon=True).start()
 
 
+def ended(code: int) -> str:
+    """How a process ended, as words: Popen's -9 is a signal, not an exit code."""
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = "?"
+        return f"was killed by signal {-code} ({name})"
+    return f"exited with code {code}"
+
+
 def failure_cause(text: str) -> str | None:
     """The one line that says why a DPDK process failed: ``rte_exit`` prints ``Cause: <why>`` after EAL's
     own messages (and a usage text, for a bad argument), where it is easily buried. None when the process

@@ -43,6 +43,7 @@ from harness.native import (
     binary,
     cleanup_prefix,
     eal_args,
+    ended,
     start_daemon,
     tail,
     terminate,
@@ -168,7 +169,10 @@ class DesignPlatform(Platform):
     def _running(self) -> Controller:
         if self.proc is None or self.proc.poll() is not None or self.controller is None:
             code = None if self.proc is None else self.proc.poll()
-            why = f" (exit code {code}); log:\n{tail(self.log_file)}" if code is not None else ""
+            why = ""
+            if code is not None:
+                log = tail(self.log_file)
+                why = f": it {ended(code)}" + (f"; its log:\n{log}" if log.strip() else "")
             raise PlatformError("serpensd is not running" + why)
         return self.controller
 
@@ -313,7 +317,7 @@ class DesignPlatform(Platform):
         leftovers = self._end_process_group(proc.pid)
         cleanup_prefix(self.prefix, self.config["machine"]["hugepage_mount"])
         if code != 0:
-            raise PlatformError(f"serpensd exited with code {code}: {tail(self.log_file)}")
+            raise PlatformError(f"serpensd {ended(code)}: {tail(self.log_file)}")
         if leftovers:
             raise PlatformError(f"serpensd exited but left {leftovers} process(es) of its pool running; "
                                 f"they were killed. serpensd log:\n{tail(self.log_file)}")

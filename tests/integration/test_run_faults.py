@@ -47,13 +47,16 @@ def test_a_redis_killed_mid_trial_fails_the_run_with_the_cause(dpdk_ready: cfg.C
     run = start_run(tmp_path, "--platform", "fission", "--sfc", "fw", "--rate-mpps", "0.1", "--duration", "4")
     _kill_mid_trial(run, "redis-server")
     _assert_failed_without_a_row(run, "remote state store")
+    assert "died (killed by signal 9)" in run.output()
 
 
 def test_a_serpensd_killed_mid_trial_fails_the_run_with_the_cause(dpdk_ready: cfg.Config,
                                                                  tmp_path: Path) -> None:
     run = start_run(tmp_path, "--platform", "serpens", "--sfc", "fw", "--rate-mpps", "0.1", "--duration", "4")
     _kill_mid_trial(run, "serpensd")
-    _assert_failed_without_a_row(run, "serpensd")
+    # the trial's error, not the one stopping the dead platform again would give
+    _assert_failed_without_a_row(run, "serpensd is not running: it was killed by signal 9 (SIGKILL)")
+    assert "the trial at 0.1 Mpps for 4 s: the platform failed" in run.output()
 
 
 def test_a_runtime_killed_mid_trial_is_restarted_and_its_losses_counted(dpdk_ready: cfg.Config) -> None:

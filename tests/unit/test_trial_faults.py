@@ -87,3 +87,32 @@ def test_a_search_that_saw_instance_crashes_says_so() -> None:
     record = measure_point(_measurer(ScriptedPlatform(crash_at=4)), cfg.load(quick=True))
     assert "instances crashed 1 time(s) during the search" in record["search"]["search_note"]
     assert record["instance_crashes"] == 1
+
+
+def test_stopping_a_platform_that_failed_does_not_replace_the_trials_error() -> None:
+    from harness.native import ended
+    from harness.platforms.base import Platform
+
+    class Dies(Platform):   # stop() reports the death the trial already saw
+        def __init__(self) -> None:
+            self.stopped = 0
+
+        def start(self) -> None:
+            pass
+
+        def stop(self) -> dict[str, Any]:
+            self.stopped += 1
+            raise PlatformError(f"serpensd {ended(-9)}: ")
+
+        def stats(self) -> dict[str, Any]:
+            return {}
+
+    p = Dies()
+    with pytest.raises(TrialFault, match="the trial at"):
+        with p:
+            raise TrialFault("the trial at 0.1 Mpps for 4 s: the platform failed (after the trial): ...")
+    assert p.stopped == 1
+    with pytest.raises(PlatformError, match=r"serpensd was killed by signal 9 \(SIGKILL\)"):
+        with p:      # nothing else went wrong: the death is the error
+            pass
+    assert ended(3) == "exited with code 3"
