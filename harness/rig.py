@@ -77,6 +77,7 @@ def rig(config: Config, platform_name: str | Design, sfc: Any = None,
     runlock.acquire(config)
     try:
         _check_hugepages(config)
+        _check_cores(config)
         run_dir = RunDir(config, platform_name)
         try:
             platform = cls(config, run_dir) if sfc is None else cls(config, run_dir, sfc=sfc)
@@ -92,6 +93,17 @@ def rig(config: Config, platform_name: str | Design, sfc: Any = None,
             run_dir.remove()
     finally:
         runlock.release(config)
+
+
+def _check_cores(config: Config) -> None:
+    """A core this machine does not have: the DPDK process given it would fail in its EAL init ("EAL
+    initialisation failed: Invalid argument"), not saying which setting was wrong; say it first."""
+    keys = ["cores.platform"] + (["cores.generator"] if config["generator"]["kind"] == "local" else [])
+    for key in keys:
+        try:
+            sysinfo.check_cpu(config["cores"][key.split(".")[1]], key)
+        except sysinfo.PinError as exc:
+            raise platforms.PlatformError(str(exc)) from None
 
 
 def _check_hugepages(config: Config) -> None:
