@@ -108,9 +108,14 @@ def _check_cores(config: Config) -> None:
 
 def _check_hugepages(config: Config) -> None:
     """No free hugepage: every DPDK process would fail in EAL init, its cause buried in EAL's messages; say
-    it in one line first."""
+    it in one line first. Then the mount the harness removes a run's hugepage files from must be one."""
     hp = sysinfo.hugepages()
     if hp.get("total", 0) == 0 or hp.get("free", 0) == 0:
         raise platforms.PlatformError(
             f"no free 2 MiB hugepages ({hp.get('free', 0)} free of {hp.get('total', 0)}): reserve "
             f"machine.hugepages = {config['machine']['hugepages']} (make setup, or harness doctor says how)")
+    mount = config["machine"]["hugepage_mount"]
+    if not sysinfo.hugetlbfs_mounted(mount):
+        # DPDK finds its hugetlbfs itself: files a crashed process leaves would be looked for elsewhere
+        raise platforms.PlatformError(f"machine.hugepage_mount = {mount}: not a hugetlbfs mount (the run's "
+                                      "hugepage files are removed from there; make setup mounts it)")

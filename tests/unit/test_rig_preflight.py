@@ -31,3 +31,11 @@ def test_a_core_this_machine_does_not_have_is_one_line_naming_the_key(tmp_path, 
         pass
     assert str(err.value).startswith(f"cores.{key} = 4095: expected one of this machine's online CPUs")
     assert [p.name for p in tmp_path.iterdir()] == ["lock"], "no run directory was made"
+
+
+def test_a_hugepage_mount_that_is_not_hugetlbfs_is_one_line(tmp_path) -> None:  # noqa: ANN001
+    # the hugepage files a crashed process leaves are removed from there: a wrong one keeps them
+    conf = cfg.load(overrides=[f"machine.runtime_dir={tmp_path}", f"machine.hugepage_mount={tmp_path}"])
+    with pytest.raises(PlatformError) as err, rig_mod.rig(conf, "wire"):
+        pass
+    assert str(err.value).startswith(f"machine.hugepage_mount = {tmp_path}: not a hugetlbfs mount")
