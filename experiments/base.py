@@ -19,6 +19,10 @@ from harness.progress import Progress
 from harness.results import ResultWriter
 
 
+class ExperimentError(RuntimeError):
+    """An experiment cannot run or plot with what it was given (its settings, its CSV): one line."""
+
+
 class Experiment(abc.ABC):
     name: str = "abstract"
     title: str = ""
@@ -61,16 +65,32 @@ class Experiment(abc.ABC):
     def run(self) -> tuple[Path, Path]:
         self.check()
         extra = {"quick": self.quick, "repetitions": self.repetition_count()}
-        with ResultWriter(self.csv_path, self.name, self.columns, self.config, cores=self.cores(),
+        try:
+            cores = self.cores()
+        except RuntimeError as exc:   # a placement the experiment refuses with these settings (Fig. 13's)
+            raise ExperimentError(str(exc)) from exc
+        with ResultWriter(self.csv_path, self.name, self.columns, self.config, cores=cores,
                           extra=extra) as writer:
             self.progress.say(f"writing {self.csv_path} (sidecar {writer.sidecar_path})")
             self.measure(writer)
         return self.csv_path, self.make_plot()
 
     def make_plot(self) -> Path:
-        df = pd.read_csv(self.csv_path)
+        """The figure, from the CSV alone. A CSV that is missing, empty, not text or not this experiment's is
+        one line (``--plot-only`` on the wrong results directory), not a traceback from pandas."""
+        try:
+            df = pd.read_csv(self.csv_path)
+        except FileNotFoundError:
+            raise ExperimentError(f"{self.csv_path}: no such file: run the experiment first (harness "
+                                  f"experiment {self.name})") from None
+        except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+            why = " ".join(str(exc).split())
+            raise ExperimentError(f"{self.csv_path}: not a CSV to plot: {why}") from None
         if df.empty:
-            raise RuntimeError(f"{self.csv_path} has no rows to plot")
+            raise ExperimentError(f"{self.csv_path} has no rows to plot")
         self.figure_path.parent.mkdir(parents=True, exist_ok=True)
-        self.plot(df, self.figure_path)
+        try:
+            self.plot(df, self.figure_path)
+        except KeyError as exc:   # a column the plot needs (an older CSV may lack a newer one it does not)
+            raise ExperimentError(f"{self.csv_path} is not a {self.name} CSV: no column {exc}") from None
         return self.figure_path

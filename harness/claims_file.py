@@ -264,13 +264,22 @@ def _join(parent: str, key: str) -> str:
 
 def load_claims(path: Path) -> list[Claim]:
     """Read and validate a claims file. Raises :class:`ClaimsError` naming file, claim and key."""
+    from harness.config import ConfigError, read_input_file
     path = Path(path)
+    try:   # a regular file of bounded size: a FIFO or a device is one line, not a hang (issue 13)
+        raw = read_input_file(path, "the claims file")
+    except ConfigError as exc:
+        raise ClaimsError(str(exc)) from None
     try:
-        doc = yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader)  # noqa: S506 — a SafeLoader subclass
-    except OSError as exc:
-        raise ClaimsError(f"{path}: cannot read the claims file: {exc}") from exc
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ClaimsError(f"{path}: not a claims file: not UTF-8 text (byte {exc.start})") from None
+    try:
+        doc = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 — a SafeLoader subclass
     except yaml.YAMLError as exc:
-        raise ClaimsError(f"{path}: not valid YAML: {exc}") from exc
+        raise ClaimsError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
+    except (RecursionError, ValueError, TypeError, OverflowError) as exc:
+        raise ClaimsError(f"{path}: not usable as a claims file: {type(exc).__name__}: {exc}") from None
     top = _Ctx(path, "(top level)")
     if not isinstance(doc, dict):
         raise ClaimsError(f"{path}: must be a mapping with the keys version and claims")

@@ -204,8 +204,8 @@ def run(ctx: click.Context, platform_name: str, sfc: str | None, load: float | N
             row = point_row(record)
             writer.write(row)
     except KeyboardInterrupt:
-        click.echo(f"\ninterrupted: nothing was measured to the end; the trials so far are in {log_path}",
-                   err=True)
+        so_far = f"; the trials so far are in {log_path}" if log_path.exists() else ""
+        click.echo(f"\ninterrupted: nothing was measured to the end{so_far}", err=True)
         sys.exit(130)
     except _run_errors() as exc:
         raise click.ClickException(_one_line_cause(exc, csv_path)) from exc
@@ -223,6 +223,9 @@ def run(ctx: click.Context, platform_name: str, sfc: str | None, load: float | N
                f"rx {_fmt(row.get('rx_mpps'))} Mpps, loss {_fmt(row.get('loss_ratio', 0) * 100, '%', 4)}"
                + ("" if row.get("latency_trial_valid", True)
                   else " — invalid: it lost more than the PDR goal or the generator fell short"))
+    if row.get("instance_crashes"):
+        click.echo(f"  instances crashed {row['instance_crashes']} time(s) and were restarted with their "
+                   f"state: {row.get('instance_crash_losses', 0)} packets lost to it (counted by serpensd)")
     lat = "  ".join(f"{name} {_fmt(row.get(f'latency_{key}_us'), '', 1)}" for name, key in
                     (("min", "min"), ("mean", "mean"), ("p50", "p50"), ("p99", "p99"), ("p99.9", "p999"),
                      ("max", "max")))
@@ -242,9 +245,9 @@ def _check_run_options(config: cfg.Config, load: float | None, duration: float |
     from harness.config import ranges
     if load is not None and not 0 < load <= 2:
         raise click.BadParameter(f"must be a fraction of the PDR in (0, 2], got {load}", param_hint="--load")
-    if duration is not None and not 0 < duration <= ranges.MAX_TRIAL_S:
-        raise click.BadParameter(f"must be a number of seconds in (0, {ranges.MAX_TRIAL_S:g}], "
-                                 f"got {duration}", param_hint="--duration")
+    if duration is not None and not ranges.TRIAL_S.holds(duration):
+        raise click.BadParameter(f"must be a number of seconds in [{ranges.MIN_TRIAL_S:g}, "
+                                 f"{ranges.MAX_TRIAL_S:g}], got {duration}", param_hint="--duration")
     if rate_mpps is not None and not 0 < rate_mpps <= ranges.MAX_RATE_MPPS:
         raise click.BadParameter(f"must be a rate in (0, {ranges.MAX_RATE_MPPS:g}] Mpps, got {rate_mpps}",
                                  param_hint="--rate-mpps")
@@ -285,7 +288,8 @@ def _interrupt(signum: int, frame: Any) -> None:
     if _signalled:
         return
     _signalled = True
-    raise KeyboardInterrupt(f"signal {signum}")
+    from harness.native import interrupt
+    interrupt(signum)   # raises KeyboardInterrupt (after the fork, when a child is being started)
 
 
 @contextlib.contextmanager
@@ -312,13 +316,17 @@ def _stop_on_signals() -> Iterator[None]:
 def experiment(ctx: click.Context, name: str, plot_only: bool) -> None:
     """Run one experiment (make target name, e.g. limit, figure-11) and plot it."""
     from experiments import EXPERIMENTS
+    from experiments.base import ExperimentError
     from harness import runlock
     from harness.results import PointsFailed
     if name not in EXPERIMENTS:
         raise click.UsageError(f"unknown experiment {name!r}; implemented: {', '.join(sorted(EXPERIMENTS))}")
     exp = EXPERIMENTS[name](_load(ctx), quick=ctx.obj["quick"])
     if plot_only:
-        click.echo(f"wrote {exp.make_plot()}")
+        try:
+            click.echo(f"wrote {exp.make_plot()}")
+        except ExperimentError as exc:
+            raise click.ClickException(str(exc)) from exc
         return
     # SIGTERM (kill, a CI timeout) stops an experiment like Ctrl-C: the platform and generator are stopped
     # by their context managers and the sidecar says "interrupted", instead of dying with them running
@@ -329,7 +337,7 @@ def experiment(ctx: click.Context, name: str, plot_only: bool) -> None:
     except KeyboardInterrupt:
         click.echo(f"\ninterrupted: the rows measured so far are in {exp.csv_path}", err=True)
         sys.exit(130)
-    except ConfigError as exc:   # a setting only an experiment checks, before any output is opened
+    except (ConfigError, ExperimentError) as exc:   # a setting only an experiment checks, before any output
         raise click.ClickException(str(exc)) from exc
     except PointsFailed as exc:   # the other points' rows are written and every cause is recorded: one line
         raise click.ClickException(str(exc)) from exc

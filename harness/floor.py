@@ -20,7 +20,7 @@ from typing import Any
 
 from harness import sysinfo
 from harness.config import Config, repo_path
-from harness.native import die_with_parent, record_started, started_processes, terminate
+from harness.native import die_with_parent, popen, record_started, started_processes, terminate
 
 FLOOR_COLUMNS = ("cpu", "probe_s", "floor_lost_ratio", "floor_max_gap_us", "floor_gaps_10us_100us_per_s",
                  "floor_gaps_100us_1ms_per_s", "floor_gaps_1ms_5ms_per_s", "floor_gaps_over_5ms_per_s",
@@ -84,8 +84,8 @@ def probe_binary(config: Config) -> Path:
 def run_probe(config: Config, cpu: int, seconds: float) -> dict[str, Any]:
     """Run the probe on one CPU; its JSON report."""
     cmd = [str(probe_binary(config)), "--cpu", str(cpu), "--seconds", f"{seconds:g}"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=die_with_parent)
+    proc = popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                 preexec_fn=die_with_parent)
     record_started(proc, "stallprobe", [cpu])
     try:
         out, err = proc.communicate(timeout=seconds + 30)

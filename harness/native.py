@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import select
 import shutil
 import signal
@@ -49,6 +50,7 @@ class RunDir:
 
     def __init__(self, config: Config, name: str = "run") -> None:
         base = Path(config["machine"]["runtime_dir"])
+        self.hugepage_mount = config["machine"]["hugepage_mount"]
         self.tag = f"{name}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.path = base / self.tag
         try:
@@ -59,12 +61,19 @@ class RunDir:
             shutil.rmtree(self.path, ignore_errors=True)
             raise NativeError(f"cannot create the run directory {self.path}: {exc.strerror or exc} "
                               "(machine.runtime_dir must be a directory this user can write)") from None
+        except BaseException:     # a stop signal while it was being made: nobody else knows it exists
+            shutil.rmtree(self.path, ignore_errors=True)
+            raise
 
     def __truediv__(self, name: str) -> Path:
         return self.path / name
 
     def remove(self) -> None:
+        """The directory, and any DPDK file with the run's tag: every process of the run has ended by now,
+        and one that failed in its EAL init or was killed leaves its files with nobody else to remove them
+        (a serpensd that failed to start left its hugepage file, issue 13)."""
         shutil.rmtree(self.path, ignore_errors=True)
+        remove_tag_files(self.tag, self.hugepage_mount)
 
 
 OWNER_FILE = "owner"
@@ -95,6 +104,55 @@ def cleanup_prefix(prefix: str, hugepage_mount: str = "/dev/hugepages") -> None:
 
 
 DPDK_RUN_DIR = "/var/run/dpdk"
+
+
+def remove_tag_files(tag: str, hugepage_mount: str | Path = "/dev/hugepages",
+                     dpdk_run_dir: str | Path = DPDK_RUN_DIR) -> None:
+    """Remove the ``/var/run/dpdk`` entries and hugepage files of every DPDK prefix naming a run's tag (each
+    process of a run has a prefix of its own: ``wire-<tag>``, ``serpens-<tag>``, ...)."""
+    for entry in Path(dpdk_run_dir).glob(f"*{tag}*"):
+        shutil.rmtree(entry, ignore_errors=True)
+    mount = Path(hugepage_mount)
+    if mount.is_dir():
+        for f in mount.glob(f"*{tag}map_*"):
+            try:
+                f.unlink()
+            except OSError:
+                pass
+
+
+# A run's tag ends in ``-<pid>-<6 hex>`` (RunDir); a hugepage file adds ``map_<n>`` to the DPDK prefix.
+_TAGGED = re.compile(r"-(\d+)-[0-9a-f]{6}(map_\d+)?$")
+
+
+def reclaim_orphan_files(hugepage_mount: str | Path = "/dev/hugepages",
+                         dpdk_run_dir: str | Path = DPDK_RUN_DIR) -> list[str]:
+    """Remove DPDK files of runs whose process is gone and whose run directory is gone too, so that no run
+    directory leads to them (a harness killed after removing it, or a runtime directory of its own that has
+    since been deleted, e.g. a test's). The pid in the name decides: a live process with that pid, even a
+    reused one, keeps the files, and so does a live process with the prefix in its arguments (a daemon
+    still ending after its harness died). Returns the names removed."""
+    removed = []
+    candidates = list(Path(dpdk_run_dir).glob("*"))
+    mount = Path(hugepage_mount)
+    if mount.is_dir():
+        candidates += list(mount.glob("*map_*"))
+    for path in candidates:
+        m = _TAGGED.search(path.name)
+        if m is None or sysinfo.read_pid_stat(int(m.group(1))) is not None:
+            continue
+        prefix = path.name[:-len(m.group(2))] if m.group(2) else path.name
+        if _processes_naming(prefix):
+            continue
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            try:
+                path.unlink()
+            except OSError:
+                continue
+        removed.append(path.name)
+    return removed
 
 
 def _owner_alive(run_path: Path) -> bool:
@@ -139,7 +197,7 @@ def reclaim_dead_runs(config: Config) -> list[str]:
     try:
         runs = [p for p in base.iterdir() if p.is_dir()]
     except OSError:
-        return []
+        runs = []
     reclaimed = []
     for run_path in runs:
         if _owner_alive(run_path):
@@ -150,16 +208,10 @@ def reclaim_dead_runs(config: Config) -> list[str]:
                 os.kill(pid, signal.SIGKILL)
             except OSError:
                 pass
-        for entry in Path(DPDK_RUN_DIR).glob(f"*{tag}*"):
-            shutil.rmtree(entry, ignore_errors=True)
-        if mount.is_dir():
-            for f in mount.glob(f"*{tag}map_*"):
-                try:
-                    f.unlink()
-                except OSError:
-                    pass
+        remove_tag_files(tag, mount)
         shutil.rmtree(run_path, ignore_errors=True)
         reclaimed.append(tag)
+    reclaim_orphan_files(mount)
     return reclaimed
 
 
@@ -179,6 +231,46 @@ def die_with_parent() -> None:
         os._exit(1)
 
 
+# A stop signal that arrives while a child is being forked (harness/cli.py's handler calls interrupt()).
+_fork_guard: dict[str, Any] = {"active": False, "pending": None}
+
+
+def interrupt(signum: int) -> None:
+    """What the harness's stop-signal handler does: raise KeyboardInterrupt, so that the context managers
+    stop what runs and remove its files — or, while :func:`popen` forks, note it for popen to raise."""
+    if _fork_guard["active"]:
+        _fork_guard["pending"] = signum
+        return
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def popen(cmd: Sequence[str], **kwargs: Any) -> subprocess.Popen:  # type: ignore[type-arg]
+    """``subprocess.Popen`` for the harness's children, safe against a stop signal in the middle.
+
+    A ``preexec_fn`` makes CPython fork through its at-fork handlers (logging registers one), and a
+    KeyboardInterrupt raised by the signal handler inside one is only printed ("Exception ignored"): a
+    SIGTERM sent while serpensd or Redis was being started was lost, and the run went on to a result.
+    (Blocking the signals in this thread is not enough: the kernel hands a process-directed signal to any
+    thread that does not block it, and the handler still runs here.) So the signal is noted while the child
+    is forked, and raised once the child is known, after stopping it: nobody else would."""
+    if threading.current_thread() is not threading.main_thread():   # handlers run in the main thread only
+        return subprocess.Popen(list(cmd), **kwargs)
+    _fork_guard["active"], _fork_guard["pending"] = True, None
+    proc = None
+    try:
+        proc = subprocess.Popen(list(cmd), **kwargs)
+    except BaseException as exc:
+        _fork_guard["active"] = False
+        if _fork_guard["pending"] is not None:
+            raise KeyboardInterrupt(f"signal {_fork_guard['pending']}") from exc
+        raise
+    _fork_guard["active"] = False
+    if _fork_guard["pending"] is not None:
+        terminate(proc)
+        raise KeyboardInterrupt(f"signal {_fork_guard['pending']}")
+    return proc
+
+
 def start_daemon(cmd: Sequence[str], log_file: Path, ready_timeout: float, what: str,
                  cwd: Path | None = None, new_session: bool = False) -> subprocess.Popen[bytes]:
     """Start a native daemon that prints ``READY`` on stdout once it can serve; return it when it has.
@@ -189,8 +281,8 @@ def start_daemon(cmd: Sequence[str], log_file: Path, ready_timeout: float, what:
     """
     log_file.write_text("")
     with open(log_file, "ab") as log:
-        proc = subprocess.Popen(list(cmd), stdout=subprocess.PIPE, stderr=log, bufsize=0, cwd=cwd,
-                                start_new_session=new_session, preexec_fn=die_with_parent)
+        proc = popen(cmd, stdout=subprocess.PIPE, stderr=log, bufsize=0, cwd=cwd,
+                     start_new_session=new_session, preexec_fn=die_with_parent)
     record_started(proc, what)
     try:
         _wait_ready(proc, log_file, ready_timeout, what)
@@ -223,8 +315,11 @@ def _wait_ready(proc: subprocess.Popen[bytes], log_file: Path, timeout: float, w
             if proc.poll() is not None:
                 log.write(pending)
                 log.flush()
-                raise NativeError(f"{what} exited with code {proc.returncode} before it was ready; "
-                                  f"its log:\n{tail(log_file)}")
+                log_text = tail(log_file)
+                cause = failure_cause(log_text)
+                raise NativeError(f"{what} exited with code {proc.returncode} before it was ready: {cause}"
+                                  if cause else f"{what} exited with code {proc.returncode} before it was "
+                                  f"ready; its log:\n{log_text}")
             if ready:  # stdout closed but the process still runs: nothing more will come from it
                 time.sleep(0.05)
     raise NativeError(f"{what} did not print READY within {timeout:.0f} s; its log:\n{tail(log_file)}")
@@ -247,6 +342,26 @@ def _copy_stdout_to_log(proc: subprocess.Popen[bytes], log_file: Path, what: str
                 log.flush()
 
     threading.Thread(target=run, name=f"{what}-stdout", daemon=True).start()
+
+
+def ended(code: int) -> str:
+    """How a process ended, as words: Popen's -9 is a signal, not an exit code."""
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = "?"
+        return f"was killed by signal {-code} ({name})"
+    return f"exited with code {code}"
+
+
+def failure_cause(text: str) -> str | None:
+    """The one line that says why a DPDK process failed: ``rte_exit`` prints ``Cause: <why>`` after EAL's
+    own messages (and a usage text, for a bad argument), where it is easily buried. None when the process
+    did not exit through ``rte_exit``."""
+    causes = [line.strip()[len("Cause:"):].strip() for line in text.splitlines()
+              if line.strip().startswith("Cause:")]
+    return causes[-1] if causes and causes[-1] else None
 
 
 def tail(log_file: Path, chars: int = 2000) -> str:

@@ -86,6 +86,8 @@ COLUMNS: dict[str, str] = {
     "bottleneck": "the stage whose capacity bounded the measured throughput (generator, core, instance...)",
     "instance_crashes": "instances that crashed and were restarted during the point's trials (their losses "
                         "are in loss_packets; a latency trial with one is not valid)",
+    "instance_crash_losses": "packets the crashed instances' SFCs lost while restarting, in all the point's "
+                             "trials (no instance, or left in the dead one's ring; serpensd's counters)",
     # the machine's own floor (harness doctor / make limit): a pinned busy loop per vCPU
     "cpu": "the vCPU a row is about",
     "probe_s": "how long the busy-loop probe ran, s",

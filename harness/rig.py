@@ -77,6 +77,7 @@ def rig(config: Config, platform_name: str | Design, sfc: Any = None,
     runlock.acquire(config)
     try:
         _check_hugepages(config)
+        _check_cores(config)
         run_dir = RunDir(config, platform_name)
         try:
             platform = cls(config, run_dir) if sfc is None else cls(config, run_dir, sfc=sfc)
@@ -94,11 +95,27 @@ def rig(config: Config, platform_name: str | Design, sfc: Any = None,
         runlock.release(config)
 
 
+def _check_cores(config: Config) -> None:
+    """A core this machine does not have: the DPDK process given it would fail in its EAL init ("EAL
+    initialisation failed: Invalid argument"), not saying which setting was wrong; say it first."""
+    keys = ["cores.platform"] + (["cores.generator"] if config["generator"]["kind"] == "local" else [])
+    for key in keys:
+        try:
+            sysinfo.check_cpu(config["cores"][key.split(".")[1]], key)
+        except sysinfo.PinError as exc:
+            raise platforms.PlatformError(str(exc)) from None
+
+
 def _check_hugepages(config: Config) -> None:
     """No free hugepage: every DPDK process would fail in EAL init, its cause buried in EAL's messages; say
-    it in one line first."""
+    it in one line first. Then the mount the harness removes a run's hugepage files from must be one."""
     hp = sysinfo.hugepages()
     if hp.get("total", 0) == 0 or hp.get("free", 0) == 0:
         raise platforms.PlatformError(
             f"no free 2 MiB hugepages ({hp.get('free', 0)} free of {hp.get('total', 0)}): reserve "
             f"machine.hugepages = {config['machine']['hugepages']} (make setup, or harness doctor says how)")
+    mount = config["machine"]["hugepage_mount"]
+    if not sysinfo.hugetlbfs_mounted(mount):
+        # DPDK finds its hugetlbfs itself: files a crashed process leaves would be looked for elsewhere
+        raise platforms.PlatformError(f"machine.hugepage_mount = {mount}: not a hugetlbfs mount (the run's "
+                                      "hugepage files are removed from there; make setup mounts it)")

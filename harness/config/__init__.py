@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import copy
 import difflib
+import os
+import re
+import stat
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -20,7 +23,7 @@ from harness.config import ranges
 from harness.config.errors import ConfigError
 
 __all__ = ["DEFAULTS_FILE", "REPO_ROOT", "Config", "ConfigError", "dump", "load", "parse_override",
-           "repo_path"]
+           "read_input_file", "repo_path"]
 
 DEFAULTS_FILE = Path(__file__).with_name("defaults.yaml")
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -68,6 +71,11 @@ def _same_type(default: Any, value: Any) -> bool:
     return isinstance(value, type(default))
 
 
+# a number as people write it, which YAML 1.1 (PyYAML) resolves to a string when it has an exponent without a
+# dot or a signed exponent: 1e9, 5e-3
+_YAML11_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
 def _merge(base: Config, override: Mapping[str, Any], source: str, prefix: str = "") -> None:
     """Merge ``override`` into ``base`` in place, checking every key and type against ``base``."""
     if not isinstance(override, Mapping):
@@ -86,6 +94,8 @@ def _merge(base: Config, override: Mapping[str, Any], source: str, prefix: str =
         if isinstance(default, dict):
             _merge(default, value, source, dotted + ".")
             continue
+        if isinstance(default, float) and isinstance(value, str) and _YAML11_NUMBER.fullmatch(value.strip()):
+            value = float(value)   # YAML 1.1 reads 1e9 (no dot, no sign in the exponent) as text
         if not _same_type(default, value):
             raise ConfigError(
                 f"{source}: key '{dotted}' must be {_type_name(default)} "
@@ -99,11 +109,42 @@ def _merge(base: Config, override: Mapping[str, Any], source: str, prefix: str =
         base[key] = copy.deepcopy(value)
 
 
-def _read_yaml(path: Path) -> Any:
+MAX_INPUT_BYTES = 16 << 20   # a configuration or SFC file; the largest here is a few KiB
+
+
+def read_input_file(path: Path, what: str) -> bytes:
+    """The bytes of a file a user names (``-c``, ``--sfc``): a regular file of at most MAX_INPUT_BYTES. A
+    FIFO would block the harness for ever and /dev/zero would fill its memory (issue 13's hostile inputs):
+    each is one :class:`ConfigError` line instead. Opened non-blocking, so that opening a FIFO returns."""
     try:
-        raw = path.read_bytes()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read configuration file: {exc.strerror or exc}") from exc
+        raise ConfigError(f"{path}: cannot read {what}: {exc.strerror or exc}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+            raise ConfigError(f"{path}: cannot read {what}: {kind}")
+        if st.st_size > MAX_INPUT_BYTES:
+            raise ConfigError(f"{path}: {what} of {st.st_size} bytes, at most {MAX_INPUT_BYTES}")
+        chunks, size = [], 0
+        while size <= MAX_INPUT_BYTES:   # it may grow while being read
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > MAX_INPUT_BYTES:
+            raise ConfigError(f"{path}: {what} of more than {MAX_INPUT_BYTES} bytes")
+        return b"".join(chunks)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read {what}: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+
+
+def _read_yaml(path: Path) -> Any:
+    raw = read_input_file(path, "configuration file")
     data = yaml_text(raw, str(path), "a configuration file")
     return {} if data is None else data
 

@@ -23,6 +23,9 @@ MAX_FRAME_SIZE_B = 9000      # a jumbo frame (TRex)
 LOCAL_MAX_FRAME_SIZE_B = 2048 + 4
 MAX_FLOWS = 1 << 22          # 4 M flows: far beyond any NF table here; more is a typo, not an experiment
 MAX_TRIAL_S = 3600.0         # one trial of an hour is already far beyond any experiment here
+# The shortest trial the built-in generator runs (its --duration, native/generator/main.c): a shorter one
+# would reach it and fail there, its cause among EAL's messages (issue 13: --duration 0)
+MIN_TRIAL_S = 0.001
 MAX_RATE_MPPS = 1000.0       # far above any link this harness drives; beyond it a value is a typo
 MAX_CPU = 4095               # Linux's usual NR_CPUS; whether the CPU exists is checked when pinning
 
@@ -33,10 +36,13 @@ class Range:
     high: float
     low_open: bool = False   # True: low itself is not allowed
     integer: bool = False
+    zero: bool = False       # True: 0 is allowed too (it means "none", e.g. no warm-up trial)
 
     def holds(self, value: float) -> bool:
         if isinstance(value, float) and not math.isfinite(value):
             return False
+        if self.zero and value == 0:
+            return True
         above = value > self.low if self.low_open else value >= self.low
         return above and value <= self.high
 
@@ -44,7 +50,8 @@ class Range:
         if self.integer:
             lo = int(self.low) + 1 if self.low_open else int(self.low)
             return f"an integer in {lo}..{int(self.high)}"
-        return f"a number in {'(' if self.low_open else '['}{_num(self.low)}, {_num(self.high)}]"
+        interval = f"a number in {'(' if self.low_open else '['}{_num(self.low)}, {_num(self.high)}]"
+        return f"0 or {interval}" if self.zero else interval
 
 
 def _num(x: float) -> str:
@@ -66,6 +73,7 @@ def _int(low: int, high: int) -> Range:
 
 _RATIO = Range(0.0, 1.0)
 _TIMEOUT = _open(0.0, 3600.0)
+TRIAL_S = _closed(MIN_TRIAL_S, MAX_TRIAL_S)   # the length of one trial of the generator
 
 # dotted key -> allowed range (for a list: of every element). Keys not named here take any value of their
 # type; every number a run depends on is named.
@@ -75,9 +83,11 @@ RANGES: dict[str, Range] = {
     "cores.generator": _int(0, MAX_CPU),
     "cores.platform": _int(0, MAX_CPU),
     "generator.local.settle_ms": _closed(0, 60_000),
-    "generator.local.burst": _int(1, 1024),
+    # the built-in generator's own limits (native/generator/main.c): a value it refuses must stop here, not
+    # in its EAL init (GEN_MAX_BURST; an idle sleep shorter than twice its wake-up margin)
+    "generator.local.burst": _int(1, 512),
     "generator.local.catchup_us": _closed(0, 1e6),
-    "generator.local.idle_sleep_us": _closed(0, 1e6),
+    "generator.local.idle_sleep_us": Range(100, 1e6, zero=True),
     "generator.local.link_timeout_s": _TIMEOUT,
     "generator.trex.sync_port": _int(1, 65535),
     "generator.trex.async_port": _int(1, 65535),
@@ -90,20 +100,21 @@ RANGES: dict[str, Range] = {
     "search.min_rate_mpps": _open(0, MAX_RATE_MPPS),
     "search.max_rate_mpps": _open(0, MAX_RATE_MPPS),
     "search.max_search_s": _open(0, 24 * 3600.0),
-    "search.warmup_s": _closed(0, MAX_TRIAL_S),
+    "search.warmup_s": Range(MIN_TRIAL_S, MAX_TRIAL_S, zero=True),
     "measurement.repetitions": _int(1, 1000),
     "measurement.latency_load_fraction": _open(0, 2),
-    "measurement.latency_duration_s": _open(0, MAX_TRIAL_S),
+    "measurement.latency_duration_s": TRIAL_S,
     "measurement.shortfall_tolerance": Range(0.0, 1.0, low_open=False),
-    "platforms.wire.burst": _int(1, 1024),
+    "platforms.wire.burst": _int(1, 512),                  # WIRE_MAX_BURST (native/wire/main.c)
     "platforms.wire.ready_timeout_s": _TIMEOUT,
-    "platforms.serpens.state_region_mb": _int(1, 1 << 20),
-    "platforms.serpens.wake_batch": _int(1, 1 << 20),
+    # serpensd's own limits (native/serpens/serpensd.c): beyond them it exits with its usage text
+    "platforms.serpens.state_region_mb": _int(4, 1 << 20),
+    "platforms.serpens.wake_batch": _int(1, 4096),         # half its rings (RING_SIZE / 2)
     "platforms.serpens.batch": _int(1, 128),
     "platforms.serpens.flush_us": _int(0, 10_000_000),
     "platforms.serpens.keep_warm_s": _int(0, 7 * 24 * 3600),
-    "platforms.serpens.instances": _int(0, 1024),
-    "platforms.serpens.pool": _int(0, 1024),
+    "platforms.serpens.instances": _int(0, 16),            # its instance slots (SM_MAX_INSTANCES)
+    "platforms.serpens.pool": _int(0, 16),
     "platforms.serpens.ready_timeout_s": _TIMEOUT,
     "startup.instances": _int(1, 10_000),
     "startup.reps": _int(1, 1_000_000),
@@ -112,12 +123,15 @@ RANGES: dict[str, Range] = {
     "startup.table_reps": _int(1, 1_000_000),
     "startup.memory_steps": _int(1, 100_000),
     "startup.timeout_s": _open(0, 7 * 24 * 3600.0),
+    "platforms.serpens.gproxy_hold": _int(1, 1 << 20),      # serpensd --gproxy-hold
+    "figure13.lengths": _int(1, 16),        # chains of FWs: one serpensd runs at most 16 NFs in an SFC
     "figure14.rate_mpps": _open(0, MAX_RATE_MPPS),
-    "figure14.probe_s": _open(0, MAX_TRIAL_S),
+    "figure14.probe_rates_mpps": _open(0, MAX_RATE_MPPS),
+    "figure14.probe_s": TRIAL_S,
     "figure14.flows": _int(1, 65536),
     "figure14.latency_kpps": _open(0, 1000.0),
     "figure14.state_size_b": _int(8, 65536),
-    "figure14.duration_s": _open(0, MAX_TRIAL_S),
+    "figure14.duration_s": TRIAL_S,
     "figure14.out_at_s": _open(0, MAX_TRIAL_S),
     "figure14.in_at_s": _open(0, MAX_TRIAL_S),
     "figure14.zero_at_s": _open(0, MAX_TRIAL_S),
@@ -125,20 +139,26 @@ RANGES: dict[str, Range] = {
     "figure14.split_rounds": _int(1, 10_000),
     "table2.rate_mpps": _open(0, MAX_RATE_MPPS),
     "table2.delivery_rate_mpps": _open(0, MAX_RATE_MPPS),
-    "table2.duration_s": _open(0, MAX_TRIAL_S),
+    "table2.duration_s": TRIAL_S,
     "table2.startup_reps": _int(1, 1_000_000),
     "redis.maxmemory_mb": _int(1, 1 << 20),
     "redis.ready_timeout_s": _TIMEOUT,
     "redis.timeout_ms": _int(1, 3_600_000),
     "doctor.floor_probe_s": _closed(0, MAX_TRIAL_S),
+    "doctor.floor_profile.lost_ratio": _RATIO,
+    "doctor.floor_profile.steal_ratio": _RATIO,
+    "doctor.floor_profile.max_gap_us": _closed(0, 1e9),
+    "doctor.floor_profile.gaps_10us_100us_per_s": _closed(0, 1e9),
+    "doctor.floor_profile.gaps_1ms_5ms_per_s": _closed(0, 1e9),
+    "doctor.floor_profile.gaps_over_5ms_per_s": _closed(0, 1e9),
 }
 # every search goal, whatever its name, shares these (the goal's own rules are in traffic/search.py)
 GOAL_RANGES: dict[str, Range] = {
     "loss_ratio": Range(0.0, 1.0),
     "exceed_ratio": Range(0.0, 1.0),
     "relative_width": _open(0, 1),
-    "initial_trial_s": _open(0, MAX_TRIAL_S),
-    "final_trial_s": _open(0, MAX_TRIAL_S),
+    "initial_trial_s": TRIAL_S,
+    "final_trial_s": TRIAL_S,
     "duration_sum_s": _open(0, 24 * 3600.0),
     "preceding_targets": _int(0, 100),
     "expansion_coefficient": _int(2, 1000),

@@ -81,5 +81,12 @@ class Platform(abc.ABC):
         self.start()
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        try:
+            self.stop()
+        except PlatformError:
+            # leaving because of an error (a trial that saw the platform die, an interrupt): stopping it says
+            # the same again, less well ("serpensd was killed" in place of the trial that saw it), and would
+            # replace it. stop() has removed what it could before raising; the first error stands.
+            if exc_type is None:
+                raise

@@ -13,7 +13,7 @@ import subprocess
 import time
 from typing import Any
 
-from harness.native import NativeError, binary, cleanup_prefix, eal_args, start_daemon, tail, terminate
+from harness.native import NativeError, binary, cleanup_prefix, eal_args, ended, start_daemon, tail, terminate
 from harness.platforms.base import Platform, PlatformError
 
 
@@ -72,7 +72,7 @@ class WirePlatform(Platform):
         code = terminate(proc)
         cleanup_prefix(self.prefix, self.config["machine"]["hugepage_mount"])
         if code != 0:
-            raise PlatformError(f"serpens-wire exited with code {code}: {tail(self.log_file)}")
+            raise PlatformError(f"serpens-wire {ended(code)}: {tail(self.log_file)}")
         return self._read_stats() if self.stats_file.exists() else {}
 
     def describe(self) -> dict[str, Any]:

@@ -43,6 +43,7 @@ from harness.native import (
     binary,
     cleanup_prefix,
     eal_args,
+    ended,
     start_daemon,
     tail,
     terminate,
@@ -158,7 +159,9 @@ class DesignPlatform(Platform):
                 self.stop()
             except PlatformError:
                 pass
-            msg = f"{exc}\nserpensd log ({self.log_file}):\n{log}"
+            # serpensd that ended before READY was said by start_daemon, with rte_exit's cause; after a
+            # refusal its log's last lines are the only copy (the run directory goes with the run)
+            msg = str(exc) if isinstance(exc, NativeError) else f"{exc}\nserpensd log:\n{log}"
             if isinstance(exc, SerpensError):  # serpensd refused: keep the type, callers may tell it apart
                 raise SerpensError(msg, exc.request) from exc
             raise PlatformError(msg) from exc
@@ -166,7 +169,10 @@ class DesignPlatform(Platform):
     def _running(self) -> Controller:
         if self.proc is None or self.proc.poll() is not None or self.controller is None:
             code = None if self.proc is None else self.proc.poll()
-            why = f" (exit code {code}); log:\n{tail(self.log_file)}" if code is not None else ""
+            why = ""
+            if code is not None:
+                log = tail(self.log_file)
+                why = f": it {ended(code)}" + (f"; its log:\n{log}" if log.strip() else "")
             raise PlatformError("serpensd is not running" + why)
         return self.controller
 
@@ -271,7 +277,7 @@ class DesignPlatform(Platform):
             return
         lines = [ln for ln in tail(self.log_file, 20000).splitlines() if "remote state" in ln]
         where = f"Redis at {self.redis.address}" if self.redis is not None else "Redis"
-        state = "is not answering" if redis_down else "failed"
+        state = self.redis.down_reason() if redis_down and self.redis is not None else "failed"
         stopped = "; ".join(f"SFC {s['name']}: {s['crashes']} crash(es), last: {s.get('last_crash', '')}"
                             for s in crashed)
         raise PlatformError(
@@ -292,6 +298,8 @@ class DesignPlatform(Platform):
 
     def _stop_serpensd(self) -> dict[str, Any]:
         if self.proc is None:
+            # never started, or it failed in its EAL init: an rte_exit there leaves its hugepage file
+            cleanup_prefix(self.prefix, self.config["machine"]["hugepage_mount"])
             return {}
         proc, self.proc = self.proc, None
         final: dict[str, Any] = {}
@@ -309,7 +317,7 @@ class DesignPlatform(Platform):
         leftovers = self._end_process_group(proc.pid)
         cleanup_prefix(self.prefix, self.config["machine"]["hugepage_mount"])
         if code != 0:
-            raise PlatformError(f"serpensd exited with code {code}: {tail(self.log_file)}")
+            raise PlatformError(f"serpensd {ended(code)}: {tail(self.log_file)}")
         if leftovers:
             raise PlatformError(f"serpensd exited but left {leftovers} process(es) of its pool running; "
                                 f"they were killed. serpensd log:\n{tail(self.log_file)}")

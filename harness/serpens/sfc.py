@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.config import Config, ConfigError, repo_path, yaml_text
+from harness.config import Config, ConfigError, read_input_file, repo_path, yaml_text
 
 DEFAULT_SELECTOR = "fw.suspicious"
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,63}$")  # no '/' (tables are name/table), no '.' (nf.selector)
@@ -54,6 +54,14 @@ PROTOCOLS = {"tcp": 6, "udp": 17, "icmp": 1}
 
 class SfcError(ConfigError):
     """An SFC, its graph or an SFC file is wrong; the message says where and what was expected."""
+
+
+# serpensd's fixed tables (native/serpens/ctl.h). What exceeds them it refuses only once it runs, one NF
+# deployment at a time (a 1000-NF chain failed at its 65th NF); :func:`check_limits` says it first.
+MAX_SFC_POSITIONS = 16   # SP_MAX_POS: NFs in one SFC's graph, every branch's counted
+MAX_BRANCHES = 8         # SP_MAX_BRANCH: branches of one distribute
+MAX_DEPLOYED_NFS = 64    # SP_MAX_NFS: NF deployments on one serpensd
+MAX_SFCS = 32            # SP_MAX_SFCS
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -108,6 +116,12 @@ class Chain:
                     for n in b:
                         seen.setdefault(n, None)
         return list(seen)
+
+    def positions(self) -> int:
+        """How many NFs serpensd's flattened graph of this chain holds: each NF once per place it appears,
+        every branch's counted."""
+        return sum(1 if isinstance(e, str) else sum(len(b) for b in e.branches) if isinstance(e, Distribute)
+                   else 0 for e in self.elements)
 
     def __iter__(self):  # noqa: ANN204 — lets chain(...) nest and be passed where a list is expected
         return iter(self.elements)
@@ -292,7 +306,8 @@ def linear_name(types: Sequence[str]) -> str:
         return name
     digest = hashlib.sha1(",".join(types).encode()).hexdigest()[:8]
     tail = f"-{len(types)}nfs-{digest}"
-    head = name[:63 - len(tail)].rstrip("-")
+    head = name[:63 - len(tail) + 1]
+    head = head.rsplit("-", 1)[0] if "-" in head else head[:-1]   # whole types only
     return f"{head}{tail}"
 
 
@@ -420,10 +435,7 @@ def load_sfc_file(path: str | Path, config: Config) -> list[SfcSpec]:
     """Read an SFC file (module docstring); every error names the file and the key."""
     path = Path(path)
     try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise SfcError(f"{path}: cannot read SFC file: {exc.strerror or exc}") from exc
-    try:
+        raw = read_input_file(path, "SFC file")
         data = yaml_text(raw, str(path), "an SFC file")
     except ConfigError as exc:
         raise SfcError(str(exc)) from None
@@ -505,20 +517,41 @@ def parse_sfcs(data: Any, config: Config, source: str = "<sfcs>") -> list[SfcSpe
     return specs
 
 
+def check_limits(specs: Sequence[SfcSpec]) -> list[SfcSpec]:
+    """Refuse, in one line and before serpensd starts, SFCs beyond what one serpensd can hold."""
+    if len(specs) > MAX_SFCS:
+        raise SfcError(f"{len(specs)} SFCs: serpensd runs at most {MAX_SFCS} (SP_MAX_SFCS, "
+                       "native/serpens/ctl.h)")
+    for spec in specs:
+        n = spec.chain.positions()
+        if n > MAX_SFC_POSITIONS:
+            raise SfcError(f"SFC {spec.name!r} has {n} NFs: serpensd runs at most {MAX_SFC_POSITIONS} in one "
+                           "SFC (SP_MAX_POS, native/serpens/ctl.h)")
+        for e in spec.chain.elements:
+            if isinstance(e, Distribute) and len(e.branches) > MAX_BRANCHES:
+                raise SfcError(f"SFC {spec.name!r}: a distribute with {len(e.branches)} branches; serpensd "
+                               f"takes at most {MAX_BRANCHES} (SP_MAX_BRANCH, native/serpens/ctl.h)")
+    deployed = {d for spec in specs for d in spec.nfs}
+    if len(deployed) > MAX_DEPLOYED_NFS:
+        raise SfcError(f"the SFCs deploy {len(deployed)} NFs: serpensd holds at most {MAX_DEPLOYED_NFS} "
+                       "(SP_MAX_NFS, native/serpens/ctl.h)")
+    return list(specs)
+
+
 def from_cli(text: str, config: Config) -> list[SfcSpec]:
     """``--sfc``: a comma-separated chain of NF types (fw,mon,nat) or an SFC file (.yaml/.yml)."""
     if text.endswith((".yaml", ".yml")):
-        return load_sfc_file(text, config)
-    return [SfcSpec.linear(text)]
+        return check_limits(load_sfc_file(text, config))
+    return check_limits([SfcSpec.linear(text)])
 
 
 def as_specs(sfc: SfcSpec | Sequence[SfcSpec] | str, config: Config) -> list[SfcSpec]:
     """What a platform's ``sfc=`` accepts: a spec, a list of specs, or --sfc text."""
     if isinstance(sfc, SfcSpec):
-        return [sfc]
+        return check_limits([sfc])
     if isinstance(sfc, str):
         return from_cli(sfc, config)
     specs = list(sfc)
     if not specs or not all(isinstance(s, SfcSpec) for s in specs):
         raise SfcError(f"expected SfcSpec objects, got {sfc!r}")
-    return specs
+    return check_limits(specs)

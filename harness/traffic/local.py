@@ -27,7 +27,17 @@ from typing import Any
 
 from harness import tsc
 from harness.config import Config
-from harness.native import NativeError, RunDir, binary, die_with_parent, eal_args, record_started, terminate
+from harness.native import (
+    NativeError,
+    RunDir,
+    binary,
+    die_with_parent,
+    eal_args,
+    failure_cause,
+    popen,
+    record_started,
+    terminate,
+)
 from harness.traffic.base import GeneratorError, TrafficGenerator, TrialResult, stream_json
 from harness.traffic.latency import histogram, stats_from_histogram
 
@@ -155,8 +165,8 @@ class LocalGenerator(TrafficGenerator):
             cmd = self.command(duration, mult)
         except NativeError as exc:
             raise GeneratorError(str(exc)) from exc
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     preexec_fn=die_with_parent)
+        self.proc = popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          preexec_fn=die_with_parent)
         record_started(self.proc, "generator")
         self.trials += 1
 
@@ -172,7 +182,9 @@ class LocalGenerator(TrafficGenerator):
             raise GeneratorError(f"serpens-gen did not finish within {timeout} s") from None
         self.proc = None
         if proc.returncode != 0:
-            raise GeneratorError(f"serpens-gen failed (exit {proc.returncode}): {err.strip()[-2000:]}")
+            # rte_exit's cause alone when there is one: EAL's messages and the usage text would bury it
+            why = failure_cause(err) or err.strip()[-2000:]
+            raise GeneratorError(f"serpens-gen failed (exit {proc.returncode}): {why}")
         self.last = self._load_report()
 
     def _load_report(self) -> TrialResult:

@@ -48,7 +48,7 @@ POINT_COLUMNS = [
     "latency_min_us", "latency_mean_us", "latency_p50_us", "latency_p99_us", "latency_p999_us",
     "latency_max_us", "latency_packets", "latency_histogram",
     "gateway_ns_per_packet", "instance_ns_per_packet", "proxy_ns_per_packet", "remote_state_ns_per_packet",
-    "instance_capacity_mpps", "bottleneck", "instance_crashes",
+    "instance_capacity_mpps", "bottleneck", "instance_crashes", "instance_crash_losses",
 ]
 L1_OVERHEAD_B = 20  # preamble + SFD + inter-frame gap: what a frame costs on the wire beyond its bytes
 
@@ -148,10 +148,19 @@ def dut_summary(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str
         if d is not None:
             out[key] = d
     if "sfcs" in after:
-        # instances that crashed (and were restarted) in the trial: its losses are theirs, said as such
-        crashes = {s.get("name"): s.get("crashes", 0) for s in before.get("sfcs") or []}
-        out["instance_crashes"] = sum(max(0, (s.get("crashes") or 0) - (crashes.get(s.get("name")) or 0))
-                                      for s in after.get("sfcs") or [])
+        # instances that crashed (and were restarted) in the trial: its losses are theirs, said as such —
+        # the packets that found no instance of a crashed SFC while it restarted, and those left in the dead
+        # instance's ring (serpensd counts both; together they are the trial's whole loss to the crash)
+        prior = {s.get("name"): s for s in before.get("sfcs") or []}
+        crashed, lost = 0, 0
+        for s in after.get("sfcs") or []:
+            b = prior.get(s.get("name"), {})
+            n = max(0, (s.get("crashes") or 0) - (b.get("crashes") or 0))
+            if n:
+                crashed += n
+                lost += sum(max(0, (s.get(k) or 0) - (b.get(k) or 0)) for k in ("no_instance", "stranded"))
+        out["instance_crashes"] = crashed
+        out["instance_crash_losses"] = lost
     deltas = stages.stage_deltas(before, after)
     out["stage_deltas"] = {name: list(d) for name, d in deltas.items()}   # (busy_ns, packets)
     out["stages"] = stages.columns_from_deltas(deltas)
@@ -224,12 +233,13 @@ def measure_point(measurer: Measurer, config: Config, load_fraction: float | Non
                               "search": None, "goals": None, "latency_trial": None, "extra": {},
                               "colocated": _colocated(config, measurer)}
     n_trials = 0
-    crashes = 0
+    crashes = crash_losses = 0
 
     def forward(log: TrialLog) -> None:
-        nonlocal n_trials, crashes
+        nonlocal n_trials, crashes, crash_losses
         n_trials += 1
         crashes += int(log.result.dut.get("instance_crashes") or 0)
+        crash_losses += int(log.result.dut.get("instance_crash_losses") or 0)
         if on_trial is not None:
             on_trial(log.purpose, log.index, log.intended_load_pps, log.intended_duration_s, log.result,
                      {"mlr_loss_ratio": log.mlr_loss_ratio, "passed": log.passed, "wall_s": log.wall_s})
@@ -250,6 +260,7 @@ def measure_point(measurer: Measurer, config: Config, load_fraction: float | Non
         result = measurer(rate_pps * fraction, duration)
         crashed = int(result.dut.get("instance_crashes") or 0)
         crashes += crashed
+        crash_losses += int(result.dut.get("instance_crash_losses") or 0)
         valid = result.loss_ratio <= pdr_goal.loss_ratio and not result.short and not crashed
         record["latency_trial"] = {"intended_load_pps": rate_pps * fraction, **fixed_rate_columns(result),
                                    "short": result.short, "valid": valid,
@@ -265,6 +276,7 @@ def measure_point(measurer: Measurer, config: Config, load_fraction: float | Non
                            "limited_by": measurer.churn.limited_by}
     if measurer.platform is not None:
         record["instance_crashes"] = crashes
+        record["instance_crash_losses"] = crash_losses
     # asked last: a generator may only know its version once it has run (the built-in one reports it)
     record["generator"] = measurer.generator.version()
     return record
@@ -314,5 +326,6 @@ def point_row(record: Mapping[str, Any]) -> dict[str, Any]:
     row["generator_limited"] = limited
     if record.get("instance_crashes") is not None:
         row["instance_crashes"] = record["instance_crashes"]
+        row["instance_crash_losses"] = record.get("instance_crash_losses", 0)
     row.update(record.get("extra") or {})
     return row

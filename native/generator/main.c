@@ -95,7 +95,7 @@ static int parse_number(struct gen_opts *o, int opt, const char *prg)
 	switch (opt) {
 	case OPT_DURATION:
 		if (arg_double(optarg, 1e-3, 1e6, &o->duration_s))
-			bad_arg(prg, "--duration (seconds > 0)", optarg);
+			bad_arg(prg, "--duration (0.001..1000000 s)", optarg);
 		return 0;
 	case OPT_MULT:
 		if (arg_double(optarg, 1e-9, 1e9, &o->mult))

@@ -21,6 +21,7 @@ class HarnessRun:
     proc: subprocess.Popen[str]
     runtime_dir: Path
     out_dir: Path
+    _output: str | None = None
 
     def wait_for_trial(self, timeout_s: float = 60.0) -> Path:
         """The run directory, once the generator of the fixed-rate trial has its streams file."""
@@ -37,10 +38,13 @@ class HarnessRun:
         return self.proc.wait(timeout=timeout_s)
 
     def output(self) -> str:
+        """Everything it printed, once it has ended (read once, then kept: a test may look twice)."""
         if self.proc.poll() is None:
             return "(still running)"
-        assert self.proc.stdout is not None
-        return self.proc.stdout.read()
+        if self._output is None:
+            assert self.proc.stdout is not None
+            self._output = self.proc.stdout.read()
+        return self._output
 
     def sidecar(self) -> dict[str, Any]:
         (path,) = [p for p in self.out_dir.glob("*.json")]

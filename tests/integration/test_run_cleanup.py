@@ -1,13 +1,14 @@
 """What `harness run` leaves behind (issue 13): nothing, however it ends. SIGTERM, SIGINT and SIGHUP stop it
 like Ctrl-C and it cleans up; after SIGKILL, which nothing survives to clean up after, the next run reclaims
-what is left; a start that fails leaves nothing; a second run at once is refused, naming the first. Real
-processes: `harness run` with a Serpens SFC and a fixed-rate trial, each with a runtime directory of its
-own."""
+what is left; a start that fails (a deployment refused, serpensd ending before it is ready) leaves
+nothing; a second run at once is refused, naming the first. Real processes: `harness run` with a Serpens SFC
+and a fixed-rate trial, each with a runtime directory of its own."""
 
 from __future__ import annotations
 
 import copy
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,25 @@ def test_a_signalled_run_cleans_up_and_says_it_was_interrupted(dpdk_ready: cfg.C
     assert run.sidecar()["status"] == "interrupted" and run.csv_rows() == 0
 
 
+@pytest.mark.parametrize("moment", ["lock", "*/redis.log", "*/serpensd.log"])
+def test_a_run_signalled_while_its_platform_starts_stops_and_cleans_up(dpdk_ready: cfg.Config,
+                                                                      tmp_path: Path, moment: str) -> None:
+    # the moments a daemon is being forked: a SIGTERM that arrived inside CPython's at-fork handlers was
+    # lost, and the run went on to write a result (harness/native.py popen)
+    run = start_run(tmp_path, "--platform", "fission", "--sfc", "fw", "--rate-mpps", "0.05",
+                    "--duration", "5")
+    deadline = time.monotonic() + 60
+    while not list(run.runtime_dir.glob(moment)):
+        assert run.proc.poll() is None and time.monotonic() < deadline, run.output()
+        time.sleep(0.001)
+    run.proc.send_signal(signal.SIGTERM)
+    assert run.finish() == 130, run.output()
+    out = run.output()
+    assert "interrupted" in out and "Traceback" not in out and "Exception ignored" not in out, out
+    assert wait_until_clean(run.runtime_dir, run.proc.pid) == NOTHING
+    assert not list(run.out_dir.glob("*.csv")) or run.csv_rows() == 0
+
+
 def test_after_sigkill_the_next_run_reclaims_the_leftovers(dpdk_ready: cfg.Config, tmp_path: Path) -> None:
     run = start_run(tmp_path, *LONG_RUN)
     run_dir = run.wait_for_trial()
@@ -54,6 +74,19 @@ def test_a_failed_start_leaves_nothing(dpdk_ready: cfg.Config, tmp_path: Path) -
     assert run.finish() == 1
     out = run.output()
     assert "nosuchnf" in out and "Traceback" not in out
+    assert wait_until_clean(run.runtime_dir, run.proc.pid) == NOTHING
+
+
+def test_a_serpensd_that_fails_in_its_start_leaves_nothing_and_says_why(dpdk_ready: cfg.Config,
+                                                                        tmp_path: Path) -> None:
+    # serpensd gets past its EAL init (its hugepage file made) and then exits: no process is left to remove
+    # that file but the harness. The state region is beyond any machine, so nothing is really allocated.
+    run = start_run(tmp_path, "--platform", "serpens", "--sfc", "fw", "--rate-mpps", "0.05",
+                    "--duration", "1", sets=("platforms.serpens.state_region_mb=1048576",))
+    assert run.finish() == 1
+    out = run.output()
+    assert "serpensd exited with code 1 before it was ready: cannot reserve a 1048576 MiB state region" in out
+    assert "EAL:" not in out and "Traceback" not in out, out     # the cause, not buried in EAL's messages
     assert wait_until_clean(run.runtime_dir, run.proc.pid) == NOTHING
 
 

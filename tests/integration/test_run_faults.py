@@ -47,33 +47,44 @@ def test_a_redis_killed_mid_trial_fails_the_run_with_the_cause(dpdk_ready: cfg.C
     run = start_run(tmp_path, "--platform", "fission", "--sfc", "fw", "--rate-mpps", "0.1", "--duration", "4")
     _kill_mid_trial(run, "redis-server")
     _assert_failed_without_a_row(run, "remote state store")
+    assert "died (killed by signal 9)" in run.output()
 
 
 def test_a_serpensd_killed_mid_trial_fails_the_run_with_the_cause(dpdk_ready: cfg.Config,
                                                                  tmp_path: Path) -> None:
     run = start_run(tmp_path, "--platform", "serpens", "--sfc", "fw", "--rate-mpps", "0.1", "--duration", "4")
     _kill_mid_trial(run, "serpensd")
-    _assert_failed_without_a_row(run, "serpensd")
+    # the trial's error, not the one stopping the dead platform again would give
+    _assert_failed_without_a_row(run, "serpensd is not running: it was killed by signal 9 (SIGKILL)")
+    assert "the trial at 0.1 Mpps for 4 s: the platform failed" in run.output()
 
 
 def test_a_runtime_killed_mid_trial_is_restarted_and_its_losses_counted(dpdk_ready: cfg.Config) -> None:
-    """Not a fault of the platform: serpensd restarts the instance with its state kept. The trial's losses
-    stay in it, and the trial says they are the restart's (``instance_crashes``)."""
+    """Not a fault of the platform: serpensd restarts the instance with its state kept (NAT's mappings, in
+    the State Manager). The trial's losses stay in it, and the trial says they are the restart's
+    (``instance_crashes``), every lost packet counted (``instance_crash_losses``)."""
     import threading
 
     from harness.rig import rig
     from harness.serpens.sfc import SfcSpec
     from harness.traffic.measure import Measurer
+    from tests.integration.test_serpens import nat_mapping
 
-    with rig(dpdk_ready, "serpens", sfc=SfcSpec.linear("mon")) as r:
+    with rig(dpdk_ready, "serpens", sfc=SfcSpec.linear("nat")) as r:
+        m = Measurer(r.generator, 64, 16, 1000, platform=r.platform)
+        first = m(50_000, 0.5)
+        assert first.rx_packets == first.tx_packets
+        mappings = nat_mapping(r.platform.controller)
         pid = int(next(iter(r.platform.instances.values()))["pid"])
         killer = threading.Timer(0.5, os.kill, (pid, signal.SIGKILL))
         killer.start()
-        m = Measurer(r.generator, 64, 16, 1000, platform=r.platform)
         result = m(50_000, 2.0)
         killer.join()
         assert result.dut["instance_crashes"] == 1
         assert {int(i["pid"]) for i in r.platform.stats()["instances"]
                 if i.get("state") == "ready"} - {pid}, "a new instance runs"
+        assert nat_mapping(r.platform.controller) == mappings, "the restart lost NAT state"
         after = m(50_000, 0.5)
+    lost = result.tx_packets - result.rx_packets
+    assert lost > 0 and result.dut["instance_crash_losses"] == lost, "every lost packet is the crash's"
     assert after.dut["instance_crashes"] == 0 and after.rx_packets == after.tx_packets

@@ -155,7 +155,7 @@ def test_a_dead_redis_fails_the_remote_backends_fast_and_clearly(dpdk_ready: cfg
         t0 = time.monotonic()
         r.generator.run_trial(profiles.udp_flows(8_000, 64, 8), duration=0.3)
         with pytest.raises(PlatformError, match=r"(?s)remote state store \(Redis at 127\.0\.0\.1:\d+\).*"
-                                                r"(not answering|failed)") as err:
+                                                r"(died \(killed by signal 9\)|failed)") as err:
             while time.monotonic() - t0 < 10:
                 r.platform.stats()
                 time.sleep(0.1)

@@ -941,3 +941,18 @@ def test_nat_claims_must_hold_with_both_flow_workloads_and_the_five_nf_mean_uses
     headline = verdicts["headline-nf-throughput"]
     assert headline.status is Status.PASS and [v for _, v in headline.values] == [pytest.approx(20.0)]
     assert verdicts["fig12-mon-gains-most"].status is not Status.INCOMPLETE
+
+
+@pytest.mark.parametrize("kind", ["fifo", "binary"])
+def test_a_claims_file_that_is_not_text_is_one_line(tmp_path: Path, kind: str) -> None:
+    import os
+
+    from harness.claims_file import ClaimsError, load_claims
+    path = tmp_path / "claims.yaml"
+    if kind == "fifo":
+        os.mkfifo(path)     # was read for ever
+    else:
+        path.write_bytes(bytes(range(128, 256)))
+    with pytest.raises(ClaimsError) as err:
+        load_claims(path)
+    assert str(err.value).startswith(f"{path}: ") and "\n" not in str(err.value)

@@ -12,6 +12,22 @@ from harness import config as cfg
 
 @pytest.mark.parametrize("override, key", [
     ("generator.local.catchup_us=-5", "generator.local.catchup_us"),
+    # what the built-in generator and serpensd refuse themselves (their EAL/usage text would bury it)
+    ("generator.local.idle_sleep_us=20", "generator.local.idle_sleep_us"),
+    ("generator.local.burst=600", "generator.local.burst"),
+    ("platforms.wire.burst=600", "platforms.wire.burst"),
+    ("platforms.serpens.wake_batch=5000", "platforms.serpens.wake_batch"),
+    ("platforms.serpens.state_region_mb=2", "platforms.serpens.state_region_mb"),
+    ("platforms.serpens.pool=17", "platforms.serpens.pool"),
+    ("platforms.serpens.instances=17", "platforms.serpens.instances"),
+    # shorter than the generator's shortest trial (1 ms)
+    ("measurement.latency_duration_s=0.0005", "measurement.latency_duration_s"),
+    ("search.goals.ndr.final_trial_s=0.0001", "search.goals.ndr.final_trial_s"),
+    ("search.warmup_s=0.0001", "search.warmup_s"),
+    ("figure13.lengths=[0]", "figure13.lengths"),              # was a RuntimeError traceback
+    ("figure13.lengths=[17]", "figure13.lengths"),             # beyond one serpensd's SFC
+    ("platforms.serpens.gproxy_hold=0", "platforms.serpens.gproxy_hold"),
+    ("doctor.floor_profile.lost_ratio=2", "doctor.floor_profile.lost_ratio"),
     ("traffic.flows=0", "traffic.flows"),
     ("traffic.frame_sizes_b=[64, 63]", "traffic.frame_sizes_b"),
     ("traffic.frame_sizes_b=[4000]", "traffic.frame_sizes_b"),        # beyond the built-in generator
@@ -70,3 +86,36 @@ def test_a_broken_set_value_is_one_line() -> None:
     assert "not valid YAML" in str(err.value) and "\n" not in str(err.value)
     with pytest.raises(cfg.ConfigError, match="dotted path"):
         cfg.load(overrides=["search..max_search_s=3"])
+
+
+def test_numbers_yaml_reads_as_text_are_numbers() -> None:
+    # PyYAML (YAML 1.1) resolves 1e9 and 5e-3 to strings; a user means the number, and its range decides
+    conf = cfg.load(overrides=["search.max_search_s=1e3", "search.min_rate_mpps=5e-3"])
+    assert conf["search"]["max_search_s"] == 1000.0 and conf["search"]["min_rate_mpps"] == 0.005
+    with pytest.raises(cfg.ConfigError, match=r"'measurement.latency_duration_s' must be a number in "
+                                              r"\[0.001, 3600\], got 1000000000.0"):
+        cfg.load(overrides=["measurement.latency_duration_s=1e9"])
+
+
+def test_zero_turns_off_what_0_means_none_for() -> None:
+    assert cfg.load(overrides=["search.warmup_s=0", "generator.local.idle_sleep_us=0"])
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "directory", "huge"])
+def test_a_file_that_is_not_a_small_regular_file_is_one_line(tmp_path: Path, kind: str) -> None:
+    # a FIFO blocked the harness for ever; /dev/zero filled its memory (MemoryError)
+    import os
+    path = tmp_path / "conf.yaml"
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "device":
+        path = Path("/dev/zero")
+    elif kind == "directory":
+        path.mkdir()
+    else:
+        path.write_bytes(b"#" * (cfg.MAX_INPUT_BYTES + 1))
+    with pytest.raises(cfg.ConfigError) as err:
+        cfg.load([path])
+    msg = str(err.value)
+    assert msg.startswith(f"{path}: ") and "\n" not in msg, msg
+    assert ("at most" if kind == "huge" else "cannot read configuration file") in msg

@@ -1,6 +1,7 @@
-"""No input gives a traceback: property-based tests (hypothesis) of the configuration loader, SFC parsing
-and `harness run`'s options. Whatever they are given, they either accept it or raise the one error type
-whose message the CLI prints as one line (ConfigError, click's usage errors)."""
+"""No input gives a traceback: property-based tests (hypothesis) of the configuration loader, SFC parsing,
+the claims file and the options of `harness run`, `experiment` and `check-paper`. Whatever they are given,
+they either accept it or raise the one error type whose message the CLI prints as one line (ConfigError,
+click's usage errors)."""
 
 from __future__ import annotations
 
@@ -166,7 +167,7 @@ def test_run_options_are_validated_without_a_traceback(monkeypatch: pytest.Monke
     if result.exit_code == 1:   # got as far as the rig: every option was in its range
         assert "stopped before the rig" in result.output
         assert rate is None or 0 < float(rate) <= 1000
-        assert duration is None or 0 < float(duration) <= 3600
+        assert duration is None or 0.001 <= float(duration) <= 3600
         assert frame is None or 64 <= frame <= 2052
 
 
@@ -177,3 +178,39 @@ def test_any_set_on_the_command_line_is_accepted_or_one_error(sets: list[str]) -
     result = CliRunner().invoke(main, args, obj={})
     assert result.exit_code in (0, 1, 2) and isinstance(result.exception, SystemExit | None), \
         (args, result.exception)
+
+
+@SETTINGS
+@given(text=st.one_of(st.text(max_size=80), st.lists(st.sampled_from(["fw", "mon", "nat", "ids", "x", ""]),
+                                                     max_size=40).map(",".join)))
+def test_any_sfc_option_text_gives_deployable_specs_or_one_error(text: str) -> None:
+    from harness.serpens.sfc import MAX_SFC_POSITIONS, from_cli
+    try:
+        specs = from_cli(text, cfg.load())
+    except SfcError as exc:
+        assert str(exc) and "\n" not in str(exc)
+        return
+    assert all(s.chain.positions() <= MAX_SFC_POSITIONS and len(s.name) <= 63 for s in specs)
+
+
+@SETTINGS
+@given(data=st.one_of(st.binary(max_size=300), values.map(lambda v: yaml.safe_dump(v).encode())))
+def test_any_claims_file_loads_or_is_one_error(tmp_path: Path, data: bytes) -> None:
+    from harness.claims_file import ClaimsError, load_claims
+    path = tmp_path / "claims.yaml"
+    path.write_bytes(data)
+    with contextlib.suppress(ClaimsError):
+        load_claims(path)
+
+
+@SETTINGS
+@given(args=st.lists(st.one_of(st.text(max_size=20), st.sampled_from(
+    ["experiment", "check-paper", "--results", "--claims", "--strict", "--plot-only", "limit", "/dev/null",
+     "/tmp", "config", "--show", "designs"])), max_size=4))
+def test_any_other_command_line_is_accepted_or_one_error(tmp_path: Path, args: list[str]) -> None:
+    # no command here may start a run: an experiment name it accepts would (--plot-only draws from a CSV)
+    if "experiment" in args and "--plot-only" not in args:
+        args = [a for a in args if a not in ("limit",)]
+    result = CliRunner().invoke(main, ["--set", f"results.dir={tmp_path}", *args], obj={})
+    assert isinstance(result.exception, SystemExit | None), (args, result.output, result.exception)
+    assert "Traceback" not in result.output

@@ -51,6 +51,32 @@ def test_is_stopped_on_an_exception_or_interrupt(config: cfg.Config, tmp_path: P
     assert server.proc is None and not ping(port)
 
 
+@needs_redis
+def test_a_slow_answer_is_not_a_dead_store_and_a_killed_one_is_named(config: cfg.Config,
+                                                                     tmp_path: Path) -> None:
+    """A Redis that cannot answer for a moment (it shares the platform's busy core; here SIGSTOP stands in
+    for the scheduler) is alive if it answers within the patience; one that stays silent is "not
+    answering"; a killed one is down at once, with the signal."""
+    import os
+    import signal
+    import threading
+    import time
+
+    with RedisServer(config, tmp_path) as r:
+        assert r.proc is not None
+        os.kill(r.proc.pid, signal.SIGSTOP)
+        try:
+            assert not r.alive(patience_s=0.3) and r.down_reason() == "is not answering"
+            threading.Timer(0.8, os.kill, (r.proc.pid, signal.SIGCONT)).start()
+            assert r.alive(patience_s=5.0)    # one 0.5 s ping alone said "not answering" here
+        finally:
+            os.kill(r.proc.pid, signal.SIGCONT)
+        r.kill()
+        t0 = time.monotonic()
+        assert not r.alive(patience_s=5.0) and time.monotonic() - t0 < 4.0   # not the patience out
+        assert r.down_reason() == "died (killed by signal 9)"
+
+
 def test_a_missing_binary_is_a_clear_error(config: cfg.Config, tmp_path: Path) -> None:
     config["redis"]["binary"] = "/nonexistent/redis-server"
     with pytest.raises(RedisServerError, match="redis-server not found.*redis.binary"):

@@ -51,7 +51,7 @@ def test_every_metric_column_carries_its_unit() -> None:
                 "chain_length", "tx_packets", "rx_packets", "loss_packets", "loss_ratio", "search_trials",
                 "latency_packets", "n_samples", "n_processes", "same_cpu_fraction", "batch_packets",
                 "point_id", "trials_file", "search_note", "latency_trial_valid", "bottleneck", "cpu",
-                "instance_crashes", "delivery_batches",
+                "instance_crashes", "instance_crash_losses", "delivery_batches",
                 # Fig. 14: the event and phase a row belongs to, and counts (packets, flows, messages)
                 "move", "phase", "sent_packets", "lost_packets", "reordered_packets", "moved_lost_packets",
                 "held_packets", "flows_moved", "protocol_msgs"}

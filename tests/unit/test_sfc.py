@@ -12,6 +12,7 @@ from harness.serpens.sfc import (
     SfcError,
     SfcSpec,
     aggregate,
+    as_specs,
     chain,
     distribute,
     effective_args,
@@ -258,6 +259,31 @@ def test_a_thousand_nf_chain_gets_a_short_unique_name() -> None:
     assert SfcSpec.linear("fw,mon,nat").name == "fw-mon-nat"      # short chains keep their plain name
 
 
+def test_a_chain_longer_than_serpensd_runs_is_refused_before_anything_starts() -> None:
+    # serpensd refused it only once running, at its 65th NF deployment: now one line, with the limit
+    assert [s.name for s in from_cli(",".join(["fw"] * 16), cfg.load())] == ["-".join(["fw"] * 16)]
+    for n in (17, 1000):
+        with pytest.raises(SfcError, match=rf"has {n} NFs: serpensd runs at most 16 in one SFC") as err:
+            from_cli(",".join((["fw", "mon", "nat"] * 400)[:n]), cfg.load())
+        assert "\n" not in str(err.value)
+    branches = [f"mon{i}" for i in range(9)]
+    wide = SfcSpec("wide", {}, chain("fw", distribute(*branches)), {b: ("mon", {}) for b in branches})
+    with pytest.raises(SfcError, match="a distribute with 9 branches; serpensd takes at most 8"):
+        as_specs(wide, cfg.load())
+
+
+def test_more_sfcs_or_nfs_than_one_serpensd_holds_are_refused() -> None:
+    many = [SfcSpec.linear("fw", name=f"s{i}") for i in range(33)]
+    with pytest.raises(SfcError, match="33 SFCs: serpensd runs at most 32"):
+        as_specs(many, cfg.load())
+    # 5 SFCs of 13 NFs each, every NF a deployment of its own: 65
+    specs = [SfcSpec(f"s{i}", {}, chain(*[f"fw{i}x{j}" for j in range(13)]),
+                     {f"fw{i}x{j}": ("fw", {}) for j in range(13)}) for i in range(5)]
+    with pytest.raises(SfcError, match="the SFCs deploy 65 NFs: serpensd holds at most 64"):
+        as_specs(specs, cfg.load())
+    assert len(as_specs(specs[:4], cfg.load())) == 4
+
+
 def test_a_huge_nf_argument_is_refused_before_anything_starts() -> None:
     data = {"nfs": {"fw": {"args": {"blacklist": "x" * (10 << 20)}}},
             "sfcs": [{"name": "a", "chain": ["fw"]}]}
@@ -272,3 +298,11 @@ def test_binary_garbage_as_an_sfc_file_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(SfcError, match="not an SFC file: not UTF-8 text") as err:
         load_sfc_file(path, cfg.load())
     assert "\n" not in str(err.value)
+
+
+def test_an_sfc_file_that_is_a_fifo_is_refused_not_waited_for(tmp_path: Path) -> None:
+    import os
+    path = tmp_path / "sfcs.yaml"
+    os.mkfifo(path)
+    with pytest.raises(SfcError, match=r"cannot read SFC file: not a regular file$"):
+        load_sfc_file(path, cfg.load())

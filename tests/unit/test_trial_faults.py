@@ -69,17 +69,50 @@ def test_the_fault_is_written_to_the_trial_log_and_no_point(tmp_path: Path) -> N
 
 
 def test_instance_crashes_in_a_trial_are_counted_and_void_the_latency_trial() -> None:
-    assert dut_summary({"sfcs": [{"name": "a", "crashes": 2}]},
-                       {"sfcs": [{"name": "a", "crashes": 5}, {"name": "b", "crashes": 1}]}
-                       )["instance_crashes"] == 4
+    dut = dut_summary({"sfcs": [{"name": "a", "crashes": 2, "no_instance": 10, "stranded": 1},
+                                {"name": "c", "crashes": 0, "no_instance": 5}]},
+                      {"sfcs": [{"name": "a", "crashes": 5, "no_instance": 110, "stranded": 21},
+                                {"name": "b", "crashes": 1, "no_instance": 7, "stranded": 0},
+                                {"name": "c", "crashes": 0, "no_instance": 50}]})   # c lost none to a crash
+    assert dut["instance_crashes"] == 4 and dut["instance_crash_losses"] == 100 + 20 + 7
     conf = cfg.load(quick=True)
     record = measure_point(_measurer(ScriptedPlatform(crash_at=2)), conf, rate_pps=1e5)
     assert record["instance_crashes"] == 1 and record["latency_trial"]["valid"] is False
     row = point_row({**record, "platform": "serpens", "workload": "fw", "trial": 0})
     assert row["instance_crashes"] == 1 and row["latency_trial_valid"] is False
+    assert row["instance_crash_losses"] == 0     # the scripted platform counts no lost packet
 
 
 def test_a_search_that_saw_instance_crashes_says_so() -> None:
     record = measure_point(_measurer(ScriptedPlatform(crash_at=4)), cfg.load(quick=True))
     assert "instances crashed 1 time(s) during the search" in record["search"]["search_note"]
     assert record["instance_crashes"] == 1
+
+
+def test_stopping_a_platform_that_failed_does_not_replace_the_trials_error() -> None:
+    from harness.native import ended
+    from harness.platforms.base import Platform
+
+    class Dies(Platform):   # stop() reports the death the trial already saw
+        def __init__(self) -> None:
+            self.stopped = 0
+
+        def start(self) -> None:
+            pass
+
+        def stop(self) -> dict[str, Any]:
+            self.stopped += 1
+            raise PlatformError(f"serpensd {ended(-9)}: ")
+
+        def stats(self) -> dict[str, Any]:
+            return {}
+
+    p = Dies()
+    with pytest.raises(TrialFault, match="the trial at"):
+        with p:
+            raise TrialFault("the trial at 0.1 Mpps for 4 s: the platform failed (after the trial): ...")
+    assert p.stopped == 1
+    with pytest.raises(PlatformError, match=r"serpensd was killed by signal 9 \(SIGKILL\)"):
+        with p:      # nothing else went wrong: the death is the error
+            pass
+    assert ended(3) == "exited with code 3"
