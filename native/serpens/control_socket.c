@@ -71,6 +71,7 @@ static int listen_fd = -1, ep = -1, timer_fd = -1, spare_fd = -1;
 static struct client clients[MAX_CLIENTS];
 static unsigned int nclients, nparked;
 static unsigned int top; /* 1 + the highest slot in use: the loop's scans stop there */
+static bool listen_paused; /* out of descriptors: the listening socket is out of the epoll set until a tick */
 static pthread_t thread;
 
 json_t *fail(const char *fmt, ...)
@@ -464,7 +465,16 @@ static void accept_all(void)
 			if (fd >= 0)
 				refuse(fd, "serpensd is out of file descriptors: try again later");
 			spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+			if (fd < 0)
+				return; /* the backlog is empty: accept fails with EMFILE before it looks there */
 			continue;
+		}
+		if (fd < 0 && (errno == EMFILE || errno == ENFILE)) {
+			/* not even a descriptor for the refusal: stop watching the socket until the next tick
+			 * instead of spinning on a backlog that cannot be accepted */
+			epoll_ctl(ep, EPOLL_CTL_DEL, listen_fd, NULL);
+			listen_paused = true;
+			return;
 		}
 		if (fd < 0)
 			return; /* EAGAIN: the backlog is empty (or a transient error: the next wake-up retries) */
@@ -490,6 +500,13 @@ static void accept_all(void)
 
 /* ------------------------------------------------------------------------------------------------ */
 /* The loop                                                                                         */
+
+static int watch_fd(int fd, uint64_t tag)
+{
+	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = tag};
+
+	return epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+}
 
 static int wait_ms(uint64_t next_tick, bool busy)
 {
@@ -547,6 +564,8 @@ static void *control_main(void *arg)
 		if (tick_now || mono_ns() >= next_tick) {
 			tick();
 			next_tick = mono_ns() + TICK_NS;
+			if (listen_paused && (spare_fd >= 0 || (spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0))
+				listen_paused = watch_fd(listen_fd, TAG_LISTEN) != 0;
 		}
 		/* one request per client per round: a client with many queued lines takes turns with the rest */
 		busy = false;
@@ -569,13 +588,6 @@ static void raise_fd_limit(void)
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
-}
-
-static int watch_fd(int fd, uint64_t tag)
-{
-	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = tag};
-
-	return epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
 }
 
 int control_start(struct serpensd *d)

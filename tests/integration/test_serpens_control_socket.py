@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import select
 import socket
 import threading
@@ -41,6 +42,9 @@ MAX_CLIENTS = 1024
 
 @pytest.fixture(scope="module")
 def r(dpdk_ready: cfg.Config) -> Iterator[Rig]:
+    # this process holds over a thousand connections at once: its soft descriptor limit goes to the hard one
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     with rig(dpdk_ready, "serpens", sfc=SfcSpec.linear("fw")) as rg:
         yield rg
 
@@ -182,6 +186,38 @@ def test_connections_beyond_the_cap_are_each_refused_with_a_reply(r: Rig) -> Non
     assert all(x["error"] == f"serpensd serves at most {MAX_CLIENTS} control clients at once: try again later"
                for x in refused), refused[:3]
     assert len(replies) - len(refused) >= MAX_CLIENTS - 1 - 10   # the rest served (a few may be closing)
+
+
+def test_out_of_file_descriptors_serpensd_refuses_with_a_reply_and_keeps_serving(r: Rig) -> None:
+    """serpensd's soft descriptor limit lowered to 20 above what it uses: 20 more clients are served, every
+    further one gets an error line (serpensd keeps a spare descriptor for it) and nothing spins."""
+    proc = r.platform.proc
+    assert proc is not None
+    in_use = len(os.listdir(f"/proc/{proc.pid}/fd"))
+    old = resource.prlimit(proc.pid, resource.RLIMIT_NOFILE)
+    resource.prlimit(proc.pid, resource.RLIMIT_NOFILE, (in_use + 20, old[1]))   # the soft limit: restorable
+    try:
+        with abuse(r):
+            socks = [connect(r.platform.control_socket) for _ in range(60)]
+            try:
+                replies = []
+                for s in socks:
+                    try:
+                        s.sendall(b'{"cmd":"stats"}\n')
+                    except (BrokenPipeError, ConnectionResetError):
+                        pass
+                    replies.append(json.loads(read_line(s)))
+                forwarding(r)
+            finally:
+                for s in socks:
+                    s.close()
+    finally:
+        resource.prlimit(proc.pid, resource.RLIMIT_NOFILE, old)
+    served = [x for x in replies if x["ok"] is True]
+    refused = [x for x in replies if x["ok"] is not True]
+    assert served and refused, (len(served), len(refused))
+    why = "serpensd is out of file descriptors: try again later"
+    assert all(x["error"] == why for x in refused), refused[:3]
 
 
 def test_a_line_of_ten_megabytes_is_refused_with_one_clear_error(r: Rig) -> None:
