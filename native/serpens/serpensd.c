@@ -112,7 +112,15 @@ static void parse_args(int argc, char **argv)
 		case 'o': D.ctl->colocate = 1; break;
 		case 'i': D.instance_lcore = (unsigned int)atoi(optarg); break;
 		case 'a': D.auto_start = false; break;
-		case 'p': D.pool_size = (unsigned int)atoi(optarg); break;
+		case 'p': {
+			char *end;
+			unsigned long n = strtoul(optarg, &end, 10);
+
+			if (!*optarg || *end || *optarg == '-' || n > SP_MAX_POOL)
+				usage_exit("--pool must be a number of pool processes, 0..128");
+			D.pool_size = (unsigned int)n;
+			break;
+		}
 		case 'L': startup = optarg; break;
 		case 'B':
 			if ((b = rs_backend_parse(optarg)) < 0)
@@ -165,8 +173,6 @@ static void parse_args(int argc, char **argv)
 		usage_exit("--batch must be 1..128");
 	if (D.pin_flows && D.delivery != &sp_delivery_consolidated)
 		usage_exit("--pin-flows pins flows to instances in the router: it needs --chaining consolidated");
-	if (D.pool_size > SM_MAX_INSTANCES)
-		usage_exit("--pool must be at most 16 (instance slots)");
 	if (D.ctl->state_backend != RS_SERPENS && !D.ctl->redis_port)
 		usage_exit("--state-backend fission/snf needs --redis HOST:PORT");
 	if (D.ctl->redis_timeout_ms == 0)
