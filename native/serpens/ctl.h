@@ -271,6 +271,13 @@ struct sp_ctl {
 	struct sp_zygote zygote[SP_MAX_SFCS];
 	struct sc_shared scaling; /* serpensd --scaling (scaling/scale_shared.h) */
 	struct sp_pool_proc pool[SP_MAX_POOL]; /* --pool N: the first N */
+	/* serpensd's mempool handlers, in its index order. A process finds a pool's handler by index in its
+	 * own table, filled in the order its drivers registered; serpens-runtime links DPDK statically with
+	 * only the ring handlers (native/serpens/meson.build), so it orders its table by these names before
+	 * it touches a pool, and checks that the mbuf pool's handler (mbuf_ops_index) is the one it has. */
+	char mempool_ops[16][32];
+	uint32_t n_mempool_ops;
+	int32_t mbuf_ops_index;
 };
 
 /* Futex helpers on shared (not process-private) words. */

@@ -44,6 +44,7 @@
 #include <rte_cycles.h>
 #include <rte_eal.h>
 #include <rte_mbuf.h>
+#include <rte_mempool.h>
 #include <rte_memzone.h>
 #include <rte_ring.h>
 
@@ -64,6 +65,31 @@ static int g_slot = -1;
 static struct sp_ctl *g_ctl;
 static struct chainer *g_chainer;
 static struct sp_pool_proc *g_pool; /* a pool process's own entry (-p) */
+
+/* Order this process's mempool handler table as serpensd's (ctl.h, mempool_ops): a pool names its
+ * handler by index, and this statically linked runtime registered only the ring handlers, in its own
+ * order. Handlers serpensd has and this process lacks stay empty: no pool a runtime touches uses one
+ * (the mbuf pool's is checked; the scaling messages' pool, rte_mempool_create, gets a ring handler).
+ * Runs before any pool is touched, on the only thread that registers handlers (their constructors ran
+ * before main). 0, or -1 if the mbuf pool's handler is not here. */
+static int align_mempool_ops(const struct sp_ctl *ctl)
+{
+	struct rte_mempool_ops_table *t = &rte_mempool_ops_table;
+	static struct rte_mempool_ops mine[RTE_MEMPOOL_MAX_OPS_IDX];
+	unsigned int i, j, n = t->num_ops;
+
+	if (ctl->n_mempool_ops > RTE_MEMPOOL_MAX_OPS_IDX || ctl->mbuf_ops_index < 0 ||
+	    (uint32_t)ctl->mbuf_ops_index >= ctl->n_mempool_ops)
+		return -1;
+	memcpy(mine, t->ops, sizeof(mine));
+	memset(t->ops, 0, sizeof(t->ops));
+	for (i = 0; i < ctl->n_mempool_ops; i++)
+		for (j = 0; j < n; j++)
+			if (!strcmp(mine[j].name, ctl->mempool_ops[i]))
+				t->ops[i] = mine[j];
+	t->num_ops = ctl->n_mempool_ops;
+	return t->ops[ctl->mbuf_ops_index].enqueue ? 0 : -1;
+}
 
 /* Publish the instance's state and wake serpensd if it waits for a change (start_instance). */
 static void set_state(struct sp_instance *in, uint32_t st)
@@ -430,13 +456,16 @@ int main(int argc, char **argv)
 	ctl = ctl_mz->addr;
 	if (ctl->magic != SP_CTL_MAGIC)
 		fail(NULL, "control memzone has a wrong magic");
+	g_pool = pool >= 0 && pool < SP_MAX_POOL ? &ctl->pool[pool] : NULL;
+	if (align_mempool_ops(ctl) != 0)
+		fail(NULL, "serpensd's mbuf pool uses a mempool handler this runtime does not link "
+			   "(native/serpens/meson.build)");
 	if (proxy == 1) /* the local proxy of per-NF chaining: no NF, no state slot (local_proxy.c) */
 		return local_proxy_run(ctl);
 	if (proxy == 2) /* the OpenNF controller: no NF, no state slot */
 		return onf_controller_run(ctl);
 	g_ctl = ctl;
 	g_chainer = &chainer;
-	g_pool = pool >= 0 ? &ctl->pool[pool] : NULL;
 	in = slot >= 0 && pool < 0 && zygote < 0 ? &ctl->inst[slot] : NULL;
 	if (ctl->delivery.mode != SP_CHAIN_CONSOLIDATED && (g_tag_off = sp_chain_tag_lookup()) < 0)
 		fail(in, "the chain tag mbuf field is not registered (serpensd --chaining?)");

@@ -27,6 +27,7 @@
 #include <rte_ethdev.h>
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
+#include <rte_mempool.h>
 #include <rte_memzone.h>
 
 #include "dp_guard.h"
@@ -248,6 +249,19 @@ static void setup_shared(void)
 	}
 }
 
+/* Runtimes order their mempool handler tables as serpensd's (ctl.h, mempool_ops). */
+static void publish_mempool_ops(void)
+{
+	unsigned int i;
+
+	RTE_BUILD_BUG_ON(RTE_DIM(D.ctl->mempool_ops) < RTE_MEMPOOL_MAX_OPS_IDX ||
+			 sizeof(D.ctl->mempool_ops[0]) < RTE_MEMPOOL_OPS_NAMESIZE);
+	for (i = 0; i < rte_mempool_ops_table.num_ops; i++)
+		snprintf(D.ctl->mempool_ops[i], sizeof(D.ctl->mempool_ops[i]), "%s", rte_mempool_ops_table.ops[i].name);
+	D.ctl->n_mempool_ops = rte_mempool_ops_table.num_ops;
+	D.ctl->mbuf_ops_index = D.pool->ops_index;
+}
+
 static void setup_state(void)
 {
 	size_t size = (size_t)D.state_mb << 20;
@@ -272,6 +286,7 @@ static void setup_port(void)
 	if (rte_eth_dev_count_avail() == 0)
 		rte_exit(EXIT_FAILURE, "no port: pass --vdev net_memif0,role=server,socket=PATH\n");
 	D.pool = port_pool_create("serpens_mbufs", POOL_MBUFS, POOL_CACHE);
+	publish_mempool_ops();
 	port_configure(0, D.pool);
 	ret = port_start(0, 0);
 	if (ret != 0)
