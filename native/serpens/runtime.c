@@ -53,6 +53,7 @@
 #include "chainer.h"
 #include "ctl.h"
 #include "local_proxy.h"
+#include "runtime_trim.h"
 #include "scaling/scale_runtime.h"
 
 int onf_controller_run(struct sp_ctl *ctl); /* scaling/opennf_controller.c */
@@ -432,6 +433,8 @@ int main(int argc, char **argv)
 	ret = eal_init_serialised(argc, argv); /* one secondary at a time: eal_init_lock.h */
 	if (ret < 0)
 		fail(NULL, "EAL init failed (is serpensd running with the same --file-prefix?)");
+	if (rt_trim_fbarrays(err, sizeof(err)) < 0) /* 1.5 MiB of zeros per process: runtime_trim.c */
+		fail(NULL, err);
 	argc -= ret;
 	argv += ret;
 	while ((opt = getopt(argc, argv, "s:p:POz:")) != -1) {
