@@ -31,10 +31,11 @@ def main() -> int:
     ap.add_argument("--design", default="serpens")
     ap.add_argument("--nfs", type=int, default=0)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--set", action="append", default=[], help="a config override, KEY=VALUE (as the CLI's)")
     ap.add_argument("--serpensd-eal", default="", help="extra EAL arguments for serpensd (experiments: "
                     "e.g. '--legacy-mem -m 1024')")
     a = ap.parse_args()
-    conf = copy.deepcopy(cfg.load())
+    conf = copy.deepcopy(cfg.load(overrides=a.set))
     conf["platforms"]["serpens"]["pool"] = a.pool
     conf["platforms"]["serpens"]["ready_timeout_s"] = max(30.0, 0.5 * a.pool)
     fw = nf_path("fw", conf["platforms"]["serpens"]["nfs_dir"])

@@ -65,7 +65,7 @@ json_t *ok(void);
 /* nf_deploy.c */
 int nf_dir_setup(const struct serpensd *d); /* the directory of the NF copies: 0, or -1 (said why) */
 int find_nf(const char *name);              /* its NF slot, or -1 */
-void *nf_symbol(int nf, const char *sym);   /* a symbol of the NF serpensd loaded at deployment, or NULL */
+bool nf_defines(int nf, const char *sym);   /* does the NF define `sym` as a non-NULL pointer (a selector)? */
 json_t *deploy_nf(json_t *req);
 
 /* sfc_graph.c */
