@@ -374,12 +374,24 @@ int main(int argc, char **argv)
 {
 	static struct eal_files files;
 	static struct sp_ctl boot; /* options parsed before the memzone exists */
+	char **eal_argv;
 	int ret;
 
 	if (argc == 2 && !strcmp(argv[1], "--starters")) { /* the startup methods this binary runs, no EAL */
 		st_describe(stdout);
 		return 0;
 	}
+	/* One file per memseg list rather than one per hugepage. Every runtime is a secondary of this
+	 * process and follows its layout: with a file per hugepage a secondary keeps a table of 8192 fds
+	 * per memseg list (128 KiB of PSS in each of 100 pool processes; docs/startup.md, "Memory"). */
+	eal_argv = calloc((size_t)argc + 2, sizeof(*eal_argv));
+	if (!eal_argv)
+		return 1;
+	eal_argv[0] = argv[0];
+	eal_argv[1] = "--single-file-segments";
+	memcpy(eal_argv + 2, argv + 1, (size_t)(argc - 1) * sizeof(*argv));
+	argc++;
+	argv = eal_argv;
 	rte_openlog_stream(stderr);
 	ret = rte_eal_init(argc, argv);
 	if (ret < 0)
