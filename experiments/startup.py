@@ -9,11 +9,12 @@ start), fork (SAND), load (SOCK), thread (Photons), snapshot (Catalyzer-style re
 being ready, and to its first packet processed. Its raw JSON lines (one per instance start, one per memory
 point) are kept next to the CSV (``results/<experiment>-samples.jsonl``); the CSV rows are summaries of them.
 
-Fig. 11(b) measures Serpens (and Load with a shared pool) on serpensd itself: serpensd with a pool of
-``startup.pool`` processes, FW copies deployed one by one through its control socket, and at each step the
-PSS of serpensd and every process it started plus the NF images' memfd pages (harness/serpens/memory.py).
-The other methods' resident processes (a process per NF: Load, Fork, Thread) are set up by the startbench,
-which stays their driver; the rows' ``platform`` says which program measured them.
+Fig. 11(b) measures Serpens and Load on serpensd itself: serpensd with a pool of ``startup.pool``
+processes (Serpens; Load with a shared pool) or of one process per deployed NF (Load), FW copies deployed
+one by one through its control socket, and at each step the PSS of serpensd and every process it started
+plus the NF images' memfd pages (harness/serpens/memory.py). The other methods' residents (a zygote or a
+host per NF: Fork, Thread; nothing: Exec, Snapshot) are set up by the startbench, which stays their
+driver; the rows' ``platform`` says which program measured them.
 
 Each point's rows are written as soon as the point is done: the startbench ends every point of Fig. 11(a)
 with a ``point`` line (all its rounds ran) or a ``fault`` line (why it failed), and Python follows the
@@ -62,10 +63,13 @@ ORDER = ["exec", "snapshot", "fork", "load", "load_pool", "thread", "serpens"]
 # leaves those points failed.
 MEMORY_MECHANISMS = {"serpens": ["serpens"], "load": ["load", "load_pool"], "exec": ["exec"],
                      "snapshot": ["snapshot"], "fork": ["fork"], "thread": ["thread"]}
-# The Fig. 11(b) mechanisms measured on serpensd, each by the design that sets it up there: a pool of
-# startup.pool processes and the NFs deployed (serpens: an image per NF; load_pool: dlopen on demand).
+# The Fig. 11(b) mechanisms measured on serpensd, each by the design that sets it up there, and its pool:
+# serpens (an image per NF) and load_pool (dlopen on demand) with a pool of startup.pool processes; load
+# with one pre-initialised pool process per deployed NF (serpensd restarted for every step), as the
+# paper's Load curve implies.
 SERPENSD = "serpensd"
-SERPENSD_MEMORY = {"serpens": "serpens", "load_pool": "load-startup"}
+SERPENSD_MEMORY = {"serpens": "serpens", "load_pool": "load-startup", "load": "load-startup"}
+POOL_PER_NF = {"load"}
 
 
 class _SamplesTail:
@@ -398,24 +402,36 @@ def memory_rows(samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def serpensd_memory(config: Config, mechanism: str, steps: Sequence[int], samples: Path,
                     on_record: Callable[[dict[str, Any]], None]) -> None:
-    """Fig. 11(b) on serpensd: start it with the design of ``mechanism`` (SERPENSD_MEMORY) and a pool of
-    ``startup.pool`` processes, deploy copies of ``startup.nf`` one by one (each its own deployment, as the
-    NF Manager does for every deployment), and at each of ``steps`` deployed NFs measure the memory of
-    serpensd, its pool and the images (harness/serpens/memory.py). Each point's record is appended to
-    ``samples`` and handed to ``on_record`` as soon as it is measured. No instance is started: this is the
-    memory of deployment. Raises PlatformError / NativeError (serpensd would not start or refused)."""
+    """Fig. 11(b) on serpensd: start it with the design of ``mechanism`` (SERPENSD_MEMORY) and its pool —
+    ``startup.pool`` processes, or (POOL_PER_NF) one per NF to be deployed, serpensd started anew for each
+    step — deploy copies of ``startup.nf`` one by one (each its own deployment, as the NF Manager does for
+    every deployment), and at each of ``steps`` deployed NFs measure the memory of serpensd, its pool and
+    the images (harness/serpens/memory.py). Each point's record is appended to ``samples`` and handed to
+    ``on_record`` as soon as it is measured. No instance is started: this is the memory of deployment.
+    Raises PlatformError / NativeError (serpensd would not start or refused)."""
+    if mechanism in POOL_PER_NF:
+        for k in sorted(steps):
+            _serpensd_memory_run(config, mechanism, k, [k], samples, on_record)
+    else:
+        _serpensd_memory_run(config, mechanism, int(config["startup"]["pool"]), steps, samples, on_record)
+
+
+def _serpensd_memory_run(config: Config, mechanism: str, pool: int, steps: Sequence[int], samples: Path,
+                         on_record: Callable[[dict[str, Any]], None]) -> None:
+    """One serpensd with a pool of ``pool``, measured at each of ``steps`` deployed NFs."""
     s = config["startup"]
     conf = copy.deepcopy(config)
     settings = conf["platforms"]["serpens"]
-    settings["pool"] = s["pool"]
+    settings["pool"] = pool
     settings["instances"] = 0
     # the pool fills before serpensd says READY, one EAL init at a time (docs/startup.md)
-    settings["ready_timeout_s"] = max(float(settings["ready_timeout_s"]), 1.0 * s["pool"])
+    settings["ready_timeout_s"] = max(float(settings["ready_timeout_s"]), 1.0 * pool)
     nf = nf_path(s["nf"], settings["nfs_dir"])
     if not nf.is_file():
         raise NativeError(f"startup.nf: {nf} does not exist (run `make build`)")
     design = SERPENSD_MEMORY[mechanism]
-    method = "load" if mechanism == "load_pool" else mechanism
+    method = "load" if mechanism.startswith("load") else mechanism
+    resident = "per-nf" if mechanism in POOL_PER_NF else "pool"
     with runlock.hold(conf):
         run_dir = RunDir(conf, f"memory-{mechanism}")
         try:
@@ -429,9 +445,9 @@ def serpensd_memory(config: Config, mechanism: str, steps: Sequence[int], sample
                     deployed = k
                     m = memory.deployment_kb(platform.proc.pid)
                     rec = {"kind": "memory", "program": SERPENSD, "design": design, "method": method,
-                           "resident": "pool", "deployed": k, "processes": int(m["processes"]),
+                           "resident": resident, "deployed": k, "processes": int(m["processes"]),
                            "pss_kb": m["pss_kb"], "orchestrator_pss_kb": m["serpensd_pss_kb"],
-                           "image_kb": m["image_kb"], "memory_kb": m["memory_kb"], "pool": s["pool"]}
+                           "image_kb": m["image_kb"], "memory_kb": m["memory_kb"], "pool": pool}
                     with open(samples, "a") as f:
                         f.write(json.dumps(rec) + "\n")
                     on_record(rec)

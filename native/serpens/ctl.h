@@ -112,8 +112,9 @@ enum sp_inst_state { INST_FREE = 0, INST_STARTING, INST_READY, INST_STOPPING, IN
  * no instance slot), each waiting on its own doorbell. A start hands a waiting one an instance slot
  * (`slot`, then the doorbell); it serves that slot's instance and, when the instance stops, comes back
  * here. Pool processes are not instance slots: a pool larger than the slots only means more starts
- * find one waiting (Fig. 11(b): 100 processes), and memory is what it costs. */
-#define SP_MAX_POOL 128
+ * find one waiting, and memory is what it costs (Fig. 11(b): Serpens's pool of 100, and Load's one
+ * pre-initialised process per deployed NF, up to 500). */
+#define SP_MAX_POOL 512
 enum sp_pool_state {
 	POOL_NONE = 0, /* no process */
 	POOL_STARTING, /* launched, in its EAL init */

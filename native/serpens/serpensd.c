@@ -118,7 +118,7 @@ static void parse_args(int argc, char **argv)
 			unsigned long n = strtoul(optarg, &end, 10);
 
 			if (!*optarg || *end || *optarg == '-' || n > SP_MAX_POOL)
-				usage_exit("--pool must be a number of pool processes, 0..128");
+				usage_exit("--pool must be a number of pool processes, 0..512");
 			D.pool_size = (unsigned int)n;
 			break;
 		}
