@@ -280,7 +280,10 @@ static int pool_loop(struct sp_ctl *ctl, struct chainer *c, struct sm_region *r,
 			slot = __atomic_load_n(&pp->slot, __ATOMIC_ACQUIRE);
 			if (slot >= 0 && slot < SM_MAX_INSTANCES)
 				break;
-			sp_futex_wait(&pp->doorbell, seq, 100 * 1000 * 1000L);
+			/* no timeout: every request (a slot, stop) rings the doorbell, and the process dies with
+			 * serpensd (PR_SET_PDEATHSIG); a periodic re-check would wake a pool of 500 5000 times a
+			 * second for nothing */
+			sp_futex_wait(&pp->doorbell, seq, 0);
 		}
 		in = &ctl->inst[slot];
 		/* the slot's own lcore id before anything of the instance runs (ctl.h, SP_POOL_LCORE) */
