@@ -2,12 +2,19 @@
 started together, Fig. 11(b) memory vs. number of deployed NFs) and `make table-4` (Table IV: the scaling
 overhead of one new instance per mechanism).
 
-All three run ``serpens-startbench`` (native/startup, docs/startup.md): one DPDK primary that deploys copies
-of the paper's target NF (FW) and starts instances of it with each method — exec (cold start), fork (SAND),
-load (SOCK), thread (Photons), snapshot (Catalyzer-style restore) and serpens (memory-map into a pool
-process) — on the same runtime code, timing from the start request to the instance being ready, and to its
-first packet processed. Its raw JSON lines (one per instance start, one per memory point) are kept next to
-the CSV (``results/<experiment>-samples.jsonl``); the CSV rows are summaries of them.
+Fig. 11(a) and Table IV run ``serpens-startbench`` (native/startup, docs/startup.md): one DPDK primary that
+deploys copies of the paper's target NF (FW) and starts instances of it with each method — exec (cold
+start), fork (SAND), load (SOCK), thread (Photons), snapshot (Catalyzer-style restore) and serpens
+(memory-map into a pool process) — on the same runtime code, timing from the start request to the instance
+being ready, and to its first packet processed. Its raw JSON lines (one per instance start, one per memory
+point) are kept next to the CSV (``results/<experiment>-samples.jsonl``); the CSV rows are summaries of them.
+
+Fig. 11(b) measures Serpens and Load on serpensd itself: serpensd with a pool of ``startup.pool``
+processes (Serpens; Load with a shared pool) or of one process per deployed NF (Load), FW copies deployed
+one by one through its control socket, and at each step the PSS of serpensd and every process it started
+plus the NF images' memfd pages (harness/serpens/memory.py). The other methods' residents (a zygote or a
+host per NF: Fork, Thread; nothing: Exec, Snapshot) are set up by the startbench, which stays their
+driver; the rows' ``platform`` says which program measured them.
 
 Each point's rows are written as soon as the point is done: the startbench ends every point of Fig. 11(a)
 with a ``point`` line (all its rounds ran) or a ``fault`` line (why it failed), and Python follows the
@@ -19,6 +26,7 @@ exit). A startbench that dies leaves the points it had not finished failed with 
 
 from __future__ import annotations
 
+import copy
 import json
 import subprocess
 from collections.abc import Callable, Sequence
@@ -31,11 +39,14 @@ import pandas as pd
 import seaborn as sns
 
 from experiments.base import Experiment
-from harness import plots
+from harness import plots, runlock
 from harness.config import Config, repo_path
 from harness.native import NativeError, RunDir, binary, cleanup_prefix, eal_args
+from harness.platforms.base import PlatformError
 from harness.progress import Progress
 from harness.results import PointsFailed, ResultWriter
+from harness.serpens import memory
+from harness.serpens.platform import DesignPlatform
 from harness.serpens.sfc import nf_path
 
 # The system whose instance startup each method is (the rows' ``system``; ``mechanism`` is the method).
@@ -52,6 +63,13 @@ ORDER = ["exec", "snapshot", "fork", "load", "load_pool", "thread", "serpens"]
 # leaves those points failed.
 MEMORY_MECHANISMS = {"serpens": ["serpens"], "load": ["load", "load_pool"], "exec": ["exec"],
                      "snapshot": ["snapshot"], "fork": ["fork"], "thread": ["thread"]}
+# The Fig. 11(b) mechanisms measured on serpensd, each by the design that sets it up there, and its pool:
+# serpens (an image per NF) and load_pool (dlopen on demand) with a pool of startup.pool processes; load
+# with one pre-initialised pool process per deployed NF (serpensd restarted for every step), as the
+# paper's Load curve implies.
+SERPENSD = "serpensd"
+SERPENSD_MEMORY = {"serpens": "serpens", "load_pool": "load-startup", "load": "load-startup"}
+POOL_PER_NF = {"load"}
 
 
 class _SamplesTail:
@@ -306,28 +324,44 @@ class Figure11b(StartupExperiment):
         steps = list(s["memory_steps"])
         failures = Failures(self, writer, sum(len(MEMORY_MECHANISMS.get(m, [m])) for m in s["methods"])
                             * len(steps))
+        writer.note("serpensd_designs", SERPENSD_MEMORY)
+        first: dict[tuple[str, str], tuple[int, float]] = {}
+
+        def write(rec: dict[str, Any], todo: set[tuple[str, int]]) -> None:
+            row = memory_row(rec, first)   # a step is one point: its row is written at once
+            todo.discard((row["mechanism"], row["n_nfs"]))
+            writer.write(row)
+            self.progress.say(f"{LABELS.get(row['mechanism'], row['mechanism'])} ({row['platform']}): "
+                              f"{row['n_nfs']} NFs deployed: {row['memory_mb']:.1f} MiB in "
+                              f"{row['n_processes']} processes")
+
         for method in s["methods"]:
-            todo = {(mech, k) for mech in MEMORY_MECHANISMS.get(method, [method]) for k in steps}
-            first: dict[str, tuple[int, float]] = {}
+            mechs = MEMORY_MECHANISMS.get(method, [method])
+            on_bench = [m for m in mechs if m not in SERPENSD_MEMORY]
+            todo = {(mech, k) for mech in on_bench for k in steps}
 
             def on_record(rec: dict[str, Any], todo: set[tuple[str, int]] = todo,
-                          first: dict[str, tuple[int, float]] = first) -> None:
-                if rec["kind"] != "memory":
-                    return
-                row = memory_row(rec, first)   # a step is one point: its row is written at once
-                todo.discard((row["mechanism"], row["n_nfs"]))
-                writer.write(row)
-                self.progress.say(f"{LABELS.get(row['mechanism'], row['mechanism'])}: {row['n_nfs']} NFs "
-                                  f"deployed: {row['memory_mb']:.1f} MiB in {row['n_processes']} processes")
+                          on_bench: list[str] = on_bench) -> None:
+                if rec["kind"] == "memory" and mechanism_of(rec) in on_bench:
+                    write(rec, todo)   # (the startbench's own pool variant of load is serpensd's here)
 
-            try:
-                run_startbench(self.config, [
-                    "--methods", method, "--memory-steps", ",".join(map(str, steps)),
-                    "--pool", str(s["pool"])], samples, self.progress, self.name, on_record)
-            except NativeError as exc:
-                for mech, k in sorted(todo):
-                    failures.add({"mechanism": mech, "n_nfs": k}, str(exc),
-                                 {"method": method, "mechanism": mech, "deployed": k})
+            if on_bench:
+                try:
+                    run_startbench(self.config, [
+                        "--methods", method, "--memory-steps", ",".join(map(str, steps)),
+                        "--pool", str(s["pool"])], samples, self.progress, self.name, on_record)
+                except NativeError as exc:
+                    for mech, k in sorted(todo):
+                        failures.add({"mechanism": mech, "n_nfs": k}, str(exc),
+                                     {"method": method, "mechanism": mech, "deployed": k})
+            for mech in (m for m in mechs if m in SERPENSD_MEMORY):
+                todo = {(mech, k) for k in steps}
+                try:
+                    serpensd_memory(self.config, mech, steps, samples, lambda rec, t=todo: write(rec, t))
+                except (NativeError, PlatformError) as exc:
+                    for _, k in sorted(todo):
+                        failures.add({"mechanism": mech, "n_nfs": k}, str(exc), {
+                            "program": SERPENSD, "method": method, "mechanism": mech, "deployed": k})
         failures.finish()
 
     def plot(self, df: pd.DataFrame, path: Path) -> None:
@@ -335,24 +369,90 @@ class Figure11b(StartupExperiment):
                      ylabel="memory, PSS of every process (MiB)", title="(b) deployment memory", log=False)
 
 
-def memory_row(r: dict[str, Any], first: dict[str, tuple[int, float]]) -> dict[str, Any]:
+def mechanism_of(r: dict[str, Any]) -> str:
+    """A memory record's mechanism: its method, or load_pool for Load with a shared pool."""
+    return "load_pool" if (r["method"] == "load" and r["resident"] == "pool") else r["method"]
+
+
+def memory_row(r: dict[str, Any], first: dict[tuple[str, str], tuple[int, float]]) -> dict[str, Any]:
     """The row of one memory point. memory_per_nf_kb is the slope from the first (smallest) deployment
-    measured of the same mechanism, which ``first`` remembers: what one more deployed NF costs."""
-    mechanism = "load_pool" if (r["method"] == "load" and r["resident"] == "pool") else r["method"]
+    measured of the same mechanism by the same program, which ``first`` remembers: what one more deployed
+    NF costs."""
+    mechanism = mechanism_of(r)
+    program = r.get("program", TOOL)
     k = int(r["deployed"])
-    k0, m0 = first.setdefault(mechanism, (k, float(r["memory_kb"])))
+    k0, m0 = first.setdefault((program, mechanism), (k, float(r["memory_kb"])))
+    ident = identity(mechanism)
+    if program != TOOL:   # measured on serpensd, running a design of the registry
+        ident = {**ident, "platform": program, "design": r.get("design", "")}
     return {
-        **identity(mechanism), "workload": "fw", "n_nfs": k, "memory_mb": r["memory_kb"] / 1024,
+        **ident, "workload": "fw", "n_nfs": k, "memory_mb": r["memory_kb"] / 1024,
         "memory_per_nf_kb": (r["memory_kb"] - m0) / (k - k0) if k > k0 else float("nan"),
         "n_processes": int(r["processes"]), "image_kb": r["image_kb"],
     }
 
 
 def memory_rows(samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per (method, resident variant, deployed NFs), in the order measured (smallest first)."""
-    first: dict[str, tuple[int, float]] = {}
+    """One row per (program, method, resident variant, deployed NFs), in the order measured (smallest
+    first)."""
+    first: dict[tuple[str, str], tuple[int, float]] = {}
     mem = sorted((r for r in samples if r["kind"] == "memory"), key=lambda r: int(r["deployed"]))
     return [memory_row(r, first) for r in mem]
+
+
+def serpensd_memory(config: Config, mechanism: str, steps: Sequence[int], samples: Path,
+                    on_record: Callable[[dict[str, Any]], None]) -> None:
+    """Fig. 11(b) on serpensd: start it with the design of ``mechanism`` (SERPENSD_MEMORY) and its pool —
+    ``startup.pool`` processes, or (POOL_PER_NF) one per NF to be deployed, serpensd started anew for each
+    step — deploy copies of ``startup.nf`` one by one (each its own deployment, as the NF Manager does for
+    every deployment), and at each of ``steps`` deployed NFs measure the memory of serpensd, its pool and
+    the images (harness/serpens/memory.py). Each point's record is appended to ``samples`` and handed to
+    ``on_record`` as soon as it is measured. No instance is started: this is the memory of deployment.
+    Raises PlatformError / NativeError (serpensd would not start or refused)."""
+    if mechanism in POOL_PER_NF:
+        for k in sorted(steps):
+            _serpensd_memory_run(config, mechanism, k, [k], samples, on_record)
+    else:
+        _serpensd_memory_run(config, mechanism, int(config["startup"]["pool"]), steps, samples, on_record)
+
+
+def _serpensd_memory_run(config: Config, mechanism: str, pool: int, steps: Sequence[int], samples: Path,
+                         on_record: Callable[[dict[str, Any]], None]) -> None:
+    """One serpensd with a pool of ``pool``, measured at each of ``steps`` deployed NFs."""
+    s = config["startup"]
+    conf = copy.deepcopy(config)
+    settings = conf["platforms"]["serpens"]
+    settings["pool"] = pool
+    settings["instances"] = 0
+    # the pool fills before serpensd says READY, one EAL init at a time (docs/startup.md)
+    settings["ready_timeout_s"] = max(float(settings["ready_timeout_s"]), 1.0 * pool)
+    nf = nf_path(s["nf"], settings["nfs_dir"])
+    if not nf.is_file():
+        raise NativeError(f"startup.nf: {nf} does not exist (run `make build`)")
+    design = SERPENSD_MEMORY[mechanism]
+    method = "load" if mechanism.startswith("load") else mechanism
+    resident = "per-nf" if mechanism in POOL_PER_NF else "pool"
+    with runlock.hold(conf):
+        run_dir = RunDir(conf, f"memory-{mechanism}")
+        try:
+            platform = DesignPlatform(conf, run_dir, design)
+            with platform:
+                assert platform.controller is not None and platform.proc is not None
+                deployed = 0
+                for k in sorted(steps):
+                    for i in range(deployed, k):
+                        platform.controller.deploy_nf(f"{s['nf']}{i}", str(nf), {})
+                    deployed = k
+                    m = memory.deployment_kb(platform.proc.pid)
+                    rec = {"kind": "memory", "program": SERPENSD, "design": design, "method": method,
+                           "resident": resident, "deployed": k, "processes": int(m["processes"]),
+                           "pss_kb": m["pss_kb"], "orchestrator_pss_kb": m["serpensd_pss_kb"],
+                           "image_kb": m["image_kb"], "memory_kb": m["memory_kb"], "pool": pool}
+                    with open(samples, "a") as f:
+                        f.write(json.dumps(rec) + "\n")
+                    on_record(rec)
+        finally:
+            run_dir.remove()
 
 
 class Table4(StartupExperiment):

@@ -114,7 +114,7 @@ RANGES: dict[str, Range] = {
     "platforms.serpens.flush_us": _int(0, 10_000_000),
     "platforms.serpens.keep_warm_s": _int(0, 7 * 24 * 3600),
     "platforms.serpens.instances": _int(0, 16),            # its instance slots (SM_MAX_INSTANCES)
-    "platforms.serpens.pool": _int(0, 16),
+    "platforms.serpens.pool": _int(0, 512),            # SP_MAX_POOL: apart from the slots
     "platforms.serpens.ready_timeout_s": _TIMEOUT,
     "startup.instances": _int(1, 10_000),
     "startup.reps": _int(1, 1_000_000),

@@ -57,10 +57,10 @@ class SfcError(ConfigError):
 
 
 # serpensd's fixed tables (native/serpens/ctl.h). What exceeds them it refuses only once it runs, one NF
-# deployment at a time (a 1000-NF chain failed at its 65th NF); :func:`check_limits` says it first.
+# deployment at a time (a 1000-NF chain once failed at its 65th NF); :func:`check_limits` says it first.
 MAX_SFC_POSITIONS = 16   # SP_MAX_POS: NFs in one SFC's graph, every branch's counted
 MAX_BRANCHES = 8         # SP_MAX_BRANCH: branches of one distribute
-MAX_DEPLOYED_NFS = 64    # SP_MAX_NFS: NF deployments on one serpensd
+MAX_DEPLOYED_NFS = 512   # SP_MAX_NFS: NF deployments on one serpensd
 MAX_SFCS = 32            # SP_MAX_SFCS
 
 

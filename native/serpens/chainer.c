@@ -56,18 +56,21 @@ int chainer_load(struct chainer *c, const struct sp_ctl *ctl, uint32_t sfc, int 
 	}
 	memcpy(c->pos, s->pos, sizeof(c->pos));
 	for (i = 0; i < c->npos; i++) {
-		unsigned int k = c->pos[i].nf;
+		unsigned int k = c->pos[i].nf, j;
 
 		if (position >= 0 && (int)i != position)
 			continue; /* per-NF: only this instance's NF is loaded */
-		if (!c->ld[k].nf) {
+		for (j = 0; j < i && !(c->ld[j].nf && c->pos[j].nf == k); j++)
+			;
+		c->ldi[i] = (uint8_t)j; /* i itself if no earlier position loaded NF k */
+		if (j == i) {
 			struct st_nf v;
 
 			chainer_nf_view(&ctl->nfs[k], &v);
-			if (!st || st->load(&v, &c->ld[k], err, errlen) != 0)
+			if (!st || st->load(&v, &c->ld[i], err, errlen) != 0)
 				return -1;
 		}
-		c->nf[i] = c->ld[k].nf;
+		c->nf[i] = c->ld[j].nf;
 		c->nf_name[i] = ctl->nfs[k].name;
 	}
 	for (i = 0; i < c->npos; i++) {
@@ -77,7 +80,7 @@ int chainer_load(struct chainer *c, const struct sp_ctl *ctl, uint32_t sfc, int 
 		if (!c->pos[i].selector[0] || (position >= 0 && (int)i != position))
 			continue;
 		snprintf(sym, sizeof(sym), "serpens_selector_%s", c->pos[i].selector);
-		fp = st_sym(&c->ld[c->pos[i].nf], sym);
+		fp = st_sym(&c->ld[c->ldi[i]], sym);
 		if (!fp || !*fp) {
 			snprintf(err, errlen, "SFC %s: NF %s has no selector '%s'", s->name,
 				 ctl->nfs[c->pos[i].nf].name, c->pos[i].selector);
@@ -93,14 +96,14 @@ const char *chainer_loader(const struct chainer *c)
 	/* per-NF: the one NF loaded; consolidated: every NF went through the same starter */
 	unsigned int p = c->position >= 0 ? (unsigned int)c->position : 0;
 
-	return c->npos ? c->ld[c->pos[p].nf].loader : "";
+	return c->npos ? c->ld[c->ldi[p]].loader : "";
 }
 
 void chainer_unload(struct chainer *c)
 {
 	unsigned int k;
 
-	for (k = 0; k < SP_MAX_NFS; k++)
+	for (k = 0; k < SP_MAX_POS; k++)
 		st_unload(&c->ld[k]);
 	memset(c, 0, sizeof(*c));
 	sm_forget_local();

@@ -20,7 +20,11 @@ struct chainer {
 	struct sp_pos pos[SP_MAX_POS];
 	const struct sp_nf *nf[SP_MAX_POS];      /* per position */
 	sp_selector_fn sel[SP_MAX_POS];          /* per position, NULL when next_pass applies */
-	struct st_loaded ld[SP_MAX_NFS];         /* per deployed NF index: how its starter loaded it */
+	/* per position: how its starter loaded the position's NF, in the first position that has it (an NF
+	 * at two positions is loaded once: ldi names that position); per position, not per deployed NF, so
+	 * that a runtime's Chainer stays a few pages however many NFs are deployed (SP_MAX_NFS) */
+	struct st_loaded ld[SP_MAX_POS];
+	uint8_t ldi[SP_MAX_POS];
 	const char *nf_name[SP_MAX_POS];         /* per position: the deployment (remote state's batches) */
 	uint32_t sfc;
 	int position;                            /* the one position this instance runs, -1: all */

@@ -76,7 +76,7 @@ json_t *only_fields(json_t *req, const char *cmd, const char *const *known);
 /* nf_deploy.c */
 int nf_dir_setup(const struct serpensd *d); /* the directory of the NF copies: 0, or -1 (said why) */
 int find_nf(const char *name);              /* its NF slot, or -1 */
-void *nf_symbol(int nf, const char *sym);   /* a symbol of the NF serpensd loaded at deployment, or NULL */
+bool nf_defines(int nf, const char *sym);   /* does the NF define `sym` as a non-NULL pointer (a selector)? */
 json_t *deploy_nf(json_t *req);
 
 /* sfc_graph.c */
@@ -84,13 +84,19 @@ int find_sfc(const char *name); /* its SFC id, or -1 */
 json_t *deploy_sfc(json_t *req);
 
 /* instance_process.c */
-pid_t spawn_runtime(int slot, bool pooled);
+pid_t spawn_runtime(int slot); /* a cold runtime for the slot: the instance's own process */
 bool slot_exited(int slot, int *status);
 void slot_kill(int slot, int *status);
 int zygote_launch(int sfc, char *err, size_t errlen);
 void zygote_stop(int sfc);
-int pool_fill(int slot);
-static inline bool is_pool_slot(int slot) { return slot < (int)D->pool_size; }
+/* the pool (ctl.h sp_pool_proc; D->pool_of[slot]: which pool process serves a slot) */
+int pool_fill(int p);              /* launch pool process p and wait until it waits: 0, or -1 (said why) */
+int pool_pick(void);               /* a waiting pool process, or -1 */
+void pool_hand(int p, int slot);   /* wake it to serve `slot` (its control block is ready) */
+bool pool_back(int slot);          /* the slot's pool process left it and waits again */
+void pool_leave(int slot, bool back); /* the slot is done with its pool process: back, or gone (refilled) */
+bool pool_reaped(pid_t pid);       /* a waiting pool process died (refilled): true; else false */
+void pool_stop_all(void);
 
 /* instance_manager.c */
 json_t *start_one(int sfc, int pos, bool pin);

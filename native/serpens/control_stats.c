@@ -45,7 +45,7 @@ static json_t *stages(void)
 		work += in->slot_work_cycles;
 		packets += in->slot_chain_packets;
 		remote += in->slot_remote_ns;
-		if (in->state == INST_FREE || in->state == INST_POOLED)
+		if (in->state == INST_FREE)
 			continue;
 		snprintf(id, sizeof(id), "%d/%d/%llu", i, (int)in->pid, (unsigned long long)in->slot_starts);
 		json_array_append_new(units, json_pack("{s:s, s:i, s:i, s:o, s:o, s:o, s:o}", "id", id, "instance", i,
@@ -63,6 +63,21 @@ static json_t *stages(void)
 	if (D->delivery->stage)
 		json_object_set_new(rep, "proxy", D->delivery->stage(D));
 	return rep;
+}
+
+/* The pool (--startup load, serpens): its size, how many wait, and their pids (docs/serpens-control.md). */
+static json_t *pool_stats(void)
+{
+	json_t *pids = json_array();
+	unsigned int p, waiting = 0;
+
+	for (p = 0; p < D->pool_size; p++) {
+		waiting += D->ctl->pool[p].state == POOL_WAITING;
+		if (D->pool_pid[p] > 0)
+			json_array_append_new(pids, json_integer(D->pool_pid[p]));
+	}
+	return json_pack("{s:I, s:I, s:o}", "size", (json_int_t)D->pool_size, "waiting", (json_int_t)waiting,
+			 "pids", pids);
 }
 
 json_t *stats(void)
@@ -89,13 +104,13 @@ json_t *stats(void)
 	}
 	for (i = 0; i < SM_MAX_INSTANCES; i++) {
 		struct sp_instance *in = &D->ctl->inst[i];
-		static const char *names[] = {"free", "starting", "ready", "stopping", "dead", "pooled"};
+		static const char *names[] = {"free", "starting", "ready", "stopping", "dead"};
 
-		if (in->state == INST_FREE || in->state == INST_POOLED)
+		if (in->state == INST_FREE)
 			continue;
 		o = json_pack(
 			"{s:i, s:i, s:s, s:s, s:i, s:b, s:o, s:o, s:o, s:o, s:o, s:o, s:f, s:f}", "instance", i, "sfc",
-			in->sfc, "sfc_name", D->ctl->sfcs[in->sfc].name, "state", names[in->state % 6], "pid",
+			in->sfc, "sfc_name", D->ctl->sfcs[in->sfc].name, "state", names[in->state % 5], "pid",
 			in->pid, "alive", in->state == INST_READY && kill(in->pid, 0) == 0, "pkts_in",
 			u64(in->pkts_in), "pkts_out", u64(in->pkts_out), "nf_drops", u64(in->nf_drops), "batches",
 			u64(in->batches), "wakeups", u64(in->wakeups), "sleeps", u64(in->sleeps), "startup_us",
@@ -123,6 +138,7 @@ json_t *stats(void)
 	json_object_set_new(rep, "stages", stages());
 	json_object_set_new(rep, "chaining", json_string(D->delivery->name));
 	json_object_set_new(rep, "scaling", sc_stats());
+	json_object_set_new(rep, "pool", pool_stats());
 	if (D->delivery->stats) {
 		json_t *dv = D->delivery->stats(D); /* NULL: nothing to say (consolidated without --pin-flows) */
 

@@ -21,7 +21,7 @@
 #define SP_CTL_MZ "serpens_ctl"
 #define SP_STATE_MZ "serpens_state"
 #define SP_CTL_MAGIC 0x5345525043544c31ull /* "SERPCTL1" */
-#define SP_MAX_NFS 64
+#define SP_MAX_NFS 512 /* deployed NFs (Fig. 11(b) deploys 500); each costs a descriptor here, in hugepages */
 #define SP_MAX_SFCS 32
 #define SP_MAX_POS 16     /* NFs in one SFC's flattened label graph */
 #define SP_MAX_BRANCH 8
@@ -36,10 +36,15 @@
 #define SP_INSTANCE_LCORE0 64
 #define SP_PROXY_LCORE 80
 #define SP_ONF_LCORE 81 /* the OpenNF controller (--scaling opennf) */
+/* Every pooled runtime while it waits (sp_pool_proc). They all share this one id: a waiting runtime
+ * touches no per-lcore state (no mempool, no ring, no timer: it sleeps on its doorbell), and it takes
+ * its instance slot's id (SP_INSTANCE_LCORE0 + slot, st_set_lcore) before anything of the instance runs,
+ * so no two processes ever use per-lcore state under one id — what the distinct ids are for. */
+#define SP_POOL_LCORE 82
 #define SP_ZYGOTE_LCORE0 96
 _Static_assert(SP_INSTANCE_LCORE0 + SM_MAX_INSTANCES <= SP_PROXY_LCORE, "instance lcore ids reach the proxy's");
-_Static_assert(SP_PROXY_LCORE < SP_ONF_LCORE && SP_ONF_LCORE < SP_ZYGOTE_LCORE0, "the proxy's or the OpenNF "
-	       "controller's lcore id is another's");
+_Static_assert(SP_PROXY_LCORE < SP_ONF_LCORE && SP_ONF_LCORE < SP_POOL_LCORE && SP_POOL_LCORE < SP_ZYGOTE_LCORE0,
+	       "the proxy's, the OpenNF controller's or the pool's lcore id is another's");
 _Static_assert(SP_ZYGOTE_LCORE0 + SP_MAX_SFCS <= RTE_MAX_LCORE, "zygote lcore ids beyond RTE_MAX_LCORE");
 #define SP_LABEL_END 0xfe
 #define SP_LABEL_DROP 0xff
@@ -98,11 +103,33 @@ enum sp_chaining {
 	SP_CHAIN_GLOBAL_PROXY,     /* Fission: one instance per NF, one proxy for the deployment (memif) */
 };
 
-/* POOLED: a pre-launched runtime (EAL initialised, no SFC) waits in this slot to be given an SFC. */
-enum sp_inst_state { INST_FREE = 0, INST_STARTING, INST_READY, INST_STOPPING, INST_DEAD, INST_POOLED };
+enum sp_inst_state { INST_FREE = 0, INST_STARTING, INST_READY, INST_STOPPING, INST_DEAD };
 
-#define SP_STOP_SERVE 1 /* stop serving: exit, or return to the pool if pooled */
-#define SP_STOP_EXIT 2  /* a pooled runtime leaves the pool and exits */
+#define SP_STOP_SERVE 1 /* an instance stops serving: it exits, or its pooled runtime returns to the pool */
+#define SP_STOP_EXIT 2  /* a waiting pooled runtime (or the local proxy) exits */
+
+/* The pool (--startup load, serpens): up to SP_MAX_POOL pre-launched runtimes (EAL initialised, no SFC,
+ * no instance slot), each waiting on its own doorbell. A start hands a waiting one an instance slot
+ * (`slot`, then the doorbell); it serves that slot's instance and, when the instance stops, comes back
+ * here. Pool processes are not instance slots: a pool larger than the slots only means more starts
+ * find one waiting, and memory is what it costs (Fig. 11(b): Serpens's pool of 100, and Load's one
+ * pre-initialised process per deployed NF, up to 500). */
+#define SP_MAX_POOL 512
+enum sp_pool_state {
+	POOL_NONE = 0, /* no process */
+	POOL_STARTING, /* launched, in its EAL init */
+	POOL_WAITING,  /* waiting on its doorbell (written by the runtime) */
+	POOL_BUSY,     /* handed a slot (written by serpensd): it serves that slot's instance */
+};
+
+struct sp_pool_proc {
+	uint32_t state;    /* enum sp_pool_state */
+	uint32_t doorbell; /* futex: bumped by serpensd with every request (a slot, or stop) */
+	int32_t slot;      /* the instance slot to serve (set before the doorbell), -1: none */
+	uint32_t stop;     /* SP_STOP_EXIT: leave the pool */
+	int32_t pid;
+	char error[256];   /* why it could not join the pool */
+};
 
 struct sp_instance {
 	uint32_t state;
@@ -244,6 +271,14 @@ struct sp_ctl {
 	uint32_t startup; /* enum st_method (native/serpens/startup/starter.h): how runtimes load the NFs */
 	struct sp_zygote zygote[SP_MAX_SFCS];
 	struct sc_shared scaling; /* serpensd --scaling (scaling/scale_shared.h) */
+	struct sp_pool_proc pool[SP_MAX_POOL]; /* --pool N: the first N */
+	/* serpensd's mempool handlers, in its index order. A process finds a pool's handler by index in its
+	 * own table, filled in the order its drivers registered; serpens-runtime links DPDK statically with
+	 * only the ring handlers (native/serpens/meson.build), so it orders its table by these names before
+	 * it touches a pool, and checks that the mbuf pool's handler (mbuf_ops_index) is the one it has. */
+	char mempool_ops[16][32];
+	uint32_t n_mempool_ops;
+	int32_t mbuf_ops_index;
 };
 
 /* Futex helpers on shared (not process-private) words. */

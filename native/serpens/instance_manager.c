@@ -45,19 +45,16 @@ static void drain_slot(int slot, bool rx, bool tx)
 		__atomic_fetch_add(&D->ctl->delivery.hop[in->sfc][in->position].stranded, n, __ATOMIC_RELAXED);
 }
 
-/* Claim an instance slot: a pooled one if any waits, else one without a pooled runtime. */
-static int claim_slot(bool *pooled)
+/* Claim a free instance slot (the State Manager splits global/write state for it), and a waiting pool
+ * process to serve it if there is one (*pool, else -1: a cold start). Slots and pool processes are
+ * independent: any slot can take any pool process. */
+static int claim_slot(int *pool)
 {
 	int i;
 
-	for (i = 0; i < (int)D->pool_size; i++)
-		if (D->ctl->inst[i].state == INST_POOLED && sm_instance_claim_at(D->state, i) == i) {
-			*pooled = true;
-			return i;
-		}
-	for (i = (int)D->pool_size; i < SM_MAX_INSTANCES; i++)
+	for (i = 0; i < SM_MAX_INSTANCES; i++)
 		if (D->ctl->inst[i].state == INST_FREE && sm_instance_claim_at(D->state, i) == i) {
-			*pooled = false;
+			*pool = D->starter->resident == ST_RES_POOL ? pool_pick() : -1;
 			return i;
 		}
 	return -1;
@@ -69,16 +66,17 @@ json_t *start_one(int sfc, int pos, bool pin)
 	struct sp_instance *in;
 	json_t *moves;
 	uint64_t t0 = mono_ns();
-	bool pooled = false, forked = D->starter->resident == ST_RES_ZYGOTE;
+	bool pooled, forked = D->starter->resident == ST_RES_ZYGOTE;
 	char zerr[400];
-	int slot, status;
+	int slot, status, pool;
 	pid_t pid;
 
 	if (sfc < 0 || sfc >= SP_MAX_SFCS || !D->ctl->sfcs[sfc].used)
 		return fail("start_instance: no SFC with id %d", sfc);
 	if (forked && !D->zygote_pid[sfc] && zygote_launch(sfc, zerr, sizeof(zerr)) != 0)
 		return fail("start_instance: %s", zerr); /* its zygote died: a new one first */
-	slot = claim_slot(&pooled); /* splits global/write state for it */
+	slot = claim_slot(&pool); /* splits global/write state for it */
+	pooled = slot >= 0 && pool >= 0;
 	if (slot < 0)
 		return fail("start_instance %s: all %d instance slots are in use", D->ctl->sfcs[sfc].name,
 			    SM_MAX_INSTANCES);
@@ -95,10 +93,8 @@ json_t *start_one(int sfc, int pos, bool pin)
 	D->forked[slot] = forked;
 	memset(&D->ctl->scaling.inst[slot], 0, sizeof(D->ctl->scaling.inst[slot]));
 	__atomic_store_n(&in->state, INST_STARTING, __ATOMIC_RELEASE);
-	if (pooled) { /* wake the waiting runtime: it loads the SFC's NFs and reports ready */
-		struct st_start st = {.doorbell = &in->doorbell};
-
-		D->starter->start(&st);
+	if (pooled) { /* wake a waiting pool process: it takes the slot, loads the SFC's NFs, reports ready */
+		pool_hand(pool, slot);
 		pid = D->pid[slot];
 	} else if (forked) { /* the SFC's zygote forks the instance into this slot */
 		struct st_start st = {.doorbell = &D->ctl->zygote[sfc].doorbell};
@@ -111,7 +107,7 @@ json_t *start_one(int sfc, int pos, bool pin)
 		pid = 0;
 	} else {
 		in->doorbell = 0;
-		pid = spawn_runtime(slot, false);
+		pid = spawn_runtime(slot);
 		if (pid < 0) {
 			in->state = INST_FREE;
 			sm_instance_release(D->state, slot);
@@ -145,18 +141,15 @@ json_t *start_one(int sfc, int pos, bool pin)
 	}
 	if (in->state != INST_READY) {
 		char why[300];
-		bool back_in_pool = in->state == INST_POOLED;
+		bool back_in_pool = pool_back(slot); /* it could not load the NFs, and waits again */
 
 		snprintf(why, sizeof(why), "%s", in->error[0] ? in->error : "the runtime exited");
-		if (!back_in_pool) {
-			if (slot_exited(slot, &status))
-				in->exit_status = status;
-			in->state = INST_FREE;
-			D->pid[slot] = 0;
-		}
+		if (!back_in_pool && slot_exited(slot, &status))
+			in->exit_status = status;
+		in->state = INST_FREE;
+		D->pid[slot] = 0;
 		sm_instance_release(D->state, slot);
-		if (!back_in_pool && is_pool_slot(slot))
-			pool_fill(slot);
+		pool_leave(slot, back_in_pool); /* a pool process that died with it is replaced */
 		return fail("start_instance %s: %s", D->ctl->sfcs[sfc].name, why);
 	}
 	D->startup_ns[slot] = mono_ns() - t0;
@@ -228,7 +221,7 @@ json_t *start_instance(int sfc, bool pin)
 uint64_t retire(int slot, bool crashed)
 {
 	struct sp_instance *in = &D->ctl->inst[slot];
-	bool pooled = is_pool_slot(slot) && !crashed;
+	bool pooled = D->pool_of[slot] >= 0 && !crashed;
 	uint64_t t0, processed;
 	int status = 0;
 
@@ -240,7 +233,7 @@ uint64_t retire(int slot, bool crashed)
 		sp_futex_wake(&in->doorbell, 1);
 		t0 = mono_ns();
 		for (;;) {
-			if (pooled && __atomic_load_n(&in->state, __ATOMIC_ACQUIRE) == INST_POOLED)
+			if (pooled && pool_back(slot))
 				break;
 			if (slot_exited(slot, &status)) {
 				pooled = false; /* it exited instead of returning to the pool */
@@ -263,13 +256,10 @@ uint64_t retire(int slot, bool crashed)
 		sleep_us(50);
 	processed = in->pkts_in;
 	sm_instance_release(D->state, slot);
-	if (!pooled) {
-		D->pid[slot] = 0;
-		in->pid = 0;
-		__atomic_store_n(&in->state, INST_FREE, __ATOMIC_RELEASE);
-		if (is_pool_slot(slot))
-			pool_fill(slot); /* keep the pool full */
-	}
+	D->pid[slot] = 0;
+	in->pid = 0;
+	__atomic_store_n(&in->state, INST_FREE, __ATOMIC_RELEASE);
+	pool_leave(slot, pooled); /* back in the pool, or — it died — replaced: the pool stays full */
 	return processed;
 }
 
@@ -312,7 +302,7 @@ json_t *stop_instance(int slot)
 
 void control_stop_all(struct serpensd *d)
 {
-	int i, status;
+	int i;
 
 	(void)d;
 	if (!D)
@@ -320,26 +310,7 @@ void control_stop_all(struct serpensd *d)
 	for (i = 0; i < SM_MAX_INSTANCES; i++)
 		if (D->ctl->inst[i].state == INST_READY)
 			retire(i, false);
-	for (i = 0; i < (int)D->pool_size; i++) { /* empty the pool */
-		struct sp_instance *in = &D->ctl->inst[i];
-		uint64_t t0 = mono_ns();
-
-		if (!D->pid[i])
-			continue;
-		__atomic_store_n(&in->stop, SP_STOP_EXIT, __ATOMIC_SEQ_CST);
-		__atomic_fetch_add(&in->doorbell, 1, __ATOMIC_SEQ_CST);
-		sp_futex_wake(&in->doorbell, 1);
-		while (waitpid(D->pid[i], &status, WNOHANG) == 0) {
-			if (mono_ns() - t0 > STOP_TIMEOUT_NS) {
-				kill(D->pid[i], SIGKILL);
-				waitpid(D->pid[i], &status, 0);
-				break;
-			}
-			sleep_us(100);
-		}
-		D->pid[i] = 0;
-		in->state = INST_FREE;
-	}
+	pool_stop_all();
 	for (i = 0; i < SP_MAX_SFCS; i++)
 		zygote_stop(i);
 	sc_control_stop();

@@ -1,7 +1,7 @@
 /*
  * instance_process.c: the process behind an instance slot. How serpensd execs serpens-runtime (as a DPDK
  * secondary on the instance CPU, under a DPDK lcore id of its own: ctl.h), the pool of pre-launched
- * runtimes (--startup load, serpens), the per-SFC zygotes that fork instances (--startup fork), and how
+ * runtimes (--startup load, serpens: ctl.h's sp_pool_proc, apart from the instance slots), the per-SFC zygotes that fork instances (--startup fork), and how
  * the control thread learns that a slot's process exited or makes it exit. Separate from the Instance
  * Manager's requests (instance_manager.c) because this is where the startup method (starter.h) decides
  * what a process is; the requests only ask for one and wait for the slot's state.
@@ -48,12 +48,11 @@ pid_t control_spawn(struct serpensd *d, unsigned int lcore_id, char *const *args
 	return st_spawn_secondary(&st);
 }
 
-/* Fork and exec a runtime for instance slot `slot`: a pool process (load, serpens: the starter's prepare),
- * the instance itself (exec, snapshot: its start), or — a start beyond the pool — a cold runtime that
- * loads the NFs the way the method does. */
-pid_t spawn_runtime(int slot, bool pooled)
+/* Fork and exec a runtime for instance slot `slot`: the instance itself (exec, snapshot: the starter's
+ * start), or — a start beyond the pool — a cold runtime that loads the NFs the way the method does. */
+pid_t spawn_runtime(int slot)
 {
-	char slot_s[16], *tail[] = {"-s", slot_s, pooled ? "-p" : NULL, NULL};
+	char slot_s[16], *tail[] = {"-s", slot_s, NULL};
 	/* a distinct lcore id per slot, on the instance CPU: per-lcore state in shared memory (mempool
 	 * caches) must never be used by two processes under one id, even when they share a CPU */
 	struct st_start st = {.spawn = runtime_spawn(), .lcore_id = SP_INSTANCE_LCORE0 + (unsigned int)slot,
@@ -61,9 +60,7 @@ pid_t spawn_runtime(int slot, bool pooled)
 	pid_t pid;
 
 	snprintf(slot_s, sizeof(slot_s), "%d", slot);
-	if (pooled)
-		pid = D->starter->prepare(&st);
-	else if (D->starter->resident == ST_RES_NONE)
+	if (D->starter->resident == ST_RES_NONE)
 		pid = D->starter->start(&st);
 	else
 		pid = st_spawn_secondary(&st);
@@ -175,29 +172,43 @@ void zygote_stop(int sfc)
 	z->state = ZY_NONE;
 }
 
-/* Launch the pooled runtime of one slot and wait until it waits (EAL initialised, no SFC). */
-int pool_fill(int slot)
+/* The pool (ctl.h, struct sp_pool_proc): pool processes are serpensd's children, each waiting on its
+ * own doorbell under the pool's shared lcore id; a start hands one an instance slot. */
+
+/* Launch pool process `p` (the starter's prepare) and wait until it waits. 0, or -1 (said why). */
+int pool_fill(int p)
 {
-	struct sp_instance *in = &D->ctl->inst[slot];
+	struct sp_pool_proc *pp = &D->ctl->pool[p];
+	char idx[16], *tail[] = {"-p", idx, NULL};
+	struct st_start st = {.spawn = runtime_spawn(), .lcore_id = SP_POOL_LCORE, .tail = tail};
 	uint64_t t0 = mono_ns();
 	int status;
+	pid_t pid;
 
-	in->stop = 0;
-	in->error[0] = '\0';
-	in->state = INST_FREE;
-	if (spawn_runtime(slot, true) < 0)
+	snprintf(idx, sizeof(idx), "%d", p);
+	pp->stop = 0;
+	pp->slot = -1;
+	pp->error[0] = '\0';
+	__atomic_store_n(&pp->state, POOL_STARTING, __ATOMIC_RELEASE);
+	pid = D->starter->prepare(&st);
+	if (pid < 0) {
+		fprintf(stderr, "serpensd: cannot fork pool process %d: %s\n", p, strerror(errno));
+		pp->state = POOL_NONE;
 		return -1;
-	while (__atomic_load_n(&in->state, __ATOMIC_ACQUIRE) != INST_POOLED) {
-		if (waitpid(D->pid[slot], &status, WNOHANG) == D->pid[slot] || mono_ns() - t0 > READY_TIMEOUT_NS) {
-			kill(D->pid[slot], SIGKILL);
-			waitpid(D->pid[slot], &status, 0);
-			fprintf(stderr, "serpensd: pooled runtime for slot %d did not start: %s\n", slot,
-				in->error[0] ? in->error : "exited or timed out");
-			D->pid[slot] = 0;
-			in->state = INST_FREE;
+	}
+	D->pool_pid[p] = pid;
+	pp->pid = pid;
+	while (__atomic_load_n(&pp->state, __ATOMIC_ACQUIRE) != POOL_WAITING) {
+		if (waitpid(pid, &status, WNOHANG) == pid || mono_ns() - t0 > READY_TIMEOUT_NS) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			fprintf(stderr, "serpensd: pool process %d did not start: %s\n", p,
+				pp->error[0] ? pp->error : "exited or timed out");
+			D->pool_pid[p] = 0;
+			pp->state = POOL_NONE;
 			return -1;
 		}
-		sleep_us(50);
+		sp_futex_wait(&pp->state, POOL_STARTING, 1000 * 1000L);
 	}
 	return 0;
 }
@@ -207,8 +218,105 @@ int control_fill_pool(struct serpensd *d)
 	unsigned int i;
 
 	D = d;
+	for (i = 0; i < SM_MAX_INSTANCES; i++)
+		d->pool_of[i] = -1;
 	for (i = 0; i < d->pool_size; i++)
 		if (pool_fill((int)i) != 0)
 			return -1;
 	return 0;
+}
+
+int pool_pick(void)
+{
+	int p;
+
+	for (p = 0; p < (int)D->pool_size; p++)
+		if (__atomic_load_n(&D->ctl->pool[p].state, __ATOMIC_ACQUIRE) == POOL_WAITING)
+			return p;
+	return -1;
+}
+
+/* Give pool process `p` (waiting) instance slot `slot`, whose control block is ready: it takes the slot's
+ * lcore id and serves its instance. */
+void pool_hand(int p, int slot)
+{
+	struct sp_pool_proc *pp = &D->ctl->pool[p];
+	struct st_start st = {.doorbell = &pp->doorbell};
+
+	D->pool_of[slot] = p;
+	D->pid[slot] = D->pool_pid[p];
+	D->ctl->inst[slot].pid = D->pool_pid[p];
+	pp->state = POOL_BUSY;
+	__atomic_store_n(&pp->slot, slot, __ATOMIC_RELEASE);
+	D->starter->start(&st); /* rings the doorbell */
+}
+
+bool pool_back(int slot)
+{
+	int p = D->pool_of[slot];
+
+	return p >= 0 && __atomic_load_n(&D->ctl->pool[p].state, __ATOMIC_ACQUIRE) == POOL_WAITING;
+}
+
+void pool_leave(int slot, bool back)
+{
+	int p = D->pool_of[slot];
+
+	if (p < 0)
+		return;
+	D->pool_of[slot] = -1;
+	if (back)
+		return;
+	/* it exited or was killed with the instance (serpensd reaped it): keep the pool full */
+	D->pool_pid[p] = 0;
+	D->ctl->pool[p].state = POOL_NONE;
+	pool_fill(p);
+}
+
+bool pool_reaped(pid_t pid)
+{
+	int p;
+
+	for (p = 0; p < (int)D->pool_size; p++) {
+		if (D->pool_pid[p] != pid)
+			continue;
+		if (D->ctl->pool[p].state == POOL_BUSY)
+			return false; /* it served an instance: that instance crashed (the caller's business) */
+		fprintf(stderr, "serpensd: pool process %d (pid %d) died waiting; replacing it\n", p, (int)pid);
+		D->pool_pid[p] = 0;
+		D->ctl->pool[p].state = POOL_NONE;
+		pool_fill(p);
+		return true;
+	}
+	return false;
+}
+
+void pool_stop_all(void)
+{
+	int p, status;
+
+	for (p = 0; p < (int)D->pool_size; p++) {
+		struct sp_pool_proc *pp = &D->ctl->pool[p];
+
+		if (!D->pool_pid[p])
+			continue;
+		__atomic_store_n(&pp->stop, SP_STOP_EXIT, __ATOMIC_SEQ_CST);
+		st_ring(&pp->doorbell);
+	}
+	for (p = 0; p < (int)D->pool_size; p++) { /* all told first: they exit together */
+		uint64_t t0 = mono_ns();
+
+		if (!D->pool_pid[p])
+			continue;
+		while (waitpid(D->pool_pid[p], &status, WNOHANG) == 0) {
+			if (mono_ns() - t0 > STOP_TIMEOUT_NS) {
+				kill(D->pool_pid[p], SIGKILL);
+				waitpid(D->pool_pid[p], &status, 0);
+				break;
+			}
+			sleep_us(100);
+		}
+		D->pool_pid[p] = 0;
+		D->ctl->pool[p].state = POOL_NONE;
+	}
 }

@@ -59,17 +59,11 @@ void tick(void)
 				D->zygote_pid[sfc] = 0;
 				D->ctl->zygote[sfc].state = ZY_NONE;
 			}
-		for (i = 0; i < SM_MAX_INSTANCES; i++) {
-			if (D->pid[i] == pid && D->ctl->inst[i].state == INST_POOLED) { /* died waiting */
-				fprintf(stderr, "serpensd: pooled runtime of slot %d died; replacing it\n", i);
-				D->pid[i] = 0;
-				D->ctl->inst[i].state = INST_FREE;
-				pool_fill(i);
-				continue;
-			}
+		if (pool_reaped(pid))
+			continue; /* a pool process that died waiting: replaced */
+		for (i = 0; i < SM_MAX_INSTANCES; i++)
 			if (D->pid[i] == pid && D->ctl->inst[i].state == INST_READY)
 				crashed(i, pid, status);
-		}
 	}
 	for (i = 0; i < SM_MAX_INSTANCES; i++) /* forked instances: their zygote reaped them */
 		if (D->forked[i] && D->ctl->inst[i].state == INST_READY && slot_exited(i, &status))

@@ -3,8 +3,17 @@
  * shared with serpens-startbench: native/serpens/startup/nfm.c). Every deployment gets its own copy of the
  * object in the NF directory, its init runs once here in deploy mode (tables created in the State
  * Manager, initial state written), and for the startup methods that map images the image is built once.
- * serpensd keeps each NF loaded for its selectors (sfc_graph.c asks through nf_symbol). Separate from the
- * SFC graph and the instances because it is the only part that touches NF objects and their files.
+ * Separate from the SFC graph and the instances because it is the only part that touches NF objects and
+ * their files.
+ *
+ * What a deployed NF costs serpensd's memory (docs/startup.md, "Memory"): its descriptor (in the control
+ * memzone: hugepages), its image (serpens: the memfd's allocated pages; snapshot: a file on disk), and —
+ * unless it is unloaded after its deploy-mode init — the deployment's dlopen in serpensd (its mapped pages,
+ * its copy-on-write data, the loader's bookkeeping: ~28 KiB for FW). serpensd needs the NF loaded only to
+ * call into it: its own state hooks (split/merge/update, run by the State Manager here) and its selectors
+ * (checked at deploy_sfc). So an NF with an image, whose tables have only the default hooks (with the
+ * State Manager's own backend: a remote backend keeps hook pointers of its own), is unloaded at once, and
+ * its selectors are looked up in its image instead (nf_defines).
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -12,6 +21,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -19,8 +29,16 @@
 #include "control_int.h"
 #include "nfm.h"
 
-static void *nf_dl[SP_MAX_NFS]; /* each NF as serpensd's deploy-time init loaded it */
+static void *nf_dl[SP_MAX_NFS]; /* each NF as serpensd's deploy-time init loaded it, NULL once unloaded */
 static char nf_dir[PATH_MAX];
+
+static int open_image(const struct sp_nf_desc *d)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", d->image_fd); /* its own offset, read-only */
+	return open(path, O_RDONLY | O_CLOEXEC);
+}
 
 int nf_dir_setup(const struct serpensd *d)
 {
@@ -45,9 +63,43 @@ int find_nf(const char *name)
 	return -1;
 }
 
-void *nf_symbol(int nf, const char *sym)
+/* The image of NF `nf` mapped read-only at its base for a look-up, or -1: its memfd, or its snapshot. */
+static int map_image_for_lookup(const struct sp_nf_desc *d)
 {
-	return nf_dl[nf] ? dlsym(nf_dl[nf], sym) : NULL;
+	int fd = d->image_fd >= 0 ? open_image(d) : (d->snapshot[0] ? open(d->snapshot, O_RDONLY | O_CLOEXEC) : -1);
+	void *m;
+
+	if (fd < 0)
+		return -1;
+	/* read-only and shared: nothing is copied, and the pages read (symbols, the selector's pointer) are
+	 * pages the image holds anyway */
+	m = mmap((void *)d->image.base, d->image.size, PROT_READ, MAP_SHARED | MAP_FIXED_NOREPLACE, fd, 0);
+	close(fd);
+	if (m == MAP_FAILED)
+		return -1;
+	if (m != (void *)d->image.base) {
+		munmap(m, d->image.size);
+		return -1;
+	}
+	return 0;
+}
+
+bool nf_defines(int nf, const char *sym)
+{
+	const struct sp_nf_desc *d = &D->ctl->nfs[nf];
+	const void *const *p;
+	bool found;
+
+	if (nf_dl[nf]) {
+		p = dlsym(nf_dl[nf], sym);
+		return p && *p;
+	}
+	if (!d->has_image || map_image_for_lookup(d) != 0)
+		return false;
+	p = ldr_sym(&d->image, sym);
+	found = p && *p;
+	munmap((void *)d->image.base, d->image.size);
+	return found;
 }
 
 /* Build the NF's image once, into a memfd that runtimes map at a fixed address (native/serpens/loader);
@@ -223,6 +275,11 @@ json_t *deploy_nf(json_t *req)
 	if (D->starter->image && build_image(slot, d, err, sizeof(err)) != 0) {
 		unlink(d->path);
 		return fail("deploy_nf: %s", err); /* what the loader cannot honour is refused */
+	}
+	/* unloaded unless serpensd must call into it (above) */
+	if (d->has_image && D->ctl->state_backend == RS_SERPENS && !sm_tables_hooked(before, sm_table_count(D->state))) {
+		dlclose(nf_dl[slot]);
+		nf_dl[slot] = NULL;
 	}
 	d->used = 1;
 	tables = json_array();

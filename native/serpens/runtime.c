@@ -9,9 +9,10 @@
  *
  * How it gets there is serpensd's startup method (--startup; native/serpens/startup, docs/startup.md):
  *   -s SLOT      (exec, snapshot, or a start beyond the pool) this process is the instance;
- *   -s SLOT -p   (load, serpens) pooled: pre-launched into an instance slot with its EAL initialised, it
- *                waits there (state POOLED) until serpensd gives the slot an SFC, loads the NFs, serves,
- *                unloads them and goes back to waiting;
+ *   -p POOL      (load, serpens) pool process POOL (ctl.h sp_pool_proc): pre-launched with its EAL
+ *                initialised, it waits on its own doorbell until serpensd hands it an instance slot,
+ *                takes that slot's lcore id, loads the SFC's NFs, serves, unloads them and goes back to
+ *                waiting;
  *   -z SFC       (fork) the SFC's zygote: loads the SFC's NFs once, then forks every instance of it into
  *                the slot serpensd names, and reaps and reports its instances;
  *   -O           the OpenNF controller of serpensd --scaling opennf (scaling/opennf_controller.c).
@@ -43,6 +44,7 @@
 #include <rte_cycles.h>
 #include <rte_eal.h>
 #include <rte_mbuf.h>
+#include <rte_mempool.h>
 #include <rte_memzone.h>
 #include <rte_ring.h>
 
@@ -51,6 +53,7 @@
 #include "chainer.h"
 #include "ctl.h"
 #include "local_proxy.h"
+#include "runtime_trim.h"
 #include "scaling/scale_runtime.h"
 
 int onf_controller_run(struct sp_ctl *ctl); /* scaling/opennf_controller.c */
@@ -62,6 +65,32 @@ static struct sm_region *g_r;
 static int g_slot = -1;
 static struct sp_ctl *g_ctl;
 static struct chainer *g_chainer;
+static struct sp_pool_proc *g_pool; /* a pool process's own entry (-p) */
+
+/* Order this process's mempool handler table as serpensd's (ctl.h, mempool_ops): a pool names its
+ * handler by index, and this statically linked runtime registered only the ring handlers, in its own
+ * order. Handlers serpensd has and this process lacks stay empty: no pool a runtime touches uses one
+ * (the mbuf pool's is checked; the scaling messages' pool, rte_mempool_create, gets a ring handler).
+ * Runs before any pool is touched, on the only thread that registers handlers (their constructors ran
+ * before main). 0, or -1 if the mbuf pool's handler is not here. */
+static int align_mempool_ops(const struct sp_ctl *ctl)
+{
+	struct rte_mempool_ops_table *t = &rte_mempool_ops_table;
+	static struct rte_mempool_ops mine[RTE_MEMPOOL_MAX_OPS_IDX];
+	unsigned int i, j, n = t->num_ops;
+
+	if (ctl->n_mempool_ops > RTE_MEMPOOL_MAX_OPS_IDX || ctl->mbuf_ops_index < 0 ||
+	    (uint32_t)ctl->mbuf_ops_index >= ctl->n_mempool_ops)
+		return -1;
+	memcpy(mine, t->ops, sizeof(mine));
+	memset(t->ops, 0, sizeof(t->ops));
+	for (i = 0; i < ctl->n_mempool_ops; i++)
+		for (j = 0; j < n; j++)
+			if (!strcmp(mine[j].name, ctl->mempool_ops[i]))
+				t->ops[i] = mine[j];
+	t->num_ops = ctl->n_mempool_ops;
+	return t->ops[ctl->mbuf_ops_index].enqueue ? 0 : -1;
+}
 
 /* Publish the instance's state and wake serpensd if it waits for a change (start_instance). */
 static void set_state(struct sp_instance *in, uint32_t st)
@@ -73,6 +102,8 @@ static void set_state(struct sp_instance *in, uint32_t st)
 static void fail(struct sp_instance *in, const char *msg)
 {
 	fprintf(stderr, "serpens-runtime: %s\n", msg);
+	if (!in && g_pool) /* a pool process that cannot join the pool: pool_fill reports it */
+		snprintf(g_pool->error, sizeof(g_pool->error), "%s", msg);
 	if (in) {
 		snprintf(in->error, sizeof(in->error), "%s", msg);
 		set_state(in, INST_DEAD);
@@ -205,39 +236,80 @@ static void serve(struct sp_ctl *ctl, struct sp_instance *in, struct chainer *c,
 	}
 }
 
-/* Wait in the pool; serve each SFC serpensd assigns to this slot; exit when told to. */
-static int pool_loop(struct sp_instance *in, struct sp_ctl *ctl, struct chainer *c, struct rte_ring *rx,
-		     struct rte_ring *tx, struct sm_region *r, int slot)
+static void pool_state(struct sp_pool_proc *pp, uint32_t st)
 {
+	__atomic_store_n(&pp->state, st, __ATOMIC_RELEASE);
+	sp_futex_wake(&pp->state, INT_MAX);
+}
+
+/* Leave the instance slot served: back under the pool's shared lcore id, no State Manager slot, and the
+ * slot is serpensd's again (its state and stop word are not ours to touch from here on). */
+static void pool_leave_slot(struct sp_pool_proc *pp)
+{
+	st_set_lcore(SP_POOL_LCORE);
+	sm_set_instance(-1);
+	g_in = NULL;
+	g_slot = -1;
+	__atomic_store_n(&pp->slot, -1, __ATOMIC_RELEASE);
+}
+
+/* Pool process `idx` (ctl.h, sp_pool_proc; serpensd --pool): wait on its doorbell until serpensd hands it
+ * an instance slot, serve that slot's instance, unload its NFs and wait again; exit when told to. */
+static int pool_loop(struct sp_ctl *ctl, struct chainer *c, struct sm_region *r, int idx)
+{
+	struct sp_pool_proc *pp = &ctl->pool[idx];
+	struct rte_ring *rx[SM_MAX_INSTANCES], *tx[SM_MAX_INSTANCES];
+	struct sp_instance *in;
 	char err[512];
 	uint32_t seq;
+	int slot;
 
+	/* every slot's rings once: they live as long as serpensd, so a start looks none up */
+	for (slot = 0; slot < SM_MAX_INSTANCES; slot++) {
+		rx[slot] = rte_ring_lookup(ctl->inst[slot].rx_ring);
+		tx[slot] = rte_ring_lookup(ctl->inst[slot].tx_ring);
+		if (!rx[slot] || !tx[slot])
+			fail(NULL, "instance rings not found");
+	}
 	for (;;) {
-		set_state(in, INST_POOLED);
+		pool_state(pp, POOL_WAITING);
 		for (;;) {
-			if (__atomic_load_n(&in->stop, __ATOMIC_ACQUIRE) == SP_STOP_EXIT)
+			if (__atomic_load_n(&pp->stop, __ATOMIC_ACQUIRE) == SP_STOP_EXIT)
 				return 0;
-			seq = __atomic_load_n(&in->doorbell, __ATOMIC_ACQUIRE);
-			if (__atomic_load_n(&in->state, __ATOMIC_ACQUIRE) == INST_STARTING)
+			seq = __atomic_load_n(&pp->doorbell, __ATOMIC_ACQUIRE);
+			slot = __atomic_load_n(&pp->slot, __ATOMIC_ACQUIRE);
+			if (slot >= 0 && slot < SM_MAX_INSTANCES)
 				break;
-			sp_futex_wait(&in->doorbell, seq, 100 * 1000 * 1000L);
+			/* no timeout: every request (a slot, stop) rings the doorbell, and the process dies with
+			 * serpensd (PR_SET_PDEATHSIG); a periodic re-check would wake a pool of 500 5000 times a
+			 * second for nothing */
+			sp_futex_wait(&pp->doorbell, seq, 0);
 		}
+		in = &ctl->inst[slot];
+		/* the slot's own lcore id before anything of the instance runs (ctl.h, SP_POOL_LCORE) */
+		st_set_lcore(SP_INSTANCE_LCORE0 + (unsigned int)slot);
+		sm_set_instance(slot);
+		g_in = in;
+		g_slot = slot;
+		if (ctl->state_backend != RS_SERPENS)
+			remote_setup(ctl, in); /* the remote store's counters: this slot's */
 		if (chainer_load(c, ctl, (uint32_t)in->sfc, in->position, err, sizeof(err)) != 0) {
 			snprintf(in->error, sizeof(in->error), "%.*s", (int)sizeof(in->error) - 1, err);
 			chainer_unload(c);
 			rs_forget();
-			continue; /* back to POOLED: serpensd reads the error */
+			pool_leave_slot(pp);
+			pool_state(pp, POOL_WAITING); /* back before the failure is seen: serpensd keeps it */
+			set_state(in, INST_DEAD);
+			continue;
 		}
 		snprintf(in->loader, sizeof(in->loader), "%s", chainer_loader(c));
 		in->ready_tsc = rte_rdtsc();
 		in->slot_starts++;
 		set_state(in, INST_READY);
-		serve(ctl, in, c, rx, tx, r, slot);
+		serve(ctl, in, c, rx[slot], tx[slot], r, slot);
 		chainer_unload(c);
 		rs_forget(); /* the next instance reconnects */
-		if (__atomic_load_n(&in->stop, __ATOMIC_ACQUIRE) == SP_STOP_EXIT)
-			return 0;
-		__atomic_store_n(&in->stop, 0, __ATOMIC_RELEASE);
+		pool_leave_slot(pp);
 	}
 }
 
@@ -359,7 +431,7 @@ int main(int argc, char **argv)
 	struct rte_ring *rx, *tx;
 	static struct chainer chainer;
 	char err[512];
-	int ret, slot = -1, opt, pooled = 0, proxy = 0, zygote = -1;
+	int ret, slot = -1, opt, pool = -1, proxy = 0, zygote = -1;
 
 	/* the remote state backends and CHC talk to Redis over TCP (hiredis writes without MSG_NOSIGNAL): a
 	 * Redis that dies must be an error this runtime reports, not a SIGPIPE that kills it */
@@ -367,13 +439,15 @@ int main(int argc, char **argv)
 	ret = eal_init_serialised(argc, argv); /* one secondary at a time: eal_init_lock.h */
 	if (ret < 0)
 		fail(NULL, "EAL init failed (is serpensd running with the same --file-prefix?)");
+	if (rt_trim_fbarrays(err, sizeof(err)) < 0) /* 1.5 MiB of zeros per process: runtime_trim.c */
+		fail(NULL, err);
 	argc -= ret;
 	argv += ret;
-	while ((opt = getopt(argc, argv, "s:pPOz:")) != -1) {
+	while ((opt = getopt(argc, argv, "s:p:POz:")) != -1) {
 		if (opt == 's')
 			slot = atoi(optarg);
 		else if (opt == 'p')
-			pooled = 1;
+			pool = atoi(optarg);
 		else if (opt == 'P')
 			proxy = 1;
 		else if (opt == 'O')
@@ -381,8 +455,9 @@ int main(int argc, char **argv)
 		else if (opt == 'z')
 			zygote = atoi(optarg);
 	}
-	if (!proxy && (zygote >= SP_MAX_SFCS || (zygote < 0 && (slot < 0 || slot >= SM_MAX_INSTANCES))))
-		fail(NULL, "usage: serpens-runtime [EAL] -- -s SLOT [-p] | -z SFC | -P | -O");
+	if (!proxy && (zygote >= SP_MAX_SFCS || pool >= SP_MAX_POOL ||
+		       (zygote < 0 && pool < 0 && (slot < 0 || slot >= SM_MAX_INSTANCES))))
+		fail(NULL, "usage: serpens-runtime [EAL] -- -s SLOT | -p POOL | -z SFC | -P | -O");
 	ctl_mz = rte_memzone_lookup(SP_CTL_MZ);
 	state_mz = rte_memzone_lookup(SP_STATE_MZ);
 	if (!ctl_mz || !state_mz)
@@ -390,13 +465,17 @@ int main(int argc, char **argv)
 	ctl = ctl_mz->addr;
 	if (ctl->magic != SP_CTL_MAGIC)
 		fail(NULL, "control memzone has a wrong magic");
+	g_pool = pool >= 0 && pool < SP_MAX_POOL ? &ctl->pool[pool] : NULL;
+	if (align_mempool_ops(ctl) != 0)
+		fail(NULL, "serpensd's mbuf pool uses a mempool handler this runtime does not link "
+			   "(native/serpens/meson.build)");
 	if (proxy == 1) /* the local proxy of per-NF chaining: no NF, no state slot (local_proxy.c) */
 		return local_proxy_run(ctl);
 	if (proxy == 2) /* the OpenNF controller: no NF, no state slot */
 		return onf_controller_run(ctl);
 	g_ctl = ctl;
 	g_chainer = &chainer;
-	in = zygote < 0 ? &ctl->inst[slot] : NULL;
+	in = slot >= 0 && pool < 0 && zygote < 0 ? &ctl->inst[slot] : NULL;
 	if (ctl->delivery.mode != SP_CHAIN_CONSOLIDATED && (g_tag_off = sp_chain_tag_lookup()) < 0)
 		fail(in, "the chain tag mbuf field is not registered (serpensd --chaining?)");
 	r = sm_region_attach(state_mz->addr);
@@ -412,13 +491,13 @@ int main(int argc, char **argv)
 		fail(in, err);
 	if (zygote >= 0)
 		return zygote_loop(ctl, &chainer, zygote);
-	remote_setup(ctl, in);
+	remote_setup(ctl, in); /* a pool process: counting into a private struct until it serves a slot */
+	if (pool >= 0)
+		return pool_loop(ctl, &chainer, r, pool);
 	rx = rte_ring_lookup(in->rx_ring);
 	tx = rte_ring_lookup(in->tx_ring);
 	if (!rx || !tx)
 		fail(in, "instance rings not found");
-	if (pooled)
-		return pool_loop(in, ctl, &chainer, rx, tx, r, slot);
 	if (chainer_load(&chainer, ctl, (uint32_t)in->sfc, in->position, err, sizeof(err)) != 0)
 		fail(in, err);
 	snprintf(in->loader, sizeof(in->loader), "%s", chainer_loader(&chainer));

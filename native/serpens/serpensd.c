@@ -27,6 +27,7 @@
 #include <rte_ethdev.h>
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
+#include <rte_mempool.h>
 #include <rte_memzone.h>
 
 #include "dp_guard.h"
@@ -112,7 +113,15 @@ static void parse_args(int argc, char **argv)
 		case 'o': D.ctl->colocate = 1; break;
 		case 'i': D.instance_lcore = (unsigned int)atoi(optarg); break;
 		case 'a': D.auto_start = false; break;
-		case 'p': D.pool_size = (unsigned int)atoi(optarg); break;
+		case 'p': {
+			char *end;
+			unsigned long n = strtoul(optarg, &end, 10);
+
+			if (!*optarg || *end || *optarg == '-' || n > SP_MAX_POOL)
+				usage_exit("--pool must be a number of pool processes, 0..512");
+			D.pool_size = (unsigned int)n;
+			break;
+		}
 		case 'L': startup = optarg; break;
 		case 'B':
 			if ((b = rs_backend_parse(optarg)) < 0)
@@ -165,8 +174,6 @@ static void parse_args(int argc, char **argv)
 		usage_exit("--batch must be 1..128");
 	if (D.pin_flows && D.delivery != &sp_delivery_consolidated)
 		usage_exit("--pin-flows pins flows to instances in the router: it needs --chaining consolidated");
-	if (D.pool_size > SM_MAX_INSTANCES)
-		usage_exit("--pool must be at most 16 (instance slots)");
 	if (D.ctl->state_backend != RS_SERPENS && !D.ctl->redis_port)
 		usage_exit("--state-backend fission/snf needs --redis HOST:PORT");
 	if (D.ctl->redis_timeout_ms == 0)
@@ -242,6 +249,19 @@ static void setup_shared(void)
 	}
 }
 
+/* Runtimes order their mempool handler tables as serpensd's (ctl.h, mempool_ops). */
+static void publish_mempool_ops(void)
+{
+	unsigned int i;
+
+	RTE_BUILD_BUG_ON(RTE_DIM(D.ctl->mempool_ops) < RTE_MEMPOOL_MAX_OPS_IDX ||
+			 sizeof(D.ctl->mempool_ops[0]) < RTE_MEMPOOL_OPS_NAMESIZE);
+	for (i = 0; i < rte_mempool_ops_table.num_ops; i++)
+		snprintf(D.ctl->mempool_ops[i], sizeof(D.ctl->mempool_ops[i]), "%s", rte_mempool_ops_table.ops[i].name);
+	D.ctl->n_mempool_ops = rte_mempool_ops_table.num_ops;
+	D.ctl->mbuf_ops_index = D.pool->ops_index;
+}
+
 static void setup_state(void)
 {
 	size_t size = (size_t)D.state_mb << 20;
@@ -266,6 +286,7 @@ static void setup_port(void)
 	if (rte_eth_dev_count_avail() == 0)
 		rte_exit(EXIT_FAILURE, "no port: pass --vdev net_memif0,role=server,socket=PATH\n");
 	D.pool = port_pool_create("serpens_mbufs", POOL_MBUFS, POOL_CACHE);
+	publish_mempool_ops();
 	port_configure(0, D.pool);
 	ret = port_start(0, 0);
 	if (ret != 0)
@@ -353,12 +374,24 @@ int main(int argc, char **argv)
 {
 	static struct eal_files files;
 	static struct sp_ctl boot; /* options parsed before the memzone exists */
+	char **eal_argv;
 	int ret;
 
 	if (argc == 2 && !strcmp(argv[1], "--starters")) { /* the startup methods this binary runs, no EAL */
 		st_describe(stdout);
 		return 0;
 	}
+	/* One file per memseg list rather than one per hugepage. Every runtime is a secondary of this
+	 * process and follows its layout: with a file per hugepage a secondary keeps a table of 8192 fds
+	 * per memseg list (128 KiB of PSS in each of 100 pool processes; docs/startup.md, "Memory"). */
+	eal_argv = calloc((size_t)argc + 2, sizeof(*eal_argv));
+	if (!eal_argv)
+		return 1;
+	eal_argv[0] = argv[0];
+	eal_argv[1] = "--single-file-segments";
+	memcpy(eal_argv + 2, argv + 1, (size_t)(argc - 1) * sizeof(*argv));
+	argc++;
+	argv = eal_argv;
 	rte_openlog_stream(stderr);
 	ret = rte_eal_init(argc, argv);
 	if (ret < 0)

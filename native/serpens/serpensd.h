@@ -48,7 +48,7 @@ struct serpensd {
 	unsigned int state_mb;
 	unsigned int flush_us;
 	double keep_warm_s;
-	unsigned int pool_size;    /* runtimes pre-launched into slots 0..pool_size-1 (load, serpens) */
+	unsigned int pool_size;    /* runtimes pre-launched into ctl->pool[0..pool_size-1] (load, serpens) */
 	const struct sp_starter *starter; /* --startup (native/serpens/startup/starter.h) */
 	bool auto_start;
 	const struct sp_delivery_ops *delivery; /* --chaining (delivery.h) */
@@ -75,6 +75,8 @@ struct serpensd {
 	int tick_fd;                      /* eventfd: the data plane asks the control thread for a tick now */
 	/* control thread */
 	pid_t pid[SM_MAX_INSTANCES];
+	int pool_of[SM_MAX_INSTANCES]; /* the pool process serving the slot, -1: none (instance_process.c) */
+	pid_t pool_pid[SP_MAX_POOL];
 	bool forked[SM_MAX_INSTANCES]; /* the slot's process is a zygote's child, not serpensd's */
 	pid_t zygote_pid[SP_MAX_SFCS];
 	uint64_t startup_ns[SM_MAX_INSTANCES];

@@ -161,13 +161,11 @@ static int selectors_exist(struct sp_sfc_desc *s, char *err, size_t errlen)
 
 	for (i = 0; i < s->npos; i++) {
 		char sym[SP_NAME_LEN + 32];
-		const sp_selector_fn *fp;
 
 		if (!s->pos[i].selector[0])
 			continue;
 		snprintf(sym, sizeof(sym), "serpens_selector_%s", s->pos[i].selector);
-		fp = nf_symbol(s->pos[i].nf, sym);
-		if (!fp || !*fp) {
+		if (!nf_defines(s->pos[i].nf, sym)) {
 			snprintf(err, errlen, "SFC %s: NF %s defines no selector '%s' (SP_SELECTOR)", s->name,
 				 D->ctl->nfs[s->pos[i].nf].name, s->pos[i].selector);
 			return -1;

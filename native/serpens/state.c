@@ -1035,6 +1035,16 @@ void sm_run_timers(struct sm_region *r, uint64_t now_us)
 /* inspection                                                                                     */
 
 unsigned int sm_table_count(const struct sm_region *r) { return ld_acq(&r->ntables); }
+
+bool sm_tables_hooked(unsigned int first, unsigned int end)
+{
+	unsigned int i;
+
+	for (i = first; i < end && i < SM_MAX_TABLES; i++)
+		if (g_local[i].shm && (g_local[i].split || g_local[i].merge || g_local[i].update))
+			return true;
+	return false;
+}
 const char *sm_table_name(const struct sm_region *r, unsigned int i) { return r->tables[i].name; }
 uint64_t sm_errors(const struct sm_region *r) { return __atomic_load_n(&r->errors, __ATOMIC_RELAXED); }
 const char *sm_last_error(const struct sm_region *r) { return r->last_error; }

@@ -89,6 +89,9 @@ void sm_run_timers(struct sm_region *r, uint64_t now_us);
 
 /* Inspection for the control plane. */
 unsigned int sm_table_count(const struct sm_region *r);
+/* Did this process create any of the tables [first, end) with an NF's own split/merge/update hook (a
+ * pointer into that NF's code, which must then stay loaded here)? */
+bool sm_tables_hooked(unsigned int first, unsigned int end);
 const char *sm_table_name(const struct sm_region *r, unsigned int i);
 /* The merged value of key: base + every active replica for eventual tables; for release pools the base
  * pool with nfree = free resources of base and every sub-state together; the value otherwise. */

@@ -201,3 +201,37 @@ def test_sand_forks_one_process_per_nf_from_the_sfcs_zygote_each_with_its_own_re
     assert all(len(c) == 1 for c in conns) and len(set.union(*conns)) == 3
     assert all(i["remote"]["round_trips"] > 0 for i in insts)
     assert len(nat_map) >= n_flows   # NAT's mappings of the flows, read back from Redis
+
+
+def wait_for_pool(r: Rig, waiting: int, gone: int | None = None) -> dict:
+    """serpensd's `pool` stats once `waiting` pool processes wait (and pid `gone` is no longer one)."""
+    for _ in range(100):
+        pool = r.platform.stats()["pool"]
+        if pool["waiting"] == waiting and gone not in pool["pids"]:
+            return pool
+        time.sleep(0.1)
+    return pool
+
+
+def test_the_pool_is_apart_from_the_instance_slots(dpdk_ready: cfg.Config) -> None:
+    # A pool larger than the 16 instance slots (ctl.h, sp_pool_proc): a start hands a free slot to a
+    # waiting pool process, a stopped instance's process waits again, and a pool process that dies while it
+    # waits is replaced, so the pool stays full.
+    conf = copy.deepcopy(dpdk_ready)
+    conf["platforms"]["serpens"]["pool"] = 20
+    with rig(conf, SERPENS, sfc=SfcSpec.linear("fw,nat")) as r:
+        p = r.platform
+        (first,) = p.instances.values()
+        pool = p.stats()["pool"]
+        assert pool["size"] == 20 and len(pool["pids"]) == 20 and pool["waiting"] == 19
+        assert first["pooled"] and first["pid"] in pool["pids"]
+        victim = next(pid for pid in pool["pids"] if pid != first["pid"])
+        os.kill(victim, signal.SIGKILL)
+        refilled = wait_for_pool(r, 19, gone=victim)
+        p.stop_instance(first["instance"])
+        back = wait_for_pool(r, 20)
+        again = p.start_instance("fw-nat")
+        forwards_everything(r)
+    assert len(refilled["pids"]) == 20 and victim not in refilled["pids"]
+    assert first["pid"] in back["pids"] and back["waiting"] == 20
+    assert again["pooled"] and again["pid"] in back["pids"]

@@ -46,7 +46,8 @@ struct ldr_image {
 	 * (8 bytes each, shared, read+exec), and the addresses of the import names (in .dynstr) */
 	unsigned int nimports;
 	uint64_t entries_off, entries_len;
-	uint64_t tramp_off, tramp_len; /* tramp area also holds the name and needed arrays */
+	uint64_t tramp_off, tramp_len; /* tramp area also holds the name and needed arrays; tramp_len 0: it is
+					* in the tail of the code's last page (mapped with the code) */
 	uint64_t names_off;            /* uint64 name addresses, nimports of them */
 	unsigned int nneeded;
 	uint64_t needed_off;           /* uint64 addresses of DT_NEEDED names */
