@@ -60,8 +60,9 @@ class SfcError(ConfigError):
 # deployment at a time (a 1000-NF chain once failed at its 65th NF); :func:`check_limits` says it first.
 MAX_SFC_POSITIONS = 16   # SP_MAX_POS: NFs in one SFC's graph, every branch's counted
 MAX_BRANCHES = 8         # SP_MAX_BRANCH: branches of one distribute
-MAX_DEPLOYED_NFS = 512   # SP_MAX_NFS: NF deployments on one serpensd
 MAX_SFCS = 32            # SP_MAX_SFCS
+# Every NF of an SFC is in its graph, so SFCs deploy at most MAX_SFCS * MAX_SFC_POSITIONS = 512 NFs:
+# serpensd's SP_MAX_NFS holds them all.
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -531,10 +532,6 @@ def check_limits(specs: Sequence[SfcSpec]) -> list[SfcSpec]:
             if isinstance(e, Distribute) and len(e.branches) > MAX_BRANCHES:
                 raise SfcError(f"SFC {spec.name!r}: a distribute with {len(e.branches)} branches; serpensd "
                                f"takes at most {MAX_BRANCHES} (SP_MAX_BRANCH, native/serpens/ctl.h)")
-    deployed = {d for spec in specs for d in spec.nfs}
-    if len(deployed) > MAX_DEPLOYED_NFS:
-        raise SfcError(f"the SFCs deploy {len(deployed)} NFs: serpensd holds at most {MAX_DEPLOYED_NFS} "
-                       "(SP_MAX_NFS, native/serpens/ctl.h)")
     return list(specs)
 
 

@@ -18,7 +18,7 @@ from harness import config as cfg
     ("platforms.wire.burst=600", "platforms.wire.burst"),
     ("platforms.serpens.wake_batch=5000", "platforms.serpens.wake_batch"),
     ("platforms.serpens.state_region_mb=2", "platforms.serpens.state_region_mb"),
-    ("platforms.serpens.pool=17", "platforms.serpens.pool"),
+    ("platforms.serpens.pool=513", "platforms.serpens.pool"),
     ("platforms.serpens.instances=17", "platforms.serpens.instances"),
     # shorter than the generator's shortest trial (1 ms)
     ("measurement.latency_duration_s=0.0005", "measurement.latency_duration_s"),
