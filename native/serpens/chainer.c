@@ -66,6 +66,8 @@ int chainer_load(struct chainer *c, const struct sp_ctl *ctl, uint32_t sfc, int 
 			chainer_nf_view(&ctl->nfs[k], &v);
 			if (!st || st->load(&v, &c->ld[k], err, errlen) != 0)
 				return -1;
+			c->map_ns += c->ld[k].map_ns;
+			c->init_ns += c->ld[k].init_ns;
 		}
 		c->nf[i] = c->ld[k].nf;
 		c->nf_name[i] = ctl->nfs[k].name;

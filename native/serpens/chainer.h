@@ -24,6 +24,7 @@ struct chainer {
 	const char *nf_name[SP_MAX_POS];         /* per position: the deployment (remote state's batches) */
 	uint32_t sfc;
 	int position;                            /* the one position this instance runs, -1: all */
+	uint64_t map_ns, init_ns;                /* chainer_load: summed over the NFs it loaded (st_loaded) */
 };
 
 /* Load the NFs of SFC `sfc` the way serpensd's startup method does (ctl->startup: dlopen, or map the

@@ -84,6 +84,8 @@ static inline bool is_pool_slot(int slot) { return slot < (int)D->pool_size; }
 /* instance_manager.c */
 json_t *start_one(int sfc, int pos, bool pin);
 json_t *start_instance(int sfc, bool pin); /* pin: --pin-flows, only new flows go to it */
+/* ... for a request received at t_req (mono_ns; 0: now), where its steps and startup_us begin */
+json_t *start_instance_at(int sfc, bool pin, uint64_t t_req);
 uint64_t retire(int slot, bool crashed);
 json_t *stop_instance(int slot);
 bool stop_loses_state(int slot);

@@ -31,6 +31,7 @@
 struct serpensd *D;
 static int listen_fd = -1;
 static pthread_t thread;
+static uint64_t request_ns; /* mono_ns when the current request was read (start_instance's steps begin) */
 
 json_t *fail(const char *fmt, ...)
 {
@@ -113,7 +114,9 @@ static json_t *handle(json_t *req)
 		if ((err = wait_for_at(req, cmd)))
 			return err;
 		t0 = rte_rdtsc();
-		return stamped(start_instance(id, json_is_true(v)), t0);
+		/* a request for later is received when its time comes */
+		return stamped(start_instance_at(id, json_is_true(v), json_object_get(req, "at_ns") ? 0 : request_ns),
+			       t0);
 	}
 	if (!strcmp(cmd, "stop_instance")) {
 		if ((err = wait_for_at(req, cmd)))
@@ -169,6 +172,7 @@ static void serve_client(int fd)
 		n = read(fd, buf + have, sizeof(buf) - 1 - have);
 		if (n <= 0)
 			return;
+		request_ns = mono_ns();
 		have += (size_t)n;
 		buf[have] = '\0';
 		while ((nl = memchr(buf, '\n', have))) {

@@ -141,6 +141,13 @@ struct sp_instance {
 	 * that NF's instance handed it over (the tag's stamp of the batch's first packet) to this batch's
 	 * start (after its dequeue). */
 	uint64_t delivery_cycles, delivery_batches;
+	/* start_instance's steps (docs/startup.md, "serpensd's start path, step by step"): CLOCK_MONOTONIC ns,
+	 * the clock of serpensd's mono_ns, written by the runtime during its start (zeroed with the counters
+	 * above when serpensd claims the slot, before it wakes or spawns the runtime) */
+	uint64_t start_woke_ns;  /* its first instruction after its wait returned (exec'd: after EAL init) */
+	uint64_t start_map_ns;   /* sum over the NFs it loaded of the loader's map (dlopen, image, snapshot) */
+	uint64_t start_init_ns;  /* sum over them of init (attach mode) */
+	uint64_t start_ready_ns; /* just before it published READY */
 	/* counters written by serpensd */
 	uint64_t wakeups, last_pkt_tsc, enq;
 	struct rs_stats remote; /* remote state access (fission/snf backends), written by the runtime */
@@ -151,6 +158,9 @@ struct sp_instance {
 	uint32_t exited;
 	int32_t exited_status;
 	char loader[16]; /* the starter's loader that brought the NFs in (start_instance's reply) */
+	/* serpensd --start-placement: the CPUs (bit i: CPU i) a pooled runtime waits on and runs its start
+	 * on; it goes back to its lcore's CPU once ready. 0: it stays on its lcore's CPU (the default) */
+	uint64_t pool_cpus;
 };
 
 /* --startup fork: one zygote runtime per SFC (EAL initialised, the SFC's NFs loaded and initialised in

@@ -45,30 +45,75 @@ static void drain_slot(int slot, bool rx, bool tx)
 		__atomic_fetch_add(&D->ctl->delivery.hop[in->sfc][in->position].stranded, n, __ATOMIC_RELAXED);
 }
 
-/* Claim an instance slot: a pooled one if any waits, else one without a pooled runtime. */
-static int claim_slot(bool *pooled)
+/* Claim an instance slot: a pooled one if any waits, else one without a pooled runtime. *chosen: when the
+ * slot was chosen, before the State Manager's split for it. */
+static int claim_slot(bool *pooled, uint64_t *chosen)
 {
 	int i;
 
 	for (i = 0; i < (int)D->pool_size; i++)
-		if (D->ctl->inst[i].state == INST_POOLED && sm_instance_claim_at(D->state, i) == i) {
+		if (D->ctl->inst[i].state == INST_POOLED && (*chosen = mono_ns(), sm_instance_claim_at(D->state, i) == i)) {
 			*pooled = true;
 			return i;
 		}
 	for (i = (int)D->pool_size; i < SM_MAX_INSTANCES; i++)
-		if (D->ctl->inst[i].state == INST_FREE && sm_instance_claim_at(D->state, i) == i) {
+		if (D->ctl->inst[i].state == INST_FREE && (*chosen = mono_ns(), sm_instance_claim_at(D->state, i) == i)) {
 			*pooled = false;
 			return i;
 		}
 	return -1;
 }
 
-/* Start one instance of SFC `sfc` running position `pos` (-1: the whole SFC). */
-json_t *start_one(int sfc, int pos, bool pin)
+/* A start's steps (docs/startup.md, "serpensd's start path, step by step"), ns: consecutive intervals from
+ * the request's receipt to the control thread seeing the last instance ready (startup_us), then the tail,
+ * its routes (routes_us). An instance set adds its instances' steps up. */
+struct start_steps {
+	uint64_t parse;      /* request received (control socket) -> the Instance Manager has it */
+	uint64_t choose;     /* -> a slot (pool process) chosen; a fork start's zygote launched if it had none */
+	uint64_t state;      /* -> the State Manager's split for the slot done, the slot reset */
+	uint64_t wake;       /* -> the runtime runs (pooled: its futex wait returned; exec'd: fork + exec + EAL
+			      * init; forked: the zygote forked it) */
+	uint64_t map;        /* the loaders' map, summed over the NFs it loaded (fork: 0, the zygote did it) */
+	uint64_t init;       /* their init, summed (fork: 0) */
+	uint64_t ready;      /* the rest of the runtime's work until it published READY */
+	uint64_t seen;       /* -> the control thread saw READY */
+	uint64_t set_routes; /* an instance set: the routes of its instances but the last, published in between */
+	uint64_t routes;     /* tail, outside startup_us: the routes (and flow moves) that let packets reach it */
+};
+
+static uint64_t clamp(uint64_t v, uint64_t lo, uint64_t hi) { return v < lo ? lo : v > hi ? hi : v; }
+
+/* The runtime's stamps (ctl.h, start_*) into steps between t_state (serpensd woke or spawned it) and t_seen;
+ * clamped into that interval so that the steps always tile it, whatever a runtime wrote. */
+static void runtime_steps(const struct sp_instance *in, uint64_t t_state, uint64_t t_seen, struct start_steps *s)
+{
+	uint64_t woke = clamp(in->start_woke_ns, t_state, t_seen);
+	uint64_t ready = clamp(in->start_ready_ns, woke, t_seen);
+	uint64_t map = RTE_MIN(in->start_map_ns, ready - woke);
+	uint64_t init = RTE_MIN(in->start_init_ns, ready - woke - map);
+
+	s->wake += woke - t_state;
+	s->map += map;
+	s->init += init;
+	s->ready += ready - woke - map - init;
+	s->seen += t_seen - ready;
+}
+
+static json_t *steps_json(const struct start_steps *s)
+{
+	return json_pack("{s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "parse_us", s->parse / 1e3, "choose_us",
+			 s->choose / 1e3, "state_us", s->state / 1e3, "wake_us", s->wake / 1e3, "map_us", s->map / 1e3,
+			 "init_us", s->init / 1e3, "ready_us", s->ready / 1e3, "seen_us", s->seen / 1e3,
+			 "set_routes_us", s->set_routes / 1e3);
+}
+
+/* Start one instance of SFC `sfc` running position `pos` (-1: the whole SFC); its steps from t_prev (the end
+ * of the previous step) are added to *s, and *t_end is when its routes were published. */
+static json_t *start_one_at(int sfc, int pos, bool pin, uint64_t t_prev, struct start_steps *s, uint64_t *t_end)
 {
 	struct sp_instance *in;
 	json_t *moves;
-	uint64_t t0 = mono_ns();
+	uint64_t t0 = mono_ns(), t_chosen = t0, t_state, t_seen;
 	bool pooled = false, forked = D->starter->resident == ST_RES_ZYGOTE;
 	char zerr[400];
 	int slot, status;
@@ -78,7 +123,7 @@ json_t *start_one(int sfc, int pos, bool pin)
 		return fail("start_instance: no SFC with id %d", sfc);
 	if (forked && !D->zygote_pid[sfc] && zygote_launch(sfc, zerr, sizeof(zerr)) != 0)
 		return fail("start_instance: %s", zerr); /* its zygote died: a new one first */
-	slot = claim_slot(&pooled); /* splits global/write state for it */
+	slot = claim_slot(&pooled, &t_chosen); /* splits global/write state for it */
 	if (slot < 0)
 		return fail("start_instance %s: all %d instance slots are in use", D->ctl->sfcs[sfc].name,
 			    SM_MAX_INSTANCES);
@@ -95,6 +140,7 @@ json_t *start_one(int sfc, int pos, bool pin)
 	D->forked[slot] = forked;
 	memset(&D->ctl->scaling.inst[slot], 0, sizeof(D->ctl->scaling.inst[slot]));
 	__atomic_store_n(&in->state, INST_STARTING, __ATOMIC_RELEASE);
+	t_state = mono_ns();
 	if (pooled) { /* wake the waiting runtime: it loads the SFC's NFs and reports ready */
 		struct st_start st = {.doorbell = &in->doorbell};
 
@@ -159,7 +205,11 @@ json_t *start_one(int sfc, int pos, bool pin)
 			pool_fill(slot);
 		return fail("start_instance %s: %s", D->ctl->sfcs[sfc].name, why);
 	}
-	D->startup_ns[slot] = mono_ns() - t0;
+	t_seen = mono_ns();
+	D->startup_ns[slot] = t_seen - t_prev;
+	s->choose += t_chosen - t_prev;
+	s->state += t_state - t_chosen;
+	runtime_steps(in, t_state, t_seen, s);
 	if (forked)
 		pid = D->pid[slot] = in->pid; /* written by the child before it said ready */
 	in->last_pkt_tsc = rte_rdtsc();
@@ -171,24 +221,56 @@ json_t *start_one(int sfc, int pos, bool pin)
 		return fail("start_instance %s: instance %d started, but moving flows to it failed: %s",
 			    D->ctl->sfcs[sfc].name, slot, zerr);
 	}
+	*t_end = mono_ns();
+	s->routes += *t_end - t_seen;
 	return json_pack("{s:b, s:i, s:i, s:f, s:b, s:s, s:s, s:o}", "ok", 1, "instance", slot, "pid", (int)pid,
 			 "startup_us", (double)D->startup_ns[slot] / 1e3, "pooled", pooled, "startup", D->starter->name,
 			 "loader", in->loader, "moves", moves);
 }
 
+/* The reply's steps (and routes_us, the tail) for a start received at t_req whose instances were seen ready
+ * at t_seen: startup_us is t_seen - t_req, which the steps tile. */
+static void add_steps(json_t *rep, const struct start_steps *s, uint64_t t_req, uint64_t t_seen)
+{
+	json_object_set_new(rep, "startup_us", json_real((double)(t_seen - t_req) / 1e3));
+	json_object_set_new(rep, "steps", steps_json(s));
+	json_object_set_new(rep, "routes_us", json_real((double)s->routes / 1e3));
+}
+
+/* Start one instance of SFC `sfc` running position `pos` (-1: the whole SFC), with no request before it (the
+ * periodic duties: a crashed one's replacement, an on-demand start). */
+json_t *start_one(int sfc, int pos, bool pin)
+{
+	struct start_steps s = {0};
+	uint64_t t0 = mono_ns(), t_end = t0;
+	json_t *rep = start_one_at(sfc, pos, pin, t0, &s, &t_end);
+
+	if (json_is_true(json_object_get(rep, "ok")))
+		add_steps(rep, &s, t0, t_end - s.routes);
+	return rep;
+}
+
 /* start_instance: one instance of the whole SFC, or — with per-NF chaining — an instance set, one per
  * position, in position order. The reply keeps the one-instance fields (the set's first slot and pid,
  * startup_us of the whole set, pooled if all were) and adds the set: "instances" and "positions". A set
- * that cannot be completed is taken down again. */
-json_t *start_instance(int sfc, bool pin)
+ * that cannot be completed is taken down again. startup_us runs from t_req, the request's receipt, to the
+ * control thread seeing the (last) instance ready; "steps" tile it and "routes_us" follows it. */
+json_t *start_instance_at(int sfc, bool pin, uint64_t t_req)
 {
 	json_t *rep, *one, *slots, *positions;
-	uint64_t t0 = mono_ns();
+	uint64_t t0 = mono_ns(), t_prev = t0;
+	struct start_steps s = {0};
 	bool pooled = true;
 	unsigned int p, npos;
 
-	if (!D->delivery->per_nf)
-		return start_one(sfc, -1, pin);
+	t_req = t_req && t_req <= t0 ? t_req : t0;
+	s.parse = t0 - t_req;
+	if (!D->delivery->per_nf) {
+		rep = start_one_at(sfc, -1, pin, t0, &s, &t_prev);
+		if (json_is_true(json_object_get(rep, "ok")))
+			add_steps(rep, &s, t_req, t_prev - s.routes);
+		return rep;
+	}
 	if (sfc < 0 || sfc >= SP_MAX_SFCS || !D->ctl->sfcs[sfc].used)
 		return fail("start_instance: no SFC with id %d", sfc);
 	npos = D->ctl->sfcs[sfc].npos;
@@ -196,7 +278,10 @@ json_t *start_instance(int sfc, bool pin)
 	positions = json_array();
 	rep = NULL;
 	for (p = 0; p < npos; p++) {
-		one = start_one(sfc, (int)p, false);
+		/* the routes of the instance before this one were published inside the set's start */
+		s.set_routes += s.routes;
+		s.routes = 0;
+		one = start_one_at(sfc, (int)p, false, t_prev, &s, &t_prev);
 		if (!json_is_true(json_object_get(one, "ok"))) {
 			size_t i;
 			json_t *v;
@@ -216,12 +301,14 @@ json_t *start_instance(int sfc, bool pin)
 		else
 			json_decref(one);
 	}
-	json_object_set_new(rep, "startup_us", json_real((double)(mono_ns() - t0) / 1e3));
+	add_steps(rep, &s, t_req, t_prev - s.routes);
 	json_object_set_new(rep, "pooled", json_boolean(pooled));
 	json_object_set_new(rep, "instances", slots);
 	json_object_set_new(rep, "positions", positions);
 	return rep;
 }
+
+json_t *start_instance(int sfc, bool pin) { return start_instance_at(sfc, pin, 0); }
 
 /* Take a slot out of service: out of the routing table, stop the process (a pooled one goes back to the
  * pool) or reap it, let the data plane send what it produced, merge its state back. */

@@ -31,6 +31,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdint.h>
@@ -62,6 +63,39 @@ static struct sm_region *g_r;
 static int g_slot = -1;
 static struct sp_ctl *g_ctl;
 static struct chainer *g_chainer;
+static cpu_set_t g_lcore_cpus; /* where EAL put its lcore: where it serves (serpensd --start-placement) */
+
+static uint64_t mono_ns(void) /* serpensd's mono_ns: the clock of the start steps (ctl.h) */
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* serpensd --start-placement: a pooled runtime waits, and runs its next start, on the CPUs serpensd names
+ * in its slot (the control thread's, for a wake on the requester's own vCPU), ... */
+static void place_for_start(const struct sp_instance *in)
+{
+	uint64_t m = __atomic_load_n(&in->pool_cpus, __ATOMIC_ACQUIRE);
+	cpu_set_t set;
+	unsigned int i;
+
+	if (!m)
+		return;
+	CPU_ZERO(&set);
+	for (i = 0; i < 64; i++)
+		if (m & (1ull << i))
+			CPU_SET(i, &set);
+	sched_setaffinity(0, sizeof(set), &set);
+}
+
+/* ... and serves on its lcore's CPU once it said ready (outside the start's time, before its first batch). */
+static void place_for_serving(const struct sp_instance *in)
+{
+	if (__atomic_load_n(&in->pool_cpus, __ATOMIC_ACQUIRE))
+		sched_setaffinity(0, sizeof(g_lcore_cpus), &g_lcore_cpus);
+}
 
 /* Publish the instance's state and wake serpensd if it waits for a change (start_instance). */
 static void set_state(struct sp_instance *in, uint32_t st)
@@ -205,6 +239,15 @@ static void serve(struct sp_ctl *ctl, struct sp_instance *in, struct chainer *c,
 	}
 }
 
+/* The start's own steps, for serpensd's start_instance reply (ctl.h): what the loaders took (c NULL: none
+ * here, a forked instance's zygote loaded them) and the moment before READY. */
+static void stamp_ready(struct sp_instance *in, const struct chainer *c)
+{
+	in->start_map_ns = c ? c->map_ns : 0;
+	in->start_init_ns = c ? c->init_ns : 0;
+	in->start_ready_ns = mono_ns();
+}
+
 /* Wait in the pool; serve each SFC serpensd assigns to this slot; exit when told to. */
 static int pool_loop(struct sp_instance *in, struct sp_ctl *ctl, struct chainer *c, struct rte_ring *rx,
 		     struct rte_ring *tx, struct sm_region *r, int slot)
@@ -213,6 +256,7 @@ static int pool_loop(struct sp_instance *in, struct sp_ctl *ctl, struct chainer 
 	uint32_t seq;
 
 	for (;;) {
+		place_for_start(in);
 		set_state(in, INST_POOLED);
 		for (;;) {
 			if (__atomic_load_n(&in->stop, __ATOMIC_ACQUIRE) == SP_STOP_EXIT)
@@ -222,6 +266,7 @@ static int pool_loop(struct sp_instance *in, struct sp_ctl *ctl, struct chainer 
 				break;
 			sp_futex_wait(&in->doorbell, seq, 100 * 1000 * 1000L);
 		}
+		in->start_woke_ns = mono_ns();
 		if (chainer_load(c, ctl, (uint32_t)in->sfc, in->position, err, sizeof(err)) != 0) {
 			snprintf(in->error, sizeof(in->error), "%.*s", (int)sizeof(in->error) - 1, err);
 			chainer_unload(c);
@@ -231,7 +276,9 @@ static int pool_loop(struct sp_instance *in, struct sp_ctl *ctl, struct chainer 
 		snprintf(in->loader, sizeof(in->loader), "%s", chainer_loader(c));
 		in->ready_tsc = rte_rdtsc();
 		in->slot_starts++;
+		stamp_ready(in, c);
 		set_state(in, INST_READY);
+		place_for_serving(in);
 		serve(ctl, in, c, rx, tx, r, slot);
 		chainer_unload(c);
 		rs_forget(); /* the next instance reconnects */
@@ -250,6 +297,7 @@ static void forked_instance(void *arg)
 	struct rte_ring *rx, *tx;
 	char err[600];
 
+	in->start_woke_ns = mono_ns();
 	signal(SIGCHLD, SIG_DFL);
 	in->pid = (int32_t)getpid();
 	g_in = in;
@@ -271,6 +319,7 @@ static void forked_instance(void *arg)
 	snprintf(in->loader, sizeof(in->loader), "%s", chainer_loader(g_chainer));
 	in->ready_tsc = rte_rdtsc();
 	in->slot_starts++;
+	stamp_ready(in, NULL);
 	set_state(in, INST_READY);
 	serve(g_ctl, in, g_chainer, rx, tx, g_r, slot);
 }
@@ -364,6 +413,7 @@ int main(int argc, char **argv)
 	ret = eal_init_serialised(argc, argv); /* one secondary at a time: eal_init_lock.h */
 	if (ret < 0)
 		fail(NULL, "EAL init failed (is serpensd running with the same --file-prefix?)");
+	sched_getaffinity(0, sizeof(g_lcore_cpus), &g_lcore_cpus);
 	argc -= ret;
 	argv += ret;
 	while ((opt = getopt(argc, argv, "s:pPOz:")) != -1) {
@@ -416,11 +466,13 @@ int main(int argc, char **argv)
 		fail(in, "instance rings not found");
 	if (pooled)
 		return pool_loop(in, ctl, &chainer, rx, tx, r, slot);
+	in->start_woke_ns = mono_ns(); /* an exec'd instance "wakes" when its EAL and setup are done */
 	if (chainer_load(&chainer, ctl, (uint32_t)in->sfc, in->position, err, sizeof(err)) != 0)
 		fail(in, err);
 	snprintf(in->loader, sizeof(in->loader), "%s", chainer_loader(&chainer));
 	in->ready_tsc = rte_rdtsc();
 	in->slot_starts++;
+	stamp_ready(in, &chainer);
 	set_state(in, INST_READY);
 	serve(ctl, in, &chainer, rx, tx, r, slot);
 	return 0; /* not rte_eal_cleanup(): see native/common/eal_files.h */
