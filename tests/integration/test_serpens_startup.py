@@ -201,3 +201,67 @@ def test_sand_forks_one_process_per_nf_from_the_sfcs_zygote_each_with_its_own_re
     assert all(len(c) == 1 for c in conns) and len(set.union(*conns)) == 3
     assert all(i["remote"]["round_trips"] > 0 for i in insts)
     assert len(nat_map) >= n_flows   # NAT's mappings of the flows, read back from Redis
+
+
+STEPS = ["parse_us", "choose_us", "state_us", "wake_us", "map_us", "init_us", "ready_us", "seen_us",
+         "set_routes_us"]
+
+
+def assert_steps_tile(reply: dict, loads: bool) -> None:
+    """start_instance's steps: each >= 0, and together startup_us (from the request's receipt to the
+    control thread seeing the instance ready), within 5 % (they are rounded to ns); routes_us follows."""
+    steps = reply["steps"]
+    assert sorted(steps) == sorted(STEPS), steps
+    assert all(v >= 0 for v in steps.values()), steps
+    assert reply["routes_us"] >= 0
+    assert sum(steps.values()) == pytest.approx(reply["startup_us"], rel=0.05), (steps, reply["startup_us"])
+    # the NFs were loaded by this start (a forked instance's zygote loaded them before)
+    assert (steps["map_us"] > 0 and steps["init_us"] > 0) is loads, steps
+
+
+@pytest.mark.parametrize("method", ["serpens", "load"])
+def test_the_start_steps_add_up_to_startup_us(dpdk_ready: cfg.Config, method: str) -> None:
+    # FW -> MON -> NAT through the pool (shm image and dlopen), and one start beyond the pool (a cold runtime
+    # that loads the same way)
+    conf = copy.deepcopy(dpdk_ready)
+    conf["platforms"]["serpens"]["pool"] = 1
+    with rig(conf, SERPENS.replace(startup=method), sfc=SfcSpec.linear("fw,mon,nat")) as r:
+        p = r.platform
+        (first,) = p.instances.values()
+        p.stop_instance(first["instance"])
+        replies = []
+        for _ in range(3):
+            replies.append(p.start_instance("fw-mon-nat"))
+            p.stop_instance(replies[-1]["instance"])
+        pooled = p.start_instance("fw-mon-nat")
+        cold = p.start_instance("fw-mon-nat")
+        forwards_everything(r)
+    assert all(x["pooled"] for x in [*replies, pooled]) and not cold["pooled"]
+    for reply in [*replies, pooled, cold]:
+        assert_steps_tile(reply, loads=True)
+        assert reply["steps"]["set_routes_us"] == 0   # one instance: its routes are the tail
+    # a cold runtime "wakes" after its fork, exec and EAL init: far beyond a futex wake
+    assert cold["steps"]["wake_us"] > max(x["steps"]["wake_us"] for x in replies)
+
+
+def test_the_steps_of_an_instance_set_and_of_a_fork_add_up_too(dpdk_ready: cfg.Config) -> None:
+    # per-NF chaining: one instance per position, its steps summed, the routes published between them a
+    # step of their own; fork: the zygote loaded the NFs, so map and init are 0
+    with rig(dpdk_ready, "sand-chaining", sfc=SfcSpec.linear("fw,mon,nat")) as r:
+        p = r.platform
+        first = next(iter(p.instances.values()))
+        for slot in first["instances"]:
+            p.stop_instance(slot)
+        again = p.start_instance("fw-mon-nat")
+        forwards_everything(r)
+    assert len(again["instances"]) == 3
+    assert_steps_tile(again, loads=True)
+    assert again["steps"]["set_routes_us"] > 0
+    with rig(dpdk_ready, "fork-startup", sfc=SfcSpec.linear("fw,mon,nat")) as r:
+        p = r.platform
+        (first,) = p.instances.values()
+        p.stop_instance(first["instance"])
+        forked = p.start_instance("fw-mon-nat")
+        forwards_everything(r)
+    assert forked["startup"] == "fork"
+    assert_steps_tile(forked, loads=False)
