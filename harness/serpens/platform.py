@@ -116,6 +116,8 @@ class DesignPlatform(Platform):
                *axes]
         if s["colocate"]:
             cmd.append("--colocate")
+        if s["start_placement"] != "instance":
+            cmd += ["--start-placement", str(s["start_placement"])]
         if s["pin_flows"]:
             if self.design.chaining != "consolidated":
                 raise PlatformError(f"platforms.serpens.pin_flows pins flows in the router, which needs "

@@ -214,6 +214,7 @@ static void *control_main(void *arg)
 	/* its short waits (a move's inbox poll, the grace period) should last what they ask for, not the
 	 * default 50 µs of timer slack more */
 	prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
+	start_placement_setup();
 	while (!D->quit) {
 		if (!wait_or_tick(listen_fd))
 			continue;

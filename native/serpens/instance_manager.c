@@ -7,11 +7,14 @@
  * Separate from the periodic duties (instance_tick.c), which use these same steps on their own.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <rte_cycles.h>
 #include <rte_mbuf.h>
@@ -309,6 +312,47 @@ json_t *start_instance_at(int sfc, bool pin, uint64_t t_req)
 }
 
 json_t *start_instance(int sfc, bool pin) { return start_instance_at(sfc, pin, 0); }
+
+/* --start-placement, on the control thread before its first request: the CPUs each pool slot's runtime
+ * waits and starts on (sp_instance.pool_cpus: a runtime applies it whenever it goes back to the pool, and
+ * a pool slot keeps it across refills); the runtimes already waiting are moved at once. With `same` the
+ * control thread is pinned to the first CPU it may run on (DPDK's control-thread CPUs: those of no lcore),
+ * so that "the requester's vCPU" is one CPU. */
+void start_placement_setup(void)
+{
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	uint64_t all = ncpu >= 64 ? ~0ull : (1ull << ncpu) - 1, own = 0, mask;
+	cpu_set_t set;
+	int i;
+
+	if (D->start_placement == SP_PLACE_INSTANCE)
+		return;
+	CPU_ZERO(&set);
+	pthread_getaffinity_np(pthread_self(), sizeof(set), &set);
+	for (i = 0; i < 64; i++)
+		if (CPU_ISSET(i, &set))
+			own |= 1ull << i;
+	if (D->start_placement == SP_PLACE_SAME) {
+		own &= -own; /* its lowest CPU */
+		CPU_ZERO(&set);
+		CPU_SET(__builtin_ctzll(own), &set);
+		pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+		mask = own;
+	} else if (D->start_placement == SP_PLACE_OTHER) {
+		mask = all & ~own ? all & ~own : all; /* every CPU is the control thread's: none other to take */
+	} else {
+		mask = all;
+	}
+	CPU_ZERO(&set);
+	for (i = 0; i < 64; i++)
+		if (mask & (1ull << i))
+			CPU_SET(i, &set);
+	for (i = 0; i < (int)D->pool_size; i++) {
+		__atomic_store_n(&D->ctl->inst[i].pool_cpus, mask, __ATOMIC_RELEASE);
+		if (D->pid[i] > 0) /* its main thread, which waits in the pool */
+			sched_setaffinity(D->pid[i], sizeof(set), &set);
+	}
+}
 
 /* Take a slot out of service: out of the routing table, stop the process (a pooled one goes back to the
  * pool) or reap it, let the data plane send what it produced, merge its state back. */
