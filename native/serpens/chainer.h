@@ -34,6 +34,12 @@ struct chainer {
 int chainer_load(struct chainer *c, const struct sp_ctl *ctl, uint32_t sfc, int position, char *err,
 		 size_t errlen);
 
+/* A pooled runtime, while it waits: open every deployed NF's shared-memory image it has no fd on yet and
+ * resolve its imports into this process's cache (ldr_prewarm), so that chainer_load maps it without opening
+ * /proc/<owner>/fd/<fd> or searching a symbol (as serpens-startbench's pool processes do). The fds stay open:
+ * a handle on each image, like a mapped file. */
+void chainer_open_images(const struct sp_ctl *ctl);
+
 /* Which of the starters' loaders chainer_load ran ("dlopen", "image", "snapshot-file"). */
 const char *chainer_loader(const struct chainer *c);
 

@@ -264,6 +264,7 @@ static int pool_loop(struct sp_instance *in, struct sp_ctl *ctl, struct chainer 
 			seq = __atomic_load_n(&in->doorbell, __ATOMIC_ACQUIRE);
 			if (__atomic_load_n(&in->state, __ATOMIC_ACQUIRE) == INST_STARTING)
 				break;
+			chainer_open_images(ctl); /* NFs deployed since it last looked: now, not in their start */
 			sp_futex_wait(&in->doorbell, seq, 100 * 1000 * 1000L);
 		}
 		in->start_woke_ns = mono_ns();
