@@ -88,10 +88,11 @@ struct start_steps {
 
 /* A pooled start whose runtime runs on CPUs the control thread does not (start_placement_setup): the
  * control thread polls for READY this long before it sleeps on the state word. Being woken across CPUs
- * costs 15-30 µs on this VM, about as long as the start itself; polling costs the control thread's CPU
- * nothing it would use meanwhile. Never when the runtime may run on the control thread's own CPU: polling
- * there would keep it from running. */
-#define START_SPIN_NS (300 * 1000ull)
+ * costs 15-30 µs on this VM, about as long as a one-NF start itself, and the control thread has nothing
+ * else to do meanwhile (one request at a time); bounded because its CPU is shared (the generator's on
+ * this machine kind). Long enough for a pooled dlopen of three NFs (~0.5 ms). Never when the runtime may
+ * run on the control thread's own CPU: polling there would keep it from running. */
+#define START_SPIN_NS (1000 * 1000ull)
 static bool start_spin;
 
 static uint64_t clamp(uint64_t v, uint64_t lo, uint64_t hi) { return v < lo ? lo : v > hi ? hi : v; }
