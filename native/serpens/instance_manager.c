@@ -230,6 +230,16 @@ static json_t *start_one_at(int sfc, int pos, bool pin, uint64_t t_prev, struct 
 	s->choose += t_chosen - t_prev;
 	s->state += t_state - t_chosen;
 	runtime_steps(in, t_state, t_seen, s);
+	if (pooled && __atomic_load_n(&in->pool_cpus, __ATOMIC_ACQUIRE)) {
+		/* --start-placement: it started elsewhere; it serves on the instance CPU (its lcore's, as
+		 * runtime_spawn put it). Moved from here, after READY was seen: a sleeping runtime just
+		 * changes its mask, a running one migrates — outside startup_us either way. */
+		cpu_set_t serve;
+
+		CPU_ZERO(&serve);
+		CPU_SET(D->instance_lcore, &serve);
+		sched_setaffinity(pid, sizeof(serve), &serve);
+	}
 	if (forked)
 		pid = D->pid[slot] = in->pid; /* written by the child before it said ready */
 	in->last_pkt_tsc = rte_rdtsc();
@@ -338,19 +348,17 @@ json_t *start_instance(int sfc, bool pin) { return start_instance_at(sfc, pin, 0
 void start_placement_setup(void)
 {
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	uint64_t all = ncpu >= 64 ? ~0ull : (1ull << ncpu) - 1, own = 0, mask, inst = 0;
-	rte_cpuset_t lc = rte_lcore_cpuset(D->instance_lcore);
+	uint64_t all = ncpu >= 64 ? ~0ull : (1ull << ncpu) - 1, own = 0, mask;
+	/* the instance CPU: runtime_spawn pins runtimes to CPU <instance_lcore> */
+	uint64_t inst = D->instance_lcore < 64 ? 1ull << D->instance_lcore : 0;
 	cpu_set_t set;
 	int i;
 
 	CPU_ZERO(&set);
 	pthread_getaffinity_np(pthread_self(), sizeof(set), &set);
-	for (i = 0; i < 64; i++) {
+	for (i = 0; i < 64; i++)
 		if (CPU_ISSET(i, &set))
 			own |= 1ull << i;
-		if (CPU_ISSET(i, &lc))
-			inst |= 1ull << i;
-	}
 	if (D->start_placement == SP_PLACE_INSTANCE) {
 		start_spin = inst && !(inst & own);
 		return;

@@ -63,7 +63,6 @@ static struct sm_region *g_r;
 static int g_slot = -1;
 static struct sp_ctl *g_ctl;
 static struct chainer *g_chainer;
-static cpu_set_t g_lcore_cpus; /* where EAL put its lcore: where it serves (serpensd --start-placement) */
 
 static uint64_t mono_ns(void) /* serpensd's mono_ns: the clock of the start steps (ctl.h) */
 {
@@ -74,7 +73,9 @@ static uint64_t mono_ns(void) /* serpensd's mono_ns: the clock of the start step
 }
 
 /* serpensd --start-placement: a pooled runtime waits, and runs its next start, on the CPUs serpensd names
- * in its slot (the control thread's, for a wake on the requester's own vCPU), ... */
+ * in its slot (the control thread's, for a wake on the requester's own vCPU); once it is ready serpensd
+ * moves it back to its lcore's CPU to serve (instance_manager.c: not here, where the move would keep the
+ * control thread, on the same CPU, from seeing READY). */
 static void place_for_start(const struct sp_instance *in)
 {
 	uint64_t m = __atomic_load_n(&in->pool_cpus, __ATOMIC_ACQUIRE);
@@ -88,13 +89,6 @@ static void place_for_start(const struct sp_instance *in)
 		if (m & (1ull << i))
 			CPU_SET(i, &set);
 	sched_setaffinity(0, sizeof(set), &set);
-}
-
-/* ... and serves on its lcore's CPU once it said ready (outside the start's time, before its first batch). */
-static void place_for_serving(const struct sp_instance *in)
-{
-	if (__atomic_load_n(&in->pool_cpus, __ATOMIC_ACQUIRE))
-		sched_setaffinity(0, sizeof(g_lcore_cpus), &g_lcore_cpus);
 }
 
 /* Publish the instance's state and wake serpensd if it waits for a change (start_instance). */
@@ -279,7 +273,6 @@ static int pool_loop(struct sp_instance *in, struct sp_ctl *ctl, struct chainer 
 		in->slot_starts++;
 		stamp_ready(in, c);
 		set_state(in, INST_READY);
-		place_for_serving(in);
 		serve(ctl, in, c, rx, tx, r, slot);
 		chainer_unload(c);
 		rs_forget(); /* the next instance reconnects */
@@ -414,7 +407,6 @@ int main(int argc, char **argv)
 	ret = eal_init_serialised(argc, argv); /* one secondary at a time: eal_init_lock.h */
 	if (ret < 0)
 		fail(NULL, "EAL init failed (is serpensd running with the same --file-prefix?)");
-	sched_getaffinity(0, sizeof(g_lcore_cpus), &g_lcore_cpus);
 	argc -= ret;
 	argv += ret;
 	while ((opt = getopt(argc, argv, "s:pPOz:")) != -1) {
