@@ -265,3 +265,35 @@ def test_the_steps_of_an_instance_set_and_of_a_fork_add_up_too(dpdk_ready: cfg.C
         forwards_everything(r)
     assert forked["startup"] == "fork"
     assert_steps_tile(forked, loads=False)
+
+
+def cpus_allowed(pid: int, tid: int | None = None) -> str:
+    status = Path(f"/proc/{pid}/task/{tid or pid}/status").read_text()
+    return next(line.split(":", 1)[1].strip() for line in status.splitlines()
+                if line.startswith("Cpus_allowed_list"))
+
+
+def test_start_placement_same_starts_on_the_control_threads_cpu_and_serves_on_the_instance_cpu(
+        dpdk_ready: cfg.Config) -> None:
+    # platforms.serpens.start_placement same (serpensd --start-placement same): the pool waits on the
+    # control thread's vCPU (the requester's, pinned to one), and a started instance serves on the instance
+    # CPU (serpensd's lcore), where every instance serves
+    conf = copy.deepcopy(dpdk_ready)
+    conf["platforms"]["serpens"]["start_placement"] = "same"
+    with rig(conf, SERPENS, sfc=SfcSpec.linear("fw")) as r:
+        p = r.platform
+        assert p.proc is not None
+        (ctl,) = [int(t.name) for t in Path(f"/proc/{p.proc.pid}/task").iterdir()
+                  if (t / "comm").read_text().strip() == "serpens-ctl"]
+        ctl_cpus = cpus_allowed(p.proc.pid, ctl)
+        (first,) = p.instances.values()
+        children = [int(c) for c in Path(f"/proc/{p.proc.pid}/task/{p.proc.pid}/children").read_text().split()]
+        waiting = [c for c in children if c != first["pid"]]
+        waiting_cpus = {cpus_allowed(c) for c in waiting}
+        started = p.start_instance("fw")
+        forwards_everything(r)
+        serving = [cpus_allowed(first["pid"]), cpus_allowed(started["pid"])]
+    assert "-" not in ctl_cpus and "," not in ctl_cpus    # one CPU
+    assert len(waiting) == conf["platforms"]["serpens"]["pool"] - 1 and waiting_cpus == {ctl_cpus}
+    assert started["pooled"] and started["pid"] in waiting
+    assert serving == [str(conf["cores"]["platform"])] * 2
