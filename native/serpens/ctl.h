@@ -159,7 +159,7 @@ struct sp_instance {
 	int32_t exited_status;
 	char loader[16]; /* the starter's loader that brought the NFs in (start_instance's reply) */
 	/* serpensd --start-placement: the CPUs (bit i: CPU i) a pooled runtime waits on and runs its start
-	 * on; it goes back to its lcore's CPU once ready. 0: it stays on its lcore's CPU (the default) */
+	 * on; serpensd moves it to its lcore's CPU once it has seen it ready. 0: it stays there (the default) */
 	uint64_t pool_cpus;
 };
 

@@ -1,22 +1,22 @@
 """`make bench`: serpensd's instance start, step by step (docs/startup.md, "serpensd's start path, step by
 step"), against issue 15's targets.
 
-Per case (startup method × SFC × start placement) one serpensd with the default pool (``platforms.serpens.pool``)
-and no traffic; ``REPS`` start/stop cycles of one instance through its control socket, as Figs. 12 and 15 start
-them (``start_instance``, then ``stop_instance``, with 1 ms between a stop and the next start so that the pool
-process is asleep again). The table at the end of `make bench` shows the medians of ``startup_us`` (from the
-request's receipt to the control thread seeing the instance ready), of each of its steps, and of ``routes_us``
-(the routes and flow moves after it).
+Per case (startup method × SFC × start placement) one serpensd with the default pool
+(``platforms.serpens.pool``) and no traffic; ``REPS`` start/stop cycles of one instance through its
+control socket, as Figs. 12 and 15 start them (``start_instance``, then ``stop_instance``, with 1 ms
+between a stop and the next start so that the pool process is asleep again). The table at the end of
+`make bench` shows the medians of ``startup_us`` (from the request's receipt to the control thread seeing the instance ready), of
+each of its steps, and of ``routes_us`` (the routes and flow moves after it).
 
 - ``serpens`` maps each NF's shared-memory image, ``load`` dlopens it (the paper's Load, SOCK);
-- placement (``platforms.serpens.start_placement``, serpensd ``--start-placement``): ``same`` wakes the pool
-  process on the control thread's vCPU (the requester's), ``any`` lets the kernel place it (unpinned),
-  ``instance`` on the instance CPU (serpensd's default).
+- placement (``platforms.serpens.start_placement``, serpensd ``--start-placement``): ``same`` wakes the
+  pool process on the control thread's vCPU (the requester's), ``any`` lets the kernel place it
+  (unpinned), ``instance`` on the instance CPU (serpensd's default).
 
 Targets (issue 15): Serpens FW ≤ 34 µs on the requester's vCPU and ≤ 60 µs unpinned, FW→MON→NAT ≤ 60 µs
-(unpinned), and Serpens ≤ 25 % of Load measured the same way (same SFC and placement; checked when both ran in
-one session, load first). ``SERPENS_BENCH_START_REPS`` changes the number of cycles (default 100); select cases
-with ``-k``, e.g. ``-k 'fw-same'``.
+(unpinned), and Serpens ≤ 25 % of Load measured the same way (same SFC and placement; checked when both ran
+in one session, load first). ``SERPENS_BENCH_START_REPS`` changes the number of cycles (default 100);
+select cases with ``-k``, e.g. ``-k 'fw-same'``.
 """
 
 from __future__ import annotations
@@ -45,7 +45,8 @@ TARGET_US = {("serpens", "fw", "same"): 34.0, ("serpens", "fw", "any"): 60.0,
 SERPENS_OF_LOAD = 0.25
 MEASURED: dict[tuple[str, str, str], float] = {}   # medians of this session, for the ratio
 
-CASES = [(m, c, p) for c in ("fw", "fw,mon,nat") for p in ("same", "any", "instance") for m in ("load", "serpens")]
+CASES = [(m, c, p) for c in ("fw", "fw,mon,nat") for p in ("same", "any", "instance")
+         for m in ("load", "serpens")]
 
 
 def cycles(conf: cfg.Config, method: str, chain: str, placement: str, reps: int) -> list[dict[str, Any]]:
@@ -83,8 +84,10 @@ def test_start_steps(benchmark: Any, record: Any, dpdk_ready: cfg.Config, method
     MEASURED[(method, chain, placement)] = row["startup_us"]
     target = TARGET_US.get((method, chain, placement))
     if target is not None:
-        assert row["startup_us"] <= target, f"{row['name']}: median {row['startup_us']:.1f} µs > {target} µs: {med}"
+        assert row["startup_us"] <= target, (
+            f"{row['name']}: median {row['startup_us']:.1f} µs > {target} µs: {med}")
     load = MEASURED.get(("load", chain, placement))
     if method == "serpens" and load is not None:
         assert row["startup_us"] <= SERPENS_OF_LOAD * load, (
-            f"{row['name']}: {row['startup_us']:.1f} µs is more than {SERPENS_OF_LOAD:.0%} of load's {load:.1f} µs")
+            f"{row['name']}: {row['startup_us']:.1f} µs is more than {SERPENS_OF_LOAD:.0%} of load's "
+            f"{load:.1f} µs")

@@ -287,7 +287,8 @@ def test_start_placement_same_starts_on_the_control_threads_cpu_and_serves_on_th
                   if (t / "comm").read_text().strip() == "serpens-ctl"]
         ctl_cpus = cpus_allowed(p.proc.pid, ctl)
         (first,) = p.instances.values()
-        children = [int(c) for c in Path(f"/proc/{p.proc.pid}/task/{p.proc.pid}/children").read_text().split()]
+        children = [int(c) for c in
+                    Path(f"/proc/{p.proc.pid}/task/{p.proc.pid}/children").read_text().split()]
         waiting = [c for c in children if c != first["pid"]]
         waiting_cpus = {cpus_allowed(c) for c in waiting}
         started = p.start_instance("fw")

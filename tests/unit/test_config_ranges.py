@@ -70,3 +70,11 @@ def test_a_broken_set_value_is_one_line() -> None:
     assert "not valid YAML" in str(err.value) and "\n" not in str(err.value)
     with pytest.raises(cfg.ConfigError, match="dotted path"):
         cfg.load(overrides=["search..max_search_s=3"])
+
+
+def test_an_unknown_start_placement_is_refused_naming_the_choices() -> None:
+    for good in ("instance", "same", "other", "any"):
+        assert cfg.load(overrides=[f"platforms.serpens.start_placement={good}"])
+    with pytest.raises(cfg.ConfigError, match="'platforms.serpens.start_placement' must be one of "
+                                              "instance, same, other, any .*'elsewhere'"):
+        cfg.load(overrides=["platforms.serpens.start_placement=elsewhere"])
