@@ -5,8 +5,9 @@ Per case (startup method × SFC × start placement) one serpensd with the defaul
 (``platforms.serpens.pool``) and no traffic; ``REPS`` start/stop cycles of one instance through its
 control socket, as Figs. 12 and 15 start them (``start_instance``, then ``stop_instance``, with 1 ms
 between a stop and the next start so that the pool process is asleep again). The table at the end of
-`make bench` shows the medians of ``startup_us`` (from the request's receipt to the control thread seeing the instance ready), of
-each of its steps, and of ``routes_us`` (the routes and flow moves after it).
+`make bench` shows the medians of ``startup_us`` (from the request's receipt to the control thread
+seeing the instance ready), of each of its steps, and of ``routes_us`` (the routes and flow moves after
+it).
 
 - ``serpens`` maps each NF's shared-memory image, ``load`` dlopens it (the paper's Load, SOCK);
 - placement (``platforms.serpens.start_placement``, serpensd ``--start-placement``): ``same`` wakes the
