@@ -345,6 +345,7 @@ class DesignPlatform(Platform):
                                  "those started at deployment, scaling requests are refused"),
                 "serpensd": s["serpensd"], "runtime": s["runtime"],
                 "lcore": self.lcore, "colocate": s["colocate"], "pool": s["pool"],
+                "start_placement": s["start_placement"],
                 "serpensd_command": self.command_line,
                 "instances_run_on": (f"lcore {self.lcore}, sharing it with serpensd" if s["colocate"]
                                      else "their own cores (serpensd decides)"),
