@@ -165,6 +165,10 @@ GOAL_RANGES: dict[str, Range] = {
 }
 
 
+# where serpensd's pooled runtimes wait and run their start (serpensd --start-placement; docs/startup.md)
+START_PLACEMENTS = ("instance", "same", "other", "any")
+
+
 def _get(config: Mapping[str, Any], dotted: str) -> Any:
     node: Any = config
     for part in dotted.split("."):
@@ -203,6 +207,10 @@ def check(config: Mapping[str, Any]) -> None:
                           f"got {s['min_rate_mpps']} and {s['max_rate_mpps']}")
     check_frame_sizes(config, config["traffic"]["frame_sizes_b"], "configuration key 'traffic.frame_sizes_b'")
     check_cores(config)
+    placement = _get(config, "platforms.serpens.start_placement")
+    if placement is not None and placement not in START_PLACEMENTS:
+        raise ConfigError(f"configuration key 'platforms.serpens.start_placement' must be one of "
+                          f"{', '.join(START_PLACEMENTS)} (serpensd --start-placement), got {placement!r}")
 
 
 def max_frame_size(config: Mapping[str, Any]) -> int:

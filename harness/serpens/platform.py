@@ -117,6 +117,8 @@ class DesignPlatform(Platform):
                *axes]
         if s["colocate"]:
             cmd.append("--colocate")
+        if s["start_placement"] != "instance":
+            cmd += ["--start-placement", str(s["start_placement"])]
         if s["pin_flows"]:
             if self.design.chaining != "consolidated":
                 raise PlatformError(f"platforms.serpens.pin_flows pins flows in the router, which needs "
@@ -351,6 +353,7 @@ class DesignPlatform(Platform):
                                  "those started at deployment, scaling requests are refused"),
                 "serpensd": s["serpensd"], "runtime": s["runtime"],
                 "lcore": self.lcore, "colocate": s["colocate"], "pool": s["pool"],
+                "start_placement": s["start_placement"],
                 "serpensd_command": self.command_line,
                 "instances_run_on": (f"lcore {self.lcore}, sharing it with serpensd" if s["colocate"]
                                      else "their own cores (serpensd decides)"),

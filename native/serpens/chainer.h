@@ -28,6 +28,7 @@ struct chainer {
 	const char *nf_name[SP_MAX_POS];         /* per position: the deployment (remote state's batches) */
 	uint32_t sfc;
 	int position;                            /* the one position this instance runs, -1: all */
+	uint64_t map_ns, init_ns;                /* chainer_load: summed over the NFs it loaded (st_loaded) */
 };
 
 /* Load the NFs of SFC `sfc` the way serpensd's startup method does (ctl->startup: dlopen, or map the
@@ -36,6 +37,12 @@ struct chainer {
  * `position` (per-NF chaining: the instance runs that one). 0, or -1 with a message in err. */
 int chainer_load(struct chainer *c, const struct sp_ctl *ctl, uint32_t sfc, int position, char *err,
 		 size_t errlen);
+
+/* A pooled runtime, while it waits: open the shared-memory image of every NF of a deployed SFC it has no fd on yet and
+ * resolve its imports into this process's cache (ldr_prewarm), so that chainer_load maps it without opening
+ * /proc/<owner>/fd/<fd> or searching a symbol (as serpens-startbench's pool processes do). The fds stay open:
+ * a handle on each image, like a mapped file. */
+void chainer_open_images(const struct sp_ctl *ctl);
 
 /* Which of the starters' loaders chainer_load ran ("dlopen", "image", "snapshot-file"). */
 const char *chainer_loader(const struct chainer *c);

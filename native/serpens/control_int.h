@@ -92,6 +92,7 @@ void zygote_stop(int sfc);
 /* the pool (ctl.h sp_pool_proc; D->pool_of[slot]: which pool process serves a slot) */
 int pool_fill(int p);              /* launch pool process p and wait until it waits: 0, or -1 (said why) */
 int pool_pick(void);               /* a waiting pool process, or -1 */
+void pool_prewarm(void); /* deploy_sfc: waiting pool processes open the new NFs' images */
 void pool_hand(int p, int slot);   /* wake it to serve `slot` (its control block is ready) */
 bool pool_back(int slot);          /* the slot's pool process left it and waits again */
 void pool_leave(int slot, bool back); /* the slot is done with its pool process: back, or gone (refilled) */
@@ -101,7 +102,10 @@ void pool_stop_all(void);
 /* instance_manager.c */
 json_t *start_one(int sfc, int pos, bool pin);
 json_t *start_instance(int sfc, bool pin); /* pin: --pin-flows, only new flows go to it */
+/* ... for a request received at t_req (mono_ns; 0: now), where its steps and startup_us begin */
+json_t *start_instance_at(int sfc, bool pin, uint64_t t_req);
 uint64_t retire(int slot, bool crashed);
+void start_placement_setup(void); /* --start-placement, once, on the control thread */
 json_t *stop_instance(int slot);
 bool stop_loses_state(int slot);
 

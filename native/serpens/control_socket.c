@@ -64,6 +64,7 @@ struct client {
 	bool eof;        /* the client shut its side: answer its complete lines, then close */
 	bool hung_up;    /* closed altogether: out of the epoll set (it would report EPOLLHUP without end) */
 	bool closing;    /* refused (a line too long): close once the error is written */
+	uint64_t line_ns; /* mono_ns when the read that completed its first waiting line returned */
 };
 
 struct serpensd *D;
@@ -73,6 +74,7 @@ static unsigned int nclients, nparked;
 static unsigned int top; /* 1 + the highest slot in use: the loop's scans stop there */
 static bool listen_paused; /* out of descriptors: the listening socket is out of the epoll set until a tick */
 static pthread_t thread;
+static uint64_t request_ns; /* mono_ns when the current request was read (start_instance's steps begin) */
 
 json_t *fail(const char *fmt, ...)
 {
@@ -164,7 +166,9 @@ static json_t *handle(json_t *req)
 		if ((err = at_ns_of(req, cmd, &at)))
 			return err;
 		t0 = rte_rdtsc();
-		return stamped(start_instance(id, json_is_true(v)), t0);
+		/* a request for later is received when its time comes */
+		return stamped(start_instance_at(id, json_is_true(v), json_object_get(req, "at_ns") ? 0 : request_ns),
+			       t0);
 	}
 	if (!strcmp(cmd, "stop_instance")) {
 		if ((err = at_ns_of(req, cmd, &at)))
@@ -352,6 +356,8 @@ static bool run_next(struct client *c)
 	}
 	*nl = '\0';
 	used = (size_t)(nl + 1 - c->in);
+	request_ns = c->line_ns ? c->line_ns : mono_ns();
+	c->line_ns = 0; /* a further line already in the buffer was received no later than now */
 	run_line(c, c->in);
 	if (c->fd < 0)
 		return true; /* dropped while replying */
@@ -430,8 +436,10 @@ static void read_in(struct client *c)
 			break;
 		}
 		c->in_len += (size_t)n;
-		if (memchr(c->in + c->in_len - (size_t)n, '\n', (size_t)n))
+		if (memchr(c->in + c->in_len - (size_t)n, '\n', (size_t)n)) {
+			c->line_ns = mono_ns(); /* the request's receipt: start_instance's steps begin here */
 			break; /* a complete request: run it before reading more */
+		}
 	}
 	watch(c);
 }
@@ -529,6 +537,7 @@ static void *control_main(void *arg)
 	/* its short waits (a move's inbox poll, the grace period) should last what they ask for, not the
 	 * default 50 µs of timer slack more */
 	prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
+	start_placement_setup();
 	while (!D->quit) {
 		n = epoll_wait(ep, evs, 64, wait_ms(next_tick, busy));
 		tick_now = false;

@@ -129,6 +129,9 @@ struct sp_pool_proc {
 	uint32_t stop;     /* SP_STOP_EXIT: leave the pool */
 	int32_t pid;
 	char error[256];   /* why it could not join the pool */
+	/* serpensd --start-placement: the CPUs (bit i: CPU i) it waits on and runs its start on; serpensd
+	 * moves it to its lcore's CPU once it has seen it ready. 0: it stays there (the default) */
+	uint64_t cpus;
 };
 
 struct sp_instance {
@@ -168,6 +171,13 @@ struct sp_instance {
 	 * that NF's instance handed it over (the tag's stamp of the batch's first packet) to this batch's
 	 * start (after its dequeue). */
 	uint64_t delivery_cycles, delivery_batches;
+	/* start_instance's steps (docs/startup.md, "serpensd's start path, step by step"): CLOCK_MONOTONIC ns,
+	 * the clock of serpensd's mono_ns, written by the runtime during its start (zeroed with the counters
+	 * above when serpensd claims the slot, before it wakes or spawns the runtime) */
+	uint64_t start_woke_ns;  /* its first instruction after its wait returned (exec'd: after EAL init) */
+	uint64_t start_map_ns;   /* sum over the NFs it loaded of the loader's map (dlopen, image, snapshot) */
+	uint64_t start_init_ns;  /* sum over them of init (attach mode) */
+	uint64_t start_ready_ns; /* just before it published READY */
 	/* counters written by serpensd */
 	uint64_t wakeups, last_pkt_tsc, enq;
 	struct rs_stats remote; /* remote state access (fission/snf backends), written by the runtime */
@@ -279,6 +289,9 @@ struct sp_ctl {
 	char mempool_ops[16][32];
 	uint32_t n_mempool_ops;
 	int32_t mbuf_ops_index;
+	/* bumped by deploy_sfc, which then rings every waiting pool process: each opens the SFCs' NF images
+	 * and prewarms their imports while it waits, not in its first start (runtime.c, pool_loop) */
+	uint32_t images_gen;
 };
 
 /* Futex helpers on shared (not process-private) words. */

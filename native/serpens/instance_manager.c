@@ -7,14 +7,19 @@
  * Separate from the periodic duties (instance_tick.c), which use these same steps on their own.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <rte_cycles.h>
+#include <rte_lcore.h>
 #include <rte_mbuf.h>
+#include <rte_pause.h>
 
 #include "control_int.h"
 
@@ -47,25 +52,82 @@ static void drain_slot(int slot, bool rx, bool tx)
 
 /* Claim a free instance slot (the State Manager splits global/write state for it), and a waiting pool
  * process to serve it if there is one (*pool, else -1: a cold start). Slots and pool processes are
- * independent: any slot can take any pool process. */
-static int claim_slot(int *pool)
+ * independent: any slot can take any pool process. *chosen: when they were chosen, before the State
+ * Manager's split (start_instance's steps). */
+static int claim_slot(int *pool, uint64_t *chosen)
 {
 	int i;
 
 	for (i = 0; i < SM_MAX_INSTANCES; i++)
-		if (D->ctl->inst[i].state == INST_FREE && sm_instance_claim_at(D->state, i) == i) {
+		if (D->ctl->inst[i].state == INST_FREE) {
 			*pool = D->starter->resident == ST_RES_POOL ? pool_pick() : -1;
+			*chosen = mono_ns();
+			if (sm_instance_claim_at(D->state, i) != i)
+				continue;
 			return i;
 		}
 	return -1;
 }
 
-/* Start one instance of SFC `sfc` running position `pos` (-1: the whole SFC). */
-json_t *start_one(int sfc, int pos, bool pin)
+/* A start's steps (docs/startup.md, "serpensd's start path, step by step"), ns: consecutive intervals from
+ * the request's receipt to the control thread seeing the last instance ready (startup_us), then the tail,
+ * its routes (routes_us). An instance set adds its instances' steps up. */
+struct start_steps {
+	uint64_t parse;      /* request received (control socket) -> the Instance Manager has it */
+	uint64_t choose;     /* -> a slot (pool process) chosen; a fork start's zygote launched if it had none */
+	uint64_t state;      /* -> the State Manager's split for the slot done, the slot reset */
+	uint64_t wake;       /* -> the runtime runs (pooled: its futex wait returned; exec'd: fork + exec + EAL
+			      * init; forked: the zygote forked it) */
+	uint64_t map;        /* the loaders' map, summed over the NFs it loaded (fork: 0, the zygote did it) */
+	uint64_t init;       /* their init, summed (fork: 0) */
+	uint64_t ready;      /* the rest of the runtime's work until it published READY */
+	uint64_t seen;       /* -> the control thread saw READY */
+	uint64_t set_routes; /* an instance set: the routes of its instances but the last, published in between */
+	uint64_t routes;     /* tail, outside startup_us: the routes (and flow moves) that let packets reach it */
+};
+
+/* A pooled start whose runtime runs on CPUs the control thread does not (start_placement_setup): the
+ * control thread polls for READY this long before it sleeps on the state word. Being woken across CPUs
+ * costs 15-30 µs on this VM, about as long as a one-NF start itself, and the control thread has nothing
+ * else to do meanwhile (one request at a time); bounded because its CPU is shared (the generator's on
+ * this machine kind). Long enough for a pooled dlopen of three NFs (~0.5 ms). Never when the runtime may
+ * run on the control thread's own CPU: polling there would keep it from running. */
+#define START_SPIN_NS (1000 * 1000ull)
+static bool start_spin;
+
+static uint64_t clamp(uint64_t v, uint64_t lo, uint64_t hi) { return v < lo ? lo : v > hi ? hi : v; }
+
+/* The runtime's stamps (ctl.h, start_*) into steps between t_state (serpensd woke or spawned it) and t_seen;
+ * clamped into that interval so that the steps always tile it, whatever a runtime wrote. */
+static void runtime_steps(const struct sp_instance *in, uint64_t t_state, uint64_t t_seen, struct start_steps *s)
+{
+	uint64_t woke = clamp(in->start_woke_ns, t_state, t_seen);
+	uint64_t ready = clamp(in->start_ready_ns, woke, t_seen);
+	uint64_t map = RTE_MIN(in->start_map_ns, ready - woke);
+	uint64_t init = RTE_MIN(in->start_init_ns, ready - woke - map);
+
+	s->wake += woke - t_state;
+	s->map += map;
+	s->init += init;
+	s->ready += ready - woke - map - init;
+	s->seen += t_seen - ready;
+}
+
+static json_t *steps_json(const struct start_steps *s)
+{
+	return json_pack("{s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "parse_us", s->parse / 1e3, "choose_us",
+			 s->choose / 1e3, "state_us", s->state / 1e3, "wake_us", s->wake / 1e3, "map_us", s->map / 1e3,
+			 "init_us", s->init / 1e3, "ready_us", s->ready / 1e3, "seen_us", s->seen / 1e3,
+			 "set_routes_us", s->set_routes / 1e3);
+}
+
+/* Start one instance of SFC `sfc` running position `pos` (-1: the whole SFC); its steps from t_prev (the end
+ * of the previous step) are added to *s, and *t_end is when its routes were published. */
+static json_t *start_one_at(int sfc, int pos, bool pin, uint64_t t_prev, struct start_steps *s, uint64_t *t_end)
 {
 	struct sp_instance *in;
 	json_t *moves;
-	uint64_t t0 = mono_ns();
+	uint64_t t0 = mono_ns(), t_chosen = t0, t_state, t_seen;
 	bool pooled, forked = D->starter->resident == ST_RES_ZYGOTE;
 	char zerr[400];
 	int slot, status, pool;
@@ -75,7 +137,7 @@ json_t *start_one(int sfc, int pos, bool pin)
 		return fail("start_instance: no SFC with id %d", sfc);
 	if (forked && !D->zygote_pid[sfc] && zygote_launch(sfc, zerr, sizeof(zerr)) != 0)
 		return fail("start_instance: %s", zerr); /* its zygote died: a new one first */
-	slot = claim_slot(&pool); /* splits global/write state for it */
+	slot = claim_slot(&pool, &t_chosen); /* splits global/write state for it */
 	pooled = slot >= 0 && pool >= 0;
 	if (slot < 0)
 		return fail("start_instance %s: all %d instance slots are in use", D->ctl->sfcs[sfc].name,
@@ -93,6 +155,7 @@ json_t *start_one(int sfc, int pos, bool pin)
 	D->forked[slot] = forked;
 	memset(&D->ctl->scaling.inst[slot], 0, sizeof(D->ctl->scaling.inst[slot]));
 	__atomic_store_n(&in->state, INST_STARTING, __ATOMIC_RELEASE);
+	t_state = mono_ns();
 	if (pooled) { /* wake a waiting pool process: it takes the slot, loads the SFC's NFs, reports ready */
 		pool_hand(pool, slot);
 		pid = D->pid[slot];
@@ -113,6 +176,12 @@ json_t *start_one(int sfc, int pos, bool pin)
 			sm_instance_release(D->state, slot);
 			return fail("start_instance: fork failed: %s", strerror(errno));
 		}
+	}
+	if (pooled && start_spin) {
+		uint64_t until = t_state + START_SPIN_NS;
+
+		while (__atomic_load_n(&in->state, __ATOMIC_ACQUIRE) == INST_STARTING && mono_ns() < until)
+			rte_pause();
 	}
 	while (__atomic_load_n(&in->state, __ATOMIC_ACQUIRE) == INST_STARTING) {
 		if (slot_exited(slot, &status)) {
@@ -152,7 +221,21 @@ json_t *start_one(int sfc, int pos, bool pin)
 		pool_leave(slot, back_in_pool); /* a pool process that died with it is replaced */
 		return fail("start_instance %s: %s", D->ctl->sfcs[sfc].name, why);
 	}
-	D->startup_ns[slot] = mono_ns() - t0;
+	t_seen = mono_ns();
+	D->startup_ns[slot] = t_seen - t_prev;
+	s->choose += t_chosen - t_prev;
+	s->state += t_state - t_chosen;
+	runtime_steps(in, t_state, t_seen, s);
+	if (pooled && __atomic_load_n(&D->ctl->pool[pool].cpus, __ATOMIC_ACQUIRE)) {
+		/* --start-placement: it started elsewhere; it serves on the instance CPU (its lcore's, as
+		 * runtime_spawn put it). Moved from here, after READY was seen: a sleeping runtime just
+		 * changes its mask, a running one migrates — outside startup_us either way. */
+		cpu_set_t serve;
+
+		CPU_ZERO(&serve);
+		CPU_SET(D->instance_lcore, &serve);
+		sched_setaffinity(pid, sizeof(serve), &serve);
+	}
 	if (forked)
 		pid = D->pid[slot] = in->pid; /* written by the child before it said ready */
 	in->last_pkt_tsc = rte_rdtsc();
@@ -164,24 +247,56 @@ json_t *start_one(int sfc, int pos, bool pin)
 		return fail("start_instance %s: instance %d started, but moving flows to it failed: %s",
 			    D->ctl->sfcs[sfc].name, slot, zerr);
 	}
+	*t_end = mono_ns();
+	s->routes += *t_end - t_seen;
 	return json_pack("{s:b, s:i, s:i, s:f, s:b, s:s, s:s, s:o}", "ok", 1, "instance", slot, "pid", (int)pid,
 			 "startup_us", (double)D->startup_ns[slot] / 1e3, "pooled", pooled, "startup", D->starter->name,
 			 "loader", in->loader, "moves", moves);
 }
 
+/* The reply's steps (and routes_us, the tail) for a start received at t_req whose instances were seen ready
+ * at t_seen: startup_us is t_seen - t_req, which the steps tile. */
+static void add_steps(json_t *rep, const struct start_steps *s, uint64_t t_req, uint64_t t_seen)
+{
+	json_object_set_new(rep, "startup_us", json_real((double)(t_seen - t_req) / 1e3));
+	json_object_set_new(rep, "steps", steps_json(s));
+	json_object_set_new(rep, "routes_us", json_real((double)s->routes / 1e3));
+}
+
+/* Start one instance of SFC `sfc` running position `pos` (-1: the whole SFC), with no request before it (the
+ * periodic duties: a crashed one's replacement, an on-demand start). */
+json_t *start_one(int sfc, int pos, bool pin)
+{
+	struct start_steps s = {0};
+	uint64_t t0 = mono_ns(), t_end = t0;
+	json_t *rep = start_one_at(sfc, pos, pin, t0, &s, &t_end);
+
+	if (json_is_true(json_object_get(rep, "ok")))
+		add_steps(rep, &s, t0, t_end - s.routes);
+	return rep;
+}
+
 /* start_instance: one instance of the whole SFC, or — with per-NF chaining — an instance set, one per
  * position, in position order. The reply keeps the one-instance fields (the set's first slot and pid,
  * startup_us of the whole set, pooled if all were) and adds the set: "instances" and "positions". A set
- * that cannot be completed is taken down again. */
-json_t *start_instance(int sfc, bool pin)
+ * that cannot be completed is taken down again. startup_us runs from t_req, the request's receipt, to the
+ * control thread seeing the (last) instance ready; "steps" tile it and "routes_us" follows it. */
+json_t *start_instance_at(int sfc, bool pin, uint64_t t_req)
 {
 	json_t *rep, *one, *slots, *positions;
-	uint64_t t0 = mono_ns();
+	uint64_t t0 = mono_ns(), t_prev = t0;
+	struct start_steps s = {0};
 	bool pooled = true;
 	unsigned int p, npos;
 
-	if (!D->delivery->per_nf)
-		return start_one(sfc, -1, pin);
+	t_req = t_req && t_req <= t0 ? t_req : t0;
+	s.parse = t0 - t_req;
+	if (!D->delivery->per_nf) {
+		rep = start_one_at(sfc, -1, pin, t0, &s, &t_prev);
+		if (json_is_true(json_object_get(rep, "ok")))
+			add_steps(rep, &s, t_req, t_prev - s.routes);
+		return rep;
+	}
 	if (sfc < 0 || sfc >= SP_MAX_SFCS || !D->ctl->sfcs[sfc].used)
 		return fail("start_instance: no SFC with id %d", sfc);
 	npos = D->ctl->sfcs[sfc].npos;
@@ -189,7 +304,10 @@ json_t *start_instance(int sfc, bool pin)
 	positions = json_array();
 	rep = NULL;
 	for (p = 0; p < npos; p++) {
-		one = start_one(sfc, (int)p, false);
+		/* the routes of the instance before this one were published inside the set's start */
+		s.set_routes += s.routes;
+		s.routes = 0;
+		one = start_one_at(sfc, (int)p, false, t_prev, &s, &t_prev);
 		if (!json_is_true(json_object_get(one, "ok"))) {
 			size_t i;
 			json_t *v;
@@ -209,11 +327,59 @@ json_t *start_instance(int sfc, bool pin)
 		else
 			json_decref(one);
 	}
-	json_object_set_new(rep, "startup_us", json_real((double)(mono_ns() - t0) / 1e3));
+	add_steps(rep, &s, t_req, t_prev - s.routes);
 	json_object_set_new(rep, "pooled", json_boolean(pooled));
 	json_object_set_new(rep, "instances", slots);
 	json_object_set_new(rep, "positions", positions);
 	return rep;
+}
+
+json_t *start_instance(int sfc, bool pin) { return start_instance_at(sfc, pin, 0); }
+
+/* --start-placement, on the control thread before its first request: the CPUs each pool slot's runtime
+ * waits and starts on (sp_pool_proc.cpus: a runtime applies it whenever it goes back to the pool, and
+ * a pool entry keeps it across refills); the runtimes already waiting are moved at once. With `same` the
+ * control thread is pinned to the first CPU it may run on (DPDK's control-thread CPUs: those of no lcore),
+ * so that "the requester's vCPU" is one CPU. */
+void start_placement_setup(void)
+{
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	uint64_t all = ncpu >= 64 ? ~0ull : (1ull << ncpu) - 1, own = 0, mask;
+	/* the instance CPU: runtime_spawn pins runtimes to CPU <instance_lcore> */
+	uint64_t inst = D->instance_lcore < 64 ? 1ull << D->instance_lcore : 0;
+	cpu_set_t set;
+	int i;
+
+	CPU_ZERO(&set);
+	pthread_getaffinity_np(pthread_self(), sizeof(set), &set);
+	for (i = 0; i < 64; i++)
+		if (CPU_ISSET(i, &set))
+			own |= 1ull << i;
+	if (D->start_placement == SP_PLACE_INSTANCE) {
+		start_spin = inst && !(inst & own);
+		return;
+	}
+	if (D->start_placement == SP_PLACE_SAME) {
+		own &= -own; /* its lowest CPU */
+		CPU_ZERO(&set);
+		CPU_SET(__builtin_ctzll(own), &set);
+		pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+		mask = own;
+	} else if (D->start_placement == SP_PLACE_OTHER) {
+		mask = all & ~own ? all & ~own : all; /* every CPU is the control thread's: none other to take */
+	} else {
+		mask = all;
+	}
+	start_spin = !(mask & own);
+	CPU_ZERO(&set);
+	for (i = 0; i < 64; i++)
+		if (mask & (1ull << i))
+			CPU_SET(i, &set);
+	for (i = 0; i < (int)D->pool_size; i++) {
+		__atomic_store_n(&D->ctl->pool[i].cpus, mask, __ATOMIC_RELEASE);
+		if (D->pool_pid[i] > 0) /* its main thread, which waits in the pool */
+			sched_setaffinity(D->pool_pid[i], sizeof(set), &set);
+	}
 }
 
 /* Take a slot out of service: out of the routing table, stop the process (a pooled one goes back to the

@@ -226,6 +226,18 @@ int control_fill_pool(struct serpensd *d)
 	return 0;
 }
 
+/* A new SFC: every waiting pool process opens its NFs' images and prewarms their imports now (ctl.h,
+ * images_gen), so that no start pays for that. */
+void pool_prewarm(void)
+{
+	int p;
+
+	__atomic_fetch_add(&D->ctl->images_gen, 1, __ATOMIC_RELEASE);
+	for (p = 0; p < (int)D->pool_size; p++)
+		if (__atomic_load_n(&D->ctl->pool[p].state, __ATOMIC_ACQUIRE) == POOL_WAITING)
+			st_ring(&D->ctl->pool[p].doorbell);
+}
+
 int pool_pick(void)
 {
 	int p;

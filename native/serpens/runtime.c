@@ -32,6 +32,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdint.h>
@@ -90,6 +91,33 @@ static int align_mempool_ops(const struct sp_ctl *ctl)
 				t->ops[i] = mine[j];
 	t->num_ops = ctl->n_mempool_ops;
 	return t->ops[ctl->mbuf_ops_index].enqueue ? 0 : -1;
+}
+
+static uint64_t mono_ns(void) /* serpensd's mono_ns: the clock of the start steps (ctl.h) */
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* serpensd --start-placement: a pooled runtime waits, and runs its next start, on the CPUs serpensd names
+ * in its pool entry (the control thread's, for a wake on the requester's own vCPU); once it is ready serpensd
+ * moves it back to its lcore's CPU to serve (instance_manager.c: not here, where the move would keep the
+ * control thread, on the same CPU, from seeing READY). */
+static void place_for_start(const struct sp_pool_proc *pp)
+{
+	uint64_t m = __atomic_load_n(&pp->cpus, __ATOMIC_ACQUIRE);
+	cpu_set_t set;
+	unsigned int i;
+
+	if (!m)
+		return;
+	CPU_ZERO(&set);
+	for (i = 0; i < 64; i++)
+		if (m & (1ull << i))
+			CPU_SET(i, &set);
+	sched_setaffinity(0, sizeof(set), &set);
 }
 
 /* Publish the instance's state and wake serpensd if it waits for a change (start_instance). */
@@ -236,6 +264,15 @@ static void serve(struct sp_ctl *ctl, struct sp_instance *in, struct chainer *c,
 	}
 }
 
+/* The start's own steps, for serpensd's start_instance reply (ctl.h): what the loaders took (c NULL: none
+ * here, a forked instance's zygote loaded them) and the moment before READY. */
+static void stamp_ready(struct sp_instance *in, const struct chainer *c)
+{
+	in->start_map_ns = c ? c->map_ns : 0;
+	in->start_init_ns = c ? c->init_ns : 0;
+	in->start_ready_ns = mono_ns();
+}
+
 static void pool_state(struct sp_pool_proc *pp, uint32_t st)
 {
 	__atomic_store_n(&pp->state, st, __ATOMIC_RELEASE);
@@ -261,7 +298,8 @@ static int pool_loop(struct sp_ctl *ctl, struct chainer *c, struct sm_region *r,
 	struct rte_ring *rx[SM_MAX_INSTANCES], *tx[SM_MAX_INSTANCES];
 	struct sp_instance *in;
 	char err[512];
-	uint32_t seq;
+	uint32_t seq, images_gen = 0;
+	uint64_t woke;
 	int slot;
 
 	/* every slot's rings once: they live as long as serpensd, so a start looks none up */
@@ -272,6 +310,7 @@ static int pool_loop(struct sp_ctl *ctl, struct chainer *c, struct sm_region *r,
 			fail(NULL, "instance rings not found");
 	}
 	for (;;) {
+		place_for_start(pp);
 		pool_state(pp, POOL_WAITING);
 		for (;;) {
 			if (__atomic_load_n(&pp->stop, __ATOMIC_ACQUIRE) == SP_STOP_EXIT)
@@ -283,9 +322,18 @@ static int pool_loop(struct sp_ctl *ctl, struct chainer *c, struct sm_region *r,
 			/* no timeout: every request (a slot, stop) rings the doorbell, and the process dies with
 			 * serpensd (PR_SET_PDEATHSIG); a periodic re-check would wake a pool of 500 5000 times a
 			 * second for nothing */
+			if (images_gen != __atomic_load_n(&ctl->images_gen, __ATOMIC_ACQUIRE)) {
+				/* an SFC was deployed (serpensd rang every waiting pool process): its NFs' images
+				 * opened and their imports prewarmed now, not in their first start here */
+				images_gen = __atomic_load_n(&ctl->images_gen, __ATOMIC_ACQUIRE);
+				chainer_open_images(ctl);
+				continue;
+			}
 			sp_futex_wait(&pp->doorbell, seq, 0);
 		}
+		woke = mono_ns();
 		in = &ctl->inst[slot];
+		in->start_woke_ns = woke;
 		/* the slot's own lcore id before anything of the instance runs (ctl.h, SP_POOL_LCORE) */
 		st_set_lcore(SP_INSTANCE_LCORE0 + (unsigned int)slot);
 		sm_set_instance(slot);
@@ -305,6 +353,7 @@ static int pool_loop(struct sp_ctl *ctl, struct chainer *c, struct sm_region *r,
 		snprintf(in->loader, sizeof(in->loader), "%s", chainer_loader(c));
 		in->ready_tsc = rte_rdtsc();
 		in->slot_starts++;
+		stamp_ready(in, c);
 		set_state(in, INST_READY);
 		serve(ctl, in, c, rx[slot], tx[slot], r, slot);
 		chainer_unload(c);
@@ -322,6 +371,7 @@ static void forked_instance(void *arg)
 	struct rte_ring *rx, *tx;
 	char err[600];
 
+	in->start_woke_ns = mono_ns();
 	signal(SIGCHLD, SIG_DFL);
 	in->pid = (int32_t)getpid();
 	g_in = in;
@@ -343,6 +393,7 @@ static void forked_instance(void *arg)
 	snprintf(in->loader, sizeof(in->loader), "%s", chainer_loader(g_chainer));
 	in->ready_tsc = rte_rdtsc();
 	in->slot_starts++;
+	stamp_ready(in, NULL);
 	set_state(in, INST_READY);
 	serve(g_ctl, in, g_chainer, rx, tx, g_r, slot);
 }
@@ -498,11 +549,13 @@ int main(int argc, char **argv)
 	tx = rte_ring_lookup(in->tx_ring);
 	if (!rx || !tx)
 		fail(in, "instance rings not found");
+	in->start_woke_ns = mono_ns(); /* an exec'd instance "wakes" when its EAL and setup are done */
 	if (chainer_load(&chainer, ctl, (uint32_t)in->sfc, in->position, err, sizeof(err)) != 0)
 		fail(in, err);
 	snprintf(in->loader, sizeof(in->loader), "%s", chainer_loader(&chainer));
 	in->ready_tsc = rte_rdtsc();
 	in->slot_starts++;
+	stamp_ready(in, &chainer);
 	set_state(in, INST_READY);
 	serve(ctl, in, &chainer, rx, tx, r, slot);
 	return 0; /* not rte_eal_cleanup(): see native/common/eal_files.h */

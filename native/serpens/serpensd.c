@@ -66,7 +66,7 @@ static void usage_exit(const char *why)
 		"       [--instance-lcore N] [--no-auto-start] [--startup exec|fork|load|snapshot|serpens] [--pool N]\n"
 		"       [--state-backend serpens|fission|snf] [--redis HOST:PORT] [--redis-timeout-ms N]\n"
 		"       [--chaining %s] [--gproxy PATH] [--gproxy-hold N]\n"
-		"       [--scaling %s] [--pin-flows]\n",
+		"       [--scaling %s] [--pin-flows] [--start-placement instance|same|other|any]\n",
 		why, chaining, sc_protocol_names("|"));
 	exit(2);
 }
@@ -84,7 +84,9 @@ static void parse_args(int argc, char **argv)
 		{"redis-timeout-ms", required_argument, NULL, 'T'}, {"batch", required_argument, NULL, 'b'},
 		{"chaining", required_argument, NULL, 'C'}, {"gproxy", required_argument, NULL, 'G'},
 		{"gproxy-hold", required_argument, NULL, 'H'}, {"scaling", required_argument, NULL, 'S'},
-		{"pin-flows", no_argument, NULL, 'F'}, {NULL, 0, NULL, 0}};
+		{"pin-flows", no_argument, NULL, 'F'}, {"start-placement", required_argument, NULL, 'P'},
+		{NULL, 0, NULL, 0}};
+	static const char *const placements[] = {"instance", "same", "other", "any"};
 	static char why[400];
 	const char *startup = "serpens";
 	char *colon;
@@ -160,6 +162,13 @@ static void parse_args(int argc, char **argv)
 			if (atoi(optarg) < 1 || atoi(optarg) > (1 << 20))
 				usage_exit("--gproxy-hold must be 1..1048576 packets");
 			D.gproxy_hold = (unsigned int)atoi(optarg);
+			break;
+		case 'P':
+			for (b = 0; b < 4 && strcmp(optarg, placements[b]); b++)
+				;
+			if (b == 4)
+				usage_exit("--start-placement is instance, same, other or any");
+			D.start_placement = (enum sp_placement)b;
 			break;
 		default: usage_exit("unknown option");
 		}

@@ -37,6 +37,15 @@ struct route_table {
 	uint8_t (*pin_gen)[RT_BUCKETS][SM_MAX_INSTANCES];
 };
 
+/* --start-placement: the CPUs a pooled runtime waits on and runs its start on (docs/startup.md); it serves on
+ * its lcore's CPU (the instance CPU) once ready. */
+enum sp_placement {
+	SP_PLACE_INSTANCE = 0, /* the instance CPU, where it serves (the default) */
+	SP_PLACE_SAME,         /* the control thread's CPU (pinned to one): the wake is on the requester's vCPU */
+	SP_PLACE_OTHER,        /* any CPU but the control thread's */
+	SP_PLACE_ANY,          /* any online CPU: the kernel decides */
+};
+
 struct serpensd {
 	/* configuration */
 	const char *control_path;
@@ -49,6 +58,7 @@ struct serpensd {
 	unsigned int flush_us;
 	double keep_warm_s;
 	unsigned int pool_size;    /* runtimes pre-launched into ctl->pool[0..pool_size-1] (load, serpens) */
+	enum sp_placement start_placement; /* --start-placement: where pooled runtimes wait and start */
 	const struct sp_starter *starter; /* --startup (native/serpens/startup/starter.h) */
 	bool auto_start;
 	const struct sp_delivery_ops *delivery; /* --chaining (delivery.h) */

@@ -249,5 +249,6 @@ json_t *deploy_sfc(json_t *req)
 		return fail("deploy_sfc: %s", err);
 	}
 	control_publish_routes(D);
+	pool_prewarm();
 	return json_pack("{s:b, s:i, s:o}", "ok", 1, "sfc", slot, "positions", positions_json(&tmp));
 }

@@ -48,6 +48,11 @@ def _line(r: dict[str, Any], old: dict[str, Any]) -> str:
                      + (f"; dropped: {drops}" if drops else "")
                      + ("; generator stalled" if r.get("generator_stalled") else ""))
         return (f"{r['name']:<22} {r['count']:4d} pauses, mean {mean}, max {r['max_us']:8.1f} µs ({loss})")
+    if kind == "start":   # test_bench_start: medians of startup_us and of each of its steps
+        steps = " ".join(f"{k[:-3]} {v:.1f}" for k, v in r["steps"].items())
+        start = _versus(r["startup_us"], old.get("startup_us"), " µs", 1)
+        return (f"{r['name']:<28} {r['reps']:4d} starts, startup p50 {start} (min {r['startup_min_us']:.1f})"
+                f" = {steps}; then routes {r['routes_us']:.1f}")
     if kind == "search":
         runs = ", ".join(f"{p:.3f}" for p in r["pdr_mpps"])
         pdr = _versus(r["pdr_mpps"], old.get("pdr_mpps"), " Mpps", 3)

@@ -235,3 +235,100 @@ def test_the_pool_is_apart_from_the_instance_slots(dpdk_ready: cfg.Config) -> No
     assert len(refilled["pids"]) == 20 and victim not in refilled["pids"]
     assert first["pid"] in back["pids"] and back["waiting"] == 20
     assert again["pooled"] and again["pid"] in back["pids"]
+
+
+STEPS = ["parse_us", "choose_us", "state_us", "wake_us", "map_us", "init_us", "ready_us", "seen_us",
+         "set_routes_us"]
+
+
+def assert_steps_tile(reply: dict, loads: bool) -> None:
+    """start_instance's steps: each >= 0, and together startup_us (from the request's receipt to the
+    control thread seeing the instance ready), within 5 % (they are rounded to ns); routes_us follows."""
+    steps = reply["steps"]
+    assert sorted(steps) == sorted(STEPS), steps
+    assert all(v >= 0 for v in steps.values()), steps
+    assert reply["routes_us"] >= 0
+    assert sum(steps.values()) == pytest.approx(reply["startup_us"], rel=0.05), (steps, reply["startup_us"])
+    # the NFs were loaded by this start (a forked instance's zygote loaded them before)
+    assert (steps["map_us"] > 0 and steps["init_us"] > 0) is loads, steps
+
+
+@pytest.mark.parametrize("method", ["serpens", "load"])
+def test_the_start_steps_add_up_to_startup_us(dpdk_ready: cfg.Config, method: str) -> None:
+    # FW -> MON -> NAT through the pool (shm image and dlopen), and one start beyond the pool (a cold runtime
+    # that loads the same way)
+    conf = copy.deepcopy(dpdk_ready)
+    conf["platforms"]["serpens"]["pool"] = 1
+    with rig(conf, SERPENS.replace(startup=method), sfc=SfcSpec.linear("fw,mon,nat")) as r:
+        p = r.platform
+        (first,) = p.instances.values()
+        p.stop_instance(first["instance"])
+        replies = []
+        for _ in range(3):
+            replies.append(p.start_instance("fw-mon-nat"))
+            p.stop_instance(replies[-1]["instance"])
+        pooled = p.start_instance("fw-mon-nat")
+        cold = p.start_instance("fw-mon-nat")
+        forwards_everything(r)
+    assert all(x["pooled"] for x in [*replies, pooled]) and not cold["pooled"]
+    for reply in [*replies, pooled, cold]:
+        assert_steps_tile(reply, loads=True)
+        assert reply["steps"]["set_routes_us"] == 0   # one instance: its routes are the tail
+    # a cold runtime "wakes" after its fork, exec and EAL init: far beyond a futex wake
+    assert cold["steps"]["wake_us"] > max(x["steps"]["wake_us"] for x in replies)
+
+
+def test_the_steps_of_an_instance_set_and_of_a_fork_add_up_too(dpdk_ready: cfg.Config) -> None:
+    # per-NF chaining: one instance per position, its steps summed, the routes published between them a
+    # step of their own; fork: the zygote loaded the NFs, so map and init are 0
+    with rig(dpdk_ready, "sand-chaining", sfc=SfcSpec.linear("fw,mon,nat")) as r:
+        p = r.platform
+        first = next(iter(p.instances.values()))
+        for slot in first["instances"]:
+            p.stop_instance(slot)
+        again = p.start_instance("fw-mon-nat")
+        forwards_everything(r)
+    assert len(again["instances"]) == 3
+    assert_steps_tile(again, loads=True)
+    assert again["steps"]["set_routes_us"] > 0
+    with rig(dpdk_ready, "fork-startup", sfc=SfcSpec.linear("fw,mon,nat")) as r:
+        p = r.platform
+        (first,) = p.instances.values()
+        p.stop_instance(first["instance"])
+        forked = p.start_instance("fw-mon-nat")
+        forwards_everything(r)
+    assert forked["startup"] == "fork"
+    assert_steps_tile(forked, loads=False)
+
+
+def cpus_allowed(pid: int, tid: int | None = None) -> str:
+    status = Path(f"/proc/{pid}/task/{tid or pid}/status").read_text()
+    return next(line.split(":", 1)[1].strip() for line in status.splitlines()
+                if line.startswith("Cpus_allowed_list"))
+
+
+def test_start_placement_same_starts_on_the_control_threads_cpu_and_serves_on_the_instance_cpu(
+        dpdk_ready: cfg.Config) -> None:
+    # platforms.serpens.start_placement same (serpensd --start-placement same): the pool waits on the
+    # control thread's vCPU (the requester's, pinned to one), and a started instance serves on the instance
+    # CPU (serpensd's lcore), where every instance serves
+    conf = copy.deepcopy(dpdk_ready)
+    conf["platforms"]["serpens"]["start_placement"] = "same"
+    with rig(conf, SERPENS, sfc=SfcSpec.linear("fw")) as r:
+        p = r.platform
+        assert p.proc is not None
+        (ctl,) = [int(t.name) for t in Path(f"/proc/{p.proc.pid}/task").iterdir()
+                  if (t / "comm").read_text().strip() == "serpens-ctl"]
+        ctl_cpus = cpus_allowed(p.proc.pid, ctl)
+        (first,) = p.instances.values()
+        children = [int(c) for c in
+                    Path(f"/proc/{p.proc.pid}/task/{p.proc.pid}/children").read_text().split()]
+        waiting = [c for c in children if c != first["pid"]]
+        waiting_cpus = {cpus_allowed(c) for c in waiting}
+        started = p.start_instance("fw")
+        forwards_everything(r)
+        serving = [cpus_allowed(first["pid"]), cpus_allowed(started["pid"])]
+    assert "-" not in ctl_cpus and "," not in ctl_cpus    # one CPU
+    assert len(waiting) == conf["platforms"]["serpens"]["pool"] - 1 and waiting_cpus == {ctl_cpus}
+    assert started["pooled"] and started["pid"] in waiting
+    assert serving == [str(conf["cores"]["platform"])] * 2

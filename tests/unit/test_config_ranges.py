@@ -119,3 +119,11 @@ def test_a_file_that_is_not_a_small_regular_file_is_one_line(tmp_path: Path, kin
     msg = str(err.value)
     assert msg.startswith(f"{path}: ") and "\n" not in msg, msg
     assert ("at most" if kind == "huge" else "cannot read configuration file") in msg
+
+
+def test_an_unknown_start_placement_is_refused_naming_the_choices() -> None:
+    for good in ("instance", "same", "other", "any"):
+        assert cfg.load(overrides=[f"platforms.serpens.start_placement={good}"])
+    with pytest.raises(cfg.ConfigError, match="'platforms.serpens.start_placement' must be one of "
+                                              "instance, same, other, any .*'elsewhere'"):
+        cfg.load(overrides=["platforms.serpens.start_placement=elsewhere"])

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <rte_lcore.h>
@@ -100,9 +101,19 @@ void st_ring(uint32_t *doorbell)
 
 void st_set_lcore(unsigned int lcore_id) { RTE_PER_LCORE(_lcore_id) = lcore_id; }
 
-/* Look up the descriptor and run init in the current State Manager phase (deploy or attach). */
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Look up the descriptor and run init in the current State Manager phase (deploy or attach); its time in
+ * out->init_ns. */
 static int init_nf(const struct st_nf *nf, struct st_loaded *out, const char *where, char *err, size_t errlen)
 {
+	uint64_t t0 = mono_ns();
 	int rc;
 
 	out->nf = st_sym(out, "serpens_nf");
@@ -114,6 +125,7 @@ static int init_nf(const struct st_nf *nf, struct st_loaded *out, const char *wh
 	}
 	sm_set_nf(nf->name, nf->args);
 	rc = sm_nf_init(out->nf);
+	out->init_ns = mono_ns() - t0;
 	if (rc != 0) {
 		struct sm_region *r = sm_get_region();
 
@@ -126,10 +138,13 @@ static int init_nf(const struct st_nf *nf, struct st_loaded *out, const char *wh
 
 int st_load_dlopen(const struct st_nf *nf, struct st_loaded *out, char *err, size_t errlen)
 {
+	uint64_t t0 = mono_ns();
+
 	memset(out, 0, sizeof(*out));
 	out->loader = "dlopen";
 	/* RTLD_LOCAL: every deployment is its own file, so two deployments of one NF never share globals */
 	out->dl = dlopen(nf->path, RTLD_NOW | RTLD_LOCAL);
+	out->map_ns = mono_ns() - t0;
 	if (!out->dl) {
 		snprintf(err, errlen, "NF %s: cannot load %s: %s", nf->name, nf->path, dlerror());
 		return -1;
@@ -144,8 +159,9 @@ int st_load_dlopen(const struct st_nf *nf, struct st_loaded *out, char *err, siz
 	return 0;
 }
 
-static int map_from(const struct st_nf *nf, int fd, const char *what, struct st_loaded *out, char *err,
-		    size_t errlen)
+/* Map the image from fd (opened at t0: the open counts as mapping) and run init. */
+static int map_from(const struct st_nf *nf, int fd, const char *what, uint64_t t0, struct st_loaded *out,
+		    char *err, size_t errlen)
 {
 	char why[400];
 
@@ -153,6 +169,7 @@ static int map_from(const struct st_nf *nf, int fd, const char *what, struct st_
 		snprintf(err, errlen, "NF %s: cannot map its %s: %s", nf->name, what, why);
 		return -1;
 	}
+	out->map_ns = mono_ns() - t0;
 	out->img = nf->image;
 	if (init_nf(nf, out, what, err, errlen) != 0) {
 		if (!st_sym(out, "serpens_nf")) {
@@ -168,6 +185,7 @@ int st_load_image(const struct st_nf *nf, struct st_loaded *out, char *err, size
 {
 	char path[64];
 	int fd = nf->cached_fd, rc;
+	uint64_t t0 = mono_ns();
 
 	memset(out, 0, sizeof(*out));
 	out->loader = "image";
@@ -179,7 +197,7 @@ int st_load_image(const struct st_nf *nf, struct st_loaded *out, char *err, size
 			return -1;
 		}
 	}
-	rc = map_from(nf, fd, "image", out, err, errlen);
+	rc = map_from(nf, fd, "image", t0, out, err, errlen);
 	if (fd != nf->cached_fd)
 		close(fd);
 	return rc;
@@ -188,6 +206,7 @@ int st_load_image(const struct st_nf *nf, struct st_loaded *out, char *err, size
 int st_load_snapshot(const struct st_nf *nf, struct st_loaded *out, char *err, size_t errlen)
 {
 	int fd, rc;
+	uint64_t t0 = mono_ns();
 
 	memset(out, 0, sizeof(*out));
 	out->loader = "snapshot-file";
@@ -198,7 +217,7 @@ int st_load_snapshot(const struct st_nf *nf, struct st_loaded *out, char *err, s
 		return -1;
 	}
 	/* MAP_PRIVATE from the file: pages come in on demand, nothing is parsed or relocated */
-	rc = map_from(nf, fd, "snapshot", out, err, errlen);
+	rc = map_from(nf, fd, "snapshot", t0, out, err, errlen);
 	close(fd);
 	return rc;
 }

@@ -54,6 +54,9 @@ struct st_loaded {
 	const struct ldr_image *img;   /* mapped image, or NULL */
 	const char *loader;            /* which loader ran: "dlopen", "image" or "snapshot-file" (reported by
 					* serpensd and serpens-startbench per instance: tests compare them) */
+	uint64_t map_ns;               /* CLOCK_MONOTONIC ns the loader took to bring it in (dlopen; the
+					* image's open and mapping; the snapshot's) ... */
+	uint64_t init_ns;              /* ... and its init took (serpensd's start steps) */
 };
 
 /* How the orchestrator execs its runtime as a DPDK secondary of itself. */
