@@ -18,6 +18,14 @@
 
 #define SP_HANDOFF_TIMEOUT_NS (20 * 1000 * 1000L)
 
+/* Set in a sleeper's `done` word by a waker that is about to wait on it (sp_hop_wake with a hand-off), and
+ * cleared by that waker when its wait is over. A sleeper that finds it clear when it bumps `done` skips
+ * the futex wake: on a shared core the waker is usually preempted inside its own wake-up call (the woken
+ * sleeper runs at once) and never reaches its wait, so the wake would be a system call that wakes nobody,
+ * once per hand-off. The counter is the low bits; the bit is only ever set by compare-and-swap from the
+ * value read before the wake-up, so a sleeper that bumped `done` first is never waited for. */
+#define SP_DONE_WAITER 0x80000000u
+
 struct sp_handoff_stats {
 	uint64_t handoffs, timeouts, max_ns;
 };
@@ -41,6 +49,14 @@ static inline bool sp_hop_due(unsigned int count, uint64_t pending_since, uint64
 			      uint64_t flush_tsc)
 {
 	return count && (count >= wake_batch || now - pending_since >= flush_tsc);
+}
+
+/* The sleeper's side, on its way to sleep: it finished its work. Bumps `done`, and wakes a waker that
+ * waits for it. */
+static inline void sp_hop_done(struct sp_sleeper *s)
+{
+	if (__atomic_fetch_add(&s->done, 1, __ATOMIC_SEQ_CST) & SP_DONE_WAITER)
+		sp_futex_wake(&s->done, 1);
 }
 
 /* The sleeper's own work, a TSC counter that grows while it runs (e.g. an instance's slot_work_cycles):
