@@ -78,6 +78,10 @@ struct slot_dp {
 	uint64_t pending_since; /* TSC when the ring went from empty to non-empty while the instance slept */
 	struct rte_mbuf *stage[DP_BURST];
 	unsigned int nstage;
+	/* set by the Router, resolved with the TSC the next poll (the same loop iteration) has at hand instead
+	 * of a TSC read per burst: the ring went from empty to non-empty (pending_since), and packets came
+	 * for the instance (its last_pkt_tsc, for keep-warm) */
+	bool started, seen;
 };
 static struct slot_dp S[SM_MAX_INSTANCES];
 
@@ -89,13 +93,13 @@ static void flush_stage(struct serpensd *d, unsigned int slot)
 
 	if (!s->nstage)
 		return;
-	n = sp_hop_enqueue(d->rx[slot], s->stage, s->nstage, &s->pending_since);
+	n = sp_hop_enqueue_started(d->rx[slot], s->stage, s->nstage, &s->started);
 	if (n < s->nstage) {
 		rte_pktmbuf_free_bulk(s->stage + n, s->nstage - n);
 		d->ctl->sfcs[in->sfc].ring_full += s->nstage - n;
 	}
 	in->enq += n;
-	in->last_pkt_tsc = rte_rdtsc();
+	s->seen = true;
 	s->nstage = 0;
 }
 
@@ -193,6 +197,14 @@ static uint64_t cons_poll(struct serpensd *d, uint64_t now, uint64_t flush_tsc)
 	for (i = 0; i < SM_MAX_INSTANCES; i++) {
 		struct sp_instance *in = &d->ctl->inst[i];
 
+		if (S[i].seen) { /* now is the TSC right after this iteration's route (serpensd.c) */
+			in->last_pkt_tsc = now;
+			S[i].seen = false;
+		}
+		if (S[i].started) {
+			S[i].pending_since = now;
+			S[i].started = false;
+		}
 		if (in->state != INST_READY)
 			continue;
 		if (!sp_hop_due(rte_ring_count(d->rx[i]), S[i].pending_since, now, d->ctl->wake_batch, flush_tsc))

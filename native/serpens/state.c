@@ -152,28 +152,32 @@ static inline uint64_t hash_final(uint64_t h)
 	return h ^ (h >> 33);
 }
 
-/* key_hash of a 16-byte key (a flow), its two words put together from 4-, 2- and 1-byte loads. A flow was
- * usually just written field by field (sp_flow_of: 4-, 2- and 1-byte stores); reading it back 8 bytes at
- * a time cannot be forwarded from those stores and waits for them to reach the cache (perf: a third of
- * the lookup's own time). */
+/* key_hash of the 16 bytes w0, w1 (little-endian) */
+static inline uint64_t flow_words_hash(uint64_t w0, uint64_t w1)
+{
+	return hash_final(hash_word(hash_word(0x9e3779b97f4a7c15ull ^ 16, w0), w1));
+}
+
+/* Exactly this width: the compiler would merge neighbouring narrow loads into one wide load, which is
+ * what must not happen to a key that was just written field by field (flow_hash). */
+#define LOAD_AS_IS(p) __atomic_load_n(p, __ATOMIC_RELAXED)
+
+/* key_hash of a 16-byte key (a flow), its two words put together from its fields' own loads. An NF
+ * builds its flow keys field by field (sp_flow_of: 4-, 2- and 1-byte stores) just before the lookup;
+ * an 8-byte load of one cannot be forwarded from those stores and waits until they reach the cache
+ * (perf: a third of sp_get_state's own time before). */
 #if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "flow_hash assembles key_hash's words little-endian"
 #endif
 static inline uint64_t flow_hash(const void *key)
 {
-	const uint8_t *p = key;
-	uint32_t src, dst;
-	uint16_t sport, dport;
-	uint64_t w0, w1;
+	const struct sp_flow *f = key; /* an NF's key of this size is its struct sp_flow (aligned) */
+	uint64_t w0 = (uint64_t)LOAD_AS_IS(&f->dst_ip) << 32 | LOAD_AS_IS(&f->src_ip);
+	uint64_t w1 = (uint64_t)LOAD_AS_IS(&f->src_port) | (uint64_t)LOAD_AS_IS(&f->dst_port) << 16 |
+		      (uint64_t)LOAD_AS_IS(&f->proto) << 32 | (uint64_t)LOAD_AS_IS(&f->pad[0]) << 40 |
+		      (uint64_t)LOAD_AS_IS(&f->pad[1]) << 48 | (uint64_t)LOAD_AS_IS(&f->pad[2]) << 56;
 
-	memcpy(&src, p, 4);
-	memcpy(&dst, p + 4, 4);
-	memcpy(&sport, p + 8, 2);
-	memcpy(&dport, p + 10, 2);
-	w0 = (uint64_t)dst << 32 | src;
-	w1 = (uint64_t)sport | (uint64_t)dport << 16 | (uint64_t)p[12] << 32 | (uint64_t)p[13] << 40 |
-	     (uint64_t)p[14] << 48 | (uint64_t)p[15] << 56;
-	return hash_final(hash_word(hash_word(0x9e3779b97f4a7c15ull ^ 16, w0), w1));
+	return flow_words_hash(w0, w1);
 }
 
 static uint64_t key_hash(const void *key, uint32_t len)
@@ -300,16 +304,16 @@ static inline uint8_t *slot_val(const struct sm_table_shm *t, uint8_t *s, unsign
 	return s + 8 + t->key_stride + (size_t)v * t->val_stride;
 }
 
-/* A key of flow size against a flow, field by field: the NF has just built its key with field stores
- * (sp_flow_of: 4-, 2- and 1-byte stores), and an 8-byte load of it cannot be forwarded from those (see
- * flow_hash). The pad is compared too: keys are bytes. */
+/* A key of flow size against a flow, field by field, each field of key loaded as it was stored (see
+ * flow_hash: the NF has just built it). The pad is compared too: keys are bytes. */
 static inline bool flow_eq(const struct sp_flow *h, const void *key)
 {
 	const struct sp_flow *k = key;
 
-	return h->src_ip == k->src_ip && h->dst_ip == k->dst_ip && h->src_port == k->src_port &&
-	       h->dst_port == k->dst_port && h->proto == k->proto && h->pad[0] == k->pad[0] &&
-	       h->pad[1] == k->pad[1] && h->pad[2] == k->pad[2];
+	return h->src_ip == LOAD_AS_IS(&k->src_ip) && h->dst_ip == LOAD_AS_IS(&k->dst_ip) &&
+	       h->src_port == LOAD_AS_IS(&k->src_port) && h->dst_port == LOAD_AS_IS(&k->dst_port) &&
+	       h->proto == LOAD_AS_IS(&k->proto) && h->pad[0] == LOAD_AS_IS(&k->pad[0]) &&
+	       h->pad[1] == LOAD_AS_IS(&k->pad[1]) && h->pad[2] == LOAD_AS_IS(&k->pad[2]);
 }
 
 /* Keys compared as bytes; the NFs' keys are a 5-tuple (16 bytes) or an address (4): those compare inline
@@ -1032,6 +1036,28 @@ static inline void prefetch_slot(const struct sm_table_shm *t, uint64_t h)
 		__builtin_prefetch(value_for_me((struct sm_table_shm *)t, s));
 }
 
+/* sp_flow_of(p) as the two words of its struct sp_flow, read from the frame in two loads (the frame was
+ * written long ago: no store to wait for). 0, or -1 where sp_flow_of fails. */
+static inline int packet_flow(const struct sp_pkt *p, uint64_t w[2])
+{
+	int l3 = sp_l3_offset(p), l4;
+	const uint8_t *ip;
+	uint32_t ports = 0;
+
+	if (l3 < 0)
+		return -1;
+	ip = p->data + l3;
+	memcpy(&w[0], ip + 12, 8); /* source and destination address, as in struct sp_flow */
+	if (ip[9] == SP_PROTO_TCP || ip[9] == SP_PROTO_UDP) {
+		l4 = sp_l4_offset(p);
+		if (l4 < 0)
+			return -1;
+		memcpy(&ports, p->data + l4, 4); /* source and destination port */
+	}
+	w[1] = (uint64_t)ports | (uint64_t)ip[9] << 32; /* the pad is 0 */
+	return 0;
+}
+
 void sm_hint_batch(const char *nf, const struct sp_pkt *pkts, struct sm_hint *hints, unsigned int n)
 {
 	struct hint_nf *h = hint_tables(nf);
@@ -1062,14 +1088,16 @@ void sm_hint_batch(const char *nf, const struct sp_pkt *pkts, struct sm_hint *hi
 		return; /* no lookup of this NF is by the packet's flow or address: hashing them would be waste */
 	for (i = 0; i < n; i++) {
 		struct sm_hint *x = &hints[i];
+		uint64_t w[2];
 
-		if (sp_flow_of(&pkts[i], &x->flow) != 0)
+		if (packet_flow(&pkts[i], w) != 0)
 			continue;
+		memcpy(&x->flow, w, sizeof(w));
 		x->ok = 1;
 		x->has_flow = (want & SM_HINT_FLOW) != 0;
 		x->has_src = (want & SM_HINT_SRC) != 0;
 		if (x->has_flow)
-			x->h_flow = key_hash(&x->flow, sizeof(x->flow));
+			x->h_flow = flow_words_hash(w[0], w[1]);
 		if (x->has_src)
 			x->h_src = key_hash(&x->flow.src_ip, 4);
 		for (k = 0; k < npf; k++) {
