@@ -5,7 +5,7 @@ JSON line per trial with the gateway's and the instance's ns/packet (docs/stages
 interleaved: every --build DIR (holding serpensd, serpens-runtime and nfs/*.so) gets a rig of its own, and
 the rigs take turns, one trial block each, so machine noise falls on all of them alike. With --perf OUT a
 `perf record -g` (cpu-clock: this VM has no hardware counters) runs on serpensd and the runtimes during the
-last block of each build, written to OUT.<build index>.
+last block of each build, written to OUT.<build index> (--perf-every: every block, OUT.<build>.<block>).
 
 Run from the repository root, under the benchmark lock:
     flock /tmp/bench.lock env PYTHONPATH=. .venv/bin/python scripts/perpacket.py --build DIR ...
@@ -79,6 +79,7 @@ def main() -> int:
     ap.add_argument("--per-block", type=int, default=1, help="trials per turn")
     ap.add_argument("--sfc", default="fw,mon,nat")
     ap.add_argument("--perf", help="perf.data prefix: record during each build's last block")
+    ap.add_argument("--perf-every", action="store_true", help="record during every block (OUT.<build>.<block>)")
     a = ap.parse_args()
     runlock.set_default_wait(120.0)  # another run on the cores: wait for it rather than fail
     builds = a.build or ["build/native"]
@@ -98,8 +99,9 @@ def main() -> int:
             with rig(c, "serpens", sfc=SfcSpec.linear(a.sfc)) as r:
                 trial(r, a.rate, 1.0, flows)  # warm-up: NAT allocates its mappings, caches fill
                 perf = None
-                if a.perf and blk == a.blocks - 1:
-                    perf = subprocess.Popen(["perf", "record", "-e", "cpu-clock", "-g", "-o", f"{a.perf}.{bi}",
+                if a.perf and (a.perf_every or blk == a.blocks - 1):
+                    perf = subprocess.Popen(["perf", "record", "-e", "cpu-clock", "-g", "-o",
+                                             f"{a.perf}.{bi}" + (f".{blk}" if a.perf_every else ""),
                                              "-p", ",".join(map(str, pids(r)))],
                                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                     time.sleep(0.5)
