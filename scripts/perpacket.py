@@ -61,7 +61,7 @@ def trial(r: Rig, rate_pps: float, duration_s: float, flows: int) -> dict[str, A
             "tx": res.tx_packets, "rx": res.rx_packets, "loss": round(res.loss_ratio, 5),
             "handoffs": dp_a["handoffs"] - dp_b["handoffs"],
             "timeouts": dp_a["handoff_timeouts"] - dp_b["handoff_timeouts"],
-            "ctxsw": [[a[0] - b[0], a[1] - b[1]] for a, b in zip(cs1, cs0)]}
+            "ctxsw": [[a[0] - b[0], a[1] - b[1]] for a, b in zip(cs1, cs0, strict=True)]}
 
 
 def pids(r: Rig) -> list[int]:
@@ -79,10 +79,21 @@ def main() -> int:
     ap.add_argument("--per-block", type=int, default=1, help="trials per turn")
     ap.add_argument("--sfc", default="fw,mon,nat")
     ap.add_argument("--perf", help="perf.data prefix: record during each build's last block")
-    ap.add_argument("--perf-every", action="store_true", help="record during every block (OUT.<build>.<block>)")
+    ap.add_argument("--perf-every", action="store_true",
+                    help="record during every block (OUT.<build>.<block>)")
     a = ap.parse_args()
     runlock.set_default_wait(120.0)  # another run on the cores: wait for it rather than fail
     builds = a.build or ["build/native"]
+    for b in builds:
+        p = Path(b)
+        d = p / "serpens" if (p / "serpens").is_dir() else p
+        missing = [x for x in (d / "serpensd", d / "serpens-runtime", p / "nfs") if not x.exists()]
+        if missing:
+            print(f"perpacket: --build {b}: {missing[0]} is missing", file=sys.stderr)
+            return 2
+    if a.blocks < 1 or a.per_block < 1 or a.rate <= 0 or a.duration <= 0:
+        print("perpacket: --blocks, --per-block, --rate and --duration must be positive", file=sys.stderr)
+        return 2
     conf = cfg.load()
     flows = conf["traffic"]["flows"]
     results: dict[int, list[dict[str, Any]]] = {i: [] for i in range(len(builds))}
@@ -129,4 +140,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except (RuntimeError, OSError, ValueError) as e:  # a platform that fails, the run lock held
+        print(f"perpacket: {e}", file=sys.stderr)
+        sys.exit(1)
