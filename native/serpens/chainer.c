@@ -160,54 +160,53 @@ void chainer_unload(struct chainer *c)
 	sm_forget_local();
 }
 
+/* Per position: its share of the batch (the packets labelled for it) as the NF sees them, the State
+ * Manager's hints for them (state.h: each packet's flow hashed once and the NF's slots prefetched, so
+ * the lookups' cache misses overlap), then the NF on each. */
 unsigned int chainer_run(struct chainer *c, struct rte_mbuf **m, unsigned int n, struct rte_mbuf **out,
 			 uint64_t *drops)
 {
-	uint8_t label[n];
-	struct sp_pkt pkt;
+	uint8_t label[n], idx[n];
+	struct sp_pkt mine[n];
+	struct sm_hint hint[n];
 	const struct sp_batch_hooks *hooks = sp_batch_hooks; /* NULL unless state is cached (remote) */
-	unsigned int i, p, nout = 0;
+	unsigned int i, j, k, p, nout = 0;
 
 	memset(label, 0, n);
-	pkt.sfc = c->sfc;
 	for (p = 0; p < c->npos; p++) {
 		const struct sp_pos *pos = &c->pos[p];
 		int (*handler)(struct sp_pkt *) = c->nf[p]->handler;
 		sp_selector_fn sel = c->sel[p];
 
-		if (hooks) { /* this NF's share of the batch, for the remote backend's prefetch */
-			struct sp_pkt mine[n];
-			unsigned int k = 0;
-
-			for (i = 0; i < n; i++)
-				if (label[i] == p)
-					mine[k++] = (struct sp_pkt){.data = rte_pktmbuf_mtod(m[i], uint8_t *),
-								    .len = rte_pktmbuf_data_len(m[i]),
-								    .sfc = c->sfc, .buf = m[i]};
-			if (k == 0)
-				continue;
+		for (i = 0, k = 0; i < n; i++)
+			if (label[i] == p) {
+				idx[k] = (uint8_t)i;
+				mine[k++] = (struct sp_pkt){.data = rte_pktmbuf_mtod(m[i], uint8_t *),
+							    .len = rte_pktmbuf_data_len(m[i]), .sfc = c->sfc,
+							    .buf = m[i]};
+			}
+		if (k == 0)
+			continue;
+		if (hooks) /* this NF's share of the batch, for the remote backend's prefetch */
 			hooks->begin(c->nf_name[p], mine, k);
-		}
-		for (i = 0; i < n; i++) {
+		sm_hint_batch(c->nf_name[p], mine, hint, k);
+		for (j = 0; j < k; j++) {
 			int v, b;
 
-			if (label[i] != p)
-				continue;
-			pkt.buf = m[i];
-			pkt.data = rte_pktmbuf_mtod(m[i], uint8_t *);
-			pkt.len = rte_pktmbuf_data_len(m[i]);
 			if (hooks)
-				hooks->packet(&pkt);
-			v = handler(&pkt);
+				hooks->packet(&mine[j]);
+			sm_hint_cur = &hint[j];
+			v = handler(&mine[j]);
 			if (v < 0) {
-				label[i] = SP_LABEL_DROP;
+				label[idx[j]] = SP_LABEL_DROP;
 			} else if (sel) {
 				b = sel(v);
-				label[i] = (b < 0 || b >= pos->nbranch) ? SP_LABEL_DROP : pos->next[b];
+				label[idx[j]] = (b < 0 || b >= pos->nbranch) ? SP_LABEL_DROP : pos->next[b];
 			} else {
-				label[i] = pos->next_pass;
+				label[idx[j]] = pos->next_pass;
 			}
 		}
+		sm_hint_cur = NULL;
 		if (hooks)
 			hooks->end();
 	}

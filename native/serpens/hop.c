@@ -23,8 +23,14 @@ bool sp_hop_wake(struct sp_sleeper *s, bool handoff, sp_work_fn work, const void
 		return true;
 	}
 	t0 = rte_rdtsc();
-	if (sp_futex_wait(&s->done, done, SP_HANDOFF_TIMEOUT_NS) != 0 && errno == ETIMEDOUT)
-		hs->timeouts++;
+	/* announce the wait (SP_DONE_WAITER); if `done` moved already the sleeper has been and gone (it ran
+	 * inside the wake-up call above) and there is nothing to wait for: no system call */
+	if (__atomic_compare_exchange_n(&s->done, &done, done | SP_DONE_WAITER, false, __ATOMIC_SEQ_CST,
+					__ATOMIC_SEQ_CST)) {
+		if (sp_futex_wait(&s->done, done | SP_DONE_WAITER, SP_HANDOFF_TIMEOUT_NS) != 0 && errno == ETIMEDOUT)
+			hs->timeouts++;
+		__atomic_fetch_and(&s->done, ~SP_DONE_WAITER, __ATOMIC_SEQ_CST);
+	}
 	t1 = rte_rdtsc();
 	ns = (t1 - t0) * 1000000000ull / rte_get_tsc_hz();
 	hs->handoffs++;

@@ -53,6 +53,7 @@
 #include "eal_init_lock.h"
 #include "chainer.h"
 #include "ctl.h"
+#include "hop.h"
 #include "local_proxy.h"
 #include "runtime_trim.h"
 #include "scaling/scale_runtime.h"
@@ -256,8 +257,7 @@ static void serve(struct sp_ctl *ctl, struct sp_instance *in, struct chainer *c,
 			__atomic_store_n(&in->sleeping, 0, __ATOMIC_SEQ_CST);
 			continue;
 		}
-		__atomic_fetch_add(&in->done, 1, __ATOMIC_SEQ_CST);
-		sp_futex_wake(&in->done, 1);
+		sp_hop_done(&in->sl); /* wakes serpensd only if it waits for this (hop.h) */
 		in->sleeps++;
 		sp_futex_wait(&in->doorbell, seq, 100 * 1000 * 1000L); /* re-check stop at least every 100 ms */
 		__atomic_store_n(&in->sleeping, 0, __ATOMIC_SEQ_CST);

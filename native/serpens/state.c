@@ -74,9 +74,14 @@ struct sm_local {
 	sp_hook_fn split;
 	sp_hook_fn merge;
 	sp_hook_fn update;
+	/* the Chainer's hints (sm_hint_batch): lookups whose key was the packet's flow / source address since
+	 * the last batch of this table's NF, and whether its slots are prefetched by them (SM_HINT_*) */
+	uint32_t by_flow, by_src;
+	uint8_t prefetch;
 };
 
 static const struct sp_state_ops shm_ops;
+static void hint_forget(void);
 static sp_create_fn g_creator;
 static const struct sm_remote_hooks *g_remote;
 const struct sp_batch_hooks *sp_batch_hooks;
@@ -130,29 +135,70 @@ static uint64_t pow2_at_least(uint64_t v)
 }
 
 /* 64-bit hash of a byte key: 8-byte words mixed murmur-style, then a final avalanche. */
+static inline uint64_t hash_word(uint64_t h, uint64_t w)
+{
+	w *= 0x87c37b91114253d5ull;
+	w = (w << 31) | (w >> 33);
+	h ^= w * 0x4cf5ad432745937full;
+	return ((h << 27) | (h >> 37)) * 5 + 0x52dce729;
+}
+
+static inline uint64_t hash_final(uint64_t h)
+{
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdull;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ull;
+	return h ^ (h >> 33);
+}
+
+/* key_hash of the 16 bytes w0, w1 (little-endian) */
+static inline uint64_t flow_words_hash(uint64_t w0, uint64_t w1)
+{
+	return hash_final(hash_word(hash_word(0x9e3779b97f4a7c15ull ^ 16, w0), w1));
+}
+
+/* Exactly this width: the compiler would merge neighbouring narrow loads into one wide load, which is
+ * what must not happen to a key that was just written field by field (flow_hash). */
+#define LOAD_AS_IS(p) __atomic_load_n(p, __ATOMIC_RELAXED)
+
+/* key_hash of a 16-byte key (a flow), its two words put together from its fields' own loads. An NF
+ * builds its flow keys field by field (sp_flow_of: 4-, 2- and 1-byte stores) just before the lookup;
+ * an 8-byte load of one cannot be forwarded from those stores and waits until they reach the cache
+ * (perf: a third of sp_get_state's own time before). */
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "flow_hash assembles key_hash's words little-endian"
+#endif
+static inline uint64_t flow_hash(const void *key)
+{
+	const struct sp_flow *f = key; /* an NF's key of this size is its struct sp_flow (aligned) */
+	uint64_t w0 = (uint64_t)LOAD_AS_IS(&f->dst_ip) << 32 | LOAD_AS_IS(&f->src_ip);
+	uint64_t w1 = (uint64_t)LOAD_AS_IS(&f->src_port) | (uint64_t)LOAD_AS_IS(&f->dst_port) << 16 |
+		      (uint64_t)LOAD_AS_IS(&f->proto) << 32 | (uint64_t)LOAD_AS_IS(&f->pad[0]) << 40 |
+		      (uint64_t)LOAD_AS_IS(&f->pad[1]) << 48 | (uint64_t)LOAD_AS_IS(&f->pad[2]) << 56;
+
+	return flow_words_hash(w0, w1);
+}
+
 static uint64_t key_hash(const void *key, uint32_t len)
 {
 	const uint8_t *p = key;
 	uint64_t h = 0x9e3779b97f4a7c15ull ^ len, w;
 	uint32_t i;
 
+	if (len == 16)
+		return flow_hash(key);
+
 	for (i = 0; i + 8 <= len; i += 8) {
 		memcpy(&w, p + i, 8);
-		w *= 0x87c37b91114253d5ull;
-		w = (w << 31) | (w >> 33);
-		h ^= w * 0x4cf5ad432745937full;
-		h = ((h << 27) | (h >> 37)) * 5 + 0x52dce729;
+		h = hash_word(h, w);
 	}
 	if (i < len) {
 		w = 0;
 		memcpy(&w, p + i, len - i);
 		h ^= w * 0x87c37b91114253d5ull;
 	}
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdull;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ull;
-	return h ^ (h >> 33);
+	return hash_final(h);
 }
 
 void sm_error(const char *fmt, ...)
@@ -258,6 +304,35 @@ static inline uint8_t *slot_val(const struct sm_table_shm *t, uint8_t *s, unsign
 	return s + 8 + t->key_stride + (size_t)v * t->val_stride;
 }
 
+/* A key of flow size against a flow, field by field, each field of key loaded as it was stored (see
+ * flow_hash: the NF has just built it). The pad is compared too: keys are bytes. */
+static inline bool flow_eq(const struct sp_flow *h, const void *key)
+{
+	const struct sp_flow *k = key;
+
+	return h->src_ip == LOAD_AS_IS(&k->src_ip) && h->dst_ip == LOAD_AS_IS(&k->dst_ip) &&
+	       h->src_port == LOAD_AS_IS(&k->src_port) && h->dst_port == LOAD_AS_IS(&k->dst_port) &&
+	       h->proto == LOAD_AS_IS(&k->proto) && h->pad[0] == LOAD_AS_IS(&k->pad[0]) &&
+	       h->pad[1] == LOAD_AS_IS(&k->pad[1]) && h->pad[2] == LOAD_AS_IS(&k->pad[2]);
+}
+
+/* Keys compared as bytes; the NFs' keys are a 5-tuple (16 bytes) or an address (4): those compare inline
+ * instead of in a call to memcmp, once per lookup. A slot's key is 8-aligned, so a struct sp_flow there is
+ * aligned; an NF's key of that size is its struct sp_flow. */
+static inline bool key_eq(const uint8_t *a, const void *key, uint32_t len)
+{
+	uint32_t u, v;
+
+	if (len == sizeof(struct sp_flow))
+		return flow_eq((const struct sp_flow *)(const void *)a, key);
+	if (len == 4) {
+		memcpy(&u, a, 4);
+		memcpy(&v, key, 4);
+		return u == v;
+	}
+	return memcmp(a, key, len) == 0;
+}
+
 static uint8_t *slot_find(struct sm_table_shm *t, const void *key, uint64_t h)
 {
 	uint64_t mask = t->nslots - 1, i, n;
@@ -270,7 +345,7 @@ static uint8_t *slot_find(struct sm_table_shm *t, const void *key, uint64_t h)
 			cpu_relax();
 		if (st == SLOT_EMPTY)
 			return NULL;
-		if (st == SLOT_FULL && *slot_hash(s) == h32 && memcmp(slot_key(s), key, t->key_size) == 0)
+		if (st == SLOT_FULL && *slot_hash(s) == h32 && key_eq(slot_key(s), key, t->key_size))
 			return s;
 	}
 	return NULL;
@@ -636,6 +711,7 @@ int sm_instance_claim_at(struct sm_region *r, int slot)
 void sm_forget_local(void)
 {
 	memset(g_local, 0, sizeof(g_local));
+	hint_forget();
 }
 
 void sm_instance_release(struct sm_region *r, int slot)
@@ -854,12 +930,183 @@ static inline uint8_t *value_for_me(struct sm_table_shm *t, uint8_t *s)
 	return slot_val(t, s, 1 + (unsigned int)g_slot);
 }
 
+/* The hash of key: the Chainer's hint of the packet being handled when key is its flow or its source
+ * address (compared in full, so a key that only looks alike is hashed), else computed. */
+static inline uint64_t hinted_hash(struct sm_local *l, const void *key, uint32_t len)
+{
+	const struct sm_hint *h = sm_hint_cur;
+
+	if (h && h->ok) {
+		if (len == 16 && h->has_flow && flow_eq(&h->flow, key)) {
+			l->by_flow++;
+			return h->h_flow;
+		}
+		if (len == 4 && h->has_src && key_eq((const uint8_t *)&h->flow.src_ip, key, 4)) {
+			l->by_src++;
+			return h->h_src;
+		}
+	}
+	return key_hash(key, len);
+}
+
 static inline void *shm_get_state(sp_table *lt, const void *key)
 {
 	struct sm_table_shm *t = as_local(lt)->shm;
-	uint8_t *s = slot_find(t, key, key_hash(key, t->key_size));
+	uint8_t *s = slot_find(t, key, hinted_hash(as_local(lt), key, t->key_size));
 
 	return s ? value_for_me(t, s) : NULL;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* the Chainer's hints: hash each packet's flow once per NF, prefetch the slots it will look up     */
+
+/* A lookup is a cache miss on its slot's first line (perf: nearly all of slot_find's time is the load of
+ * the slot's state word), and an NF looks up one slot per table per packet. Before an NF's share of a
+ * batch the Chainer hands every packet's flow here: each is hashed once, and the slots of the NF's
+ * tables that its lookups will name are prefetched, so the misses of a batch overlap instead of coming
+ * one after another inside the handlers. Which tables are looked up by what is learnt, per table, from
+ * the lookups themselves (hinted_hash counts those whose key was the packet's flow or source address):
+ * every table whose key has the size of a flow (or of an address) is prefetched in an NF's first batch
+ * (and again every SM_HINT_RELEARN batches), and in between those whose lookups named the packet's flow
+ * (address) for at least a quarter of the packets of the NF's last batch; e.g. NAT's reverse table is not
+ * prefetched while only outbound packets pass. A hint is only a
+ * hint: the lookup compares the whole key, a prefetch that was not needed costs a line of cache. */
+#define SM_HINT_FLOW 1u
+#define SM_HINT_SRC 2u
+#define SM_HINT_MIN_BYTES (64u << 10) /* smaller tables stay in cache: no prefetch */
+#define SM_HINT_NFS 32                /* NF deployments per process with hints (an SFC's positions) */
+#define SM_HINT_TABLES 8              /* tables per NF considered */
+#define SM_HINT_RELEARN 64            /* batches between two rounds of trying every candidate table */
+
+const struct sm_hint *sm_hint_cur;
+
+struct hint_nf {
+	const char *nf;   /* the deployment's name (the Chainer's pointer) */
+	unsigned int n;
+	uint16_t idx[SM_HINT_TABLES]; /* g_local indexes of its shared-memory tables */
+	uint32_t hinted;  /* packets of its last batch */
+	uint32_t batches;
+};
+static struct hint_nf g_hint_nf[SM_HINT_NFS];
+static unsigned int g_hint_nnf;
+
+static void hint_forget(void)
+{
+	memset(g_hint_nf, 0, sizeof(g_hint_nf));
+	g_hint_nnf = 0;
+}
+
+/* The tables of deployment nf in this process (its init created or attached them as "<nf>/<table>"). */
+static struct hint_nf *hint_tables(const char *nf)
+{
+	unsigned int i, n = (unsigned int)strlen(nf), k = 0;
+	struct hint_nf *h;
+
+	for (i = 0; i < g_hint_nnf; i++)
+		if (g_hint_nf[i].nf == nf)
+			return &g_hint_nf[i];
+	if (g_hint_nnf == SM_HINT_NFS || !g_region)
+		return NULL;
+	h = &g_hint_nf[g_hint_nnf++];
+	h->nf = nf;
+	for (i = 0; i < SM_MAX_TABLES && k < SM_HINT_TABLES; i++) {
+		struct sm_local *l = &g_local[i];
+
+		if (!l->shm || l->shm->remote || !l->shm->slots || strncmp(l->shm->name, nf, n) != 0 ||
+		    l->shm->name[n] != '/')
+			continue;
+		h->idx[k++] = (uint16_t)i;
+	}
+	h->n = k;
+	return h;
+}
+
+/* What a table's key could be: a flow (16 bytes) or an address (4). */
+static uint8_t candidates(const struct sm_table_shm *t)
+{
+	return t->key_size == sizeof(struct sp_flow) ? SM_HINT_FLOW : t->key_size == 4 ? SM_HINT_SRC : 0;
+}
+
+static inline void prefetch_slot(const struct sm_table_shm *t, uint64_t h)
+{
+	uint8_t *s = slot_at(t, h & (t->nslots - 1));
+
+	__builtin_prefetch(s);
+	if (t->nvals > 1) /* global|write: this instance's value may be lines away */
+		__builtin_prefetch(value_for_me((struct sm_table_shm *)t, s));
+}
+
+/* sp_flow_of(p) as the two words of its struct sp_flow, read from the frame in two loads (the frame was
+ * written long ago: no store to wait for). 0, or -1 where sp_flow_of fails. */
+static inline int packet_flow(const struct sp_pkt *p, uint64_t w[2])
+{
+	int l3 = sp_l3_offset(p), l4;
+	const uint8_t *ip;
+	uint32_t ports = 0;
+
+	if (l3 < 0)
+		return -1;
+	ip = p->data + l3;
+	memcpy(&w[0], ip + 12, 8); /* source and destination address, as in struct sp_flow */
+	if (ip[9] == SP_PROTO_TCP || ip[9] == SP_PROTO_UDP) {
+		l4 = sp_l4_offset(p);
+		if (l4 < 0)
+			return -1;
+		memcpy(&ports, p->data + l4, 4); /* source and destination port */
+	}
+	w[1] = (uint64_t)ports | (uint64_t)ip[9] << 32; /* the pad is 0 */
+	return 0;
+}
+
+void sm_hint_batch(const char *nf, const struct sp_pkt *pkts, struct sm_hint *hints, unsigned int n)
+{
+	struct hint_nf *h = hint_tables(nf);
+	unsigned int i, k, want = 0;
+	struct sm_local *pf[SM_HINT_TABLES];
+	unsigned int npf = 0;
+
+	for (i = 0; i < n; i++)
+		hints[i].ok = 0;
+	if (!h || h->n == 0)
+		return;
+	for (k = 0; k < h->n; k++) { /* learn from the last batch, then pick this batch's prefetches */
+		struct sm_local *l = &g_local[h->idx[k]];
+
+		if (h->batches % SM_HINT_RELEARN == 0) /* every so often all candidates again: traffic changes */
+			l->prefetch = candidates(l->shm);
+		else if (h->hinted)
+			l->prefetch = (l->by_flow * 4 >= h->hinted ? SM_HINT_FLOW : 0) |
+				      (l->by_src * 4 >= h->hinted ? SM_HINT_SRC : 0);
+		l->by_flow = l->by_src = 0;
+		want |= l->prefetch;
+		if (l->prefetch && (uint64_t)l->shm->nslots * l->shm->slot_size >= SM_HINT_MIN_BYTES)
+			pf[npf++] = l;
+	}
+	h->batches++;
+	h->hinted = n;
+	if (!want)
+		return; /* no lookup of this NF is by the packet's flow or address: hashing them would be waste */
+	for (i = 0; i < n; i++) {
+		struct sm_hint *x = &hints[i];
+		uint64_t w[2];
+
+		if (packet_flow(&pkts[i], w) != 0)
+			continue;
+		memcpy(&x->flow, w, sizeof(w));
+		x->ok = 1;
+		x->has_flow = (want & SM_HINT_FLOW) != 0;
+		x->has_src = (want & SM_HINT_SRC) != 0;
+		if (x->has_flow)
+			x->h_flow = flow_words_hash(w[0], w[1]);
+		if (x->has_src)
+			x->h_src = key_hash(&x->flow.src_ip, 4);
+		for (k = 0; k < npf; k++) {
+			if (pf[k]->prefetch & SM_HINT_FLOW)
+				prefetch_slot(pf[k]->shm, x->h_flow);
+			if (pf[k]->prefetch & SM_HINT_SRC)
+				prefetch_slot(pf[k]->shm, x->h_src);
+		}
+	}
 }
 
 static int shm_put_state(sp_table *lt, const void *key, const void *value)

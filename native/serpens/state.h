@@ -84,6 +84,22 @@ void sm_pause_stats(const struct sm_region *r, enum sm_hook_kind kind, struct sm
 /* sm_resume, recording the pause (from sm_pause to now) under kind. */
 void sm_resume_as(struct sm_region *r, enum sm_hook_kind kind);
 
+/* The Chainer's per-packet hints (state.c explains them). Before an NF handles its share of a batch,
+ * sm_hint_batch(nf, pkts, hints, n) fills hints[i] from pkts[i] (the packet's flow, hashed once) and
+ * prefetches the slots of the deployment nf's tables that the NF's lookups will name; while the handler
+ * runs on pkts[i], sm_hint_cur points at hints[i] (NULL otherwise), and a lookup whose key is the
+ * packet's flow or source address takes its hash from there. Only a speed-up: results are the same
+ * without it. */
+struct sm_hint {
+	struct sp_flow flow;
+	uint64_t h_flow; /* the lookup hash of flow, if has_flow */
+	uint64_t h_src;  /* ... of flow.src_ip, if has_src */
+	uint8_t ok;      /* the packet is IPv4 (flow is set) */
+	uint8_t has_flow, has_src;
+};
+extern const struct sm_hint *sm_hint_cur;
+void sm_hint_batch(const char *nf, const struct sp_pkt *pkts, struct sm_hint *hints, unsigned int n);
+
 /* Periodic work of the State Manager: run update() of every table whose timer is due. */
 void sm_run_timers(struct sm_region *r, uint64_t now_us);
 

@@ -1,7 +1,8 @@
 /*
  * test_state.c: the State Manager's tables on ordinary memory — flag rules, per-flow state, release
  * pools split/updated/merged across instance slots with no resource handed out twice, eventual counters
- * folded by update, init re-run in a runtime not resetting deployed state, and clear errors.
+ * folded by update, init re-run in a runtime not resetting deployed state, clear errors, and lookups with
+ * the Chainer's hints (sm_hint_batch) finding exactly what they find without.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -184,6 +185,101 @@ static void test_per_flow_and_errors(struct sm_region *r)
 	sm_instance_release(r, a);
 }
 
+
+/* Hints: an NF with a flow table and an address table, both large enough to be prefetched. Over many
+ * batches (the learning, and its relearning rounds) every lookup with a hint returns what it returns
+ * without one: the packet's flow, its source address, a key that only differs in the pad, a key that
+ * is not the packet's, and frames that are not IPv4. */
+#define HINT_FLOWS 512u
+static sp_table *hflow_t, *haddr_t;
+
+static int hinted_init(void)
+{
+	struct sp_table_opts fo = {.key_size = sizeof(struct sp_flow), .value_size = 16, .capacity = 4096};
+	struct sp_table_opts ao = {.key_size = 4, .value_size = 16, .capacity = 4096};
+
+	hflow_t = sp_create_table("flows", SP_PER_FLOW | SP_WRITE, &fo);
+	haddr_t = sp_create_table("hosts", SP_GLOBAL | SP_WRITE | SP_EVENTUAL, &ao);
+	return hflow_t && haddr_t ? 0 : -1;
+}
+
+static const struct sp_nf hinted = {.name = "hinted", .init = hinted_init, .handler = NULL};
+
+static void frame(uint8_t *d, uint32_t i)
+{
+	uint32_t src = 0x10000001u + i, dst = 0x30000001u; /* the bytes are what matters, not the order */
+	uint16_t sport = (uint16_t)(1025 + i % 7), dport = 12;
+
+	memset(d, 0, 64);
+	d[12] = 0x08;
+	d[14] = 0x45;
+	d[23] = i % 3 ? SP_PROTO_UDP : SP_PROTO_TCP;
+	memcpy(d + 26, &src, 4);
+	memcpy(d + 30, &dst, 4);
+	memcpy(d + 34, &sport, 2);
+	memcpy(d + 36, &dport, 2);
+}
+
+static void test_hints(struct sm_region *r)
+{
+	static const char *name = "hinted"; /* the Chainer passes the deployment's name by one pointer */
+	uint8_t data[32][64];
+	struct sp_pkt pkts[32];
+	struct sm_hint hints[32];
+	uint32_t batch, i, misses = 0;
+	int slot;
+
+	sm_set_nf(name, NULL);
+	sm_set_phase_deploy(true);
+	CHECK(sm_nf_init(&hinted) == 0);
+	sm_set_phase_deploy(false);
+	slot = sm_instance_claim(r);
+	sm_set_instance(slot);
+	CHECK(sm_nf_init(&hinted) == 0);
+	for (batch = 0; batch < 200; batch++) {
+		for (i = 0; i < 32; i++) {
+			frame(data[i], (batch * 32 + i) % HINT_FLOWS);
+			pkts[i] = (struct sp_pkt){.data = data[i], .len = i == 5 ? 20 : 64}; /* one is no IPv4 */
+		}
+		if (batch % 50 == 49)
+			data[7][12] = 0x86; /* IPv6: no flow */
+		sm_hint_batch(name, pkts, hints, 32);
+		for (i = 0; i < 32; i++) {
+			struct sp_flow f, other;
+			uint64_t *with, *without, one[2] = {1, 64};
+			int ok = sp_flow_of(&pkts[i], &f) == 0;
+
+			CHECK(hints[i].ok == ok);
+			if (!ok)
+				continue;
+			other = f;
+			other.pad[1] = 1; /* a different key that differs in the pad only */
+			sm_hint_cur = NULL;
+			without = sp_get_state(hflow_t, &f);
+			if (!without) {
+				misses++;
+				CHECK(sp_put_state(hflow_t, &f, one) == 0);
+				CHECK(sp_put_state(haddr_t, &f.src_ip, one) == 0);
+				without = sp_get_state(hflow_t, &f);
+			}
+			sm_hint_cur = &hints[i];
+			with = sp_get_state(hflow_t, &f);
+			CHECK(with != NULL && with == without);
+			CHECK(sp_get_state(hflow_t, &other) == NULL);
+			CHECK(sp_get_state(haddr_t, &f.src_ip) != NULL);
+			CHECK(sp_get_state(haddr_t, &f.dst_ip) == NULL);
+			with[0]++;
+			sm_hint_cur = NULL;
+			CHECK(sp_get_state(haddr_t, &f.src_ip) == sp_get_state(haddr_t, &f.src_ip));
+		}
+		sm_hint_cur = NULL;
+	}
+	CHECK(misses == HINT_FLOWS - HINT_FLOWS / 32); /* flow k is always packet k % 32; packet 5 is no IPv4 */
+	sm_instance_release(r, slot);
+	sm_set_instance(-1);
+	sm_set_nf("fake", NULL);
+}
+
 int main(void)
 {
 	size_t size = 64u << 20;
@@ -216,6 +312,7 @@ int main(void)
 	test_release_pool(r);
 	test_eventual_counters(r);
 	test_per_flow_and_errors(r);
+	test_hints(r);
 	free(mem);
 	if (failures)
 		fprintf(stderr, "test_state: %d check(s) failed\n", failures);
