@@ -2,7 +2,14 @@
 started together, Fig. 11(b) memory vs. number of deployed NFs) and `make table-4` (Table IV: the scaling
 overhead of one new instance per mechanism).
 
-Fig. 11(a) and Table IV run ``serpens-startbench`` (native/startup, docs/startup.md): one DPDK primary that
+Table IV measures every method serpensd runs (exec, fork, load, snapshot, serpens) through serpensd itself:
+``start_instance`` on its control socket, the Instance Manager, the State Manager's split, the starter, the
+reply's ``startup_us`` (from the request's receipt to the control thread seeing the instance ready; its
+steps are in the samples), as Figs. 12, 14 and 15 start instances (:func:`serpensd_starts`). Thread is not
+a start serpensd makes (its instances are processes: docs/startup.md), so its row and Fig. 11(a) come from
+``serpens-startbench``, which stays their driver — Fig. 11(a) starts up to 100 instances together, and
+serpensd runs at most 16 instances at once (its State Manager's slots). Those rows run
+``serpens-startbench`` (native/startup, docs/startup.md): one DPDK primary that
 deploys copies of the paper's target NF (FW) and starts instances of it with each method — exec (cold
 start), fork (SAND), load (SOCK), thread (Photons), snapshot (Catalyzer-style restore) and serpens
 (memory-map into a pool process) — on the same runtime code, timing from the start request to the instance
@@ -29,6 +36,7 @@ from __future__ import annotations
 import copy
 import json
 import subprocess
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -47,7 +55,7 @@ from harness.progress import Progress
 from harness.results import PointsFailed, ResultWriter
 from harness.serpens import memory
 from harness.serpens.platform import DesignPlatform
-from harness.serpens.sfc import nf_path
+from harness.serpens.sfc import SfcSpec, nf_path
 
 # The system whose instance startup each method is (the rows' ``system``; ``mechanism`` is the method).
 SYSTEMS = {"exec": "exec", "fork": "sand", "load": "sock", "load_pool": "sock", "thread": "photons",
@@ -455,42 +463,129 @@ def _serpensd_memory_run(config: Config, mechanism: str, pool: int, steps: Seque
             run_dir.remove()
 
 
+# Table IV on serpensd: the design that runs each method there, and whether a pool process serves the
+# start (only then does --start-placement choose its CPU; exec, fork and snapshot start a process of their
+# own on the instance CPU). Thread is not a start serpensd makes (docs/startup.md: its instances are
+# processes), so its row stays the startbench's.
+TABLE4_DESIGNS = {"exec": "exec-startup", "fork": "fork-startup", "load": "load-startup",
+                  "snapshot": "snapshot-startup", "serpens": "serpens"}
+POOLED = {"load", "serpens"}
+
+
+def serpensd_starts(config: Config, method: str, placement: str, reps: int, samples: Path,
+                    progress: Progress) -> list[dict[str, Any]]:
+    """``reps`` starts of one FW instance through serpensd's control socket, as Figs. 12, 14 and 15 start
+    them (``start_instance``, then ``stop_instance``; 1 ms apart so that a pool process sleeps again), with
+    serpensd running the design of ``method`` (TABLE4_DESIGNS) and ``--start-placement placement``; no
+    traffic. Each reply is appended to ``samples`` as a ``startup`` record (``program``: serpensd) and
+    returned. Raises PlatformError / NativeError."""
+    s = config["startup"]
+    conf = copy.deepcopy(config)
+    settings = conf["platforms"]["serpens"]
+    settings["instances"] = 0
+    settings["pool"] = 1 if method in POOLED else 0
+    settings["start_placement"] = placement
+    nf = nf_path(s["nf"], settings["nfs_dir"])
+    if not nf.is_file():
+        raise NativeError(f"startup.nf: {nf} does not exist (run `make build`)")
+    design = TABLE4_DESIGNS[method]
+    out: list[dict[str, Any]] = []
+    with runlock.hold(conf):
+        run_dir = RunDir(conf, f"table4-{method}")
+        try:
+            platform = DesignPlatform(conf, run_dir, design, sfc=SfcSpec.linear(s["nf"]))
+            with platform, open(samples, "a") as f:
+                for i in range(reps):
+                    time.sleep(0.001)
+                    reply = platform.start_instance(s["nf"])
+                    platform.stop_instance(int(reply["instance"]))
+                    rec = {"kind": "startup", "program": SERPENSD, "design": design, "method": method,
+                           "placement": placement, "instances": 1, "round": i,
+                           "ready_us": reply["startup_us"], "routes_us": reply.get("routes_us"),
+                           "pooled": reply["pooled"], "loader": reply["loader"], "steps": reply.get("steps")}
+                    f.write(json.dumps(rec) + "\n")
+                    out.append(rec)
+                    if (i + 1) % 50 == 0 or i + 1 == reps:
+                        progress.say(f"{LABELS.get(method, method)} on serpensd ({placement}): "
+                                     f"{i + 1}/{reps} starts")
+        finally:
+            run_dir.remove()
+    return out
+
+
 class Table4(StartupExperiment):
     name = "table-4"
     title = "Scaling overhead of one new instance per mechanism (paper Table IV)"
     columns = [*IDENTITY, "workload", "n_instances", "overhead_us", "startup_p99_us", "overhead_same_cpu_us",
-               "overhead_other_cpu_us", "first_packet_p50_us", "n_samples", "same_cpu_fraction"]
+               "overhead_other_cpu_us", "first_packet_p50_us", "routes_p50_us", "n_samples",
+               "same_cpu_fraction"]
 
     def measure(self, writer: ResultWriter) -> None:
         s = self.config["startup"]
         samples = self.fresh_samples()
         failures = Failures(self, writer, len(s["methods"]))
-        # a method's row needs all three placements: they run one after another, and the row is written
+        # a method's row needs all of its placements: they run one after another, and the row is written
         # as soon as the method's last one is done
         for method in s["methods"]:
-            by: dict[str, list[dict[str, Any]]] = {}
             reps = s["table_reps"] if method in ("load", "thread", "serpens") else s["slow_reps"]
-            for placement in ("same", "other", "any"):
-                faults: list[dict[str, Any]] = []
-
-                def on_record(rec: dict[str, Any], faults: list[dict[str, Any]] = faults) -> None:
-                    if rec["kind"] == "fault":
-                        faults.append(rec)
-
-                try:
-                    got = run_startbench(self.config, [
-                        "--methods", method, "--instances", "1", "--reps", str(reps),
-                        "--slow-reps", str(reps), "--pool", "1", "--placement", placement],
-                        samples, self.progress, self.name, on_record)
-                except NativeError as exc:
-                    cause = f"placement {placement}: " + (faults[0]["error"] if faults else str(exc))
-                    failures.add({"mechanism": method}, cause,
-                                 None if faults else {"method": method, "placement": placement})
-                    break
-                by[placement] = [r for r in got if r["kind"] == "startup"]
+            if method in TABLE4_DESIGNS:
+                self.measure_serpensd(writer, failures, method, reps, samples)
             else:
-                self.write_row(writer, method, by)
+                self.measure_startbench(writer, failures, method, reps, samples)
         failures.finish()
+
+    def measure_serpensd(self, writer: ResultWriter, failures: Failures, method: str, reps: int,
+                         samples: Path) -> None:
+        """The method's starts through serpensd: pooled methods on the requester's CPU (the control
+        thread's), on the other one, and where the kernel puts them; the others where serpensd starts
+        every instance (the instance CPU)."""
+        by: dict[str, list[dict[str, Any]]] = {}
+        for placement in (("same", "other", "any") if method in POOLED else ("instance",)):
+            try:
+                by[placement] = serpensd_starts(self.config, method, placement, reps, samples, self.progress)
+            except (NativeError, PlatformError) as exc:
+                failures.add({"mechanism": method}, f"serpensd, placement {placement}: {exc}",
+                             {"program": SERPENSD, "method": method, "placement": placement})
+                return
+        anyp = by.get("any", by.get("instance", []))
+        ready = [r["ready_us"] for r in anyp]
+        row = {
+            **identity(method), "platform": SERPENSD, "design": TABLE4_DESIGNS[method],
+            "workload": "fw", "n_instances": 1,
+            "overhead_us": _pct(ready, 50), "startup_p99_us": _pct(ready, 99),
+            "overhead_same_cpu_us": _pct([r["ready_us"] for r in by.get("same", [])], 50),
+            "overhead_other_cpu_us": _pct([r["ready_us"] for r in by.get("other", [])], 50),
+            "first_packet_p50_us": float("nan"),   # serpensd's reply ends at READY; its routes follow
+            "routes_p50_us": _pct([r["routes_us"] for r in anyp if r["routes_us"] is not None], 50),
+            "n_samples": len(anyp), "same_cpu_fraction": float("nan"),
+        }
+        writer.write(row)
+        where = (f" (same CPU {row['overhead_same_cpu_us']:.1f}, "
+                 f"other CPU {row['overhead_other_cpu_us']:.1f})" if method in POOLED else "")
+        self.progress.say(f"{LABELS.get(method, method)} (serpensd): {row['overhead_us']:.1f} µs{where}")
+
+    def measure_startbench(self, writer: ResultWriter, failures: Failures, method: str, reps: int,
+                           samples: Path) -> None:
+        by: dict[str, list[dict[str, Any]]] = {}
+        for placement in ("same", "other", "any"):
+            faults: list[dict[str, Any]] = []
+
+            def on_record(rec: dict[str, Any], faults: list[dict[str, Any]] = faults) -> None:
+                if rec["kind"] == "fault":
+                    faults.append(rec)
+
+            try:
+                got = run_startbench(self.config, [
+                    "--methods", method, "--instances", "1", "--reps", str(reps),
+                    "--slow-reps", str(reps), "--pool", "1", "--placement", placement],
+                    samples, self.progress, self.name, on_record)
+            except NativeError as exc:
+                cause = f"placement {placement}: " + (faults[0]["error"] if faults else str(exc))
+                failures.add({"mechanism": method}, cause,
+                             None if faults else {"method": method, "placement": placement})
+                return
+            by[placement] = [r for r in got if r["kind"] == "startup"]
+        self.write_row(writer, method, by)
 
     def write_row(self, writer: ResultWriter, method: str, by: dict[str, list[dict[str, Any]]]) -> None:
         anyp = by["any"]
@@ -501,6 +596,7 @@ class Table4(StartupExperiment):
             "overhead_same_cpu_us": _pct([r["ready_us"] for r in by["same"]], 50),
             "overhead_other_cpu_us": _pct([r["ready_us"] for r in by["other"]], 50),
             "first_packet_p50_us": _pct([r["first_packet_us"] for r in anyp], 50),
+            "routes_p50_us": float("nan"),
             "n_samples": len(anyp),
             "same_cpu_fraction": float(np.mean([r["instance_cpu"] == r["requester_cpu"] for r in anyp])),
         })

@@ -112,6 +112,7 @@ COLUMNS: dict[str, str] = {
     "startup_p99_us": "instance start-up latency, 99th percentile, µs",
     "startup_all_p50_us": "time until all instances started together are ready, median over rounds, µs",
     "first_packet_p50_us": "request → the instance's first packet processed, median, µs",
+    "routes_p50_us": "serpensd: READY → routes published (a first batch can reach the instance), median, µs",
     "first_packet_p99_us": "request → the instance's first packet processed, 99th percentile, µs",
     "n_samples": "number of measurements the row summarises",
     "same_cpu_fraction": "fraction of the samples in which the started instance ran on the requester's CPU",
