@@ -210,7 +210,7 @@ json_t *deploy_nf(json_t *req)
 	if ((bad = check_arg_keys(d, &dl))) {
 		if (dl)
 			dlclose(dl); /* its init never ran: nothing of it to keep */
-		unlink(d->path);
+		nfm_remove(d->path);
 		return bad;
 	}
 	before = sm_table_count(D->state);
@@ -222,12 +222,12 @@ json_t *deploy_nf(json_t *req)
 		dlclose(dl); /* loaded.dl holds the object now (or nothing does) */
 	if (rc != 0) {
 		nf_dl[slot] = loaded.dl; /* kept when init failed: its tables may exist */
-		unlink(d->path);
+		nfm_remove(d->path);
 		return fail("deploy_nf: %s", err);
 	}
 	nf_dl[slot] = loaded.dl;
 	if (D->starter->image && build_image(slot, d, err, sizeof(err)) != 0) {
-		unlink(d->path);
+		nfm_remove(d->path);
 		return fail("deploy_nf: %s", err); /* what the loader cannot honour is refused */
 	}
 	d->used = 1;
@@ -243,9 +243,9 @@ void control_cleanup(struct serpensd *d)
 
 	for (i = 0; i < SP_MAX_NFS; i++)
 		if (d->ctl->nfs[i].used) {
-			unlink(d->ctl->nfs[i].path);
+			nfm_remove(d->ctl->nfs[i].path);
 			if (d->ctl->nfs[i].snapshot[0])
-				unlink(d->ctl->nfs[i].snapshot);
+				nfm_remove(d->ctl->nfs[i].snapshot);
 		}
 	rmdir(nf_dir);
 }

@@ -49,6 +49,7 @@
 #include "chain_tag.h"
 #include "eal_init_lock.h"
 #include "chainer.h"
+#include "privs.h"
 #include "ctl.h"
 #include "local_proxy.h"
 #include "scaling/scale_runtime.h"
@@ -369,6 +370,9 @@ int main(int argc, char **argv)
 		fail(NULL, "EAL init failed (is serpensd running with the same --file-prefix?)");
 	argc -= ret;
 	argv += ret;
+	/* before any NF code runs here (privs.c: what is kept and why; docs/security.md) */
+	if (sp_drop_privileges(err, sizeof(err)) != 0)
+		fail(NULL, err);
 	while ((opt = getopt(argc, argv, "s:pPOz:")) != -1) {
 		if (opt == 's')
 			slot = atoi(optarg);
