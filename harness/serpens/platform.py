@@ -187,9 +187,9 @@ class DesignPlatform(Platform):
             known = self.deployed_nfs.get(dname)
             if known is not None:
                 if known["tenant"] != spec.tenant:
-                    raise PlatformError(f"SFC {spec.name!r} of tenant {spec.tenant!r}: NF {dname!r} is deployed "
-                                        f"for tenant {known['tenant']!r}; an NF serves one tenant (give it "
-                                        "another deployment name)")
+                    raise PlatformError(f"SFC {spec.name!r} of tenant {spec.tenant!r}: NF {dname!r} is "
+                                        f"deployed for tenant {known['tenant']!r}; an NF serves one tenant "
+                                        "(give it another deployment name)")
                 if (known["path"], known["args"]) != (str(path), full_args):
                     raise PlatformError(f"SFC {spec.name!r}: NF {dname!r} is already deployed as "
                                         f"{known['path']} with {known['args']}, not {path} with {full_args}")
