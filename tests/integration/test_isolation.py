@@ -112,6 +112,8 @@ def test_a_hostile_tenant_cannot_touch_another_tenants_state_or_code(dpdk_ready:
         # mallory cannot put alice's NF in her own chain (its runtimes would attach to alice's tables)
         with pytest.raises(SerpensError, match="names NF 'nat', which belongs to tenant alice: refused"):
             ctl.deploy_sfc("steal", MALLORY, ["nat"], tenant="mallory")
+        with pytest.raises(SerpensError, match="'tenant' must be 1..31 characters of .*got \"alice:x\""):
+            ctl.deploy_nf("badtenant", str(hostile), {}, tenant="alice:x")
         # her own NF: its init attacks from her runtime
         r.platform.deploy(SfcSpec("mallory", MALLORY, ["hostile"],
                                   {"hostile": (str(hostile), {"report": str(report), "victim": "nat"})},
