@@ -738,6 +738,7 @@ int sm_check_table_args(const char *name, uint32_t flags, const struct sp_table_
 			size_t fulllen)
 {
 	char fb[96];
+	int n;
 
 	if (!name || !o || check_flags(flags) != 0) {
 		sm_error("nf %s: create_table(\"%s\"): flags %s are not a combination the paper allows "
@@ -751,10 +752,13 @@ int sm_check_table_args(const char *name, uint32_t flags, const struct sp_table_
 			 "required (got %u, %u, %u)", g_nf, name, o->key_size, o->value_size, o->capacity);
 		return -EINVAL;
 	}
-	/* the tenant in the name keeps two tenants' tables apart even where their deployment names meet */
-	if ((strcmp(g_tenant, SM_DEFAULT_TENANT) ? (size_t)snprintf(full, fulllen, "%s:%s/%s", g_tenant, g_nf, name)
-						 : (size_t)snprintf(full, fulllen, "%s/%s", g_nf, name)) >= fulllen ||
-	    fulllen > SM_NAME_LEN) {
+	/* the tenant in the name keeps two tenants' tables apart even where their deployment names meet;
+	 * the default tenant's names stay as they were ("<nf>/<table>") */
+	if (strcmp(g_tenant, SM_DEFAULT_TENANT) != 0)
+		n = snprintf(full, fulllen, "%s:%s/%s", g_tenant, g_nf, name);
+	else
+		n = snprintf(full, fulllen, "%s/%s", g_nf, name);
+	if (n < 0 || (size_t)n >= fulllen || fulllen > SM_NAME_LEN) {
 		sm_error("nf %s: create_table(\"%s\"): name too long", g_nf, name);
 		return -ENAMETOOLONG;
 	}
