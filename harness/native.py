@@ -72,11 +72,40 @@ class RunDir:
         """The directory, and any DPDK file with the run's tag: every process of the run has ended by now,
         and one that failed in its EAL init or was killed leaves its files with nobody else to remove them
         (a serpensd that failed to start left its hugepage file, issue 13)."""
-        shutil.rmtree(self.path, ignore_errors=True)
+        remove_run_tree(self.path)
         remove_tag_files(self.tag, self.hugepage_mount)
 
 
 OWNER_FILE = "owner"
+
+# linux/fs.h: serpensd makes its copies of NF objects immutable (docs/security.md); rmtree cannot remove
+# them until the flag is cleared, which serpensd does itself only when it exits cleanly.
+_FS_IOC_GETFLAGS, _FS_IOC_SETFLAGS, _FS_IMMUTABLE_FL = 0x80086601, 0x40086602, 0x10
+
+
+def remove_run_tree(path: str | Path) -> None:
+    """shutil.rmtree, after clearing the immutable flag of any file in the tree (a killed serpensd's NF
+    copies)."""
+    import array
+    import fcntl
+
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                fd = os.open(os.path.join(root, name), os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+            except OSError:
+                continue
+            try:
+                flags = array.array("i", [0])
+                fcntl.ioctl(fd, _FS_IOC_GETFLAGS, flags, True)
+                if flags[0] & _FS_IMMUTABLE_FL:
+                    flags[0] &= ~_FS_IMMUTABLE_FL
+                    fcntl.ioctl(fd, _FS_IOC_SETFLAGS, flags, True)
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def eal_args(lcore: int, prefix: str | None, vdevs: Sequence[str], in_memory: bool = False) -> list[str]:
@@ -209,7 +238,7 @@ def reclaim_dead_runs(config: Config) -> list[str]:
             except OSError:
                 pass
         remove_tag_files(tag, mount)
-        shutil.rmtree(run_path, ignore_errors=True)
+        remove_run_tree(run_path)
         reclaimed.append(tag)
     reclaim_orphan_files(mount)
     return reclaimed

@@ -184,15 +184,20 @@ class Controller:
 
     # --- the protocol's requests ------------------------------------------------------------------------
 
-    def deploy_nf(self, name: str, path: str, args: Mapping[str, Any] | None = None) -> list[str]:
-        """Load an NF object as deployment ``name`` and run its init; returns the tables it created."""
+    def deploy_nf(self, name: str, path: str, args: Mapping[str, Any] | None = None,
+                  tenant: str | None = None) -> list[str]:
+        """Load an NF object as deployment ``name`` (of ``tenant``, serpensd's default "default") and run its
+        init; returns the tables it created."""
+        extra: dict[str, Any] = {"tenant": tenant} if tenant is not None else {}
         reply = self.request("deploy_nf", name=name, path=str(path),
-                             args={k: _arg(v) for k, v in (args or {}).items()})
+                             args={k: _arg(v) for k, v in (args or {}).items()}, **extra)
         return list(reply.get("tables", []))
 
-    def deploy_sfc(self, name: str, match: Mapping[str, Any] | None, graph: Sequence[Any]) -> int:
-        """Declare an SFC (graph as in docs/serpens-control.md); returns its id."""
-        reply = self.request("deploy_sfc", name=name, match=dict(match or {}), graph=list(graph))
+    def deploy_sfc(self, name: str, match: Mapping[str, Any] | None, graph: Sequence[Any],
+                   tenant: str | None = None) -> int:
+        """Declare an SFC (graph as in docs/serpens-control.md) of ``tenant``; returns its id."""
+        extra: dict[str, Any] = {"tenant": tenant} if tenant is not None else {}
+        reply = self.request("deploy_sfc", name=name, match=dict(match or {}), graph=list(graph), **extra)
         return int(reply["sfc"])
 
     def start_instance(self, sfc: str, pin: bool = False, at_ns: int | None = None) -> dict[str, Any]:

@@ -54,7 +54,7 @@ from harness.platforms.designs import Design
 from harness.redis_server import RedisServer
 from harness.serpens.controller import Controller, SerpensError
 from harness.serpens.design_options import design_options, usage_options
-from harness.serpens.sfc import SfcSpec, as_specs, effective_args, nf_path
+from harness.serpens.sfc import DEFAULT_TENANT, SfcSpec, as_specs, effective_args, nf_path
 
 
 class DesignPlatform(Platform):
@@ -188,6 +188,10 @@ class DesignPlatform(Platform):
             full_args = effective_args(nf_type, args, self.config)
             known = self.deployed_nfs.get(dname)
             if known is not None:
+                if known["tenant"] != spec.tenant:
+                    raise PlatformError(f"SFC {spec.name!r} of tenant {spec.tenant!r}: NF {dname!r} is "
+                                        f"deployed for tenant {known['tenant']!r}; an NF serves one tenant "
+                                        "(give it another deployment name)")
                 if (known["path"], known["args"]) != (str(path), full_args):
                     raise PlatformError(f"SFC {spec.name!r}: NF {dname!r} is already deployed as "
                                         f"{known['path']} with {known['args']}, not {path} with {full_args}")
@@ -197,14 +201,14 @@ class DesignPlatform(Platform):
                                     f"exist (run `make build`; NF types are the .so files in "
                                     f"{self.settings['nfs_dir']})")
             try:
-                tables = ctl.deploy_nf(dname, str(path), full_args)
+                tables = ctl.deploy_nf(dname, str(path), full_args, tenant=_tenant_field(spec))
             except SerpensError as exc:
                 raise SerpensError(f"deploying NF {dname!r} ({path}) for SFC {spec.name!r}: {exc}",
                                    exc.request) from exc
             self.deployed_nfs[dname] = {"type": nf_type, "path": str(path), "args": full_args,
-                                        "tables": tables}
+                                        "tables": tables, "tenant": spec.tenant}
         try:
-            sfc_id = ctl.deploy_sfc(spec.name, spec.match, spec.graph)
+            sfc_id = ctl.deploy_sfc(spec.name, spec.match, spec.graph, tenant=_tenant_field(spec))
         except SerpensError as exc:
             raise SerpensError(f"deploying SFC {spec.name!r} {spec.graph}: {exc}", exc.request) from exc
         self.sfc_ids[spec.name] = sfc_id
@@ -375,6 +379,11 @@ class DesignPlatform(Platform):
                else "sleeping between hand-offs from serpensd")
         return {"binary": self.settings["gproxy"], **facts,
                 "runs_on": f"lcore {facts.get('lcore', '?')}, {how}"}
+
+
+def _tenant_field(spec: SfcSpec) -> str | None:
+    """The request's tenant: left out for the default one, so single-tenant requests stay as they were."""
+    return None if spec.tenant == DEFAULT_TENANT else spec.tenant
 
 
 def _refuse_axis_settings(settings: dict[str, Any], name: str) -> None:

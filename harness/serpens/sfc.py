@@ -28,6 +28,10 @@ known is an error naming the file and the key, like the configuration::
       - name: web
         match: {dst: 48.0.0.0/8}                     # optional: dst, src (prefixes), proto, dport
         chain: [fw, {distribute: [ids, mon], selector: fw.suspicious}, {aggregate: [ids, mon]}, nat]
+        tenant: alice                                # optional, default "default" (docs/security.md)
+
+An SFC belongs to a tenant, and so do the NFs it deploys: an NF deployment is used by SFCs of one tenant
+only (serpensd refuses the others), and its State Manager tables are that tenant's.
 
 A name used in a chain but not declared under ``nfs:`` is an NF of that type with its default arguments
 (``platforms.serpens.nfs.<type>``), if the type is known there.
@@ -48,6 +52,8 @@ from harness.config import Config, ConfigError, read_input_file, repo_path, yaml
 
 DEFAULT_SELECTOR = "fw.suspicious"
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,63}$")  # no '/' (tables are name/table), no '.' (nf.selector)
+TENANT_RE = re.compile(r"^[A-Za-z0-9_-]{1,31}$")  # serpensd's sm_tenant_valid (native/serpens/state.h)
+DEFAULT_TENANT = "default"
 MATCH_KEYS = ("dst", "src", "proto", "dport")
 PROTOCOLS = {"tcp": 6, "udp": 17, "icmp": 1}
 
@@ -227,9 +233,13 @@ class SfcSpec:
     match: dict[str, Any] = field(default_factory=dict)
     graph: Any = None   # a Chain or a list of elements; stored as the JSON list
     nfs: dict[str, NfDecl] = field(default_factory=dict)
+    tenant: str = DEFAULT_TENANT
 
     def __post_init__(self) -> None:
         _check_name(self.name, "SFC name")
+        if not isinstance(self.tenant, str) or not TENANT_RE.match(self.tenant):
+            raise SfcError(f"SFC {self.name!r}: tenant must be 1..31 characters of A-Z a-z 0-9 _ -, "
+                           f"got {self.tenant!r}")
         g = self.graph
         if isinstance(g, Chain):
             self.chain = g.validate(f"SFC {self.name!r} graph")
@@ -490,10 +500,10 @@ def parse_sfcs(data: Any, config: Config, source: str = "<sfcs>") -> list[SfcSpe
         if not isinstance(s, Mapping):
             raise SfcError(f"{where} must be a mapping with keys name, match, chain, got {s!r}")
         for k in s:
-            if k not in ("name", "match", "chain"):
+            if k not in ("name", "match", "chain", "tenant"):
                 raise SfcError(f"{source}: unknown key 'sfcs[{i}].{k}'"
-                               f"{_did_you_mean(k, ('name', 'match', 'chain'))}; known keys here: "
-                               "chain, match, name")
+                               f"{_did_you_mean(k, ('name', 'match', 'chain', 'tenant'))}; known keys here: "
+                               "chain, match, name, tenant")
         for k in ("name", "chain"):
             if k not in s:
                 raise SfcError(f"{where}: missing key '{k}'")
@@ -505,7 +515,8 @@ def parse_sfcs(data: Any, config: Config, source: str = "<sfcs>") -> list[SfcSpe
                     raise SfcError(f"NF {dname!r} is neither declared under 'nfs:' nor a known NF type "
                                    f"({', '.join(sorted(known_types))})")
             spec = SfcSpec(s["name"], s.get("match") or {}, graph,
-                           {d: declared[d] for d in used if d in declared})
+                           {d: declared[d] for d in used if d in declared},
+                           s.get("tenant", DEFAULT_TENANT))
         except SfcError as exc:
             raise SfcError(f"{where}: {exc}") from None
         if spec.name in names:

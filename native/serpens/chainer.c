@@ -101,6 +101,11 @@ int chainer_load(struct chainer *c, const struct sp_ctl *ctl, uint32_t sfc, int 
 		return -1;
 	}
 	memcpy(c->pos, s->pos, sizeof(c->pos));
+	/* the NFs attach to their tables as the SFC's tenant (deploy_sfc admits only that tenant's NFs) */
+	if (sm_set_tenant(s->tenant[0] ? s->tenant : SM_DEFAULT_TENANT) != 0) {
+		snprintf(err, errlen, "SFC %s has an invalid tenant", s->name);
+		return -1;
+	}
 	for (i = 0; i < c->npos; i++) {
 		unsigned int k = c->pos[i].nf, j;
 

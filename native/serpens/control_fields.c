@@ -76,3 +76,19 @@ json_t *only_fields(json_t *req, const char *cmd, const char *const *known)
 	}
 	return NULL;
 }
+
+json_t *tenant_field(json_t *req, const char *cmd, char *out)
+{
+	json_t *v = json_object_get(req, "tenant");
+	char got[48];
+
+	snprintf(out, SM_TENANT_LEN, "%s", SM_DEFAULT_TENANT);
+	if (!v)
+		return NULL;
+	if (json_is_string(v) && sm_tenant_valid(json_string_value(v))) {
+		snprintf(out, SM_TENANT_LEN, "%s", json_string_value(v));
+		return NULL;
+	}
+	given(v, got, sizeof(got));
+	return fail("%s: 'tenant' must be 1..%d characters of A-Z a-z 0-9 _ -, got %s", cmd, SM_TENANT_LEN - 1, got);
+}

@@ -63,6 +63,9 @@ struct sp_nf_desc {
 	int32_t owner_pid;
 	struct ldr_image image;
 	char snapshot[SP_PATH_LEN]; /* "" unless --startup snapshot */
+	/* the tenant the deployment belongs to (deploy_nf's "tenant", default "default"): its tables are
+	 * that tenant's in the State Manager, and only SFCs of that tenant may use it (docs/security.md) */
+	char tenant[SP_NAME_LEN];
 };
 
 #define SP_NF_IMAGE_BASE 0x5e0000000000ull /* reserved range for NF images, one span per NF slot */
@@ -94,6 +97,9 @@ struct sp_sfc_desc {
 	/* data-plane counters */
 	uint64_t rx, tx, no_instance, ring_full;
 	uint64_t stranded; /* consolidated chaining: left in an instance's rx ring when it stopped or crashed */
+	/* the tenant owning the SFC (deploy_sfc's "tenant"): every NF of it is that tenant's, and its
+	 * runtimes attach to the State Manager as that tenant (chainer_load) */
+	char tenant[SP_NAME_LEN];
 };
 
 /* How packets get from one NF of an SFC to the next (serpensd --chaining; docs/chaining.md). */

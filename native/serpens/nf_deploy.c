@@ -199,6 +199,7 @@ json_t *deploy_nf(json_t *req)
 	const char *name = json_string_value(json_object_get(req, "name"));
 	const char *path = json_string_value(json_object_get(req, "path"));
 	json_t *args = json_object_get(req, "args"), *v, *tables, *bad;
+	char tenant[SM_TENANT_LEN];
 	struct sp_nf_desc *d = NULL;
 	struct st_loaded loaded;
 	struct st_nf view;
@@ -211,6 +212,8 @@ json_t *deploy_nf(json_t *req)
 
 	if (!name || !*name || strlen(name) >= SP_NAME_LEN || strchr(name, '/') || !path)
 		return fail("deploy_nf: 'name' (no '/', < %d chars) and 'path' are required", SP_NAME_LEN);
+	if ((bad = tenant_field(req, "deploy_nf", tenant)))
+		return bad;
 	if (find_nf(name) >= 0)
 		return fail("deploy_nf: an NF named '%s' is already deployed", name);
 	for (i = 0; i < SP_MAX_NFS && slot < 0; i++)
@@ -221,6 +224,7 @@ json_t *deploy_nf(json_t *req)
 	d = &D->ctl->nfs[slot];
 	memset(d, 0, sizeof(*d));
 	snprintf(d->name, sizeof(d->name), "%s", name);
+	snprintf(d->tenant, sizeof(d->tenant), "%s", tenant);
 	/* every deployment gets its own copy: two deployments of one object never share globals */
 	if ((size_t)snprintf(d->path, sizeof(d->path), "%s/%s.so", nf_dir, name) >= sizeof(d->path)) {
 		snprintf(err, sizeof(err), "the NF directory's path is too long");
@@ -258,22 +262,24 @@ json_t *deploy_nf(json_t *req)
 	if ((bad = check_arg_keys(d, &dl))) {
 		if (dl)
 			dlclose(dl); /* its init never ran: nothing of it to keep */
-		unlink(d->path);
+		nfm_remove(d->path);
 		return bad;
 	}
 	before = sm_table_count(D->state);
 	chainer_nf_view(d, &view);
+	sm_set_tenant(d->tenant); /* its tables are its tenant's (state.h) */
 	rc = nfm_deploy_init(&view, &loaded, err, sizeof(err));
+	sm_set_tenant(SM_DEFAULT_TENANT);
 	if (dl)
 		dlclose(dl); /* loaded.dl holds the object now (or nothing does) */
 	if (rc != 0) {
 		nf_dl[slot] = loaded.dl; /* kept when init failed: its tables may exist */
-		unlink(d->path);
+		nfm_remove(d->path);
 		return fail("deploy_nf: %s", err);
 	}
 	nf_dl[slot] = loaded.dl;
 	if (D->starter->image && build_image(slot, d, err, sizeof(err)) != 0) {
-		unlink(d->path);
+		nfm_remove(d->path);
 		return fail("deploy_nf: %s", err); /* what the loader cannot honour is refused */
 	}
 	/* unloaded unless serpensd must call into it (above) */
@@ -285,7 +291,7 @@ json_t *deploy_nf(json_t *req)
 	tables = json_array();
 	for (i = (int)before; i < (int)sm_table_count(D->state); i++)
 		json_array_append_new(tables, json_string(sm_table_name(D->state, (unsigned int)i)));
-	return json_pack("{s:b, s:o}", "ok", 1, "tables", tables);
+	return json_pack("{s:b, s:o, s:s}", "ok", 1, "tables", tables, "tenant", d->tenant);
 }
 
 void control_cleanup(struct serpensd *d)
@@ -294,9 +300,9 @@ void control_cleanup(struct serpensd *d)
 
 	for (i = 0; i < SP_MAX_NFS; i++)
 		if (d->ctl->nfs[i].used) {
-			unlink(d->ctl->nfs[i].path);
+			nfm_remove(d->ctl->nfs[i].path);
 			if (d->ctl->nfs[i].snapshot[0])
-				unlink(d->ctl->nfs[i].snapshot);
+				nfm_remove(d->ctl->nfs[i].snapshot);
 		}
 	rmdir(nf_dir);
 }

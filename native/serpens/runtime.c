@@ -52,6 +52,7 @@
 #include "chain_tag.h"
 #include "eal_init_lock.h"
 #include "chainer.h"
+#include "privs.h"
 #include "ctl.h"
 #include "hop.h"
 #include "local_proxy.h"
@@ -494,6 +495,9 @@ int main(int argc, char **argv)
 		fail(NULL, err);
 	argc -= ret;
 	argv += ret;
+	/* before any NF code runs here (privs.c: what is kept and why; docs/security.md) */
+	if (sp_drop_privileges(err, sizeof(err)) != 0)
+		fail(NULL, err);
 	while ((opt = getopt(argc, argv, "s:p:POz:")) != -1) {
 		if (opt == 's')
 			slot = atoi(optarg);

@@ -65,6 +65,12 @@ static int add_nf_pos(struct flat *f, const char *nf)
 		snprintf(f->err, f->errlen, "SFC %s names NF '%s', which is not deployed", f->s->name, nf);
 		return -1;
 	}
+	/* an SFC runs only its own tenant's NFs: its runtimes attach to their tables (docs/security.md) */
+	if (strcmp(D->ctl->nfs[k].tenant, f->s->tenant) != 0) {
+		snprintf(f->err, f->errlen, "SFC %s of tenant %s names NF '%s', which belongs to tenant %s: refused",
+			 f->s->name, f->s->tenant, nf, D->ctl->nfs[k].tenant);
+		return -1;
+	}
 	if (f->s->npos >= SP_MAX_POS) {
 		snprintf(f->err, f->errlen, "SFC %s: more than %d NFs", f->s->name, SP_MAX_POS);
 		return -1;
@@ -219,6 +225,8 @@ json_t *deploy_sfc(json_t *req)
 		return fail("deploy_sfc %s: 'graph' must be a non-empty list", name);
 	memset(&tmp, 0, sizeof(tmp));
 	snprintf(tmp.name, sizeof(tmp.name), "%s", name);
+	if ((err_rep = tenant_field(req, "deploy_sfc", tmp.tenant)))
+		return err_rep;
 	if (match && !json_is_object(match))
 		return fail("deploy_sfc %s: 'match' must be an object", name);
 	if ((v = json_object_get(match, "dst")) &&
@@ -250,5 +258,6 @@ json_t *deploy_sfc(json_t *req)
 	}
 	control_publish_routes(D);
 	pool_prewarm();
-	return json_pack("{s:b, s:i, s:o}", "ok", 1, "sfc", slot, "positions", positions_json(&tmp));
+	return json_pack("{s:b, s:i, s:o, s:s}", "ok", 1, "sfc", slot, "positions", positions_json(&tmp), "tenant",
+			 tmp.tenant);
 }

@@ -47,6 +47,7 @@ struct sm_table_shm {
 	uint32_t timer_has_key;
 	uint8_t timer_key[SM_TIMER_KEY_MAX];
 	uint32_t remote; /* a directory entry only: the table lives in a remote store (remote_table.c) */
+	char tenant[SM_TENANT_LEN]; /* who created it: only that tenant's NFs may attach (sm_set_tenant) */
 };
 
 struct sm_region {
@@ -94,6 +95,7 @@ static bool g_deploying;
 static enum sm_phase g_phase = PHASE_RUN;
 static const char *g_nf = "?";
 static const char *const *g_args;
+static char g_tenant[SM_TENANT_LEN] = SM_DEFAULT_TENANT;
 static struct sm_local g_local[SM_MAX_TABLES];
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -257,6 +259,29 @@ void sm_set_nf(const char *nf_name, const char *const *args)
 	g_nf = nf_name ? nf_name : "?";
 	g_args = args;
 }
+
+bool sm_tenant_valid(const char *t)
+{
+	size_t n = t ? strlen(t) : 0;
+
+	if (n == 0 || n >= SM_TENANT_LEN)
+		return false;
+	for (; *t; t++)
+		if (!((*t >= 'a' && *t <= 'z') || (*t >= 'A' && *t <= 'Z') || (*t >= '0' && *t <= '9') || *t == '_' ||
+		      *t == '-'))
+			return false;
+	return true;
+}
+
+int sm_set_tenant(const char *t)
+{
+	if (!sm_tenant_valid(t))
+		return -EINVAL;
+	snprintf(g_tenant, sizeof(g_tenant), "%s", t);
+	return 0;
+}
+
+const char *sm_tenant(void) { return g_tenant; }
 
 int sm_nf_init(const struct sp_nf *nf)
 {
@@ -789,6 +814,7 @@ int sm_check_table_args(const char *name, uint32_t flags, const struct sp_table_
 			size_t fulllen)
 {
 	char fb[96];
+	int n;
 
 	if (!name || !o || check_flags(flags) != 0) {
 		sm_error("nf %s: create_table(\"%s\"): flags %s are not a combination the paper allows "
@@ -802,7 +828,13 @@ int sm_check_table_args(const char *name, uint32_t flags, const struct sp_table_
 			 "required (got %u, %u, %u)", g_nf, name, o->key_size, o->value_size, o->capacity);
 		return -EINVAL;
 	}
-	if ((size_t)snprintf(full, fulllen, "%s/%s", g_nf, name) >= fulllen || fulllen > SM_NAME_LEN) {
+	/* the tenant in the name keeps two tenants' tables apart even where their deployment names meet;
+	 * the default tenant's names stay as they were ("<nf>/<table>") */
+	if (strcmp(g_tenant, SM_DEFAULT_TENANT) != 0)
+		n = snprintf(full, fulllen, "%s:%s/%s", g_tenant, g_nf, name);
+	else
+		n = snprintf(full, fulllen, "%s/%s", g_nf, name);
+	if (n < 0 || (size_t)n >= fulllen || fulllen > SM_NAME_LEN) {
 		sm_error("nf %s: create_table(\"%s\"): name too long", g_nf, name);
 		return -ENAMETOOLONG;
 	}
@@ -826,6 +858,13 @@ static struct sm_table_shm *dir_entry(struct sm_region *r, const char *full, con
 		errno = ENOENT;
 		return NULL;
 	}
+	if (t && strcmp(t->tenant, g_tenant) != 0) {
+		spin_unlock(&r->dir_lock);
+		sm_error("nf %s: create_table(\"%s\"): table %s belongs to tenant %s, not to tenant %s: refused",
+			 g_nf, name, full, t->tenant, g_tenant);
+		errno = EACCES;
+		return NULL;
+	}
 	if (t && (t->flags != flags || t->key_size != o->key_size || t->value_size != o->value_size ||
 		  (bool)t->remote != remote)) {
 		spin_unlock(&r->dir_lock);
@@ -846,6 +885,7 @@ static struct sm_table_shm *dir_entry(struct sm_region *r, const char *full, con
 		t = &r->tables[idx];
 		memset(t, 0, sizeof(*t));
 		snprintf(t->name, sizeof(t->name), "%s", full);
+		snprintf(t->tenant, sizeof(t->tenant), "%s", g_tenant);
 		t->flags = flags;
 		t->key_size = o->key_size;
 		t->value_size = o->value_size;
@@ -1293,6 +1333,7 @@ bool sm_tables_hooked(unsigned int first, unsigned int end)
 	return false;
 }
 const char *sm_table_name(const struct sm_region *r, unsigned int i) { return r->tables[i].name; }
+const char *sm_table_tenant(const struct sm_region *r, unsigned int i) { return r->tables[i].tenant; }
 uint64_t sm_errors(const struct sm_region *r) { return __atomic_load_n(&r->errors, __ATOMIC_RELAXED); }
 const char *sm_last_error(const struct sm_region *r) { return r->last_error; }
 

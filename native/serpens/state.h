@@ -48,6 +48,17 @@ void sm_set_instance(int slot);
 int sm_get_instance(void);
 void sm_set_phase_deploy(bool deploying);      /* true in the State Manager (deploys NFs) */
 void sm_set_nf(const char *nf_name, const char *const *args); /* args: NULL-terminated key,value,... */
+/* The tenant this process creates or attaches tables for (docs/security.md): serpensd sets the
+ * deployment's before its init, a runtime its SFC's before loading the NFs. A table belongs to the tenant
+ * that created it; create_table of another tenant's table is refused (counted, sm_last_error). Tables of
+ * the tenant "default" are named "<nf>/<table>", any other tenant's "<tenant>:<nf>/<table>". Not in nf.h,
+ * and not exported by the runtime (native/serpens/runtime.map): NF code cannot change it. */
+#define SM_TENANT_LEN 32
+#define SM_DEFAULT_TENANT "default"
+int sm_set_tenant(const char *tenant); /* 0, or -EINVAL: not 1..31 of [A-Za-z0-9_-] */
+const char *sm_tenant(void);
+bool sm_tenant_valid(const char *tenant);
+const char *sm_table_tenant(const struct sm_region *r, unsigned int i);
 
 /* ALWAYS run an NF's init through this: on deployment (sm_set_phase_deploy(true)) tables are created and
  * init's state writes land in the base values; in a runtime process (false) create_table attaches and

@@ -280,6 +280,39 @@ static void test_hints(struct sm_region *r)
 	sm_set_nf("fake", NULL);
 }
 
+/* Tables are per tenant: the name carries the tenant (but for "default"), and create_table of a table
+ * another tenant created is refused even where the names meet (a default-tenant NF named "alice:nat"). */
+static void test_tenants(struct sm_region *r)
+{
+	struct sp_table_opts o = {.key_size = 4, .value_size = 4, .capacity = 4};
+	uint64_t errs;
+	uint32_t k = 1, v = 7, fl, ks, vs;
+	uint64_t n;
+	sp_table *t;
+
+	CHECK(sm_set_tenant("bad:name") == -EINVAL && sm_set_tenant("") == -EINVAL);
+	CHECK(sm_set_tenant("alice") == 0);
+	sm_set_nf("nat", NULL);
+	sm_set_phase_deploy(true);
+	t = sp_create_table("map", SP_PER_FLOW | SP_WRITE, &o);
+	CHECK(t != NULL && sm_table_info(r, "alice:nat/map", &fl, &ks, &vs, &n) == 0);
+	CHECK(sp_put_state(t, &k, &v) == 0);
+	/* the same NF name for another tenant is another table */
+	CHECK(sm_set_tenant("mallory") == 0);
+	CHECK(sp_create_table("map", SP_PER_FLOW | SP_WRITE, &o) != t);
+	CHECK(sm_table_info(r, "mallory:nat/map", &fl, &ks, &vs, &n) == 0);
+	/* a name that meets alice's table is refused, counted and explained, in deploy and attach mode */
+	CHECK(sm_set_tenant(SM_DEFAULT_TENANT) == 0);
+	sm_set_nf("alice:nat", NULL);
+	errs = sm_errors(r);
+	CHECK(sp_create_table("map", SP_PER_FLOW | SP_WRITE, &o) == NULL && errno == EACCES);
+	sm_set_phase_deploy(false);
+	CHECK(sp_create_table("map", SP_PER_FLOW | SP_WRITE, &o) == NULL && errno == EACCES);
+	CHECK(sm_errors(r) == errs + 2 && strstr(sm_last_error(r), "belongs to tenant alice") != NULL);
+	sm_set_phase_deploy(true);
+	sm_set_nf("fake", NULL);
+}
+
 int main(void)
 {
 	size_t size = 64u << 20;
@@ -309,6 +342,7 @@ int main(void)
 		CHECK(sp_create_table("never-deployed", SP_GLOBAL | SP_READ, &o) == NULL);
 	}
 
+	test_tenants(r);
 	test_release_pool(r);
 	test_eventual_counters(r);
 	test_per_flow_and_errors(r);

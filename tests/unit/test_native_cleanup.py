@@ -5,6 +5,7 @@ directories of the test's own, standing in for /dev/hugepages and /var/run/dpdk.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -84,3 +85,30 @@ def test_orphaned_files_of_dead_runs_are_reclaimed_and_live_ones_kept(dirs: tupl
 ])
 def test_the_cause_of_a_dpdk_failure_is_rte_exits_line(text: str, cause: str | None) -> None:
     assert failure_cause(text) == cause
+
+
+def test_a_run_tree_with_immutable_nf_copies_is_removed(tmp_path: Path) -> None:
+    # serpensd makes its NF copies immutable (docs/security.md); a killed serpensd leaves them so
+    import array
+    import fcntl
+
+    from harness.native import remove_run_tree
+
+    run = tmp_path / "run"
+    (run / "nfs").mkdir(parents=True)
+    copy = run / "nfs" / "nat.so"
+    copy.write_bytes(b"\x7fELF")
+    fd = os.open(copy, os.O_RDONLY)
+    try:
+        flags = array.array("i", [0])
+        fcntl.ioctl(fd, 0x80086601, flags, True)
+        flags[0] |= 0x10
+        fcntl.ioctl(fd, 0x40086602, flags, True)
+    except OSError as exc:
+        pytest.skip(f"cannot set FS_IMMUTABLE_FL here: {exc}")
+    finally:
+        os.close(fd)
+    with pytest.raises(PermissionError):
+        copy.unlink()
+    remove_run_tree(run)
+    assert not run.exists()

@@ -212,6 +212,10 @@ def test_full_sfc_file(tmp_path: Path) -> None:
     ("sfcs: []\n", r"'sfcs' must be a non-empty list"),
     ("- a\n", r"top level must be a mapping"),
     ("sfcs: [\n", r"not valid YAML"),
+    ("sfcs:\n  - {name: a, chain: [fw], tenat: x}\n",
+     r"unknown key 'sfcs\[0\].tenat' \(did you mean 'tenant'\?\)"),
+    ("sfcs:\n  - {name: a, chain: [fw], tenant: 'a:b'}\n", r"SFC 'a': tenant must be 1..31 characters"),
+    ("sfcs:\n  - {name: a, chain: [fw], tenant: [x]}\n", r"SFC 'a': tenant must be"),
 ])
 def test_sfc_file_errors_name_the_file_and_the_key(tmp_path: Path, text: str, message: str) -> None:
     path = write(tmp_path, text)
@@ -219,6 +223,13 @@ def test_sfc_file_errors_name_the_file_and_the_key(tmp_path: Path, text: str, me
         load_sfc_file(path, cfg.load())
     assert str(err.value).startswith(str(path))
     assert isinstance(err.value, cfg.ConfigError)
+
+
+def test_an_sfc_belongs_to_a_tenant(tmp_path: Path) -> None:
+    # docs/security.md: the tenant goes with deploy_nf and deploy_sfc; "default" when not given
+    a, b = load_sfc_file(write(tmp_path, "sfcs:\n  - {name: a, chain: [fw], tenant: alice}\n"
+                                         "  - {name: b, chain: [mon]}\n"), cfg.load())
+    assert (a.tenant, b.tenant) == ("alice", "default")
 
 
 def test_missing_sfc_file_is_named(tmp_path: Path) -> None:

@@ -2,14 +2,27 @@
 #include "nfm.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "state.h"
+
+static int set_immutable(int fd, bool on)
+{
+	int flags;
+
+	if (ioctl(fd, FS_IOC_GETFLAGS, &flags) != 0)
+		return -1;
+	flags = on ? flags | FS_IMMUTABLE_FL : flags & ~FS_IMMUTABLE_FL;
+	return ioctl(fd, FS_IOC_SETFLAGS, &flags);
+}
 
 int nfm_copy(const char *from, const char *to, char *err, size_t errlen)
 {
@@ -33,12 +46,34 @@ int nfm_copy(const char *from, const char *to, char *err, size_t errlen)
 			break;
 		}
 	close(in);
-	close(out);
 	if (n < 0) {
+		close(out);
 		snprintf(err, errlen, "cannot copy %s to %s", from, to);
 		return -1;
 	}
+	/* Runtimes dlopen this copy and run as root, so mode 0444 would not stop one from writing it (and
+	 * the next instance of another tenant from executing what it wrote): the copy is made immutable,
+	 * which root too must first undo — with CAP_LINUX_IMMUTABLE, which runtimes drop (runtime.c). */
+	if (fchmod(out, 0444) != 0 || set_immutable(out, true) != 0) {
+		snprintf(err, errlen, "cannot make %s immutable (FS_IMMUTABLE_FL; the NF directory must be on a "
+			 "file system that supports it, e.g. ext4, xfs, tmpfs): %s", to, strerror(errno));
+		close(out);
+		unlink(to);
+		return -1;
+	}
+	close(out);
 	return 0;
+}
+
+int nfm_remove(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW);
+
+	if (fd >= 0) {
+		set_immutable(fd, false);
+		close(fd);
+	}
+	return unlink(path);
 }
 
 int nfm_deploy_init(const struct st_nf *nf, struct st_loaded *out, char *err, size_t errlen)
@@ -54,7 +89,8 @@ int nfm_image_build(const char *path, const char *name, uintptr_t base, size_t s
 	char why[400];
 	struct stat st;
 	void *m;
-	int fd = memfd_create(name, 0), rc;
+	/* sealable: once built, nobody (serpensd included) can change the bytes runtimes execute */
+	int fd = memfd_create(name, MFD_ALLOW_SEALING), rc;
 
 	if (fd < 0 || ftruncate(fd, (off_t)span) != 0) {
 		snprintf(err, errlen, "NF %s: cannot create its image memfd: %s", name, strerror(errno));
@@ -73,6 +109,15 @@ int nfm_image_build(const char *path, const char *name, uintptr_t base, size_t s
 	munmap(m, span);
 	if (rc != 0) {
 		snprintf(err, errlen, "NF %s: the shared-memory loader refuses it: %s", name, why);
+		close(fd);
+		return -1;
+	}
+	/* Sealed after the build (its only writable mapping is gone): every runtime opens this memfd through
+	 * /proc/<serpensd>/fd/N, and as root it could open it read-write — the seals make write(), a
+	 * MAP_SHARED|PROT_WRITE mapping and resizing fail for everyone. Runtimes map code MAP_SHARED read-only
+	 * and the writable data MAP_PRIVATE (copy-on-write: loader/), which a sealed memfd allows. */
+	if (fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) != 0) {
+		snprintf(err, errlen, "NF %s: cannot seal its image memfd: %s", name, strerror(errno));
 		close(fd);
 		return -1;
 	}
@@ -100,6 +145,13 @@ int nfm_snapshot_write(int fd, const struct ldr_image *img, const char *to, char
 			close(out);
 			return -1;
 		}
+	}
+	/* runtimes map it MAP_PRIVATE; like the dlopen copy, none of them may change it (nfm_copy) */
+	if (fchmod(out, 0444) != 0 || set_immutable(out, true) != 0) {
+		snprintf(err, errlen, "cannot make the snapshot %s immutable: %s", to, strerror(errno));
+		close(out);
+		unlink(to);
+		return -1;
 	}
 	close(out);
 	return 0;

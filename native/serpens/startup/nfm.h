@@ -12,7 +12,10 @@
 
 #include "starter.h"
 
+/* The copy is read-only and immutable (FS_IMMUTABLE_FL: docs/security.md); remove it with nfm_remove. */
 int nfm_copy(const char *from, const char *to, char *err, size_t errlen);
+/* Clear the copy's immutable flag and unlink it (what unlink(2) returns). */
+int nfm_remove(const char *path);
 /* init in deploy mode through the same dlopen loader the load/exec/fork starters use; the NF stays
  * loaded in *out (the caller may keep it for its selectors or st_unload it). 0, or -1 with err. */
 int nfm_deploy_init(const struct st_nf *nf, struct st_loaded *out, char *err, size_t errlen);
