@@ -7,6 +7,7 @@
 #   make figure-13     chains of 1-6 FWs on Fission's, SAND's and Serpens' chaining, one core (Fig. 13)
 #   make figure-14     latency while half of the flows move to a new instance, per scaling protocol (Fig. 14)
 #   make figure-15     the SFC FW→MON→NAT on Fission, SNF, SAND and Serpens, the wire too (Fig. 15)
+#   make soak          ten minutes of Serpens FW→MON→NAT at 80 % of its PDR: memory, accounted loss, restarts
 #   make check-paper   the paper's claims against the latest results
 # QUICK=1 gives short trials and one repetition for every experiment target.
 
@@ -22,7 +23,7 @@ endif
 EXPERIMENTS := limit table-2 figure-11a figure-11b table-4 figure-12 figure-13 figure-14 figure-15
 
 .PHONY: setup build test test-unit test-integration bench reproduce check-paper lint clean distclean \
-        $(EXPERIMENTS) figure-11 doctor
+        $(EXPERIMENTS) figure-11 soak doctor
 
 setup:
 	@bash scripts/setup.sh all
@@ -51,6 +52,10 @@ $(EXPERIMENTS): setup
 	@$(HARNESS) $(QUICKFLAG) experiment $@
 
 figure-11: figure-11a figure-11b
+
+# not in EXPERIMENTS (not part of `make reproduce`): ten minutes of Serpens at 80 % of its PDR
+soak: setup
+	@$(HARNESS) $(QUICKFLAG) experiment soak
 
 reproduce: setup
 	@for e in $(EXPERIMENTS); do $(HARNESS) $(QUICKFLAG) experiment $$e || exit 1; done

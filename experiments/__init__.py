@@ -9,6 +9,7 @@ from experiments.figure_13 import Figure13
 from experiments.figure_14 import Figure14
 from experiments.figure_15 import Figure15
 from experiments.limit import Limit
+from experiments.soak import Soak
 from experiments.startup import Figure11a, Figure11b, Table4
 from experiments.table_2 import Table2
 
@@ -22,4 +23,5 @@ EXPERIMENTS: dict[str, type[Experiment]] = {
     Figure13.name: Figure13,
     Figure14.name: Figure14,
     Figure15.name: Figure15,
+    Soak.name: Soak,   # `make soak`, not part of `make reproduce`
 }

@@ -142,6 +142,12 @@ COLUMNS: dict[str, str] = {
     "time_from_move_ms": "start of the latency bin since the move was requested, ms",
     "sent_packets": "latency-stream packets sent in the bin",
     "lost_packets": "of those (or of the window's), never received",
+    "elapsed_s": "soak: seconds since the soak's first trial began, at this trial's end",
+    "counted_drops": "packets the platform dropped in the trial and counted (port, gateway, SFCs, NFs)",
+    "unaccounted_packets": "lost packets no platform counter accounts for (lost - counted, >= 0)",
+    "serpensd_pss_kb": "serpensd's PSS after the trial, KiB",
+    "processes_pss_kb": "PSS of serpensd and every process below it after the trial, KiB",
+    "processes": "serpensd and the processes below it",
     "reordered_packets": "received after a later-sent packet of the same flow",
     "moved_lost_packets": "latency-stream packets of the moved flows never received, sent in the part of the "
                           "trial nearest to this event",

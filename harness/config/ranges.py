@@ -125,6 +125,10 @@ RANGES: dict[str, Range] = {
     "startup.timeout_s": _open(0, 7 * 24 * 3600.0),
     "platforms.serpens.gproxy_hold": _int(1, 1 << 20),      # serpensd --gproxy-hold
     "figure13.lengths": _int(1, 16),        # chains of FWs: one serpensd runs at most 16 NFs in an SFC
+    "soak.duration_s": _open(0, 7 * 24 * 3600.0),
+    "soak.trial_s": TRIAL_S,
+    "soak.load_fraction": _open(0, 1.0),
+    "soak.memory_tolerance": _open(0, 1.0),
     "figure14.rate_mpps": _open(0, MAX_RATE_MPPS),
     "figure14.probe_rates_mpps": _open(0, MAX_RATE_MPPS),
     "figure14.probe_s": TRIAL_S,
