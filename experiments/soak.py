@@ -4,8 +4,9 @@ that grows, packets lost without a counter that says where, instances that crash
 
 One rig for the whole soak: the PDR search first (its goal is ``search``'s PDR; ``soak.rate_mpps`` skips
 it), then back-to-back fixed-rate trials of ``soak.trial_s`` until the duration is up. After every trial a
-row: the generator's sent and received packets, the loss serpensd accounts for (the port's misses and
-drops, the gateway's misses, per SFC the packets with no instance, a full ring or stranded in a stopped
+row: the generator's sent and received packets, the loss that is counted (packets serpensd's receive ring
+refused, which the generator counts on the shared memif ring; the port's misses and drops, the gateway's
+misses, per SFC the packets with no instance, a full ring or stranded in a stopped
 instance, the instances' NF drops), the rest (``unaccounted``), instance crashes, and the PSS of serpensd
 and of every process below it. The run's verdicts are in the sidecar (``soak``): memory of every process
 flat within ``soak.memory_tolerance`` from the first trial's end to the last, no lost packet unaccounted
@@ -92,7 +93,8 @@ class Soak(Experiment):
                     first = dict(pss)   # after one trial: warmed up (tables touched, caches filled)
                 last = pss
                 lost = int(res.tx_packets - res.rx_packets)
-                counted = counted_drops(before, after)
+                # the DUT's receive ring full: the generator counts them on the shared memif ring
+                counted = counted_drops(before, after) + int(res.dut_rx_full)
                 n_crash = int((res.dut or {}).get("instance_crashes") or 0)
                 unaccounted += max(0, lost - counted)
                 crashes += n_crash

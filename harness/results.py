@@ -143,7 +143,7 @@ COLUMNS: dict[str, str] = {
     "sent_packets": "latency-stream packets sent in the bin",
     "lost_packets": "of those (or of the window's), never received",
     "elapsed_s": "soak: seconds since the soak's first trial began, at this trial's end",
-    "counted_drops": "packets the platform dropped in the trial and counted (port, gateway, SFCs, NFs)",
+    "counted_drops": "packets dropped in the trial and counted (DUT rx ring full, port, gateway, SFCs, NFs)",
     "unaccounted_packets": "lost packets no platform counter accounts for (lost - counted, >= 0)",
     "serpensd_pss_kb": "serpensd's PSS after the trial, KiB",
     "processes_pss_kb": "PSS of serpensd and every process below it after the trial, KiB",
