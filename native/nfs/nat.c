@@ -148,7 +148,10 @@ static int nat_init(void)
 	if (pool_table == NULL || mapping_table == NULL || reverse_table == NULL)
 		return -ENOMEM;
 
-	/* Fig. 9 lines 4-5. */
+	/* Fig. 9 lines 4-5, at deployment only: in an instance the pool exists and init's write would be
+	 * skipped, and building its 64 512 items (a 252 KiB buffer) was most of a FW->MON->NAT start's init */
+	if (!sp_deploying())
+		return 0;
 	pool = build_pool(lo, hi);
 	if (pool == NULL)
 		return -ENOMEM;

@@ -293,6 +293,8 @@ int sm_nf_init(const struct sp_nf *nf)
 	return rc;
 }
 
+int sp_deploying(void) { return g_phase == PHASE_DEPLOY; }
+
 const char *sp_arg(const char *key)
 {
 	const char *const *a;

@@ -38,8 +38,8 @@ N_FLOWS = 16
 
 # The symbols a runtime may export: the NF API (native/serpens/nf_api.sym), munmap (dp_guard.sym) and data
 # the linker copies into the executable for its shared libraries (copy relocations).
-NF_API = {"sp_arg", "sp_create_table", "sp_delete_state", "sp_get_state", "sp_log", "sp_merge",
-          "sp_pkt_resize", "sp_put_state", "sp_split", "sp_timer", "sp_trigger", "sp_update"}
+NF_API = {"sp_arg", "sp_create_table", "sp_delete_state", "sp_deploying", "sp_get_state", "sp_log",
+          "sp_merge", "sp_pkt_resize", "sp_put_state", "sp_split", "sp_timer", "sp_trigger", "sp_update"}
 INTERNAL_PREFIXES = ("sm_", "ldr_", "st_", "rs_", "sc_", "chainer_", "nfm_", "onf_", "sp_starter",
                      "sp_futex", "sp_hop", "sp_chain", "sp_state_set", "sp_batch", "local_proxy", "remote_")
 

@@ -218,6 +218,10 @@ struct sp_counters {
 const char *sp_arg(const char *key);
 /* Log a message tagged with the NF's name (goes to the platform's log). */
 void sp_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* During init: 1 when it runs at deployment (in serpensd: its state writes become the tables' initial
+ * state), 0 when it runs in an instance (the tables exist and init's state writes are skipped). An NF can
+ * skip building initial state that only a deployment keeps (NAT's address/port pool). 0 outside init. */
+int sp_deploying(void);
 
 /* Argument helpers for init. A missing argument gives the default; a bad one is logged with what was
  * expected and returns -EINVAL (init should then fail, so the deployment is refused with the reason). */
