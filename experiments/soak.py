@@ -54,8 +54,8 @@ class Soak(Experiment):
     name = "soak"
     title = "Serpens FW→MON→NAT soak: memory, accounted loss and restarts over time"
     columns = ["platform", "system", "design", "workload", "trial", "elapsed_s", "offered_mpps", "tx_packets",
-               "rx_packets", "lost_packets", "counted_drops", "unaccounted_packets", "instance_crashes",
-               "serpensd_pss_kb", "processes_pss_kb", "processes"]
+               "rx_packets", "lost_packets", "counted_packets", "unaccounted_packets", "instance_crashes",
+               "serpensd_pss_kb", "processes_pss_kb", "n_processes"]
 
     def repetition_count(self) -> int:
         return 1
@@ -103,9 +103,9 @@ class Soak(Experiment):
                     "trial": trial, "elapsed_s": time.monotonic() - t0, "offered_mpps": rate_mpps,
                     "tx_packets": int(res.tx_packets), "rx_packets": int(res.rx_packets),
                     "lost_packets": lost,
-                    "counted_drops": counted, "unaccounted_packets": max(0, lost - counted),
+                    "counted_packets": counted, "unaccounted_packets": max(0, lost - counted),
                     "instance_crashes": n_crash, "serpensd_pss_kb": pss[proc.pid],
-                    "processes_pss_kb": sum(pss.values()), "processes": len(pss)})
+                    "processes_pss_kb": sum(pss.values()), "n_processes": len(pss)})
                 self.progress.say(f"trial {trial}: lost {lost} (counted {counted}), PSS "
                                   f"{sum(pss.values()) / 1024:.1f} MiB in {len(pss)} processes")
                 trial += 1
