@@ -45,44 +45,47 @@ void chainer_nf_view(const struct sp_nf_desc *d, struct st_nf *v)
 static int image_fd[SP_MAX_NFS];
 static int32_t image_of[SP_MAX_NFS][2]; /* owner_pid, image_fd */
 
-/* Is deployed NF k in a deployed SFC? Only those are opened ahead: an NF no SFC uses costs a pool process
- * nothing (Fig. 11(b) deploys NFs alone). */
-static bool nf_in_an_sfc(const struct sp_ctl *ctl, unsigned int k)
+/* This process's fd on NF k's current image, or -1. */
+static int cached_image_fd(const struct sp_ctl *ctl, unsigned int k)
+{
+	const struct sp_nf_desc *d = &ctl->nfs[k];
+
+	if (image_fd[k] > 0 && image_of[k][0] == d->owner_pid && image_of[k][1] == d->image_fd)
+		return image_fd[k];
+	return -1;
+}
+
+static void open_image(const struct sp_ctl *ctl, unsigned int k)
+{
+	const struct sp_nf_desc *d = &ctl->nfs[k];
+	char path[64];
+	int fd;
+
+	if (!__atomic_load_n(&d->used, __ATOMIC_ACQUIRE) || !d->has_image || d->image_fd < 0 ||
+	    cached_image_fd(ctl, k) >= 0)
+		return;
+	snprintf(path, sizeof(path), "/proc/%d/fd/%d", d->owner_pid, d->image_fd);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd <= 0)
+		return; /* its start opens it (and says why it cannot) */
+	if (image_fd[k] > 0)
+		close(image_fd[k]);
+	ldr_prewarm(&d->image, fd, 0); /* its imports into this process's cache; nothing is run */
+	image_fd[k] = fd;
+	image_of[k][0] = d->owner_pid;
+	image_of[k][1] = d->image_fd;
+}
+
+/* Only the NFs of deployed SFCs are opened ahead: an NF no SFC uses costs a pool process nothing
+ * (Fig. 11(b) deploys NFs alone). */
+void chainer_open_images(const struct sp_ctl *ctl)
 {
 	unsigned int f, i;
 
 	for (f = 0; f < SP_MAX_SFCS; f++)
 		for (i = 0; __atomic_load_n(&ctl->sfcs[f].used, __ATOMIC_ACQUIRE) && i < ctl->sfcs[f].npos; i++)
-			if (ctl->sfcs[f].pos[i].nf == k)
-				return true;
-	return false;
-}
-
-void chainer_open_images(const struct sp_ctl *ctl)
-{
-	char path[64];
-	unsigned int k;
-	int fd;
-
-	for (k = 0; k < SP_MAX_NFS; k++) {
-		const struct sp_nf_desc *d = &ctl->nfs[k];
-
-		if (!nf_in_an_sfc(ctl, k) || !__atomic_load_n(&d->used, __ATOMIC_ACQUIRE) || !d->has_image ||
-		    d->image_fd < 0)
-			continue;
-		if (image_fd[k] > 0 && image_of[k][0] == d->owner_pid && image_of[k][1] == d->image_fd)
-			continue;
-		snprintf(path, sizeof(path), "/proc/%d/fd/%d", d->owner_pid, d->image_fd);
-		fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd <= 0)
-			continue; /* its start opens it (and says why it cannot) */
-		if (image_fd[k] > 0)
-			close(image_fd[k]);
-		ldr_prewarm(&d->image, fd, 0); /* its imports into this process's cache; nothing is run */
-		image_fd[k] = fd;
-		image_of[k][0] = d->owner_pid;
-		image_of[k][1] = d->image_fd;
-	}
+			if (ctl->sfcs[f].pos[i].nf < SP_MAX_NFS)
+				open_image(ctl, ctl->sfcs[f].pos[i].nf);
 }
 
 int chainer_load(struct chainer *c, const struct sp_ctl *ctl, uint32_t sfc, int position, char *err,
@@ -118,9 +121,7 @@ int chainer_load(struct chainer *c, const struct sp_ctl *ctl, uint32_t sfc, int 
 			struct st_nf v;
 
 			chainer_nf_view(&ctl->nfs[k], &v);
-			if (image_fd[k] > 0 && image_of[k][0] == ctl->nfs[k].owner_pid &&
-			    image_of[k][1] == ctl->nfs[k].image_fd)
-				v.cached_fd = image_fd[k]; /* chainer_open_images opened it */
+			v.cached_fd = cached_image_fd(ctl, k); /* chainer_open_images opened it, or -1 */
 			if (!st || st->load(&v, &c->ld[i], err, errlen) != 0)
 				return -1;
 			c->map_ns += c->ld[i].map_ns;
