@@ -13,6 +13,7 @@ import subprocess
 import time
 from typing import Any
 
+from harness import tsc
 from harness.native import NativeError, binary, cleanup_prefix, eal_args, ended, start_daemon, tail, terminate
 from harness.platforms.base import Platform, PlatformError
 
@@ -31,9 +32,13 @@ class WirePlatform(Platform):
         self.proc: subprocess.Popen[bytes] | None = None
 
     def command(self) -> list[str]:
-        return [str(binary(self.settings["binary"])),
-                *eal_args(self.lcore, self.prefix, [self.link.server_vdev()]),
-                "--", "--stats", str(self.stats_file), "--burst", str(self.settings["burst"])]
+        cmd = [str(binary(self.settings["binary"])),
+               *eal_args(self.lcore, self.prefix, [self.link.server_vdev()]),
+               "--", "--stats", str(self.stats_file), "--burst", str(self.settings["burst"])]
+        kernel = tsc.kernel_tsc()
+        if kernel is not None:   # its busy time in ns from the kernel's TSC calibration (harness/tsc.py)
+            cmd += ["--tsc-hz", str(kernel.hz)]
+        return cmd
 
     def start(self) -> None:
         if self.proc is not None:

@@ -36,6 +36,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from harness import tsc
 from harness.config import REPO_ROOT, RETIRED_KEYS, Config
 from harness.native import (
     NativeError,
@@ -102,7 +103,8 @@ class DesignPlatform(Platform):
         design's axes among them."""
         s = self.settings
         serpensd = binary(s["serpensd"])
-        axes, self.implied_axes = design_options(self.design, usage_options(serpensd), s["pool"])
+        options = usage_options(serpensd)
+        axes, self.implied_axes = design_options(self.design, options, s["pool"])
         cmd = [str(serpensd),
                *eal_args(self.lcore, self.prefix, [self.link.server_vdev()]),
                "--",
@@ -115,6 +117,10 @@ class DesignPlatform(Platform):
                "--flush-us", str(s["flush_us"]),
                "--keep-warm-s", str(s["keep_warm_s"]),
                *axes]
+        kernel = tsc.kernel_tsc()
+        if kernel is not None and "--tsc-hz" in options:
+            # stage costs and busy times in ns from the kernel's TSC calibration, not DPDK's rounded estimate
+            cmd += ["--tsc-hz", str(kernel.hz)]
         if s["colocate"]:
             cmd.append("--colocate")
         if s["start_placement"] != "instance":

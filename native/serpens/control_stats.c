@@ -114,7 +114,7 @@ json_t *stats(void)
 			in->pid, "alive", in->state == INST_READY && kill(in->pid, 0) == 0, "pkts_in",
 			u64(in->pkts_in), "pkts_out", u64(in->pkts_out), "nf_drops", u64(in->nf_drops), "batches",
 			u64(in->batches), "wakeups", u64(in->wakeups), "sleeps", u64(in->sleeps), "startup_us",
-			(double)D->startup_ns[i] / 1e3, "busy_us", (double)in->busy_cycles * 1e6 / (double)rte_get_tsc_hz());
+			(double)D->startup_ns[i] / 1e3, "busy_us", (double)in->busy_cycles * 1e6 / (double)D->ctl->tsc_hz);
 		json_object_set_new(o, "start", u64(in->slot_starts)); /* a restarted pooled slot keeps its pid */
 		json_object_set_new(o, "ready_tsc", u64(in->ready_tsc)); /* when it said ready (machine TSC) */
 		/* per-NF chaining: the NF it runs, and Table II's delivery time into it (docs/chaining.md) */
@@ -136,6 +136,7 @@ json_t *stats(void)
 			 "last_error", sm_last_error(D->state));
 	json_object_update_new(json_object_get(rep, "state"), state_stats_region(D->state, D->ctl->state_backend));
 	json_object_set_new(rep, "stages", stages());
+	json_object_set_new(rep, "tsc_hz", u64(D->ctl->tsc_hz)); /* what the stages' ns were converted with */
 	json_object_set_new(rep, "chaining", json_string(D->delivery->name));
 	json_object_set_new(rep, "scaling", sc_stats());
 	json_object_set_new(rep, "pool", pool_stats());

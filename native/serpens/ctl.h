@@ -268,9 +268,13 @@ struct sp_delivery_shared {
 	struct sp_proxy proxy;
 };
 
+/* the range --tsc-hz accepts (serpensd, serpens-wire; the generator's is the same) */
+#define SP_MIN_TSC_HZ 100000000ull
+#define SP_MAX_TSC_HZ 100000000000ull
+
 struct sp_ctl {
 	uint64_t magic;
-	uint64_t tsc_hz;
+	uint64_t tsc_hz; /* the kernel's calibration when serpensd got --tsc-hz, else DPDK's estimate */
 	uint32_t wake_batch;
 	uint32_t batch;     /* most packets a runtime takes from its ring per batch (one request, Sec. II-B) */
 	uint32_t colocate;

@@ -30,6 +30,7 @@
 #include <rte_mempool.h>
 #include <rte_memzone.h>
 
+#include "args.h"
 #include "dp_guard.h"
 #include "eal_files.h"
 #include "eal_init_lock.h"
@@ -66,7 +67,7 @@ static void usage_exit(const char *why)
 		"       [--instance-lcore N] [--no-auto-start] [--startup exec|fork|load|snapshot|serpens] [--pool N]\n"
 		"       [--state-backend serpens|fission|snf] [--redis HOST:PORT] [--redis-timeout-ms N]\n"
 		"       [--chaining %s] [--gproxy PATH] [--gproxy-hold N]\n"
-		"       [--scaling %s] [--pin-flows] [--start-placement instance|same|other|any]\n",
+		"       [--scaling %s] [--pin-flows] [--start-placement instance|same|other|any] [--tsc-hz HZ]\n",
 		why, chaining, sc_protocol_names("|"));
 	exit(2);
 }
@@ -85,7 +86,7 @@ static void parse_args(int argc, char **argv)
 		{"chaining", required_argument, NULL, 'C'}, {"gproxy", required_argument, NULL, 'G'},
 		{"gproxy-hold", required_argument, NULL, 'H'}, {"scaling", required_argument, NULL, 'S'},
 		{"pin-flows", no_argument, NULL, 'F'}, {"start-placement", required_argument, NULL, 'P'},
-		{NULL, 0, NULL, 0}};
+		{"tsc-hz", required_argument, NULL, 'z'}, {NULL, 0, NULL, 0}};
 	static const char *const placements[] = {"instance", "same", "other", "any"};
 	static char why[400];
 	const char *startup = "serpens";
@@ -125,6 +126,16 @@ static void parse_args(int argc, char **argv)
 			break;
 		}
 		case 'L': startup = optarg; break;
+		case 'z': {
+			uint64_t hz;
+
+			/* the kernel's calibration (harness/tsc.py): every busy time and stage cost reported in
+			 * ns is converted with it, not with DPDK's estimate rounded to 10 MHz */
+			if (arg_u64(optarg, SP_MIN_TSC_HZ, SP_MAX_TSC_HZ, &hz))
+				usage_exit("--tsc-hz must be the TSC frequency in Hz, 1e8..1e11");
+			D.ctl->tsc_hz = hz;
+			break;
+		}
 		case 'B':
 			if ((b = rs_backend_parse(optarg)) < 0)
 				usage_exit("--state-backend is serpens, fission or snf");
@@ -245,7 +256,7 @@ static void setup_shared(void)
 	D.ctl = mz->addr;
 	memset(D.ctl, 0, sizeof(*D.ctl));
 	D.ctl->magic = SP_CTL_MAGIC;
-	D.ctl->tsc_hz = rte_get_tsc_hz();
+	D.ctl->tsc_hz = rte_get_tsc_hz(); /* main() puts --tsc-hz's value over it */
 	for (i = 0; i < SM_MAX_INSTANCES; i++) {
 		snprintf(D.ctl->inst[i].rx_ring, sizeof(D.ctl->inst[i].rx_ring), "sp_rx_%u", i);
 		snprintf(D.ctl->inst[i].tx_ring, sizeof(D.ctl->inst[i].tx_ring), "sp_tx_%u", i);
@@ -325,7 +336,7 @@ static void main_loop(void)
 {
 	struct sp_gateway_stage *gw = &D.ctl->gateway;
 	struct rte_mbuf *m[DP_BURST];
-	uint64_t hz = rte_get_tsc_hz(), flush_tsc = hz * D.flush_us / 1000000, next_timer = 0, now, prev = 0;
+	uint64_t hz = D.ctl->tsc_hz, flush_tsc = hz * D.flush_us / 1000000, next_timer = 0, now, prev = 0;
 	uint64_t t_rx, wake;
 	struct link_watch link;
 	uint16_t nb;
@@ -421,6 +432,8 @@ int main(int argc, char **argv)
 	memcpy(D.ctl->redis_host, boot.redis_host, sizeof(boot.redis_host));
 	D.ctl->redis_port = boot.redis_port;
 	D.ctl->redis_timeout_ms = boot.redis_timeout_ms;
+	if (boot.tsc_hz)
+		D.ctl->tsc_hz = boot.tsc_hz;
 	D.ctl->startup = boot.startup;
 	D.ctl->scaling.protocol = boot.scaling.protocol;
 	D.ctl->scaling.onf_mode = boot.scaling.onf_mode;

@@ -35,3 +35,16 @@ def test_the_sidecar_records_the_tsc_frequency(dpdk_ready: cfg.Config, tmp_path:
     (sidecar,) = tmp_path.glob("*.json")
     meta = json.loads(sidecar.read_text())
     assert meta["tsc"]["hz"] == tsc.kernel_tsc().hz and meta["tsc"]["source"].startswith(("kernel", "sysfs"))
+
+
+@pytest.mark.parametrize("platform", ["wire", "serpens"])
+def test_the_platforms_convert_their_busy_times_with_the_kernels_tsc_frequency(dpdk_ready: cfg.Config,
+                                                                                 platform: str) -> None:
+    """serpensd and serpens-wire get the kernel's value too (``--tsc-hz``): their stage costs in ns use it,
+    and their stats say which frequency that was."""
+    kernel = tsc.kernel_tsc()
+    assert kernel is not None
+    with rig(dpdk_ready, platform) as r:
+        r.generator.run_trial(profiles.udp_flows(10_000, 64, 4), duration=0.2)
+        stats = r.platform.stats()
+    assert stats["tsc_hz"] == kernel.hz
