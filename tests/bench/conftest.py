@@ -48,6 +48,11 @@ def _line(r: dict[str, Any], old: dict[str, Any]) -> str:
                      + (f"; dropped: {drops}" if drops else "")
                      + ("; generator stalled" if r.get("generator_stalled") else ""))
         return (f"{r['name']:<22} {r['count']:4d} pauses, mean {mean}, max {r['max_us']:8.1f} µs ({loss})")
+    if kind == "floor":   # test_bench_start: the machine's floor under a start (medians, µs)
+        return (f"{r['name']:<28} wake: other vCPU {r['wake_other_us']:.1f}, "
+                f"same vCPU {r['wake_same_us']:.1f};"
+                f" image mmaps: shared {r['map_shared_us']:.1f} + private {r['map_private_us']:.1f};"
+                f" a page fault {r['fault_us']:.1f} µs")
     if kind == "start":   # test_bench_start: medians of startup_us and of each of its steps
         steps = " ".join(f"{k[:-3]} {v:.1f}" for k, v in r["steps"].items())
         start = _versus(r["startup_us"], old.get("startup_us"), " µs", 1)

@@ -23,14 +23,17 @@ select cases with ``-k``, e.g. ``-k 'fw-same'``.
 from __future__ import annotations
 
 import copy
+import json
 import os
 import statistics
+import subprocess
 import time
 from typing import Any
 
 import pytest
 
 from harness import config as cfg
+from harness.native import binary
 from harness.platforms.designs import SERPENS
 from harness.rig import rig
 from harness.serpens.sfc import SfcSpec
@@ -66,6 +69,24 @@ def cycles(conf: cfg.Config, method: str, chain: str, placement: str, reps: int)
             p.stop_instance(int(reply["instance"]))
             replies.append(reply)
     return replies
+
+
+def test_start_floor(benchmark: Any, record: Any, dpdk_ready: cfg.Config) -> None:
+    """The machine's floor under a start (native/tools/startprobe.c): a futex wake on the same and on the
+    other vCPU, an image's two mmaps and a page fault, in a minimal process. A pooled start of one NF cannot
+    be faster than a wake plus two mmaps here; the start cases below are read against it."""
+    probe = binary("build/native/tools/serpens-startprobe")
+    cores = dpdk_ready["cores"]
+    cpus = f"{cores['platform']},{cores['generator']}"
+    out = benchmark.pedantic(subprocess.run, args=([str(probe), "--reps", "200", "--cpus", cpus],),
+                             kwargs={"capture_output": True, "text": True, "timeout": 120}, rounds=1,
+                             iterations=1)
+    assert out.returncode == 0, out.stderr
+    floor = json.loads(out.stdout)
+    medians = {k: v["p50"] for k, v in floor.items() if isinstance(v, dict)}
+    row = {"kind": "floor", "name": "start floor", **medians}
+    benchmark.extra_info.update(row)
+    record(row)
 
 
 @pytest.mark.parametrize(("method", "chain", "placement"), CASES,
