@@ -1,9 +1,11 @@
 """Task ``build``: the C parts a host's roles need, built on the host once per source hash.
 
 The build lives in the host's build cache (``build_cache``, default /var/cache/serpens-testbed) under the
-tree's hash, not in the install root: a machine builds each tree once, whichever install root asked first.
+hash of what the build reads (``native/`` and ``data/ids/``: testbed/tasks/source.py), not in the install
+root: a machine builds each such tree once, whichever install root asked first, and a change to the Python
+or the docs reuses the build.
 Namespace test hosts share this machine's file system and so share one build; separate machines each build
-their own. The cache entry has its own copy of the source (a host's install root may be torn down while
+their own. The cache entry has its own copy of the build's inputs (a host's install root may be torn down while
 another still uses the build); meson and ninja run under ``flock`` on the entry, so two hosts of one machine
 never build the same tree at once. Only the targets of the host's roles are built (a generator needs
 serpens-gen, not serpensd), and a target's stamp file is written only after ninja succeeded: an interrupted
@@ -51,19 +53,21 @@ class Build(Task):
         return bool(targets(host))
 
     def check(self, r: Remote, ctx: Context) -> str | None:
-        h = tree(ctx).hash
+        t = tree(ctx)
+        h = t.build_hash
         entry = _entry(r, h)
-        link = r.host.path("src", h, "build", "native")
+        link = r.host.path("src", t.hash, "build", "native")
         tests = [f"test -f {shlex.quote(f'{entry}/build/{_stamp(t)}')}" for t in targets(r.host)]
         tests.append(f"test \"$(readlink {shlex.quote(link)})\" = {shlex.quote(entry + '/build')}")
         if r.ok(" && ".join(tests), what="test"):
             return None
-        return f"tree {h} not built for {', '.join(r.host.roles)}"
+        return f"build {h} not made for {', '.join(r.host.roles)}"
 
     def apply(self, r: Remote, ctx: Context, why: str) -> str | None:
-        h = tree(ctx).hash
+        t = tree(ctx)
+        h = t.build_hash
         entry = shlex.quote(_entry(r, h))
-        host_tree = shlex.quote(r.host.path("src", h))
+        host_tree = shlex.quote(r.host.path("src", t.hash))
         want = targets(r.host)
         stamps = " ".join(shlex.quote(_stamp(t)) for t in want)
         wait = int(r.host.build_timeout_s)
@@ -71,10 +75,11 @@ class Build(Task):
 mkdir -p {entry}
 exec 9>{entry}.lock
 flock -w {wait} 9
-if [ ! -f {entry}/src/.tree-hash ]; then
+if [ ! -d {entry}/src ]; then
   rm -rf {entry}/.src-tmp
-  cp -a {host_tree} {entry}/.src-tmp
-  rm -rf {entry}/.src-tmp/build
+  mkdir -p {entry}/.src-tmp/data
+  cp -a {host_tree}/native {entry}/.src-tmp/native
+  cp -a {host_tree}/data/ids {entry}/.src-tmp/data/ids
   mv -T {entry}/.src-tmp {entry}/src
 fi
 if [ ! -f {entry}/build/build.ninja ]; then
@@ -90,4 +95,4 @@ ln -sfn {entry}/build {host_tree}/build/.native-new
 mv -T {host_tree}/build/.native-new {host_tree}/build/native
 """
         r.run(script, timeout=r.host.build_timeout_s, what="build")
-        return f"built {len(want)} target(s) of tree {h} in {_entry(r, h)}"
+        return f"built {len(want)} target(s) in {_entry(r, h)}"

@@ -1,6 +1,7 @@
 """Task ``source``: the harness's source tree on the host, shipped only when its hash changed.
 
-The tree is what ``git ls-files`` lists, with this checkout's working-tree content (uncommitted edits
+The tree is what ``git ls-files --cached --others --exclude-standard`` lists (tracked files and new ones
+not ignored), with this checkout's working-tree content (uncommitted edits
 included: what you run is what you test). Its hash is the SHA-256 over every file's path, mode and content;
 the tarball is built once per run (gzip, no timestamps) and copied over SFTP.
 
@@ -26,18 +27,22 @@ from testbed.remote import HostError, Remote
 from testbed.runner import Context, Task
 
 HASH_FILE = ".tree-hash"
+# what the native build reads (meson's tree, and the IDS patterns it embeds): the build cache's key, so that a
+# change to the Python or the docs ships a new tree but reuses the build
+BUILD_INPUTS = ("native/", "data/ids/")
 
 
 @dataclass(frozen=True)
 class Tree:
     hash: str
+    build_hash: str
     tarball: bytes
     files: int
 
 
 def tree_files() -> list[str]:
     try:
-        out = subprocess.run(["git", "-C", str(REPO_ROOT), "ls-files", "-z"], capture_output=True,
+        out = subprocess.run(["git", "-C", str(REPO_ROOT), "ls-files", "-z", "--cached", "--others", "--exclude-standard"], capture_output=True,
                              check=True, timeout=60).stdout
     except (OSError, subprocess.SubprocessError) as exc:
         raise HostError(f"this machine: cannot list the source tree with git ls-files in {REPO_ROOT}: "
@@ -50,22 +55,24 @@ def tree_files() -> list[str]:
 def build_tree() -> Tree:
     """The tree's hash and a deterministic tarball of it."""
     names = tree_files()
-    digest = hashlib.sha256()
+    digest, build = hashlib.sha256(), hashlib.sha256()
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for name in names:
             path = REPO_ROOT / name
             data = path.read_bytes()
             mode = 0o755 if os.access(path, os.X_OK) else 0o644
-            digest.update(name.encode() + b"\0" + oct(mode).encode() + b"\0")
-            digest.update(hashlib.sha256(data).digest())
+            entry = name.encode() + b"\0" + oct(mode).encode() + b"\0" + hashlib.sha256(data).digest()
+            digest.update(entry)
+            if name.startswith(BUILD_INPUTS):
+                build.update(entry)
             info = tarfile.TarInfo(name)
             info.size, info.mode, info.mtime = len(data), mode, 0
             tar.addfile(info, io.BytesIO(data))
     gz = io.BytesIO()
     with gzip.GzipFile(fileobj=gz, mode="wb", mtime=0) as f:
         f.write(raw.getvalue())
-    return Tree(hash=digest.hexdigest()[:16], tarball=gz.getvalue(), files=len(names))
+    return Tree(hash=digest.hexdigest()[:16], build_hash=build.hexdigest()[:16], tarball=gz.getvalue(), files=len(names))
 
 
 def tree(ctx: Context) -> Tree:
