@@ -139,8 +139,11 @@ class Deploy(Task):
                 r.put_bytes(d.config.encode(), r.host.path("etc", f"{d.name}.conf"))
             log = shlex.quote(r.host.path("log", f"{d.name}.log"))
             pidfile = shlex.quote(r.host.path("run", f"{d.name}.pid"))
-            r.run(f"cd {shlex.quote(d.cwd)} && setsid sh -c {shlex.quote('exec ' + d.command)} "
-                  f"</dev/null >{log} 2>&1 & echo $! > {pidfile}", what=f"start {d.name}")
+            # the daemon writes its own pid (it becomes the session leader by exec), and every one of its
+            # descriptors leaves the SSH channel: else the command would not end while the daemon runs
+            inner = f"echo $$ > {pidfile}; exec {d.command}"
+            r.run(f"cd {shlex.quote(d.cwd)} || exit 1; setsid sh -c {shlex.quote(inner)} </dev/null >{log} 2>&1 &",
+                  what=f"start {d.name}", timeout=30)
             self._wait_ready(r, d)
             r.run(f"echo {d.digest()} > {shlex.quote(r.host.path('run', f'{d.name}.hash'))}", what="echo")
             done.append(f"{d.name} (re)started: {reason}")
@@ -150,9 +153,10 @@ class Deploy(Task):
         pidfile = shlex.quote(r.host.path("run", f"{d.name}.pid"))
         log = shlex.quote(r.host.path("log", f"{d.name}.log"))
         ready = d.ready or "true"
-        script = f"""pid=$(cat {pidfile})
-i=0
+        script = f"""i=0
 while [ $i -lt {int(timeout_s * 10)} ]; do
+  pid=$(cat {pidfile} 2>/dev/null)
+  [ -n "$pid" ] || {{ sleep 0.1; i=$((i+1)); continue; }}
   kill -0 "$pid" 2>/dev/null || {{ echo "it exited: $(tail -n 2 {log} | tr '\\n' ' ')" >&2; exit 1; }}
   if {ready}; then sleep 0.2; kill -0 "$pid" 2>/dev/null && exit 0; fi
   sleep 0.1; i=$((i+1))
