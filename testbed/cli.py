@@ -1,5 +1,5 @@
-"""`harness testbed …`: provision, preflight, deploy, run and teardown on an inventory's hosts; `local up/down`
-makes and removes namespace test hosts on this machine (docs/testbed.md)."""
+"""`harness testbed …`: provision, preflight, deploy, run and teardown on an inventory's hosts;
+`local up/down` makes and removes namespace test hosts on this machine (docs/testbed.md)."""
 
 from __future__ import annotations
 

@@ -28,7 +28,8 @@ def doctor(r: Remote, floor: bool) -> list[list[str]]:
     try:
         return json.loads(out.splitlines()[-1])
     except (ValueError, IndexError):
-        raise HostError(f"{r.host.name}: harness doctor printed no result (provision the host first)") from None
+        raise HostError(f"{r.host.name}: harness doctor printed no result (provision the host first)") \
+            from None
 
 
 def preflight(inv: Inventory, hosts: Sequence[Host], floor: bool = False) -> tuple[str, bool]:

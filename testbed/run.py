@@ -1,4 +1,5 @@
-"""`harness testbed run`: an experiment with its roles placed on the inventory's hosts, its results fetched back.
+"""`harness testbed run`: an experiment with its roles placed on the inventory's hosts, its results fetched
+back.
 
 The experiment's measurement runs here, on the machine that holds the inventory, exactly as on one machine
 (:class:`~harness.traffic.measure.Measurer`, MLRsearch, the same CSV row and sidecar); only its components
@@ -86,22 +87,25 @@ class RemoteWire(Platform):
         self.running = False
 
     def command(self) -> str:
-        return (f"{_tree(self.host)}/build/native/wire/serpens-wire {_eal(self.lcore, self.nic, self.prefix)} "
-                f"-- --stats {self.stats_file} --burst {self.settings['burst']}")
+        return (f"{_tree(self.host)}/build/native/wire/serpens-wire "
+                f"{_eal(self.lcore, self.nic, self.prefix)} -- --stats {self.stats_file} "
+                f"--burst {self.settings['burst']}")
 
     def start(self) -> None:
         if self.running:
             return
         q = shlex.quote
         timeout = self.settings["ready_timeout_s"]
-        script = f"""rm -f {q(self.stats_file)}
-setsid sh -c {q('echo $$ > ' + self.pid_file + '; exec ' + self.command())} </dev/null >{q(self.log_file)} 2>&1 &
+        inner = f"echo $$ > {q(self.pid_file)}; exec {self.command()}"
+        died = f"$(grep -v '^EAL' {q(self.log_file)} | tail -n 2 | tr '\\n' ' ')"
+        script = f"""rm -f {q(self.stats_file)} {q(self.pid_file)}
+setsid sh -c {q(inner)} </dev/null >{q(self.log_file)} 2>&1 &
 i=0
 while [ $i -lt {int(timeout * 20)} ]; do
   sleep 0.05; i=$((i+1))
   grep -q READY {q(self.log_file)} && exit 0
   pid=$(cat {q(self.pid_file)} 2>/dev/null) || continue
-  kill -0 "$pid" 2>/dev/null || {{ echo "serpens-wire exited: $(grep -v '^EAL' {q(self.log_file)} | tail -n 2 | tr '\\n' ' ')" >&2; exit 1; }}
+  kill -0 "$pid" 2>/dev/null || {{ echo "serpens-wire exited: {died}" >&2; exit 1; }}
 done
 echo "serpens-wire not ready within {timeout:g} s" >&2; exit 1"""
         try:
@@ -269,8 +273,8 @@ def run_wire(inv: Inventory, config: Config, out_dir: Path, frame_size: int = 64
     where = placement(inv, ("generator", "gateway"))
     gen_host, gw_host = where["generator"][0], where["gateway"][0]
     if gen_host.name == gw_host.name:
-        raise RunError(f"{inv.source}: the generator and the gateway are one host ({gen_host.name}): the wire "
-                       "across hosts needs two")
+        raise RunError(f"{inv.source}: the generator and the gateway are one host ({gen_host.name}): the "
+                       "wire across hosts needs two")
     links = inv.links(gen_host, gw_host)
     if not links:
         raise RunError(f"{inv.source}: no NIC of {gen_host.name} is cabled to {gw_host.name} (give one NIC "
@@ -294,7 +298,8 @@ def run_wire(inv: Inventory, config: Config, out_dir: Path, frame_size: int = 64
                      "platform_data_plane": f"{gw_host.name} cpu {platform.lcore}"}
             extra = {"testbed": {"inventory": inv.source, "placement": {"generator": gen_host.name,
                                                                          "gateway": gw_host.name},
-                                 "link": [f"{gen_host.name}:{gen_nic.iface}", f"{gw_host.name}:{gw_nic.iface}"]},
+                                 "link": [f"{gen_host.name}:{gen_nic.iface}",
+                                          f"{gw_host.name}:{gw_nic.iface}"]},
                      "rig": {"platform": platform.describe(), "generator": "serpens-gen (remote)"},
                      "repetitions": 1, "trials_file": log_path.name}
             try:

@@ -12,10 +12,10 @@ Data links (``links``): a veth pair between two hosts, outside the bridge (``dp0
 namespace), with fixed MACs and IPv6 off, so the only frames on it are the ones DPDK sends (net_af_packet on
 each end). Each link's NICs name each other as ``peer`` in the inventory.
 
-Everything a run makes is named ``sptb<id>`` (namespaces ``sptb<id>-<host>``, bridge and veths ``sptb<id>...``)
-and recorded in ``/run/serpens-testbed/<id>.json`` *before* it is made: :func:`destroy` removes a run by its
-record, and :func:`reclaim` removes runs whose owner process died (a crashed test) and anything named
-``sptb*`` with no record at all.
+Everything a run makes is named ``sptb<id>`` (namespaces ``sptb<id>-<host>``, bridge and veths
+``sptb<id>...``) and recorded in ``/run/serpens-testbed/<id>.json`` *before* it is made: :func:`destroy`
+removes a run by its record, and :func:`reclaim` removes runs whose owner process died (a crashed test)
+and anything named ``sptb*`` with no record at all.
 """
 
 from __future__ import annotations
@@ -71,7 +71,8 @@ def default_spec(n: int) -> Spec:
     runs on CPU 1 and every platform on CPU 0 (cores.generator / cores.platform's defaults)."""
     if not 1 <= n <= 16:
         raise LocalHostsError(f"the number of namespace hosts must be in 1..16, got {n}")
-    roles = {f"h{i + 1}": ["generator"] if i == 0 else ["gateway"] if i == 1 else ["worker"] for i in range(n)}
+    roles = {f"h{i + 1}": ["generator"] if i == 0 else ["gateway"] if i == 1 else ["worker"]
+             for i in range(n)}
     cores = {name: [1] if r == ["generator"] else [0] for name, r in roles.items()}
     return Spec(roles=roles, links=[("h1", "h2")] if n >= 2 else [], cores=cores)
 
@@ -145,7 +146,8 @@ def create(directory: str | Path, spec: Spec, owner_pid: int | None = None, pyth
     record = {"id": run_id, "dir": str(d), "owner_pid": owner_pid,
               "owner_start": _start_time(owner_pid) if owner_pid else None,
               "namespaces": list(namespaces.values()), "links": [bridge] +
-              [f"{PREFIX}{run_id}{n}" for n in names] + [f"{PREFIX}{run_id}l{i}a" for i in range(len(spec.links))]}
+              [f"{PREFIX}{run_id}{n}" for n in names]
+              + [f"{PREFIX}{run_id}l{i}a" for i in range(len(spec.links))]}
     _write_record(run_id, record)   # before anything exists: a crash from here on is reclaimable
     try:
         d.mkdir(parents=True, exist_ok=True)
@@ -181,7 +183,8 @@ def create(directory: str | Path, spec: Spec, owner_pid: int | None = None, pyth
                 other_host, _, other_iface = ends[1 - side]
                 nics[host].append({"iface": iface, "mac": mac, "peer": f"{other_host}:{other_iface}"})
         key = d / "id_ed25519"
-        _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"serpens-testbed-{run_id}", "-f", str(key)])
+        _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"serpens-testbed-{run_id}", "-f",
+              str(key)])
         known = []
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)   # sshd's privilege-separation directory
         for n in names:
@@ -198,7 +201,8 @@ def create(directory: str | Path, spec: Spec, owner_pid: int | None = None, pyth
                 "PermitRootLogin prohibit-password", "PasswordAuthentication no",
                 "KbdInteractiveAuthentication no", "UsePAM no", "StrictModes no", "PrintMotd no",
                 "Subsystem sftp internal-sftp", "MaxStartups 50", "MaxSessions 50", "LogLevel ERROR", ""]))
-            _run(["ip", "netns", "exec", namespaces[n], SSHD, "-f", str(cfg), "-E", str(hd / "ssh" / "sshd.log")])
+            _run(["ip", "netns", "exec", namespaces[n], SSHD, "-f", str(cfg), "-E",
+                  str(hd / "ssh" / "sshd.log")])
             known.append(f"{addresses[n]} {hk.with_suffix('.pub').read_text().split()[0]} "
                          f"{hk.with_suffix('.pub').read_text().split()[1]}")
         (d / "known_hosts").write_text("\n".join(known) + "\n")
@@ -221,8 +225,8 @@ def _inventory(spec: Spec, d: Path, addresses: dict[str, str], nics: dict[str, l
     hosts: dict[str, Any] = {}
     for n, roles in spec.roles.items():
         root = str(d / "hosts" / n / "root")
-        h: dict[str, Any] = {"address": addresses[n], "roles": roles, "install_root": root, "system_root": root,
-                             "cores": spec.cores.get(n, [0])}
+        h: dict[str, Any] = {"address": addresses[n], "roles": roles, "install_root": root,
+                             "system_root": root, "cores": spec.cores.get(n, [0])}
         if nics[n]:
             h["nics"] = [{k: v for k, v in nic.items() if v is not None} for nic in nics[n]]
         h.update(spec.extra.get(n, {}))
@@ -284,7 +288,8 @@ def _remove(namespaces: list[str], links: list[str]) -> None:
 
 
 def _namespaces() -> list[str]:
-    return [ln.split()[0] for ln in _run(["ip", "netns", "list"], check=False).stdout.splitlines() if ln.strip()]
+    out = _run(["ip", "netns", "list"], check=False).stdout
+    return [ln.split()[0] for ln in out.splitlines() if ln.strip()]
 
 
 def destroy_id(run_id: str) -> bool:

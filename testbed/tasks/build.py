@@ -5,9 +5,9 @@ hash of what the build reads (``native/`` and ``data/ids/``: testbed/tasks/sourc
 root: a machine builds each such tree once, whichever install root asked first, and a change to the Python
 or the docs reuses the build.
 Namespace test hosts share this machine's file system and so share one build; separate machines each build
-their own. The cache entry has its own copy of the build's inputs (a host's install root may be torn down while
-another still uses the build); meson and ninja run under ``flock`` on the entry, so two hosts of one machine
-never build the same tree at once. Only the targets of the host's roles are built (a generator needs
+their own. The cache entry has its own copy of the build's inputs (a host's install root may be torn down
+while another still uses the build); meson and ninja run under ``flock`` on the entry, so two hosts of one
+machine never build the same tree at once. Only the targets of the host's roles are built (a generator needs
 serpens-gen, not serpensd), and a target's stamp file is written only after ninja succeeded: an interrupted
 build is finished by the next run, never taken for done. The host's tree links ``build/native`` to the
 entry, where the harness's configured binary paths (``build/native/...``) find it.

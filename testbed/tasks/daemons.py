@@ -142,7 +142,8 @@ class Deploy(Task):
             # the daemon writes its own pid (it becomes the session leader by exec), and every one of its
             # descriptors leaves the SSH channel: else the command would not end while the daemon runs
             inner = f"echo $$ > {pidfile}; exec {d.command}"
-            r.run(f"cd {shlex.quote(d.cwd)} || exit 1; setsid sh -c {shlex.quote(inner)} </dev/null >{log} 2>&1 &",
+            r.run(f"cd {shlex.quote(d.cwd)} || exit 1; "
+                  f"setsid sh -c {shlex.quote(inner)} </dev/null >{log} 2>&1 &",
                   what=f"start {d.name}", timeout=30)
             self._wait_ready(r, d)
             r.run(f"echo {d.digest()} > {shlex.quote(r.host.path('run', f'{d.name}.hash'))}", what="echo")

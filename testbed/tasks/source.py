@@ -42,8 +42,8 @@ class Tree:
 
 def tree_files() -> list[str]:
     try:
-        out = subprocess.run(["git", "-C", str(REPO_ROOT), "ls-files", "-z", "--cached", "--others", "--exclude-standard"], capture_output=True,
-                             check=True, timeout=60).stdout
+        out = subprocess.run(["git", "-C", str(REPO_ROOT), "ls-files", "-z", "--cached", "--others",
+                              "--exclude-standard"], capture_output=True, check=True, timeout=60).stdout
     except (OSError, subprocess.SubprocessError) as exc:
         raise HostError(f"this machine: cannot list the source tree with git ls-files in {REPO_ROOT}: "
                         f"{exc}") from None
@@ -72,7 +72,8 @@ def build_tree() -> Tree:
     gz = io.BytesIO()
     with gzip.GzipFile(fileobj=gz, mode="wb", mtime=0) as f:
         f.write(raw.getvalue())
-    return Tree(hash=digest.hexdigest()[:16], build_hash=build.hexdigest()[:16], tarball=gz.getvalue(), files=len(names))
+    return Tree(hash=digest.hexdigest()[:16], build_hash=build.hexdigest()[:16], tarball=gz.getvalue(),
+                files=len(names))
 
 
 def tree(ctx: Context) -> Tree:

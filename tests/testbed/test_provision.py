@@ -3,6 +3,7 @@ bad input reported as one line per host, and repair after an interrupted provisi
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shlex
 from pathlib import Path
@@ -74,7 +75,7 @@ def test_put_and_get_go_through_sftp(ns_hosts: Hosts, provisioned: dict[str, Any
         r.put_bytes(data, path)
         assert r.get_bytes(path) == data
         # it is really on the host, at that path, and the command ran in the host's namespace
-        assert r.out(f"sha256sum {shlex.quote(path)}").split()[0] == __import__("hashlib").sha256(data).hexdigest()
+        assert r.out(f"sha256sum {shlex.quote(path)}").split()[0] == hashlib.sha256(data).hexdigest()
         assert host.address in r.out("ip -4 -o addr show dev eth0")
         r.run(f"rm -f {shlex.quote(path)}")
 
@@ -119,8 +120,8 @@ def test_an_interrupted_source_copy_is_repaired_by_the_next_run(ns_hosts: Hosts,
     src = host.path("src")
     with Remote(host) as r:
         # what a provision killed mid-way leaves: half a download, half an unpacked tree, no current
-        r.run(f"cd {src} && head -c 1000 /dev/urandom > .incoming-{h}.tar.gz.part && mkdir -p .tmp-{h}/native "
-              f"&& rm -f current")
+        r.run(f"cd {src} && head -c 1000 /dev/urandom > .incoming-{h}.tar.gz.part "
+              f"&& mkdir -p .tmp-{h}/native && rm -f current")
     result = harness("testbed", "provision", "-i", str(ns_hosts.inventory), "--hosts", "h3")
     assert result.exit_code == 0, result.output
     assert ("h3", "source", "changed") in _rows(result.output)
