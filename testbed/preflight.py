@@ -54,7 +54,7 @@ def preflight(inv: Inventory, hosts: Sequence[Host], floor: bool = False) -> tup
         lines.append("  ".join(row).rstrip())
     notes = []
     for (c, h), (status, detail, fix) in cells.items():
-        if status != "PASS":
+        if status != "ok":
             notes.append(f"{h}: {c}: {status}: {detail}" + (f" (fix: {fix})" if fix and status == "FAIL"
                                                              else ""))
     errors = [err for _, err in results.values() if err]

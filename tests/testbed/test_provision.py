@@ -128,3 +128,17 @@ def test_an_interrupted_source_copy_is_repaired_by_the_next_run(ns_hosts: Hosts,
     with Remote(host) as r:
         assert r.out(f"ls -A {src}").split() == sorted([h, "current"])
         assert r.out(f"cat {src}/current/{source.HASH_FILE}") == h
+
+
+def test_preflight_runs_the_doctor_on_every_host_into_one_table(ns_hosts: Hosts,
+                                                                provisioned: dict[str, Any]) -> None:
+    result = harness("testbed", "preflight", "-i", str(ns_hosts.inventory))
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].split() == ["check", "h1", "h2", "h3"]
+    hugepages = next(ln for ln in lines if ln.startswith("hugepages reserved"))
+    assert hugepages.split()[-3:] == ["ok", "ok", "ok"]
+    # each host's harness reads its own harness.yaml: its run directory is under its install root
+    run_dir = next(ln for ln in lines[1:] if ln.startswith("runtime dir"))
+    assert run_dir.split()[-3:] == ["ok", "ok", "ok"]
+    assert "all ready" in lines[-1]
