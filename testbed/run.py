@@ -24,12 +24,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from harness.config import Config
+from harness.config import Config, ConfigError
 from harness.native import RunDir
 from harness.platforms.base import Platform, PlatformError
 from harness.traffic.base import GeneratorError, TrialResult
 from harness.traffic.local import LocalGenerator, result_from_report
-from testbed.inventory import Host, Inventory, InventoryError, Nic
+from testbed.inventory import Host, Inventory, Nic
 from testbed.remote import HostError, Remote
 
 
@@ -340,7 +340,7 @@ def run_wire(inv: Inventory, config: Config, out_dir: Path, frame_size: int = 64
                             r.get(f, fetched / f"{r.host.name}-{Path(f).name}")
                         except HostError:
                             pass
-    except (HostError, PlatformError, GeneratorError, InventoryError, OSError) as exc:
+    except (HostError, PlatformError, GeneratorError, ConfigError, OSError) as exc:
         raise RunError(str(exc).splitlines()[0]) from None
     finally:
         run_dir.remove()

@@ -142,3 +142,20 @@ def test_preflight_runs_the_doctor_on_every_host_into_one_table(ns_hosts: Hosts,
     run_dir = next(ln for ln in lines[1:] if ln.startswith("runtime dir"))
     assert run_dir.split()[-3:] == ["ok", "ok", "ok"]
     assert "all ready" in lines[-1]
+
+
+def test_an_interrupted_build_is_finished_by_the_next_run(ns_hosts: Hosts,
+                                                          provisioned: dict[str, Any]) -> None:
+    inv = inventory.load(ns_hosts.inventory)
+    host = inv.hosts["h1"]
+    t = source.build_tree()
+    entry = f"{host.build_cache}/{t.build_hash}"
+    with Remote(host) as r:
+        # killed after ninja, before its stamp and the tree's link: neither may pass for done
+        link = host.path("src", t.hash, "build", "native")
+        r.run(f"rm -f {entry}/build/.stamp-generator_serpens-gen {link}")
+    result = harness("testbed", "provision", "-i", str(ns_hosts.inventory), "--hosts", "h1")
+    assert result.exit_code == 0, result.output
+    assert ("h1", "build", "changed") in _rows(result.output)
+    again = harness("testbed", "provision", "-i", str(ns_hosts.inventory), "--hosts", "h1")
+    assert all(s == "unchanged" for _, _, s in _rows(again.output)), again.output
