@@ -12,6 +12,7 @@ import io
 import os
 import shlex
 import socket
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -113,13 +114,18 @@ class Remote:
 
     def put_bytes(self, data: bytes, path: str) -> None:
         """Write ``path`` atomically (a temporary name, then rename): an interrupted copy leaves no half file
-        under the real name."""
+        under the real name. With ``sudo``, SFTP (which runs as the login user) writes to the user's own
+        temporary file and the copy into place runs under sudo."""
         self.open()
         tmp = f"{path}.part"
+        upload = f"/tmp/.serpens-testbed-{uuid.uuid4().hex}" if self.host.sudo else tmp
         try:
-            self.conn.put(io.BytesIO(data), remote=tmp)
+            self.conn.put(io.BytesIO(data), remote=upload)
         except (OSError, paramiko.SSHException) as exc:
             raise self._fail(f"cannot copy to {path}: {exc}") from None
+        if self.host.sudo:
+            self.run(f"install -m 0644 {shlex.quote(upload)} {shlex.quote(tmp)}; rc=$?; "
+                     f"rm -f {shlex.quote(upload)}; [ $rc -eq 0 ]", what="install")
         self.run(f"mv -f {shlex.quote(tmp)} {shlex.quote(path)}", what="mv")
 
     def put(self, local: str | Path, path: str) -> None:
