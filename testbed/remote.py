@@ -112,11 +112,20 @@ class Remote:
         """Whether a (check) command exits 0."""
         return self.run(cmd, check=False, **kw)[0] == 0
 
+    def _sftp(self) -> None:
+        """Open the SFTP session with the command timeout on its channel: a transfer that stalls fails as a
+        timeout instead of hanging the host's thread."""
+        self.open()
+        try:
+            self.conn.sftp().get_channel().settimeout(self.host.command_timeout_s)
+        except (OSError, paramiko.SSHException) as exc:
+            raise self._fail(f"cannot open SFTP: {exc}") from None
+
     def put_bytes(self, data: bytes, path: str) -> None:
         """Write ``path`` atomically (a temporary name, then rename): an interrupted copy leaves no half file
         under the real name. With ``sudo``, SFTP (which runs as the login user) writes to the user's own
         temporary file and the copy into place runs under sudo."""
-        self.open()
+        self._sftp()
         tmp = f"{path}.part"
         upload = f"/tmp/.serpens-testbed-{uuid.uuid4().hex}" if self.host.sudo else tmp
         try:
@@ -132,7 +141,7 @@ class Remote:
         self.put_bytes(Path(local).read_bytes(), path)
 
     def get_bytes(self, path: str) -> bytes:
-        self.open()
+        self._sftp()
         buf = io.BytesIO()
         try:
             self.conn.get(path, local=buf)
