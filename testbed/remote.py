@@ -9,6 +9,7 @@ message is one line naming the host, so the runner can report a failing host and
 from __future__ import annotations
 
 import io
+import logging
 import os
 import shlex
 import socket
@@ -21,6 +22,11 @@ from fabric import Connection
 from invoke.exceptions import CommandTimedOut, UnexpectedExit
 
 from testbed.inventory import Host
+
+# paramiko's transport thread logs every failure it sees (a traceback one record per line); with no handler
+# configured, Python's last-resort handler would print them on stderr beside our one line per host. The
+# error itself reaches the caller as an exception and is reported there.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 
 class HostError(RuntimeError):
@@ -67,13 +73,19 @@ class Remote:
 
     def open(self) -> None:
         """Connect now, so that a connection failure is reported as such (not as a command's)."""
+        if self.conn.is_connected:
+            return
+        key = self.host.key_file
+        if key and not os.path.isfile(os.path.expanduser(key)):
+            raise self._fail(f"key_file {key}: no such file")
         try:
             self.conn.open()
         except paramiko.AuthenticationException as exc:
             raise self._fail(f"SSH authentication as {self.host.user} failed ({exc}): check user and "
                              f"key_file") from None
         except paramiko.SSHException as exc:
-            raise self._fail(f"SSH failed: {exc}") from None
+            hint = " (is it an SSH server on that port?)" if "banner" in str(exc) else ""
+            raise self._fail(f"SSH failed: {exc}{hint}") from None
         except TimeoutError:
             raise self._fail(f"cannot connect to port {self.host.port}: timed out after "
                              f"{self.host.connect_timeout_s:g} s") from None

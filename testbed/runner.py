@@ -117,21 +117,24 @@ def run_tasks(ctx: Context, tasks: Sequence[Task], hosts: Sequence[Host] | None 
     width = max((len(h.name) for h in hosts), default=4)
     twidth = max((len(t.name) for t in tasks), default=4)
 
-    def record(o: Outcome) -> None:
+    def record(o: Outcome, show: bool = True) -> None:
         with print_lock:
             report.outcomes.append(o)
-            detail = f"  {o.detail}" if o.detail else ""
-            out.write(f"{o.host:<{width}}  {o.task:<{twidth}}  {o.status:<9}{detail}\n")
-            out.flush()
+            if show:
+                detail = f"  {o.detail}" if o.detail else ""
+                out.write(f"{o.host:<{width}}  {o.task:<{twidth}}  {o.status:<9}{detail}\n")
+                out.flush()
 
     def one_host(host: Host) -> None:
         with Remote(host) as r:
             failed = False
+            skipped: list[str] = []
             for task in tasks:
                 if not task.applies(host):
                     continue
-                if failed:
-                    record(Outcome(host.name, task.name, SKIPPED, "an earlier task failed"))
+                if failed:   # counted each, printed as one line below
+                    record(Outcome(host.name, task.name, SKIPPED, "an earlier task failed"), show=False)
+                    skipped.append(task.name)
                     continue
                 t0 = time.monotonic()
                 try:
@@ -148,6 +151,9 @@ def run_tasks(ctx: Context, tasks: Sequence[Task], hosts: Sequence[Host] | None 
                     failed = True
                     record(Outcome(host.name, task.name, FAILED, _error_line(host, exc),
                                    time.monotonic() - t0))
+            if skipped:
+                with print_lock:
+                    out.write(f"{host.name:<{width}}  {'…':<{twidth}}  {SKIPPED:<9}  {', '.join(skipped)}\n")
 
     t0 = time.monotonic()
     with ThreadPoolExecutor(max_workers=max(1, min(max_parallel, len(hosts)))) as pool:

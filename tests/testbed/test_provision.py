@@ -61,7 +61,8 @@ def test_a_host_with_a_broken_package_step_is_named_and_the_others_finish(ns_hos
     line = next(ln for ln in result.output.splitlines() if ln.startswith("h3") and "failed" in ln)
     assert "serpens-no-such-package" in line
     assert all(s == "unchanged" for h, _, s in rows if h in ("h1", "h2")), result.output
-    assert {t for h, t, s in rows if h == "h3" and s == "skipped"} >= {"source", "build"}
+    skipped = next(ln for ln in result.output.splitlines() if ln.startswith("h3") and "skipped" in ln)
+    assert "source" in skipped and "build" in skipped   # after a failed task, one line lists the rest
     assert "FAILED hosts: h3" in result.output
     assert "Traceback" not in result.output
 

@@ -117,3 +117,13 @@ def test_placement_maps_roles_to_hosts_and_says_what_is_missing() -> None:
 def test_the_wire_needs_a_nic_pair_between_generator_and_gateway(tmp_path: Path) -> None:
     with pytest.raises(tbrun.RunError, match="no NIC of a is cabled to b"):
         tbrun.run_wire(INV, cfg.load(), tmp_path, echo=lambda s: None)
+
+
+def test_a_missing_key_file_is_one_line_before_any_connection() -> None:
+    from testbed.tasks.reach import Reach
+    inv = inventory.parse({"hosts": {"x": {"address": "198.18.0.1", "roles": ["worker"],
+                                           "key_file": "/nonexistent/key"}}}, "inv.yaml")
+    out = io.StringIO()
+    report = run_tasks(Context(inv), [Reach(), Second()], out=out)
+    assert [o.detail for o in report.failed] == ["x (198.18.0.1): key_file /nonexistent/key: no such file"]
+    assert out.getvalue().splitlines()[1].split()[:3] == ["x", "…", "skipped"]
