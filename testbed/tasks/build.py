@@ -31,6 +31,9 @@ TARGETS = {
 }
 
 
+KEEP = 8   # build cache entries kept per machine (5-8 MB each)
+
+
 def targets(host: Host) -> list[str]:
     out: list[str] = []
     for role in host.roles:
@@ -93,6 +96,15 @@ cd {entry}/build && touch {stamps}
 mkdir -p {host_tree}/build
 ln -sfn {entry}/build {host_tree}/build/.native-new
 mv -T {host_tree}/build/.native-new {host_tree}/build/native
+touch {entry}
+exec 9>&-
+# the cache keeps the {KEEP} entries built or used by a build most recently; an older one is removed only
+# when no build holds its lock (a host whose link it was rebuilds it at its next provision)
+cd {shlex.quote(r.host.build_cache)} && ls -1dt -- */ | tail -n +{KEEP + 1} | while read -r old; do
+  old=${{old%/}}
+  ( exec 8>"$old.lock"; flock -n 8 && rm -rf -- "$old" && rm -f -- "$old.lock" )
+done
+true
 """
         r.run(script, timeout=r.host.build_timeout_s, what="build")
         return f"built {len(want)} target(s) in {_entry(r, h)}"
