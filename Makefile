@@ -22,7 +22,7 @@ endif
 # Experiments this tree implements so far; `make reproduce` runs them all.
 EXPERIMENTS := limit table-2 figure-11a figure-11b table-4 figure-12 figure-13 figure-14 figure-15
 
-.PHONY: setup build test test-unit test-integration bench reproduce check-paper lint clean distclean \
+.PHONY: setup build test test-unit test-integration test-testbed bench reproduce check-paper lint clean distclean \
         $(EXPERIMENTS) figure-11 soak doctor
 
 setup:
@@ -37,13 +37,17 @@ doctor: setup
 test: setup
 	@meson test -C build/native -q --print-errorlogs
 	@$(PY) data/ids/derive.py --check
-	@$(PY) -m pytest tests/unit tests/integration -q
+	@$(PY) -m pytest tests/unit tests/integration tests/testbed -q
 
 test-unit: setup
 	@$(PY) -m pytest tests/unit -q
 
 test-integration: setup
 	@$(PY) -m pytest tests/integration -q
+
+# the Fabric testbed on namespace hosts with their own sshd (docs/testbed.md)
+test-testbed: setup
+	@$(PY) -m pytest tests/testbed -q
 
 bench: setup
 	@$(PY) -m pytest tests/bench -q --benchmark-only --benchmark-autosave

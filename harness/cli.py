@@ -375,5 +375,11 @@ def check_paper(ctx: click.Context, results_dir: str | None, claims_file: str | 
     sys.exit(claims.exit_code(verdicts))
 
 
+# `harness testbed …` (provisioning over SSH) lives with the testbed: testbed/cli.py
+from testbed.cli import testbed as _testbed  # noqa: E402
+
+main.add_command(_testbed)
+
+
 if __name__ == "__main__":
     entry()

@@ -1,0 +1,1 @@
+"""Namespace test hosts on this machine (hosts.py)."""
