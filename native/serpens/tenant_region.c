@@ -84,7 +84,8 @@ static int region_map(int idx, const char *tenant, char *backing, size_t blen, c
 				snprintf(why, sizeof(why), "%s: %s", fd < 0 ? "memfd_create(MFD_HUGETLB)" : "ftruncate",
 					 strerror(errno));
 			else
-				snprintf(err, errlen, "tenant %s: state region memfd: %s", tenant, strerror(errno));
+				snprintf(err, errlen, "cannot reserve a %zu MiB state region for tenant %s: memfd: %s",
+					 g_size >> 20, tenant, strerror(errno));
 			if (fd >= 0)
 				close(fd);
 			continue;
@@ -96,7 +97,8 @@ static int region_map(int idx, const char *tenant, char *backing, size_t blen, c
 			if (pass == 0)
 				snprintf(why, sizeof(why), "mmap of %zu MiB of hugepages: %s", g_size >> 20, strerror(errno));
 			else
-				snprintf(err, errlen, "tenant %s: cannot map its state region: %s", tenant, strerror(errno));
+				snprintf(err, errlen, "cannot reserve a %zu MiB state region for tenant %s: mmap: %s",
+					 g_size >> 20, tenant, strerror(errno));
 			/* a failed MAP_FIXED may have unmapped the reservation: put it back */
 			mmap(want, g_size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
 		}
@@ -136,8 +138,8 @@ int tr_setup(struct sp_ctl *ctl, size_t size, char *err, size_t errlen)
 	g_ctl = ctl;
 	g_size = (size + (2u << 20) - 1) & ~(size_t)((2u << 20) - 1); /* hugepages: whole 2 MiB pages */
 	if (g_size > SP_REGION_STRIDE) {
-		snprintf(err, errlen, "a state region of %zu MiB exceeds the %llu GiB each tenant's has", size >> 20,
-			 SP_REGION_STRIDE >> 30);
+		snprintf(err, errlen, "cannot reserve a %zu MiB state region: a tenant's region has %llu GiB of "
+			 "address space (--state-mb)", size >> 20, SP_REGION_STRIDE >> 30);
 		return -1;
 	}
 	return tr_index(SM_DEFAULT_TENANT, true, err, errlen) < 0 ? -1 : 0;
