@@ -274,6 +274,14 @@ void pool_hand(int p, int slot)
 	struct st_start st = {.doorbell = &pp->doorbell};
 
 	D->pool_of[slot] = p;
+	/* its first start for this tenant: the tenant's state region goes with the wake, not after a request
+	 * (tenant_region.h; on failure it asks, and the request says why) */
+	if (D->pool_tenant[p] != D->slot_tenant[slot]) {
+		char err[256];
+
+		if (tr_send(D->slot_tenant[slot], D->pool_pid[p], err, sizeof(err)) != 0)
+			fprintf(stderr, "serpensd: pool process %d: %s\n", p, err);
+	}
 	D->pool_tenant[p] = D->slot_tenant[slot];
 	D->pid[slot] = D->pool_pid[p];
 	D->ctl->inst[slot].pid = D->pool_pid[p];

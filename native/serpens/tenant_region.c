@@ -269,49 +269,56 @@ void tr_set_requester(uint32_t *req, uint32_t *wake)
 	g_wake = wake;
 }
 
-/* Take the descriptor serpensd hands over for region `want`. The descriptor, or -1 with err. */
-static int receive(int want, char *err, size_t errlen)
+/* A descriptor of region `want` that serpensd sent over the listening socket: connections from any
+ * other process (anyone can connect to an abstract socket: a hostile runtime could hand this process a
+ * region of its own making) and stale ones (a region sent for a start that failed before it took it) are
+ * dropped. wait: poll until one comes (ATTACH_TIMEOUT_MS), else only take one already queued. The
+ * descriptor, or -1 (with err when waiting). */
+static int take(int want, bool wait, char *err, size_t errlen)
 {
-	struct pollfd pfd = {.fd = g_listen, .events = POLLIN};
 	char cbuf[CMSG_SPACE(sizeof(int))];
-	uint32_t payload = UINT32_MAX;
-	struct iovec iov = {.iov_base = &payload, .iov_len = sizeof(payload)};
-	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
-	struct cmsghdr *cm;
-	int c, fd = -1;
 
-	__atomic_store_n(g_req, (uint32_t)want + 1, __ATOMIC_SEQ_CST);
-	sp_futex_wake(g_wake, 1 << 30); /* serpensd sleeps on it while it waits for this start */
 	for (;;) {
-		int n = poll(&pfd, 1, ATTACH_TIMEOUT_MS);
+		struct pollfd pfd = {.fd = g_listen, .events = POLLIN};
+		uint32_t payload = UINT32_MAX;
+		struct iovec iov = {.iov_base = &payload, .iov_len = sizeof(payload)};
+		struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+				     .msg_controllen = sizeof(cbuf)};
+		struct ucred cred = {0};
+		socklen_t clen = sizeof(cred);
+		struct cmsghdr *cm;
+		int c, fd = -1, n;
 
-		if (n > 0)
-			break;
-		if (n < 0 && errno == EINTR)
+		c = accept4(g_listen, NULL, NULL, SOCK_CLOEXEC);
+		if (c < 0) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+				snprintf(err, errlen, "state region: accept: %s", strerror(errno));
+				return -1;
+			}
+			if (!wait)
+				return -1;
+			n = poll(&pfd, 1, ATTACH_TIMEOUT_MS);
+			if (n == 0) {
+				snprintf(err, errlen, "serpensd did not hand over the state region within %d ms",
+					 ATTACH_TIMEOUT_MS);
+				return -1;
+			}
 			continue;
-		snprintf(err, errlen, "serpensd did not hand over the state region within %d ms", ATTACH_TIMEOUT_MS);
-		return -1;
+		}
+		/* serpensd is this runtime's parent (it forked every runtime; they die with it) */
+		if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cred, &clen) != 0 || cred.pid != getppid()) {
+			close(c);
+			continue;
+		}
+		if (recvmsg(c, &msg, MSG_CMSG_CLOEXEC) == (ssize_t)sizeof(payload) && (cm = CMSG_FIRSTHDR(&msg)) &&
+		    cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS && cm->cmsg_len == CMSG_LEN(sizeof(int)))
+			memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+		close(c);
+		if (fd >= 0 && payload == (uint32_t)want)
+			return fd;
+		if (fd >= 0)
+			close(fd); /* another start's: serpensd hands the region of the tenant it started us for */
 	}
-	c = accept4(g_listen, NULL, NULL, SOCK_CLOEXEC);
-	if (c < 0) {
-		snprintf(err, errlen, "state region: accept: %s", strerror(errno));
-		return -1;
-	}
-	if (recvmsg(c, &msg, MSG_CMSG_CLOEXEC) == (ssize_t)sizeof(payload) && (cm = CMSG_FIRSTHDR(&msg)) &&
-	    cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS && cm->cmsg_len == CMSG_LEN(sizeof(int)))
-		memcpy(&fd, CMSG_DATA(cm), sizeof(int));
-	close(c);
-	if (fd < 0) {
-		snprintf(err, errlen, "state region: serpensd's message carried no descriptor");
-		return -1;
-	}
-	if (payload != (uint32_t)want) { /* serpensd hands the region of the tenant it started us for */
-		snprintf(err, errlen, "serpensd handed state region %u, not %d (the SFC's tenant's): refused", payload,
-			 want);
-		close(fd);
-		return -1;
-	}
-	return fd;
 }
 
 int tr_attach(const struct sp_ctl *ctl, const char *tenant, char *err, size_t errlen)
@@ -345,7 +352,13 @@ int tr_attach(const struct sp_ctl *ctl, const char *tenant, char *err, size_t er
 		return -1;
 	}
 	tr = &ctl->regions[idx];
-	fd = receive(idx, err, errlen);
+	/* a pooled start: serpensd sent it before it woke us (tr_send from pool_hand); else ask and wait */
+	fd = take(idx, false, err, errlen);
+	if (fd < 0) {
+		__atomic_store_n(g_req, (uint32_t)idx + 1, __ATOMIC_SEQ_CST);
+		sp_futex_wake(g_wake, 1 << 30); /* serpensd sleeps on it while it waits for this start */
+		fd = take(idx, true, err, errlen);
+	}
 	if (fd < 0)
 		return -1;
 	p = mmap((void *)(uintptr_t)tr->addr, tr->size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED_NOREPLACE, fd, 0);
