@@ -237,7 +237,9 @@ json_t *read_state(json_t *req)
 	val = malloc(vs);
 	if (!val)
 		return fail("read_state: out of memory");
+	sm_set_region(region); /* a remote store's lookup asks the current region which instances are active */
 	rc = sm_table_lookup(region, table, key, ks, val, vs);
+	sm_set_region(D->state);
 	r = rc == 0 ? json_pack("{s:b, s:o}", "ok", 1, "value", to_hex(val, vs))
 		    : fail("read_state %s: no such key", table);
 	free(val);
@@ -277,6 +279,8 @@ json_t *dump_table(json_t *req)
 		json_decref(c.entries);
 		return fail("dump_table: unknown table '%s'", table ? table : "");
 	}
+	sm_set_region(region); /* as in read_state */
 	sm_table_foreach(region, table, dump_one, &c);
+	sm_set_region(D->state);
 	return json_pack("{s:b, s:o, s:I}", "ok", 1, "entries", c.entries, "count", (json_int_t)count);
 }
