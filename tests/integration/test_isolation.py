@@ -10,6 +10,7 @@ maps or dlopens alice's NF afresh. Both loaders: the shared-memory image (serpen
 
 from __future__ import annotations
 
+import copy
 import ipaddress
 import struct
 import subprocess
@@ -168,3 +169,27 @@ def test_a_hostile_tenant_cannot_touch_another_tenants_state_or_code(dpdk_ready:
     assert res1.rx_packets == res1.tx_packets and res2.rx_packets == res2.tx_packets
     assert set(ports1) <= {p for _, p in before.values()} and set(ports2) <= {p for _, p in before.values()}
     assert after == before
+
+
+def test_each_tenant_gets_a_region_of_its_own_up_to_the_limit(dpdk_ready: cfg.Config) -> None:
+    """A tenant's first NF creates its state region (tenant_region.h): one per tenant, outside the EAL memory,
+    each with its own table directory; the tenant beyond SP_MAX_TENANTS (8, the default tenant's among them)
+    is refused with the reason, and the tenants before it keep working."""
+    conf = copy.deepcopy(dpdk_ready)
+    conf["platforms"]["serpens"]["state_region_mb"] = 4   # 8 regions of 4 MiB: little of the hugepages
+    hostile = test_test_nf("hostile")
+    with rig(conf, "serpens", sfc=SfcSpec.linear("fw")) as r:
+        ctl = r.platform.controller
+        for i in range(1, 8):
+            assert ctl.deploy_nf(f"h{i}", str(hostile), {}, tenant=f"t{i}") == [f"t{i}:h{i}/own"]
+        with pytest.raises(SerpensError, match="tenant t8: serpensd holds the state regions of 8 tenants"):
+            ctl.deploy_nf("h8", str(hostile), {}, tenant="t8")
+        # an existing tenant's next NF goes into its region; the default tenant's SFC still forwards
+        assert ctl.deploy_nf("h1b", str(hostile), {}, tenant="t1") == ["t1:h1b/own"]
+        res = r.generator.run_trial(profiles.udp_flows(10_000, 64, N_FLOWS), duration=0.3)
+        tenants = r.platform.stats()["state"]["tenants"]
+    assert res.rx_packets == res.tx_packets > 0
+    assert set(tenants) == {"default", *(f"t{i}" for i in range(1, 8))}
+    assert all(t["backing"] in ("hugetlb", "memfd") for t in tenants.values())
+    # t1's region holds two tables' worth more than t2's (its directory is its own)
+    assert tenants["t1"]["used_bytes"] > tenants["t2"]["used_bytes"] > 0
