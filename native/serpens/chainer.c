@@ -109,6 +109,9 @@ int chainer_load(struct chainer *c, const struct sp_ctl *ctl, uint32_t sfc, int 
 		snprintf(err, errlen, "SFC %s has an invalid tenant", s->name);
 		return -1;
 	}
+	/* ... in the tenant's own state region, the only one this process maps (tenant_region.h) */
+	if (tr_attach(ctl, sm_tenant(), err, errlen) != 0)
+		return -1;
 	for (i = 0; i < c->npos; i++) {
 		unsigned int k = c->pos[i].nf, j;
 

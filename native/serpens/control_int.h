@@ -93,7 +93,7 @@ int zygote_launch(int sfc, char *err, size_t errlen);
 void zygote_stop(int sfc);
 /* the pool (ctl.h sp_pool_proc; D->pool_of[slot]: which pool process serves a slot) */
 int pool_fill(int p);              /* launch pool process p and wait until it waits: 0, or -1 (said why) */
-int pool_pick(void);               /* a waiting pool process, or -1 */
+int pool_pick(int tenant);         /* a waiting pool process for that tenant's region index, or -1 */
 void pool_prewarm(void); /* deploy_sfc: waiting pool processes open the new NFs' images */
 void pool_hand(int p, int slot);   /* wake it to serve `slot` (its control block is ready) */
 bool pool_back(int slot);          /* the slot's pool process left it and waits again */

@@ -80,9 +80,44 @@ static json_t *pool_stats(void)
 			 "pids", pids);
 }
 
+/* Every tenant's state region (tenant_region.h) into r[]: the bytes they use and the API errors they
+ * counted, added up, the newest error message, and per tenant {region bytes used, backing, errors}. */
+static unsigned int tenant_regions(struct sm_region **r, json_t **tenants, uint64_t *used, uint64_t *errors,
+				   const char **last)
+{
+	uint64_t newest = 0;
+	unsigned int n = 0;
+	int i;
+
+	*tenants = json_object();
+	*used = *errors = 0;
+	*last = "";
+	for (i = 0; i < SP_MAX_TENANTS; i++) {
+		struct sm_region *x = tr_region(i);
+
+		if (!x)
+			continue;
+		r[n++] = x;
+		*used += sm_region_used(x);
+		*errors += sm_errors(x);
+		if (sm_errors(x) && sm_last_error_ns(x) >= newest) {
+			newest = sm_last_error_ns(x);
+			*last = sm_last_error(x);
+		}
+		json_object_set_new(*tenants, D->ctl->regions[i].tenant,
+				    json_pack("{s:I, s:s, s:I}", "used_bytes", (json_int_t)sm_region_used(x), "backing",
+					      D->ctl->regions[i].backing, "api_errors", (json_int_t)sm_errors(x)));
+	}
+	return n;
+}
+
 json_t *stats(void)
 {
-	json_t *sfcs = json_array(), *insts = json_array(), *port, *rep, *o;
+	json_t *sfcs = json_array(), *insts = json_array(), *port, *rep, *o, *tenants;
+	struct sm_region *regions[SP_MAX_TENANTS];
+	uint64_t used, errors;
+	const char *last;
+	unsigned int nreg;
 	struct rte_eth_stats st;
 	int i;
 
@@ -125,16 +160,16 @@ json_t *stats(void)
 		json_object_update_new(o, state_stats_instance(in));
 		json_array_append_new(insts, o);
 	}
-	rep = json_pack("{s:b, s:o, s:{s:o}, s:{s:o, s:o, s:o, s:o, s:o, s:o}, s:o, s:o, s:{s:I, s:I, s:I, s:s}}",
+	nreg = tenant_regions(regions, &tenants, &used, &errors, &last);
+	rep = json_pack("{s:b, s:o, s:{s:o}, s:{s:o, s:o, s:o, s:o, s:o, s:o}, s:o, s:o, s:{s:I, s:I, s:I, s:s, s:o}}",
 			 "ok", 1, "port", port, "gateway", "miss", u64(D->gateway_miss), "dataplane", "handoffs",
 			 u64(D->handoff.handoffs), "handoff_timeouts", u64(D->handoff.timeouts), "handoff_max_us",
 			 u64(D->handoff.max_ns / 1000), "loop_max_us", u64(D->loop_max_ns / 1000), "timers_max_us",
 			 u64(D->timers_max_ns / 1000), "tx_max_us", u64(D->tx_max_ns / 1000), "sfcs", sfcs,
 			 "instances", insts, "state",
-			 "region_bytes", (json_int_t)((size_t)D->state_mb << 20), "used_bytes",
-			 (json_int_t)sm_region_used(D->state), "api_errors", (json_int_t)sm_errors(D->state),
-			 "last_error", sm_last_error(D->state));
-	json_object_update_new(json_object_get(rep, "state"), state_stats_region(D->state, D->ctl->state_backend));
+			 "region_bytes", (json_int_t)((size_t)D->state_mb << 20), "used_bytes", (json_int_t)used,
+			 "api_errors", (json_int_t)errors, "last_error", last, "tenants", tenants);
+	json_object_update_new(json_object_get(rep, "state"), state_stats_regions(regions, nreg, D->ctl->state_backend));
 	json_object_set_new(rep, "stages", stages());
 	json_object_set_new(rep, "tsc_hz", u64(D->ctl->tsc_hz)); /* what the stages' ns were converted with */
 	json_object_set_new(rep, "chaining", json_string(D->delivery->name));
@@ -194,14 +229,18 @@ json_t *read_state(json_t *req)
 	json_t *r;
 	int rc;
 
-	if (!table || !hex || sm_table_info(D->state, table, &flags, &ks, &vs, &count) != 0)
+	struct sm_region *region = table ? tr_region_of_table(table) : NULL;
+
+	if (!region || !hex || sm_table_info(region, table, &flags, &ks, &vs, &count) != 0)
 		return fail("read_state: unknown table '%s' (tables are <nf>/<table>)", table ? table : "");
 	if (from_hex(hex, key, sizeof(key)) != (int)ks)
 		return fail("read_state %s: key must be %u bytes of hex", table, ks);
 	val = malloc(vs);
 	if (!val)
 		return fail("read_state: out of memory");
-	rc = sm_table_lookup(D->state, table, key, ks, val, vs);
+	sm_set_region(region); /* a remote store's lookup asks the current region which instances are active */
+	rc = sm_table_lookup(region, table, key, ks, val, vs);
+	sm_set_region(D->state);
 	r = rc == 0 ? json_pack("{s:b, s:o}", "ok", 1, "value", to_hex(val, vs))
 		    : fail("read_state %s: no such key", table);
 	free(val);
@@ -227,6 +266,7 @@ json_t *dump_table(json_t *req)
 {
 	const char *table = json_string_value(json_object_get(req, "table"));
 	struct dump_ctx c = {.entries = NULL};
+	struct sm_region *region;
 	uint32_t flags;
 	uint64_t count;
 	json_t *err;
@@ -234,11 +274,14 @@ json_t *dump_table(json_t *req)
 	/* absent: every key */
 	if ((err = int_field(req, "dump_table", "limit", 1, INT32_MAX, 0, &c.limit)))
 		return err;
+	region = table ? tr_region_of_table(table) : NULL;
 	c.entries = json_array();
-	if (!table || sm_table_info(D->state, table, &flags, &c.ks, &c.vs, &count) != 0) {
+	if (!region || sm_table_info(region, table, &flags, &c.ks, &c.vs, &count) != 0) {
 		json_decref(c.entries);
 		return fail("dump_table: unknown table '%s'", table ? table : "");
 	}
-	sm_table_foreach(D->state, table, dump_one, &c);
+	sm_set_region(region); /* as in read_state */
+	sm_table_foreach(region, table, dump_one, &c);
+	sm_set_region(D->state);
 	return json_pack("{s:b, s:o, s:I}", "ok", 1, "entries", c.entries, "count", (json_int_t)count);
 }

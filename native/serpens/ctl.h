@@ -1,5 +1,5 @@
 /*
- * ctl.h: what serpensd shares with its runtime processes besides the state region — the deployed NFs,
+ * ctl.h: what serpensd shares with its runtime processes besides the state regions — the deployed NFs,
  * the SFCs as label graphs, and one control block per instance slot (rings, wake-up words, counters).
  *
  * It lives in a memzone ("serpens_ctl") that the runtime processes (DPDK secondaries) look up by name.
@@ -17,9 +17,9 @@
 #include "sleeper.h"
 #include "scaling/scale_shared.h"
 #include "state.h"
+#include "tenant_region.h"
 
 #define SP_CTL_MZ "serpens_ctl"
-#define SP_STATE_MZ "serpens_state"
 #define SP_CTL_MAGIC 0x5345525043544c31ull /* "SERPCTL1" */
 #define SP_MAX_NFS 512 /* deployed NFs (Fig. 11(b) deploys 500); each costs a descriptor here, in hugepages */
 #define SP_MAX_SFCS 32
@@ -194,6 +194,10 @@ struct sp_instance {
 	uint32_t exited;
 	int32_t exited_status;
 	char loader[16]; /* the starter's loader that brought the NFs in (start_instance's reply) */
+	/* the runtime asks for its tenant's state region (tenant_region.h): 1 + the region's index, set by
+	 * the runtime with a wake of `state`; serpensd hands the region to the slot's process and clears it.
+	 * The index is a request only: serpensd hands the region of the tenant it started the slot for. */
+	uint32_t region_req;
 };
 
 /* --startup fork: one zygote runtime per SFC (EAL initialised, the SFC's NFs loaded and initialised in
@@ -207,6 +211,7 @@ struct sp_zygote {
 	uint32_t stop;
 	int32_t pid;
 	char error[256];
+	uint32_t region_req; /* as sp_instance's: the zygote asks for its SFC's tenant's state region */
 };
 
 /* The gateway stage of serpensd's data plane (docs/stages.md), cumulative since it started: TSC time
@@ -302,6 +307,8 @@ struct sp_ctl {
 	/* bumped by deploy_sfc, which then rings every waiting pool process: each opens the SFCs' NF images
 	 * and prewarms their imports while it waits, not in its first start (runtime.c, pool_loop) */
 	uint32_t images_gen;
+	/* the tenants' state regions (tenant_region.h): where each is mapped, for the runtimes of that tenant */
+	struct sp_tenant_region regions[SP_MAX_TENANTS];
 };
 
 /* Futex helpers on shared (not process-private) words. */

@@ -50,23 +50,57 @@ static void drain_slot(int slot, bool rx, bool tx)
 		__atomic_fetch_add(&D->ctl->delivery.hop[in->sfc][in->position].stranded, n, __ATOMIC_RELAXED);
 }
 
-/* Claim a free instance slot (the State Manager splits global/write state for it), and a waiting pool
- * process to serve it if there is one (*pool, else -1: a cold start). Slots and pool processes are
- * independent: any slot can take any pool process. *chosen: when they were chosen, before the State
- * Manager's split (start_instance's steps). */
-static int claim_slot(int *pool, uint64_t *chosen)
+/* Claim a free instance slot for SFC sfc (the State Manager splits global/write state for it, in the
+ * SFC's tenant's region), and a waiting pool process to serve it if there is one (*pool, else -1: a cold
+ * start). Any slot can take any pool process of the tenant, or one that served no tenant yet. *chosen:
+ * when they were chosen, before the State Manager's split (start_instance's steps). */
+static int claim_slot(int sfc, int *pool, uint64_t *chosen)
 {
-	int i;
+	int i, t = D->sfc_tenant[sfc];
+	struct sm_region *r = tr_region(t);
 
+	if (!r)
+		return -1;
 	for (i = 0; i < SM_MAX_INSTANCES; i++)
 		if (D->ctl->inst[i].state == INST_FREE) {
-			*pool = D->starter->resident == ST_RES_POOL ? pool_pick() : -1;
+			*pool = D->starter->resident == ST_RES_POOL ? pool_pick(t) : -1;
 			*chosen = mono_ns();
-			if (sm_instance_claim_at(D->state, i) != i)
+			sm_set_region(r); /* a remote store's hooks ask for the current region */
+			if (sm_instance_claim_at(r, i) != i) {
+				sm_set_region(D->state);
 				continue;
+			}
+			sm_set_region(D->state);
+			D->slot_tenant[i] = (int8_t)t;
 			return i;
 		}
 	return -1;
+}
+
+/* The State Manager's merge of the slot's state back, in the region of the tenant it was started for. */
+static void release_slot_state(int slot)
+{
+	struct sm_region *r = tr_region(D->slot_tenant[slot]);
+
+	if (!r)
+		return;
+	sm_set_region(r);
+	sm_instance_release(r, slot);
+	sm_set_region(D->state);
+}
+
+/* The slot's runtime asks for its tenant's state region (ctl.h, region_req): hand it the region of the
+ * tenant serpensd started the slot for — never what the request (in writable shared memory) names. */
+static void serve_region_req(int slot, pid_t pid)
+{
+	struct sp_instance *in = &D->ctl->inst[slot];
+	char err[256];
+
+	if (!__atomic_load_n(&in->region_req, __ATOMIC_ACQUIRE))
+		return;
+	__atomic_store_n(&in->region_req, 0, __ATOMIC_RELEASE);
+	if (tr_send(D->slot_tenant[slot], pid, err, sizeof(err)) != 0)
+		fprintf(stderr, "serpensd: instance %d: %s\n", slot, err);
 }
 
 /* A start's steps (docs/startup.md, "serpensd's start path, step by step"), ns: consecutive intervals from
@@ -137,7 +171,7 @@ static json_t *start_one_at(int sfc, int pos, bool pin, uint64_t t_prev, struct 
 		return fail("start_instance: no SFC with id %d", sfc);
 	if (forked && !D->zygote_pid[sfc] && zygote_launch(sfc, zerr, sizeof(zerr)) != 0)
 		return fail("start_instance: %s", zerr); /* its zygote died: a new one first */
-	slot = claim_slot(&pool, &t_chosen); /* splits global/write state for it */
+	slot = claim_slot(sfc, &pool, &t_chosen); /* splits global/write state for it */
 	pooled = slot >= 0 && pool >= 0;
 	if (slot < 0)
 		return fail("start_instance %s: all %d instance slots are in use", D->ctl->sfcs[sfc].name,
@@ -149,6 +183,7 @@ static json_t *start_one_at(int sfc, int pos, bool pin, uint64_t t_prev, struct 
 	in->position = pos;
 	in->sleeping = in->done = in->stop = 0;
 	in->error[0] = '\0';
+	in->region_req = 0;
 	in->exit_status = 0;
 	in->exited = 0;
 	in->exited_status = 0;
@@ -173,17 +208,22 @@ static json_t *start_one_at(int sfc, int pos, bool pin, uint64_t t_prev, struct 
 		pid = spawn_runtime(slot);
 		if (pid < 0) {
 			in->state = INST_FREE;
-			sm_instance_release(D->state, slot);
+			release_slot_state(slot);
 			return fail("start_instance: fork failed: %s", strerror(errno));
 		}
 	}
 	if (pooled && start_spin) {
 		uint64_t until = t_state + START_SPIN_NS;
 
-		while (__atomic_load_n(&in->state, __ATOMIC_ACQUIRE) == INST_STARTING && mono_ns() < until)
+		while (__atomic_load_n(&in->state, __ATOMIC_ACQUIRE) == INST_STARTING && mono_ns() < until) {
+			serve_region_req(slot, pid);
 			rte_pause();
+		}
 	}
 	while (__atomic_load_n(&in->state, __ATOMIC_ACQUIRE) == INST_STARTING) {
+		/* a forked instance inherits its zygote's mapping and never asks */
+		if (!forked)
+			serve_region_req(slot, pid);
 		if (slot_exited(slot, &status)) {
 			in->exit_status = status;
 			in->state = INST_DEAD;
@@ -217,7 +257,7 @@ static json_t *start_one_at(int sfc, int pos, bool pin, uint64_t t_prev, struct 
 			in->exit_status = status;
 		in->state = INST_FREE;
 		D->pid[slot] = 0;
-		sm_instance_release(D->state, slot);
+		release_slot_state(slot);
 		pool_leave(slot, back_in_pool); /* a pool process that died with it is replaced */
 		return fail("start_instance %s: %s", D->ctl->sfcs[sfc].name, why);
 	}
@@ -421,7 +461,7 @@ uint64_t retire(int slot, bool crashed)
 	while (!rte_ring_empty(D->tx[slot]) && mono_ns() - t0 < 1000000000ull)
 		sleep_us(50);
 	processed = in->pkts_in;
-	sm_instance_release(D->state, slot);
+	release_slot_state(slot);
 	D->pid[slot] = 0;
 	in->pid = 0;
 	__atomic_store_n(&in->state, INST_FREE, __ATOMIC_RELEASE);

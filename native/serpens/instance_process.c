@@ -122,6 +122,7 @@ int zygote_launch(int sfc, char *err, size_t errlen)
 
 	snprintf(sfc_s, sizeof(sfc_s), "%d", sfc);
 	z->error[0] = '\0';
+	z->region_req = 0;
 	z->stop = 0;
 	z->target = -1;
 	__atomic_store_n(&z->state, ZY_STARTING, __ATOMIC_RELEASE);
@@ -134,6 +135,14 @@ int zygote_launch(int sfc, char *err, size_t errlen)
 	D->zygote_pid[sfc] = pid;
 	z->pid = pid;
 	while (__atomic_load_n(&z->state, __ATOMIC_ACQUIRE) != ZY_WAITING) {
+		/* it asks for its SFC's tenant's state region before it loads the NFs (tenant_region.h) */
+		if (__atomic_load_n(&z->region_req, __ATOMIC_ACQUIRE)) {
+			char rerr[256];
+
+			__atomic_store_n(&z->region_req, 0, __ATOMIC_RELEASE);
+			if (tr_send(D->sfc_tenant[sfc], pid, rerr, sizeof(rerr)) != 0)
+				fprintf(stderr, "serpensd: zygote of SFC %d: %s\n", sfc, rerr);
+		}
 		if (z->state == ZY_FAILED || waitpid(pid, &status, WNOHANG) == pid ||
 		    mono_ns() - t0 > READY_TIMEOUT_NS) {
 			snprintf(err, errlen, "SFC %s: its zygote did not start: %s", D->ctl->sfcs[sfc].name,
@@ -188,6 +197,7 @@ int pool_fill(int p)
 	snprintf(idx, sizeof(idx), "%d", p);
 	pp->stop = 0;
 	pp->slot = -1;
+	D->pool_tenant[p] = -1; /* a new process: no tenant's NF has run in it */
 	pp->error[0] = '\0';
 	__atomic_store_n(&pp->state, POOL_STARTING, __ATOMIC_RELEASE);
 	pid = D->starter->prepare(&st);
@@ -238,14 +248,22 @@ void pool_prewarm(void)
 			st_ring(&D->ctl->pool[p].doorbell);
 }
 
-int pool_pick(void)
+/* A waiting pool process for tenant `tenant` (a region index): one that served it before (its region is
+ * mapped there already), else one that served no tenant yet. Never one that ran another tenant's NFs:
+ * that tenant's code may have left anything behind in it (docs/security.md). */
+int pool_pick(int tenant)
 {
-	int p;
+	int p, fresh = -1;
 
-	for (p = 0; p < (int)D->pool_size; p++)
-		if (__atomic_load_n(&D->ctl->pool[p].state, __ATOMIC_ACQUIRE) == POOL_WAITING)
+	for (p = 0; p < (int)D->pool_size; p++) {
+		if (__atomic_load_n(&D->ctl->pool[p].state, __ATOMIC_ACQUIRE) != POOL_WAITING)
+			continue;
+		if (D->pool_tenant[p] == tenant)
 			return p;
-	return -1;
+		if (D->pool_tenant[p] < 0 && fresh < 0)
+			fresh = p;
+	}
+	return fresh;
 }
 
 /* Give pool process `p` (waiting) instance slot `slot`, whose control block is ready: it takes the slot's
@@ -256,6 +274,15 @@ void pool_hand(int p, int slot)
 	struct st_start st = {.doorbell = &pp->doorbell};
 
 	D->pool_of[slot] = p;
+	/* its first start for this tenant: the tenant's state region goes with the wake, not after a request
+	 * (tenant_region.h; on failure it asks, and the request says why) */
+	if (D->pool_tenant[p] != D->slot_tenant[slot]) {
+		char err[256];
+
+		if (tr_send(D->slot_tenant[slot], D->pool_pid[p], err, sizeof(err)) != 0)
+			fprintf(stderr, "serpensd: pool process %d: %s\n", p, err);
+	}
+	D->pool_tenant[p] = D->slot_tenant[slot];
 	D->pid[slot] = D->pool_pid[p];
 	D->ctl->inst[slot].pid = D->pool_pid[p];
 	pp->state = POOL_BUSY;

@@ -205,8 +205,10 @@ json_t *deploy_nf(json_t *req)
 	struct st_nf view;
 	const char *key;
 	char err[600], from[64];
+	struct sm_region *region;
 	unsigned int before;
-	int i, slot = -1, fd, rc;
+	bool hooked;
+	int i, slot = -1, fd, rc, tidx;
 	size_t off = 0;
 	void *dl;
 
@@ -265,11 +267,23 @@ json_t *deploy_nf(json_t *req)
 		nfm_remove(d->path);
 		return bad;
 	}
-	before = sm_table_count(D->state);
+	/* its tables are its tenant's (state.h), in its tenant's own region (tenant_region.h; made now if this
+	 * is the tenant's first NF) */
+	tidx = tr_index(d->tenant, true, err, sizeof(err));
+	if (tidx < 0 || sm_set_region(tr_region(tidx)) != 0) {
+		if (dl)
+			dlclose(dl);
+		nfm_remove(d->path);
+		return fail("deploy_nf %s: %s", name, tidx < 0 ? err : "no room for another state region");
+	}
+	region = tr_region(tidx);
+	before = sm_table_count(region);
 	chainer_nf_view(d, &view);
-	sm_set_tenant(d->tenant); /* its tables are its tenant's (state.h) */
+	sm_set_tenant(d->tenant);
 	rc = nfm_deploy_init(&view, &loaded, err, sizeof(err));
+	hooked = sm_tables_hooked(before, sm_table_count(region)); /* the handles of the current region */
 	sm_set_tenant(SM_DEFAULT_TENANT);
+	sm_set_region(D->state);
 	if (dl)
 		dlclose(dl); /* loaded.dl holds the object now (or nothing does) */
 	if (rc != 0) {
@@ -283,14 +297,14 @@ json_t *deploy_nf(json_t *req)
 		return fail("deploy_nf: %s", err); /* what the loader cannot honour is refused */
 	}
 	/* unloaded unless serpensd must call into it (above) */
-	if (d->has_image && D->ctl->state_backend == RS_SERPENS && !sm_tables_hooked(before, sm_table_count(D->state))) {
+	if (d->has_image && D->ctl->state_backend == RS_SERPENS && !hooked) {
 		dlclose(nf_dl[slot]);
 		nf_dl[slot] = NULL;
 	}
 	d->used = 1;
 	tables = json_array();
-	for (i = (int)before; i < (int)sm_table_count(D->state); i++)
-		json_array_append_new(tables, json_string(sm_table_name(D->state, (unsigned int)i)));
+	for (i = (int)before; i < (int)sm_table_count(region); i++)
+		json_array_append_new(tables, json_string(sm_table_name(region, (unsigned int)i)));
 	return json_pack("{s:b, s:o, s:s}", "ok", 1, "tables", tables, "tenant", d->tenant);
 }
 

@@ -1,7 +1,7 @@
 /*
  * runtime.c: serpens-runtime, one instance of one SFC (a DPDK secondary process of serpensd).
  *
- * It maps the state region and the control memzone, loads the SFC's NFs (init in attach mode: tables
+ * It maps the control memzone and its SFC's tenant's state region (tenant_region.h), loads the SFC's NFs (init in attach mode: tables
  * exist, deployment already wrote initial state), and then serves batches: dequeue from its rx ring,
  * run the Chainer, enqueue to its tx ring. When the ring is empty it sleeps on a futex; serpensd's
  * router wakes it after wake_batch packets or a flush timeout (paper Section IV-B2). Every batch is
@@ -293,7 +293,7 @@ static void pool_leave_slot(struct sp_pool_proc *pp)
 
 /* Pool process `idx` (ctl.h, sp_pool_proc; serpensd --pool): wait on its doorbell until serpensd hands it
  * an instance slot, serve that slot's instance, unload its NFs and wait again; exit when told to. */
-static int pool_loop(struct sp_ctl *ctl, struct chainer *c, struct sm_region *r, int idx)
+static int pool_loop(struct sp_ctl *ctl, struct chainer *c, int idx)
 {
 	struct sp_pool_proc *pp = &ctl->pool[idx];
 	struct rte_ring *rx[SM_MAX_INSTANCES], *tx[SM_MAX_INSTANCES];
@@ -340,6 +340,7 @@ static int pool_loop(struct sp_ctl *ctl, struct chainer *c, struct sm_region *r,
 		sm_set_instance(slot);
 		g_in = in;
 		g_slot = slot;
+		tr_set_requester(&in->region_req, &in->state); /* its tenant's state region, asked through the slot */
 		if (ctl->state_backend != RS_SERPENS)
 			remote_setup(ctl, in); /* the remote store's counters: this slot's */
 		if (chainer_load(c, ctl, (uint32_t)in->sfc, in->position, err, sizeof(err)) != 0) {
@@ -351,12 +352,13 @@ static int pool_loop(struct sp_ctl *ctl, struct chainer *c, struct sm_region *r,
 			set_state(in, INST_DEAD);
 			continue;
 		}
+		g_r = sm_get_region(); /* the SFC's tenant's (chainer_load) */
 		snprintf(in->loader, sizeof(in->loader), "%s", chainer_loader(c));
 		in->ready_tsc = rte_rdtsc();
 		in->slot_starts++;
 		stamp_ready(in, c);
 		set_state(in, INST_READY);
-		serve(ctl, in, c, rx[slot], tx[slot], r, slot);
+		serve(ctl, in, c, rx[slot], tx[slot], g_r, slot);
 		chainer_unload(c);
 		rs_forget(); /* the next instance reconnects */
 		pool_leave_slot(pp);
@@ -426,11 +428,13 @@ static int zygote_loop(struct sp_ctl *ctl, struct chainer *c, int sfc)
 		return 1;
 	}
 	remote_setup(ctl, NULL);
+	tr_set_requester(&z->region_req, &z->state); /* its SFC's tenant's state region */
 	if (chainer_load(c, ctl, (uint32_t)sfc, -1, err, sizeof(err)) != 0) {
 		snprintf(z->error, sizeof(z->error), "%.*s", (int)sizeof(z->error) - 1, err);
 		zygote_state(z, ZY_FAILED);
 		return 1;
 	}
+	g_r = sm_get_region(); /* its children inherit the mapping */
 	rs_disconnect(); /* NF init (attach) may have talked to the store: no child inherits that socket */
 	sigaction(SIGCHLD, &sa, NULL);
 	zygote_state(z, ZY_WAITING);
@@ -476,10 +480,9 @@ static int zygote_loop(struct sp_ctl *ctl, struct chainer *c, int sfc)
 
 int main(int argc, char **argv)
 {
-	const struct rte_memzone *ctl_mz, *state_mz;
+	const struct rte_memzone *ctl_mz;
 	struct sp_ctl *ctl;
 	struct sp_instance *in = NULL;
-	struct sm_region *r;
 	struct rte_ring *rx, *tx;
 	static struct chainer chainer;
 	char err[512];
@@ -495,6 +498,9 @@ int main(int argc, char **argv)
 		fail(NULL, err);
 	argc -= ret;
 	argv += ret;
+	/* the socket serpensd hands this process its tenant's state region over (tenant_region.h) */
+	if (tr_listen(err, sizeof(err)) != 0)
+		fail(NULL, err);
 	/* before any NF code runs here (privs.c: what is kept and why; docs/security.md) */
 	if (sp_drop_privileges(err, sizeof(err)) != 0)
 		fail(NULL, err);
@@ -514,9 +520,8 @@ int main(int argc, char **argv)
 		       (zygote < 0 && pool < 0 && (slot < 0 || slot >= SM_MAX_INSTANCES))))
 		fail(NULL, "usage: serpens-runtime [EAL] -- -s SLOT | -p POOL | -z SFC | -P | -O");
 	ctl_mz = rte_memzone_lookup(SP_CTL_MZ);
-	state_mz = rte_memzone_lookup(SP_STATE_MZ);
-	if (!ctl_mz || !state_mz)
-		fail(NULL, "serpensd's memzones not found");
+	if (!ctl_mz)
+		fail(NULL, "serpensd's control memzone not found");
 	ctl = ctl_mz->addr;
 	if (ctl->magic != SP_CTL_MAGIC)
 		fail(NULL, "control memzone has a wrong magic");
@@ -533,14 +538,10 @@ int main(int argc, char **argv)
 	in = slot >= 0 && pool < 0 && zygote < 0 ? &ctl->inst[slot] : NULL;
 	if (ctl->delivery.mode != SP_CHAIN_CONSOLIDATED && (g_tag_off = sp_chain_tag_lookup()) < 0)
 		fail(in, "the chain tag mbuf field is not registered (serpensd --chaining?)");
-	r = sm_region_attach(state_mz->addr);
-	if (!r)
-		fail(in, "state region not initialised");
-	sm_set_region(r);
+	/* no state region yet: chainer_load maps the SFC's tenant's (tenant_region.h) */
 	sm_set_instance(slot);
 	sm_set_phase_deploy(false);
 	g_in = in;
-	g_r = r;
 	g_slot = slot;
 	if (sc_runtime_setup(ctl, err, sizeof(err)) < 0) /* before any NF creates its tables */
 		fail(in, err);
@@ -548,19 +549,21 @@ int main(int argc, char **argv)
 		return zygote_loop(ctl, &chainer, zygote);
 	remote_setup(ctl, in); /* a pool process: counting into a private struct until it serves a slot */
 	if (pool >= 0)
-		return pool_loop(ctl, &chainer, r, pool);
+		return pool_loop(ctl, &chainer, pool);
 	rx = rte_ring_lookup(in->rx_ring);
 	tx = rte_ring_lookup(in->tx_ring);
 	if (!rx || !tx)
 		fail(in, "instance rings not found");
 	in->start_woke_ns = mono_ns(); /* an exec'd instance "wakes" when its EAL and setup are done */
+	tr_set_requester(&in->region_req, &in->state);
 	if (chainer_load(&chainer, ctl, (uint32_t)in->sfc, in->position, err, sizeof(err)) != 0)
 		fail(in, err);
+	g_r = sm_get_region();
 	snprintf(in->loader, sizeof(in->loader), "%s", chainer_loader(&chainer));
 	in->ready_tsc = rte_rdtsc();
 	in->slot_starts++;
 	stamp_ready(in, &chainer);
 	set_state(in, INST_READY);
-	serve(ctl, in, &chainer, rx, tx, r, slot);
+	serve(ctl, in, &chainer, rx, tx, g_r, slot);
 	return 0; /* not rte_eal_cleanup(): see native/common/eal_files.h */
 }

@@ -282,21 +282,28 @@ static void publish_mempool_ops(void)
 	D.ctl->mbuf_ops_index = D.pool->ops_index;
 }
 
+/* The State Manager's regions, one per tenant, outside the EAL memory (tenant_region.h): the default
+ * tenant's now (D.state), every other tenant's at its first deploy_nf. */
 static void setup_state(void)
 {
-	size_t size = (size_t)D.state_mb << 20;
-	const struct rte_memzone *mz = rte_memzone_reserve_aligned(SP_STATE_MZ, size, (int)rte_socket_id(),
-								   RTE_MEMZONE_2MB | RTE_MEMZONE_SIZE_HINT_ONLY,
-								   RTE_CACHE_LINE_SIZE);
+	char err[256];
 
-	if (!mz)
-		rte_exit(EXIT_FAILURE, "cannot reserve a %u MiB state region: %s (more hugepages?)\n", D.state_mb,
-			 rte_strerror(rte_errno));
-	memset(mz->addr, 0, size);
-	D.state = sm_region_create(mz->addr, size);
+	if (tr_setup(D.ctl, (size_t)D.state_mb << 20, err, sizeof(err)) != 0)
+		rte_exit(EXIT_FAILURE, "%s\n", err);
+	D.state = tr_region(0);
 	sm_set_region(D.state);
 	sm_set_instance(-1);
 	sm_set_phase_deploy(true);
+}
+
+/* Every tenant region's timers (update on a timer: eventual state's folds, NF timers). */
+static void run_timers(uint64_t now_us)
+{
+	int i;
+
+	for (i = 0; i < SP_MAX_TENANTS; i++)
+		if (tr_region(i))
+			sm_run_timers(tr_region(i), now_us);
 }
 
 static void setup_port(void)
@@ -372,7 +379,7 @@ static void main_loop(void)
 				D.tx_max_ns = (t2 - t1) * 1000000000ull / hz;
 			prev = t2; /* the iteration's end: a TSC read costs ~20 ns in a VM, none more per turn */
 			if (unlikely(t2 >= next_timer)) {
-				sm_run_timers(D.state, t2 / (hz / 1000000));
+				run_timers(t2 / (hz / 1000000));
 				next_timer = t2 + hz / 1000;
 				t1 = rte_rdtsc();
 				if ((t1 - t2) * 1000000000ull / hz > D.timers_max_ns)
@@ -414,6 +421,15 @@ int main(int argc, char **argv)
 	argc++;
 	argv = eal_argv;
 	rte_openlog_stream(stderr);
+	{
+		char err[256];
+
+		/* before EAL initialisation maps anything: the tenants' regions' addresses stay free */
+		if (tr_reserve(err, sizeof(err)) != 0) {
+			fprintf(stderr, "serpensd: %s\n", err);
+			return 1;
+		}
+	}
 	ret = rte_eal_init(argc, argv);
 	if (ret < 0)
 		rte_exit(EXIT_FAILURE, "EAL initialisation failed: %s\n", rte_strerror(rte_errno));

@@ -67,7 +67,7 @@ struct serpensd {
 	unsigned int gproxy_hold;  /* --gproxy-hold: its hold buffer per (SFC, position), packets */
 	/* shared memory */
 	struct sp_ctl *ctl;
-	struct sm_region *state;
+	struct sm_region *state;   /* the default tenant's region (tenant_region.h: every tenant's) */
 	struct rte_mempool *pool;
 	struct rte_ring *rx[SM_MAX_INSTANCES];
 	struct rte_ring *tx[SM_MAX_INSTANCES];
@@ -89,6 +89,13 @@ struct serpensd {
 	pid_t pool_pid[SP_MAX_POOL];
 	bool forked[SM_MAX_INSTANCES]; /* the slot's process is a zygote's child, not serpensd's */
 	pid_t zygote_pid[SP_MAX_SFCS];
+	/* Which tenant's state region (tenant_region.h index) each SFC, instance slot and pool process is for.
+	 * Kept here, in serpensd's private memory, not in the ctl memzone that every runtime can write: the
+	 * region serpensd hands a process is decided by these alone. pool_tenant -1: a pool process that has
+	 * served no tenant yet; one that has serves no other (its NF code ran in it). */
+	int8_t sfc_tenant[SP_MAX_SFCS];
+	int8_t slot_tenant[SM_MAX_INSTANCES];
+	int8_t pool_tenant[SP_MAX_POOL];
 	uint64_t startup_ns[SM_MAX_INSTANCES];
 	volatile int quit;
 };

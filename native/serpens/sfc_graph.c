@@ -215,7 +215,7 @@ json_t *deploy_sfc(json_t *req)
 	struct sp_sfc_desc tmp;
 	struct flat f;
 	char err[512];
-	int i, slot = -1;
+	int i, slot = -1, tidx;
 
 	if (!name || !*name || strlen(name) >= SP_NAME_LEN)
 		return fail("deploy_sfc: 'name' is required (< %d chars)", SP_NAME_LEN);
@@ -250,6 +250,11 @@ json_t *deploy_sfc(json_t *req)
 			slot = i;
 	if (slot < 0)
 		return fail("deploy_sfc: %d SFCs deployed already", SP_MAX_SFCS);
+	/* its runtimes get this tenant's state region, decided here in serpensd's own memory (tenant_region.h) */
+	tidx = tr_index(tmp.tenant, true, err, sizeof(err));
+	if (tidx < 0)
+		return fail("deploy_sfc %s: %s", name, err);
+	D->sfc_tenant[slot] = (int8_t)tidx;
 	tmp.used = 1;
 	D->ctl->sfcs[slot] = tmp;
 	if (D->starter->resident == ST_RES_ZYGOTE && zygote_launch(slot, err, sizeof(err)) != 0) {

@@ -60,6 +60,7 @@ struct sm_region {
 	uint32_t busy[SM_MAX_INSTANCES];
 	uint32_t active[SM_MAX_INSTANCES];
 	uint64_t errors;
+	uint64_t last_error_ns; /* when last_error was written (CLOCK_MONOTONIC): the newest of several regions */
 	char last_error[256];
 	uint64_t pause_t0;                       /* when the current pause began (ns) */
 	uint64_t pause_wait;                     /* of it, ns spent waiting for instances to leave a batch */
@@ -96,7 +97,16 @@ static enum sm_phase g_phase = PHASE_RUN;
 static const char *g_nf = "?";
 static const char *const *g_args;
 static char g_tenant[SM_TENANT_LEN] = SM_DEFAULT_TENANT;
-static struct sm_local g_local[SM_MAX_TABLES];
+/* A process's table handles, per region: a table's handle is indexed by its index in its region's
+ * directory, and serpensd holds one region per tenant (docs/security.md), whose indexes meet. The first
+ * region a process uses gets the static array (a runtime uses one region at a time, tests one); more are
+ * allocated when first selected. g_local is the current region's. */
+static struct sm_local g_local0[SM_MAX_TABLES];
+static struct {
+	const struct sm_region *r;
+	struct sm_local *local;
+} g_locals[SM_MAX_REGIONS];
+static struct sm_local *g_local = g_local0;
 
 /* ---------------------------------------------------------------------------------------------- */
 /* small helpers                                                                                  */
@@ -229,6 +239,7 @@ void sm_error(const char *fmt, ...)
 	if (g_region) {
 		__atomic_fetch_add(&g_region->errors, 1, __ATOMIC_RELAXED);
 		memcpy(g_region->last_error, buf, sizeof(buf));
+		__atomic_store_n(&g_region->last_error_ns, now_ns(), __ATOMIC_RELEASE);
 	}
 	fprintf(stderr, "serpens state: %s\n", buf);
 }
@@ -263,7 +274,69 @@ struct sm_region *sm_region_attach(void *mem)
 }
 
 size_t sm_region_used(const struct sm_region *r) { return r->used; }
-void sm_set_region(struct sm_region *r) { g_region = r; }
+/* The handles of region r in this process, or NULL if it has none yet. Lock-free for serpensd's data plane
+ * (timers) while the control thread adds a region: an entry's array is in place before its region is
+ * published. */
+static struct sm_local *local_find(const struct sm_region *r)
+{
+	unsigned int i;
+
+	for (i = 0; i < SM_MAX_REGIONS; i++)
+		if (__atomic_load_n(&g_locals[i].r, __ATOMIC_ACQUIRE) == r)
+			return g_locals[i].local;
+	return NULL;
+}
+
+/* ... or a new (zeroed) array for it; NULL: no room for another region, or no memory. */
+static struct sm_local *local_of(const struct sm_region *r)
+{
+	struct sm_local *l = local_find(r);
+	unsigned int i;
+
+	if (l)
+		return l;
+	for (i = 0; i < SM_MAX_REGIONS; i++) {
+		if (g_locals[i].r)
+			continue;
+		if (!g_locals[i].local)
+			g_locals[i].local = i == 0 ? g_local0 : calloc(SM_MAX_TABLES, sizeof(struct sm_local));
+		if (!g_locals[i].local)
+			return NULL;
+		__atomic_store_n(&g_locals[i].r, r, __ATOMIC_RELEASE);
+		return g_locals[i].local;
+	}
+	return NULL;
+}
+
+int sm_set_region(struct sm_region *r)
+{
+	struct sm_local *l = r ? local_of(r) : g_local;
+
+	if (!l)
+		return -ENOMEM;
+	if (r != g_region)
+		hint_forget(); /* the hints index the current region's handles */
+	g_region = r;
+	g_local = l;
+	return 0;
+}
+
+void sm_forget_region(const struct sm_region *r)
+{
+	unsigned int i;
+
+	for (i = 0; i < SM_MAX_REGIONS; i++)
+		if (g_locals[i].r == r) { /* the array is kept for the next region */
+			memset(g_locals[i].local, 0, SM_MAX_TABLES * sizeof(struct sm_local));
+			__atomic_store_n(&g_locals[i].r, NULL, __ATOMIC_RELEASE);
+		}
+	if (g_region == r) {
+		g_region = NULL;
+		g_local = g_local0; /* zeroed or another region's: nothing reads it without a region */
+		hint_forget();
+	}
+}
+
 struct sm_region *sm_get_region(void) { return g_region; }
 void sm_set_instance(int slot) { g_slot = slot; }
 int sm_get_instance(void) { return g_slot; }
@@ -671,6 +744,7 @@ void sm_resume_as(struct sm_region *r, enum sm_hook_kind kind)
 
 	p->count++;
 	p->last_ns = ns;
+	p->last_at_ns = r->pause_t0 + ns;
 	p->total_ns += ns;
 	p->wait_total_ns += r->pause_wait;
 	if (r->pause_wait > p->wait_max_ns)
@@ -690,11 +764,12 @@ void sm_pause_stats(const struct sm_region *r, enum sm_hook_kind kind, struct sm
 
 static void for_each_gw_table(struct sm_region *r, void (*fn)(struct sm_region *, struct sm_local *, int), int slot)
 {
+	struct sm_local *local = local_find(r);
 	unsigned int i;
 
-	for (i = 0; i < r->ntables; i++)
-		if (g_local[i].shm && !g_local[i].shm->remote && is_global_write(g_local[i].shm))
-			fn(r, &g_local[i], slot);
+	for (i = 0; local && i < r->ntables; i++)
+		if (local[i].shm && !local[i].shm->remote && is_global_write(local[i].shm))
+			fn(r, &local[i], slot);
 }
 
 static void split_for(struct sm_region *r, struct sm_local *lt, int slot)
@@ -752,7 +827,7 @@ int sm_instance_claim_at(struct sm_region *r, int slot)
 
 void sm_forget_local(void)
 {
-	memset(g_local, 0, sizeof(g_local));
+	memset(g_local, 0, SM_MAX_TABLES * sizeof(*g_local));
 	hint_forget();
 }
 
@@ -1312,10 +1387,13 @@ const char *sm_nf_name(void) { return g_nf; }
 
 void sm_run_timers(struct sm_region *r, uint64_t now_us)
 {
+	/* r's own handles, not the current region's: serpensd's data plane runs the timers of every tenant's
+	 * region while its control thread may have selected another for a deployment */
+	struct sm_local *local = local_find(r);
 	unsigned int i, n = ld_acq(&r->ntables);
 
-	for (i = 0; i < n; i++) {
-		struct sm_local *lt = &g_local[i];
+	for (i = 0; local && i < n; i++) {
+		struct sm_local *lt = &local[i];
 		struct sm_table_shm *t = &r->tables[i];
 		uint8_t *s = NULL;
 
@@ -1352,6 +1430,7 @@ bool sm_tables_hooked(unsigned int first, unsigned int end)
 const char *sm_table_name(const struct sm_region *r, unsigned int i) { return r->tables[i].name; }
 const char *sm_table_tenant(const struct sm_region *r, unsigned int i) { return r->tables[i].tenant; }
 uint64_t sm_errors(const struct sm_region *r) { return __atomic_load_n(&r->errors, __ATOMIC_RELAXED); }
+uint64_t sm_last_error_ns(const struct sm_region *r) { return __atomic_load_n(&r->last_error_ns, __ATOMIC_ACQUIRE); }
 const char *sm_last_error(const struct sm_region *r) { return r->last_error; }
 
 int sm_table_info(struct sm_region *r, const char *table, uint32_t *flags, uint32_t *key_size,

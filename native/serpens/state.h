@@ -1,9 +1,10 @@
 /*
  * state.h: the Serpens State Manager's shared-memory state (paper Section III-B).
  *
- * One region per server holds every NF's tables. serpensd (the DPDK primary) creates it in a memzone;
- * runtime processes (DPDK secondaries) see it at the same virtual address, so tables and the pointers
- * inside them are valid in every process. The region outlives every instance: destroy all instances of
+ * One region per tenant holds that tenant's NFs' tables, its table directory and its instance slots'
+ * pause words. serpensd creates each outside the EAL memory (tenant_region.c) and maps every one; a
+ * runtime maps only its SFC's tenant's, at the same virtual address, so tables and the pointers inside
+ * them are valid in every process that has them. The region outlives every instance: destroy all instances of
  * an SFC and start a new one, and the new one finds every flow's state where the old ones left it.
  *
  * Tables are open-addressing hash tables of fixed-size keys and values, safe for concurrent use by
@@ -29,7 +30,7 @@
 #include "serpens/nf.h"
 
 #define SM_MAX_TABLES 2048 /* tables per server: 500+ deployed NFs of a few tables each (Fig. 11(b)) */
-#define SM_MAX_INSTANCES 16 /* instance slots per server (per region) */
+#define SM_MAX_INSTANCES 16 /* instance slots per server; a region's slots are its tenant's instances */
 #define SM_NAME_LEN 64
 
 struct sm_region; /* the shared region (opaque) */
@@ -42,8 +43,13 @@ size_t sm_region_used(const struct sm_region *r);
 /* Per-process context: which region, which instance slot this process is (-1: the State Manager
  * itself, which sees base values), whether create_table may create (deploy) or only attach (run),
  * and the deployment arguments of the NF whose init is running. */
-void sm_set_region(struct sm_region *r);
+/* Select the region this process's NF API works on. A process may use several (serpensd: one per
+ * tenant, docs/security.md); each keeps its own table handles. 0, or -ENOMEM (SM_MAX_REGIONS in use). */
+#define SM_MAX_REGIONS 16
+int sm_set_region(struct sm_region *r);
 struct sm_region *sm_get_region(void);
+/* Drop this process's handles of r (before r is unmapped); if it is the current region, none is. */
+void sm_forget_region(const struct sm_region *r);
 void sm_set_instance(int slot);
 int sm_get_instance(void);
 void sm_set_phase_deploy(bool deploying);      /* true in the State Manager (deploys NFs) */
@@ -90,6 +96,7 @@ struct sm_pause_stats {
 	uint64_t count, last_ns, max_ns, total_ns;
 	/* of those, waiting for instances to leave the batch they were in (the rest is the hook's own work) */
 	uint64_t wait_total_ns, wait_max_ns;
+	uint64_t last_at_ns; /* when the last one ended (CLOCK_MONOTONIC): the latest of several regions' */
 };
 void sm_pause_stats(const struct sm_region *r, enum sm_hook_kind kind, struct sm_pause_stats *out);
 /* sm_resume, recording the pause (from sm_pause to now) under kind. */
@@ -131,6 +138,7 @@ int sm_table_foreach(struct sm_region *r, const char *table,
 		     void (*fn)(const void *key, const void *value, void *ctx), void *ctx);
 uint64_t sm_errors(const struct sm_region *r); /* API misuse counted (e.g. delete_state on global) */
 const char *sm_last_error(const struct sm_region *r);
+uint64_t sm_last_error_ns(const struct sm_region *r); /* when (CLOCK_MONOTONIC), 0: never */
 
 /* ---- for other state backends (remote_*.c, state_backend.c) ----------------------------------- */
 

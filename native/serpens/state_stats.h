@@ -12,6 +12,8 @@
 /* Fields for stats.state: {"backend", "pauses": {"split"|"merge"|"update": {count, last_us, max_us,
  * mean_us}}}. */
 json_t *state_stats_region(struct sm_region *r, uint32_t backend);
+/* ... over several regions (serpensd's, one per tenant: tenant_region.h), added up. */
+json_t *state_stats_regions(struct sm_region *const *r, unsigned int n, uint32_t backend);
 /* Fields for one entry of stats.instances: {"remote": {batches, round_trips, ops, ..., us_per_batch}}. */
 json_t *state_stats_instance(const struct sp_instance *in);
 

@@ -313,6 +313,66 @@ static void test_tenants(struct sm_region *r)
 	sm_set_nf("fake", NULL);
 }
 
+/* Two regions in one process (serpensd holds one per tenant): each keeps its own table handles, although
+ * their directory indexes meet; an instance slot claimed in one splits only that region's tables, with that
+ * region's hooks, and the timers of a region that is not the current one run with its own hooks. */
+static unsigned int b_splits, b_updates;
+static void b_split(void *base, void **vals, unsigned int n, uint32_t vsize)
+{
+	(void)base, (void)vals, (void)n, (void)vsize;
+	b_splits++;
+}
+static void b_update(void *base, void **vals, unsigned int n, uint32_t vsize)
+{
+	(void)base, (void)vals, (void)n, (void)vsize;
+	b_updates++;
+}
+
+static void test_two_regions(struct sm_region *a)
+{
+	size_t size = 8u << 20;
+	void *mem = aligned_alloc(64, size);
+	struct sp_table_opts o = {.key_size = 4, .value_size = 8, .capacity = 4, .split = b_split,
+				  .update = b_update};
+	uint64_t v = 5, one = 1;
+	uint32_t k = 3;
+	unsigned int a_tables = sm_table_count(a), splits;
+	struct sm_region *b;
+	sp_table *tb;
+	int slot;
+
+	memset(mem, 0, size);
+	b = sm_region_create(mem, size);
+	CHECK(b != NULL && sm_set_region(b) == 0);
+	sm_set_nf("other", NULL);
+	sm_set_phase_deploy(true);
+	tb = sp_create_table("g", SP_GLOBAL | SP_WRITE | SP_EVENTUAL, &o);
+	CHECK(tb != NULL && sm_table_count(b) == 1 && sm_table_count(a) == a_tables);
+	CHECK(tb != pool_t && sp_put_state(tb, &k, &v) == 0);
+	CHECK(sp_timer(tb, NULL, 1) == 0);
+	/* back in a: its handles are untouched, b's table is not in its directory */
+	CHECK(sm_set_region(a) == 0);
+	CHECK(sm_table_info(a, "other/g", &(uint32_t){0}, &(uint32_t){0}, &(uint32_t){0}, &one) == -ENOENT);
+	CHECK(sm_tables_hooked(0, a_tables) == false);
+	/* a slot claimed in b runs b's split hook; one claimed in a does not */
+	slot = sm_instance_claim(b);
+	CHECK(slot >= 0 && b_splits == 1);
+	splits = b_splits;
+	sm_instance_release(b, slot);
+	slot = sm_instance_claim(a);
+	CHECK(slot >= 0 && b_splits == splits);
+	sm_instance_release(a, slot);
+	/* b's timer, run while a is current, runs b's update hook */
+	b_updates = 0;
+	sm_run_timers(b, 1000);
+	CHECK(b_updates == 1);
+	CHECK(sm_get_region() == a);
+	sm_forget_region(b);
+	CHECK(sm_get_region() == a);
+	sm_set_nf("fake", NULL);
+	free(mem);
+}
+
 int main(void)
 {
 	size_t size = 64u << 20;
@@ -342,6 +402,7 @@ int main(void)
 		CHECK(sp_create_table("never-deployed", SP_GLOBAL | SP_READ, &o) == NULL);
 	}
 
+	test_two_regions(r);
 	test_tenants(r);
 	test_release_pool(r);
 	test_eventual_counters(r);

@@ -15,7 +15,15 @@
  *              the immutable flag, unlink (immutable; CAP_LINUX_IMMUTABLE dropped: privs.c);
  *   text       its own code: mprotect(PROT_WRITE) and a write through /proc/self/mem (an image's code is
  *              a read-only shared mapping: refused; a dlopen'd one is private: the write stays in this
- *              process).
+ *              process);
+ *   region     the victim tenant's state (tenant_region.h): the State Manager's old memzone
+ *              (rte_memzone_lookup("serpens_state"), if the process lets it be bound), a scan of every
+ *              readable byte of its own address space (the EAL's hugepages among them) for the victim's
+ *              table directory entry "<victim_tenant>:<victim>/nat_map", its own mappings for the victim's
+ *              region ("memfd:serpens-state-<victim_tenant>"), serpensd's descriptors of it
+ *              (/proc/<serpensd>/fd: opened and mapped writable if found), and serpensd's mapping of it
+ *              reopened through /proc/<serpensd>/map_files. Reading it through /proc/<serpensd>/mem is
+ *              tried too and reported as "region-gap": a known gap (ptrace rights, docs/security.md).
  *
  * Each attempt appends "<attack> <what> blocked|SUCCEEDED <detail>" to the file named by the argument
  * `report`; `victim` is the victim's deployment name. init returns 0, so its instance runs (forwarding
@@ -30,12 +38,14 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include "serpens/nf.h"
 
-SP_NF_ARGS("report", "victim");
+SP_NF_ARGS("report", "victim", "victim_tenant");
 
 static FILE *out;
 
@@ -208,10 +218,165 @@ static void try_text(void)
 	(void)spare(1);
 }
 
+/* Hits of needle[0..n) in this process's readable memory, outside [skip, skip + skiplen) (the needle's and
+ * the scan buffer's own mapping); *where names the first mapping with one. Read through /proc/self/mem, so
+ * that a mapped but unbacked page is an error to step over, not a crash. */
+static int scan_self(const char *needle, size_t n, const void *skip, size_t skiplen, char *where, size_t wlen,
+		     unsigned char *buf, size_t buflen, unsigned long *bytes)
+{
+	char line[512], perms[8], path[256];
+	unsigned long lo, hi, a;
+	FILE *maps = fopen("/proc/self/maps", "r");
+	int mem = open("/proc/self/mem", O_RDONLY), hits = 0;
+
+	if (!maps || mem < 0) {
+		if (maps)
+			fclose(maps);
+		if (mem >= 0)
+			close(mem);
+		return -1;
+	}
+	while (fgets(line, sizeof(line), maps)) {
+		path[0] = '\0';
+		if (sscanf(line, "%lx-%lx %7s %*s %*s %*s %255[^\n]", &lo, &hi, perms, path) < 3 || perms[0] != 'r')
+			continue;
+		/* its own tenant's region is skipped (reading it would allocate its untouched hugepages); the
+		 * victim's, were it mapped here, is scanned (and the "maps" attack names it) */
+		if (!strncmp(path, "/memfd:serpens-state-", 21) && strncmp(path + 21, needle, strcspn(needle, ":")))
+			continue;
+		if (strstr(path, "[vvar") || strstr(path, "[vsyscall]") ||
+		    (lo < (unsigned long)skip + skiplen && hi > (unsigned long)skip))
+			continue;
+		for (a = lo; a < hi; a += buflen) {
+			size_t len = hi - a < buflen ? hi - a : buflen;
+			ssize_t got = pread(mem, buf, len, (off_t)a);
+			unsigned char *p = buf;
+
+			if (got <= 0)
+				continue;
+			*bytes += (unsigned long)got;
+			/* a hit across two chunks is missed: the entry is 8-aligned in a 64-byte field, chunks are
+			 * 1 MiB-aligned reads of mappings that start page-aligned */
+			while ((p = memmem(p, (size_t)got - (size_t)(p - buf), needle, n))) {
+				if (!hits++)
+					snprintf(where, wlen, "%lx in %s", a + (unsigned long)(p - buf), path[0] ? path : "(anonymous)");
+				p += n;
+				if (p >= buf + got)
+					break;
+			}
+		}
+	}
+	fclose(maps);
+	close(mem);
+	return hits;
+}
+
+static void try_regions(const char *victim, const char *vtenant)
+{
+	const size_t buflen = 1 << 20, maplen = buflen + 4096;
+	char path[128], link[256], where[320] = "", name[96], line[512];
+	void *(*lookup)(const char *) = (void *(*)(const char *))dlsym(RTLD_DEFAULT, "rte_memzone_lookup");
+	unsigned char *area;
+	unsigned long bytes = 0, lo = 0, hi = 0;
+	struct dirent *e;
+	int hits, n = 0, fd, ppid = (int)getppid();
+	FILE *f;
+	DIR *d;
+
+	/* the State Manager's memzone of old: every tenant's tables in the EAL memory */
+	if (!lookup) {
+		report("region", "memzone", 0, "rte_memzone_lookup is not exported to NFs");
+	} else {
+		void *mz = lookup("serpens_state");
+
+		report("region", "memzone", mz != NULL, "rte_memzone_lookup(\"serpens_state\") = %p", mz);
+	}
+	/* the victim's table directory entry anywhere in this process; needle and scan buffer in a mapping of
+	 * their own, skipped */
+	area = mmap(NULL, maplen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (area == MAP_FAILED) {
+		report("region", "scan", 0, "mmap: %s", strerror(errno));
+	} else {
+		char *needle = (char *)area + buflen;
+		size_t nl = (size_t)snprintf(needle, 4096, "%s:%s/nat_map", vtenant, victim) + 1; /* and its NUL */
+
+		hits = scan_self(needle, nl, area, maplen, where, sizeof(where), area, buflen, &bytes);
+		report("region", "scan", hits > 0, "%d hits of the victim's table entry in %lu MiB readable%s%s", hits,
+		       bytes >> 20, hits > 0 ? ": first at " : "", where);
+		munmap(area, maplen);
+	}
+	/* the victim's region among its own mappings */
+	snprintf(name, sizeof(name), "/memfd:serpens-state-%s ", vtenant);
+	f = fopen("/proc/self/maps", "r");
+	hits = 0;
+	while (f && fgets(line, sizeof(line), f))
+		hits += strstr(line, name) != NULL;
+	if (f)
+		fclose(f);
+	report("region", "maps", hits > 0, "%d mappings of %s", hits, name + 1);
+	/* serpensd's descriptors of it */
+	snprintf(path, sizeof(path), "/proc/%d/fd", ppid);
+	d = opendir(path);
+	while (d && (e = readdir(d))) {
+		char fdp[384];
+		ssize_t l;
+		void *m;
+
+		snprintf(fdp, sizeof(fdp), "%s/%s", path, e->d_name);
+		l = readlink(fdp, link, sizeof(link) - 1);
+		if (l <= 0)
+			continue;
+		link[l] = '\0';
+		if (strncmp(link, "/memfd:serpens-state-", 21) != 0)
+			continue;
+		n++;
+		fd = open(fdp, O_RDWR);
+		m = fd >= 0 ? mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) : MAP_FAILED;
+		report("region", "fd-open", m != MAP_FAILED, "%s: %s", link, m != MAP_FAILED ? "mapped writable" : strerror(errno));
+		if (m != MAP_FAILED)
+			munmap(m, 4096);
+		if (fd >= 0)
+			close(fd);
+	}
+	if (d)
+		closedir(d);
+	report("region", "fd", n > 0, "%d state region descriptors in %s", n, path);
+	/* serpensd's mapping of it, reopened by address */
+	snprintf(path, sizeof(path), "/proc/%d/maps", ppid);
+	f = fopen(path, "r");
+	while (f && fgets(line, sizeof(line), f))
+		if (strstr(line, name) && sscanf(line, "%lx-%lx", &lo, &hi) == 2)
+			break;
+	if (f)
+		fclose(f);
+	if (!hi) {
+		report("region", "map-files", 0, "no mapping of %s in %s", name + 1, path);
+	} else {
+		snprintf(path, sizeof(path), "/proc/%d/map_files/%lx-%lx", ppid, lo, hi);
+		errno = 0;
+		fd = open(path, O_RDWR);
+		report("region", "map-files", fd >= 0, "%s: %s", path, fd >= 0 ? "opened" : strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		/* the known gap: a runtime keeps CAP_SYS_PTRACE (privs.c), which reads any root process's memory */
+		snprintf(path, sizeof(path), "/proc/%d/mem", ppid);
+		fd = open(path, O_RDONLY);
+		errno = 0;
+		{
+			uint64_t magic = 0;
+			int rc = fd >= 0 && pread(fd, &magic, sizeof(magic), (off_t)lo) == (ssize_t)sizeof(magic);
+
+			report("region-gap", "proc-mem", rc, "%s at %lx: %s", path, lo, rc ? "read" : strerror(errno));
+		}
+		if (fd >= 0)
+			close(fd);
+	}
+}
+
 static int hostile_init(void)
 {
 	struct sp_table_opts o = {.key_size = 4, .value_size = 8, .capacity = 16};
-	const char *path = sp_arg("report"), *victim = sp_arg("victim");
+	const char *path = sp_arg("report"), *victim = sp_arg("victim"), *vtenant = sp_arg("victim_tenant");
 	char comm[32] = "";
 	FILE *f = fopen("/proc/self/comm", "r");
 
@@ -233,6 +398,8 @@ static int hostile_init(void)
 	try_memfds(victim);
 	try_files(victim);
 	try_text();
+	if (vtenant)
+		try_regions(victim, vtenant);
 	fprintf(out, "done\n");
 	fclose(out);
 	out = NULL;
