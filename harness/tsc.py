@@ -10,7 +10,9 @@ sidecar, with where it came from.
 
 Sources, best first: ``/sys/devices/system/cpu/cpu0/tsc_freq_khz`` (kernels that export ``tsc_khz``), the
 kernel log's "Refined TSC clocksource calibration" (bare metal: the second, longer calibration), its "tsc:
-Detected ... MHz" line. Both log lines give kHz resolution, 0.4 ppm at 2.5 GHz. When none can be read, the
+Detected ... MHz" line. Both log lines give kHz resolution, 0.4 ppm at 2.5 GHz. The log wraps on a machine
+that has been up for hours; then, when the TSC is the kernel's clocksource, the TSC counted against
+CLOCK_MONOTONIC_RAW gives the same calibration (:func:`_from_raw_clock`). When none can be read, the
 generator keeps DPDK's value and the sidecar says that it is an estimate.
 """
 
@@ -23,6 +25,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from harness.native import NativeError, binary
 
 SYSFS_TSC_KHZ = Path("/sys/devices/system/cpu/cpu0/tsc_freq_khz")
 KMSG = "/dev/kmsg"
@@ -99,7 +103,23 @@ def kernel_tsc() -> TscFrequency | None:
         found = parse_kernel_log(read())
         if found is not None:
             return found
-    return None
+    return _from_raw_clock()
+
+
+def _from_raw_clock() -> TscFrequency | None:
+    """The kernel's conversion of the TSC when its log has wrapped (a machine up for hours, with many
+    messages since boot): ``serpens-tschz`` (native/tools/tschz.c) counts TSC ticks over CLOCK_MONOTONIC_RAW,
+    which the kernel derives from the TSC with the mult/shift of its calibrated tsc_khz when the TSC is its
+    clocksource. Rounded to kHz, the kernel's own resolution (measured 0.05 ppm from the logged value)."""
+    try:
+        probe = binary("build/native/tools/serpens-tschz")
+        out = subprocess.run([str(probe)], capture_output=True, text=True, timeout=10)
+        hz = float(out.stdout.strip()) if out.returncode == 0 else 0.0
+    except (NativeError, OSError, subprocess.SubprocessError, ValueError):
+        return None
+    if hz <= 0:
+        return None
+    return TscFrequency(round(hz / 1000) * 1000, "CLOCK_MONOTONIC_RAW of the kernel's TSC clocksource")
 
 
 def facts() -> dict[str, Any]:
