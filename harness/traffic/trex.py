@@ -200,7 +200,7 @@ class TRexGenerator(TrafficGenerator):
                    ports=tx_ports, mult=offered, duration=duration, force=True)
         self._trial = {"tx_ports": tx_ports, "duration": float(duration), "mult": float(mult),
                        "offered_pps": pps, "started": self._clock(), "ended": None,
-                       "duration_s": float(duration)}
+                       "duration_s": float(duration), "events_seen": _event_count(client)}
 
     def wait_on_traffic(self, timeout: float | None = None) -> None:
         client = self._require_client()
@@ -212,6 +212,10 @@ class TRexGenerator(TrafficGenerator):
             raise GeneratorError(f"TRex at {self.address}: traffic did not end within {timeout} s "
                                  f"({describe(exc)}); stopped it") from exc
         self._mark_ended(trial)
+        failed = _failed_ports(client, trial["events_seen"], trial["tx_ports"])
+        if failed:
+            raise GeneratorError(f"TRex at {self.address}: {'; '.join(failed)} (the trial's counters are "
+                                 "incomplete)")
         self._settle(trial)
 
     def stop(self) -> None:
@@ -475,6 +479,25 @@ def _rx_mapping(ports: Sequence[int], rx_ports: RxPorts) -> dict[int, int]:
         return {p: int(rx_ports[p]) for p in ports}
     raise ValueError(f"rx_ports must be 'paired', 'same' or a {{tx_port: rx_port}} mapping, "
                      f"got {rx_ports!r}")
+
+
+def _event_count(client: Any) -> int:
+    get_events = getattr(client, "get_events", None)
+    return len(get_events()) if callable(get_events) else 0
+
+
+def _failed_ports(client: Any, seen: int, ports: Sequence[int]) -> list[str]:
+    """The server's "port N job failed" events (TRex's port error event) since ``seen`` for ``ports``: the
+    trial ended without sending what was asked, and only the server's log says why."""
+    get_events = getattr(client, "get_events", None)
+    if not callable(get_events):
+        return []
+    out = []
+    for event in get_events()[seen:]:
+        msg = str(getattr(event, "msg", ""))
+        if "job failed" in msg and any(msg.startswith(f"port {p} ") for p in ports):
+            out.append(msg)
+    return out
 
 
 def _version_string(info: Any) -> str:
