@@ -315,8 +315,7 @@ class TRexServer:
                                f"{owner_port}")
         # serpens-gen's own verdict; outside the lock (a process start) but the RPC loop is single-threaded,
         # so nothing else changes this port's streams meanwhile
-        self._check(port, [_canonical(stream)], f"add_stream: serpens-gen refuses stream {stream_id}",
-                    {0: stream_id})
+        self._check(port, [_canonical(stream)], "add_stream: serpens-gen refuses", {0: stream_id})
         with self.lock:
             port.streams[stream_id] = stream
             if pg_id is not None and enabled(stream):
@@ -341,7 +340,7 @@ class TRexServer:
         m = re.match(r"stream (\d+): (.*)", why)
         if m and int(m.group(1)) in ids:   # serpens-gen counts streams in its file; name TRex's stream id
             why = f"stream {ids[int(m.group(1))]}: {m.group(2)}"
-        raise RpcError(f"{what}: {why}")
+        raise RpcError(f"{what} {why}" if m else f"{what}: {why}")
 
     def _forget_stream(self, port: Port, stream_id: int) -> None:
         stream = port.streams.pop(stream_id)
@@ -390,7 +389,7 @@ class TRexServer:
             mul = optional(p, "mul", dict, {"type": "raw", "value": 1.0, "op": "abs"}, "start_traffic")
             scaled, factor = scale(streams, mul)
         # the whole set, as serpens-gen will load it: limits that span streams (their number)
-        self._check(port, [_canonical(s) for s in scaled], "start_traffic: serpens-gen refuses the streams",
+        self._check(port, [_canonical(s) for s in scaled], "start_traffic: serpens-gen refuses",
                     dict(enumerate(ids)))
         seconds = float(duration) if duration > 0 and math.isfinite(duration) else UNLIMITED_S
         with self.lock:
