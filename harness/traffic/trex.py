@@ -25,7 +25,9 @@ max is TRex's ``total_max``; min/mean come from the HdrHistogram when there is o
 filtered mean).
 The histogram becomes LatencyStats through harness.traffic.latency, like the built-in generator's.
 
-Tested against a fake client only (tests/unit/test_trex_driver.py); see docs/trex.md.
+Tested against a fake client (tests/unit/test_trex_driver.py) and, with the real trex-stl-lib client and
+real packets, against the built-in TRex-compatible server (tests/integration/test_trex_server.py): protocol
+conformance, not a TRex validation; see docs/trex.md.
 """
 
 from __future__ import annotations
