@@ -211,3 +211,20 @@ def test_the_trex_driver_agrees_with_the_local_generator_on_the_wire(wire: Rig) 
     assert rx["trex"] == pytest.approx(rx["local"], rel=0.10)
     assert abs(loss["trex"] - loss["local"]) <= 0.10
     assert all(r.latency[0].rx_packets > 0 for r in results["trex"])
+
+
+def test_a_trial_that_fails_is_an_error_with_serpens_gen_s_cause(dpdk_ready: cfg.Config,
+                                                                 tmp_path: Path) -> None:
+    """serpens-gen that cannot bring its link up: TRex's "port job failed" event ends the client's wait, and
+    the driver turns it into an error carrying serpens-gen's message from the server's log."""
+    from harness.traffic.base import GeneratorError
+
+    conf = cfg.load(overrides=["generator.local.link_timeout_s=0.5"])
+    nobody = f"net_memif0,role=client,socket=/run/serpens-harness/nobody-{tmp_path.name}.sock,id=0"
+    gen = BuiltinTRexGenerator(conf, [nobody], tmp_path)
+    with gen:
+        with pytest.raises(GeneratorError, match=r"port 0 job failed.*did not come up"):
+            gen.run_trial(profiles.udp_flows(1000, frame_size=64, n_flows=1), duration=0.5)
+        # the server answers on after a failed trial
+        with pytest.raises(GeneratorError, match="job failed"):
+            gen.run_trial(profiles.udp_flows(1000, frame_size=64, n_flows=1), duration=0.5)
