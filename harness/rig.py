@@ -56,6 +56,10 @@ def make_generator(config: Config, platform: Platform, run_dir: RunDir, **kwargs
         from harness.traffic.local import LocalGenerator
         return LocalGenerator(config, platform.generator_vdevs(), run_dir, **kwargs)
     if kind == "trex":
+        if kwargs:   # a per-packet trace or a capture: serpens-gen's own, not in TRex's protocol
+            from harness.traffic.base import GeneratorError
+            raise GeneratorError(f"generator.kind=trex cannot give {', '.join(sorted(kwargs))}: that needs "
+                                 "generator.kind: local")
         t = config["generator"]["trex"]
         if t["server"] == BUILTIN:
             from harness.traffic.trex_server.builtin import BuiltinTRexGenerator
