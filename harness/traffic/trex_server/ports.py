@@ -89,7 +89,9 @@ class Port:
     def status(self) -> dict[str, Any]:
         return {"state": self.state, "owner": self.owner, "max_stream_id": max(self.streams, default=0),
                 "attr": self.attr(), "speed": SPEED_GBPS, "service": False,
-                "rx_info": {"queue": {"is_active": False}, "grat_arp": {"is_active": False}}}
+                "rx_info": {"queue": {"is_active": False}, "grat_arp": {"is_active": False}},
+                # not TRex's: why the port's last trial failed ("" if it did not), for a client that asks
+                "last_error": self.last_error}
 
     def info(self) -> dict[str, Any]:
         """This port's entry of ``get_system_info``."""

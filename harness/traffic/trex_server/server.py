@@ -27,8 +27,7 @@ from typing import Any
 import zmq
 
 from harness.config import Config
-from harness.traffic.trex_server import rpc
-from harness.traffic.trex_server.ports import Port
+from harness.traffic.trex_server.ports import Port, new_handler
 from harness.traffic.trex_server.rpc import INVALID_PARAMS, Dispatcher, RpcError, need, optional
 from harness.traffic.trex_server.stats import PgId, global_snapshot
 from harness.traffic.trex_server.trial import (
@@ -185,7 +184,7 @@ class TRexServer:
                 newer = "client" if isinstance(c_major, int) and c_major < major else "server"
                 raise RpcError(f"RPC version mismatch: a newer {newer} version is required (API type "
                                f"'{kind}': - server: '{major}.{minor}', client: '{c_major}.{c_minor}')")
-            handle = self.api_handles.get(kind) or rpc_handle()
+            handle = self.api_handles.get(kind) or new_handler()
             self.api_handles[kind] = handle
             self.dispatcher.api_handles.add(handle)
             out.append({"type": kind, "api_h": handle})
@@ -525,11 +524,3 @@ class TRexServer:
         self.shutdown()
         return {}
 
-
-def rpc_handle() -> str:
-    from harness.traffic.trex_server.ports import new_handler
-
-    return new_handler()
-
-
-__all__ = ["TRexServer", "VERSION", "rpc"]
