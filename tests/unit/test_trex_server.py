@@ -282,3 +282,12 @@ def test_an_old_api_version_is_refused_with_trex_s_message(server: TRexServer) -
     assert "RPC version mismatch" in answer["error"]["specific_err"]
     answer = call(d, req("api_sync", {"api_vers": [{"type": "core", "major": 4, "minor": 1}]}))
     assert answer["result"]["api_vers"][0]["type"] == "core"
+
+
+def test_the_trex_driver_refuses_serpens_gen_only_options_rather_than_dropping_them(tmp_path: Path) -> None:
+    from harness.rig import make_generator
+    from harness.traffic.base import GeneratorError
+
+    config = cfg.load(overrides=["generator.kind=trex", "generator.trex.server=builtin"])
+    with pytest.raises(GeneratorError, match="latency_trace: that needs generator.kind: local"):
+        make_generator(config, platform=None, run_dir=None, latency_trace=tmp_path / "t.bin")  # type: ignore
