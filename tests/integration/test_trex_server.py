@@ -190,27 +190,41 @@ def test_harness_run_with_the_builtin_trex_server(dpdk_ready: cfg.Config, tmp_pa
 
 
 def test_the_trex_driver_agrees_with_the_local_generator_on_the_wire(wire: Rig) -> None:
-    """The same fixed-rate wire point through both drivers, interleaved (L T L T ...): rx rate and loss agree
-    within 10 %. A point well below the wire's limit, so both should see it unloaded."""
-    rate, duration, reps = 300_000, 1.0, 3
+    """The same fixed-rate wire point through both drivers, interleaved (L T L T ...), well below the wire's
+    limit: rx rate and loss agree within 10 %.
+
+    Both run serpens-gen, which skips the packets of its schedule that fall into its own stalls (docs/
+    generator.md, "Pacing"); on this VM those come and go with the neighbours and land on either driver's
+    trials at random. So the rates compared are rx plus what that trial's serpens-gen skipped (read from
+    its report: TRex's protocol does not carry it): what the driver counted back, with the machine's noise
+    taken out. The raw medians are printed (scripts/trex_agreement.py measures them properly)."""
+    rate, duration, reps = 300_000, 1.0, 5
     streams = profiles.load_with_latency(rate, frame_size=64, n_flows=1024)
     local = wire.generator
     trex = BuiltinTRexGenerator(wire.config, wire.platform.generator_vdevs(), wire.run_dir.path)
-    results: dict[str, list[Any]] = {"local": [], "trex": []}
+    trex_report = wire.run_dir.path / "trex-server" / "port0" / "gen-report.json"
+    rows: dict[str, list[tuple[float, float, float]]] = {"local": [], "trex": []}
     with trex:
         for gen in (local, trex):   # a first trial each: cold start of the memif region
             gen.run_trial(streams, duration=duration)
         for _ in range(reps):
             for name, gen in (("local", local), ("trex", trex)):
-                results[name].append(gen.run_trial(streams, duration=duration))
-    rx = {k: statistics.median(r.rx_pps for r in v) for k, v in results.items()}
-    loss = {k: statistics.median(r.loss_ratio for r in v) for k, v in results.items()}
-    print(f"\nagreement at {rate} pps, {duration} s x {reps}: rx_pps local {rx['local']:.0f} "
-          f"trex {rx['trex']:.0f} ({100 * (rx['trex'] / rx['local'] - 1):+.2f} %); "
-          f"loss local {loss['local']:.5f} trex {loss['trex']:.5f}")
-    assert rx["trex"] == pytest.approx(rx["local"], rel=0.10)
+                r = gen.run_trial(streams, duration=duration)
+                report = r.raw if name == "local" else json.loads(trex_report.read_text())
+                assert r.tx_packets == report["tx_packets"] and r.rx_packets == report["rx_packets"]
+                skipped = report["skipped_stall_packets"] + report["skipped_slow_packets"]
+                rows[name].append((r.rx_pps, (r.rx_packets + skipped) / duration, r.loss_ratio))
+                if name == "trex":
+                    assert r.latency[0].rx_packets > 0
+    raw = {k: statistics.median(x[0] for x in v) for k, v in rows.items()}
+    fair = {k: statistics.median(x[1] for x in v) for k, v in rows.items()}
+    loss = {k: statistics.median(x[2] for x in v) for k, v in rows.items()}
+    print(f"\nagreement at {rate} pps, {duration} s x {reps}: rx_pps local {raw['local']:.0f} "
+          f"trex {raw['trex']:.0f} ({100 * (raw['trex'] / raw['local'] - 1):+.2f} %); with skipped: "
+          f"{100 * (fair['trex'] / fair['local'] - 1):+.2f} %; loss local {loss['local']:.5f} "
+          f"trex {loss['trex']:.5f}")
+    assert fair["trex"] == pytest.approx(fair["local"], rel=0.10)
     assert abs(loss["trex"] - loss["local"]) <= 0.10
-    assert all(r.latency[0].rx_packets > 0 for r in results["trex"])
 
 
 def test_a_trial_that_fails_is_an_error_with_serpens_gen_s_cause(dpdk_ready: cfg.Config,
