@@ -68,6 +68,7 @@ def test_a_request_gets_its_result_and_id_back() -> None:
     (req("echo", [1, 2]), rpc.INVALID_PARAMS),                    # params must be an object
     (req("guarded", {}), rpc.INVALID_PARAMS),                     # no api_h
     (req("guarded", {"api_h": "wrong"}), rpc.INVALID_PARAMS),
+    (req("guarded", {"api_h": ["unhashable"]}), rpc.INVALID_PARAMS),
     (req("refuse"), rpc.SERVER_ERROR),
     (req("crash"), rpc.SERVER_ERROR),                            # a handler's bug is an error, not a crash
     ("not an object", rpc.INVALID_REQUEST),

@@ -90,9 +90,10 @@ class Dispatcher:
         if entry is None:
             return error(req_id, METHOD_NOT_FOUND, f"method '{name}' not found")
         handler, needs_api_h = entry
-        if needs_api_h and params.get("api_h") not in self.api_handles:
+        api_h = params.get("api_h")
+        if needs_api_h and not (isinstance(api_h, str) and api_h in self.api_handles):
             return error(req_id, INVALID_PARAMS,
-                         f"{name}: API handler {params.get('api_h')!r} is not valid: call api_sync first")
+                         f"{name}: API handler {api_h!r} is not valid: call api_sync first")
         try:
             result = handler(dict(params))
         except RpcError as exc:

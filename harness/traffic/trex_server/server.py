@@ -385,6 +385,9 @@ class TRexServer:
                 raise RpcError(f"start_traffic: no enabled streams on port {port.index}")
             streams = [port.streams[i] for i in ids]
             duration = optional(p, "duration", (int, float), -1, "start_traffic")
+            if not math.isfinite(duration):
+                raise RpcError(f"start_traffic: duration must be a number of seconds (-1: until stopped), "
+                               f"got {duration!r}", INVALID_PARAMS)
             mul = optional(p, "mul", dict, {"type": "raw", "value": 1.0, "op": "abs"}, "start_traffic")
             scaled, factor = scale(streams, mul)
         # the whole set, as serpens-gen will load it: limits that span streams (their number)

@@ -98,7 +98,13 @@ class RpcSocket:
                                      "error": {"code": -32700, "message": "Bad JSON Format",
                                                "specific_err": f"unreadable request: {exc}"}})
             else:
-                answer = handle(text)
+                try:
+                    answer = handle(text)
+                except Exception as exc:   # never leave a REP socket without its reply: the client hangs
+                    log.exception("RPC request failed")
+                    answer = json.dumps({"jsonrpc": "2.0", "id": None,
+                                         "error": {"code": -32000, "message": "Server error",
+                                                   "specific_err": f"internal error: {exc}"}})
             self.sock.send(answer.encode())   # REP: every request gets exactly one reply
 
     def stop(self) -> None:
