@@ -292,3 +292,34 @@ def test_the_trex_driver_refuses_serpens_gen_only_options_rather_than_dropping_t
     config = cfg.load(overrides=["generator.kind=trex", "generator.trex.server=builtin"])
     with pytest.raises(GeneratorError, match="latency_trace: that needs generator.kind: local"):
         make_generator(config, platform=None, run_dir=None, latency_trace=tmp_path / "t.bin")  # type: ignore
+
+
+def test_the_standalone_server_says_ready_and_stops_on_sigterm(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "harness.traffic.trex_server", "--vdev", "net_memif0",
+                             "--rpc-port", "0", "--pub-port", "0", "--work-dir", str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cfg.REPO_ROOT)
+    try:
+        line = proc.stdout.readline()   # type: ignore[union-attr]
+        assert re.fullmatch(r"READY rpc=\d+ pub=\d+\n", line), line
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+@pytest.mark.parametrize("args, match", [
+    ([], "Missing option '--vdev'"),
+    (["--vdev", "x", "--set", "generator.nope=1"], "unknown key 'generator.nope'"),
+])
+def test_bad_command_lines_are_one_clear_line(args: list[str], match: str) -> None:
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-m", "harness.traffic.trex_server", *args], capture_output=True,
+                         text=True, cwd=cfg.REPO_ROOT, timeout=60)
+    assert res.returncode != 0 and match in res.stderr and "Traceback" not in res.stderr
