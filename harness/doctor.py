@@ -95,6 +95,10 @@ def _trex(config: Config) -> list[Check]:
     if config["generator"]["kind"] != "trex":
         return []
     t = config["generator"]["trex"]
+    if t["server"] == "builtin":
+        return [Check("TRex server", True, "built-in: a TRex-compatible server in front of serpens-gen, "
+                      "started "
+                      "per run (docs/trex.md)", "")]
     try:
         with socket.create_connection((t["server"], t["sync_port"]), timeout=3):
             ok, detail = True, f"{t['server']}:{t['sync_port']} reachable"

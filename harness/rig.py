@@ -20,6 +20,9 @@ from harness.platforms.base import Platform
 from harness.platforms.designs import Design
 from harness.traffic.base import TrafficGenerator
 
+# generator.trex.server: the harness starts a TRex-compatible server in front of serpens-gen for the run
+BUILTIN = "builtin"
+
 
 @dataclass
 class Rig:
@@ -35,6 +38,9 @@ class Rig:
         out: dict[str, Any] = {"platform_data_plane": self.config["cores"]["platform"]}
         if kind == "local":
             out["generator"] = self.config["cores"]["generator"]
+        elif self.config["generator"]["trex"]["server"] == BUILTIN:
+            out["generator"] = self.config["cores"]["generator"]
+            out["generator_control"] = "built-in TRex-compatible server (serpens-gen behind TRex's RPC)"
         else:
             out["generator"] = f"TRex at {self.config['generator']['trex']['server']}"
         return out
@@ -50,8 +56,15 @@ def make_generator(config: Config, platform: Platform, run_dir: RunDir, **kwargs
         from harness.traffic.local import LocalGenerator
         return LocalGenerator(config, platform.generator_vdevs(), run_dir, **kwargs)
     if kind == "trex":
-        from harness.traffic.trex import TRexGenerator
+        if kwargs:   # a per-packet trace or a capture: serpens-gen's own, not in TRex's protocol
+            from harness.traffic.base import GeneratorError
+            raise GeneratorError(f"generator.kind=trex cannot give {', '.join(sorted(kwargs))}: that needs "
+                                 "generator.kind: local")
         t = config["generator"]["trex"]
+        if t["server"] == BUILTIN:
+            from harness.traffic.trex_server.builtin import BuiltinTRexGenerator
+            return BuiltinTRexGenerator(config, platform.generator_vdevs(), run_dir.path)
+        from harness.traffic.trex import TRexGenerator
         return TRexGenerator(server=t["server"], sync_port=t["sync_port"], async_port=t["async_port"],
                              tx_port=t["tx_port"], rx_port=t["rx_port"], settle_s=t["settle_ms"] / 1000)
     raise ValueError(f"generator.kind must be 'local' or 'trex', got {kind!r}")
@@ -98,7 +111,8 @@ def rig(config: Config, platform_name: str | Design, sfc: Any = None,
 def _check_cores(config: Config) -> None:
     """A core this machine does not have: the DPDK process given it would fail in its EAL init ("EAL
     initialisation failed: Invalid argument"), not saying which setting was wrong; say it first."""
-    keys = ["cores.platform"] + (["cores.generator"] if config["generator"]["kind"] == "local" else [])
+    local = config["generator"]["kind"] == "local" or config["generator"]["trex"]["server"] == BUILTIN
+    keys = ["cores.platform"] + (["cores.generator"] if local else [])
     for key in keys:
         try:
             sysinfo.check_cpu(config["cores"][key.split(".")[1]], key)

@@ -25,7 +25,9 @@ max is TRex's ``total_max``; min/mean come from the HdrHistogram when there is o
 filtered mean).
 The histogram becomes LatencyStats through harness.traffic.latency, like the built-in generator's.
 
-Tested against a fake client only (tests/unit/test_trex_driver.py); see docs/trex.md.
+Tested against a fake client (tests/unit/test_trex_driver.py) and, with the real trex-stl-lib client and
+real packets, against the built-in TRex-compatible server (tests/integration/test_trex_server.py): protocol
+conformance, not a TRex validation; see docs/trex.md.
 """
 
 from __future__ import annotations
@@ -200,7 +202,7 @@ class TRexGenerator(TrafficGenerator):
                    ports=tx_ports, mult=offered, duration=duration, force=True)
         self._trial = {"tx_ports": tx_ports, "duration": float(duration), "mult": float(mult),
                        "offered_pps": pps, "started": self._clock(), "ended": None,
-                       "duration_s": float(duration)}
+                       "duration_s": float(duration), "events_seen": _event_count(client)}
 
     def wait_on_traffic(self, timeout: float | None = None) -> None:
         client = self._require_client()
@@ -212,6 +214,10 @@ class TRexGenerator(TrafficGenerator):
             raise GeneratorError(f"TRex at {self.address}: traffic did not end within {timeout} s "
                                  f"({describe(exc)}); stopped it") from exc
         self._mark_ended(trial)
+        failed = _failed_ports(client, trial["events_seen"], trial["tx_ports"])
+        if failed:
+            raise GeneratorError(f"TRex at {self.address}: {'; '.join(failed)} (the trial's counters are "
+                                 "incomplete)")
         self._settle(trial)
 
     def stop(self) -> None:
@@ -475,6 +481,25 @@ def _rx_mapping(ports: Sequence[int], rx_ports: RxPorts) -> dict[int, int]:
         return {p: int(rx_ports[p]) for p in ports}
     raise ValueError(f"rx_ports must be 'paired', 'same' or a {{tx_port: rx_port}} mapping, "
                      f"got {rx_ports!r}")
+
+
+def _event_count(client: Any) -> int:
+    get_events = getattr(client, "get_events", None)
+    return len(get_events()) if callable(get_events) else 0
+
+
+def _failed_ports(client: Any, seen: int, ports: Sequence[int]) -> list[str]:
+    """The server's "port N job failed" events (TRex's port error event) since ``seen`` for ``ports``: the
+    trial ended without sending what was asked, and only the server's log says why."""
+    get_events = getattr(client, "get_events", None)
+    if not callable(get_events):
+        return []
+    out = []
+    for event in get_events()[seen:]:
+        msg = str(getattr(event, "msg", ""))
+        if "job failed" in msg and any(msg.startswith(f"port {p} ") for p in ports):
+            out.append(msg)
+    return out
 
 
 def _version_string(info: Any) -> str:
