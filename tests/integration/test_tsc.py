@@ -34,7 +34,8 @@ def test_the_sidecar_records_the_tsc_frequency(dpdk_ready: cfg.Config, tmp_path:
     assert result.exit_code == 0, result.output
     (sidecar,) = tmp_path.glob("*.json")
     meta = json.loads(sidecar.read_text())
-    assert meta["tsc"]["hz"] == tsc.kernel_tsc().hz and meta["tsc"]["source"].startswith(("kernel", "sysfs", "CLOCK"))
+    assert meta["tsc"]["hz"] == tsc.kernel_tsc().hz
+    assert meta["tsc"]["source"].startswith(("kernel", "sysfs", "CLOCK"))
 
 
 @pytest.mark.parametrize("platform", ["wire", "serpens"])
