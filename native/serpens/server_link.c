@@ -320,6 +320,7 @@ static unsigned int gateway_route(struct serpensd *d, struct rte_mbuf **m, unsig
 static int decap(struct rte_mbuf *m, struct vx_info *vi)
 {
 	enum vx_verdict v;
+	unsigned int k;
 
 	C.rx_frames++;
 	v = m->nb_segs == 1 ? vx_parse(rte_pktmbuf_mtod(m, const uint8_t *), rte_pktmbuf_data_len(m), self.ip, vi)
@@ -337,6 +338,10 @@ static int decap(struct rte_mbuf *m, struct vx_info *vi)
 		rte_pktmbuf_free(m);
 		return -1;
 	}
+	for (k = 0; k < npeers && peer[k].ip != vi->src_ip; k++)
+		;
+	if (k < npeers)
+		C.from[k]++;
 	rte_pktmbuf_adj(m, VX_HDR_LEN);
 	*sp_chain_tag(m, tag_off) = (struct sp_chain_tag){.sfc = vi->sfc, .hash = vi->sport & 0x3fffu};
 	return 0;
@@ -381,7 +386,7 @@ unsigned int server_link_poll(struct serpensd *d)
 	struct rte_mbuf *m[DP_BURST];
 	uint16_t sfc[DP_BURST];
 	struct vx_info vi;
-	unsigned int i, k, keep = 0;
+	unsigned int i, keep = 0;
 	uint16_t nb, sent;
 
 	nb = rte_eth_rx_burst(link_port, 0, m, DP_BURST);
@@ -390,10 +395,6 @@ unsigned int server_link_poll(struct serpensd *d)
 	for (i = 0; i < nb; i++) {
 		if (decap(m[i], &vi) != 0)
 			continue;
-		for (k = 0; k < npeers && peer[k].ip != vi.src_ip; k++)
-			;
-		if (k < npeers)
-			C.from[k]++;
 		C.decap++;
 		sfc[keep] = vi.sfc;
 		m[keep++] = m[i];
@@ -529,10 +530,14 @@ json_t *server_link_stats(void)
 	rep = json_pack("{s:s, s:o, s:i, s:o, s:o}", "role", sl_role == SL_GATEWAY ? "gateway" : "worker", "ip",
 			ip_json(self.ip), "port", link_port, "port_stats", port_json(link_port), "rx", rx);
 	peers = json_array();
+	/* per peer: frames sent to it (a worker sends everything to its gateway: its port's counts) and
+	 * tunnel frames received from it */
 	for (k = 0; k < npeers; k++)
 		json_array_append_new(peers, json_pack("{s:i, s:o, s:o, s:o, s:o}", "server",
 						       sl_role == SL_GATEWAY ? k + 1 : 0, "ip", ip_json(peer[k].ip),
-						       "sent", u64(C.to[k]), "dropped", u64(C.to_dropped[k]),
+						       "sent", u64(sl_role == SL_GATEWAY ? C.to[k] : SD->port_tx),
+						       "dropped", u64(sl_role == SL_GATEWAY ? C.to_dropped[k]
+											   : SD->port_tx_dropped),
 						       "received", u64(C.from[k])));
 	json_object_set_new(rep, "peers", peers);
 	if (sl_role == SL_WORKER) {

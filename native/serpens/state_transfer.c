@@ -12,12 +12,14 @@
  *
  *   {"cmd":"share_export","table":T,"key":HEX,"count":N} -> {"items":[...], "left":n}  (at most N)
  *   {"cmd":"share_import","table":T,"key":HEX,"items":[...],"replace":true|false} -> {"nfree":n}
+ *   {"cmd":"share_list"} -> {"pools":[{"table","key","nfree","cap"}, ...]}: every release pool here (merged)
  *
  * replace empties the base first and needs a server with no instance holding a sub-pool of it (their
  * items came from the server's own initial pool); without it the items are added to the base, where the
  * next split or trigger deals them out.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -139,6 +141,44 @@ static json_t *share_import(json_t *req)
 	return json_pack("{s:b, s:i}", "ok", 1, "nfree", (json_int_t)p->nfree);
 }
 
+struct list_ctx {
+	json_t *pools;
+	const char *table;
+	uint32_t ks;
+};
+
+static void list_one(const void *key, const void *value, void *arg)
+{
+	struct list_ctx *c = arg;
+	const struct sp_pool *p = value;
+	char hex[2 * SHARE_KEY_MAX + 1];
+	uint32_t i;
+
+	for (i = 0; i < c->ks && i < SHARE_KEY_MAX; i++)
+		snprintf(hex + 2 * i, 3, "%02x", ((const uint8_t *)key)[i]);
+	hex[2 * i] = 0;
+	json_array_append_new(c->pools, json_pack("{s:s, s:s, s:i, s:i}", "table", c->table, "key", hex, "nfree",
+						  (json_int_t)p->nfree, "cap", (json_int_t)p->cap));
+}
+
+static json_t *share_list(void)
+{
+	struct list_ctx c = {.pools = json_array()};
+	uint32_t flags, vs;
+	uint64_t count;
+	unsigned int i;
+
+	for (i = 0; i < sm_table_count(D->state); i++) {
+		c.table = sm_table_name(D->state, i);
+		if (!c.table || sm_table_info(D->state, c.table, &flags, &c.ks, &vs, &count) != 0 ||
+		    (flags & (SP_GLOBAL | SP_WRITE | SP_RELEASE)) != (SP_GLOBAL | SP_WRITE | SP_RELEASE) ||
+		    vs < sizeof(struct sp_pool) || sm_table_is_remote(D->state, c.table))
+			continue;
+		sm_table_foreach(D->state, c.table, list_one, &c);
+	}
+	return json_pack("{s:b, s:o}", "ok", 1, "pools", c.pools);
+}
+
 json_t *state_share_request(json_t *req)
 {
 	const char *cmd = json_string_value(json_object_get(req, "cmd"));
@@ -147,5 +187,7 @@ json_t *state_share_request(json_t *req)
 		return share_export(req);
 	if (!strcmp(cmd, "share_import"))
 		return share_import(req);
+	if (!strcmp(cmd, "share_list"))
+		return share_list();
 	return fail("unknown command '%s'", cmd);
 }
