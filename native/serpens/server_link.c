@@ -60,7 +60,7 @@ static struct lpin P[PIN_SIZE];
 
 /* Counters: the data plane writes, the control thread reads (64-bit stores do not tear on x86-64). */
 static struct {
-	uint64_t rx_frames, not_vxlan, bad, unknown_sfc, tag_mismatch, decap; /* the link's receive */
+	uint64_t rx_frames, not_vxlan, not_mine, bad, unknown_sfc, tag_mismatch, decap; /* the link's receive */
 	uint64_t out_sent, out_dropped;     /* gateway: decapsulated, sent to / refused by port 0 */
 	uint64_t encap, encap_failed;       /* worker: frames encapsulated on the way out */
 	uint64_t pin_evictions, pinned_moves;
@@ -328,6 +328,8 @@ static int decap(struct rte_mbuf *m, struct vx_info *vi)
 	if (v != VX_OK) {
 		if (v == VX_NOT_VXLAN)
 			C.not_vxlan++;
+		else if (v == VX_NOT_MINE)
+			C.not_mine++;
 		else
 			C.bad++;
 		rte_pktmbuf_free(m);
@@ -524,8 +526,8 @@ json_t *server_link_stats(void)
 
 	if (sl_role == SL_NONE)
 		return json_null();
-	rx = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o}", "frames", u64(C.rx_frames), "not_vxlan", u64(C.not_vxlan),
-		       "bad", u64(C.bad), "unknown_sfc", u64(C.unknown_sfc), "tag_mismatch", u64(C.tag_mismatch),
+	rx = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "frames", u64(C.rx_frames), "not_vxlan",
+		       u64(C.not_vxlan), "not_mine", u64(C.not_mine), "bad", u64(C.bad), "unknown_sfc", u64(C.unknown_sfc), "tag_mismatch", u64(C.tag_mismatch),
 		       "decapsulated", u64(C.decap));
 	rep = json_pack("{s:s, s:o, s:i, s:o, s:o}", "role", sl_role == SL_GATEWAY ? "gateway" : "worker", "ip",
 			ip_json(self.ip), "port", link_port, "port_stats", port_json(link_port), "rx", rx);

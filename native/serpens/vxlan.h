@@ -41,6 +41,7 @@ struct vx_info {
 enum vx_verdict {
 	VX_OK = 0,
 	VX_NOT_VXLAN,       /* not IPv4/UDP to 4789 (e.g. the kernel's own frames on the link): not ours */
+	VX_NOT_MINE,        /* a tunnel frame for another server (a bridge floods until it learnt a MAC) */
 	VX_BAD,             /* UDP 4789 but no valid VXLAN-GBP header, or lengths that do not add up */
 };
 
@@ -102,9 +103,11 @@ static inline enum vx_verdict vx_parse(const uint8_t *h, uint32_t len, uint32_t 
 		return VX_NOT_VXLAN;
 	if (len < VX_HDR_LEN || vx_get16(udp + 2) != VX_UDP_PORT)
 		return VX_NOT_VXLAN;
-	if (memcmp(ip + 16, &self_ip, 4) != 0 || vx_get16(ip + 2) != len - 14 || vx_get16(udp + 4) != len - 34 ||
+	if (memcmp(ip + 16, &self_ip, 4) != 0)
+		return VX_NOT_MINE;
+	if (vx_get16(ip + 2) != len - 14 || vx_get16(udp + 4) != len - 34 ||
 	    (vx_get16(ip + 6) & 0x3fff) != 0 || vx_ip_csum(ip) != vx_get16(ip + 10))
-		return VX_BAD; /* another server's, truncated, fragmented or corrupt */
+		return VX_BAD; /* truncated, fragmented or corrupt */
 	if ((vx[0] & (VX_FLAG_G | VX_FLAG_I)) != (VX_FLAG_G | VX_FLAG_I))
 		return VX_BAD; /* no tag: not from a Serpens server */
 	out->sfc = vx_get16(vx + 2);
