@@ -56,6 +56,10 @@ class Figure15(ThroughputExperiment):
                          "is remote or snf; loopback TCP, co-located with the NFs as in the paper)"}
 
     def grid(self) -> list[str]:
+        # across servers (platforms.serpens.servers > 1, docs/multiserver.md) only Serpens' own design
+        # runs: the others chain per NF or keep state in Redis, which the server link does not carry
+        if self.config["platforms"]["serpens"]["servers"] > 1:
+            return [REFERENCE, "serpens"]
         return [REFERENCE, *systems()]
 
     def points(self) -> list[Point]:

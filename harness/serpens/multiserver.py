@@ -134,8 +134,10 @@ class MultiServerPlatform(DesignPlatform):
     """The gateway of ``servers`` servers (1 gateway + servers-1 workers); the generator talks to it."""
 
     def __init__(self, config: Config, run_dir: RunDir, design: str | Design = "serpens",
-                 sfc: SfcSpec | Sequence[SfcSpec] | str | None = None, servers: int = 2) -> None:
+                 sfc: SfcSpec | Sequence[SfcSpec] | str | None = None, servers: int | None = None) -> None:
         super().__init__(config, run_dir, design=design, sfc=sfc)
+        if servers is None:
+            servers = self.settings.get("servers", 2)
         if not isinstance(servers, int) or not 2 <= servers <= MAX_SERVERS:
             raise PlatformError(f"servers must be 2..{MAX_SERVERS} (a gateway and 1..{MAX_SERVERS - 1} workers), "
                                 f"not {servers!r}")
@@ -145,7 +147,6 @@ class MultiServerPlatform(DesignPlatform):
         if self.design.needs_redis:
             raise PlatformError(f"{self.name}: across servers the state is each server's State Manager; "
                                 "a remote-store design is not supported")
-        self.name = f"{self.name}-{servers}servers"
         self.n_servers = servers
         self.server_link = ServerLink(run_dir.tag, servers)
         self.settings = {**self.settings, "instances": 0}   # the gateway runs none: it routes to workers
@@ -256,3 +257,13 @@ class MultiServerPlatform(DesignPlatform):
                   "workers": [{"server": w.k, "serpensd_command": w.command_line} for w in self.workers],
                   "placements": self.placements})
         return d
+
+
+def design_platform(config: Config, run_dir: RunDir, design: str | Design = "serpens",
+                    sfc: SfcSpec | Sequence[SfcSpec] | str | None = None) -> DesignPlatform:
+    """A registered design's platform: one serpensd, or with ``platforms.serpens.servers`` > 1 (and an SFC
+    to place) a gateway and its workers."""
+    servers = config["platforms"]["serpens"].get("servers", 1)
+    if servers > 1 and sfc is not None:
+        return MultiServerPlatform(config, run_dir, design=design, sfc=sfc, servers=servers)
+    return DesignPlatform(config, run_dir, design=design, sfc=sfc)
