@@ -139,8 +139,8 @@ class MultiServerPlatform(DesignPlatform):
         if servers is None:
             servers = self.settings.get("servers", 2)
         if not isinstance(servers, int) or not 2 <= servers <= MAX_SERVERS:
-            raise PlatformError(f"servers must be 2..{MAX_SERVERS} (a gateway and 1..{MAX_SERVERS - 1} workers), "
-                                f"not {servers!r}")
+            raise PlatformError(f"servers must be 2..{MAX_SERVERS} (a gateway and 1..{MAX_SERVERS - 1} "
+                                f"workers), not {servers!r}")
         if self.design.chaining != "consolidated":
             raise PlatformError(f"{self.name}: across servers each worker runs whole SFC instances "
                                 f"(consolidated chaining); this design has {self.design.chaining}")
@@ -187,13 +187,12 @@ class MultiServerPlatform(DesignPlatform):
         """Move ``fraction`` of what is left of each of the gateway's release pools to the worker's State
         Manager, replacing the worker's own copy (it must have no instance yet). Returns what moved."""
         gw, moved = self._running(), []
-        for pool in gw.request("share_list")["pools"]:
+        for pool in gw.share_list():
             count = max(1, int(pool["nfree"] * fraction))
-            items = gw.request("share_export", table=pool["table"], key=pool["key"], count=count)["items"]
-            reply = worker._running().request("share_import", table=pool["table"], key=pool["key"],
-                                              items=items, replace=True)
+            items = gw.share_export(pool["table"], pool["key"], count)
+            nfree = worker._running().share_import(pool["table"], pool["key"], items, replace=True)
             moved.append({"table": pool["table"], "key": pool["key"], "items": len(items),
-                          "worker_nfree": reply["nfree"]})
+                          "worker_nfree": nfree})
         return moved
 
     def place(self, sfc: str, server: int, buckets: Sequence[int] | None = None,
@@ -207,10 +206,7 @@ class MultiServerPlatform(DesignPlatform):
         had = any(i["sfc"] == sfc for i in worker.instances.values())
         shares = [] if had else self._give_share(worker, share)
         reply = worker.start_instance(sfc)
-        fields: dict[str, Any] = {"sfc": sfc, "server": server}
-        if buckets is not None:
-            fields["buckets"] = [int(b) for b in buckets]
-        routed = self._running().request("link_route", **fields)["buckets"]
+        routed = self._running().link_route(sfc, server, None if buckets is None else list(buckets))
         record = {"sfc": sfc, "server": server, "instance": reply["instance"], "buckets_moved": routed,
                   "shares": shares, "startup_us": reply.get("startup_us")}
         self.placements.append(record)
@@ -218,7 +214,8 @@ class MultiServerPlatform(DesignPlatform):
 
     def scale_out(self, sfc: str, server: int, buckets: Sequence[int] | None = None,
                   share: float = 0.5) -> dict[str, Any]:
-        """Inter-server scale-out: new flows of ``buckets`` go to an instance on ``server``; old flows stay."""
+        """Inter-server scale-out: new flows of ``buckets`` (default: the upper half) go to an instance on
+        ``server``; old flows stay."""
         return self.place(sfc, server, buckets if buckets is not None else range(128, 256), share)
 
     def stats(self) -> dict[str, Any]:
@@ -267,3 +264,36 @@ def design_platform(config: Config, run_dir: RunDir, design: str | Design = "ser
     if servers > 1 and sfc is not None:
         return MultiServerPlatform(config, run_dir, design=design, sfc=sfc, servers=servers)
     return DesignPlatform(config, run_dir, design=design, sfc=sfc)
+
+
+def per_hop(stats: dict[str, Any], gen_tx: int, gen_rx: int) -> list[dict[str, Any]]:
+    """Per hop of generator → gateway → worker(s) → gateway → generator: packets sent by one side, received
+    by the other, dropped in between or at the receiver (with the reason's counter), and ``unaccounted``
+    = sent − received − dropped, which is 0 when every packet is accounted for. ``stats`` is
+    :meth:`MultiServerPlatform.stats` (counters since start), gen_tx/gen_rx the generator's totals."""
+    gw = stats["link"]
+    rows = [{"hop": "generator -> gateway", "sent": gen_tx, "received": stats["port"]["rx_packets"],
+             "dropped": stats["port"].get("imissed", 0)}]
+    (sfc,) = stats["sfcs"]
+    rows.append({"hop": "gateway router -> link", "sent": stats["port"]["rx_packets"],
+                 "received": sum(p["sent"] for p in gw["peers"]),
+                 "dropped": stats["gateway"]["miss"] + sum(p["dropped"] for p in gw["peers"])
+                 + sfc.get("no_instance", 0) + sfc.get("ring_full", 0)})
+    for peer, w in zip(gw["peers"], stats["servers"], strict=True):
+        link, k = w["link"], peer["server"]
+        rx = link["rx"]
+        (wsfc,) = w["sfcs"]
+        rows.append({"hop": f"gateway -> worker {k}", "sent": peer["sent"], "received": rx["decapsulated"],
+                     "dropped": rx["bad"] + rx["unknown_sfc"] + rx["tag_mismatch"]
+                     + link["port_stats"]["imissed"]})
+        nf_drops = sum(i["nf_drops"] for i in w["instances"] if i["sfc_name"] == wsfc["name"])
+        rows.append({"hop": f"worker {k} SFC", "sent": wsfc["rx_packets"], "received": wsfc["tx_packets"],
+                     "dropped": wsfc["no_instance"] + wsfc["ring_full"] + wsfc["stranded"] + nf_drops})
+        rows.append({"hop": f"worker {k} -> gateway", "sent": link["tx"]["sent"],
+                     "received": peer["received"],
+                     "dropped": gw["port_stats"]["imissed"] if len(gw["peers"]) == 1 else 0})
+    rows.append({"hop": "gateway -> generator", "sent": gw["out"]["sent"], "received": gen_rx,
+                 "dropped": gw["out"]["dropped"]})
+    for r in rows:
+        r["unaccounted"] = r["sent"] - r["received"] - r["dropped"]
+    return rows

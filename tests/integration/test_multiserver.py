@@ -26,7 +26,7 @@ from harness import config as cfg
 from harness import runlock
 from harness.native import RunDir
 from harness.rig import make_generator
-from harness.serpens.multiserver import GATEWAY_IP, MultiServerPlatform, server_ip
+from harness.serpens.multiserver import GATEWAY_IP, MultiServerPlatform, per_hop, server_ip
 from harness.serpens.sfc import SfcSpec
 from harness.traffic import profiles
 from harness.traffic.profiles import DEFAULT_DST_MAC, DEFAULT_SRC_MAC, _udp_packet
@@ -40,7 +40,8 @@ SPEC = SfcSpec.linear("fw,mon,nat")
 
 
 @pytest.fixture
-def servers(request: pytest.FixtureRequest, dpdk_ready: cfg.Config) -> Iterator[tuple[MultiServerPlatform, Any]]:
+def servers(request: pytest.FixtureRequest,
+            dpdk_ready: cfg.Config) -> Iterator[tuple[MultiServerPlatform, Any]]:
     """A running MultiServerPlatform of request.param servers and a generator connected to its gateway."""
     runlock.acquire(dpdk_ready)
     run_dir = RunDir(dpdk_ready, "multi")
@@ -93,19 +94,6 @@ def nat_map(ctl: Any) -> dict[str, int]:
     return out
 
 
-def hop_counts(stats: dict[str, Any]) -> dict[str, Any]:
-    """Per hop, packets sent, received and dropped: generator -> gateway -> worker(s) -> gateway -> generator."""
-    gw = stats["link"]
-    hops: dict[str, Any] = {"gateway_port_rx": stats["port"]["rx_packets"],
-                            "gateway_tx": {p["server"]: (p["sent"], p["dropped"]) for p in gw["peers"]},
-                            "gateway_rx": gw["rx"], "gateway_out": gw["out"], "workers": {}}
-    for w in stats["servers"]:
-        (sfc,) = w["sfcs"]
-        hops["workers"][w["link"]["ip"]] = {"rx": w["link"]["rx"], "tx": w["link"]["tx"],
-                                            "port": w["link"]["port_stats"], "sfc": sfc}
-    return hops
-
-
 def check_closes(stats: dict[str, Any], gen_tx: int, gen_rx: int) -> None:
     """Every packet is accounted for at every hop: sent = received + dropped."""
     gw = stats["link"]
@@ -136,6 +124,10 @@ def check_closes(stats: dict[str, Any], gen_tx: int, gen_rx: int) -> None:
     assert gw["rx"]["decapsulated"] == sum(p["received"] for p in gw["peers"])
     assert gw["out"]["sent"] + gw["out"]["dropped"] == gw["rx"]["decapsulated"]
     assert gw["out"]["dropped"] == 0 and gw["out"]["sent"] == gen_rx == sfc["tx_packets"]
+    # the same, as the per-hop table the closing note prints (harness.serpens.multiserver.per_hop)
+    hops = per_hop(stats, gen_tx, gen_rx)
+    assert all(h["unaccounted"] == 0 and h["dropped"] == 0 for h in hops), hops
+    assert hops[0]["sent"] == gen_tx and hops[-1]["received"] == gen_rx
 
 
 @pytest.mark.parametrize("servers", [2], indirect=True)
