@@ -45,7 +45,8 @@ def main() -> int:
             with make_generator(conf, p, run_dir) as gen:
                 for _ in range(a.repetitions):
                     res = gen.run_trial(profiles.udp_flows(a.rate_pps, 64, a.flows), duration=a.duration)
-                    trials.append({"tx": res.tx_packets, "rx": res.rx_packets, "dut_rx_full": res.dut_rx_full})
+                    trials.append({"tx": res.tx_packets, "rx": res.rx_packets,
+                                   "dut_rx_full": res.dut_rx_full})
                 stats = p.stats()
     finally:
         run_dir.remove()
