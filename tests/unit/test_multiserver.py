@@ -43,7 +43,8 @@ def test_servers_above_one_make_every_design_factory_build_the_gateway_and_its_w
 
 
 @pytest.mark.parametrize(("design", "why"), [("sand", "consolidated chaining"),
-                                             ("fission-state", "remote-store"), ("snf", "consolidated chaining")])
+                                             ("fission-state", "remote-store"),
+                                             ("snf", "consolidated chaining")])
 def test_designs_that_cannot_run_across_servers_are_refused_with_the_reason(
         config: cfg.Config, run_dir: RunDir, design: str, why: str) -> None:
     with pytest.raises(PlatformError, match=why):
