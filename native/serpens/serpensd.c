@@ -68,7 +68,7 @@ static void usage_exit(const char *why)
 		"       [--state-backend serpens|fission|snf] [--redis HOST:PORT] [--redis-timeout-ms N]\n"
 		"       [--chaining %s] [--gproxy PATH] [--gproxy-hold N]\n"
 		"       [--scaling %s] [--pin-flows] [--start-placement instance|same|other|any]\n"
-		"       [--link gateway|worker --link-ip IP --link-peer IP,MAC ...]\n",
+		"       [--link gateway|worker --link-ip IP --link-peer IP,MAC ... [--link-port DEVICE]]\n",
 		why, chaining, sc_protocol_names("|"));
 	exit(2);
 }
@@ -88,7 +88,7 @@ static void parse_args(int argc, char **argv)
 		{"gproxy-hold", required_argument, NULL, 'H'}, {"scaling", required_argument, NULL, 'S'},
 		{"pin-flows", no_argument, NULL, 'F'}, {"start-placement", required_argument, NULL, 'P'},
 		{"link", required_argument, NULL, 'l'}, {"link-ip", required_argument, NULL, 'l'},
-		{"link-peer", required_argument, NULL, 'l'},
+		{"link-peer", required_argument, NULL, 'l'}, {"link-port", required_argument, NULL, 'l'},
 		{NULL, 0, NULL, 0}};
 	static const char *const placements[] = {"instance", "same", "other", "any"};
 	static char why[400];

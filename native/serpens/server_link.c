@@ -25,13 +25,14 @@
 #include "serpensd.h"
 #include "vxlan.h"
 
-#define SL_LINK_VDEV "net_af_packet0" /* the link port's device name (the harness passes this vdev) */
+#define SL_LINK_VDEV "net_af_packet0" /* the link port's default device (the harness passes this vdev) */
 #define SL_LOCAL (-1)                  /* a bucket or flow served by this server's own instances */
 
 enum sl_role sl_role;
 static struct vx_endpoint self, peer[SL_MAX_PEERS]; /* gateway: peer[k-1] is server k; worker: peer[0] */
 static unsigned int npeers;
 static uint16_t link_port;
+static char link_dev[RTE_ETH_NAME_MAX_LEN] = SL_LINK_VDEV; /* --link-port: e.g. a NIC's PCI address */
 static int tag_off = -1;
 static struct serpensd *SD;
 
@@ -114,6 +115,14 @@ int server_link_option(const char *opt, const char *arg, char *why, size_t whyle
 		}
 		return 0;
 	}
+	if (!strcmp(opt, "link-port")) {
+		if (!*arg || strlen(arg) >= sizeof(link_dev)) {
+			snprintf(why, whylen, "--link-port is a DPDK device name (e.g. net_af_packet0, 0000:03:00.1)");
+			return -1;
+		}
+		snprintf(link_dev, sizeof(link_dev), "%s", arg);
+		return 0;
+	}
 	if (!strcmp(opt, "link-ip")) {
 		if (parse_ip(arg, &self.ip) == 0)
 			return 0;
@@ -189,8 +198,9 @@ int server_link_setup(struct serpensd *d)
 		fprintf(stderr, "serpensd: --link worker has one peer, its gateway (%u given)\n", npeers);
 		return -1;
 	}
-	if (rte_eth_dev_get_port_by_name(SL_LINK_VDEV, &link_port) != 0) {
-		fprintf(stderr, "serpensd: --link: no link port: pass --vdev %s,iface=IFNAME\n", SL_LINK_VDEV);
+	if (rte_eth_dev_get_port_by_name(link_dev, &link_port) != 0) {
+		fprintf(stderr, "serpensd: --link: no link port %s: pass --vdev %s,iface=IFNAME (or --link-port and the "
+			"device)\n", link_dev, SL_LINK_VDEV);
 		return -1;
 	}
 	/* the gateway's port 0 is the generator's memif, its link another port; a worker has the link only */

@@ -30,7 +30,7 @@ extern enum sl_role sl_role;
 #define SL_MAX_PEERS 8
 
 /* --link ROLE, --link-ip A.B.C.D, --link-peer IP,MAC (repeatable: the gateway's workers 1.., a worker's
- * gateway): 0, or -1 with the reason in why. */
+ * gateway), --link-port DEVICE (default net_af_packet0; on a testbed the NIC): 0, or -1 with the reason. */
 int server_link_option(const char *opt, const char *arg, char *why, size_t whylen);
 /* after setup_port: the link port, the tag field, the worker's tx encapsulation. 0 or -1 (said why). */
 int server_link_setup(struct serpensd *d);
