@@ -149,8 +149,8 @@ class MultiServerPlatform(DesignPlatform):
                                 "a remote-store design is not supported")
         self.n_servers = servers
         self.server_link = ServerLink(run_dir.tag, servers)
-        # the gateway runs no instance (it routes to the workers), so it needs no pool of runtimes either
-        self.settings = {**self.settings, "instances": 0, "pool": 0}
+        # the gateway runs no instance (it routes to the workers): the smallest pool the startup method takes
+        self.settings = {**self.settings, "instances": 0, "pool": min(1, self.settings["pool"])}
         self.workers = [WorkerServer(config, run_dir, k, self.server_link, design, self.sfcs)
                         for k in range(1, servers)]
         self.placements: list[dict[str, Any]] = []
