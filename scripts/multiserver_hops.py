@@ -61,6 +61,7 @@ def main() -> int:
     if a.json:
         a.json.write_text(json.dumps({"trials": trials, "hops": hops, "link": stats["link"],
                                       "workers": [w["link"] for w in stats["servers"]]}, indent=1))
+        print(f"wrote {a.json}")
     return 1 if any(h["unaccounted"] for h in hops) else 0
 
 
