@@ -106,6 +106,7 @@ def check_closes(stats: dict[str, Any], gen_tx: int, gen_rx: int) -> None:
         assert peer["dropped"] == 0
         # gateway tx -> worker rx: every frame sent arrived and was decapsulated
         assert link["port_stats"]["imissed"] == 0 and link["port_stats"]["ierrors"] == 0
+        assert link["ring_drops"] == 0
         assert peer["sent"] == link["rx"]["decapsulated"] + link["rx"]["bad"] + link["rx"]["unknown_sfc"] \
             + link["rx"]["tag_mismatch"]
         assert link["rx"]["bad"] == link["rx"]["unknown_sfc"] == link["rx"]["tag_mismatch"] == 0
