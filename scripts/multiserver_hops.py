@@ -52,9 +52,10 @@ def main() -> int:
         run_dir.remove()
         runlock.release(conf)
     gen_tx, gen_rx = sum(t["tx"] for t in trials), sum(t["rx"] for t in trials)
-    hops = per_hop(stats, gen_tx, gen_rx)
+    hops = per_hop(stats, gen_tx, gen_rx, sum(t["dut_rx_full"] for t in trials))
     print(f"{a.sfc} across {a.servers} servers, {a.repetitions} x {a.duration} s at {a.rate_pps:.0f} pps, "
-          f"{a.flows} flows; generator sent {gen_tx}, received {gen_rx}")
+          f"{a.flows} flows; generator sent {gen_tx}, received {gen_rx}, "
+          f"refused by the gateway's memif ring {sum(t['dut_rx_full'] for t in trials)}")
     print(f"{'hop':28} {'sent':>10} {'received':>10} {'dropped':>8} {'unaccounted':>11}")
     for h in hops:
         print(f"{h['hop']:28} {h['sent']:>10} {h['received']:>10} {h['dropped']:>8} {h['unaccounted']:>11}")

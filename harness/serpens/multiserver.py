@@ -273,15 +273,16 @@ def design_platform(config: Config, run_dir: RunDir, design: str | Design = "ser
     return DesignPlatform(config, run_dir, design=design, sfc=sfc)
 
 
-def per_hop(stats: dict[str, Any], gen_tx: int, gen_rx: int) -> list[dict[str, Any]]:
+def per_hop(stats: dict[str, Any], gen_tx: int, gen_rx: int, gen_refused: int = 0) -> list[dict[str, Any]]:
     """Per hop of generator → gateway → worker(s) → gateway → generator: packets sent by one side, received
     by the other, dropped in between or at the receiver (with the reason's counter), and ``unaccounted``
     = sent − received − dropped, which is 0 when every packet is accounted for. ``stats`` is
-    :meth:`MultiServerPlatform.stats` (counters since start), gen_tx/gen_rx the generator's totals."""
+    :meth:`MultiServerPlatform.stats` (counters since start), gen_tx/gen_rx the generator's totals and
+    gen_refused the packets the gateway's memif ring refused (the generator's ``dut_rx_full``)."""
     gw = stats["link"]
     gw_drops = gw["port_stats"]["imissed"] + gw["ring_drops"]
     rows = [{"hop": "generator -> gateway", "sent": gen_tx, "received": stats["port"]["rx_packets"],
-             "dropped": stats["port"].get("imissed", 0)}]
+             "dropped": stats["port"].get("imissed", 0) + gen_refused}]
     (sfc,) = stats["sfcs"]
     rows.append({"hop": "gateway router -> link", "sent": stats["port"]["rx_packets"],
                  "received": sum(p["sent"] for p in gw["peers"]),
@@ -306,8 +307,8 @@ def per_hop(stats: dict[str, Any], gen_tx: int, gen_rx: int) -> list[dict[str, A
         rows.append({"hop": "workers -> gateway",
                      "sent": sum(w["link"]["tx"]["sent"] for w in stats["servers"]),
                      "received": gw["rx"]["decapsulated"], "dropped": gw_drops})
-    rows.append({"hop": "gateway -> generator", "sent": gw["out"]["sent"], "received": gen_rx,
-                 "dropped": gw["out"]["dropped"]})
+    rows.append({"hop": "gateway -> generator", "sent": gw["out"]["sent"] + gw["out"]["dropped"],
+                 "received": gen_rx, "dropped": gw["out"]["dropped"]})
     for r in rows:
         r["unaccounted"] = r["sent"] - r["received"] - r["dropped"]
     return rows

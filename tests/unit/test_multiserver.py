@@ -122,6 +122,12 @@ def test_per_hop_closes_when_every_packet_is_counted_and_shows_what_is_not() -> 
     s["servers"][0]["instances"][0]["nf_drops"] = 3
     assert per_hop(s, 1000, 1000)[3] == {"hop": "worker 1 SFC", "sent": 500, "received": 497, "dropped": 3,
                                          "unaccounted": 0}
+    # the gateway's memif ring refusing packets (the generator counts them), its port 0 refusing packets
+    assert per_hop(s, 1010, 1000, gen_refused=10)[0] == {"hop": "generator -> gateway", "sent": 1010,
+                                                          "received": 1000, "dropped": 10, "unaccounted": 0}
+    s["link"]["out"] = {"sent": 990, "dropped": 10}
+    assert per_hop(s, 1000, 990)[-1] == {"hop": "gateway -> generator", "sent": 1000, "received": 990,
+                                         "dropped": 10, "unaccounted": 0}
     # a frame lost on the link with no counter is unaccounted; the kernel's drop for a full ring is not
     s["servers"][1]["link"]["rx"]["decapsulated"] -= 2
     s["servers"][1]["link"]["ring_drops"] = 1
