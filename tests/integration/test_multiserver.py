@@ -26,6 +26,7 @@ from harness import config as cfg
 from harness import runlock
 from harness.native import RunDir
 from harness.rig import make_generator
+from harness.serpens.controller import SerpensError
 from harness.serpens.multiserver import GATEWAY_IP, MultiServerPlatform, per_hop, server_ip
 from harness.serpens.sfc import SfcSpec
 from harness.traffic import profiles
@@ -165,6 +166,31 @@ def test_vxlan_carries_the_tag_and_the_intact_packet_and_every_hop_closes(server
     # the gateway placed the instance, the worker runs it; the gateway runs none
     assert not p.instances and len(p.workers[0].instances) == 1
     assert len(mapping) == n_flows
+
+
+@pytest.mark.parametrize("servers", [2], indirect=True)
+def test_bad_link_and_share_requests_are_refused_and_change_nothing(servers: Any) -> None:
+    p, gen = servers
+    gw, worker = p._running(), p.workers[0]._running()
+    pool = next(x for x in gw.share_list() if x["table"] == "nat/nat_pool")
+    with pytest.raises(SerpensError, match="no SFC named 'nope'"):
+        gw.link_route("nope", 1)
+    with pytest.raises(SerpensError, match="'server' must be an integer in 0..1"):
+        gw.link_route(SPEC.name, 2)
+    with pytest.raises(SerpensError, match="'buckets' is a list of bucket numbers 0..255"):
+        gw.link_route(SPEC.name, 1, [256])
+    with pytest.raises(SerpensError, match="not a gateway"):
+        worker.link_route(SPEC.name, 0)
+    with pytest.raises(SerpensError, match="instance slot 0 holds a share"):   # the worker's instance runs
+        worker.share_import("nat/nat_pool", pool["key"], [1], replace=True)
+    with pytest.raises(SerpensError, match="not global.write.release"):
+        gw.share_export("nat/nat_map", "00" * 16, 1)
+    with pytest.raises(SerpensError, match="key must be 4 bytes"):
+        gw.share_export("nat/nat_pool", "00", 1)
+    assert gw.share_list() == [pool]                 # nothing moved
+    res = gen.run_trial(profiles.udp_flows(5_000, 64, 8), duration=0.2)
+    assert res.tx_packets > 0 and res.rx_packets == res.tx_packets   # still all through worker 1
+    assert p.stats()["link"]["sfcs"][0]["servers"] == [{"server": 1, "buckets": 256}]
 
 
 @pytest.mark.parametrize("servers", [3], indirect=True)
