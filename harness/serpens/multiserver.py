@@ -18,6 +18,7 @@ bridge and DPDK's ``net_af_packet`` driver, packets between them VXLAN-encapsula
 from __future__ import annotations
 
 import hashlib
+import re
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,6 +40,11 @@ def server_ip(k: int) -> str:
     return f"198.18.0.{1 + k}"
 
 
+def link_id(tag: str) -> str:
+    """The 6 hex digits that name a run's link devices (Linux allows 15 characters per name)."""
+    return hashlib.sha1(tag.encode()).hexdigest()[:6]
+
+
 def _ip(*args: str) -> None:
     r = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=10)
     if r.returncode != 0:
@@ -51,7 +57,7 @@ class ServerLink:
     names."""
 
     def __init__(self, tag: str, n_servers: int) -> None:
-        self.id = hashlib.sha1(tag.encode()).hexdigest()[:6]
+        self.id = link_id(tag)
         self.n = n_servers
         self.bridge = f"sp{self.id}br"
         self.created: list[str] = []
@@ -69,6 +75,22 @@ class ServerLink:
     def _quiet(dev: str) -> None:
         # no IPv6 (router solicitations, ND): the only frames on the link are the servers' tunnel frames
         Path(f"/proc/sys/net/ipv6/conf/{dev}/disable_ipv6").write_text("1\n")
+
+    @staticmethod
+    def reclaim_stale(runtime_dir: Path) -> list[str]:
+        """Delete the links of runs that are gone (a SIGKILLed harness leaves its bridge and veths behind):
+        every ``sp<id>br`` whose id is no run directory's under ``runtime_dir`` — a live run's directory
+        exists from before its link is made until after it is removed — with its ``sp<id>s*`` veths."""
+        try:
+            live = {link_id(p.name) for p in runtime_dir.iterdir() if p.is_dir()}
+            devices = [d.name for d in Path("/sys/class/net").iterdir()]
+        except OSError:
+            return []
+        stale = {m.group(1) for d in devices if (m := re.fullmatch(r"sp([0-9a-f]{6})br", d))} - live
+        removed = [d for d in devices if re.fullmatch(r"sp([0-9a-f]{6})(br|s\d+)", d) and d[2:8] in stale]
+        for dev in removed:   # a veth's peer (sp<id>b<k>) goes with it
+            subprocess.run(["ip", "link", "del", dev], capture_output=True, timeout=10)
+        return removed
 
     def create(self) -> None:
         try:
@@ -171,6 +193,7 @@ class MultiServerPlatform(DesignPlatform):
     def start(self) -> None:
         if self.proc is not None:
             return
+        ServerLink.reclaim_stale(self.run_dir.path.parent)
         self.server_link.create()
         try:
             for w in self.workers:

@@ -5,7 +5,9 @@ and the per-hop accounting (docs/multiserver.md)."""
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -136,3 +138,19 @@ def test_per_hop_closes_when_every_packet_is_counted_and_shows_what_is_not() -> 
 
 def test_module_constants_match_serpensd() -> None:
     assert multiserver.MAX_SERVERS == 9 and multiserver.LINK_VDEV == "net_af_packet0"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="creates network devices (root)")
+def test_links_of_runs_that_are_gone_are_reclaimed_and_live_ones_kept(tmp_path: Path) -> None:
+    (tmp_path / "live-run").mkdir()
+    dead, live = ServerLink("dead-run", 2), ServerLink("live-run", 2)
+    try:
+        dead.create()
+        live.create()
+        assert sorted(ServerLink.reclaim_stale(tmp_path)) == [dead.bridge, dead.iface(0), dead.iface(1)]
+        devices = {d.name for d in Path("/sys/class/net").iterdir()}
+        assert not {dead.bridge, dead.iface(0), dead.bridge_port(1)} & devices
+        assert {live.bridge, live.iface(0), live.bridge_port(1)} <= devices
+    finally:
+        dead.remove()
+        live.remove()
