@@ -259,6 +259,12 @@ class Controller:
             fields["buckets"] = [int(b) for b in buckets]
         return int(self.request("link_route", **fields)["buckets"])
 
+    def link_steer(self, sfc: str, dst: str, server: int, ports: list[tuple[int, int]]) -> int:
+        """Gateway: packets of ``sfc`` to ``dst`` with a destination port in ``ports`` (inclusive ranges) go
+        to worker ``server`` (0: this server), whatever their bucket. Returns how many ports changed."""
+        return int(self.request("link_steer", sfc=sfc, dst=dst, server=int(server),
+                                ports=[[int(lo), int(hi)] for lo, hi in ports])["ports"])
+
     def share_list(self) -> list[dict[str, Any]]:
         """Every release pool of this State Manager: ``{"table", "key" (hex), "nfree", "cap"}``."""
         return list(self.request("share_list")["pools"])

@@ -134,6 +134,17 @@ def _with_vdevs(cmd: list[str], replace: str | None, add: str | None) -> list[st
 RING_FRAMES = 4096
 
 
+def _ranges(ports: list[int]) -> list[tuple[int, int]]:
+    """Sorted inclusive ranges covering ``ports``: [1, 2, 3, 7] -> [(1, 3), (7, 7)]."""
+    out: list[tuple[int, int]] = []
+    for p in sorted(set(ports)):
+        if out and p == out[-1][1] + 1:
+            out[-1] = (out[-1][0], p)
+        else:
+            out.append((p, p))
+    return out
+
+
 def _af_packet(iface: str) -> str:
     return f"{LINK_VDEV},iface={iface},qpairs=1,framecnt={RING_FRAMES}"
 
@@ -221,9 +232,30 @@ class MultiServerPlatform(DesignPlatform):
             count = max(1, int(pool["nfree"] * fraction))
             items = gw.share_export(pool["table"], pool["key"], count)
             nfree = worker._running().share_import(pool["table"], pool["key"], items, replace=True)
+            steered = self._steer_nat_share(pool["table"], items, worker.k)
             moved.append({"table": pool["table"], "key": pool["key"], "items": len(items),
-                          "worker_nfree": nfree})
+                          "worker_nfree": nfree, "steered_ports": steered})
         return moved
+
+    def _steer_nat_share(self, table: str, items: list[int], server: int) -> int:
+        """A NAT's pool items are its external (address index << 16 | port) pairs: replies from outside to
+        one of them must reach the worker whose share gave it out, which holds the flow's mapping. Steer
+        those ports of every SFC that runs this NAT to the worker. Other pools: nothing (0)."""
+        dname, _, name = table.rpartition("/")
+        nf = self.deployed_nfs.get(dname)
+        if name != "nat_pool" or nf is None or nf["type"] != "nat":
+            return 0
+        addresses = [a.strip() for a in str(nf["args"]["external_ip"]).split(",")]
+        by_ip: dict[int, list[int]] = {}
+        for item in items:
+            by_ip.setdefault(item >> 16, []).append(item & 0xFFFF)
+        steered = 0
+        for spec in self.sfcs:
+            if dname not in spec.nfs:
+                continue
+            for ip_index, ports in by_ip.items():
+                steered += self._running().link_steer(spec.name, addresses[ip_index], server, _ranges(ports))
+        return steered
 
     def place(self, sfc: str, server: int, buckets: Sequence[int] | None = None,
               share: float = 0.5) -> dict[str, Any]:

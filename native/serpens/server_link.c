@@ -256,6 +256,18 @@ static int pinned_dest(const struct link_table *lt, unsigned int sfc, uint32_t h
 	return dest;
 }
 
+/* A port steered to a server wins over the bucket and the flow table: the server holding the port is the
+ * only one that can know the flow (its share gave the port out). */
+static int steered_dest(const struct link_table *lt, unsigned int sfc, const struct pkt_key *k)
+{
+	unsigned int i;
+
+	for (i = 0; i < lt->nsteer; i++)
+		if (lt->steer[i].sfc == sfc && lt->steer[i].dst == k->dst && (k->proto == 6 || k->proto == 17))
+			return lt->steer[i].dest[rte_be_to_cpu_16(k->dport)];
+	return SL_NO_STEER;
+}
+
 /* gateway: classify, and send the packets of remote buckets (or flows pinned there) over the link */
 static unsigned int gateway_route(struct serpensd *d, struct rte_mbuf **m, unsigned int n)
 {
@@ -282,7 +294,11 @@ static unsigned int gateway_route(struct serpensd *d, struct rte_mbuf **m, unsig
 			continue;
 		}
 		h = gw_flow_hash(&key);
-		dest = pinned_dest(lt, rt->sfc_id[si], h, now);
+		dest = lt->nsteer ? steered_dest(lt, rt->sfc_id[si], &key) : SL_NO_STEER;
+		if (dest == SL_NO_STEER)
+			dest = pinned_dest(lt, rt->sfc_id[si], h, now);
+		else
+			SLC.steered++;
 		if (dest == SL_LOCAL) {
 			m[keep++] = m[i];
 			continue;

@@ -30,6 +30,9 @@ static void grace_period(void)
 		sleep_us(20);
 }
 
+static struct sl_steer steer_now[SL_MAX_STEER];
+static unsigned int nsteer_now;
+
 static void publish(void)
 {
 	struct link_table *lt = calloc(1, sizeof(*lt)), *old;
@@ -41,6 +44,9 @@ static void publish(void)
 	for (s = 0; s < SP_MAX_SFCS; s++)
 		for (b = 0; b < RT_BUCKETS; b++)
 			lt->remote |= sl_dest_now[s][b] != SL_LOCAL;
+	memcpy(lt->steer, steer_now, sizeof(steer_now));
+	lt->nsteer = nsteer_now;
+	lt->remote |= nsteer_now > 0;
 	old = __atomic_exchange_n(&sl_table, lt, __ATOMIC_ACQ_REL);
 	grace_period();
 	free(old);
@@ -90,12 +96,77 @@ static json_t *link_route(json_t *req)
 	return json_pack("{s:b, s:i}", "ok", 1, "buckets", moved);
 }
 
+/* {"cmd":"link_steer","sfc":NAME,"dst":"A.B.C.D","server":K,"ports":[[lo,hi],...]}: packets of the SFC to
+ * dst with a destination port in those ranges go to server K (0: this server's own instances), whatever
+ * their bucket. Reply: "ports" changed. At most SL_MAX_STEER (SFC, dst) pairs. */
+static json_t *link_steer(json_t *req)
+{
+	static const char *const known[] = {"cmd", "sfc", "dst", "server", "ports", NULL};
+	const char *name = json_string_value(json_object_get(req, "sfc"));
+	const char *dst = json_string_value(json_object_get(req, "dst"));
+	json_t *err, *pl = json_object_get(req, "ports"), *v;
+	struct sl_steer *st = NULL;
+	json_int_t server;
+	struct in_addr a;
+	unsigned int i, changed = 0;
+	size_t j;
+	int sfc;
+
+	if ((err = only_fields(req, "link_steer", known)))
+		return err;
+	if (sl_role != SL_GATEWAY)
+		return fail("link_steer: this serpensd is not a gateway (--link gateway)");
+	sfc = find_sfc(name ? name : "");
+	if (sfc < 0)
+		return fail("link_steer: no SFC named '%s' is deployed", name ? name : "");
+	if (!dst || inet_pton(AF_INET, dst, &a) != 1)
+		return fail("link_steer: 'dst' is an IPv4 address");
+	if (!json_object_get(req, "server"))
+		return fail("link_steer: 'server' (0: local, 1..%u: a --link-peer) is required", SL.npeers);
+	if ((err = int_field(req, "link_steer", "server", 0, SL.npeers, 0, &server)))
+		return err;
+	if (!json_is_array(pl) || json_array_size(pl) == 0)
+		return fail("link_steer: 'ports' is a non-empty list of [lo, hi] port ranges");
+	json_array_foreach(pl, j, v) {
+		json_t *lo = json_array_get(v, 0), *hi = json_array_get(v, 1);
+
+		if (!json_is_array(v) || json_array_size(v) != 2 || !json_is_integer(lo) || !json_is_integer(hi) ||
+		    json_integer_value(lo) < 0 || json_integer_value(hi) > 65535 ||
+		    json_integer_value(lo) > json_integer_value(hi))
+			return fail("link_steer: 'ports' is a list of [lo, hi] ranges, 0 <= lo <= hi <= 65535");
+	}
+	for (i = 0; i < nsteer_now && !st; i++)
+		if (steer_now[i].sfc == sfc && steer_now[i].dst == a.s_addr)
+			st = &steer_now[i];
+	if (!st) {
+		if (nsteer_now == SL_MAX_STEER)
+			return fail("link_steer: %d (SFC, address) pairs are steered already", SL_MAX_STEER);
+		st = &steer_now[nsteer_now++];
+		st->sfc = (uint16_t)sfc;
+		st->dst = a.s_addr;
+		memset(st->dest, SL_NO_STEER, sizeof(st->dest));
+	}
+	json_array_foreach(pl, j, v) {
+		json_int_t p, hi = json_integer_value(json_array_get(v, 1));
+
+		for (p = json_integer_value(json_array_get(v, 0)); p <= hi; p++)
+			if (st->dest[p] != (int8_t)(server - 1)) {
+				st->dest[p] = (int8_t)(server - 1);
+				changed++;
+			}
+	}
+	publish();
+	return json_pack("{s:b, s:i}", "ok", 1, "ports", changed);
+}
+
 json_t *server_link_request(json_t *req)
 {
 	const char *cmd = json_string_value(json_object_get(req, "cmd"));
 
 	if (!strcmp(cmd, "link_route"))
 		return link_route(req);
+	if (!strcmp(cmd, "link_steer"))
+		return link_steer(req);
 	return fail("unknown command '%s'", cmd);
 }
 
@@ -181,8 +252,8 @@ json_t *server_link_stats(void)
 	}
 	json_object_set_new(rep, "out", json_pack("{s:o, s:o}", "sent", u64(SLC.out_sent), "dropped",
 						  u64(SLC.out_dropped)));
-	json_object_set_new(rep, "flows", json_pack("{s:o, s:o}", "evictions", u64(SLC.pin_evictions),
-						    "kept_back", u64(SLC.pinned_moves)));
+	json_object_set_new(rep, "flows", json_pack("{s:o, s:o, s:o}", "evictions", u64(SLC.pin_evictions),
+						    "kept_back", u64(SLC.pinned_moves), "steered", u64(SLC.steered)));
 	sfcs = json_array();
 	for (s = 0; s < SP_MAX_SFCS; s++) {
 		json_t *servers;

@@ -85,6 +85,11 @@ def check_outer(pkt: Any, sfc_id: int, src: str, dst: str) -> None:
     assert vx.vni == pkt[UDP].sport & 0xff
 
 
+def sfc_rx(worker: Any) -> int:
+    (s,) = worker.stats()["sfcs"]
+    return int(s["rx_packets"])
+
+
 def nat_map(ctl: Any) -> dict[str, int]:
     """nat/nat_map of one server: inside source address -> external port."""
     out = {}
@@ -233,3 +238,17 @@ def test_scale_out_to_another_server_keeps_old_flows_and_nat_ports_unique(server
     assert not set(w1) & set(w2)
     ports = list(w1.values()) + list(w2.values())
     assert len(ports) == len(set(ports)) == 2 * n, "an external port was given out twice across servers"
+    # replies from outside reach the worker whose share gave their port out (link_steer), whatever their
+    # bucket, and are translated back there: 8 mapped ports of each worker
+    assert record["shares"][0]["steered_ports"] == share["items"]
+    chosen = {**dict(list(w1.items())[:8]), **dict(list(w2.items())[:8])}
+    replies = [s for port in chosen.values()
+               for s in profiles.udp_flows(500, 64, 1, src=LOAD_DST, dst=EXTERNAL_IP, sport=LOAD_DPORT,
+                                           dport=port, udp_checksum="hw")]
+    before_w = [sfc_rx(p.workers[i]) for i in range(2)]
+    back = gen.run_trial(replies, duration=0.3)
+    assert back.tx_packets > 0 and back.rx_packets == back.tx_packets, \
+        f"{back.tx_packets - back.rx_packets} replies found no mapping on the worker they reached"
+    got = [sfc_rx(p.workers[i]) - before_w[i] for i in range(2)]
+    assert got[0] > 0 and got[1] > 0 and sum(got) == back.tx_packets
+    assert p.stats()["link"]["flows"]["steered"] >= back.tx_packets
