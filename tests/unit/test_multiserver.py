@@ -154,3 +154,9 @@ def test_links_of_runs_that_are_gone_are_reclaimed_and_live_ones_kept(tmp_path: 
     finally:
         dead.remove()
         live.remove()
+
+
+def test_port_ranges_of_a_share_cover_exactly_its_ports() -> None:
+    assert multiserver._ranges([7, 1, 3, 2, 2, 9, 8]) == [(1, 3), (7, 9)]
+    assert multiserver._ranges([65535]) == [(65535, 65535)]
+    assert multiserver._ranges([]) == []
