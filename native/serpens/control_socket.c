@@ -189,7 +189,7 @@ static json_t *handle(json_t *req)
 		return read_state(req);
 	if (!strcmp(cmd, "dump_table"))
 		return dump_table(req);
-	if (!strncmp(cmd, "link_", 5)) /* across servers: server_link.c, state_transfer.c */
+	if (!strncmp(cmd, "link_", 5)) /* across servers: server_link_ctl.c, state_transfer.c */
 		return server_link_request(req);
 	if (!strncmp(cmd, "share_", 6))
 		return state_share_request(req);

@@ -345,11 +345,12 @@ static void main_loop(void)
 		t_rx = rte_rdtsc();
 		nb = rte_eth_rx_burst(0, 0, m, DP_BURST);
 		if (nb) {
+			/* across servers the link takes its packets first; the rest are this server's */
+			unsigned int local = sl_role ? server_link_route(&D, m, nb) : nb;
+
 			D.port_rx += nb;
-			if (sl_role) /* across servers: the link takes its packets first */
-				nb = (uint16_t)server_link_route(&D, m, nb);
-			if (nb)
-				D.delivery->route(&D, m, nb);
+			if (local)
+				D.delivery->route(&D, m, local);
 		}
 		now = rte_rdtsc();
 		if (nb) {

@@ -169,6 +169,11 @@ int server_link_setup(struct serpensd *d)
 			fprintf(stderr, "serpensd: --link-ip and --link-peer need --link gateway|worker\n");
 		return SL.npeers || SL.self.ip ? -1 : 0;
 	}
+	if (d->delivery->per_nf) {
+		/* a worker runs whole SFC instances; NF-to-NF hops between servers are not built */
+		fprintf(stderr, "serpensd: --link needs --chaining consolidated, not %s\n", d->delivery->name);
+		return -1;
+	}
 	if (!SL.self.ip || !SL.npeers) {
 		fprintf(stderr, "serpensd: --link %s needs --link-ip and at least one --link-peer\n",
 			sl_role == SL_GATEWAY ? "gateway" : "worker");
