@@ -55,7 +55,27 @@ class Figure15(ThroughputExperiment):
                 "redis": f"pinned to core {c['platform'] if redis is None else redis} (designs whose state "
                          "is remote or snf; loopback TCP, co-located with the NFs as in the paper)"}
 
+    @property
+    def servers(self) -> int:
+        return int(self.config["platforms"]["serpens"]["servers"])
+
+    # Across servers the rows go to their own files (figure-15-servers2.csv, ...): results/figure-15.csv is
+    # the one-server grid the claims check, and a two-server run must not replace it.
+    @property
+    def csv_path(self) -> Path:
+        base = super().csv_path
+        return base if self.servers == 1 else base.with_name(f"{self.name}-servers{self.servers}.csv")
+
+    @property
+    def figure_path(self) -> Path:
+        base = super().figure_path
+        return base if self.servers == 1 else base.with_name(f"{self.name}-servers{self.servers}.png")
+
     def grid(self) -> list[str]:
+        # across servers (platforms.serpens.servers > 1, docs/multiserver.md) only Serpens' own design
+        # runs: the others chain per NF or keep state in Redis, which the server link does not carry
+        if self.servers > 1:
+            return [REFERENCE, "serpens"]
         return [REFERENCE, *systems()]
 
     def points(self) -> list[Point]:

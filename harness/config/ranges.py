@@ -115,6 +115,7 @@ RANGES: dict[str, Range] = {
     "platforms.serpens.keep_warm_s": _int(0, 7 * 24 * 3600),
     "platforms.serpens.instances": _int(0, 16),            # its instance slots (SM_MAX_INSTANCES)
     "platforms.serpens.pool": _int(0, 512),            # SP_MAX_POOL: apart from the slots
+    "platforms.serpens.servers": _int(1, 9),           # a gateway and up to 8 workers (SL_MAX_PEERS)
     "platforms.serpens.ready_timeout_s": _TIMEOUT,
     "startup.instances": _int(1, 10_000),
     "startup.reps": _int(1, 1_000_000),

@@ -16,8 +16,9 @@ PlatformFactory = Callable[..., Platform]
 
 
 def _design_factory(name: str) -> PlatformFactory:
-    from harness.serpens.platform import DesignPlatform  # harness.serpens imports this package
-    return functools.partial(DesignPlatform, design=name)
+    # harness.serpens imports this package; platforms.serpens.servers > 1: across servers (multiserver.py)
+    from harness.serpens.multiserver import design_platform
+    return functools.partial(design_platform, design=name)
 
 
 def names() -> list[str]:

@@ -249,6 +249,35 @@ class Controller:
         reply = self.request("dump_table", table=table, limit=int(limit))
         return {bytes.fromhex(k): bytes.fromhex(v) for k, v in reply.get("entries", [])}
 
+    # --- across servers (docs/multiserver.md) ---
+
+    def link_route(self, sfc: str, server: int, buckets: list[int] | None = None) -> int:
+        """Gateway: route ``buckets`` (all if None) of ``sfc`` to worker ``server`` (0: this server's own
+        instances); flows already seen stay where they are. Returns how many buckets changed."""
+        fields: dict[str, Any] = {"sfc": sfc, "server": int(server)}
+        if buckets is not None:
+            fields["buckets"] = [int(b) for b in buckets]
+        return int(self.request("link_route", **fields)["buckets"])
+
+    def link_steer(self, sfc: str, dst: str, server: int, ports: list[tuple[int, int]]) -> int:
+        """Gateway: packets of ``sfc`` to ``dst`` with a destination port in ``ports`` (inclusive ranges) go
+        to worker ``server`` (0: this server), whatever their bucket. Returns how many ports changed."""
+        return int(self.request("link_steer", sfc=sfc, dst=dst, server=int(server),
+                                ports=[[int(lo), int(hi)] for lo, hi in ports])["ports"])
+
+    def share_list(self) -> list[dict[str, Any]]:
+        """Every release pool of this State Manager: ``{"table", "key" (hex), "nfree", "cap"}``."""
+        return list(self.request("share_list")["pools"])
+
+    def share_export(self, table: str, key: str, count: int) -> list[int]:
+        """Take up to ``count`` free items out of the pool's base value (they leave this server)."""
+        return [int(i) for i in self.request("share_export", table=table, key=key, count=int(count))["items"]]
+
+    def share_import(self, table: str, key: str, items: list[int], replace: bool) -> int:
+        """Put exported items into this server's pool (replace: instead of its own); returns its nfree."""
+        return int(self.request("share_import", table=table, key=key, items=list(items),
+                                replace=bool(replace))["nfree"])
+
     def set(self, **knobs: Any) -> None:
         """Runtime knobs, e.g. ``set(keep_warm_s=30, wake_batch=128, flush_us=50)``."""
         if not knobs:

@@ -84,6 +84,8 @@ json_t *deploy_nf(json_t *req);
 /* sfc_graph.c */
 int find_sfc(const char *name); /* its SFC id, or -1 */
 json_t *deploy_sfc(json_t *req);
+/* state_transfer.c: share_export / share_import of a release pool between servers */
+json_t *state_share_request(json_t *req);
 
 /* instance_process.c */
 pid_t spawn_runtime(int slot); /* a cold runtime for the slot: the instance's own process */

@@ -37,6 +37,7 @@
 #include <rte_lcore.h>
 
 #include "control_int.h"
+#include "server_link.h"
 
 #define REQ_MAX_BYTES (1u << 20) /* one request line, its newline included */
 #define MAX_CLIENTS 1024
@@ -188,6 +189,10 @@ static json_t *handle(json_t *req)
 		return read_state(req);
 	if (!strcmp(cmd, "dump_table"))
 		return dump_table(req);
+	if (!strncmp(cmd, "link_", 5)) /* across servers: server_link_ctl.c, state_transfer.c */
+		return server_link_request(req);
+	if (!strncmp(cmd, "share_", 6))
+		return state_share_request(req);
 	if (!strcmp(cmd, "set"))
 		return set_knobs(req);
 	if (!strcmp(cmd, "shutdown")) {

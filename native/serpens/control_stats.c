@@ -14,6 +14,7 @@
 #include <rte_ethdev.h>
 
 #include "control_int.h"
+#include "server_link.h"
 #include "state_stats.h"
 
 static json_t *u64(uint64_t v) { return json_integer((json_int_t)(v > INT64_MAX ? INT64_MAX : v)); }
@@ -175,6 +176,7 @@ json_t *stats(void)
 	json_object_set_new(rep, "chaining", json_string(D->delivery->name));
 	json_object_set_new(rep, "scaling", sc_stats());
 	json_object_set_new(rep, "pool", pool_stats());
+	json_object_set_new(rep, "link", server_link_stats()); /* null on one server */
 	if (D->delivery->stats) {
 		json_t *dv = D->delivery->stats(D); /* NULL: nothing to say (consolidated without --pin-flows) */
 

@@ -37,6 +37,7 @@
 #include "memif_region.h"
 #include "port.h"
 #include "serpensd.h"
+#include "server_link.h"
 #include "sig.h"
 
 #define POOL_MBUFS 65535
@@ -67,7 +68,8 @@ static void usage_exit(const char *why)
 		"       [--instance-lcore N] [--no-auto-start] [--startup exec|fork|load|snapshot|serpens] [--pool N]\n"
 		"       [--state-backend serpens|fission|snf] [--redis HOST:PORT] [--redis-timeout-ms N]\n"
 		"       [--chaining %s] [--gproxy PATH] [--gproxy-hold N]\n"
-		"       [--scaling %s] [--pin-flows] [--start-placement instance|same|other|any] [--tsc-hz HZ]\n",
+		"       [--scaling %s] [--pin-flows] [--start-placement instance|same|other|any] [--tsc-hz HZ]\n"
+		"       [--link gateway|worker --link-ip IP --link-peer IP,MAC ... [--link-port DEVICE]]\n",
 		why, chaining, sc_protocol_names("|"));
 	exit(2);
 }
@@ -86,13 +88,16 @@ static void parse_args(int argc, char **argv)
 		{"chaining", required_argument, NULL, 'C'}, {"gproxy", required_argument, NULL, 'G'},
 		{"gproxy-hold", required_argument, NULL, 'H'}, {"scaling", required_argument, NULL, 'S'},
 		{"pin-flows", no_argument, NULL, 'F'}, {"start-placement", required_argument, NULL, 'P'},
-		{"tsc-hz", required_argument, NULL, 'z'}, {NULL, 0, NULL, 0}};
+		{"tsc-hz", required_argument, NULL, 'z'},
+		{"link", required_argument, NULL, 'l'}, {"link-ip", required_argument, NULL, 'l'},
+		{"link-peer", required_argument, NULL, 'l'}, {"link-port", required_argument, NULL, 'l'},
+		{NULL, 0, NULL, 0}};
 	static const char *const placements[] = {"instance", "same", "other", "any"};
 	static char why[400];
 	const char *startup = "serpens";
 	char *colon;
 	int b;
-	int opt;
+	int opt, idx;
 
 	D.state_mb = 256;
 	D.flush_us = 50;
@@ -103,7 +108,7 @@ static void parse_args(int argc, char **argv)
 	D.instance_lcore = D.lcore;
 	D.delivery = &sp_delivery_consolidated;
 	D.gproxy_hold = 1024;
-	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "", opts, &idx)) != -1) {
 		switch (opt) {
 		case 'c': D.control_path = optarg; break;
 		case 'r': D.runtime_path = optarg; break;
@@ -180,6 +185,10 @@ static void parse_args(int argc, char **argv)
 			if (b == 4)
 				usage_exit("--start-placement is instance, same, other or any");
 			D.start_placement = (enum sp_placement)b;
+			break;
+		case 'l': /* across servers (server_link.h) */
+			if (server_link_option(opts[idx].name, optarg, why, sizeof(why)) != 0)
+				usage_exit(why);
 			break;
 		default: usage_exit("unknown option");
 		}
@@ -355,8 +364,12 @@ static void main_loop(void)
 		t_rx = rte_rdtsc();
 		nb = rte_eth_rx_burst(0, 0, m, DP_BURST);
 		if (nb) {
+			/* across servers the link takes its packets first; the rest are this server's */
+			unsigned int local = sl_role ? server_link_route(&D, m, nb) : nb;
+
 			D.port_rx += nb;
-			D.delivery->route(&D, m, nb);
+			if (local)
+				D.delivery->route(&D, m, local);
 		}
 		now = rte_rdtsc();
 		if (nb) {
@@ -371,6 +384,9 @@ static void main_loop(void)
 		{
 			uint64_t t1 = rte_rdtsc(), t2;
 			unsigned int taken = D.delivery->transmit(&D);
+
+			if (sl_role == SL_GATEWAY) /* what came back from the workers */
+				taken += server_link_poll(&D);
 
 			t2 = rte_rdtsc();
 			if (taken)
@@ -456,6 +472,8 @@ int main(int argc, char **argv)
 	setup_state();
 	setup_remote_state();
 	setup_port();
+	if (server_link_setup(&D) != 0)
+		rte_exit(EXIT_FAILURE, "--link: cannot set up the link between servers (see above)\n");
 	setup_delivery();
 	if (control_setup_scaling(&D) != 0)
 		rte_exit(EXIT_FAILURE, "--scaling %s: cannot set it up (see above)\n",
@@ -473,6 +491,7 @@ int main(int argc, char **argv)
 	if (D.delivery->shutdown)
 		D.delivery->shutdown(&D);
 	control_cleanup(&D);
+	server_link_shutdown();
 	port_shutdown(0);
 	eal_files_finish(&files); /* not rte_eal_cleanup(): see eal_files.h */
 	return 0;

@@ -1532,3 +1532,22 @@ int sm_table_foreach(struct sm_region *r, const char *table,
 	free(buf);
 	return 0;
 }
+
+/* The base value of a key of a global|write table, for moving a release pool's share between servers
+ * (state_transfer.c): NULL if the table or key does not exist or the table is not global|write in shared
+ * memory. The caller holds the pause (sm_pause) while it changes the value. */
+void *sm_base_value(struct sm_region *r, const char *table, const void *key, uint32_t key_size,
+		    uint32_t *flags, uint32_t *value_size)
+{
+	struct sm_table_shm *t = find_table(r, table, NULL);
+	uint8_t *s;
+
+	if (!t || t->remote || !is_global_write(t) || key_size != t->key_size)
+		return NULL;
+	s = slot_find(t, key, key_hash(key, t->key_size));
+	if (!s)
+		return NULL;
+	*flags = t->flags;
+	*value_size = t->value_size;
+	return slot_val(t, s, 0);
+}

@@ -140,6 +140,11 @@ uint64_t sm_errors(const struct sm_region *r); /* API misuse counted (e.g. delet
 const char *sm_last_error(const struct sm_region *r);
 uint64_t sm_last_error_ns(const struct sm_region *r); /* when (CLOCK_MONOTONIC), 0: never */
 
+/* The base value of key in a global|write table (NULL: none such); for moving a share of a release pool
+ * to another server's State Manager (state_transfer.c), under sm_pause. */
+void *sm_base_value(struct sm_region *r, const char *table, const void *key, uint32_t key_size,
+		    uint32_t *flags, uint32_t *value_size);
+
 /* ---- for other state backends (remote_*.c, state_backend.c) ----------------------------------- */
 
 /* The State Manager's own create_table (what sp_create_table does when no creator is installed). */
