@@ -72,7 +72,7 @@ static uint64_t next(struct fe_prog *p)
 	uint8_t pkt[PKT_LEN];
 
 	memcpy(pkt, tmpl, PKT_LEN);
-	fe_run(p, pkt);
+	fe_run(p, pkt, PKT_LEN);
 	return p->var[0].cur;
 }
 
@@ -197,7 +197,7 @@ static void test_churn_sources_stay_consecutive_after_a_refusal(void)
 	compile(&p, b);
 	for (i = 0; i < 5; i++) {
 		memcpy(pkt, tmpl, PKT_LEN);
-		fe_run(&p, pkt);
+		fe_run(&p, pkt, PKT_LEN);
 		memcpy(&src, pkt + SRC_OFF, 4);
 		if (i < 3)              /* the PMD took 3 of the burst of 5 */
 			sent[n++] = rte_be_to_cpu_32(src);
@@ -207,7 +207,7 @@ static void test_churn_sources_stay_consecutive_after_a_refusal(void)
 	fe_rewind(&p, 2);
 	for (i = 0; i < 5; i++) {
 		memcpy(pkt, tmpl, PKT_LEN);
-		fe_run(&p, pkt);
+		fe_run(&p, pkt, PKT_LEN);
 		memcpy(&src, pkt + SRC_OFF, 4);
 		sent[n++] = rte_be_to_cpu_32(src);
 	}

@@ -68,9 +68,8 @@ static inline void build_fe(struct gen_stream *s, struct rte_mbuf **m,
 	for (i = 0; i < n; i++) {
 		d = rte_pktmbuf_mtod(m[i], uint8_t *);
 		rte_memcpy(d, s->tmpl, s->len);
-		m[i]->data_len = s->len;
-		m[i]->pkt_len = s->len;
-		fe_run(&s->fe, d);
+		m[i]->data_len = fe_run(&s->fe, d, s->len);
+		m[i]->pkt_len = m[i]->data_len;
 	}
 }
 
@@ -133,11 +132,28 @@ static inline void tx_refused(struct gen_stream *s, struct rte_mbuf **m,
 	s->full_mark = due;
 }
 
-static inline void tx_account(struct gen_stream *s, uint64_t n)
+static inline void tx_account(struct gen_stream *s, uint64_t n,
+			      uint64_t bytes)
 {
 	s->pace.done += n;
 	s->tx_packets += n;
-	s->tx_bytes += n * s->len;
+	s->tx_bytes += bytes;
+}
+
+/* Bytes of the first k packets of a burst: a stream that trims its packets
+ * (trim_pkt_size) has their lengths in len[], taken before the PMD took the
+ * mbufs; every other stream sends its template's length. */
+static inline uint64_t burst_bytes(const struct gen_stream *s,
+				   const uint16_t *len, unsigned int k)
+{
+	uint64_t sum = 0;
+	unsigned int i;
+
+	if (likely(!s->fe.trims))
+		return (uint64_t)k * s->len;
+	for (i = 0; i < k; i++)
+		sum += len[i];
+	return sum;
 }
 
 /* These packets go on the wire and the DUT has no room for them. */
@@ -147,7 +163,7 @@ static inline void tx_into_full_ring(struct gen *g, struct gen_stream *s,
 	g->dut_rx_full += n;
 	if (s->lat >= 0)
 		lat_tx_unbuilt(&s->ltx, n, now);
-	tx_account(s, n);
+	tx_account(s, n, n * s->len);   /* unbuilt: the template's length */
 }
 
 /* Build n packets of s into m. Returns -1 if the pool is empty. */
@@ -171,15 +187,21 @@ struct tick {
 };
 
 /* Build one burst of at most o.burst of the `owed` packets of s (its size
- * in *n) and hand it to the PMD. Returns how many the PMD took, or -1 if the
- * burst could not be built (the mbuf pool is empty). */
+ * in *n; the packets' lengths in len[] if the stream trims them) and hand
+ * it to the PMD. Returns how many the PMD took, or -1 if the burst could
+ * not be built (the mbuf pool is empty). */
 static inline int tx_one_burst(struct gen *g, struct gen_stream *s,
 			       struct rte_mbuf **m, uint64_t owed,
-			       unsigned int *n)
+			       unsigned int *n, uint16_t *len)
 {
+	unsigned int i;
+
 	*n = (unsigned int)RTE_MIN(owed, (uint64_t)g->o.burst);
 	if (build(g, s, m, *n) != 0)
 		return -1;
+	if (unlikely(s->fe.trims))
+		for (i = 0; i < *n; i++)
+			len[i] = (uint16_t)m[i]->pkt_len;
 	return rte_eth_tx_burst(g->o.port, 0, m, (uint16_t)*n);
 }
 
@@ -188,6 +210,7 @@ static inline uint64_t stream_tx(struct gen *g, struct gen_stream *s,
 				 const struct tick *t)
 {
 	struct rte_mbuf *m[GEN_MAX_BURST];
+	uint16_t len[GEN_MAX_BURST];
 	uint64_t due = pace_due(&s->pace, t->now), owed;
 	unsigned int n;
 	int sent;
@@ -202,13 +225,13 @@ static inline uint64_t stream_tx(struct gen *g, struct gen_stream *s,
 	owed = pace_owed(&s->pace, due, t->gap, t->stalled);
 	if (owed == 0)
 		return 0;
-	sent = tx_one_burst(g, s, m, owed, &n);
+	sent = tx_one_burst(g, s, m, owed, &n, len);
 	if (sent < 0)
 		return owed;
 	if (unlikely((unsigned int)sent < n))
 		tx_refused(s, m + sent, n - (unsigned int)sent,
 			   t->now + g->full_backoff, due);
-	tx_account(s, (uint64_t)sent);
+	tx_account(s, (uint64_t)sent, burst_bytes(s, len, (unsigned int)sent));
 	return owed;
 }
 
@@ -366,20 +389,21 @@ static void traffic_begin(struct gen *g)
 static uint64_t flush_stream(struct gen *g, struct gen_stream *s)
 {
 	struct rte_mbuf *m[GEN_MAX_BURST];
+	uint16_t len[GEN_MAX_BURST];
 	uint64_t owed = s->intended - s->pace.done;
 	unsigned int n;
 	int sent;
 
 	if (owed == 0)
 		return 0;
-	sent = tx_one_burst(g, s, m, owed, &n);
+	sent = tx_one_burst(g, s, m, owed, &n, len);
 	if (sent < 0)
 		return owed;
 	if (unlikely((unsigned int)sent < n)) {
 		tx_free(s, m + sent, n - (unsigned int)sent);
 		g->dut_rx_full += n - (unsigned int)sent;
 	}
-	tx_account(s, n);
+	tx_account(s, n, burst_bytes(s, len, n));
 	g->flush_packets += n;
 	return owed - n;
 }
