@@ -92,10 +92,10 @@ static inline int build_ref(struct gen_stream *s, struct rte_mbuf **m,
 
 /* Packets of a varying stream: fresh mbufs, template copy, field engine,
  * latency signature. Returns -1 if the pool is empty. */
-static inline int build_copies(struct gen *g, struct gen_stream *s,
-			       struct rte_mbuf **m, unsigned int n)
+static inline int build_copies(struct gen_stream *s, struct rte_mbuf **m,
+			       unsigned int n)
 {
-	if (unlikely(rte_pktmbuf_alloc_bulk(g->pool, m, n) != 0))
+	if (unlikely(rte_pktmbuf_alloc_bulk(s->pool, m, n) != 0))
 		return -1;
 	if (s->has_fe)
 		build_fe(s, m, n);
@@ -172,7 +172,7 @@ static inline int build(struct gen *g, struct gen_stream *s,
 {
 	if (s->proto != NULL && build_ref(s, m, n) == 0)
 		return 0;
-	if (unlikely(build_copies(g, s, m, n) != 0)) {
+	if (unlikely(build_copies(s, m, n) != 0)) {
 		g->alloc_fail++;
 		return -1;
 	}
@@ -276,7 +276,7 @@ static inline void rx_latency(struct gen *g, struct rte_mbuf *m,
 	else
 		sig = rte_pktmbuf_read(m, m->pkt_len - LAT_SIG_LEN,
 				       LAT_SIG_LEN, buf);
-	lat_rx(&g->set.lat, sig, now);
+	lat_rx(&g->set.lat, sig, m->pkt_len, now);
 }
 
 /* Count a received burst. Returns non-zero if every mbuf is a plain
@@ -330,11 +330,11 @@ static uint64_t wall_ns(void)
 }
 
 /* Pre-build the mbuf of a constant stream (see build_ref). */
-static void proto_init(struct gen *g, struct gen_stream *s)
+static void proto_init(struct gen_stream *s)
 {
 	if (s->has_fe || s->lat >= 0)
 		return;
-	s->proto = rte_pktmbuf_alloc(g->pool);
+	s->proto = rte_pktmbuf_alloc(s->pool);
 	if (s->proto == NULL)
 		rte_exit(EXIT_FAILURE, "mbuf pool empty at start\n");
 	build_plain(s, &s->proto, 1);
@@ -369,7 +369,7 @@ static void traffic_begin(struct gen *g)
 	g->set.lat.ns_per_tsc = g->ns_per_tsc;
 	g->set.lat.tsc_floor = rte_rdtsc();
 	for (i = 0; i < g->set.n; i++)
-		proto_init(g, &g->set.s[i]);
+		proto_init(&g->set.s[i]);
 	memif_prefault(g);
 	rx_prearm(g);
 	g->wall_start_ns = wall_ns();
@@ -380,6 +380,8 @@ static void traffic_begin(struct gen *g)
 		s->pace.start = g->tsc_start +
 			(uint64_t)(s->isg_us * 1e-6 * (double)g->hz);
 		s->pace.cap = pace_cap(s->pps, g->o.catchup_us, g->o.burst);
+		pace_shape(&s->pace, s->total, s->ppb,
+			   (uint64_t)(s->ibg_us * 1e-6 * (double)g->hz));
 	}
 }
 
@@ -481,8 +483,7 @@ static void idle_sleep(struct gen *g, uint64_t now, uint64_t until)
 		s = &g->set.s[i];
 		if (now < s->full_until)
 			return;
-		at = s->pace.start + (uint64_t)((double)(s->pace.done + 1) /
-						s->pace.per_tsc);
+		at = pace_next(&s->pace);
 		next = RTE_MIN(next, at);
 		sent += s->tx_packets;
 	}
