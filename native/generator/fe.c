@@ -448,8 +448,7 @@ static int fe_write_mask_var(struct fe_ctx *c, json_t *o)
 	in->off = (uint16_t)off;
 	in->off2 = (uint16_t)(size | (big ? FE_MASK_BIG : 0));
 	in->off3 = (uint16_t)(int16_t)shift;
-	in->mask = (uint32_t)mask;
-	in->add = (uint64_t)add;
+	in->add = mask << 32 | (uint32_t)add;
 	return 0;
 }
 

@@ -39,8 +39,8 @@ enum fe_opcode {
 	FE_VAR_RAND_LIMIT,  /* var: TRex's LCG, reseeded every var.limit values */
 	FE_TUPLE,           /* vars var, var+1, var+2: ip, port, flow id;
 			     * add: limit_flows (0: none) */
-	FE_WR_MASK,         /* off2: field size; off3: shift (int16);
-			     * mask; add */
+	FE_WR_MASK,         /* off2: field size | FE_MASK_BIG; off3: shift
+			     * (int16); add: mask << 32 | add_value */
 	FE_TRIM,            /* packet length = var */
 	FE_WR1,
 	FE_WR2_BE,
@@ -73,8 +73,8 @@ struct fe_insn {
 	uint16_t off;
 	uint16_t off2;
 	uint16_t off3;
-	uint32_t mask;
-	uint64_t add;
+	uint64_t add;      /* write_mask packs its mask in here, so that an
+			    * instruction stays 16 bytes */
 };
 
 struct fe_prog {
@@ -302,14 +302,14 @@ static inline void fe_write_mask(const struct fe_insn *in, uint64_t var,
 	int big = (in->off2 & FE_MASK_BIG) != 0;
 	int16_t shift = (int16_t)in->off3;
 	uint32_t val = (uint32_t)var + (uint32_t)in->add, f;
+	uint32_t mask = (uint32_t)(in->add >> 32);
 
 	if (shift > 0)
 		val <<= shift;
 	else if (shift < 0)
 		val >>= -shift;
 	f = fe_rd_field(pkt + in->off, size, big);
-	fe_wr_field(pkt + in->off, size, big, (f & ~in->mask) |
-		    (val & in->mask));
+	fe_wr_field(pkt + in->off, size, big, (f & ~mask) | (val & mask));
 }
 
 /* Move v back (dec: forward) by n of its steps, as if n packets had not
