@@ -63,13 +63,15 @@ static inline void build_fe(struct gen_stream *s, struct rte_mbuf **m,
 			    unsigned int n)
 {
 	unsigned int i;
+	uint16_t len;
 	uint8_t *d;
 
 	for (i = 0; i < n; i++) {
 		d = rte_pktmbuf_mtod(m[i], uint8_t *);
 		rte_memcpy(d, s->tmpl, s->len);
-		m[i]->data_len = fe_run(&s->fe, d, s->len);
-		m[i]->pkt_len = m[i]->data_len;
+		len = fe_run(&s->fe, d, s->len);
+		m[i]->data_len = len;
+		m[i]->pkt_len = len;
 	}
 }
 
