@@ -61,7 +61,7 @@ def send(r: Rig, streams: list[Any], duration: float) -> tuple[TrialResult, list
     capture = r.generator.capture
     assert capture is not None
     frames = [Ether(f) for f in read_pcap(capture)]
-    assert result.tx_packets == result.intended_packets, "the generator skipped packets (report: skipped_stall/slow_packets)"
+    assert result.tx_packets == result.intended_packets, "skipped packets: see skipped_stall/slow_packets"
     assert result.rx_packets == result.tx_packets == len(frames), result.raw
     return result, frames
 
