@@ -15,11 +15,21 @@ after that runs ``serpens-gen --latency-trace PATH`` and hands the path back as
 path (the file of an earlier trial is removed when the next starts), so give a new path per trial to keep
 them all. ``latency_trace_max`` (default: serpens-gen's, 4 Mi records of each kind) bounds its memory.
 Off by default.
+
+Jumbo frames (longer than memif's default 2048-byte buffer, up to serpens-gen's 9600): the memif client's
+``bsize`` is raised to hold the longest frame in one buffer (:func:`memif_vdevs`). With chained buffers, DPDK
+22.11's memif PMD corrupts the stream once its ring wraps: its copy-mode TX never clears the "next" flag of a
+packet's first descriptor, so a one-buffer packet landing on a slot that last carried the middle of a jumbo
+frame is chained to the packets after it (measured: a 9000 B + 64 B mix through the wire came back as
+9056 B, 300 B ... frames; with ``bsize=9600`` every frame was intact). docs/generator.md, "Jumbo frames".
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
+import re
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -40,6 +50,44 @@ from harness.native import (
 )
 from harness.traffic.base import GeneratorError, TrafficGenerator, TrialResult, stream_json
 from harness.traffic.latency import histogram, stats_from_histogram
+
+MEMIF_DEFAULT_BUFFER = 2048   # bytes: the memif PMD's default bsize, and serpens-gen's default mbuf room
+
+
+def longest_frame(streams: Sequence[dict[str, Any]]) -> int:
+    """The longest template (bytes, without FCS) of the streams' ``packet.binary``; 0 if none decodes."""
+    longest = 0
+    for s in streams:
+        try:
+            longest = max(longest, len(base64.b64decode(s["packet"]["binary"], validate=False)))
+        except (KeyError, TypeError, ValueError, binascii.Error):
+            continue   # serpens-gen refuses it with the stream's index and field
+    return longest
+
+
+def memif_vdevs(vdevs: Sequence[str], frame: int) -> list[str]:
+    """The memif client vdevs with a buffer size (``bsize``) that holds ``frame`` bytes in one buffer, when
+    ``frame`` is longer than memif's default buffer (rounded up to 128 bytes). A vdev that sets a smaller
+    ``bsize`` itself is an error: its chained buffers would corrupt the stream (module docstring)."""
+    if frame <= MEMIF_DEFAULT_BUFFER:
+        return list(vdevs)
+    need = min(-(-frame // 128) * 128, 65535)
+    out = []
+    for v in vdevs:
+        if not v.startswith("net_memif"):
+            out.append(v)
+            continue
+        given = re.search(r"(?:^|,)bsize=(\d+)", v)
+        if given is None:
+            out.append(f"{v},bsize={need}")
+        elif int(given.group(1)) < frame:
+            raise GeneratorError(
+                f"memif buffer size {given.group(1)} B ({v}) is shorter than the longest frame ({frame} B): "
+                f"frames chained over several buffers get merged once the ring wraps (DPDK 22.11 memif); use "
+                f"bsize >= {frame} or drop the bsize= argument")
+        else:
+            out.append(v)
+    return out
 
 
 def result_from_report(report: dict[str, Any], shortfall_tolerance: float) -> TrialResult:
@@ -127,8 +175,9 @@ class LocalGenerator(TrafficGenerator):
         pacing = self.pacing_args()
         streams_file = self.run_dir / "gen-streams.json"
         streams_file.write_text(json.dumps({"streams": self.streams}))
+        vdevs = memif_vdevs(self.vdevs, longest_frame(self.streams))
         cmd = [str(binary(self.settings["binary"])),
-               *eal_args(self.lcore, None, self.vdevs, in_memory=True),
+               *eal_args(self.lcore, None, vdevs, in_memory=True),
                "--", "--streams", str(streams_file), "--duration", f"{duration:g}", "--mult", f"{mult:g}",
                "--report", str(self.report_path), "--settle-ms", str(self.settings["settle_ms"]),
                "--burst", str(self.settings["burst"]), *pacing,

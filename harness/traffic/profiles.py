@@ -87,8 +87,9 @@ def udp_flows(rate_pps: float, frame_size: int = 64, n_flows: int = 1024, src: s
     """IPv4/UDP load of ``n_flows`` flows at ``rate_pps`` in total, as one continuous stream.
 
     Flows differ by source address (``src``, ``src+1``, ...) and, above 65536 flows, by source address
-    x source port (65536 addresses, ports from ``sport`` up). Packets cycle through the flows in order,
-    so each flow gets ``rate_pps / n_flows``.
+    x source port (65536 addresses, ports from ``sport`` up: a ``tuple_flow_var``, which serpens-gen runs
+    with TRex's order, address first, docs/generator.md). Packets cycle through the flows in order, so
+    each flow gets ``rate_pps / n_flows``.
 
     ``macs_from_port=True`` lets TRex put its port's configured MACs in the frame (the MACs in the
     template are then placeholders); by default the frame carries ``src_mac``/``dst_mac`` as given.

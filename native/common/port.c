@@ -16,16 +16,25 @@
 struct rte_mempool *port_pool_create(const char *name, unsigned int n,
 				     unsigned int cache)
 {
+	return port_pool_create_sized(name, n, cache, RTE_MBUF_DEFAULT_DATAROOM);
+}
+
+struct rte_mempool *port_pool_create_sized(const char *name, unsigned int n,
+					   unsigned int cache, uint32_t data)
+{
 	struct rte_mempool *mp;
 
+	if (data + RTE_PKTMBUF_HEADROOM > UINT16_MAX)
+		rte_exit(EXIT_FAILURE, "mbuf pool %s: %u bytes of data room do "
+			 "not fit in an mbuf\n", name, data);
 	mp = rte_pktmbuf_pool_create(name, n, cache, 0,
-				     RTE_MBUF_DEFAULT_BUF_SIZE,
+				     (uint16_t)(data + RTE_PKTMBUF_HEADROOM),
 				     rte_socket_id());
 	if (mp == NULL)
 		rte_exit(EXIT_FAILURE,
-			 "cannot create mbuf pool %s (%u mbufs): %s "
+			 "cannot create mbuf pool %s (%u mbufs of %u B): %s "
 			 "(are hugepages reserved?)\n",
-			 name, n, rte_strerror(rte_errno));
+			 name, n, data, rte_strerror(rte_errno));
 	return mp;
 }
 

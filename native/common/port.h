@@ -22,6 +22,11 @@
 struct rte_mempool *port_pool_create(const char *name, unsigned int n,
 				     unsigned int cache);
 
+/* The same with room for `data` bytes of packet per mbuf (after the
+ * headroom), for frames longer than the default 2048 bytes. */
+struct rte_mempool *port_pool_create_sized(const char *name, unsigned int n,
+					   unsigned int cache, uint32_t data);
+
 /* rte_exit unless port is a valid, probed port id. */
 void port_check_valid(uint16_t port);
 

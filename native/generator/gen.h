@@ -63,6 +63,7 @@ struct gen {
 	struct gen_opts o;
 	struct stream_set set;
 	struct rte_mempool *pool;
+	struct rte_mempool *jumbo_pool; /* for streams over GEN_STD_PKT, or NULL */
 	uint64_t hz;
 	uint64_t tsc_start;       /* traffic start */
 	uint64_t tsc_stop;        /* TX stopped (end of schedule or signal) */

@@ -17,6 +17,9 @@ static json_t *stream_json(const struct gen_stream *s)
 	json_t *o = json_object();
 
 	report_set(o, "index", json_integer(s->index));
+	report_set(o, "mode", json_string(stream_mode_name(s)));
+	report_set(o, "total_packets",
+		   s->total ? report_u64(s->total) : json_null());
 	report_set(o, "pps", json_real(s->pps));
 	report_set(o, "packet_len", json_integer(s->len));
 	report_set(o, "tx_packets", report_u64(s->tx_packets));
@@ -26,7 +29,9 @@ static json_t *stream_json(const struct gen_stream *s)
 	report_set(o, "skipped_slow_packets", report_u64(s->pace.skipped_slow));
 	report_set(o, "catchup_packets", report_u64(s->pace.cap));
 	report_set(o, "backlog_max_packets", report_u64(s->pace.backlog_max));
-	report_set(o, "latency_pg_id",
+	report_set(o, "latency_pg_id", s->pg_id >= 0 && !s->pg_stats ?
+		   json_integer(s->pg_id) : json_null());
+	report_set(o, "flow_stats_pg_id",
 		   s->pg_id >= 0 ? json_integer(s->pg_id) : json_null());
 	return o;
 }
@@ -42,14 +47,22 @@ static json_t *streams_json(const struct gen *g)
 	return a;
 }
 
-static uint64_t pg_tx(const struct gen *g, uint16_t pg_id)
+static const struct gen_stream *pg_stream(const struct gen *g,
+					  uint16_t pg_id)
 {
 	unsigned int i;
 
 	for (i = 0; i < g->set.n; i++)
 		if (g->set.s[i].pg_id == (int)pg_id)
-			return g->set.s[i].tx_packets;
-	return 0;
+			return &g->set.s[i];
+	return NULL;
+}
+
+static uint64_t pg_tx(const struct gen *g, uint16_t pg_id)
+{
+	const struct gen_stream *s = pg_stream(g, pg_id);
+
+	return s ? s->tx_packets : 0;
 }
 
 static json_t *pg_json(const struct gen *g, const struct lat_pg *pg)
@@ -70,15 +83,46 @@ static json_t *pg_json(const struct gen *g, const struct lat_pg *pg)
 	return o;
 }
 
+/* Only rule_type "latency" streams: a "stats" stream has no latency. */
 static json_t *latency_json(const struct gen *g)
 {
+	const struct gen_stream *s;
 	json_t *o = json_object();
 	char key[16];
 	unsigned int i;
 
 	for (i = 0; i < g->set.lat.n; i++) {
+		s = pg_stream(g, g->set.lat.pg[i].pg_id);
+		if (s == NULL || s->pg_stats)
+			continue;
 		snprintf(key, sizeof(key), "%u", g->set.lat.pg[i].pg_id);
 		report_set(o, key, pg_json(g, &g->set.lat.pg[i]));
+	}
+	return o;
+}
+
+/* TRex's flow_stats: per pg_id packets and bytes sent and received, for
+ * both rule types (TRex counts latency streams there too). */
+static json_t *flow_stats_json(const struct gen *g)
+{
+	const struct lat_pg *pg;
+	const struct gen_stream *s;
+	json_t *o = json_object(), *e;
+	char key[16];
+	unsigned int i;
+
+	for (i = 0; i < g->set.lat.n; i++) {
+		pg = &g->set.lat.pg[i];
+		s = pg_stream(g, pg->pg_id);
+		e = json_object();
+		report_set(e, "rule_type", json_string(s && s->pg_stats ?
+						       "stats" : "latency"));
+		report_set(e, "tx_packets", report_u64(s ? s->tx_packets : 0));
+		report_set(e, "tx_bytes", report_u64(s ? s->tx_bytes : 0));
+		report_set(e, "rx_packets", report_u64(pg->rx_packets));
+		report_set(e, "rx_bytes", report_u64(pg->rx_bytes));
+		snprintf(key, sizeof(key), "%u", pg->pg_id);
+		report_set(o, key, e);
 	}
 	return o;
 }
@@ -226,6 +270,7 @@ static json_t *build_report(const struct gen *g)
 	add_counters(r, g);
 	report_set(r, "streams", streams_json(g));
 	report_set(r, "latency", latency_json(g));
+	report_set(r, "flow_stats", flow_stats_json(g));
 	report_set(r, "capture", capture_json(g));
 	report_set(r, "latency_trace", trace_json(g));
 	return r;

@@ -61,6 +61,7 @@ struct lat_tx {
 struct lat_pg {
 	uint16_t pg_id;
 	uint64_t rx_packets;
+	uint64_t rx_bytes;      /* frames without FCS, for flow_stats */
 	uint64_t expected;      /* next seq we expect */
 	uint64_t out_of_order;
 	struct hist hist;
@@ -184,9 +185,10 @@ static inline struct lat_pg *lat_find(struct lat_table *lt, uint16_t pg_id)
 	return NULL;
 }
 
-/* Account one received signature (sig points at the last 16 bytes). */
+/* Account one received signature (sig points at the last 16 bytes of a
+ * frame of len bytes). */
 static inline void lat_rx(struct lat_table *lt, const uint8_t *sig,
-			  uint64_t rx_tsc)
+			  uint32_t len, uint64_t rx_tsc)
 {
 	struct lat_sig s;
 	struct lat_pg *pg;
@@ -204,6 +206,7 @@ static inline void lat_rx(struct lat_table *lt, const uint8_t *sig,
 		lat_trace_add_rx(lt->trace, pg->pg_id, (uint32_t)seq, tsc,
 				 rx_tsc);
 	pg->rx_packets++;
+	pg->rx_bytes += len;
 	hist_record(&pg->hist, (uint64_t)((double)(rx_tsc - tsc) *
 					  lt->ns_per_tsc));
 	if (seq >= pg->expected)

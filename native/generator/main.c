@@ -40,6 +40,13 @@
 
 #define GEN_POOL_MBUFS 16383
 #define GEN_POOL_CACHE 512
+/* Jumbo frames are built in mbufs of their own size: one segment per
+ * packet, so the field engine's offsets need no segment walk. In copy mode
+ * the PMD frees them as soon as it has copied them, so a few bursts' worth
+ * is enough; 4095 x ~9.7 KB = 40 MB of hugepages, only when a stream needs
+ * it. */
+#define GEN_JUMBO_MBUFS 4095
+#define GEN_JUMBO_CACHE 256
 
 static void usage(const char *prg)
 {
@@ -192,6 +199,23 @@ static void load_streams(struct gen *g)
 			 g->o.streams, err);
 }
 
+/* Streams whose frames fit a default mbuf use the main pool; longer ones a
+ * pool whose data room holds the longest frame. */
+static void assign_pools(struct gen *g)
+{
+	uint16_t max = streams_max_len(&g->set);
+	unsigned int i;
+
+	if (max > GEN_STD_PKT)
+		g->jumbo_pool = port_pool_create_sized("gen_jumbo",
+						       GEN_JUMBO_MBUFS,
+						       GEN_JUMBO_CACHE,
+						       RTE_ALIGN_CEIL(max, 64));
+	for (i = 0; i < g->set.n; i++)
+		g->set.s[i].pool = g->set.s[i].len > GEN_STD_PKT ?
+			g->jumbo_pool : g->pool;
+}
+
 static void open_capture(struct gen *g)
 {
 	if (g->o.capture == NULL)
@@ -293,6 +317,7 @@ int main(int argc, char **argv)
 	 */
 	g.hz = g.o.tsc_hz ? g.o.tsc_hz : rte_get_tsc_hz();
 	g.pool = port_pool_create("gen_pool", GEN_POOL_MBUFS, GEN_POOL_CACHE);
+	assign_pools(&g);
 	open_capture(&g);
 	open_trace(&g);
 	bring_up_port(&g);

@@ -1,14 +1,17 @@
 /*
  * stream.c: loads STLStream.to_json() objects into gen_streams (see
  * stream.h). The accepted subset:
- *   mode.type        "continuous"
+ *   mode.type        "continuous", "single_burst" (total_pkts),
+ *                    "multi_burst" (pkts_per_burst, ibg, count)
  *   mode.rate.type   "pps", "bps_L1" (frame + FCS + 20 B preamble/IFG),
  *                    "bps_L2" (frame + FCS); never "percentage"
  *   enabled          false streams are skipped
  *   self_start       must be true
  *   isg              start delay in microseconds (honoured)
+ *   packet.binary    14..GEN_MAX_PKT bytes
  *   vm               see fe.c
- *   flow_stats       disabled, or rule_type "latency" with stream_id = pg_id
+ *   flow_stats       disabled, or rule_type "latency" / "stats" with
+ *                    stream_id = pg_id
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -81,28 +84,92 @@ static long b64_decode(const char *in, uint8_t *out, size_t cap)
 	return (long)n;
 }
 
+/* The decode buffer is as large as the text can decode to, so that a frame
+ * too long is refused for its length, not as bad base64. */
 static int load_packet(struct load_ctx *c, json_t *o, struct gen_stream *s)
 {
 	json_t *pkt = json_object_get(o, "packet");
 	json_t *bin = json_object_get(pkt, "binary");
-	uint8_t buf[GEN_MAX_PKT + 4];
+	size_t cap;
+	uint8_t *buf;
 	long n;
 
 	if (!json_is_string(bin))
 		return load_fail(c, "packet.binary", "missing or not a "
 				 "base64 string");
-	n = b64_decode(json_string_value(bin), buf, sizeof(buf));
-	if (n < 0)
-		return load_fail(c, "packet.binary", "not valid base64");
-	if (n < 14 || n > GEN_MAX_PKT)
+	cap = json_string_length(bin) / 4 * 3 + 3;
+	buf = malloc(cap);
+	if (buf == NULL)
+		return load_fail(c, "packet", "out of memory");
+	n = b64_decode(json_string_value(bin), buf, cap);
+	if (n < 0 || n < 14 || n > GEN_MAX_PKT) {
+		free(buf);
+		if (n < 0)
+			return load_fail(c, "packet.binary", "not valid base64");
 		return load_fail(c, "packet.binary", "frame of %ld bytes "
 				 "(must be 14..%d without FCS)", n,
 				 GEN_MAX_PKT);
+	}
 	s->len = (uint16_t)n;
-	s->tmpl = rte_zmalloc("tmpl", GEN_MAX_PKT, RTE_CACHE_LINE_SIZE);
+	s->tmpl = rte_zmalloc("tmpl", (size_t)n, RTE_CACHE_LINE_SIZE);
+	if (s->tmpl != NULL)
+		memcpy(s->tmpl, buf, (size_t)n);
+	free(buf);
 	if (s->tmpl == NULL)
 		return load_fail(c, "packet", "out of memory");
-	memcpy(s->tmpl, buf, (size_t)n);
+	return 0;
+}
+
+/* A positive integer field of mode (an integral real is accepted). */
+static int load_count(struct load_ctx *c, json_t *mode, const char *key,
+		      uint64_t *out)
+{
+	json_t *v = json_object_get(mode, key);
+	char field[64];
+	double d;
+
+	snprintf(field, sizeof(field), "mode.%s", key);
+	d = json_is_number(v) ? json_number_value(v) : -1;
+	if (d < 1 || d > 1e15 || d != (double)(uint64_t)d)
+		return load_fail(c, field, "must be an integer >= 1");
+	*out = (uint64_t)d;
+	return 0;
+}
+
+/* mode.type: continuous, or TRex's bursts. A burst stream ends when its
+ * packets are sent (or skipped); the trial still lasts --duration. */
+static int load_mode(struct load_ctx *c, json_t *mode, struct gen_stream *s)
+{
+	const char *mt = json_string_value(json_object_get(mode, "type"));
+	json_t *ibg;
+	uint64_t count = 0;
+
+	if (mt != NULL && strcmp(mt, "continuous") == 0) {
+		s->mode = GEN_MODE_CONTINUOUS;
+		return 0;
+	}
+	if (mt != NULL && strcmp(mt, "single_burst") == 0) {
+		s->mode = GEN_MODE_SINGLE_BURST;
+		return load_count(c, mode, "total_pkts", &s->total);
+	}
+	if (mt == NULL || strcmp(mt, "multi_burst") != 0)
+		return load_fail(c, "mode.type", "'%s' is not supported "
+				 "(continuous, single_burst, multi_burst)",
+				 mt ? mt : "(missing)");
+	s->mode = GEN_MODE_MULTI_BURST;
+	if (load_count(c, mode, "pkts_per_burst", &s->ppb) ||
+	    load_count(c, mode, "count", &count))
+		return -1;
+	ibg = json_object_get(mode, "ibg");
+	if (ibg != NULL && (!json_is_number(ibg) ||
+			    json_number_value(ibg) < 0))
+		return load_fail(c, "mode.ibg", "must be a number >= 0 "
+				 "(microseconds)");
+	s->ibg_us = ibg ? json_number_value(ibg) : 0.0;
+	if (s->ppb > UINT64_MAX / count)
+		return load_fail(c, "mode.count", "pkts_per_burst x count "
+				 "overflows");
+	s->total = s->ppb * count;
 	return 0;
 }
 
@@ -110,14 +177,12 @@ static int load_rate(struct load_ctx *c, json_t *o, struct gen_stream *s)
 {
 	json_t *mode = json_object_get(o, "mode");
 	json_t *rate = json_object_get(mode, "rate");
-	const char *mt = json_string_value(json_object_get(mode, "type"));
 	const char *rt = json_string_value(json_object_get(rate, "type"));
 	json_t *val = json_object_get(rate, "value");
 	double v;
 
-	if (mt == NULL || strcmp(mt, "continuous") != 0)
-		return load_fail(c, "mode.type", "'%s' is not supported (only "
-				 "'continuous')", mt ? mt : "(missing)");
+	if (load_mode(c, mode, s) != 0)
+		return -1;
 	if (!json_is_number(val) || json_number_value(val) <= 0)
 		return load_fail(c, "mode.rate.value", "must be a number > 0");
 	v = json_number_value(val);
@@ -175,17 +240,19 @@ static int load_flow_stats(struct load_ctx *c, json_t *o, struct gen_stream *s)
 	s->pg_id = -1;
 	if (fs == NULL || json_is_null(fs) || !json_is_true(en))
 		return 0;
-	if (rt == NULL || strcmp(rt, "latency") != 0)
+	if (rt == NULL || (strcmp(rt, "latency") != 0 &&
+			   strcmp(rt, "stats") != 0))
 		return load_fail(c, "flow_stats.rule_type", "'%s' is not "
-				 "supported (only 'latency')",
+				 "supported ('latency' or 'stats')",
 				 rt ? rt : "(missing)");
+	s->pg_stats = strcmp(rt, "stats") == 0;
 	if (!json_is_integer(id) || json_integer_value(id) < 0 ||
 	    json_integer_value(id) > 65535)
 		return load_fail(c, "flow_stats.stream_id", "pg_id must be an "
 				 "integer in 0..65535");
 	if (s->len < LAT_MIN_PKT)
-		return load_fail(c, "packet.binary", "a latency stream needs "
-				 "at least %d bytes (headers + 16-byte "
+		return load_fail(c, "packet.binary", "a flow_stats stream "
+				 "needs at least %d bytes (headers + 16-byte "
 				 "signature), got %u", LAT_MIN_PKT, s->len);
 	s->pg_id = (int)json_integer_value(id);
 	return 0;
@@ -339,6 +406,26 @@ void streams_free(struct stream_set *set)
 	set->s = NULL;
 	set->n = 0;
 	lat_table_free(&set->lat);
+}
+
+uint16_t streams_max_len(const struct stream_set *set)
+{
+	uint16_t max = 0;
+	unsigned int i;
+
+	for (i = 0; i < set->n; i++)
+		if (set->s[i].len > max)
+			max = set->s[i].len;
+	return max;
+}
+
+const char *stream_mode_name(const struct gen_stream *s)
+{
+	switch (s->mode) {
+	case GEN_MODE_SINGLE_BURST: return "single_burst";
+	case GEN_MODE_MULTI_BURST: return "multi_burst";
+	default: return "continuous";
+	}
 }
 
 double streams_offered_pps(const struct stream_set *set)

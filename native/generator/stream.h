@@ -21,7 +21,18 @@
 #include "pace.h"
 
 #define GEN_MAX_STREAMS 64
-#define GEN_MAX_PKT 2048        /* one mbuf with the default data room */
+/* The longest frame (without FCS) a stream may have: 9 KiB of IP packet
+ * (TRex's udp_inc_len_9k) + Ethernet + two VLAN tags, rounded up. */
+#define GEN_MAX_PKT 9600
+/* Frames up to this fit one mbuf of the default pool (RTE_MBUF_DEFAULT_
+ * DATAROOM); longer streams build their packets in the jumbo pool. */
+#define GEN_STD_PKT 2048
+
+enum gen_mode {
+	GEN_MODE_CONTINUOUS,
+	GEN_MODE_SINGLE_BURST,
+	GEN_MODE_MULTI_BURST,
+};
 
 struct gen_stream {
 	/* Hot: read on every loop iteration. */
@@ -40,10 +51,18 @@ struct gen_stream {
 	int8_t lat;             /* slot in the latency table, or -1 */
 	struct lat_tx ltx;
 	struct fe_prog fe;
+	struct rte_mempool *pool; /* where its packets are built (jumbo or not) */
 	/* Cold: for the report. */
 	unsigned int index;     /* position in the input file */
 	double pps;             /* after rate conversion and --mult */
 	double isg_us;
+	uint8_t mode;           /* enum gen_mode */
+	uint8_t pg_stats;       /* flow_stats rule_type "stats": counted per
+				 * pg_id like a latency stream, reported
+				 * without latency */
+	uint64_t total;         /* bursts: packets in the stream (else 0) */
+	uint64_t ppb;           /* multi_burst: packets per burst (else 0) */
+	double ibg_us;          /* multi_burst: gap between bursts */
 	int pg_id;              /* -1 when not a latency stream */
 	uint64_t intended;      /* due count at the end of the schedule */
 };
@@ -61,5 +80,8 @@ int streams_load(const char *path, double mult, struct stream_set *set,
 		 char *err, size_t errlen);
 void streams_free(struct stream_set *set);
 double streams_offered_pps(const struct stream_set *set);
+/* The longest frame of any stream. */
+uint16_t streams_max_len(const struct stream_set *set);
+const char *stream_mode_name(const struct gen_stream *s);
 
 #endif

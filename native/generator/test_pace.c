@@ -3,6 +3,7 @@
  * what a stream owes, what it skips after a stall or when it is too slow,
  * and that the schedule is conserved (done = sent + skipped).
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -121,6 +122,59 @@ static void test_stream_starting_later_owes_nothing_before(void)
 	CHECK(p.skipped_stall == 0);
 }
 
+/* single_burst: 1000 packets at 1 Mpps, then nothing more falls due, and a
+ * stall never makes the stream owe more than what is left of it. */
+static void test_single_burst_ends_at_its_total(void)
+{
+	struct pace p = mpps();
+
+	pace_shape(&p, 1000, 0, 0);
+	CHECK(pace_due(&p, 500 * US) == 500);
+	CHECK(pace_due(&p, 1000 * US) == 1000);
+	CHECK(pace_due(&p, 5000 * US) == 1000);
+	p.done = 990;
+	CHECK(pace_owed(&p, pace_due(&p, 5000 * US), 4000 * US, 1) == 10);
+	p.done = 1000;
+	CHECK(pace_next(&p) == UINT64_MAX);
+	CHECK(pace_owed(&p, pace_due(&p, 9000 * US), 1 * US, 0) == 0);
+}
+
+/* multi_burst: 10 packets per burst at 1 Mpps (one per us), 100 us from a
+ * burst's last packet to the next burst's first, 3 bursts. */
+static void test_multi_burst_gaps_and_total(void)
+{
+	struct pace p = mpps();
+	uint64_t first_of_2nd, last_of_1st;
+
+	pace_shape(&p, 30, 10, 100 * US);
+	CHECK(p.period == 109 * US);
+	CHECK(pace_due(&p, 10 * US) == 10);     /* the whole first burst */
+	CHECK(pace_due(&p, 60 * US) == 10);     /* the gap: nothing more */
+	CHECK(pace_due(&p, 108 * US) == 10);
+	CHECK(pace_due(&p, 110 * US) == 11);    /* the second burst */
+	CHECK(pace_due(&p, 119 * US) == 20);
+	CHECK(pace_due(&p, 10000 * US) == 30);  /* and no fourth */
+	p.done = 9;
+	last_of_1st = pace_next(&p);
+	p.done = 10;
+	first_of_2nd = pace_next(&p);
+	CHECK(last_of_1st == 10 * US);
+	CHECK(first_of_2nd - last_of_1st == 100 * US);
+	p.done = 30;
+	CHECK(pace_next(&p) == UINT64_MAX);
+}
+
+/* A continuous stream has no end (zero-initialised pace, as before). */
+static void test_continuous_has_no_total(void)
+{
+	struct pace p = mpps();
+
+	pace_shape(&p, 0, 0, 0);
+	CHECK(pace_due(&p, 1000000 * US) == 1000000);
+	pace_shape(&p, 0, 64, 5 * US);          /* bursts without a total */
+	CHECK(p.period == 0);
+}
+
 int main(void)
 {
 	test_cap_is_catchup_but_at_least_a_burst();
@@ -129,6 +183,9 @@ int main(void)
 	test_falling_behind_without_a_stall_is_slow();
 	test_slow_backlog_before_a_stall_stays_slow();
 	test_stream_starting_later_owes_nothing_before();
+	test_single_burst_ends_at_its_total();
+	test_multi_burst_gaps_and_total();
+	test_continuous_has_no_total();
 	if (failures) {
 		fprintf(stderr, "test_pace: %d check(s) failed\n", failures);
 		return EXIT_FAILURE;

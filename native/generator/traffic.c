@@ -63,14 +63,15 @@ static inline void build_fe(struct gen_stream *s, struct rte_mbuf **m,
 			    unsigned int n)
 {
 	unsigned int i;
+	uint16_t len;
 	uint8_t *d;
 
 	for (i = 0; i < n; i++) {
 		d = rte_pktmbuf_mtod(m[i], uint8_t *);
 		rte_memcpy(d, s->tmpl, s->len);
-		m[i]->data_len = s->len;
-		m[i]->pkt_len = s->len;
-		fe_run(&s->fe, d);
+		len = fe_run(&s->fe, d, s->len);
+		m[i]->data_len = len;
+		m[i]->pkt_len = len;
 	}
 }
 
@@ -93,10 +94,10 @@ static inline int build_ref(struct gen_stream *s, struct rte_mbuf **m,
 
 /* Packets of a varying stream: fresh mbufs, template copy, field engine,
  * latency signature. Returns -1 if the pool is empty. */
-static inline int build_copies(struct gen *g, struct gen_stream *s,
-			       struct rte_mbuf **m, unsigned int n)
+static inline int build_copies(struct gen_stream *s, struct rte_mbuf **m,
+			       unsigned int n)
 {
-	if (unlikely(rte_pktmbuf_alloc_bulk(g->pool, m, n) != 0))
+	if (unlikely(rte_pktmbuf_alloc_bulk(s->pool, m, n) != 0))
 		return -1;
 	if (s->has_fe)
 		build_fe(s, m, n);
@@ -133,11 +134,28 @@ static inline void tx_refused(struct gen_stream *s, struct rte_mbuf **m,
 	s->full_mark = due;
 }
 
-static inline void tx_account(struct gen_stream *s, uint64_t n)
+static inline void tx_account(struct gen_stream *s, uint64_t n,
+			      uint64_t bytes)
 {
 	s->pace.done += n;
 	s->tx_packets += n;
-	s->tx_bytes += n * s->len;
+	s->tx_bytes += bytes;
+}
+
+/* Bytes of the first k packets of a burst: a stream that trims its packets
+ * (trim_pkt_size) has their lengths in len[], taken before the PMD took the
+ * mbufs; every other stream sends its template's length. */
+static inline uint64_t burst_bytes(const struct gen_stream *s,
+				   const uint16_t *len, unsigned int k)
+{
+	uint64_t sum = 0;
+	unsigned int i;
+
+	if (likely(!s->fe.trims))
+		return (uint64_t)k * s->len;
+	for (i = 0; i < k; i++)
+		sum += len[i];
+	return sum;
 }
 
 /* These packets go on the wire and the DUT has no room for them. */
@@ -147,7 +165,7 @@ static inline void tx_into_full_ring(struct gen *g, struct gen_stream *s,
 	g->dut_rx_full += n;
 	if (s->lat >= 0)
 		lat_tx_unbuilt(&s->ltx, n, now);
-	tx_account(s, n);
+	tx_account(s, n, n * s->len);   /* unbuilt: the template's length */
 }
 
 /* Build n packets of s into m. Returns -1 if the pool is empty. */
@@ -156,7 +174,7 @@ static inline int build(struct gen *g, struct gen_stream *s,
 {
 	if (s->proto != NULL && build_ref(s, m, n) == 0)
 		return 0;
-	if (unlikely(build_copies(g, s, m, n) != 0)) {
+	if (unlikely(build_copies(s, m, n) != 0)) {
 		g->alloc_fail++;
 		return -1;
 	}
@@ -171,15 +189,21 @@ struct tick {
 };
 
 /* Build one burst of at most o.burst of the `owed` packets of s (its size
- * in *n) and hand it to the PMD. Returns how many the PMD took, or -1 if the
- * burst could not be built (the mbuf pool is empty). */
+ * in *n; the packets' lengths in len[] if the stream trims them) and hand
+ * it to the PMD. Returns how many the PMD took, or -1 if the burst could
+ * not be built (the mbuf pool is empty). */
 static inline int tx_one_burst(struct gen *g, struct gen_stream *s,
 			       struct rte_mbuf **m, uint64_t owed,
-			       unsigned int *n)
+			       unsigned int *n, uint16_t *len)
 {
+	unsigned int i;
+
 	*n = (unsigned int)RTE_MIN(owed, (uint64_t)g->o.burst);
 	if (build(g, s, m, *n) != 0)
 		return -1;
+	if (unlikely(s->fe.trims))
+		for (i = 0; i < *n; i++)
+			len[i] = (uint16_t)m[i]->pkt_len;
 	return rte_eth_tx_burst(g->o.port, 0, m, (uint16_t)*n);
 }
 
@@ -188,6 +212,7 @@ static inline uint64_t stream_tx(struct gen *g, struct gen_stream *s,
 				 const struct tick *t)
 {
 	struct rte_mbuf *m[GEN_MAX_BURST];
+	uint16_t len[GEN_MAX_BURST];
 	uint64_t due = pace_due(&s->pace, t->now), owed;
 	unsigned int n;
 	int sent;
@@ -202,13 +227,13 @@ static inline uint64_t stream_tx(struct gen *g, struct gen_stream *s,
 	owed = pace_owed(&s->pace, due, t->gap, t->stalled);
 	if (owed == 0)
 		return 0;
-	sent = tx_one_burst(g, s, m, owed, &n);
+	sent = tx_one_burst(g, s, m, owed, &n, len);
 	if (sent < 0)
 		return owed;
 	if (unlikely((unsigned int)sent < n))
 		tx_refused(s, m + sent, n - (unsigned int)sent,
 			   t->now + g->full_backoff, due);
-	tx_account(s, (uint64_t)sent);
+	tx_account(s, (uint64_t)sent, burst_bytes(s, len, (unsigned int)sent));
 	return owed;
 }
 
@@ -253,7 +278,7 @@ static inline void rx_latency(struct gen *g, struct rte_mbuf *m,
 	else
 		sig = rte_pktmbuf_read(m, m->pkt_len - LAT_SIG_LEN,
 				       LAT_SIG_LEN, buf);
-	lat_rx(&g->set.lat, sig, now);
+	lat_rx(&g->set.lat, sig, m->pkt_len, now);
 }
 
 /* Count a received burst. Returns non-zero if every mbuf is a plain
@@ -307,11 +332,11 @@ static uint64_t wall_ns(void)
 }
 
 /* Pre-build the mbuf of a constant stream (see build_ref). */
-static void proto_init(struct gen *g, struct gen_stream *s)
+static void proto_init(struct gen_stream *s)
 {
 	if (s->has_fe || s->lat >= 0)
 		return;
-	s->proto = rte_pktmbuf_alloc(g->pool);
+	s->proto = rte_pktmbuf_alloc(s->pool);
 	if (s->proto == NULL)
 		rte_exit(EXIT_FAILURE, "mbuf pool empty at start\n");
 	build_plain(s, &s->proto, 1);
@@ -346,7 +371,7 @@ static void traffic_begin(struct gen *g)
 	g->set.lat.ns_per_tsc = g->ns_per_tsc;
 	g->set.lat.tsc_floor = rte_rdtsc();
 	for (i = 0; i < g->set.n; i++)
-		proto_init(g, &g->set.s[i]);
+		proto_init(&g->set.s[i]);
 	memif_prefault(g);
 	rx_prearm(g);
 	g->wall_start_ns = wall_ns();
@@ -357,6 +382,8 @@ static void traffic_begin(struct gen *g)
 		s->pace.start = g->tsc_start +
 			(uint64_t)(s->isg_us * 1e-6 * (double)g->hz);
 		s->pace.cap = pace_cap(s->pps, g->o.catchup_us, g->o.burst);
+		pace_shape(&s->pace, s->total, s->ppb,
+			   (uint64_t)(s->ibg_us * 1e-6 * (double)g->hz));
 	}
 }
 
@@ -366,20 +393,21 @@ static void traffic_begin(struct gen *g)
 static uint64_t flush_stream(struct gen *g, struct gen_stream *s)
 {
 	struct rte_mbuf *m[GEN_MAX_BURST];
+	uint16_t len[GEN_MAX_BURST];
 	uint64_t owed = s->intended - s->pace.done;
 	unsigned int n;
 	int sent;
 
 	if (owed == 0)
 		return 0;
-	sent = tx_one_burst(g, s, m, owed, &n);
+	sent = tx_one_burst(g, s, m, owed, &n, len);
 	if (sent < 0)
 		return owed;
 	if (unlikely((unsigned int)sent < n)) {
 		tx_free(s, m + sent, n - (unsigned int)sent);
 		g->dut_rx_full += n - (unsigned int)sent;
 	}
-	tx_account(s, n);
+	tx_account(s, n, burst_bytes(s, len, n));
 	g->flush_packets += n;
 	return owed - n;
 }
@@ -457,8 +485,7 @@ static void idle_sleep(struct gen *g, uint64_t now, uint64_t until)
 		s = &g->set.s[i];
 		if (now < s->full_until)
 			return;
-		at = s->pace.start + (uint64_t)((double)(s->pace.done + 1) /
-						s->pace.per_tsc);
+		at = pace_next(&s->pace);
 		next = RTE_MIN(next, at);
 		sent += s->tx_packets;
 	}

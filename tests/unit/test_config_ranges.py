@@ -30,7 +30,7 @@ from harness import config as cfg
     ("doctor.floor_profile.lost_ratio=2", "doctor.floor_profile.lost_ratio"),
     ("traffic.flows=0", "traffic.flows"),
     ("traffic.frame_sizes_b=[64, 63]", "traffic.frame_sizes_b"),
-    ("traffic.frame_sizes_b=[4000]", "traffic.frame_sizes_b"),        # beyond the built-in generator
+    ("traffic.frame_sizes_b=[9004]", "traffic.frame_sizes_b"),        # beyond a jumbo frame
     ("traffic.latency_pps=-1", "traffic.latency_pps"),
     ("measurement.latency_duration_s=0", "measurement.latency_duration_s"),
     ("measurement.latency_duration_s=1e9", "measurement.latency_duration_s"),
@@ -57,10 +57,12 @@ def test_search_bounds_the_wrong_way_round_are_refused() -> None:
         cfg.load(overrides=["search.min_rate_mpps=5", "search.max_rate_mpps=1"])
 
 
-def test_trex_allows_jumbo_frames_the_built_in_generator_cannot_send() -> None:
+def test_both_generators_send_jumbo_frames_up_to_9000_bytes() -> None:
     assert cfg.load(overrides=["generator.kind=trex", "traffic.frame_sizes_b=[9000]"])
-    with pytest.raises(cfg.ConfigError, match="64..2052"):
-        cfg.load(overrides=["traffic.frame_sizes_b=[9000]"])
+    assert cfg.load(overrides=["traffic.frame_sizes_b=[9000]"])
+    for kind in ("local", "trex"):
+        with pytest.raises(cfg.ConfigError, match="64..9000"):
+            cfg.load(overrides=[f"generator.kind={kind}", "traffic.frame_sizes_b=[9001]"])
 
 
 def test_generator_and_platform_on_one_core_are_refused_unless_allowed() -> None:

@@ -168,7 +168,7 @@ def test_run_options_are_validated_without_a_traceback(monkeypatch: pytest.Monke
         assert "stopped before the rig" in result.output
         assert rate is None or 0 < float(rate) <= 1000
         assert duration is None or 0.001 <= float(duration) <= 3600
-        assert frame is None or 64 <= frame <= 2052
+        assert frame is None or 64 <= frame <= 9000
 
 
 @SETTINGS
