@@ -92,3 +92,18 @@ json_t *tenant_field(json_t *req, const char *cmd, char *out)
 	given(v, got, sizeof(got));
 	return fail("%s: 'tenant' must be 1..%d characters of A-Z a-z 0-9 _ -, got %s", cmd, SM_TENANT_LEN - 1, got);
 }
+
+int hex_field_decode(const char *hex, uint8_t *out, size_t max)
+{
+	size_t n = strlen(hex), i;
+	unsigned int b;
+
+	if (n % 2 || n / 2 > max)
+		return -1;
+	for (i = 0; i < n / 2; i++) {
+		if (sscanf(hex + 2 * i, "%2x", &b) != 1)
+			return -1;
+		out[i] = (uint8_t)b;
+	}
+	return (int)(n / 2);
+}

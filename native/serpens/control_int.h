@@ -74,6 +74,8 @@ json_t *num_field(json_t *req, const char *cmd, const char *field, double min, d
 json_t *only_fields(json_t *req, const char *cmd, const char *const *known);
 /* The request's "tenant" (default "default"; 1..31 of [A-Za-z0-9_-], sm_tenant_valid) into out[SM_TENANT_LEN]. */
 json_t *tenant_field(json_t *req, const char *cmd, char *out);
+/* A key given as hex ("0a0b..."), at most max bytes, into out: its length, or -1 (odd length, not hex, long) */
+int hex_field_decode(const char *hex, uint8_t *out, size_t max);
 
 /* nf_deploy.c */
 int nf_dir_setup(const struct serpensd *d); /* the directory of the NF copies: 0, or -1 (said why) */

@@ -186,21 +186,6 @@ json_t *stats(void)
 	return rep;
 }
 
-static int from_hex(const char *hex, uint8_t *out, size_t max)
-{
-	size_t n = strlen(hex), i;
-	unsigned int b;
-
-	if (n % 2 || n / 2 > max)
-		return -1;
-	for (i = 0; i < n / 2; i++) {
-		if (sscanf(hex + 2 * i, "%2x", &b) != 1)
-			return -1;
-		out[i] = (uint8_t)b;
-	}
-	return (int)(n / 2);
-}
-
 static json_t *to_hex(const void *p, size_t n)
 {
 	static const char digits[] = "0123456789abcdef";
@@ -235,7 +220,7 @@ json_t *read_state(json_t *req)
 
 	if (!region || !hex || sm_table_info(region, table, &flags, &ks, &vs, &count) != 0)
 		return fail("read_state: unknown table '%s' (tables are <nf>/<table>)", table ? table : "");
-	if (from_hex(hex, key, sizeof(key)) != (int)ks)
+	if (hex_field_decode(hex, key, sizeof(key)) != (int)ks)
 		return fail("read_state %s: key must be %u bytes of hex", table, ks);
 	val = malloc(vs);
 	if (!val)

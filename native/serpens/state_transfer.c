@@ -32,21 +32,6 @@
 
 #define SHARE_KEY_MAX 64
 
-static int from_hex(const char *hex, uint8_t *out, size_t max)
-{
-	size_t n = strlen(hex), i;
-	unsigned int b;
-
-	if (n % 2 || n / 2 > max)
-		return -1;
-	for (i = 0; i < n / 2; i++) {
-		if (sscanf(hex + 2 * i, "%2x", &b) != 1)
-			return -1;
-		out[i] = (uint8_t)b;
-	}
-	return (int)(n / 2);
-}
-
 /* The pool value named by the request, or an error reply in *err. */
 static struct sp_pool *pool_of(json_t *req, const char *cmd, struct sm_region **region, json_t **err)
 {
@@ -73,7 +58,7 @@ static struct sp_pool *pool_of(json_t *req, const char *cmd, struct sm_region **
 			    table);
 		return NULL;
 	}
-	n = from_hex(hex, key, sizeof(key));
+	n = hex_field_decode(hex, key, sizeof(key));
 	if (n != (int)ks) {
 		*err = fail("%s %s: key must be %u bytes of hex", cmd, table, ks);
 		return NULL;

@@ -15,7 +15,6 @@ from __future__ import annotations
 import copy
 import logging
 import math
-import platform as pyplatform
 import re
 import socket
 import threading
@@ -26,6 +25,7 @@ from typing import Any
 
 import zmq
 
+from harness import sysinfo
 from harness.config import Config
 from harness.traffic.trex_server.ports import Port, new_handler
 from harness.traffic.trex_server.rpc import INVALID_PARAMS, Dispatcher, RpcError, need, optional
@@ -55,16 +55,6 @@ EV_STARTED, EV_STOPPED, EV_JOB_DONE, EV_ACQUIRED, EV_RELEASED, EV_ERROR, EV_ATTR
 EV_SERVER_STOPPED = 100
 
 XSTATS = ["rx_good_packets", "tx_good_packets", "rx_good_bytes", "tx_good_bytes", "rx_errors", "tx_errors"]
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return pyplatform.processor() or "unknown"
 
 
 def _canonical(stream: dict[str, Any]) -> dict[str, Any]:
@@ -196,7 +186,7 @@ class TRexServer:
 
     def get_system_info(self, p: dict[str, Any]) -> Any:
         with self.lock:
-            return {"core_type": _cpu_model(), "dp_core_count": 1, "dp_core_count_per_port": 1,
+            return {"core_type": sysinfo.cpu_model(), "dp_core_count": 1, "dp_core_count_per_port": 1,
                     "hostname": socket.gethostname(), "uptime": self.started_at,
                     "port_count": len(self.ports), "ports": [port.info() for port in self.ports.values()]}
 
