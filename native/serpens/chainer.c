@@ -88,6 +88,26 @@ void chainer_open_images(const struct sp_ctl *ctl)
 				open_image(ctl, ctl->sfcs[f].pos[i].nf);
 }
 
+/* Before a start runs any NF code: close every prewarmed image that SFC sfc does not use. A pool process
+ * opens the images of every deployed SFC while it waits, other tenants' among them; left open, the NFs it
+ * is about to run could read those tenants' code through its own descriptors (docs/security.md). A pool
+ * process serves one tenant only (pool_pick), so what it closes here it does not need again. */
+void chainer_keep_only(const struct sp_ctl *ctl, uint32_t sfc)
+{
+	bool keep[SP_MAX_NFS] = {false};
+	unsigned int i, k;
+
+	if (sfc < SP_MAX_SFCS)
+		for (i = 0; i < ctl->sfcs[sfc].npos && i < SP_MAX_POS; i++)
+			if (ctl->sfcs[sfc].pos[i].nf < SP_MAX_NFS)
+				keep[ctl->sfcs[sfc].pos[i].nf] = true;
+	for (k = 0; k < SP_MAX_NFS; k++)
+		if (image_fd[k] > 0 && !keep[k]) {
+			close(image_fd[k]);
+			image_fd[k] = 0;
+		}
+}
+
 int chainer_load(struct chainer *c, const struct sp_ctl *ctl, uint32_t sfc, int position, char *err,
 		 size_t errlen)
 {

@@ -43,6 +43,8 @@ int chainer_load(struct chainer *c, const struct sp_ctl *ctl, uint32_t sfc, int 
  * /proc/<owner>/fd/<fd> or searching a symbol (as serpens-startbench's pool processes do). The fds stay open:
  * a handle on each image, like a mapped file. */
 void chainer_open_images(const struct sp_ctl *ctl);
+/* Close the opened images SFC sfc does not use (other tenants' code), before its NFs run. */
+void chainer_keep_only(const struct sp_ctl *ctl, uint32_t sfc);
 
 /* Which of the starters' loaders chainer_load ran ("dlopen", "image", "snapshot-file"). */
 const char *chainer_loader(const struct chainer *c);

@@ -343,6 +343,7 @@ static int pool_loop(struct sp_ctl *ctl, struct chainer *c, int idx)
 		tr_set_requester(&in->region_req, &in->state); /* its tenant's state region, asked through the slot */
 		if (ctl->state_backend != RS_SERPENS)
 			remote_setup(ctl, in); /* the remote store's counters: this slot's */
+		chainer_keep_only(ctl, (uint32_t)in->sfc); /* no other SFC's image stays open (security.md) */
 		if (chainer_load(c, ctl, (uint32_t)in->sfc, in->position, err, sizeof(err)) != 0) {
 			snprintf(in->error, sizeof(in->error), "%.*s", (int)sizeof(in->error) - 1, err);
 			chainer_unload(c);

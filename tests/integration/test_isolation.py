@@ -145,6 +145,9 @@ def test_a_hostile_tenant_cannot_touch_another_tenants_state_or_code(dpdk_ready:
     assert outcome[("internal", "sm_set_tenant")] == "blocked"
     assert outcome[("table", "../nat/nat_map")] == "blocked"
     assert ("text", "mprotect-write") in outcome and ("text", "proc-self-mem") in outcome
+    # alice's code is not open in mallory's process (a pool process prewarms every deployed SFC's images
+    # while it waits; chainer_keep_only closes the other SFCs' before any NF of the start runs)
+    assert outcome[("code", "own-fds")] == "blocked" and ("code", "own-fd") not in outcome, attacks
     # alice's state region (tenant_region.h): not in the EAL memory mallory's runtime maps, not mapped in it,
     # no descriptor of it in serpensd, serpensd's mapping not reopenable by her
     for attack in ("memzone", "scan", "maps", "fd", "map-files"):

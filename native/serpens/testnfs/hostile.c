@@ -23,7 +23,10 @@
  *              region ("memfd:serpens-state-<victim_tenant>"), serpensd's descriptors of it
  *              (/proc/<serpensd>/fd: opened and mapped writable if found), and serpensd's mapping of it
  *              reopened through /proc/<serpensd>/map_files. Reading it through /proc/<serpensd>/mem is
- *              tried too and reported as "region-gap": a known gap (ptrace rights, docs/security.md).
+ *              tried too and reported as "region-gap": a known gap (ptrace rights, docs/security.md);
+ *   code       the victim's code through its own process: a descriptor of the victim's image memfd
+ *              ("memfd:<victim>") among its own (/proc/self/fd; pool processes open the images of deployed
+ *              SFCs ahead of their starts), read if found.
  *
  * Each attempt appends "<attack> <what> blocked|SUCCEEDED <detail>" to the file named by the argument
  * `report`; `victim` is the victim's deployment name. init returns 0, so its instance runs (forwarding
@@ -46,6 +49,8 @@
 #include "serpens/nf.h"
 
 SP_NF_ARGS("report", "victim", "victim_tenant");
+
+static void try_own_fds(const char *victim);
 
 static FILE *out;
 
@@ -396,6 +401,7 @@ static int hostile_init(void)
 	try_internals();
 	try_table(victim);
 	try_memfds(victim);
+	try_own_fds(victim);
 	try_files(victim);
 	try_text();
 	if (vtenant)
@@ -404,6 +410,38 @@ static int hostile_init(void)
 	fclose(out);
 	out = NULL;
 	return 0;
+}
+
+/* A descriptor of the victim's image among this process's own: its code, readable from here. */
+static void try_own_fds(const char *victim)
+{
+	char want[96], path[300], link[256];
+	struct dirent *e;
+	int found = 0;
+	DIR *d = opendir("/proc/self/fd");
+
+	if (!d) {
+		report("code", "own-fds", 0, "opendir: %s", strerror(errno));
+		return;
+	}
+	snprintf(want, sizeof(want), "/memfd:%s ", victim);
+	while ((e = readdir(d))) {
+		ssize_t l;
+		char byte;
+
+		snprintf(path, sizeof(path), "/proc/self/fd/%s", e->d_name);
+		l = readlink(path, link, sizeof(link) - 1);
+		if (l <= 0)
+			continue;
+		link[l] = '\0';
+		if (strncmp(link, want, strlen(want)) != 0)
+			continue;
+		found++;
+		report("code", "own-fd", pread(atoi(e->d_name), &byte, 1, 0) == 1, "%s: %s", link,
+		       "the victim's image is open in this process");
+	}
+	closedir(d);
+	report("code", "own-fds", 0, "%d descriptors of the victim's image", found);
 }
 
 static int hostile_handler(struct sp_pkt *pkt)
