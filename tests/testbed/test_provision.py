@@ -37,7 +37,7 @@ def test_first_provision_applies_and_a_second_changes_nothing(ns_hosts: Hosts,
         done = {task: status for h, task, status in rows if h == host}
         assert set(TASKS) <= set(done), (host, done)
         assert done["dirs"] == "changed" and done["source"] == "changed", first.output
-    assert {h for h, task, _ in rows if task == "nics"} == {"h1", "h2"}   # h3 has no data NIC
+    assert {h for h, task, _ in rows if task == "nics"} == {"h1", "h2", "h3"}
     second = harness("testbed", "provision", "-i", str(ns_hosts.inventory))
     assert second.exit_code == 0, second.output
     rows = _rows(second.output)
