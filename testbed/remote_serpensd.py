@@ -26,7 +26,12 @@ from harness.config import REPO_ROOT, Config
 from harness.native import NativeError, RunDir
 from harness.platforms.base import PlatformError
 from harness.platforms.designs import Design
-from harness.serpens.controller import DEFAULT_REQUEST_TIMEOUT_S, Controller, SerpensConnectionError, SerpensError
+from harness.serpens.controller import (
+    DEFAULT_REQUEST_TIMEOUT_S,
+    Controller,
+    SerpensConnectionError,
+    SerpensError,
+)
 from harness.serpens.platform import DesignPlatform
 from harness.serpens.sfc import SfcSpec
 from testbed.remote import HostError, Remote
@@ -97,14 +102,14 @@ class RemoteController(Controller):
             code, out, err = self.r.run(f"{q(self.python)} -c {q(FORWARDER)} {q(self.socket_path)} {q(arg)} "
                                         f"{limit:g}", timeout=limit + 30, check=False, what=f"serpensd {cmd}")
         except HostError as exc:
-            raise SerpensConnectionError(f"serpensd's control socket {self._where()} during {cmd!r}: {exc}") \
-                from None
+            raise SerpensConnectionError(f"serpensd's control socket {self._where()} during {cmd!r}: "
+                                         f"{exc}") from None
         if code == 2:
             raise SerpensConnectionError(f"cannot connect to serpensd's control socket {self._where()} "
                                          f"({err.strip()}): serpensd is not running")
         if code == 3:
-            raise SerpensConnectionError(f"serpensd closed its control socket {self._where()} during {cmd!r}: "
-                                         "serpensd is not running any more (see its log)")
+            raise SerpensConnectionError(f"serpensd closed its control socket {self._where()} during "
+                                         f"{cmd!r}: serpensd is not running any more (see its log)")
         if code == 4:
             raise SerpensConnectionError(f"serpensd did not answer {cmd!r} on {self._where()} within "
                                          f"{limit:g} s")
@@ -120,7 +125,7 @@ def _eal_end(cmd: list[str]) -> int:
 
 
 class RemoteServerd(DesignPlatform):
-    """serpensd on ``remote``'s host, its ports ``vdevs`` (port 0 first), ``extra`` appended to its options."""
+    """serpensd on ``remote``'s host: its ports ``vdevs`` (port 0 first), ``extra`` after its options."""
 
     def __init__(self, config: Config, run_dir: RunDir, remote: Remote, k: int, lcore: int,
                  vdevs: Sequence[str], extra: Sequence[str], design: str | Design,
@@ -195,7 +200,7 @@ echo "serpensd not ready within {timeout:g} s" >&2; exit 1"""
         try:
             self.r.run(script, timeout=timeout + 15, what="start serpensd")
             self.running = True
-            self.controller = RemoteController(self.r, self.remote_socket, self.tree).connect()  # type: ignore[assignment]
+            self.controller = RemoteController(self.r, self.remote_socket, self.tree)
             for spec in self.sfcs:
                 self.deploy(spec)
             self.deployed = True

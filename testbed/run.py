@@ -349,7 +349,7 @@ def run_wire(inv: Inventory, config: Config, out_dir: Path, frame_size: int = 64
 
 
 def _figure_15(*args: Any, **kwargs: Any) -> list[Path]:
-    from testbed.run_sfc import run_figure_15   # it builds on this module's generator and placement
+    from testbed.run_sfc import run_figure_15  # it builds on this module's generator and placement
     return run_figure_15(*args, **kwargs)
 
 

@@ -8,9 +8,9 @@ own design), with the generator, the gateway and the worker(s) on different host
   worker's NIC address (MAC) with its server address (198.18.0.(1+k), only ever in VXLAN headers);
 * each worker host runs serpensd ``--link worker`` on its NIC cabled to the gateway.
 
-With more than one worker the gateway reaches them all through one NIC (on a real testbed a switch behind
-it; docs/testbed.md): the inventory gives each worker a NIC whose ``peer`` is that gateway NIC... which a
-point-to-point cable cannot be, so this first version takes one worker (the first with the role) and says so.
+One worker: serpensd's link is one port, and the inventory's ``peer`` is a point-to-point cable, so a second
+worker would need a switch behind the gateway's link NIC, which the inventory cannot describe yet. The run
+takes the first host with the worker role (and says so when there are more).
 
 The steps after the processes are up are :class:`~harness.serpens.multiserver.GatewayPlacement`'s, the ones
 one machine uses: every NF and SFC on every server (the ids must agree: the tag is the id), the worker's
@@ -55,7 +55,8 @@ class RemoteGateway(GatewayPlacement, RemoteServerd):
     instance on worker 1."""
 
     def __init__(self, config: Config, run_dir: RunDir, remote: Remote, gen_nic: Nic, link_nic: Nic,
-                 workers: Sequence[RemoteServerd], worker_macs: Sequence[str], sfcs: Sequence[SfcSpec]) -> None:
+                 workers: Sequence[RemoteServerd], worker_macs: Sequence[str],
+                 sfcs: Sequence[SfcSpec]) -> None:
         extra = ["--link", "gateway", "--link-ip", GATEWAY_IP, "--link-port", LINK_PORT]
         for w, mac in zip(workers, worker_macs, strict=True):
             extra += ["--link-peer", f"{server_ip(w.k)},{mac}"]
@@ -116,8 +117,8 @@ class RemoteGateway(GatewayPlacement, RemoteServerd):
 def _link(inv: Inventory, a: Host, b: Host, why: str) -> tuple[Nic, Nic]:
     links = inv.links(a, b)
     if not links:
-        raise RunError(f"{inv.source}: no NIC of {a.name} is cabled to {b.name} ({why}; give one NIC a peer: "
-                       f"{b.name}:IFACE)")
+        raise RunError(f"{inv.source}: no NIC of {a.name} is cabled to {b.name} ({why}; give one NIC a "
+                       f"peer: {b.name}:IFACE)")
     return links[0]
 
 
@@ -134,8 +135,8 @@ def run_figure_15(inv: Inventory, config: Config, out_dir: Path, frame_size: int
     gen_host, gw_host, wk_host = where["generator"][0], where["gateway"][0], where["worker"][0]
     names = [gen_host.name, gw_host.name, wk_host.name]
     if len(set(names)) != 3:
-        raise RunError(f"{inv.source}: figure-15 across servers needs the generator, the gateway and a worker "
-                       f"on three hosts, not {', '.join(names)}")
+        raise RunError(f"{inv.source}: figure-15 across servers needs the generator, the gateway and a "
+                       f"worker on three hosts, not {', '.join(names)}")
     if len(where["worker"]) > 1:
         echo(f"figure-15: {len(where['worker'])} workers in the inventory; this run places the SFC on the "
              f"first, {wk_host.name}")
@@ -150,18 +151,20 @@ def run_figure_15(inv: Inventory, config: Config, out_dir: Path, frame_size: int
     log_path = trials_path(csv_path)
     fetched = out_dir / csv_path.stem
     run_dir = RunDir(config, "testbed-fig15")
-    echo(f"figure-15: serpens-gen on {gen_host.name} ({gen_nic.iface}) ⇄ gateway serpensd on {gw_host.name} "
-         f"({gw_gen_nic.iface}; link {gw_link_nic.iface}) ⇄ worker serpensd on {wk_host.name} ({wk_nic.iface}), "
-         f"{SFC}, {frame_size} B frames, {flows} flows")
+    echo(f"figure-15: serpens-gen on {gen_host.name} ({gen_nic.iface}) ⇄ gateway serpensd on "
+         f"{gw_host.name} ({gw_gen_nic.iface}; link {gw_link_nic.iface}) ⇄ worker serpensd on "
+         f"{wk_host.name} ({wk_nic.iface}), {SFC}, {frame_size} B frames, {flows} flows")
     sent = {"tx": 0, "rx": 0, "trials": 0}
     hops: list[dict[str, Any]] = []
     final: dict[str, Any] = {}
     try:
         with Remote(gen_host) as rg, Remote(gw_host) as rw, Remote(wk_host) as rk:
-            worker = RemoteServerd(config, run_dir, rk, 1, _lcore(wk_host, "platform"), [_af_packet(0, wk_nic)],
+            worker = RemoteServerd(config, run_dir, rk, 1, _lcore(wk_host, "platform"),
+                                   [_af_packet(0, wk_nic)],
                                    ["--link", "worker", "--link-ip", server_ip(1),
                                     "--link-peer", f"{GATEWAY_IP},{gw_link_nic.mac}"], DESIGN, sfcs)
-            platform = RemoteGateway(config, run_dir, rw, gw_gen_nic, gw_link_nic, [worker], [wk_nic.mac], sfcs)
+            platform = RemoteGateway(config, run_dir, rw, gw_gen_nic, gw_link_nic, [worker], [wk_nic.mac],
+                                     sfcs)
             generator = RemoteGenerator(config, run_dir, rg, gen_nic)
             cores = {"generator": f"{gen_host.name} cpu {generator.lcore}",
                      "platform_data_plane": f"{gw_host.name} cpu {platform.lcore}",
@@ -169,8 +172,10 @@ def run_figure_15(inv: Inventory, config: Config, out_dir: Path, frame_size: int
             extra = {"testbed": {"inventory": inv.source,
                                  "placement": {"generator": gen_host.name, "gateway": gw_host.name,
                                                "worker": [wk_host.name]},
-                                 "links": [[f"{gen_host.name}:{gen_nic.iface}", f"{gw_host.name}:{gw_gen_nic.iface}"],
-                                           [f"{gw_host.name}:{gw_link_nic.iface}", f"{wk_host.name}:{wk_nic.iface}"]]},
+                                 "links": [[f"{gen_host.name}:{gen_nic.iface}",
+                                            f"{gw_host.name}:{gw_gen_nic.iface}"],
+                                           [f"{gw_host.name}:{gw_link_nic.iface}",
+                                            f"{wk_host.name}:{wk_nic.iface}"]]},
                      "servers": 2, "repetitions": 1, "trials_file": log_path.name}
             try:
                 with platform, generator, \

@@ -1,6 +1,6 @@
-"""Serpens across namespace hosts: `harness testbed run figure-15` with serpens-gen on h1, the gateway serpensd
-on h2 and the worker serpensd on h3, each its own DPDK primary on its host's veth NICs (net_af_packet),
-controlled over SSH. Starts DPDK busy-pollers: run this file under the bench lock
+"""Serpens across namespace hosts: `harness testbed run figure-15` with serpens-gen on h1, the gateway
+serpensd on h2 and the worker serpensd on h3, each its own DPDK primary on its host's veth NICs
+(net_af_packet), controlled over SSH. Starts DPDK busy-pollers: run this file under the bench lock
 (`flock /tmp/bench.lock pytest ...`)."""
 
 from __future__ import annotations
