@@ -357,8 +357,9 @@ def per_hop(stats: dict[str, Any], gen_tx: int, gen_rx: int, gen_refused: int = 
     gen_refused the packets the gateway's memif ring refused (the generator's ``dut_rx_full``)."""
     gw = stats["link"]
     gw_drops = gw["port_stats"]["imissed"] + gw["ring_drops"]
+    # port 0's ring_drops: the kernel's full-ring drops when port 0 is af_packet (a testbed NIC), else 0
     rows = [{"hop": "generator -> gateway", "sent": gen_tx, "received": stats["port"]["rx_packets"],
-             "dropped": stats["port"].get("imissed", 0) + gen_refused}]
+             "dropped": stats["port"].get("imissed", 0) + stats["port"].get("ring_drops", 0) + gen_refused}]
     (sfc,) = stats["sfcs"]
     rows.append({"hop": "gateway router -> link", "sent": stats["port"]["rx_packets"],
                  "received": sum(p["sent"] for p in gw["peers"]),
