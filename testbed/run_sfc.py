@@ -114,6 +114,28 @@ class RemoteGateway(GatewayPlacement, RemoteServerd):
         return d
 
 
+NIC_COUNTERS = ("rx_packets", "tx_packets", "rx_dropped", "tx_dropped")
+
+
+def _nic_counters(r: Remote, nics: Sequence[Nic]) -> dict[str, dict[str, int]]:
+    """The host kernel's counters of its NICs (/sys/class/net/IF/statistics). They see every frame on the
+    NIC, also those no DPDK counter sees: a frame that reached the generator host's kernel after serpens-gen
+    stopped reading, or that its af_packet ring had no room for."""
+    out: dict[str, dict[str, int]] = {}
+    for nic in nics:
+        d = f"/sys/class/net/{nic.iface}/statistics"
+        try:
+            values = r.out(" ".join(f"cat {d}/{c};" for c in NIC_COUNTERS), what="nic counters").split()
+            out[nic.iface] = dict(zip(NIC_COUNTERS, (int(v) for v in values), strict=True))
+        except (HostError, ValueError):
+            pass
+    return out
+
+
+def _delta(after: dict[str, dict[str, int]], before: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+    return {i: {c: v - before.get(i, {}).get(c, 0) for c, v in cs.items()} for i, cs in after.items()}
+
+
 def _link(inv: Inventory, a: Host, b: Host, why: str) -> tuple[Nic, Nic]:
     links = inv.links(a, b)
     if not links:
@@ -177,6 +199,8 @@ def run_figure_15(inv: Inventory, config: Config, out_dir: Path, frame_size: int
                                            [f"{gw_host.name}:{gw_link_nic.iface}",
                                             f"{wk_host.name}:{wk_nic.iface}"]]},
                      "servers": 2, "repetitions": 1, "trials_file": log_path.name}
+            nic_sets = ((rg, [gen_nic]), (rw, [gw_gen_nic, gw_link_nic]), (rk, [wk_nic]))
+            before = {r.host.name: _nic_counters(r, nics) for r, nics in nic_sets}
             try:
                 with platform, generator, \
                         ResultWriter(csv_path, "figure-15", POINT_COLUMNS, config, cores=cores,
@@ -205,7 +229,10 @@ def run_figure_15(inv: Inventory, config: Config, out_dir: Path, frame_size: int
                         raise
                     # every counter since the servers started against every packet of every trial
                     hops = per_hop(platform.stats(), sent["tx"], sent["rx"])
-                    writer.note("per_hop", {"generator_trials": sent["trials"], "hops": hops})
+                    nic_delta = {r.host.name: _delta(_nic_counters(r, nics), before[r.host.name])
+                                 for r, nics in nic_sets}
+                    writer.note("per_hop", {"generator_trials": sent["trials"], "hops": hops,
+                                            "nic_counters": nic_delta})
                     record.update(platform=DESIGN, **designs.row_identity(DESIGN), workload=SFC, trial=0,
                                   point_id=point_id, trials_file=log_path.name)
                     log.point(point_id, record)
