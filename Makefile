@@ -6,7 +6,8 @@
 #   make table-4       the scaling overhead of one new instance per mechanism (paper Table IV)
 #   make figure-13     chains of 1-6 FWs on Fission's, SAND's and Serpens' chaining, one core (Fig. 13)
 #   make figure-14     latency while half of the flows move to a new instance, per scaling protocol (Fig. 14)
-#   make figure-15     the SFC FW→MON→NAT on Fission, SNF, SAND and Serpens, the wire too (Fig. 15)
+#   make figure-15     the SFC FW→MON→NAT on Fission, SNF, SAND and Serpens, the wire too (Fig. 15);
+#                      with TESTBED=inventory.yaml: Serpens with generator, gateway and worker on its hosts
 #   make soak          ten minutes of Serpens FW→MON→NAT at 80 % of its PDR: memory, accounted loss, restarts
 #   make check-paper   the paper's claims against the latest results
 # QUICK=1 gives short trials and one repetition for every experiment target.
@@ -52,8 +53,9 @@ test-testbed: setup
 bench: setup
 	@$(PY) -m pytest tests/bench -q --benchmark-only --benchmark-autosave
 
+# TESTBED=INVENTORY runs figure-15 across the inventory's hosts instead (`harness testbed run`, docs/testbed.md)
 $(EXPERIMENTS): setup
-	@$(HARNESS) $(QUICKFLAG) experiment $@
+	@$(HARNESS) $(QUICKFLAG) $(if $(and $(TESTBED),$(filter figure-15,$@)),testbed run -i $(TESTBED) $@,experiment $@)
 
 figure-11: figure-11a figure-11b
 

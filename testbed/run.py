@@ -348,4 +348,9 @@ def run_wire(inv: Inventory, config: Config, out_dir: Path, frame_size: int = 64
     return [csv_path, csv_path.with_suffix(".json"), log_path, fetched]
 
 
-EXPERIMENTS: dict[str, Callable[..., list[Path]]] = {"wire": run_wire}
+def _figure_15(*args: Any, **kwargs: Any) -> list[Path]:
+    from testbed.run_sfc import run_figure_15  # it builds on this module's generator and placement
+    return run_figure_15(*args, **kwargs)
+
+
+EXPERIMENTS: dict[str, Callable[..., list[Path]]] = {"wire": run_wire, "figure-15": _figure_15}

@@ -117,13 +117,7 @@ class Controller:
 
     def request(self, cmd: str, _timeout_s: float | None = None, **fields: Any) -> dict[str, Any]:
         """Send ``{"cmd": cmd, **fields}``, return the reply; ``ok: false`` raises :class:`SerpensError`."""
-        req = {"cmd": cmd, **fields}
-        line = (json.dumps(req, separators=(",", ":")) + "\n").encode()
-        if len(line) > REQUEST_MAX_BYTES:
-            # said here, before sending: serpensd would refuse it and close the connection
-            raise SerpensError(f"request {cmd!r} is {len(line)} bytes: serpensd takes at most "
-                               f"{REQUEST_MAX_BYTES} bytes per request (an argument or a field is too long)",
-                               {"cmd": cmd})
+        req, line = self.encode(cmd, fields)
         with self._lock:
             if self._sock is None:
                 self.connect()
@@ -156,6 +150,24 @@ class Controller:
                 raise SerpensConnectionError(
                     f"serpensd closed its control socket {self.socket_path} during {cmd!r}: "
                     "serpensd is not running any more (see its log)")
+        return self.parse_reply(cmd, raw, req)
+
+    @staticmethod
+    def encode(cmd: str, fields: Mapping[str, Any]) -> tuple[dict[str, Any], bytes]:
+        """The request object and its line; a line over serpensd's limit is refused here, before it is sent
+        (serpensd would refuse it and close the connection)."""
+        req = {"cmd": cmd, **fields}
+        line = (json.dumps(req, separators=(",", ":")) + "\n").encode()
+        if len(line) > REQUEST_MAX_BYTES:
+            raise SerpensError(f"request {cmd!r} is {len(line)} bytes: serpensd takes at most "
+                               f"{REQUEST_MAX_BYTES} bytes per request (an argument or a field is too long)",
+                               {"cmd": cmd})
+        return req, line
+
+    @staticmethod
+    def parse_reply(cmd: str, raw: bytes, req: Mapping[str, Any]) -> dict[str, Any]:
+        """serpensd's reply line to ``req``: the object, or :class:`SerpensError` when it says ``ok: false``
+        or is not a reply at all."""
         try:
             reply = json.loads(raw)
         except ValueError:

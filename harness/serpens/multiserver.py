@@ -22,12 +22,13 @@ import re
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.config import Config
 from harness.native import RunDir
 from harness.platforms.base import PlatformError
 from harness.platforms.designs import Design
+from harness.serpens.controller import Controller
 from harness.serpens.platform import DesignPlatform
 from harness.serpens.sfc import SfcSpec
 
@@ -169,53 +170,21 @@ class WorkerServer(DesignPlatform):
                       "--link-peer", f"{GATEWAY_IP},{self.server_link.mac(0)}"]
 
 
-class MultiServerPlatform(DesignPlatform):
-    """The gateway of ``servers`` servers (1 gateway + servers-1 workers); the generator talks to it."""
+class GatewayPlacement:
+    """The gateway's side of placement, whatever carries its requests: the gateway is a
+    :class:`DesignPlatform` (``_running()`` its controller, ``deployed_nfs``, ``sfcs``, ``sfc_ids``) with
+    ``workers``, each a DesignPlatform with its server number ``k``. On one machine that is
+    :class:`MultiServerPlatform`; on a testbed (testbed/run_sfc.py) the same steps reach serpensds on other
+    hosts over SSH."""
 
-    def __init__(self, config: Config, run_dir: RunDir, design: str | Design = "serpens",
-                 sfc: SfcSpec | Sequence[SfcSpec] | str | None = None, servers: int | None = None) -> None:
-        super().__init__(config, run_dir, design=design, sfc=sfc)
-        if servers is None:
-            servers = self.settings.get("servers", 2)
-        if not isinstance(servers, int) or not 2 <= servers <= MAX_SERVERS:
-            raise PlatformError(f"servers must be 2..{MAX_SERVERS} (a gateway and 1..{MAX_SERVERS - 1} "
-                                f"workers), not {servers!r}")
-        if self.design.chaining != "consolidated":
-            raise PlatformError(f"{self.name}: across servers each worker runs whole SFC instances "
-                                f"(consolidated chaining); this design has {self.design.chaining}")
-        if self.design.needs_redis:
-            raise PlatformError(f"{self.name}: across servers the state is each server's State Manager; "
-                                "a remote-store design is not supported")
-        self.n_servers = servers
-        self.server_link = ServerLink(run_dir.tag, servers)
-        # the gateway runs no instance (it routes to the workers): the smallest pool the startup method takes
-        self.settings = {**self.settings, "instances": 0, "pool": min(1, self.settings["pool"])}
-        self.workers = [WorkerServer(config, run_dir, k, self.server_link, design, self.sfcs)
-                        for k in range(1, servers)]
-        self.placements: list[dict[str, Any]] = []
+    workers: Sequence[Any]
+    placements: list[dict[str, Any]]
+    deployed_nfs: dict[str, dict[str, Any]]
+    sfcs: list[SfcSpec]
+    sfc_ids: dict[str, int]
 
-    def command(self) -> list[str]:
-        cmd = _with_vdevs(super().command(), None, _af_packet(self.server_link.iface(0)))
-        cmd += ["--link", "gateway", "--link-ip", GATEWAY_IP]
-        for w in self.workers:
-            cmd += ["--link-peer", f"{server_ip(w.k)},{self.server_link.mac(w.k)}"]
-        return cmd
-
-    def start(self) -> None:
-        if self.proc is not None:
-            return
-        ServerLink.reclaim_stale(self.run_dir.path.parent)
-        self.server_link.create()
-        try:
-            for w in self.workers:
-                w.start()
-            super().start()
-            for spec in self.sfcs:
-                self._check_ids(spec.name)
-                self.place(spec.name, 1)
-        except BaseException:
-            self.stop()
-            raise
+    if TYPE_CHECKING:   # DesignPlatform's, which comes after this class in the MRO
+        def _running(self) -> Controller: ...
 
     def _check_ids(self, sfc: str) -> None:
         """The tag is the SFC id: every server must know the SFC under the gateway's id."""
@@ -224,7 +193,7 @@ class MultiServerPlatform(DesignPlatform):
                 raise PlatformError(f"SFC {sfc!r} has id {self.sfc_ids.get(sfc)} on the gateway but "
                                     f"{w.sfc_ids.get(sfc)} on worker {w.k}: the tag would name another SFC")
 
-    def _give_share(self, worker: WorkerServer, fraction: float) -> list[dict[str, Any]]:
+    def _give_share(self, worker: Any, fraction: float) -> list[dict[str, Any]]:
         """Move ``fraction`` of what is left of each of the gateway's release pools to the worker's State
         Manager, replacing the worker's own copy (it must have no instance yet). Returns what moved."""
         gw, moved = self._running(), []
@@ -280,11 +249,63 @@ class MultiServerPlatform(DesignPlatform):
         ``server``; old flows stay."""
         return self.place(sfc, server, buckets if buckets is not None else range(128, 256), share)
 
+    def servers_stats(self, gateway: dict[str, Any]) -> dict[str, Any]:
+        """The gateway's stats with ``servers``: each worker's stats (``link`` has the per-hop counters)."""
+        gateway["servers"] = [w.stats() for w in self.workers]
+        return gateway
+
+
+class MultiServerPlatform(GatewayPlacement, DesignPlatform):
+    """The gateway of ``servers`` servers (1 gateway + servers-1 workers); the generator talks to it."""
+
+    def __init__(self, config: Config, run_dir: RunDir, design: str | Design = "serpens",
+                 sfc: SfcSpec | Sequence[SfcSpec] | str | None = None, servers: int | None = None) -> None:
+        super().__init__(config, run_dir, design=design, sfc=sfc)
+        if servers is None:
+            servers = self.settings.get("servers", 2)
+        if not isinstance(servers, int) or not 2 <= servers <= MAX_SERVERS:
+            raise PlatformError(f"servers must be 2..{MAX_SERVERS} (a gateway and 1..{MAX_SERVERS - 1} "
+                                f"workers), not {servers!r}")
+        if self.design.chaining != "consolidated":
+            raise PlatformError(f"{self.name}: across servers each worker runs whole SFC instances "
+                                f"(consolidated chaining); this design has {self.design.chaining}")
+        if self.design.needs_redis:
+            raise PlatformError(f"{self.name}: across servers the state is each server's State Manager; "
+                                "a remote-store design is not supported")
+        self.n_servers = servers
+        self.server_link = ServerLink(run_dir.tag, servers)
+        # the gateway runs no instance (it routes to the workers): the smallest pool the startup method takes
+        self.settings = {**self.settings, "instances": 0, "pool": min(1, self.settings["pool"])}
+        self.workers = [WorkerServer(config, run_dir, k, self.server_link, design, self.sfcs)
+                        for k in range(1, servers)]
+        self.placements: list[dict[str, Any]] = []
+
+    def command(self) -> list[str]:
+        cmd = _with_vdevs(super().command(), None, _af_packet(self.server_link.iface(0)))
+        cmd += ["--link", "gateway", "--link-ip", GATEWAY_IP]
+        for w in self.workers:
+            cmd += ["--link-peer", f"{server_ip(w.k)},{self.server_link.mac(w.k)}"]
+        return cmd
+
+    def start(self) -> None:
+        if self.proc is not None:
+            return
+        ServerLink.reclaim_stale(self.run_dir.path.parent)
+        self.server_link.create()
+        try:
+            for w in self.workers:
+                w.start()
+            super().start()
+            for spec in self.sfcs:
+                self._check_ids(spec.name)
+                self.place(spec.name, 1)
+        except BaseException:
+            self.stop()
+            raise
+
     def stats(self) -> dict[str, Any]:
         """The gateway's stats with ``servers``: each worker's stats (``link`` has the per-hop counters)."""
-        s = super().stats()
-        s["servers"] = [w.stats() for w in self.workers]
-        return s
+        return self.servers_stats(super().stats())
 
     def stop(self) -> dict[str, Any]:
         final: dict[str, Any] = {}
@@ -336,8 +357,9 @@ def per_hop(stats: dict[str, Any], gen_tx: int, gen_rx: int, gen_refused: int = 
     gen_refused the packets the gateway's memif ring refused (the generator's ``dut_rx_full``)."""
     gw = stats["link"]
     gw_drops = gw["port_stats"]["imissed"] + gw["ring_drops"]
+    # port 0's ring_drops: the kernel's full-ring drops when port 0 is af_packet (a testbed NIC), else 0
     rows = [{"hop": "generator -> gateway", "sent": gen_tx, "received": stats["port"]["rx_packets"],
-             "dropped": stats["port"].get("imissed", 0) + gen_refused}]
+             "dropped": stats["port"].get("imissed", 0) + stats["port"].get("ring_drops", 0) + gen_refused}]
     (sfc,) = stats["sfcs"]
     rows.append({"hop": "gateway router -> link", "sent": stats["port"]["rx_packets"],
                  "received": sum(p["sent"] for p in gw["peers"]),

@@ -41,6 +41,8 @@ unsigned int server_link_poll(struct serpensd *d);
 /* control thread */
 json_t *server_link_request(json_t *req);
 json_t *server_link_stats(void);
+/* frames the kernel dropped for a full af_packet rx ring on this interface since the last call */
+uint64_t af_packet_ring_drops(int ifindex);
 void server_link_shutdown(void);
 
 #endif /* SERPENS_SERVER_LINK_H */

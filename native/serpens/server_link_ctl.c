@@ -173,15 +173,17 @@ json_t *server_link_request(json_t *req)
 /* A frame that finds the af_packet rx ring full is dropped by the kernel, and this DPDK's af_packet PMD does
  * not report it (imissed stays 0): without this a loss on the link would be unaccounted for. The kernel
  * counts it per packet socket (PACKET_STATISTICS, cleared by each read), so the control thread finds this
- * process's packet sockets on the link's interface and adds their drops up. A reader that also read them
- * (a PMD that reports imissed) would get each drop once, never both. */
-static void ring_drops_read(void)
+ * process's packet sockets on the interface and adds their drops up: the drops since the last call for that
+ * interface. A reader that also read them (a PMD that reports imissed) would get each drop once, never
+ * both. Also serpensd's port 0 when it is af_packet on a testbed NIC (control_stats.c). */
+uint64_t af_packet_ring_drops(int ifindex)
 {
 	DIR *dir;
 	struct dirent *e;
+	uint64_t drops = 0;
 
-	if (!SL.ifindex || !(dir = opendir("/proc/self/fd")))
-		return;
+	if (!ifindex || !(dir = opendir("/proc/self/fd")))
+		return 0;
 	while ((e = readdir(dir))) {
 		struct sockaddr_ll sll;
 		struct tpacket_stats st;
@@ -191,12 +193,13 @@ static void ring_drops_read(void)
 		if (e->d_name[0] == '.' || fd == dirfd(dir))
 			continue;
 		if (getsockname(fd, (struct sockaddr *)&sll, &sl) != 0 || sll.sll_family != AF_PACKET ||
-		    sll.sll_ifindex != SL.ifindex)
+		    sll.sll_ifindex != ifindex)
 			continue;
 		if (getsockopt(fd, SOL_PACKET, PACKET_STATISTICS, &st, &stl) == 0)
-			SL.ring_drops += st.tp_drops;
+			drops += st.tp_drops;
 	}
 	closedir(dir);
+	return drops;
 }
 
 static json_t *u64(uint64_t v) { return json_integer((json_int_t)v); }
@@ -225,7 +228,7 @@ json_t *server_link_stats(void)
 
 	if (sl_role == SL_NONE)
 		return json_null();
-	ring_drops_read();
+	SL.ring_drops += af_packet_ring_drops(SL.ifindex);
 	rx = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "frames", u64(SLC.rx_frames), "not_vxlan",
 		       u64(SLC.not_vxlan), "not_mine", u64(SLC.not_mine), "bad", u64(SLC.bad), "unknown_sfc",
 		       u64(SLC.unknown_sfc), "tag_mismatch", u64(SLC.tag_mismatch),

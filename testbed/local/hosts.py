@@ -67,14 +67,17 @@ class Spec:
 
 
 def default_spec(n: int) -> Spec:
-    """h1 generator, h2 gateway, h3.. workers; one data link h1-h2. On this 2-vCPU machine the generator
-    runs on CPU 1 and every platform on CPU 0 (cores.generator / cores.platform's defaults)."""
+    """h1 generator, h2 gateway, h3.. workers; data links h1-h2 (h2's dp0) and h2-hK for each worker (h2's
+    dp1, dp2, ...; the worker's dp0). On this 2-vCPU machine the generator runs on CPU 1 and every platform
+    on CPU 0 (cores.generator / cores.platform's defaults)."""
     if not 1 <= n <= 16:
         raise LocalHostsError(f"the number of namespace hosts must be in 1..16, got {n}")
     roles = {f"h{i + 1}": ["generator"] if i == 0 else ["gateway"] if i == 1 else ["worker"]
              for i in range(n)}
     cores = {name: [1] if r == ["generator"] else [0] for name, r in roles.items()}
-    return Spec(roles=roles, links=[("h1", "h2")] if n >= 2 else [], cores=cores)
+    links = [("h1", "h2")] if n >= 2 else []
+    links += [("h2", f"h{i + 1}") for i in range(2, n)]
+    return Spec(roles=roles, links=links, cores=cores)
 
 
 def _in_use_subnets() -> set[int]:

@@ -13,7 +13,9 @@ from tests.testbed.conftest import edited_inventory, harness
 
 def _redis_on_h3(ns_hosts: Hosts, tmp_path: Path) -> Path:
     def edit(data: dict[str, Any]) -> None:
-        data["hosts"] = {"h3": {**data["hosts"]["h3"], "roles": ["redis"]}}
+        # h3 alone: without its NIC, whose peer (h2) is not in this inventory
+        h3 = {k: v for k, v in data["hosts"]["h3"].items() if k != "nics"}
+        data["hosts"] = {"h3": {**h3, "roles": ["redis"]}}
 
     return edited_inventory(ns_hosts.inventory, tmp_path / "redis.yaml", edit)
 

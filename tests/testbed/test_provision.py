@@ -37,7 +37,7 @@ def test_first_provision_applies_and_a_second_changes_nothing(ns_hosts: Hosts,
         done = {task: status for h, task, status in rows if h == host}
         assert set(TASKS) <= set(done), (host, done)
         assert done["dirs"] == "changed" and done["source"] == "changed", first.output
-    assert {h for h, task, _ in rows if task == "nics"} == {"h1", "h2"}   # h3 has no data NIC
+    assert {h for h, task, _ in rows if task == "nics"} == {"h1", "h2", "h3"}
     second = harness("testbed", "provision", "-i", str(ns_hosts.inventory))
     assert second.exit_code == 0, second.output
     rows = _rows(second.output)
@@ -91,10 +91,12 @@ def test_bad_hosts_each_get_one_line_and_the_good_host_finishes(ns_hosts: Hosts,
     def edit(data: dict[str, Any]) -> None:
         hosts = data["hosts"]
         data["defaults"]["connect_timeout_s"] = 2
-        hosts["unreach"] = {**hosts["h3"], "address": unused}
-        hosts["wrongkey"] = {**hosts["h3"], "port": 22, "key_file": str(other_key),
+        h3 = {k: v for k, v in hosts["h3"].items() if k != "nics"}   # its NIC is cabled to h2's dp1
+        hosts["unreach"] = {**h3, "address": unused}
+        hosts["wrongkey"] = {**h3, "port": 22, "key_file": str(other_key),
                              "address": ns_hosts.addresses["h3"]}
-        hosts["nodns"] = {**hosts["h3"], "address": "no-such-host.invalid"}
+        hosts["nodns"] = {**h3, "address": "no-such-host.invalid"}
+        hosts["h2"]["nics"] = hosts["h2"]["nics"][:1]
         hosts["h2"]["nics"][0]["iface"] = "dp9"
         hosts["h2"]["nics"][0].pop("peer")
         hosts["h1"]["nics"][0].pop("peer")
