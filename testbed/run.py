@@ -260,6 +260,35 @@ class RemoteGenerator(LocalGenerator):
             self.thread = None
 
 
+def measure_on_hosts(generator: Any, platform: Platform, config: Config, log: Any, frame_size: int,
+                     flows: int, rate_mpps: float | None, echo: Callable[[str], Any],
+                     each_trial: Callable[[Any], None] | None = None) -> tuple[dict[str, Any], str]:
+    """One point measured with a remote generator and platform, exactly as on one machine (the Measurer:
+    MLRsearch and a latency trial, or one fixed-rate trial at ``rate_mpps``), every trial logged and echoed,
+    a fault logged before it is raised. ``each_trial(result)`` sees every trial's result. The point's record
+    and id."""
+    from harness.traffic.measure import Measurer, measure_point
+
+    m = Measurer(generator, frame_size, flows, config["traffic"]["latency_pps"], platform=platform)
+    point_id = log.new_point_id()
+
+    def on_trial(phase: str, index: int, load_pps: float, dur: float, result: Any,
+                 judgement: dict[str, Any]) -> None:
+        if each_trial is not None:
+            each_trial(result)
+        log.trial(point_id, index, phase, load_pps, dur, result, **judgement)
+        echo(f"  {phase} trial {index}: {load_pps / 1e6:.4g} Mpps for {dur:g} s: tx "
+             f"{result.tx_packets}, rx {result.rx_packets}")
+
+    try:
+        record = measure_point(m, config, load_fraction=1.0 if rate_mpps else None, on_trial=on_trial,
+                               rate_pps=rate_mpps * 1e6 if rate_mpps else None)
+    except Exception as exc:
+        log.fault(point_id, exc)
+        raise
+    return record, point_id
+
+
 def run_wire(inv: Inventory, config: Config, out_dir: Path, frame_size: int = 64,
              rate_mpps: float | None = None, duration: float | None = None,
              echo: Callable[[str], Any] = print) -> list[Path]:
@@ -267,7 +296,7 @@ def run_wire(inv: Inventory, config: Config, out_dir: Path, frame_size: int = 64
     on the gateway host, over the NIC pair the inventory cables between them."""
     from harness.results import ResultWriter
     from harness.results import run_id as make_run_id
-    from harness.traffic.measure import POINT_COLUMNS, Measurer, measure_point, point_row
+    from harness.traffic.measure import POINT_COLUMNS, point_row
     from harness.trial_log import TrialLogWriter, trials_path
 
     where = placement(inv, ("generator", "gateway"))
@@ -307,23 +336,8 @@ def run_wire(inv: Inventory, config: Config, out_dir: Path, frame_size: int = 64
                         ResultWriter(csv_path, "testbed-wire", POINT_COLUMNS, config, cores=cores,
                                      extra=extra) as writer, \
                         TrialLogWriter(log_path, writer.run_id) as log:
-                    m = Measurer(generator, frame_size, flows, config["traffic"]["latency_pps"],
-                                 platform=platform)
-                    point_id = log.new_point_id()
-
-                    def on_trial(phase: str, index: int, load_pps: float, dur: float, result: Any,
-                                 judgement: dict[str, Any]) -> None:
-                        log.trial(point_id, index, phase, load_pps, dur, result, **judgement)
-                        echo(f"  {phase} trial {index}: {load_pps / 1e6:.4g} Mpps for {dur:g} s: tx "
-                             f"{result.tx_packets}, rx {result.rx_packets}")
-
-                    try:
-                        record = measure_point(m, config, load_fraction=1.0 if rate_mpps else None,
-                                               on_trial=on_trial,
-                                               rate_pps=rate_mpps * 1e6 if rate_mpps else None)
-                    except Exception as exc:
-                        log.fault(point_id, exc)
-                        raise
+                    record, point_id = measure_on_hosts(generator, platform, config, log, frame_size, flows,
+                                                        rate_mpps, echo)
                     record.update(platform="wire", workload="forward", trial=0, point_id=point_id,
                                   trials_file=log_path.name)
                     log.point(point_id, record)

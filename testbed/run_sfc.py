@@ -38,7 +38,7 @@ from harness.traffic.base import GeneratorError
 from testbed.inventory import Host, Inventory, Nic
 from testbed.remote import HostError, Remote
 from testbed.remote_serpensd import RemoteServerd
-from testbed.run import RemoteGenerator, RunError, _lcore, placement
+from testbed.run import RemoteGenerator, RunError, _lcore, measure_on_hosts, placement
 
 SFC = "fw,mon,nat"
 DESIGN = "serpens"
@@ -150,7 +150,7 @@ def run_figure_15(inv: Inventory, config: Config, out_dir: Path, frame_size: int
     """FW→MON→NAT on Serpens across the inventory's generator, gateway and (first) worker hosts."""
     from harness.results import ResultWriter
     from harness.results import run_id as make_run_id
-    from harness.traffic.measure import POINT_COLUMNS, Measurer, measure_point, point_row
+    from harness.traffic.measure import POINT_COLUMNS, point_row
     from harness.trial_log import TrialLogWriter, trials_path
 
     where = placement(inv, ("generator", "gateway", "worker"))
@@ -207,26 +207,13 @@ def run_figure_15(inv: Inventory, config: Config, out_dir: Path, frame_size: int
                                      extra=extra) as writer, \
                         TrialLogWriter(log_path, writer.run_id) as log:
                     writer.note("rig", {"platform": platform.describe(), "generator": "serpens-gen (remote)"})
-                    m = Measurer(generator, frame_size, flows, config["traffic"]["latency_pps"],
-                                 platform=platform)
-                    point_id = log.new_point_id()
-
-                    def on_trial(phase: str, index: int, load_pps: float, dur: float, result: Any,
-                                 judgement: dict[str, Any]) -> None:
+                    def count(result: Any) -> None:
                         sent["tx"] += result.tx_packets
                         sent["rx"] += result.rx_packets
                         sent["trials"] += 1
-                        log.trial(point_id, index, phase, load_pps, dur, result, **judgement)
-                        echo(f"  {phase} trial {index}: {load_pps / 1e6:.4g} Mpps for {dur:g} s: tx "
-                             f"{result.tx_packets}, rx {result.rx_packets}")
 
-                    try:
-                        record = measure_point(m, config, load_fraction=1.0 if rate_mpps else None,
-                                               on_trial=on_trial,
-                                               rate_pps=rate_mpps * 1e6 if rate_mpps else None)
-                    except Exception as exc:
-                        log.fault(point_id, exc)
-                        raise
+                    record, point_id = measure_on_hosts(generator, platform, config, log, frame_size, flows,
+                                                        rate_mpps, echo, each_trial=count)
                     # every counter since the servers started against every packet of every trial
                     hops = per_hop(platform.stats(), sent["tx"], sent["rx"])
                     nic_delta = {r.host.name: _delta(_nic_counters(r, nics), before[r.host.name])

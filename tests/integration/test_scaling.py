@@ -80,9 +80,16 @@ def traffic() -> list[Any]:
     return profiles.udp_flows(LOAD_PPS, 64, N_FLOWS) + profiles.latency_stream(0, LATENCY_PPS, 64)
 
 
-def traffic_on_flows() -> list[Any]:
+def traffic_on_flows(load_pps: float = LOAD_PPS) -> list[Any]:
     """The load with the latency stream spread over its flows: loss and order counted per moved flow."""
-    return profiles.load_with_latency_on_flows(LOAD_PPS, N_FLOWS, LATENCY_PPS, frame_size=64)
+    return profiles.load_with_latency_on_flows(load_pps, N_FLOWS, LATENCY_PPS, frame_size=64)
+
+
+# OpenNF diverts the moved flows' packets only while its move runs, a window whose length varies from run to
+# run (shorter since the routes' grace period polls before it sleeps): at LOAD_PPS one CI run's move saw no
+# packet (2026-11-29), and the test then has nothing to check. At this load a check run diverted 55
+# (order-preserving) and 326 (loss-free) packets; it is still fewer packets per trial than CAPTURE holds.
+OPENNF_LOAD_PPS = 150_000
 
 
 def flow_hash(i: int) -> int:
@@ -321,7 +328,8 @@ def test_opennf_moves_without_loss_and_in_order_preserving_mode_without_reorderi
         dpdk_ready: cfg.Config, tmp_path: Path, design: str) -> None:
     order = design == "opennf-scaling"
     with scaling_rig(dpdk_ready, design, SYN, tmp_path) as r:
-        t = trial(r, tmp_path, lambda: r.platform.start_instance("syn"), streams=traffic_on_flows())
+        t = trial(r, tmp_path, lambda: r.platform.start_instance("syn"),
+                  streams=traffic_on_flows(OPENNF_LOAD_PPS))
     (move,) = t.out["moves"]
     inside_trial(t, move)
     assert t.after["scaling"]["opennf_mode"] == ("order-preserving" if order else "loss-free")
