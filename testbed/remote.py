@@ -174,3 +174,36 @@ class Remote:
         """A small remote text file, or None when it does not exist."""
         code, out, _ = self.run(f"cat {shlex.quote(path)} 2>/dev/null", check=False, what="cat")
         return out if code == 0 else None
+
+
+def ready_script(name: str, command: str, pid_file: str, log_file: str, timeout_s: float,
+                 before: str = "") -> str:
+    """A shell script that starts ``command`` (already quoted) in a session of its own, its pid in
+    ``pid_file`` and its output in ``log_file``, and waits until the log says READY: exit 0; exit 1 with one
+    line when it died first (the log's last non-EAL lines) or was not ready within ``timeout_s``.
+    ``before``: shell lines run first (removing stale files)."""
+    q = shlex.quote
+    inner = f"echo $$ > {q(pid_file)}; exec {command}"
+    died = f"$(grep -v '^EAL' {q(log_file)} | tail -n 2 | tr '\\n' ' ')"
+    return f"""{before}
+setsid sh -c {q(inner)} </dev/null >{q(log_file)} 2>&1 &
+i=0
+while [ $i -lt {int(timeout_s * 20)} ]; do
+  sleep 0.05; i=$((i+1))
+  grep -q READY {q(log_file)} && exit 0
+  pid=$(cat {q(pid_file)} 2>/dev/null) || continue
+  kill -0 "$pid" 2>/dev/null || {{ echo "{name} exited: {died}" >&2; exit 1; }}
+done
+echo "{name} not ready within {timeout_s:g} s" >&2; exit 1"""
+
+
+def fetch_all(dest: Path, files: Any) -> None:
+    """Copy each host's files, ``[(remote, [path, ...]), ...]``, into ``dest`` as ``<host>-<name>``; a file
+    that is not there (a daemon that never started) is skipped."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for r, paths in files:
+        for f in paths:
+            try:
+                r.get(f, dest / f"{r.host.name}-{Path(f).name}")
+            except HostError:
+                pass

@@ -34,7 +34,7 @@ from harness.serpens.controller import (
 )
 from harness.serpens.platform import DesignPlatform
 from harness.serpens.sfc import SfcSpec
-from testbed.remote import HostError, Remote
+from testbed.remote import HostError, Remote, ready_script
 
 # Requests up to this many bytes ride on the forwarder's command line (Linux: 128 KiB per argument).
 INLINE_MAX = 64 * 1024
@@ -184,19 +184,10 @@ class RemoteServerd(DesignPlatform):
             raise PlatformError(str(exc)) from exc
         q = shlex.quote
         timeout = self.settings["ready_timeout_s"]
-        inner = f"echo $$ > {q(self.pid_file)}; exec {' '.join(q(a) for a in cmd)}"
-        died = f"$(grep -v '^EAL' {q(self.remote_log)} | tail -n 2 | tr '\\n' ' ')"
-        script = f"""rm -f {q(self.remote_socket)} {q(self.pid_file)}; mkdir -p {q(self.nf_dir)}
-cd {q(self.tree)} || exit 1
-setsid sh -c {q(inner)} </dev/null >{q(self.remote_log)} 2>&1 &
-i=0
-while [ $i -lt {int(timeout * 20)} ]; do
-  sleep 0.05; i=$((i+1))
-  grep -q READY {q(self.remote_log)} && exit 0
-  pid=$(cat {q(self.pid_file)} 2>/dev/null) || continue
-  kill -0 "$pid" 2>/dev/null || {{ echo "serpensd exited: {died}" >&2; exit 1; }}
-done
-echo "serpensd not ready within {timeout:g} s" >&2; exit 1"""
+        argv = " ".join(q(a) for a in cmd)
+        script = ready_script("serpensd", argv, self.pid_file, self.remote_log, timeout,
+                              before=f"rm -f {q(self.remote_socket)} {q(self.pid_file)}; "
+                                     f"mkdir -p {q(self.nf_dir)}\ncd {q(self.tree)} || exit 1")
         try:
             self.r.run(script, timeout=timeout + 15, what="start serpensd")
             self.running = True

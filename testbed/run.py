@@ -30,7 +30,7 @@ from harness.platforms.base import Platform, PlatformError
 from harness.traffic.base import GeneratorError, TrialResult
 from harness.traffic.local import LocalGenerator, result_from_report
 from testbed.inventory import Host, Inventory, Nic
-from testbed.remote import HostError, Remote
+from testbed.remote import HostError, Remote, fetch_all, ready_script
 
 
 class RunError(RuntimeError):
@@ -96,18 +96,8 @@ class RemoteWire(Platform):
             return
         q = shlex.quote
         timeout = self.settings["ready_timeout_s"]
-        inner = f"echo $$ > {q(self.pid_file)}; exec {self.command()}"
-        died = f"$(grep -v '^EAL' {q(self.log_file)} | tail -n 2 | tr '\\n' ' ')"
-        script = f"""rm -f {q(self.stats_file)} {q(self.pid_file)}
-setsid sh -c {q(inner)} </dev/null >{q(self.log_file)} 2>&1 &
-i=0
-while [ $i -lt {int(timeout * 20)} ]; do
-  sleep 0.05; i=$((i+1))
-  grep -q READY {q(self.log_file)} && exit 0
-  pid=$(cat {q(self.pid_file)} 2>/dev/null) || continue
-  kill -0 "$pid" 2>/dev/null || {{ echo "serpens-wire exited: {died}" >&2; exit 1; }}
-done
-echo "serpens-wire not ready within {timeout:g} s" >&2; exit 1"""
+        script = ready_script("serpens-wire", self.command(), self.pid_file, self.log_file, timeout,
+                              before=f"rm -f {q(self.stats_file)} {q(self.pid_file)}")
         try:
             self.r.run(script, timeout=timeout + 15, what="start serpens-wire")
         except HostError as exc:
@@ -346,14 +336,8 @@ def run_wire(inv: Inventory, config: Config, out_dir: Path, frame_size: int = 64
             finally:
                 # the hosts' own files of the run (the last trial's report and streams, the wire's log and
                 # counters) come back beside the CSV
-                fetched.mkdir(parents=True, exist_ok=True)
-                for r, files in ((rg, (generator.remote_report, generator.remote_streams)),
-                                 (rw, (platform.stats_file, platform.log_file))):
-                    for f in files:
-                        try:
-                            r.get(f, fetched / f"{r.host.name}-{Path(f).name}")
-                        except HostError:
-                            pass
+                fetch_all(fetched, ((rg, (generator.remote_report, generator.remote_streams)),
+                                    (rw, (platform.stats_file, platform.log_file))))
     except (HostError, PlatformError, GeneratorError, ConfigError, OSError) as exc:
         raise RunError(str(exc).splitlines()[0]) from None
     finally:

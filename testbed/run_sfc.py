@@ -36,7 +36,7 @@ from harness.serpens.multiserver import GATEWAY_IP, GatewayPlacement, per_hop, s
 from harness.serpens.sfc import SfcSpec
 from harness.traffic.base import GeneratorError
 from testbed.inventory import Host, Inventory, Nic
-from testbed.remote import HostError, Remote
+from testbed.remote import HostError, Remote, fetch_all
 from testbed.remote_serpensd import RemoteServerd
 from testbed.run import RemoteGenerator, RunError, _lcore, measure_on_hosts, placement
 
@@ -70,12 +70,7 @@ class RemoteGateway(GatewayPlacement, RemoteServerd):
         if self.running:
             return
         try:
-            for w in self.workers:
-                w.start()
-            super().start()
-            for spec in self.sfcs:
-                self._check_ids(spec.name)
-                self.place(spec.name, 1)
+            self.start_servers(super().start)
         except BaseException:
             try:
                 self.stop()
@@ -226,14 +221,8 @@ def run_figure_15(inv: Inventory, config: Config, out_dir: Path, frame_size: int
                     writer.write(point_row(record))
                     final = platform.stop()
             finally:
-                fetched.mkdir(parents=True, exist_ok=True)
-                for r, files in ((rg, (generator.remote_report, generator.remote_streams)),
-                                 (rw, (platform.remote_log,)), (rk, (worker.remote_log,))):
-                    for f in files:
-                        try:
-                            r.get(f, fetched / f"{r.host.name}-{Path(f).name}")
-                        except HostError:
-                            pass
+                fetch_all(fetched, ((rg, (generator.remote_report, generator.remote_streams)),
+                                    (rw, (platform.remote_log,)), (rk, (worker.remote_log,))))
     except (HostError, PlatformError, GeneratorError, ConfigError, OSError) as exc:
         raise RunError(str(exc).splitlines()[0]) from None
     finally:

@@ -183,6 +183,16 @@ class GatewayPlacement:
     sfcs: list[SfcSpec]
     sfc_ids: dict[str, int]
 
+    def start_servers(self, start_gateway: Any) -> None:
+        """The workers, then the gateway (``start_gateway``: its own start), then every SFC placed on the
+        first worker; the caller stops what was started if this raises."""
+        for w in self.workers:
+            w.start()
+        start_gateway()
+        for spec in self.sfcs:
+            self._check_ids(spec.name)
+            self.place(spec.name, 1)
+
     if TYPE_CHECKING:   # DesignPlatform's, which comes after this class in the MRO
         def _running(self) -> Controller: ...
 
@@ -293,12 +303,7 @@ class MultiServerPlatform(GatewayPlacement, DesignPlatform):
         ServerLink.reclaim_stale(self.run_dir.path.parent)
         self.server_link.create()
         try:
-            for w in self.workers:
-                w.start()
-            super().start()
-            for spec in self.sfcs:
-                self._check_ids(spec.name)
-                self.place(spec.name, 1)
+            self.start_servers(super().start)
         except BaseException:
             self.stop()
             raise
