@@ -49,10 +49,19 @@ def _line(r: dict[str, Any], old: dict[str, Any]) -> str:
                      + ("; generator stalled" if r.get("generator_stalled") else ""))
         return (f"{r['name']:<22} {r['count']:4d} pauses, mean {mean}, max {r['max_us']:8.1f} µs ({loss})")
     if kind == "floor":   # test_bench_start: the machine's floor under a start (medians, µs)
-        return (f"{r['name']:<28} wake: other vCPU {r['wake_other_us']:.1f}, "
-                f"same vCPU {r['wake_same_us']:.1f};"
-                f" image mmaps: shared {r['map_shared_us']:.1f} + private {r['map_private_us']:.1f};"
-                f" a page fault {r['fault_us']:.1f} µs")
+        line = (f"{r['name']:<28} wake: other vCPU {r['wake_other_us']:.1f}, "
+                f"same vCPU {r['wake_same_us']:.1f}")
+        if "wake_same_proc_us" in r:   # serpens-startprobe since the process and warm/cold fields
+            line += (f" (another process: {r['wake_other_proc_us']:.1f}, {r['wake_same_proc_us']:.1f});"
+                     f" image mmaps after 1 ms asleep: shared {r['map_shared_us']:.1f} +"
+                     f" private {r['map_private_us']:.1f} (warm {r['map_shared_hot_us']:.1f} +"
+                     f" {r['map_private_hot_us']:.1f}; the call alone {r['map_bare_us']:.1f});"
+                     f" a page fault {r['fault_us']:.1f} µs; so one NF's start on the requester's vCPU"
+                     f" >= {r['floor_fw_same_us']:.1f} µs")
+        else:
+            line += (f"; image mmaps: shared {r['map_shared_us']:.1f} + private {r['map_private_us']:.1f};"
+                     f" a page fault {r['fault_us']:.1f} µs")
+        return line
     if kind == "start":   # test_bench_start: medians of startup_us and of each of its steps
         steps = " ".join(f"{k[:-3]} {v:.1f}" for k, v in r["steps"].items())
         start = _versus(r["startup_us"], old.get("startup_us"), " µs", 1)
