@@ -516,14 +516,21 @@ static bool is_global_write(const struct sm_table_shm *t)
  * under the State Manager's pause: every byte copied here is a pause every instance waits out (the issue
  * that measured it: a gather-and-redeal through a malloc'd buffer paused 50-100 µs for NAT's 64 512
  * ports; docs/scaling.md). */
-static void pool_redistribute(void *base, void **vals, unsigned int n, uint32_t vsize)
+static void pool_deal(void *base, void **vals, unsigned int n, uint32_t vsize, struct sp_pool *leaving)
 {
-	struct sp_pool *b = base, *hold[SM_MAX_INSTANCES + 1];
-	uint32_t cap = b->cap, total = b->nfree, want[SM_MAX_INSTANCES + 1], share, extra;
+	struct sp_pool *b = base, *hold[SM_MAX_INSTANCES + 2];
+	uint32_t cap = b->cap, total = b->nfree, want[SM_MAX_INSTANCES + 2], share, extra;
 	unsigned int i, h = 0, active = 0, r, d = 0;
 
 	if (cap == 0 || SP_POOL_SIZE(cap) > vsize || n > SM_MAX_INSTANCES)
 		return;
+	if (leaving) { /* a departing holder: it only gives, everything it holds */
+		if (leaving->cap == 0)
+			leaving->cap = cap;
+		total += leaving->nfree;
+		hold[h] = leaving;
+		want[h++] = 0;
+	}
 	for (i = 0; i < n; i++)
 		if (vals[i]) {
 			struct sp_pool *p = vals[i];
@@ -537,11 +544,10 @@ static void pool_redistribute(void *base, void **vals, unsigned int n, uint32_t 
 	extra = active ? total % active : 0;
 	hold[h] = b; /* the base keeps everything only when no instance is active */
 	want[h++] = active ? 0 : total;
-	for (i = 0; i < n; i++)
+	for (i = 0, r = 0; i < n; i++)
 		if (vals[i]) {
 			hold[h] = vals[i];
-			want[h] = share + (h - 1 < extra ? 1 : 0);
-			h++;
+			want[h++] = share + (r++ < extra ? 1 : 0);
 		}
 	for (r = 0; r < h; r++) { /* fill each receiver from the donors, in holder order */
 		struct sp_pool *to = hold[r];
@@ -563,6 +569,11 @@ static void pool_redistribute(void *base, void **vals, unsigned int n, uint32_t 
 			to->nfree += take;
 		}
 	}
+}
+
+static void pool_redistribute(void *base, void **vals, unsigned int n, uint32_t vsize)
+{
+	pool_deal(base, vals, n, vsize, NULL);
 }
 
 /* Eventual: counters. update folds every replica into the base and zeroes it. */
@@ -644,13 +655,46 @@ void sm_apply_hook(const struct sm_hook_set *h, uint32_t flags, uint32_t value_s
 	pick_hook(h, flags, k)(base, vals, SM_MAX_INSTANCES, value_size);
 }
 
+/* The default merge of eventual state when slot `only` leaves: its replica of every key folded into the
+ * base. Every key is visited under the pause (MON: one per host), so this is the merge's whole cost: one
+ * replica per key, not a gather of every slot's, and the next keys' lines fetched while this one folds. */
+static void fold_departed(struct sm_table_shm *t, unsigned int only)
+{
+	uint64_t i, n = live_count(t);
+
+	for (i = 0; i < n; i++) {
+		uint8_t *x = slot_at(t, t->live[i]);
+		void *v = slot_val(t, x, 1 + only);
+
+		if (i + 4 < n) {
+			uint8_t *ahead = slot_at(t, t->live[i + 4]);
+
+			__builtin_prefetch(ahead);
+			__builtin_prefetch(slot_val(t, ahead, 1 + only), 1);
+		}
+		if (ld_acq(slot_state(x)) == SLOT_FULL)
+			counters_fold(slot_val(t, x, 0), &v, 1, t->value_size);
+	}
+}
+
 static struct sm_hook_set hooks_of(const struct sm_local *lt)
 {
 	return (struct sm_hook_set){.split = lt->split, .merge = lt->merge, .update = lt->update};
 }
 
-/* Run a hook over one key (s) or every key (s == NULL). Caller holds the pause. */
-static void run_hook(struct sm_region *r, const struct sm_local *lt, enum sm_hook_kind k, uint8_t *s, int only)
+/* A departing instance's release state goes in one pass: straight from its sub-state to the instances
+ * that stay (or to the base when none stays), instead of merged into the base and dealt out from there
+ * again, which copied everything it held twice under the pause. Only with the default hooks: an NF's own
+ * merge or update runs as before. */
+static bool leaves_in_one_pass(const struct sm_local *lt)
+{
+	return (lt->shm->flags & SP_RELEASE) && !lt->merge && !lt->update;
+}
+
+/* Run a hook over one key (s) or every key (s == NULL). Caller holds the pause. leaving >= 0 (an update
+ * after that slot's release, one-pass tables only): deal its sub-state out too. */
+static void run_hook(struct sm_region *r, const struct sm_local *lt, enum sm_hook_kind k, uint8_t *s, int only,
+		     int leaving)
 {
 	struct sm_table_shm *t = lt->shm;
 	struct sm_hook_set h = hooks_of(lt);
@@ -670,13 +714,21 @@ static void run_hook(struct sm_region *r, const struct sm_local *lt, enum sm_hoo
 		sm_apply_hook(&h, t->flags, t->value_size, k, slot_val(t, s, 0), vals, only);
 		return;
 	}
+	if (k == SM_HOOK_MERGE && only >= 0 && pick_hook(&h, t->flags, k) == counters_fold) {
+		fold_departed(t, (unsigned int)only);
+		return;
+	}
 	for (i = 0; i < live_count(t); i++) {
 		uint8_t *x = slot_at(t, t->live[i]);
 
 		if (ld_acq(slot_state(x)) != SLOT_FULL)
 			continue;
 		gather(t, x, vals, in);
-		sm_apply_hook(&h, t->flags, t->value_size, k, slot_val(t, x, 0), vals, only);
+		if (leaving >= 0)
+			pool_deal(slot_val(t, x, 0), vals, SM_MAX_INSTANCES, t->value_size,
+				  (struct sp_pool *)slot_val(t, x, 1 + (unsigned int)leaving));
+		else
+			sm_apply_hook(&h, t->flags, t->value_size, k, slot_val(t, x, 0), vals, only);
 	}
 }
 
@@ -775,24 +827,22 @@ static void for_each_gw_table(struct sm_region *r, void (*fn)(struct sm_region *
 static void split_for(struct sm_region *r, struct sm_local *lt, int slot)
 {
 	(void)slot;
-	run_hook(r, lt, SM_HOOK_SPLIT, NULL, -1);
+	run_hook(r, lt, SM_HOOK_SPLIT, NULL, -1, -1);
 }
 
 static void merge_for(struct sm_region *r, struct sm_local *lt, int slot)
 {
-	run_hook(r, lt, SM_HOOK_MERGE, NULL, slot);
+	if (!leaves_in_one_pass(lt)) /* else update_release_for deals the slot's share out */
+		run_hook(r, lt, SM_HOOK_MERGE, NULL, slot, -1);
 }
 
-static void update_for(struct sm_region *r, struct sm_local *lt, int slot)
+/* After slot `leaving` was released (its sub-states merged, unless they go in one pass here). */
+static void update_release_for(struct sm_region *r, struct sm_local *lt, int leaving)
 {
-	(void)slot;
-	run_hook(r, lt, SM_HOOK_UPDATE, NULL, -1);
-}
-
-static void update_release_for(struct sm_region *r, struct sm_local *lt, int slot)
-{
-	if (lt->shm->flags & SP_RELEASE)
-		update_for(r, lt, slot);
+	if (leaves_in_one_pass(lt))
+		run_hook(r, lt, SM_HOOK_UPDATE, NULL, -1, leaving);
+	else if (lt->shm->flags & SP_RELEASE)
+		run_hook(r, lt, SM_HOOK_UPDATE, NULL, -1, -1);
 }
 
 static void split_all_for(struct sm_region *r, int slot)
@@ -841,7 +891,7 @@ void sm_instance_release(struct sm_region *r, int slot)
 	st_rel(&r->active[slot], 0);
 	/* release state the departing instance gave back is dealt out to the others now; eventual replicas are
 	 * folded by their own timer, not inside this pause (the departing one was folded above) */
-	for_each_gw_table(r, update_release_for, -1);
+	for_each_gw_table(r, update_release_for, slot);
 	if (g_remote && g_remote->release)
 		g_remote->release(r, slot); /* merges slot's remote sub-states back, redistributes */
 	sm_resume_as(r, SM_HOOK_MERGE);
@@ -1301,7 +1351,7 @@ static int hook_on_key(sp_table *ht, const void *key, enum sm_hook_kind k)
 		sm_batch_end(r, g_slot); /* the caller re-reads its state after the hook */
 	spin_lock(&t->lock);
 	sm_pause(r, g_slot);
-	run_hook(r, lt, k, s, -1);
+	run_hook(r, lt, k, s, -1, -1);
 	sm_resume_as(r, k);
 	spin_unlock(&t->lock);
 	if (g_slot >= 0)
@@ -1407,7 +1457,7 @@ void sm_run_timers(struct sm_region *r, uint64_t now_us)
 		}
 		spin_lock(&t->lock);
 		sm_pause(r, -1);
-		run_hook(r, lt, SM_HOOK_UPDATE, s, -1);
+		run_hook(r, lt, SM_HOOK_UPDATE, s, -1, -1);
 		sm_resume_as(r, SM_HOOK_UPDATE);
 		spin_unlock(&t->lock);
 	}

@@ -111,7 +111,8 @@ static void test_release_pool(struct sm_region *r)
 	sm_set_instance((int)b);
 	CHECK(sp_pool_give(pb, seen[0]) == 0 && sp_pool_give(pb, seen[1]) == 0);
 	sm_instance_release(r, (int)b);
-	CHECK(pa->nfree == 2);
+	CHECK(pa->nfree == 2 && pb->nfree == 0); /* straight from b's share to a's, nothing left behind */
+	CHECK((pa->item[0] == seen[0] && pa->item[1] == seen[1]) || (pa->item[0] == seen[1] && pa->item[1] == seen[0]));
 	CHECK(sm_table_lookup(r, "fake/pool", &cluster, 4, merged, sizeof(merged)) == 0);
 	CHECK(((struct sp_pool *)merged)->nfree == 2);
 	/* scale to zero: everything returns to the base, and a new instance gets it all */
@@ -121,6 +122,43 @@ static void test_release_pool(struct sm_region *r)
 	pa = sp_get_state(pool_t, &cluster);
 	CHECK(pa && pa->nfree == 2);
 	sm_instance_release(r, (int)a);
+}
+
+/* Scale in the middle one of three: its share goes straight to the two that stay, equally, and every
+ * item is still held exactly once. */
+static void test_release_leaves_to_many(struct sm_region *r)
+{
+	struct sp_pool *p[3];
+	bool held[1u << 16] = {false};
+	uint32_t i, k, total = 0;
+	int s[3];
+
+	for (k = 0; k < 3; k++) {
+		s[k] = sm_instance_claim(r);
+		sm_set_instance(s[k]);
+		p[k] = sp_get_state(pool_t, &cluster);
+		CHECK(p[k] != NULL);
+	}
+	/* what the earlier test left in the pool, plus 30 items the middle one gives back */
+	sm_set_instance(s[1]);
+	for (i = 0; i < 30; i++)
+		CHECK(sp_pool_give(p[1], 1000 + i) == 0);
+	total = p[0]->nfree + p[1]->nfree + p[2]->nfree;
+	CHECK(total >= 30);
+	sm_instance_release(r, s[1]);
+	CHECK(p[1]->nfree == 0);
+	CHECK(p[0]->nfree + p[2]->nfree == total);
+	CHECK(p[0]->nfree - p[2]->nfree <= 1 || p[2]->nfree - p[0]->nfree <= 1);
+	total = 0;
+	for (k = 0; k < 3; k += 2)
+		for (i = 0; i < p[k]->nfree; i++) {
+			CHECK(p[k]->item[i] < (1u << 16) && !held[p[k]->item[i]]);
+			held[p[k]->item[i] & 0xffff] = true;
+			total++;
+		}
+	CHECK(total == p[0]->nfree + p[2]->nfree);
+	sm_instance_release(r, s[0]);
+	sm_instance_release(r, s[2]);
 }
 
 static void test_eventual_counters(struct sm_region *r)
@@ -405,6 +443,7 @@ int main(void)
 	test_two_regions(r);
 	test_tenants(r);
 	test_release_pool(r);
+	test_release_leaves_to_many(r);
 	test_eventual_counters(r);
 	test_per_flow_and_errors(r);
 	test_hints(r);
