@@ -183,8 +183,11 @@ static json_t *handle(json_t *req)
 		if (n < 1)
 			return fail("start_instances: 'n' (instances to start together, 1..%u) is required",
 				    D->ctl->max_instances);
+		v = json_object_get(req, "pooled");
+		if (v && !json_is_boolean(v))
+			return fail("start_instances: 'pooled' is true or false");
 		t0 = rte_rdtsc();
-		return stamped(start_instances_at(id, (unsigned int)n, request_ns), t0);
+		return stamped(start_instances_at(id, (unsigned int)n, json_is_true(v), request_ns), t0);
 	}
 	if (!strcmp(cmd, "stop_instance")) {
 		if ((err = at_ns_of(req, cmd, &at)))

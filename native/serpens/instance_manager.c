@@ -465,13 +465,25 @@ static bool zygote_took(int sfc)
 	return true;
 }
 
+/* The pool processes pool_pick could hand a start of the tenant: waiting, and this tenant's or no one's yet. */
+static unsigned int pool_waiting(int tenant)
+{
+	unsigned int p, n = 0;
+
+	for (p = 0; p < D->pool_size; p++)
+		n += __atomic_load_n(&D->ctl->pool[p].state, __ATOMIC_ACQUIRE) == POOL_WAITING &&
+		     (D->pool_tenant[p] == tenant || D->pool_tenant[p] < 0);
+	return n;
+}
+
 /* start_instances: n instances of SFC `sfc` (whole-SFC instances: consolidated chaining) started together,
  * as Fig. 11(a) starts them: every one launched back to back (launch_one, as start_instance does), then all
  * awaited, then each finished (its routes) in slot order. All or nothing: if one fails, the others are
  * stopped again and the reply is the first failure, naming which of the n it was. all_ready_us runs from the
  * request's receipt (t_req) to the control thread seeing the last one ready; each instance's startup_us from
- * t_req to it being seen ready, and its steps tile the time from the end of the previous one's launch. */
-json_t *start_instances_at(int sfc, unsigned int n, uint64_t t_req)
+ * t_req to it being seen ready, and its steps tile the time from the end of the previous one's launch.
+ * pooled_only: refused unless n pool processes wait (no start of the n is a cold start). */
+json_t *start_instances_at(int sfc, unsigned int n, bool pooled_only, uint64_t t_req)
 {
 	struct start_ctx *c;
 	struct start_steps *s;
@@ -490,6 +502,17 @@ json_t *start_instances_at(int sfc, unsigned int n, uint64_t t_req)
 	if (n < 1 || n > nfree)
 		return fail("start_instances: 'n' must be 1..%u (free instance slots of %u, serpensd --max-instances)",
 			    nfree, D->ctl->max_instances);
+	if (pooled_only) { /* Fig. 11(a)'s pooled methods: every start from the pool, none a cold start */
+		unsigned int waiting = pool_waiting(D->sfc_tenant[sfc]);
+
+		if (D->starter->resident != ST_RES_POOL)
+			return fail("start_instances: 'pooled' needs a pooled startup method (load, serpens), not %s",
+				    D->starter->name);
+		if (n > waiting)
+			return fail("start_instances %s: %u instances, more than the pool's %u waiting processes "
+				    "('pooled': pool starts only; serpensd --pool %u)", D->ctl->sfcs[sfc].name, n, waiting,
+				    D->pool_size);
+	}
 	c = calloc(n, sizeof(*c));
 	s = calloc(n, sizeof(*s));
 	if (!c || !s) {
@@ -559,9 +582,15 @@ json_t *start_instances_at(int sfc, unsigned int n, uint64_t t_req)
 				retire(c[i].slot, false);
 		json_decref(list);
 	} else {
-		rep = json_pack("{s:b, s:i, s:f, s:b, s:s, s:o}", "ok", 1, "n", (int)n, "all_ready_us",
-				(double)(t_last - t_req) / 1e3, "pooled", pooled, "startup", D->starter->name,
-				"instances", list);
+		/* Each finish_one moved flows to its instance from the SFC's instances above their share — but
+		 * an SFC that had none before has no bucket owner yet, and with all n ready at once none of them
+		 * was the "first instance" that takes every bucket (sc_scale_out): the routes deal the buckets
+		 * without a ready owner out to the ready instances in turn. */
+		t_end = mono_ns();
+		control_publish_routes(D);
+		rep = json_pack("{s:b, s:i, s:f, s:f, s:b, s:s, s:o}", "ok", 1, "n", (int)n, "all_ready_us",
+				(double)(t_last - t_req) / 1e3, "routes_us", (double)(mono_ns() - t_end) / 1e3, "pooled",
+				pooled, "startup", D->starter->name, "instances", list);
 	}
 	free(c);
 	free(s);
