@@ -509,7 +509,7 @@ json_t *start_instances_at(int sfc, unsigned int n, bool pooled_only, uint64_t t
 			return fail("start_instances: 'pooled' needs a pooled startup method (load, serpens), not %s",
 				    D->starter->name);
 		if (n > waiting)
-			return fail("start_instances %s: %u instances, more than the pool's %u waiting processes "
+			return fail("start_instances %s: %u instances: more than the pool's %u waiting processes "
 				    "('pooled': pool starts only; serpensd --pool %u)", D->ctl->sfcs[sfc].name, n, waiting,
 				    D->pool_size);
 	}

@@ -83,7 +83,7 @@ def test_out_of_range_counts_are_one_clear_error(dpdk_ready: cfg.Config) -> None
     assert "'n' must be an integer in 1..24, got 25" in errors[1], errors[1]
     assert "'n' must be an integer in 1..24" in errors[2], errors[2]
     assert "'n' (instances to start together, 1..24) is required" in errors[3], errors[3]
-    assert "3 instances, more than the pool's 2 waiting processes" in errors[4], errors[4]
+    assert "3 instances: more than the pool's 2 waiting processes" in errors[4], errors[4]
     assert "'pooled' is true or false" in errors[5], errors[5]
     assert "no SFC named 'nope'" in str(nosfc.value)
     assert all("\n" not in e for e in errors)
