@@ -510,8 +510,8 @@ json_t *start_instances_at(int sfc, unsigned int n, bool pooled_only, uint64_t t
 				    D->starter->name);
 		if (n > waiting)
 			return fail("start_instances %s: %u instances: more than the pool's %u waiting processes "
-				    "('pooled': pool starts only; serpensd --pool %u)", D->ctl->sfcs[sfc].name, n, waiting,
-				    D->pool_size);
+				    "('pooled': pool starts only; serpensd --pool %u)", D->ctl->sfcs[sfc].name, n,
+				    waiting, D->pool_size);
 	}
 	c = calloc(n, sizeof(*c));
 	s = calloc(n, sizeof(*s));
@@ -564,8 +564,8 @@ json_t *start_instances_at(int sfc, unsigned int n, bool pooled_only, uint64_t t
 			if (!rep) {
 				const char *why = json_string_value(json_object_get(one, "error"));
 
-				rep = fail("start_instances %s: instance %u of %u (slot %d): %s", D->ctl->sfcs[sfc].name,
-					   i + 1, n, c[i].slot, why ? why : "failed");
+				rep = fail("start_instances %s: instance %u of %u (slot %d): %s",
+					   D->ctl->sfcs[sfc].name, i + 1, n, c[i].slot, why ? why : "failed");
 			}
 			json_decref(one);
 			continue; /* finish_one freed it, or (its flows could not move) it runs: stopped below */
@@ -591,8 +591,8 @@ json_t *start_instances_at(int sfc, unsigned int n, bool pooled_only, uint64_t t
 		t_end = mono_ns();
 		control_publish_routes(D);
 		rep = json_pack("{s:b, s:i, s:f, s:f, s:b, s:s, s:o}", "ok", 1, "n", (int)n, "all_ready_us",
-				(double)(t_last - t_req) / 1e3, "routes_us", (double)(mono_ns() - t_end) / 1e3, "pooled",
-				pooled, "startup", D->starter->name, "instances", list);
+				(double)(t_last - t_req) / 1e3, "routes_us", (double)(mono_ns() - t_end) / 1e3,
+				"pooled", pooled, "startup", D->starter->name, "instances", list);
 	}
 	free(c);
 	free(s);

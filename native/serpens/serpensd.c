@@ -65,7 +65,8 @@ static void usage_exit(const char *why)
 	fprintf(stderr,
 		"serpensd: %s\nusage: serpensd [EAL args] -- --control PATH --runtime PATH [--nf-dir DIR]\n"
 		"       [--state-mb N] [--wake-batch N] [--batch N] [--flush-us N] [--keep-warm-s S] [--colocate]\n"
-		"       [--instance-lcore N] [--no-auto-start] [--startup exec|fork|load|snapshot|serpens] [--pool N] [--max-instances N]\n"
+		"       [--instance-lcore N] [--no-auto-start] [--startup exec|fork|load|snapshot|serpens] [--pool N]\n"
+		"       [--max-instances N]\n"
 		"       [--state-backend serpens|fission|snf] [--redis HOST:PORT] [--redis-timeout-ms N]\n"
 		"       [--chaining %s] [--gproxy PATH] [--gproxy-hold N]\n"
 		"       [--scaling %s] [--pin-flows] [--start-placement instance|same|other|any] [--tsc-hz HZ]\n"
@@ -469,8 +470,8 @@ int main(int argc, char **argv)
 	parse_args(argc - ret, argv + ret);
 	publish_eal_init_lock();
 	if (D.lcore >= SP_INSTANCE_LCORE0)
-		rte_exit(EXIT_FAILURE, "serpensd's lcore %u: must be below %u, where its runtimes' lcore ids begin (ctl.h)\n",
-			 D.lcore, SP_INSTANCE_LCORE0);
+		rte_exit(EXIT_FAILURE, "serpensd's lcore %u: must be below %u, where its runtimes' lcore ids begin "
+			 "(ctl.h)\n", D.lcore, SP_INSTANCE_LCORE0);
 	setup_shared(boot.max_instances);
 	D.ctl->wake_batch = boot.wake_batch;
 	D.ctl->batch = boot.batch;

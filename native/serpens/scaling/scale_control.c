@@ -389,7 +389,8 @@ json_t *move_flows(json_t *req)
 	if (D->delivery->per_nf)
 		return fail("move_flows: the router's buckets move with consolidated chaining only");
 	if (!jf || !jt)
-		return fail("move_flows: 'from' and 'to' (instance slots, 0..%u) are required", D->ctl->max_instances - 1);
+		return fail("move_flows: 'from' and 'to' (instance slots, 0..%u) are required",
+			    D->ctl->max_instances - 1);
 	/* checked before the cast to int: a slot 2^32 is not slot 0 */
 	if ((v = int_field(req, "move_flows", "from", 0, (json_int_t)D->ctl->max_instances - 1, -1, &slot)))
 		return v;
