@@ -2,19 +2,19 @@
 started together, Fig. 11(b) memory vs. number of deployed NFs) and `make table-4` (Table IV: the scaling
 overhead of one new instance per mechanism).
 
-Table IV measures every method serpensd runs (exec, fork, load, snapshot, serpens) through serpensd itself:
-``start_instance`` on its control socket, the Instance Manager, the State Manager's split, the starter, the
-reply's ``startup_us`` (from the request's receipt to the control thread seeing the instance ready; its
-steps are in the samples), as Figs. 12, 14 and 15 start instances (:func:`serpensd_starts`). Thread is not
-a start serpensd makes (its instances are processes: docs/startup.md), so its row and Fig. 11(a) come from
-``serpens-startbench``, which stays their driver — Fig. 11(a) starts up to 100 instances together, and
-serpensd runs at most 16 instances at once (its State Manager's slots). Those rows run
-``serpens-startbench`` (native/startup, docs/startup.md): one DPDK primary that
-deploys copies of the paper's target NF (FW) and starts instances of it with each method — exec (cold
-start), fork (SAND), load (SOCK), thread (Photons), snapshot (Catalyzer-style restore) and serpens
-(memory-map into a pool process) — on the same runtime code, timing from the start request to the instance
-being ready, and to its first packet processed. Its raw JSON lines (one per instance start, one per memory
-point) are kept next to the CSV (``results/<experiment>-samples.jsonl``); the CSV rows are summaries of them.
+Table IV and Fig. 11(a) measure every method serpensd runs (exec, fork, load, snapshot, serpens) through
+serpensd itself, on its control socket, the Instance Manager, the State Manager's split and the starter, as
+Figs. 12, 14 and 15 start instances. Table IV: ``start_instance``, whose reply's ``startup_us`` runs from
+the request's receipt to the control thread seeing the instance ready (:func:`serpensd_starts`). Fig. 11(a):
+``start_instances`` (n instances launched back to back by the same code, then all awaited), whose
+``all_ready_us`` runs to the last one seen ready (:func:`serpensd_together`); serpensd runs with
+``--max-instances`` the largest count. Thread is not a start serpensd makes (its instances are processes:
+docs/startup.md), so its rows come from ``serpens-startbench``, which stays their driver: one DPDK primary
+(native/startup, docs/startup.md) that deploys copies of the paper's target NF (FW) and starts instances of
+it with each method on the same runtime code, timing from the start request to the instance being ready,
+and to its first packet processed. Every start's raw JSON line is kept next to the CSV
+(``results/<experiment>-samples.jsonl``); the CSV rows are summaries of them, and ``platform`` says which
+program measured each row.
 
 Fig. 11(b) measures Serpens and Load on serpensd itself: serpensd with a pool of ``startup.pool``
 processes (Serpens; Load with a shared pool) or of one process per deployed NF (Load), FW copies deployed
@@ -23,12 +23,13 @@ plus the NF images' memfd pages (harness/serpens/memory.py). The other methods' 
 host per NF: Fork, Thread; nothing: Exec, Snapshot) are set up by the startbench, which stays their
 driver; the rows' ``platform`` says which program measured them.
 
-Each point's rows are written as soon as the point is done: the startbench ends every point of Fig. 11(a)
-with a ``point`` line (all its rounds ran) or a ``fault`` line (why it failed), and Python follows the
-samples file while the startbench runs. A failed point gets no row (its samples are not a measurement) but
-a ``fault`` line in the samples file and an entry in the sidecar's ``failed_points``, with its cause; the
-other points still run, and the run ends with :class:`harness.results.PointsFailed` (one line, non-zero
-exit). A startbench that dies leaves the points it had not finished failed with its last words.
+Each point's rows are written as soon as the point is done: on serpensd after its last round; the
+startbench ends every point with a ``point`` line (all its rounds ran) or a ``fault`` line (why it
+failed), and Python follows the samples file while the startbench runs. A failed point gets no row (its
+samples are not a measurement) but a ``fault`` line in the samples file and an entry in the sidecar's
+``failed_points``, with its cause; the other points still run, and the run ends with
+:class:`harness.results.PointsFailed` (one line, non-zero exit). A startbench that dies leaves the points
+it had not finished failed with its last words; a serpensd that dies, those of its method.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from harness.platforms.base import PlatformError
 from harness.progress import Progress
 from harness.results import PointsFailed, ResultWriter
 from harness.serpens import memory
+from harness.serpens.controller import SerpensConnectionError, SerpensError
 from harness.serpens.platform import DesignPlatform
 from harness.serpens.sfc import SfcSpec, nf_path
 
@@ -282,39 +284,67 @@ class Figure11a(StartupExperiment):
         writer.note("placement", s["placement"])
         samples = self.fresh_samples()
         failures = Failures(self, writer, len(s["methods"]) * len(s["instances"]))
-        for method in s["methods"]:  # one startbench per method, its points' rows written as each is done
-            pending: dict[int, list[dict[str, Any]]] = {}
-            todo = list(s["instances"])
-
-            def on_record(rec: dict[str, Any], method: str = method, pending: dict[int, list[dict[str, Any]]]
-                          = pending, todo: list[int] = todo) -> None:
-                n = rec.get("instances")
-                if rec["kind"] == "startup":
-                    pending.setdefault(n, []).append(rec)
-                elif rec["kind"] == "point":
-                    todo.remove(n)
-                    for row in startup_rows(pending.pop(n, [])):
-                        writer.write(row)
-                        self.progress.say(
-                            f"{LABELS.get(row['mechanism'], row['mechanism'])}: {row['n_instances']} "
-                            f"instance(s): p50 {row['startup_p50_us']:.1f} µs, "
-                            f"p99 {row['startup_p99_us']:.1f} µs, "
-                            f"all ready {row['startup_all_p50_us']:.1f} µs")
-                elif rec["kind"] == "fault":   # its samples are not a measurement: no row
-                    todo.remove(n)
-                    pending.pop(n, None)
-                    failures.add({"mechanism": method, "n_instances": n}, rec["error"])
-
-            try:
-                run_startbench(self.config, [
-                    "--methods", method, "--instances", ",".join(map(str, s["instances"])),
-                    "--reps", str(s["reps"]), "--slow-reps", str(s["slow_reps"]), "--pool", str(s["pool"]),
-                    "--placement", s["placement"]], samples, self.progress, self.name, on_record)
-            except NativeError as exc:   # it died: the points it had not finished failed with it
-                for n in list(todo):
-                    failures.add({"mechanism": method, "n_instances": n}, str(exc),
-                                 {"method": method, "instances": n, "placement": s["placement"]})
+        for method in s["methods"]:
+            if method in TABLE4_DESIGNS:   # through serpensd's Instance Manager
+                self.measure_serpensd(writer, failures, method, samples)
+            else:                          # thread: the startbench (serpensd refuses it)
+                self.measure_startbench(writer, failures, method, samples)
         failures.finish()
+
+    def measure_serpensd(self, writer: ResultWriter, failures: Failures, method: str, samples: Path) -> None:
+        """One serpensd for the method, every count in turn; a point's row written when its rounds are done,
+        a failed point recorded with its cause and the next count tried."""
+        s = self.config["startup"]
+        reps = s["slow_reps"] if method in SLOW else s["reps"]
+
+        def on_point(n: int, recs: list[dict[str, Any]]) -> None:
+            row = together_row(method, n, recs)
+            writer.write(row)
+            self.progress.say(f"{LABELS.get(method, method)} (serpensd): {n} instance(s): "
+                              f"p50 {row['startup_p50_us']:.1f} µs, "
+                              f"all ready {row['startup_all_p50_us']:.1f} µs")
+
+        def on_fault(n: int, cause: str) -> None:
+            failures.add({"mechanism": method, "n_instances": n}, f"serpensd: {cause}",
+                         {"program": SERPENSD, "method": method, "instances": n})
+
+        serpensd_together(self.config, method, list(s["instances"]), reps, samples, self.progress, on_point,
+                          on_fault)
+
+    def measure_startbench(self, writer: ResultWriter, failures: Failures, method: str,
+                           samples: Path) -> None:
+        """The method's points on the startbench, its rows written as it ends each point."""
+        s = self.config["startup"]
+        pending: dict[int, list[dict[str, Any]]] = {}
+        todo = list(s["instances"])
+
+        def on_record(rec: dict[str, Any]) -> None:
+            n = rec.get("instances")
+            if rec["kind"] == "startup":
+                pending.setdefault(n, []).append(rec)
+            elif rec["kind"] == "point":
+                todo.remove(n)
+                for row in startup_rows(pending.pop(n, [])):
+                    writer.write(row)
+                    self.progress.say(
+                        f"{LABELS.get(row['mechanism'], row['mechanism'])}: {row['n_instances']} "
+                        f"instance(s): p50 {row['startup_p50_us']:.1f} µs, "
+                        f"p99 {row['startup_p99_us']:.1f} µs, "
+                        f"all ready {row['startup_all_p50_us']:.1f} µs")
+            elif rec["kind"] == "fault":   # its samples are not a measurement: no row
+                todo.remove(n)
+                pending.pop(n, None)
+                failures.add({"mechanism": method, "n_instances": n}, rec["error"])
+
+        try:
+            run_startbench(self.config, [
+                "--methods", method, "--instances", ",".join(map(str, s["instances"])),
+                "--reps", str(s["reps"]), "--slow-reps", str(s["slow_reps"]), "--pool", str(s["pool"]),
+                "--placement", s["placement"]], samples, self.progress, self.name, on_record)
+        except NativeError as exc:   # it died: the points it had not finished failed with it
+            for n in list(todo):
+                failures.add({"mechanism": method, "n_instances": n}, str(exc),
+                             {"method": method, "instances": n, "placement": s["placement"]})
 
     def plot(self, df: pd.DataFrame, path: Path) -> None:
         method_lines(df, "n_instances", "startup_all_p50_us", path, xlabel="instances started together",
@@ -511,6 +541,95 @@ def serpensd_starts(config: Config, method: str, placement: str, reps: int, samp
         finally:
             run_dir.remove()
     return out
+
+
+# The methods whose starts take tens of ms (a process and an EAL init per start): startup.slow_reps rounds.
+SLOW = {"exec", "fork", "snapshot"}
+
+
+def serpensd_together(config: Config, method: str, counts: Sequence[int], reps: int, samples: Path,
+                      progress: Progress, on_point: Callable[[int, list[dict[str, Any]]], None],
+                      on_fault: Callable[[int, str], None]) -> None:
+    """Fig. 11(a) on serpensd: one serpensd running the design of ``method`` (TABLE4_DESIGNS) with
+    ``--max-instances`` the largest count and, for the pooled methods, a pool of ``startup.pool`` processes
+    placed by ``startup.placement``; for each count n, ``reps`` rounds of ``start_instances`` (n FW
+    instances started together, all or nothing), then ``stop_instance`` of each (so every round starts
+    from the same state; pool processes sleep again). Each started instance is a ``startup`` record in
+    ``samples`` (``program``: serpensd). A count's records go to ``on_point`` once its rounds are done; a
+    count whose round failed goes to ``on_fault`` with the cause and the next count is tried — unless
+    serpensd itself is gone (or would not start), when every count not yet done gets that cause."""
+    s = config["startup"]
+    conf = copy.deepcopy(config)
+    settings = conf["platforms"]["serpens"]
+    settings["instances"] = 0
+    settings["max_instances"] = max(counts)
+    pooled = method in POOLED
+    settings["pool"] = int(s["pool"]) if pooled else 0
+    if pooled:
+        settings["start_placement"] = s["placement"]
+        # the pool fills before serpensd says READY, one EAL init at a time (docs/startup.md)
+        settings["ready_timeout_s"] = max(float(settings["ready_timeout_s"]), 1.0 * settings["pool"])
+    design = TABLE4_DESIGNS[method]
+    todo = list(counts)
+    try:
+        nf = nf_path(s["nf"], settings["nfs_dir"])
+        if not nf.is_file():
+            raise NativeError(f"startup.nf: {nf} does not exist (run `make build`)")
+        with runlock.hold(conf):
+            run_dir = RunDir(conf, f"fig11a-{method}")
+            try:
+                platform = DesignPlatform(conf, run_dir, design, sfc=SfcSpec.linear(s["nf"]))
+                with platform, open(samples, "a") as f:
+                    for n in counts:
+                        try:
+                            recs = _together_point(platform, method, design, n, reps, f, s["nf"])
+                        except SerpensConnectionError:
+                            raise   # serpensd is gone: below
+                        except (SerpensError, PlatformError) as exc:
+                            todo.remove(n)
+                            on_fault(n, str(exc))
+                            continue
+                        todo.remove(n)
+                        on_point(n, recs)
+                        progress.say(f"{LABELS.get(method, method)} on serpensd: {n} instance(s) done")
+            finally:
+                run_dir.remove()
+    except (NativeError, PlatformError) as exc:
+        for n in todo:
+            on_fault(n, str(exc))
+
+
+def _together_point(platform: DesignPlatform, method: str, design: str, n: int, reps: int, f: Any,
+                    sfc: str) -> list[dict[str, Any]]:
+    """``reps`` rounds of n instances started together and stopped again; their records (written to f)."""
+    recs: list[dict[str, Any]] = []
+    for rep in range(reps):
+        time.sleep(0.001)
+        # a pooled method's n starts all from its pool, as the paper's (serpensd refuses a count beyond it)
+        reply = platform.start_instances(sfc, n, pooled=method in POOLED)
+        for one in reply["instances"]:
+            platform.stop_instance(int(one["instance"]))
+        for one in reply["instances"]:
+            rec = {"kind": "startup", "program": SERPENSD, "design": design, "method": method, "instances": n,
+                   "rep": rep, "instance": one["instance"], "ready_us": one["startup_us"],
+                   "all_ready_us": reply["all_ready_us"], "pooled": one["pooled"], "loader": one["loader"],
+                   "steps": one.get("steps")}
+            f.write(json.dumps(rec) + "\n")
+            recs.append(rec)
+        f.flush()
+    return recs
+
+
+def together_row(method: str, n: int, recs: list[dict[str, Any]]) -> dict[str, Any]:
+    """A Fig. 11(a) row from serpensd's records of one count: percentiles over every instance's start, and
+    the median over rounds of the time until the last one was ready."""
+    ready = [r["ready_us"] for r in recs]
+    rounds = {r["rep"]: r["all_ready_us"] for r in recs}
+    return {**identity(method), "platform": SERPENSD, "design": TABLE4_DESIGNS[method], "workload": "fw",
+            "n_instances": n, "startup_p50_us": _pct(ready, 50), "startup_p99_us": _pct(ready, 99),
+            "startup_all_p50_us": _pct(list(rounds.values()), 50),
+            "first_packet_p50_us": float("nan"),   # serpensd's reply ends at READY; its routes follow
+            "first_packet_p99_us": float("nan"), "n_samples": len(ready), "same_cpu_fraction": float("nan")}
 
 
 class Table4(StartupExperiment):

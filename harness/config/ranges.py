@@ -112,7 +112,8 @@ RANGES: dict[str, Range] = {
     "platforms.serpens.batch": _int(1, 128),
     "platforms.serpens.flush_us": _int(0, 10_000_000),
     "platforms.serpens.keep_warm_s": _int(0, 7 * 24 * 3600),
-    "platforms.serpens.instances": _int(0, 16),            # its instance slots (SM_MAX_INSTANCES)
+    "platforms.serpens.instances": _int(0, 100),           # at most its instance slots (SM_MAX_INSTANCES)
+    "platforms.serpens.max_instances": _int(1, 100),       # serpensd --max-instances (SM_MAX_INSTANCES)
     "platforms.serpens.pool": _int(0, 512),            # SP_MAX_POOL: apart from the slots
     "platforms.serpens.servers": _int(1, 9),           # a gateway and up to 8 workers (SL_MAX_PEERS)
     "platforms.serpens.ready_timeout_s": _TIMEOUT,

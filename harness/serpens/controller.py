@@ -223,6 +223,16 @@ class Controller:
         reply = self.request("start_instance", sfc=sfc, **extra)
         return {k: v for k, v in reply.items() if k != "ok"}
 
+    def start_instances(self, sfc: str, n: int, pooled: bool = False,
+                        timeout_s: float = 60.0) -> dict[str, Any]:
+        """Start ``n`` instances of ``sfc`` together (Fig. 11(a); consolidated chaining): ``{"n",
+        "all_ready_us", "pooled", "startup", "instances": [{"instance", "pid", "startup_us", "steps",
+        "loader", ...}]}``, all or nothing (docs/serpens-control.md). ``pooled``: refused unless n pool
+        processes wait (no cold start among them). ``timeout_s``: n cold starts take seconds."""
+        extra: dict[str, Any] = {"pooled": True} if pooled else {}
+        reply = self.request("start_instances", _timeout_s=timeout_s, sfc=sfc, n=int(n), **extra)
+        return {k: v for k, v in reply.items() if k != "ok"}
+
     def stop_instance(self, slot: int) -> int:
         """Stop an instance (drained, state merged back); returns how many queued packets it drained."""
         return int(self.scale_in(slot).get("drained", 0))

@@ -125,6 +125,9 @@ class DesignPlatform(Platform):
             cmd.append("--colocate")
         if s["start_placement"] != "instance":
             cmd += ["--start-placement", str(s["start_placement"])]
+        if s["max_instances"] != 16 or s["instances"] > 16:
+            # more instance slots (each a value in every global|write key; docs/startup.md)
+            cmd += ["--max-instances", str(max(int(s["max_instances"]), int(s["instances"])))]
         if s["pin_flows"]:
             if self.design.chaining != "consolidated":
                 raise PlatformError(f"platforms.serpens.pin_flows pins flows in the router, which needs "
@@ -247,6 +250,20 @@ class DesignPlatform(Platform):
             self.instances[int(slot)] = {"sfc": sfc, **reply}
         if "startup_us" in reply:
             self.startup_us.append(float(reply["startup_us"]))
+        return reply
+
+    def start_instances(self, sfc: str, n: int, pooled: bool = False,
+                        timeout_s: float = 60.0) -> dict[str, Any]:
+        """Start ``n`` instances of an SFC together (serpensd's ``start_instances``); every slot is
+        remembered, as for :meth:`start_instance`."""
+        self._check_scaling(f"start {n} instances of SFC {sfc!r}")
+        try:
+            reply = self._running().start_instances(sfc, n, pooled=pooled, timeout_s=timeout_s)
+        except SerpensError as exc:
+            raise SerpensError(f"starting {n} instances of SFC {sfc!r}: {exc}", exc.request) from exc
+        for one in reply["instances"]:
+            self.instances[int(one["instance"])] = {"sfc": sfc, **one}
+            self.startup_us.append(float(one["startup_us"]))
         return reply
 
     def stop_instance(self, slot: int) -> int:

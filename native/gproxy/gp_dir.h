@@ -22,10 +22,10 @@
 #include <stdint.h>
 
 #define GP_DIR_MAGIC 0x3152494450475053ull /* "SPGPDIR1" */
-#define GP_DIR_VERSION 1
+#define GP_DIR_VERSION 2 /* 2: 100 slots */
 #define GP_MAX_SFCS 32  /* = SP_MAX_SFCS (serpensd checks) */
 #define GP_MAX_POS 16   /* = SP_MAX_POS */
-#define GP_MAX_SLOTS 16 /* = SM_MAX_INSTANCES */
+#define GP_MAX_SLOTS 100 /* = SM_MAX_INSTANCES */
 
 /* The ready instances of one (SFC, position). */
 struct gp_route {

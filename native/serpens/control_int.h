@@ -110,6 +110,8 @@ json_t *start_one(int sfc, int pos, bool pin);
 json_t *start_instance(int sfc, bool pin); /* pin: --pin-flows, only new flows go to it */
 /* ... for a request received at t_req (mono_ns; 0: now), where its steps and startup_us begin */
 json_t *start_instance_at(int sfc, bool pin, uint64_t t_req);
+/* n instances of sfc started together (Fig. 11(a)): the same launch, await and finish as start_instance */
+json_t *start_instances_at(int sfc, unsigned int n, bool pooled_only, uint64_t t_req);
 uint64_t retire(int slot, bool crashed);
 void start_placement_setup(void); /* --start-placement, once, on the control thread */
 json_t *stop_instance(int slot);

@@ -171,12 +171,30 @@ static json_t *handle(json_t *req)
 		return stamped(start_instance_at(id, json_is_true(v), json_object_get(req, "at_ns") ? 0 : request_ns),
 			       t0);
 	}
+	if (!strcmp(cmd, "start_instances")) { /* Fig. 11(a): n instances started together */
+		const char *sfc = json_string_value(json_object_get(req, "sfc"));
+		int id = find_sfc(sfc ? sfc : "");
+		json_int_t n;
+
+		if (id < 0)
+			return fail("start_instances: no SFC named '%s' is deployed", sfc ? sfc : "");
+		if ((err = int_field(req, cmd, "n", 1, (json_int_t)D->ctl->max_instances, -1, &n)))
+			return err;
+		if (n < 1)
+			return fail("start_instances: 'n' (instances to start together, 1..%u) is required",
+				    D->ctl->max_instances);
+		v = json_object_get(req, "pooled");
+		if (v && !json_is_boolean(v))
+			return fail("start_instances: 'pooled' is true or false");
+		t0 = rte_rdtsc();
+		return stamped(start_instances_at(id, (unsigned int)n, json_is_true(v), request_ns), t0);
+	}
 	if (!strcmp(cmd, "stop_instance")) {
 		if ((err = at_ns_of(req, cmd, &at)))
 			return err;
 		if (!json_object_get(req, "instance"))
-			return fail("stop_instance: 'instance' (a slot, 0..%d) is required", SM_MAX_INSTANCES - 1);
-		if ((err = int_field(req, cmd, "instance", 0, SM_MAX_INSTANCES - 1, -1, &slot)))
+			return fail("stop_instance: 'instance' (a slot, 0..%u) is required", D->ctl->max_instances - 1);
+		if ((err = int_field(req, cmd, "instance", 0, (json_int_t)D->ctl->max_instances - 1, -1, &slot)))
 			return err;
 		t0 = rte_rdtsc();
 		return stamped(stop_instance((int)slot), t0);

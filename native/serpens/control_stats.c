@@ -188,6 +188,9 @@ json_t *stats(void)
 	json_object_update_new(json_object_get(rep, "state"), state_stats_regions(regions, nreg, D->ctl->state_backend));
 	json_object_set_new(rep, "stages", stages());
 	json_object_set_new(rep, "tsc_hz", u64(D->ctl->tsc_hz)); /* what the stages' ns were converted with */
+	/* the instance slots (--max-instances) and 1 + the highest in use; "instances" lists the used ones only */
+	json_object_set_new(rep, "max_instances", json_integer(D->ctl->max_instances));
+	json_object_set_new(rep, "slots_hi", json_integer(sp_slots_hi(D->ctl)));
 	json_object_set_new(rep, "chaining", json_string(D->delivery->name));
 	json_object_set_new(rep, "scaling", sc_stats());
 	json_object_set_new(rep, "pool", pool_stats());

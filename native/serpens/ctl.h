@@ -29,23 +29,26 @@
 #define SP_NAME_LEN 64
 #define SP_PATH_LEN 256
 #define SP_ARGS_LEN 2048  /* "k\0v\0k\0v\0\0" */
-/* DPDK lcore ids of serpensd's runtimes, on the instance CPU: one per instance slot, one for the local
- * proxy (--chaining local-proxy) and one per SFC's zygote (--startup fork), each range of its own, so no
- * two processes ever use per-lcore state (mempool caches) under one id. The ranges are checked against
- * SM_MAX_INSTANCES, SP_MAX_SFCS and RTE_MAX_LCORE below. */
-#define SP_INSTANCE_LCORE0 64
-#define SP_PROXY_LCORE 80
-#define SP_ONF_LCORE 81 /* the OpenNF controller (--scaling opennf) */
+/* DPDK lcore ids of serpensd's runtimes, on the instance CPU: one per instance slot (SM_MAX_INSTANCES of
+ * them), one for the local proxy (--chaining local-proxy), one for the OpenNF controller, each range of its
+ * own, so no two processes ever use per-lcore state (mempool caches) under one id. serpensd's own lcore
+ * ids (its -l, i.e. its CPU numbers) must be below SP_INSTANCE_LCORE0 (serpensd checks). The ranges are
+ * checked against SM_MAX_INSTANCES and RTE_MAX_LCORE (128 in Debian's build) below: 100 slots leave 24 ids
+ * for serpensd's own and four for the rest. */
+#define SP_INSTANCE_LCORE0 24
+#define SP_PROXY_LCORE (SP_INSTANCE_LCORE0 + SM_MAX_INSTANCES)
+#define SP_ONF_LCORE (SP_PROXY_LCORE + 1) /* the OpenNF controller (--scaling opennf) */
 /* Every pooled runtime while it waits (sp_pool_proc). They all share this one id: a waiting runtime
  * touches no per-lcore state (no mempool, no ring, no timer: it sleeps on its doorbell), and it takes
  * its instance slot's id (SP_INSTANCE_LCORE0 + slot, st_set_lcore) before anything of the instance runs,
  * so no two processes ever use per-lcore state under one id — what the distinct ids are for. */
-#define SP_POOL_LCORE 82
-#define SP_ZYGOTE_LCORE0 96
-_Static_assert(SP_INSTANCE_LCORE0 + SM_MAX_INSTANCES <= SP_PROXY_LCORE, "instance lcore ids reach the proxy's");
-_Static_assert(SP_PROXY_LCORE < SP_ONF_LCORE && SP_ONF_LCORE < SP_POOL_LCORE && SP_POOL_LCORE < SP_ZYGOTE_LCORE0,
-	       "the proxy's, the OpenNF controller's or the pool's lcore id is another's");
-_Static_assert(SP_ZYGOTE_LCORE0 + SP_MAX_SFCS <= RTE_MAX_LCORE, "zygote lcore ids beyond RTE_MAX_LCORE");
+#define SP_POOL_LCORE (SP_ONF_LCORE + 1)
+/* Every SFC's zygote (--startup fork), for the same reason as the pool's: a zygote initialises the EAL and
+ * its NFs (attach mode: no mempool, no packet) and then only waits on its doorbell; the child it forks
+ * takes the target slot's id (st_set_lcore) before anything of the instance runs. One id for all of them
+ * (not one per SFC, as before the slots grew to 100): 32 more ids would not fit under RTE_MAX_LCORE. */
+#define SP_ZYGOTE_LCORE (SP_POOL_LCORE + 1)
+_Static_assert(SP_ZYGOTE_LCORE < RTE_MAX_LCORE, "serpensd's runtimes' lcore ids beyond RTE_MAX_LCORE");
 #define SP_LABEL_END 0xfe
 #define SP_LABEL_DROP 0xff
 
@@ -291,6 +294,13 @@ struct sp_ctl {
 	struct sp_nf_desc nfs[SP_MAX_NFS];
 	struct sp_sfc_desc sfcs[SP_MAX_SFCS];
 	struct sp_instance inst[SM_MAX_INSTANCES];
+	/* serpensd --max-instances: slots 0..max_instances-1 may hold an instance (the State Manager's regions
+	 * have that many, sm_set_region_slots) */
+	uint32_t max_instances;
+	/* 1 + the highest slot that is not INST_FREE (0: none), raised by the control thread before it claims a
+	 * slot and lowered after it freed the highest: every loop over the slots on the data path (the gateway,
+	 * the proxies) stops here, so its cost is the instances in use, not SM_MAX_INSTANCES */
+	uint32_t slots_hi;
 	struct sp_gateway_stage gateway;
 	struct sp_delivery_shared delivery;
 	uint32_t startup; /* enum st_method (native/serpens/startup/starter.h): how runtimes load the NFs */
@@ -310,6 +320,12 @@ struct sp_ctl {
 	/* the tenants' state regions (tenant_region.h): where each is mapped, for the runtimes of that tenant */
 	struct sp_tenant_region regions[SP_MAX_TENANTS];
 };
+
+/* The bound of every loop over the slots on the data path (sp_ctl.slots_hi): slots at and beyond it are FREE. */
+static inline unsigned int sp_slots_hi(const struct sp_ctl *ctl)
+{
+	return __atomic_load_n(&ctl->slots_hi, __ATOMIC_ACQUIRE);
+}
 
 /* Futex helpers on shared (not process-private) words. */
 int sp_futex_wait(uint32_t *addr, uint32_t val, long timeout_ns);

@@ -85,8 +85,8 @@ struct slot_dp {
 static struct slot_dp S[SM_MAX_INSTANCES];
 /* slots that got packets in this loop iteration (their last_pkt_tsc, for keep-warm, and maybe started are
  * due): the poll visits only those */
-static uint32_t S_flagged;
-_Static_assert(SM_MAX_INSTANCES <= 32, "S_flagged has a bit per slot");
+#define S_WORDS ((SM_MAX_INSTANCES + 63) / 64)
+static uint64_t S_flagged[S_WORDS];
 
 static void flush_stage(struct serpensd *d, unsigned int slot)
 {
@@ -102,7 +102,7 @@ static void flush_stage(struct serpensd *d, unsigned int slot)
 		d->ctl->sfcs[in->sfc].ring_full += s->nstage - n;
 	}
 	in->enq += n;
-	S_flagged |= 1u << slot;
+	S_flagged[slot / 64] |= 1ull << (slot % 64);
 	s->nstage = 0;
 }
 
@@ -151,7 +151,7 @@ static void cons_route(struct serpensd *d, struct rte_mbuf **m, unsigned int nb)
 		if (S[slot].nstage == DP_BURST)
 			flush_stage(d, (unsigned int)slot);
 	}
-	for (i = 0; i < SM_MAX_INSTANCES; i++)
+	for (i = 0; i < sp_slots_hi(d->ctl); i++)
 		flush_stage(d, i);
 	if (diverted)
 		sc_wake(SC_INBOX_ONF);
@@ -177,7 +177,7 @@ static uint64_t scaling_poll(struct serpensd *d)
 	uint64_t cost = 0;
 	unsigned int i;
 
-	for (i = 0; i < SM_MAX_INSTANCES; i++) {
+	for (i = 0; i < sp_slots_hi(d->ctl); i++) {
 		struct sp_instance *in = &d->ctl->inst[i];
 
 		if (in->state != INST_READY || (sc_inbox_empty((int)i) && rte_ring_empty(sc_pkt_ring((int)i))))
@@ -194,19 +194,20 @@ static uint64_t scaling_poll(struct serpensd *d)
 /* Wake each instance whose queue is due (hop.h); with --colocate hand it the core until it drained. */
 static uint64_t cons_poll(struct serpensd *d, uint64_t now, uint64_t flush_tsc)
 {
-	unsigned int i;
+	unsigned int i, w, hi = sp_slots_hi(d->ctl);
 	uint64_t cost = 0;
 
-	while (S_flagged) { /* now is the TSC right after this iteration's route (serpensd.c) */
-		i = (unsigned int)__builtin_ctz(S_flagged);
-		S_flagged &= S_flagged - 1;
-		d->ctl->inst[i].last_pkt_tsc = now;
-		if (S[i].started) {
-			S[i].pending_since = now;
-			S[i].started = false;
+	for (w = 0; w < S_WORDS && w * 64 < hi; w++)
+		while (S_flagged[w]) { /* now is the TSC right after this iteration's route (serpensd.c) */
+			i = w * 64 + (unsigned int)__builtin_ctzll(S_flagged[w]);
+			S_flagged[w] &= S_flagged[w] - 1;
+			d->ctl->inst[i].last_pkt_tsc = now;
+			if (S[i].started) {
+				S[i].pending_since = now;
+				S[i].started = false;
+			}
 		}
-	}
-	for (i = 0; i < SM_MAX_INSTANCES; i++) {
+	for (i = 0; i < hi; i++) {
 		struct sp_instance *in = &d->ctl->inst[i];
 
 		if (in->state != INST_READY)
@@ -230,7 +231,7 @@ static unsigned int cons_transmit(struct serpensd *d)
 	unsigned int i, n, taken = 0;
 	uint16_t sent;
 
-	for (i = 0; i < SM_MAX_INSTANCES; i++) {
+	for (i = 0; i < sp_slots_hi(d->ctl); i++) {
 		if (d->ctl->inst[i].state == INST_FREE)
 			continue;
 		while ((n = rte_ring_sc_dequeue_burst(d->tx[i], (void **)m, DP_BURST, NULL)) > 0) {

@@ -331,7 +331,7 @@ static bool publish_routes(struct serpensd *d)
 	if (gen == G.gen_published)
 		return false;
 	memset(now, 0, sizeof(now));
-	for (i = 0; i < SM_MAX_INSTANCES; i++) {
+	for (i = 0; i < sp_slots_hi(d->ctl); i++) {
 		const struct sp_instance *in = &d->ctl->inst[i];
 		struct gp_route *r;
 
@@ -495,10 +495,10 @@ from_link:
 		if (nb < DP_BURST)
 			break;
 	}
-	for (i = 0; i < SM_MAX_INSTANCES; i++)
+	for (i = 0; i < sp_slots_hi(d->ctl); i++)
 		flush_stage(d, i);
 	link_flush(d); /* packets sent back for another choice */
-	for (i = 0; i < SM_MAX_INSTANCES; i++) {
+	for (i = 0; i < sp_slots_hi(d->ctl); i++) {
 		struct sp_instance *in = &d->ctl->inst[i];
 
 		if (in->state != INST_READY)
@@ -520,7 +520,7 @@ static unsigned int gp_transmit(struct serpensd *d)
 	unsigned int i, j, n, nout, taken = 0;
 	uint16_t sent;
 
-	for (i = 0; i < SM_MAX_INSTANCES; i++) {
+	for (i = 0; i < sp_slots_hi(d->ctl); i++) {
 		struct sp_instance *in = &d->ctl->inst[i];
 
 		if (in->state == INST_FREE || in->position < 0)

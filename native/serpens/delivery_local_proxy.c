@@ -149,7 +149,7 @@ static uint64_t proxy_and_instances_work(const void *arg)
 	uint64_t w = __atomic_load_n(&ctl->delivery.proxy.busy_cycles, __ATOMIC_RELAXED);
 	unsigned int i;
 
-	for (i = 0; i < SM_MAX_INSTANCES; i++)
+	for (i = 0; i < sp_slots_hi(ctl); i++)
 		w += __atomic_load_n(&ctl->inst[i].slot_work_cycles, __ATOMIC_RELAXED);
 	return w;
 }

@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -50,6 +51,23 @@ static void drain_slot(int slot, bool rx, bool tx)
 		__atomic_fetch_add(&D->ctl->delivery.hop[in->sfc][in->position].stranded, n, __ATOMIC_RELAXED);
 }
 
+/* ctl->slots_hi (ctl.h): the data path's loops over the slots stop there. Raised before a slot can hold
+ * anything the data path looks at (it is still FREE then), lowered only past slots that are FREE again. */
+static void slots_hi_raise(int slot)
+{
+	if ((uint32_t)slot + 1 > D->ctl->slots_hi)
+		__atomic_store_n(&D->ctl->slots_hi, (uint32_t)slot + 1, __ATOMIC_RELEASE);
+}
+
+static void slots_hi_lower(void)
+{
+	uint32_t hi = D->ctl->slots_hi;
+
+	while (hi > 0 && __atomic_load_n(&D->ctl->inst[hi - 1].state, __ATOMIC_ACQUIRE) == INST_FREE)
+		hi--;
+	__atomic_store_n(&D->ctl->slots_hi, hi, __ATOMIC_RELEASE);
+}
+
 /* Claim a free instance slot for SFC sfc (the State Manager splits global/write state for it, in the
  * SFC's tenant's region), and a waiting pool process to serve it if there is one (*pool, else -1: a cold
  * start). Any slot can take any pool process of the tenant, or one that served no tenant yet. *chosen:
@@ -61,7 +79,7 @@ static int claim_slot(int sfc, int *pool, uint64_t *chosen)
 
 	if (!r)
 		return -1;
-	for (i = 0; i < SM_MAX_INSTANCES; i++)
+	for (i = 0; i < (int)D->ctl->max_instances; i++)
 		if (D->ctl->inst[i].state == INST_FREE) {
 			*pool = D->starter->resident == ST_RES_POOL ? pool_pick(t) : -1;
 			*chosen = mono_ns();
@@ -155,29 +173,39 @@ static json_t *steps_json(const struct start_steps *s)
 			 "set_routes_us", s->set_routes / 1e3);
 }
 
-/* Start one instance of SFC `sfc` running position `pos` (-1: the whole SFC); its steps from t_prev (the end
- * of the previous step) are added to *s, and *t_end is when its routes were published. */
-static json_t *start_one_at(int sfc, int pos, bool pin, uint64_t t_prev, struct start_steps *s, uint64_t *t_end)
+/* One start in progress: what launch_one did, for await_step and finish_one. A start is these three, in that
+ * order, whether start_instance starts one instance (start_one_at) or start_instances starts N together
+ * (launch every one, then await them all, then finish each): the same code either way. */
+struct start_ctx {
+	int sfc, pos, slot, pool;
+	bool pooled, forked;
+	pid_t pid;
+	uint64_t t0, t_prev, t_chosen, t_state, t_seen;
+};
+
+/* Claim a slot for one instance of SFC `sfc` running position `pos` (-1: the whole SFC), reset it and give
+ * it a process: wake a pool process, ring the SFC's zygote, or spawn a runtime. NULL, or the reply of a
+ * start that failed (nothing left claimed). t_prev: the end of the previous step (the steps' start). */
+static json_t *launch_one(int sfc, int pos, uint64_t t_prev, struct start_ctx *c)
 {
 	struct sp_instance *in;
-	json_t *moves;
-	uint64_t t0 = mono_ns(), t_chosen = t0, t_state, t_seen;
-	bool pooled, forked = D->starter->resident == ST_RES_ZYGOTE;
 	char zerr[400];
-	int slot, status, pool;
-	pid_t pid;
 
+	*c = (struct start_ctx){.sfc = sfc, .pos = pos, .slot = -1, .t0 = mono_ns(), .t_prev = t_prev,
+				.forked = D->starter->resident == ST_RES_ZYGOTE};
+	c->t_chosen = c->t0;
 	if (sfc < 0 || sfc >= SP_MAX_SFCS || !D->ctl->sfcs[sfc].used)
 		return fail("start_instance: no SFC with id %d", sfc);
-	if (forked && !D->zygote_pid[sfc] && zygote_launch(sfc, zerr, sizeof(zerr)) != 0)
+	if (c->forked && !D->zygote_pid[sfc] && zygote_launch(sfc, zerr, sizeof(zerr)) != 0)
 		return fail("start_instance: %s", zerr); /* its zygote died: a new one first */
-	slot = claim_slot(sfc, &pool, &t_chosen); /* splits global/write state for it */
-	pooled = slot >= 0 && pool >= 0;
-	if (slot < 0)
-		return fail("start_instance %s: all %d instance slots are in use", D->ctl->sfcs[sfc].name,
-			    SM_MAX_INSTANCES);
-	in = &D->ctl->inst[slot];
-	drain_slot(slot, true, true); /* what the slot's last instance left */
+	c->slot = claim_slot(sfc, &c->pool, &c->t_chosen); /* splits global/write state for it */
+	c->pooled = c->slot >= 0 && c->pool >= 0;
+	if (c->slot < 0)
+		return fail("start_instance %s: all %u instance slots are in use (serpensd --max-instances)",
+			    D->ctl->sfcs[sfc].name, D->ctl->max_instances);
+	slots_hi_raise(c->slot);
+	in = &D->ctl->inst[c->slot];
+	drain_slot(c->slot, true, true); /* what the slot's last instance left */
 	memset(&in->pkts_in, 0, offsetof(struct sp_instance, rx_ring) - offsetof(struct sp_instance, pkts_in));
 	in->sfc = sfc;
 	in->position = pos;
@@ -187,67 +215,101 @@ static json_t *start_one_at(int sfc, int pos, bool pin, uint64_t t_prev, struct 
 	in->exit_status = 0;
 	in->exited = 0;
 	in->exited_status = 0;
-	D->forked[slot] = forked;
-	memset(&D->ctl->scaling.inst[slot], 0, sizeof(D->ctl->scaling.inst[slot]));
+	D->forked[c->slot] = c->forked;
+	memset(&D->ctl->scaling.inst[c->slot], 0, sizeof(D->ctl->scaling.inst[c->slot]));
 	__atomic_store_n(&in->state, INST_STARTING, __ATOMIC_RELEASE);
-	t_state = mono_ns();
-	if (pooled) { /* wake a waiting pool process: it takes the slot, loads the SFC's NFs, reports ready */
-		pool_hand(pool, slot);
-		pid = D->pid[slot];
-	} else if (forked) { /* the SFC's zygote forks the instance into this slot */
+	c->t_state = mono_ns();
+	if (c->pooled) { /* wake a waiting pool process: it takes the slot, loads the SFC's NFs, reports ready */
+		pool_hand(c->pool, c->slot);
+		c->pid = D->pid[c->slot];
+	} else if (c->forked) { /* the SFC's zygote forks the instance into this slot */
 		struct st_start st = {.doorbell = &D->ctl->zygote[sfc].doorbell};
 
 		in->doorbell = 0;
 		in->pid = 0;
-		D->pid[slot] = 0;
-		__atomic_store_n(&D->ctl->zygote[sfc].target, slot, __ATOMIC_SEQ_CST);
+		D->pid[c->slot] = 0;
+		__atomic_store_n(&D->ctl->zygote[sfc].target, c->slot, __ATOMIC_SEQ_CST);
 		D->starter->start(&st);
-		pid = 0;
+		c->pid = 0;
 	} else {
 		in->doorbell = 0;
-		pid = spawn_runtime(slot);
-		if (pid < 0) {
+		c->pid = spawn_runtime(c->slot);
+		if (c->pid < 0) {
 			in->state = INST_FREE;
-			release_slot_state(slot);
+			release_slot_state(c->slot);
+			slots_hi_lower();
 			return fail("start_instance: fork failed: %s", strerror(errno));
 		}
 	}
-	if (pooled && start_spin) {
-		uint64_t until = t_state + START_SPIN_NS;
+	return NULL;
+}
 
-		while (__atomic_load_n(&in->state, __ATOMIC_ACQUIRE) == INST_STARTING && mono_ns() < until) {
-			serve_region_req(slot, pid);
+/* One look at a launched start: serve its runtime's region request, notice a death or the timeout. true
+ * while it is still starting; false once it left STARTING (READY, or DEAD with the cause in its error),
+ * with t_seen set. */
+static bool await_step(struct start_ctx *c)
+{
+	struct sp_instance *in = &D->ctl->inst[c->slot];
+	int status;
+
+	if (__atomic_load_n(&in->state, __ATOMIC_ACQUIRE) != INST_STARTING) {
+		c->t_seen = mono_ns();
+		return false;
+	}
+	/* a forked instance inherits its zygote's mapping and never asks */
+	if (!c->forked)
+		serve_region_req(c->slot, c->pid);
+	if (slot_exited(c->slot, &status)) {
+		in->exit_status = status;
+		in->state = INST_DEAD;
+	} else if (c->forked && !in->pid && D->zygote_pid[c->sfc] > 0 &&
+		   waitpid(D->zygote_pid[c->sfc], &status, WNOHANG) == D->zygote_pid[c->sfc]) {
+		snprintf(in->error, sizeof(in->error), "its zygote died before it forked the instance");
+		D->zygote_pid[c->sfc] = 0;
+		D->ctl->zygote[c->sfc].state = ZY_NONE;
+		in->state = INST_DEAD;
+	} else if (mono_ns() - c->t0 > READY_TIMEOUT_NS) {
+		slot_kill(c->slot, &status);
+		snprintf(in->error, sizeof(in->error), "did not become ready within %llu s",
+			 READY_TIMEOUT_NS / 1000000000ull);
+		in->state = INST_DEAD;
+	} else {
+		return true;
+	}
+	c->t_seen = mono_ns();
+	return false;
+}
+
+/* Wait for one launched start to leave STARTING. */
+static void await_one(struct start_ctx *c)
+{
+	struct sp_instance *in = &D->ctl->inst[c->slot];
+
+	if (c->pooled && start_spin) {
+		uint64_t until = c->t_state + START_SPIN_NS;
+
+		while (mono_ns() < until) {
+			if (!await_step(c))
+				return;
 			rte_pause();
 		}
 	}
-	while (__atomic_load_n(&in->state, __ATOMIC_ACQUIRE) == INST_STARTING) {
-		/* a forked instance inherits its zygote's mapping and never asks */
-		if (!forked)
-			serve_region_req(slot, pid);
-		if (slot_exited(slot, &status)) {
-			in->exit_status = status;
-			in->state = INST_DEAD;
-			break;
-		}
-		if (forked && !in->pid && D->zygote_pid[sfc] > 0 &&
-		    waitpid(D->zygote_pid[sfc], &status, WNOHANG) == D->zygote_pid[sfc]) {
-			snprintf(in->error, sizeof(in->error), "its zygote died before it forked the instance");
-			D->zygote_pid[sfc] = 0;
-			D->ctl->zygote[sfc].state = ZY_NONE;
-			in->state = INST_DEAD;
-			break;
-		}
-		if (mono_ns() - t0 > READY_TIMEOUT_NS) {
-			slot_kill(slot, &status);
-			snprintf(in->error, sizeof(in->error), "did not become ready within %llu s",
-				 READY_TIMEOUT_NS / 1000000000ull);
-			in->state = INST_DEAD;
-			break;
-		}
-		/* the runtime wakes this futex when it leaves STARTING (runtime.c); the timeout only bounds how
-		 * late a crash is noticed. (A nanosleep here cost ~55 µs per start: timer slack.) */
+	/* the runtime wakes this futex when it leaves STARTING (runtime.c); the timeout only bounds how late a
+	 * crash is noticed. (A nanosleep here cost ~55 µs per start: timer slack.) */
+	while (await_step(c))
 		sp_futex_wait(&in->state, INST_STARTING, 1000 * 1000L);
-	}
+}
+
+/* After await: a start that failed is cleaned up (the reply says why); a ready one gets its steps added to
+ * *s and its routes (and share of the flows) — *t_end is when they were published — and the reply. */
+static json_t *finish_one(struct start_ctx *c, bool pin, struct start_steps *s, uint64_t *t_end)
+{
+	struct sp_instance *in = &D->ctl->inst[c->slot];
+	int slot = c->slot, sfc = c->sfc, status;
+	pid_t pid = c->pid;
+	char zerr[400];
+	json_t *moves;
+
 	if (in->state != INST_READY) {
 		char why[300];
 		bool back_in_pool = pool_back(slot); /* it could not load the NFs, and waits again */
@@ -259,14 +321,14 @@ static json_t *start_one_at(int sfc, int pos, bool pin, uint64_t t_prev, struct 
 		D->pid[slot] = 0;
 		release_slot_state(slot);
 		pool_leave(slot, back_in_pool); /* a pool process that died with it is replaced */
+		slots_hi_lower();
 		return fail("start_instance %s: %s", D->ctl->sfcs[sfc].name, why);
 	}
-	t_seen = mono_ns();
-	D->startup_ns[slot] = t_seen - t_prev;
-	s->choose += t_chosen - t_prev;
-	s->state += t_state - t_chosen;
-	runtime_steps(in, t_state, t_seen, s);
-	if (pooled && __atomic_load_n(&D->ctl->pool[pool].cpus, __ATOMIC_ACQUIRE)) {
+	D->startup_ns[slot] = c->t_seen - c->t_prev;
+	s->choose += c->t_chosen - c->t_prev;
+	s->state += c->t_state - c->t_chosen;
+	runtime_steps(in, c->t_state, c->t_seen, s);
+	if (c->pooled && __atomic_load_n(&D->ctl->pool[c->pool].cpus, __ATOMIC_ACQUIRE)) {
 		/* --start-placement: it started elsewhere; it serves on the instance CPU (its lcore's, as
 		 * runtime_spawn put it). Moved from here, after READY was seen: a sleeping runtime just
 		 * changes its mask, a running one migrates — outside startup_us either way. */
@@ -276,7 +338,7 @@ static json_t *start_one_at(int sfc, int pos, bool pin, uint64_t t_prev, struct 
 		CPU_SET(D->instance_lcore, &serve);
 		sched_setaffinity(pid, sizeof(serve), &serve);
 	}
-	if (forked)
+	if (c->forked)
 		pid = D->pid[slot] = in->pid; /* written by the child before it said ready */
 	in->last_pkt_tsc = rte_rdtsc();
 	moves = json_array();
@@ -288,10 +350,23 @@ static json_t *start_one_at(int sfc, int pos, bool pin, uint64_t t_prev, struct 
 			    D->ctl->sfcs[sfc].name, slot, zerr);
 	}
 	*t_end = mono_ns();
-	s->routes += *t_end - t_seen;
+	s->routes += *t_end - c->t_seen;
 	return json_pack("{s:b, s:i, s:i, s:f, s:b, s:s, s:s, s:o}", "ok", 1, "instance", slot, "pid", (int)pid,
-			 "startup_us", (double)D->startup_ns[slot] / 1e3, "pooled", pooled, "startup", D->starter->name,
-			 "loader", in->loader, "moves", moves);
+			 "startup_us", (double)D->startup_ns[slot] / 1e3, "pooled", c->pooled, "startup",
+			 D->starter->name, "loader", in->loader, "moves", moves);
+}
+
+/* Start one instance of SFC `sfc` running position `pos` (-1: the whole SFC); its steps from t_prev (the end
+ * of the previous step) are added to *s, and *t_end is when its routes were published. */
+static json_t *start_one_at(int sfc, int pos, bool pin, uint64_t t_prev, struct start_steps *s, uint64_t *t_end)
+{
+	struct start_ctx c;
+	json_t *err = launch_one(sfc, pos, t_prev, &c);
+
+	if (err)
+		return err;
+	await_one(&c);
+	return finish_one(&c, pin, s, t_end);
 }
 
 /* The reply's steps (and routes_us, the tail) for a start received at t_req whose instances were seen ready
@@ -375,6 +450,154 @@ json_t *start_instance_at(int sfc, bool pin, uint64_t t_req)
 }
 
 json_t *start_instance(int sfc, bool pin) { return start_instance_at(sfc, pin, 0); }
+
+/* The zygote takes one target at a time (runtime.c, zygote_loop): wait until it took the last one before
+ * naming the next. false: it did not within READY_TIMEOUT_NS (dead or hung; the starts' own checks say). */
+static bool zygote_took(int sfc)
+{
+	uint64_t t0 = mono_ns();
+
+	while (__atomic_load_n(&D->ctl->zygote[sfc].target, __ATOMIC_ACQUIRE) >= 0) {
+		if (mono_ns() - t0 > READY_TIMEOUT_NS)
+			return false;
+		sched_yield(); /* it may need this CPU to take it */
+	}
+	return true;
+}
+
+/* The pool processes pool_pick could hand a start of the tenant: waiting, and this tenant's or no one's yet. */
+static unsigned int pool_waiting(int tenant)
+{
+	unsigned int p, n = 0;
+
+	for (p = 0; p < D->pool_size; p++)
+		n += __atomic_load_n(&D->ctl->pool[p].state, __ATOMIC_ACQUIRE) == POOL_WAITING &&
+		     (D->pool_tenant[p] == tenant || D->pool_tenant[p] < 0);
+	return n;
+}
+
+/* start_instances: n instances of SFC `sfc` (whole-SFC instances: consolidated chaining) started together,
+ * as Fig. 11(a) starts them: every one launched back to back (launch_one, as start_instance does), then all
+ * awaited, then each finished (its routes) in slot order. All or nothing: if one fails, the others are
+ * stopped again and the reply is the first failure, naming which of the n it was. all_ready_us runs from the
+ * request's receipt (t_req) to the control thread seeing the last one ready; each instance's startup_us from
+ * t_req to it being seen ready, and its steps tile the time from the end of the previous one's launch.
+ * pooled_only: refused unless n pool processes wait (no start of the n is a cold start). */
+json_t *start_instances_at(int sfc, unsigned int n, bool pooled_only, uint64_t t_req)
+{
+	struct start_ctx *c;
+	struct start_steps *s;
+	uint64_t t0 = mono_ns(), t_prev = t0, t_last = t0, t_end;
+	json_t *rep = NULL, *list, *one;
+	unsigned int i, launched = 0, pending, nfree = 0;
+	bool pooled = true;
+
+	if (D->delivery->per_nf)
+		return fail("start_instances: starts whole-SFC instances; --chaining %s starts one per NF "
+			    "(use start_instance)", D->delivery->name);
+	if (sfc < 0 || sfc >= SP_MAX_SFCS || !D->ctl->sfcs[sfc].used)
+		return fail("start_instances: no SFC with id %d", sfc);
+	for (i = 0; i < D->ctl->max_instances; i++)
+		nfree += D->ctl->inst[i].state == INST_FREE;
+	if (n < 1 || n > nfree)
+		return fail("start_instances: 'n' must be 1..%u (free instance slots of %u, serpensd --max-instances)",
+			    nfree, D->ctl->max_instances);
+	if (pooled_only) { /* Fig. 11(a)'s pooled methods: every start from the pool, none a cold start */
+		unsigned int waiting = pool_waiting(D->sfc_tenant[sfc]);
+
+		if (D->starter->resident != ST_RES_POOL)
+			return fail("start_instances: 'pooled' needs a pooled startup method (load, serpens), not %s",
+				    D->starter->name);
+		if (n > waiting)
+			return fail("start_instances %s: %u instances: more than the pool's %u waiting processes "
+				    "('pooled': pool starts only; serpensd --pool %u)", D->ctl->sfcs[sfc].name, n,
+				    waiting, D->pool_size);
+	}
+	c = calloc(n, sizeof(*c));
+	s = calloc(n, sizeof(*s));
+	if (!c || !s) {
+		free(c);
+		free(s);
+		return fail("start_instances: out of memory");
+	}
+	t_req = t_req && t_req <= t0 ? t_req : t0;
+	for (i = 0; i < n; i++) {
+		s[i].parse = t0 - t_req;
+		if (c[0].forked && i > 0 && !zygote_took(sfc)) {
+			rep = fail("start_instances %s: instance %u of %u: its zygote did not take the previous "
+				   "one within %llu s", D->ctl->sfcs[sfc].name, i + 1, n,
+				   READY_TIMEOUT_NS / 1000000000ull);
+			break;
+		}
+		if ((rep = launch_one(sfc, -1, t_prev, &c[i])))
+			break;
+		launched++;
+		t_prev = c[i].t_state;
+	}
+	/* await them all: a look at each in turn (region requests are served as they come), then sleep on the
+	 * first one still starting. Its READY wakes this wait (runtime.c), and nothing is done before it is
+	 * ready too, so sleeping on it costs no latency even when others finish first; the timeout only
+	 * bounds how late a crash is noticed, as in await_one. (Polling every 20 µs instead cost the control
+	 * thread a waitpid per pending start per poll, on the CPUs the starts need.) */
+	do {
+		int first = -1;
+
+		pending = 0;
+		for (i = 0; i < launched; i++) {
+			if (c[i].t_seen)
+				continue;
+			if (await_step(&c[i])) {
+				pending++;
+				if (first < 0)
+					first = (int)i;
+			} else if (c[i].t_seen > t_last) {
+				t_last = c[i].t_seen;
+			}
+		}
+		if (pending)
+			sp_futex_wait(&D->ctl->inst[c[first].slot].state, INST_STARTING, 1000 * 1000L);
+	} while (pending);
+	list = json_array();
+	for (i = 0; i < launched; i++) {
+		one = finish_one(&c[i], false, &s[i], &t_end);
+		if (!json_is_true(json_object_get(one, "ok"))) {
+			if (!rep) {
+				const char *why = json_string_value(json_object_get(one, "error"));
+
+				rep = fail("start_instances %s: instance %u of %u (slot %d): %s",
+					   D->ctl->sfcs[sfc].name, i + 1, n, c[i].slot, why ? why : "failed");
+			}
+			json_decref(one);
+			continue; /* finish_one freed it, or (its flows could not move) it runs: stopped below */
+		}
+		json_object_set_new(one, "steps", steps_json(&s[i]));
+		json_object_set_new(one, "startup_us", json_real((double)(c[i].t_seen - t_req) / 1e3));
+		json_object_set_new(one, "routes_us", json_real((double)s[i].routes / 1e3));
+		json_object_del(one, "ok");
+		json_object_del(one, "startup");
+		pooled &= c[i].pooled;
+		json_array_append_new(list, one);
+	}
+	if (rep) { /* all or nothing: the ones that did start stop again */
+		for (i = 0; i < launched; i++)
+			if (c[i].slot >= 0 && D->ctl->inst[c[i].slot].state == INST_READY)
+				retire(c[i].slot, false);
+		json_decref(list);
+	} else {
+		/* Each finish_one moved flows to its instance from the SFC's instances above their share — but
+		 * an SFC that had none before has no bucket owner yet, and with all n ready at once none of them
+		 * was the "first instance" that takes every bucket (sc_scale_out): the routes deal the buckets
+		 * without a ready owner out to the ready instances in turn. */
+		t_end = mono_ns();
+		control_publish_routes(D);
+		rep = json_pack("{s:b, s:i, s:f, s:f, s:b, s:s, s:o}", "ok", 1, "n", (int)n, "all_ready_us",
+				(double)(t_last - t_req) / 1e3, "routes_us", (double)(mono_ns() - t_end) / 1e3,
+				"pooled", pooled, "startup", D->starter->name, "instances", list);
+	}
+	free(c);
+	free(s);
+	return rep;
+}
 
 /* --start-placement, on the control thread before its first request: the CPUs each pool slot's runtime
  * waits and starts on (sp_pool_proc.cpus: a runtime applies it whenever it goes back to the pool, and
@@ -465,6 +688,7 @@ uint64_t retire(int slot, bool crashed)
 	D->pid[slot] = 0;
 	in->pid = 0;
 	__atomic_store_n(&in->state, INST_FREE, __ATOMIC_RELEASE);
+	slots_hi_lower();
 	pool_leave(slot, pooled); /* back in the pool, or — it died — replaced: the pool stays full */
 	return processed;
 }

@@ -114,7 +114,7 @@ int zygote_launch(int sfc, char *err, size_t errlen)
 {
 	struct sp_zygote *z = &D->ctl->zygote[sfc];
 	char sfc_s[16], *tail[] = {"-z", sfc_s, NULL};
-	struct st_start st = {.spawn = runtime_spawn(), .lcore_id = SP_ZYGOTE_LCORE0 + (unsigned int)sfc,
+	struct st_start st = {.spawn = runtime_spawn(), .lcore_id = SP_ZYGOTE_LCORE,
 			      .tail = tail};
 	uint64_t t0 = mono_ns();
 	int status;

@@ -156,7 +156,7 @@ static unsigned int move(void)
 		for (i = 0; i < n; i++)
 			forward(m[i]);
 	}
-	for (k = 0; k < SM_MAX_INSTANCES; k++) {
+	for (k = 0; k < sp_slots_hi(C); k++) {
 		const struct sp_instance *in = &C->inst[k];
 
 		while ((n = rte_ring_sc_dequeue_burst(inst_tx[k], (void **)m, PX_BURST, NULL)) > 0) {
@@ -166,7 +166,7 @@ static unsigned int move(void)
 				forward(m[i]);
 		}
 	}
-	for (k = 0; k < SM_MAX_INSTANCES; k++)
+	for (k = 0; k < sp_slots_hi(C); k++)
 		flush_dest(k);
 	flush_exit();
 	return moved;
@@ -183,7 +183,7 @@ static unsigned int wake_due(uint64_t now, uint64_t flush_tsc, uint64_t *cost)
 {
 	unsigned int i, woken = 0;
 
-	for (i = 0; i < SM_MAX_INSTANCES; i++) {
+	for (i = 0; i < sp_slots_hi(C); i++) {
 		struct sp_instance *in = &C->inst[i];
 
 		if (__atomic_load_n(&in->state, __ATOMIC_ACQUIRE) != INST_READY || in->position < 0)
@@ -210,7 +210,7 @@ static uint64_t next_deadline(uint64_t flush_tsc)
 	uint64_t at = 0, t;
 	unsigned int i;
 
-	for (i = 0; i < SM_MAX_INSTANCES; i++) {
+	for (i = 0; i < sp_slots_hi(C); i++) {
 		if (rte_ring_empty(inst_rx[i]) || __atomic_load_n(&C->inst[i].state, __ATOMIC_ACQUIRE) != INST_READY ||
 		    !__atomic_load_n(&C->inst[i].sleeping, __ATOMIC_SEQ_CST))
 			continue;
@@ -229,7 +229,7 @@ static bool has_work(void)
 	if (!rte_ring_empty(rx) || __atomic_load_n(&C->delivery.gen, __ATOMIC_SEQ_CST) != P->gen_seen ||
 	    __atomic_load_n(&P->sl.stop, __ATOMIC_SEQ_CST))
 		return true;
-	for (i = 0; i < SM_MAX_INSTANCES; i++)
+	for (i = 0; i < sp_slots_hi(C); i++)
 		if (!rte_ring_empty(inst_tx[i]))
 			return true;
 	return false;
@@ -241,7 +241,7 @@ static int lookup_rings(void)
 
 	rx = rte_ring_lookup(P->rx_ring);
 	tx = rte_ring_lookup(P->tx_ring);
-	for (i = 0; i < SM_MAX_INSTANCES; i++) {
+	for (i = 0; i < C->max_instances; i++) { /* serpensd made rings for these slots only */
 		inst_rx[i] = rte_ring_lookup(C->inst[i].rx_ring);
 		inst_tx[i] = rte_ring_lookup(C->inst[i].tx_ring);
 		if (!inst_rx[i] || !inst_tx[i])

@@ -304,7 +304,7 @@ static int pool_loop(struct sp_ctl *ctl, struct chainer *c, int idx)
 	int slot;
 
 	/* every slot's rings once: they live as long as serpensd, so a start looks none up */
-	for (slot = 0; slot < SM_MAX_INSTANCES; slot++) {
+	for (slot = 0; slot < (int)ctl->max_instances; slot++) { /* serpensd made rings for these only */
 		rx[slot] = rte_ring_lookup(ctl->inst[slot].rx_ring);
 		tx[slot] = rte_ring_lookup(ctl->inst[slot].tx_ring);
 		if (!rx[slot] || !tx[slot])
@@ -318,7 +318,7 @@ static int pool_loop(struct sp_ctl *ctl, struct chainer *c, int idx)
 				return 0;
 			seq = __atomic_load_n(&pp->doorbell, __ATOMIC_ACQUIRE);
 			slot = __atomic_load_n(&pp->slot, __ATOMIC_ACQUIRE);
-			if (slot >= 0 && slot < SM_MAX_INSTANCES)
+			if (slot >= 0 && slot < (int)ctl->max_instances)
 				break;
 			/* no timeout: every request (a slot, stop) rings the doorbell, and the process dies with
 			 * serpensd (PR_SET_PDEATHSIG); a periodic re-check would wake a pool of 500 5000 times a

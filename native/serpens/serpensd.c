@@ -66,6 +66,7 @@ static void usage_exit(const char *why)
 		"serpensd: %s\nusage: serpensd [EAL args] -- --control PATH --runtime PATH [--nf-dir DIR]\n"
 		"       [--state-mb N] [--wake-batch N] [--batch N] [--flush-us N] [--keep-warm-s S] [--colocate]\n"
 		"       [--instance-lcore N] [--no-auto-start] [--startup exec|fork|load|snapshot|serpens] [--pool N]\n"
+		"       [--max-instances N]\n"
 		"       [--state-backend serpens|fission|snf] [--redis HOST:PORT] [--redis-timeout-ms N]\n"
 		"       [--chaining %s] [--gproxy PATH] [--gproxy-hold N]\n"
 		"       [--scaling %s] [--pin-flows] [--start-placement instance|same|other|any] [--tsc-hz HZ]\n"
@@ -88,7 +89,7 @@ static void parse_args(int argc, char **argv)
 		{"chaining", required_argument, NULL, 'C'}, {"gproxy", required_argument, NULL, 'G'},
 		{"gproxy-hold", required_argument, NULL, 'H'}, {"scaling", required_argument, NULL, 'S'},
 		{"pin-flows", no_argument, NULL, 'F'}, {"start-placement", required_argument, NULL, 'P'},
-		{"tsc-hz", required_argument, NULL, 'z'},
+		{"tsc-hz", required_argument, NULL, 'z'}, {"max-instances", required_argument, NULL, 'M'},
 		{"link", required_argument, NULL, 'l'}, {"link-ip", required_argument, NULL, 'l'},
 		{"link-peer", required_argument, NULL, 'l'}, {"link-port", required_argument, NULL, 'l'},
 		{NULL, 0, NULL, 0}};
@@ -108,6 +109,7 @@ static void parse_args(int argc, char **argv)
 	D.instance_lcore = D.lcore;
 	D.delivery = &sp_delivery_consolidated;
 	D.gproxy_hold = 1024;
+	D.ctl->max_instances = SM_DEFAULT_INSTANCES;
 	while ((opt = getopt_long(argc, argv, "", opts, &idx)) != -1) {
 		switch (opt) {
 		case 'c': D.control_path = optarg; break;
@@ -128,6 +130,15 @@ static void parse_args(int argc, char **argv)
 			if (!*optarg || *end || *optarg == '-' || n > SP_MAX_POOL)
 				usage_exit("--pool must be a number of pool processes, 0..512");
 			D.pool_size = (unsigned int)n;
+			break;
+		}
+		case 'M': { /* instance slots: docs/startup.md, "Many instances at once" */
+			char *end;
+			unsigned long n = strtoul(optarg, &end, 10);
+
+			if (!*optarg || *end || *optarg == '-' || n < 1 || n > SM_MAX_INSTANCES)
+				usage_exit("--max-instances must be a number of instance slots, 1..100");
+			D.ctl->max_instances = (uint32_t)n;
 			break;
 		}
 		case 'L': startup = optarg; break;
@@ -254,7 +265,7 @@ static void publish_eal_init_lock(void)
 		rte_exit(EXIT_FAILURE, "%s\n", err);
 }
 
-static void setup_shared(void)
+static void setup_shared(unsigned int max_instances)
 {
 	const struct rte_memzone *mz;
 	unsigned int i;
@@ -266,7 +277,8 @@ static void setup_shared(void)
 	memset(D.ctl, 0, sizeof(*D.ctl));
 	D.ctl->magic = SP_CTL_MAGIC;
 	D.ctl->tsc_hz = rte_get_tsc_hz(); /* main() puts --tsc-hz's value over it */
-	for (i = 0; i < SM_MAX_INSTANCES; i++) {
+	D.ctl->max_instances = max_instances;
+	for (i = 0; i < max_instances; i++) { /* a slot beyond --max-instances never holds an instance */
 		snprintf(D.ctl->inst[i].rx_ring, sizeof(D.ctl->inst[i].rx_ring), "sp_rx_%u", i);
 		snprintf(D.ctl->inst[i].tx_ring, sizeof(D.ctl->inst[i].tx_ring), "sp_tx_%u", i);
 		D.rx[i] = rte_ring_create(D.ctl->inst[i].rx_ring, RING_SIZE, (int)rte_socket_id(),
@@ -297,6 +309,7 @@ static void setup_state(void)
 {
 	char err[256];
 
+	sm_set_region_slots(D.ctl->max_instances); /* every tenant's region: a value per slot in global|write keys */
 	if (tr_setup(D.ctl, (size_t)D.state_mb << 20, err, sizeof(err)) != 0)
 		rte_exit(EXIT_FAILURE, "%s\n", err);
 	D.state = tr_region(0);
@@ -456,7 +469,10 @@ int main(int argc, char **argv)
 	D.ctl = &boot;
 	parse_args(argc - ret, argv + ret);
 	publish_eal_init_lock();
-	setup_shared();
+	if (D.lcore >= SP_INSTANCE_LCORE0)
+		rte_exit(EXIT_FAILURE, "serpensd's lcore %u: must be below %u, where its runtimes' lcore ids begin "
+			 "(ctl.h)\n", D.lcore, SP_INSTANCE_LCORE0);
+	setup_shared(boot.max_instances);
 	D.ctl->wake_batch = boot.wake_batch;
 	D.ctl->batch = boot.batch;
 	D.ctl->colocate = boot.colocate;

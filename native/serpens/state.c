@@ -33,7 +33,7 @@ struct sm_table_shm {
 	uint32_t value_size;
 	uint32_t key_stride;
 	uint32_t val_stride;
-	uint32_t nvals; /* 1, or 1 + SM_MAX_INSTANCES for global|write */
+	uint32_t nvals; /* 1, or 1 + the region's slots for global|write */
 	uint32_t slot_size;
 	uint32_t lock;
 	uint64_t nslots; /* power of two */
@@ -57,6 +57,7 @@ struct sm_region {
 	uint32_t ntables;
 	uint32_t dir_lock;
 	uint32_t pause;
+	uint32_t ninst; /* instance slots (sm_set_region_slots at creation): 0..ninst-1 may be claimed */
 	uint32_t busy[SM_MAX_INSTANCES];
 	uint32_t active[SM_MAX_INSTANCES];
 	uint64_t errors;
@@ -247,6 +248,18 @@ void sm_error(const char *fmt, ...)
 /* ---------------------------------------------------------------------------------------------- */
 /* region and process context                                                                     */
 
+static unsigned int g_region_slots = SM_DEFAULT_INSTANCES;
+
+int sm_set_region_slots(unsigned int n)
+{
+	if (n < 1 || n > SM_MAX_INSTANCES)
+		return -EINVAL;
+	g_region_slots = n;
+	return 0;
+}
+
+unsigned int sm_region_slots(const struct sm_region *r) { return r->ninst; }
+
 struct sm_region *sm_region_create(void *mem, size_t size)
 {
 	struct sm_region *r = mem;
@@ -257,6 +270,7 @@ struct sm_region *sm_region_create(void *mem, size_t size)
 	}
 	memset(r, 0, sizeof(*r));
 	r->size = size;
+	r->ninst = g_region_slots;
 	r->used = sizeof(*r);
 	__atomic_store_n(&r->magic, SM_MAGIC, __ATOMIC_RELEASE);
 	return r;
@@ -609,8 +623,8 @@ static void hook_slots(struct sm_region *r, int only, bool *in)
 {
 	unsigned int i;
 
-	for (i = 0; i < SM_MAX_INSTANCES; i++)
-		in[i] = (only < 0 && ld_acq(&r->active[i])) || (int)i == only;
+	for (i = 0; i < SM_MAX_INSTANCES; i++) /* beyond r->ninst: never claimed, never `only` */
+		in[i] = i < r->ninst && ((only < 0 && ld_acq(&r->active[i])) || (int)i == only);
 }
 
 /* vals[i] for every slot of `in` (NULL elsewhere). */
@@ -619,7 +633,7 @@ static void gather(struct sm_table_shm *t, uint8_t *s, void **vals, const bool *
 	unsigned int i;
 
 	for (i = 0; i < SM_MAX_INSTANCES; i++)
-		vals[i] = in[i] ? slot_val(t, s, 1 + i) : NULL;
+		vals[i] = in[i] && 1 + i < t->nvals ? slot_val(t, s, 1 + i) : NULL;
 }
 
 /* The hook of `kind` for a table with these flags and custom hooks (NULL: the defaults). */
@@ -766,7 +780,7 @@ uint64_t sm_pause(struct sm_region *r, int self_slot)
 	t0 = now_ns();
 	r->pause_t0 = t0;
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	for (i = 0; i < SM_MAX_INSTANCES; i++) {
+	for (i = 0; i < r->ninst; i++) {
 		unsigned int spins = 0;
 
 		if ((int)i == self_slot)
@@ -858,10 +872,10 @@ int sm_instance_claim(struct sm_region *r)
 {
 	unsigned int i;
 
-	for (i = 0; i < SM_MAX_INSTANCES; i++)
+	for (i = 0; i < r->ninst; i++)
 		if (cas32(&r->active[i], 0, 1))
 			break;
-	if (i == SM_MAX_INSTANCES)
+	if (i == r->ninst)
 		return -ENOSPC;
 	split_all_for(r, (int)i);
 	return (int)i;
@@ -869,7 +883,7 @@ int sm_instance_claim(struct sm_region *r)
 
 int sm_instance_claim_at(struct sm_region *r, int slot)
 {
-	if (slot < 0 || slot >= SM_MAX_INSTANCES || !cas32(&r->active[slot], 0, 1))
+	if (slot < 0 || (unsigned int)slot >= r->ninst || !cas32(&r->active[slot], 0, 1))
 		return -EBUSY;
 	split_all_for(r, slot);
 	return slot;
@@ -883,7 +897,7 @@ void sm_forget_local(void)
 
 void sm_instance_release(struct sm_region *r, int slot)
 {
-	if (slot < 0 || slot >= SM_MAX_INSTANCES)
+	if (slot < 0 || (unsigned int)slot >= r->ninst)
 		return;
 	sm_pause(r, -1);
 	__atomic_store_n(&r->busy[slot], 0, __ATOMIC_SEQ_CST);
@@ -899,7 +913,7 @@ void sm_instance_release(struct sm_region *r, int slot)
 
 bool sm_instance_active(const struct sm_region *r, int slot)
 {
-	return slot >= 0 && slot < SM_MAX_INSTANCES && ld_acq(&r->active[slot]);
+	return slot >= 0 && (unsigned int)slot < r->ninst && ld_acq(&r->active[slot]);
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -1034,8 +1048,7 @@ static struct sm_table_shm *dir_entry(struct sm_region *r, const char *full, con
 		t->remote = remote;
 		if (!remote) {
 			t->key_stride = round8(o->key_size);
-			t->nvals = ((flags & (SP_GLOBAL | SP_WRITE)) == (SP_GLOBAL | SP_WRITE)) ? 1 + SM_MAX_INSTANCES
-												  : 1;
+			t->nvals = ((flags & (SP_GLOBAL | SP_WRITE)) == (SP_GLOBAL | SP_WRITE)) ? 1 + r->ninst : 1;
 			t->val_stride = val_stride_for(o->value_size, t->nvals);
 			t->slot_size = 8 + t->key_stride + t->val_stride * t->nvals;
 			t->nslots = pow2_at_least((uint64_t)o->capacity + o->capacity / 3 + 1);
@@ -1519,7 +1532,7 @@ static void merged_value(struct sm_region *r, struct sm_table_shm *t, uint8_t *s
 	memcpy(out, slot_val(t, s, 0), t->value_size);
 	if (!is_global_write(t))
 		return;
-	for (i = 0; i < SM_MAX_INSTANCES; i++) {
+	for (i = 0; i + 1 < t->nvals; i++) {
 		if (!ld_acq(&r->active[i]))
 			continue;
 		if (t->flags & SP_EVENTUAL) {

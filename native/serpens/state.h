@@ -30,7 +30,14 @@
 #include "serpens/nf.h"
 
 #define SM_MAX_TABLES 2048 /* tables per server: 500+ deployed NFs of a few tables each (Fig. 11(b)) */
-#define SM_MAX_INSTANCES 16 /* instance slots per server; a region's slots are its tenant's instances */
+/* Instance slots per server, at most (a region's slots are its tenant's instances). How many a region has
+ * is chosen when it is created (sm_set_region_slots: serpensd --max-instances, default SM_DEFAULT_INSTANCES):
+ * every key of a global|write table holds a value per slot of its region, so the slots are memory in every
+ * such table (NAT's pool: ~260 KB per slot per key), and a server that runs 16 instances at once should not
+ * pay for 100. SM_MAX_INSTANCES bounds the arrays indexed by slot; 100 is Fig. 11(a)'s most instances started
+ * together (docs/startup.md), and each slot needs a DPDK lcore id of its own (ctl.h). */
+#define SM_MAX_INSTANCES 100
+#define SM_DEFAULT_INSTANCES 16
 #define SM_NAME_LEN 64
 
 struct sm_region; /* the shared region (opaque) */
@@ -39,6 +46,10 @@ struct sm_region; /* the shared region (opaque) */
 struct sm_region *sm_region_create(void *mem, size_t size);
 struct sm_region *sm_region_attach(void *mem);
 size_t sm_region_used(const struct sm_region *r);
+/* The instance slots of the regions this process creates from now on (1..SM_MAX_INSTANCES; 0 or -EINVAL),
+ * and of a region (its creator's setting, read by every process that attaches). */
+int sm_set_region_slots(unsigned int n);
+unsigned int sm_region_slots(const struct sm_region *r);
 
 /* Per-process context: which region, which instance slot this process is (-1: the State Manager
  * itself, which sees base values), whether create_table may create (deploy) or only attach (run),

@@ -5,6 +5,7 @@
  * the Chainer's hints (sm_hint_batch) finding exactly what they find without.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -411,6 +412,72 @@ static void test_two_regions(struct sm_region *a)
 	free(mem);
 }
 
+/* A region made with sm_set_region_slots(n) has n instance slots, no more, and a release pool is dealt out
+ * over all of them with no item handed out twice; a region made before keeps its own count. */
+static void test_region_slots(struct sm_region *a)
+{
+	size_t size = 16u << 20;
+	void *mem = aligned_alloc(64, size);
+	struct sp_table_opts o = {.key_size = 4, .value_size = SP_POOL_SIZE(1000), .capacity = 2};
+	uint8_t buf[SP_POOL_SIZE(1000)], seen[1000] = {0};
+	struct sp_pool *p = (struct sp_pool *)buf;
+	uint32_t k = 1, i, total = 0;
+	struct sm_region *b;
+	sp_table *t;
+	int slot, n;
+	bool twice = false;
+
+	CHECK(sm_set_region_slots(0) == -EINVAL && sm_set_region_slots(SM_MAX_INSTANCES + 1) == -EINVAL);
+	CHECK(sm_set_region_slots(SM_MAX_INSTANCES) == 0);
+	memset(mem, 0, size);
+	b = sm_region_create(mem, size);
+	CHECK(sm_set_region_slots(SM_DEFAULT_INSTANCES) == 0);
+	CHECK(b != NULL && sm_region_slots(b) == SM_MAX_INSTANCES && sm_region_slots(a) == SM_DEFAULT_INSTANCES);
+	CHECK(sm_set_region(b) == 0);
+	sm_set_nf("many", NULL);
+	sm_set_phase_deploy(true);
+	sm_set_instance(-1); /* the State Manager: writes go to the base value */
+	t = sp_create_table("pool", SP_GLOBAL | SP_WRITE | SP_RELEASE, &o);
+	CHECK(t != NULL);
+	p->cap = p->nfree = 1000;
+	for (i = 0; i < 1000; i++)
+		p->item[i] = i;
+	CHECK(t && sp_put_state(t, &k, p) == 0);
+	sm_set_phase_deploy(false); /* as a runtime: each slot sees its own share */
+	for (n = 0; n < SM_MAX_INSTANCES; n++)
+		CHECK(sm_instance_claim(b) == n);
+	CHECK(sm_instance_claim(b) == -ENOSPC && sm_instance_claim_at(b, SM_MAX_INSTANCES) == -EBUSY);
+	CHECK(!sm_instance_active(b, SM_MAX_INSTANCES));
+	for (slot = 0; t && slot < SM_MAX_INSTANCES; slot++) { /* each instance's share: 10 items, all distinct */
+		const struct sp_pool *q;
+
+		sm_set_instance(slot);
+		q = sp_get_state(t, &k);
+		CHECK(q != NULL && q->nfree == 10);
+		for (i = 0; q && i < q->nfree; i++) {
+			twice |= seen[q->item[i]]++ != 0;
+			total++;
+		}
+	}
+	CHECK(total == 1000 && !twice);
+	sm_set_instance(-1);
+	for (n = 0; n < SM_MAX_INSTANCES; n++)
+		sm_instance_release(b, n);
+	{
+		uint8_t merged[SP_POOL_SIZE(1000)];
+
+		CHECK(sm_table_lookup(b, "many/pool", &k, 4, merged, sizeof(merged)) == 0);
+		CHECK(((struct sp_pool *)merged)->nfree == 1000); /* all back in the base */
+	}
+	/* the default region still refuses a 17th slot */
+	CHECK(sm_instance_claim_at(a, SM_DEFAULT_INSTANCES) == -EBUSY);
+	CHECK(sm_set_region(a) == 0);
+	sm_forget_region(b);
+	sm_set_nf("fake", NULL);
+	sm_set_phase_deploy(false);
+	free(mem);
+}
+
 int main(void)
 {
 	size_t size = 64u << 20;
@@ -441,6 +508,7 @@ int main(void)
 	}
 
 	test_two_regions(r);
+	test_region_slots(r);
 	test_tenants(r);
 	test_release_pool(r);
 	test_release_leaves_to_many(r);

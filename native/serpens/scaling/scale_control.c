@@ -389,12 +389,13 @@ json_t *move_flows(json_t *req)
 	if (D->delivery->per_nf)
 		return fail("move_flows: the router's buckets move with consolidated chaining only");
 	if (!jf || !jt)
-		return fail("move_flows: 'from' and 'to' (instance slots, 0..%d) are required", SM_MAX_INSTANCES - 1);
+		return fail("move_flows: 'from' and 'to' (instance slots, 0..%u) are required",
+			    D->ctl->max_instances - 1);
 	/* checked before the cast to int: a slot 2^32 is not slot 0 */
-	if ((v = int_field(req, "move_flows", "from", 0, SM_MAX_INSTANCES - 1, -1, &slot)))
+	if ((v = int_field(req, "move_flows", "from", 0, (json_int_t)D->ctl->max_instances - 1, -1, &slot)))
 		return v;
 	from = (int)slot;
-	if ((v = int_field(req, "move_flows", "to", 0, SM_MAX_INSTANCES - 1, -1, &slot)))
+	if ((v = int_field(req, "move_flows", "to", 0, (json_int_t)D->ctl->max_instances - 1, -1, &slot)))
 		return v;
 	to = (int)slot;
 	if (jr && (!json_is_number(jr) || !(json_number_value(jr) > 0.0 && json_number_value(jr) <= 1.0)))

@@ -26,6 +26,13 @@ static void ring_name(char *buf, size_t len, const char *kind, int i)
 	snprintf(buf, len, "sp_sc%s%d", kind, i);
 }
 
+/* Rings exist for the slots serpensd may use (--max-instances) and the two inboxes past every slot: a slot
+ * beyond them never holds an instance (512 KiB of hugepages per packet ring saved for each). */
+static bool slot_used(int box)
+{
+	return box >= SM_MAX_INSTANCES || box < (int)C->max_instances;
+}
+
 int sc_msg_create(struct sp_ctl *ctl)
 {
 	char name[RTE_RING_NAMESIZE];
@@ -40,12 +47,14 @@ int sc_msg_create(struct sp_ctl *ctl)
 		return -1;
 	}
 	for (i = 0; i < SC_NINBOX; i++) {
+		if (!slot_used(i))
+			continue;
 		ring_name(name, sizeof(name), "in", i);
 		inbox[i] = rte_ring_create(name, 4096, (int)rte_socket_id(), RING_F_SC_DEQ);
 		if (!inbox[i])
 			goto fail;
 	}
-	for (i = 0; i < SM_MAX_INSTANCES; i++) {
+	for (i = 0; i < (int)ctl->max_instances; i++) {
 		ring_name(name, sizeof(name), "pk", i);
 		pkt_ring[i] = rte_ring_create(name, 65536, (int)rte_socket_id(), RING_F_SP_ENQ | RING_F_SC_DEQ);
 		if (!pkt_ring[i])
@@ -71,11 +80,13 @@ int sc_msg_attach(struct sp_ctl *ctl)
 	if (!pool || !divert)
 		return -1;
 	for (i = 0; i < SC_NINBOX; i++) {
+		if (!slot_used(i))
+			continue;
 		ring_name(name, sizeof(name), "in", i);
 		if (!(inbox[i] = rte_ring_lookup(name)))
 			return -1;
 	}
-	for (i = 0; i < SM_MAX_INSTANCES; i++) {
+	for (i = 0; i < (int)ctl->max_instances; i++) {
 		ring_name(name, sizeof(name), "pk", i);
 		if (!(pkt_ring[i] = rte_ring_lookup(name)))
 			return -1;
