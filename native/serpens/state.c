@@ -619,20 +619,27 @@ static void init_values(struct sm_table_shm *t, uint8_t *s)
 
 /* Which instance slots a hook sees: every active one, or only `only` if >= 0. Read once per hook run,
  * not per key: the set cannot change while the State Manager has processing paused. */
-static void hook_slots(struct sm_region *r, int only, bool *in)
+/* Returns 1 + the highest slot in `in` (0: none): a hook is run over vals[0..that), since every key is
+ * visited under the pause and a gather and a fold loop of all SM_MAX_INSTANCES slots per key would make
+ * each pause grow with the compiled maximum, not with the instances running. */
+static unsigned int hook_slots(struct sm_region *r, int only, bool *in)
 {
-	unsigned int i;
+	unsigned int i, hi = 0;
 
-	for (i = 0; i < SM_MAX_INSTANCES; i++) /* beyond r->ninst: never claimed, never `only` */
+	for (i = 0; i < SM_MAX_INSTANCES; i++) { /* beyond r->ninst: never claimed, never `only` */
 		in[i] = i < r->ninst && ((only < 0 && ld_acq(&r->active[i])) || (int)i == only);
+		if (in[i])
+			hi = i + 1;
+	}
+	return hi;
 }
 
-/* vals[i] for every slot of `in` (NULL elsewhere). */
-static void gather(struct sm_table_shm *t, uint8_t *s, void **vals, const bool *in)
+/* vals[i] for every slot of `in` below n (NULL elsewhere). */
+static void gather(struct sm_table_shm *t, uint8_t *s, void **vals, const bool *in, unsigned int n)
 {
 	unsigned int i;
 
-	for (i = 0; i < SM_MAX_INSTANCES; i++)
+	for (i = 0; i < n; i++)
 		vals[i] = in[i] && 1 + i < t->nvals ? slot_val(t, s, 1 + i) : NULL;
 }
 
@@ -648,14 +655,15 @@ static sp_hook_fn pick_hook(const struct sm_hook_set *h, uint32_t flags, enum sm
 	return k == SM_HOOK_SPLIT ? default_noop : counters_fold;
 }
 
-void sm_apply_hook(const struct sm_hook_set *h, uint32_t flags, uint32_t value_size, enum sm_hook_kind k,
-		   void *base, void **vals, int merging)
+/* sm_apply_hook over vals[0..n): the slots beyond n are not the hook's (none of them active) */
+static void apply_hook(const struct sm_hook_set *h, uint32_t flags, uint32_t value_size, enum sm_hook_kind k,
+		       void *base, void **vals, unsigned int n, int merging)
 {
 	struct sp_pool *b = base, *p;
 
 	if (k == SM_HOOK_MERGE && !h->merge && (flags & SP_RELEASE) && merging >= 0) {
 		/* default release merge: the departing sub-state's free resources go back to the base */
-		if (merging >= SM_MAX_INSTANCES || !vals[merging])
+		if (merging >= (int)n || !vals[merging])
 			return;
 		p = vals[merging];
 		if (b->cap && p->nfree && b->nfree + p->nfree <= b->cap &&
@@ -666,7 +674,13 @@ void sm_apply_hook(const struct sm_hook_set *h, uint32_t flags, uint32_t value_s
 		p->nfree = 0;
 		return;
 	}
-	pick_hook(h, flags, k)(base, vals, SM_MAX_INSTANCES, value_size);
+	pick_hook(h, flags, k)(base, vals, n, value_size);
+}
+
+void sm_apply_hook(const struct sm_hook_set *h, uint32_t flags, uint32_t value_size, enum sm_hook_kind k,
+		   void *base, void **vals, int merging)
+{
+	apply_hook(h, flags, value_size, k, base, vals, SM_MAX_INSTANCES, merging);
 }
 
 /* The default merge of eventual state when slot `only` leaves: its replica of every key folded into the
@@ -714,6 +728,7 @@ static void run_hook(struct sm_region *r, const struct sm_local *lt, enum sm_hoo
 	struct sm_hook_set h = hooks_of(lt);
 	void *vals[SM_MAX_INSTANCES];
 	bool in[SM_MAX_INSTANCES];
+	unsigned int n;
 	uint64_t i;
 
 	if (!is_global_write(t))
@@ -722,10 +737,10 @@ static void run_hook(struct sm_region *r, const struct sm_local *lt, enum sm_hoo
 	 * state's default split: a new replica starts at zero, which it already is) */
 	if (pick_hook(&h, t->flags, k) == default_noop && !(k == SM_HOOK_MERGE && (t->flags & SP_RELEASE)))
 		return;
-	hook_slots(r, only, in);
+	n = hook_slots(r, only, in);
 	if (s) {
-		gather(t, s, vals, in);
-		sm_apply_hook(&h, t->flags, t->value_size, k, slot_val(t, s, 0), vals, only);
+		gather(t, s, vals, in, n);
+		apply_hook(&h, t->flags, t->value_size, k, slot_val(t, s, 0), vals, n, only);
 		return;
 	}
 	if (k == SM_HOOK_MERGE && only >= 0 && pick_hook(&h, t->flags, k) == counters_fold) {
@@ -737,12 +752,12 @@ static void run_hook(struct sm_region *r, const struct sm_local *lt, enum sm_hoo
 
 		if (ld_acq(slot_state(x)) != SLOT_FULL)
 			continue;
-		gather(t, x, vals, in);
+		gather(t, x, vals, in, n);
 		if (leaving >= 0)
-			pool_deal(slot_val(t, x, 0), vals, SM_MAX_INSTANCES, t->value_size,
+			pool_deal(slot_val(t, x, 0), vals, n, t->value_size,
 				  (struct sp_pool *)slot_val(t, x, 1 + (unsigned int)leaving));
 		else
-			sm_apply_hook(&h, t->flags, t->value_size, k, slot_val(t, x, 0), vals, only);
+			apply_hook(&h, t->flags, t->value_size, k, slot_val(t, x, 0), vals, n, only);
 	}
 }
 
