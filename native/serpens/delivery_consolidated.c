@@ -113,7 +113,7 @@ static void cons_route(struct serpensd *d, struct rte_mbuf **m, unsigned int nb)
 	unsigned int i, diverted = 0;
 	const bool pin = rt && rt->pin_gen;
 	const uint64_t now = pin ? rte_rdtsc() : 0;
-	uint32_t h;
+	uint32_t h, staged = 0; /* slots this burst staged packets for: only those are flushed, not all 32 */
 	int si, slot;
 
 	for (i = 0; i < nb; i++) {
@@ -148,11 +148,14 @@ static void cons_route(struct serpensd *d, struct rte_mbuf **m, unsigned int nb)
 			continue;
 		}
 		S[slot].stage[S[slot].nstage++] = m[i];
+		staged |= 1u << slot;
 		if (S[slot].nstage == DP_BURST)
 			flush_stage(d, (unsigned int)slot);
 	}
-	for (i = 0; i < SM_MAX_INSTANCES; i++)
-		flush_stage(d, i);
+	while (staged) {
+		flush_stage(d, (unsigned int)__builtin_ctz(staged));
+		staged &= staged - 1;
+	}
 	if (diverted)
 		sc_wake(SC_INBOX_ONF);
 }
