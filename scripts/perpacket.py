@@ -1,7 +1,8 @@
 """Per-packet cost of serpens' gateway and FW→MON→NAT instance (docs/serpens-dataplane.md, "Per-packet cost").
 
 Fixed-rate trials of 64 B frames over the configured flows, each between two stats() snapshots; prints one
-JSON line per trial with the gateway's and the instance's ns/packet (docs/stages.md). Builds are compared
+JSON line per trial with the gateway's and the instance's ns/packet (docs/stages.md) and the mean packets per
+receive burst (from a build that counts port.rx_bursts). Builds are compared
 interleaved: every --build DIR (holding serpensd, serpens-runtime and nfs/*.so) gets a rig of its own, and
 the rigs take turns, one trial block each, so machine noise falls on all of them alike. With --perf OUT a
 `perf record -g` (cpu-clock: this VM has no hardware counters) runs on serpensd and the runtimes during the
@@ -54,10 +55,12 @@ def trial(r: Rig, rate_pps: float, duration_s: float, flows: int) -> dict[str, A
     gw_b, gw_a = before["stages"]["gateway"], after["stages"]["gateway"]
     pkts = gw_a["packets"] - gw_b["packets"]
     dp_b, dp_a = before["dataplane"], after["dataplane"]
+    bursts = after["port"].get("rx_bursts", 0) - before["port"].get("rx_bursts", 0)  # absent before --rx-gap-ns
     return {"gateway_ns": round(cols["gateway_ns_per_packet"], 1),
             "wake_ns": round((gw_a["wake_ns"] - gw_b["wake_ns"]) / pkts, 1) if pkts else None,
             "instance_ns": round(cols["instance_ns_per_packet"], 1),
             "sum_ns": round(cols["gateway_ns_per_packet"] + cols["instance_ns_per_packet"], 1),
+            "pkts_per_burst": round(pkts / bursts, 2) if bursts else None,
             "tx": res.tx_packets, "rx": res.rx_packets, "loss": round(res.loss_ratio, 5),
             "handoffs": dp_a["handoffs"] - dp_b["handoffs"],
             "timeouts": dp_a["handoff_timeouts"] - dp_b["handoff_timeouts"],
