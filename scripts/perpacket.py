@@ -6,8 +6,8 @@ receive burst (from a build that counts port.rx_bursts), and the cache-line roun
 generator's and the platform's CPUs before and after its block (serpens-xcoreprobe: the host's placement of
 the two vCPUs, near or far, which the gateway's cost follows). Builds are compared interleaved: every
 --build DIR (holding serpensd, serpens-runtime and nfs/*.so) gets a rig of its own, and the rigs take turns,
-one trial block each, so machine noise falls on all of them alike. With --perf OUT a `perf record -g` (cpu-
-clock: this VM has no hardware counters) runs on serpensd and the runtimes during the last block of each
+one trial block each, so machine noise falls on all of them alike. With --perf OUT a `perf record -g`
+(cpu-clock: this VM has no hardware counters) runs on serpensd and the runtimes during the last block of each
 build, written to OUT.<build index> (--perf-every: every block, OUT.<build>.<block>).
 
 Run from the repository root, under the benchmark lock:
