@@ -1,11 +1,14 @@
 """Per-packet cost of serpens' gateway and FW→MON→NAT instance (docs/serpens-dataplane.md, "Per-packet cost").
 
 Fixed-rate trials of 64 B frames over the configured flows, each between two stats() snapshots; prints one
-JSON line per trial with the gateway's and the instance's ns/packet (docs/stages.md). Builds are compared
-interleaved: every --build DIR (holding serpensd, serpens-runtime and nfs/*.so) gets a rig of its own, and
-the rigs take turns, one trial block each, so machine noise falls on all of them alike. With --perf OUT a
-`perf record -g` (cpu-clock: this VM has no hardware counters) runs on serpensd and the runtimes during the
-last block of each build, written to OUT.<build index> (--perf-every: every block, OUT.<build>.<block>).
+JSON line per trial with the gateway's and the instance's ns/packet (docs/stages.md) and the mean packets per
+receive burst (from a build that counts port.rx_bursts), and the cache-line round trip between the
+generator's and the platform's CPUs before and after its block (serpens-xcoreprobe: the host's placement of
+the two vCPUs, near or far, which the gateway's cost follows). Builds are compared interleaved: every
+--build DIR (holding serpensd, serpens-runtime and nfs/*.so) gets a rig of its own, and the rigs take turns,
+one trial block each, so machine noise falls on all of them alike. With --perf OUT a `perf record -g`
+(cpu-clock: this VM has no hardware counters) runs on serpensd and the runtimes during the last block of each
+build, written to OUT.<build index> (--perf-every: every block, OUT.<build>.<block>).
 
 Run from the repository root, under the benchmark lock:
     flock /tmp/bench.lock env PYTHONPATH=. .venv/bin/python scripts/perpacket.py --build DIR ...
@@ -54,14 +57,42 @@ def trial(r: Rig, rate_pps: float, duration_s: float, flows: int) -> dict[str, A
     gw_b, gw_a = before["stages"]["gateway"], after["stages"]["gateway"]
     pkts = gw_a["packets"] - gw_b["packets"]
     dp_b, dp_a = before["dataplane"], after["dataplane"]
+    # port.rx_bursts: absent from builds before --rx-gap-ns
+    bursts = after["port"].get("rx_bursts", 0) - before["port"].get("rx_bursts", 0)
     return {"gateway_ns": round(cols["gateway_ns_per_packet"], 1),
             "wake_ns": round((gw_a["wake_ns"] - gw_b["wake_ns"]) / pkts, 1) if pkts else None,
             "instance_ns": round(cols["instance_ns_per_packet"], 1),
             "sum_ns": round(cols["gateway_ns_per_packet"] + cols["instance_ns_per_packet"], 1),
+            "pkts_per_burst": round(pkts / bursts, 2) if bursts else None,
             "tx": res.tx_packets, "rx": res.rx_packets, "loss": round(res.loss_ratio, 5),
             "handoffs": dp_a["handoffs"] - dp_b["handoffs"],
             "timeouts": dp_a["handoff_timeouts"] - dp_b["handoff_timeouts"],
             "ctxsw": [[a[0] - b[0], a[1] - b[1]] for a, b in zip(cs1, cs0, strict=True)]}
+
+
+# the host places the two vCPUs near each other or far apart, and the gateway's receive and transmit over
+# memif cost more in the far placement (docs/serpens-dataplane.md, "Per-packet cost"): a trial is read as
+# near or far by the cache-line round trip between the generator's and the platform's CPUs around its block
+XCORE_PROBE = Path("build/native/tools/serpens-xcoreprobe")
+FAR_NS = 200  # ~100 ns near, ~340 ns far on this machine kind
+
+
+def xcore_rtt(conf: dict[str, Any]) -> int | None:
+    """The generator's and the platform's CPUs' cache-line round trip in ns; None without the probe."""
+    if not XCORE_PROBE.exists():
+        return None
+    out = subprocess.run([str(XCORE_PROBE), str(conf["cores"]["platform"]), str(conf["cores"]["generator"])],
+                         capture_output=True, text=True, timeout=30)
+    return int(out.stdout) if out.returncode == 0 else None
+
+
+def placement(row: dict[str, Any]) -> str | None:
+    """near / far when both probes around the trial's block agree, else None."""
+    rtt = row.get("xcore_rtt_ns") or []
+    if len(rtt) != 2 or None in rtt:
+        return None
+    far = [x >= FAR_NS for x in rtt]
+    return None if far[0] != far[1] else ("far" if far[0] else "near")
 
 
 def pids(r: Rig) -> list[int]:
@@ -107,6 +138,8 @@ def main() -> int:
             else:
                 s["serpensd"], s["runtime"] = str(p / "serpensd"), str(p / "serpens-runtime")
             s["nfs_dir"] = str(p / "nfs")
+            rtt0 = xcore_rtt(c)
+            rows = []
             with rig(c, "serpens", sfc=SfcSpec.linear(a.sfc)) as r:
                 trial(r, a.rate, 1.0, flows)  # warm-up: NAT allocates its mappings, caches fill
                 perf = None
@@ -119,11 +152,16 @@ def main() -> int:
                 for _ in range(a.per_block):
                     row = trial(r, a.rate, a.duration, flows)
                     row.update(build=bi, block=blk)
-                    results[bi].append(row)
-                    print(json.dumps(row), flush=True)
+                    rows.append(row)
                 if perf:
                     perf.send_signal(2)
                     perf.wait(timeout=30)
+            rtt1 = xcore_rtt(c)
+            for row in rows:
+                row["xcore_rtt_ns"] = [rtt0, rtt1]
+                row["placement"] = placement(row)
+                results[bi].append(row)
+                print(json.dumps(row), flush=True)
     keys = ("gateway_ns", "wake_ns", "instance_ns", "sum_ns", "loss")
     for bi, b in enumerate(builds):
         rows = results[bi]
@@ -135,6 +173,11 @@ def main() -> int:
                                "n_clean": len(clean)}
         if clean:
             out["median_clean"] = {k: statistics.median(x[k] for x in clean) for k in keys}
+        for where in ("near", "far"):  # the clean trials by the vCPUs' placement (XCORE_PROBE)
+            sel = [x for x in clean if x["placement"] == where]
+            out[f"n_clean_{where}"] = len(sel)
+            if sel:
+                out[f"median_clean_{where}"] = {k: statistics.median(x[k] for x in sel) for k in keys}
         print(json.dumps(out), flush=True)
     return 0
 

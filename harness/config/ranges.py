@@ -111,6 +111,7 @@ RANGES: dict[str, Range] = {
     "platforms.serpens.wake_batch": _int(1, 4096),         # half its rings (RING_SIZE / 2)
     "platforms.serpens.batch": _int(1, 128),
     "platforms.serpens.flush_us": _int(0, 10_000_000),
+    "platforms.serpens.rx_gap_ns": _int(0, 1_000_000),     # serpensd --rx-gap-ns
     "platforms.serpens.keep_warm_s": _int(0, 7 * 24 * 3600),
     "platforms.serpens.instances": _int(0, 100),           # at most its instance slots (SM_MAX_INSTANCES)
     "platforms.serpens.max_instances": _int(1, 100),       # serpensd --max-instances (SM_MAX_INSTANCES)

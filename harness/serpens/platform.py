@@ -115,6 +115,7 @@ class DesignPlatform(Platform):
                "--wake-batch", str(s["wake_batch"]),
                "--batch", str(s["batch"]),
                "--flush-us", str(s["flush_us"]),
+               "--rx-gap-ns", str(s["rx_gap_ns"]),
                "--keep-warm-s", str(s["keep_warm_s"]),
                *axes]
         kernel = tsc.kernel_tsc()
@@ -385,7 +386,7 @@ class DesignPlatform(Platform):
                 "instances_run_on": (f"lcore {self.lcore}, sharing it with serpensd" if s["colocate"]
                                      else "their own cores (serpensd decides)"),
                 "state_region_mb": s["state_region_mb"], "wake_batch": s["wake_batch"], "batch": s["batch"],
-                "flush_us": s["flush_us"], "keep_warm_s": s["keep_warm_s"],
+                "flush_us": s["flush_us"], "rx_gap_ns": s["rx_gap_ns"], "keep_warm_s": s["keep_warm_s"],
                 "instances_per_sfc": s["instances"], "sfcs": [x.to_json() for x in self.sfcs],
                 "state_backend": self.backend,
                 "gproxy": self._describe_gproxy(),

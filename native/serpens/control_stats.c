@@ -139,9 +139,10 @@ json_t *stats(void)
 	memset(&st, 0, sizeof(st));
 	rte_eth_stats_get(0, &st);
 	port0_ring_drops += port0_af_packet_drops();
-	port = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o}", "rx_packets", u64(D->port_rx), "tx_packets",
-			 u64(D->port_tx), "tx_dropped", u64(D->port_tx_dropped), "imissed", u64(st.imissed),
-			 "rx_nombuf", u64(st.rx_nombuf), "ring_drops", u64(port0_ring_drops));
+	port = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "rx_packets", u64(D->port_rx), "rx_bursts",
+			 u64(D->rx_bursts), "tx_packets", u64(D->port_tx), "tx_dropped", u64(D->port_tx_dropped),
+			 "imissed", u64(st.imissed), "rx_nombuf", u64(st.rx_nombuf), "ring_drops",
+			 u64(port0_ring_drops));
 	for (i = 0; i < SP_MAX_SFCS; i++) {
 		struct sp_sfc_desc *s = &D->ctl->sfcs[i];
 

@@ -113,7 +113,9 @@ static void cons_route(struct serpensd *d, struct rte_mbuf **m, unsigned int nb)
 	unsigned int i, diverted = 0;
 	const bool pin = rt && rt->pin_gen;
 	const uint64_t now = pin ? rte_rdtsc() : 0;
+	uint64_t staged[S_WORDS] = {0}; /* slots this burst staged packets for: only those are flushed */
 	uint32_t h;
+	unsigned int w;
 	int si, slot;
 
 	for (i = 0; i < nb; i++) {
@@ -148,11 +150,15 @@ static void cons_route(struct serpensd *d, struct rte_mbuf **m, unsigned int nb)
 			continue;
 		}
 		S[slot].stage[S[slot].nstage++] = m[i];
+		staged[slot / 64] |= 1ull << (slot % 64);
 		if (S[slot].nstage == DP_BURST)
 			flush_stage(d, (unsigned int)slot);
 	}
-	for (i = 0; i < sp_slots_hi(d->ctl); i++)
-		flush_stage(d, i);
+	for (w = 0; w < S_WORDS; w++)
+		while (staged[w]) {
+			flush_stage(d, w * 64 + (unsigned int)__builtin_ctzll(staged[w]));
+			staged[w] &= staged[w] - 1;
+		}
 	if (diverted)
 		sc_wake(SC_INBOX_ONF);
 }

@@ -57,6 +57,7 @@ struct serpensd {
 	unsigned int state_mb;
 	unsigned int flush_us;
 	double keep_warm_s;
+	unsigned int rx_gap_ns;    /* --rx-gap-ns: after a burst that did not fill, the next receive waits this long */
 	unsigned int pool_size;    /* runtimes pre-launched into ctl->pool[0..pool_size-1] (load, serpens) */
 	enum sp_placement start_placement; /* --start-placement: where pooled runtimes wait and start */
 	const struct sp_starter *starter; /* --startup (native/serpens/startup/starter.h) */
@@ -78,6 +79,7 @@ struct serpensd {
 	int dp_running;
 	/* data-plane counters */
 	uint64_t port_rx, port_tx, port_tx_dropped, gateway_miss;
+	uint64_t rx_bursts;               /* receives that brought packets: port_rx / rx_bursts is the mean burst */
 	struct sp_handoff_stats handoff; /* the 2-core hand-off (hop.h) */
 	uint64_t loop_max_ns;            /* loop gaps */
 	uint64_t timers_max_ns, tx_max_ns;
