@@ -213,6 +213,12 @@ def check(config: Mapping[str, Any]) -> None:
                           f"got {s['min_rate_mpps']} and {s['max_rate_mpps']}")
     check_frame_sizes(config, config["traffic"]["frame_sizes_b"], "configuration key 'traffic.frame_sizes_b'")
     check_cores(config)
+    instances = _get(config, "platforms.serpens.instances")
+    slots = _get(config, "platforms.serpens.max_instances")
+    if isinstance(instances, int) and isinstance(slots, int) and instances > slots:
+        raise ConfigError(f"configuration key 'platforms.serpens.instances' must be at most "
+                          f"'platforms.serpens.max_instances' ({slots}: serpensd's instance slots), "
+                          f"got {instances}")
     placement = _get(config, "platforms.serpens.start_placement")
     if placement is not None and placement not in START_PLACEMENTS:
         raise ConfigError(f"configuration key 'platforms.serpens.start_placement' must be one of "

@@ -19,7 +19,9 @@ from harness import config as cfg
     ("platforms.serpens.wake_batch=5000", "platforms.serpens.wake_batch"),
     ("platforms.serpens.state_region_mb=2", "platforms.serpens.state_region_mb"),
     ("platforms.serpens.pool=513", "platforms.serpens.pool"),
-    ("platforms.serpens.instances=17", "platforms.serpens.instances"),
+    ("platforms.serpens.instances=17", "platforms.serpens.instances"),     # above max_instances (16)
+    ("platforms.serpens.max_instances=101", "platforms.serpens.max_instances"),
+    ("platforms.serpens.rx_gap_ns=-1", "platforms.serpens.rx_gap_ns"),
     # shorter than the generator's shortest trial (1 ms)
     ("measurement.latency_duration_s=0.0005", "measurement.latency_duration_s"),
     ("search.goals.ndr.final_trial_s=0.0001", "search.goals.ndr.final_trial_s"),

@@ -342,7 +342,7 @@ def test_platform_starts_serpensd_and_deploys_the_sfc(fake_serpens) -> None:  # 
         assert own == ["--control", str(run_dir / "serpensd.sock"), "--runtime", str(runtime),
                        "--nf-dir", str(run_dir / "nfs"),
                        "--state-mb", "256", "--wake-batch", "128", "--batch", "32", "--flush-us", "50",
-                       "--keep-warm-s", "30",
+                       "--rx-gap-ns", "5000", "--keep-warm-s", "30",
                        "--startup", "serpens", "--state-backend", "serpens", "--chaining", "consolidated",
                        "--scaling", "shared", "--pool", "4", "--colocate"]
         assert records("request") == [
