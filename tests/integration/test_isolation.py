@@ -85,6 +85,18 @@ def nat_trial(r: Any, capture: Path) -> tuple[Any, dict[int, int]]:
     return res, ports
 
 
+def runtime_creds(pid: int) -> dict[str, int]:
+    """The capability sets and NoNewPrivs of process pid (/proc/<pid>/status), as integers."""
+    fields = ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb", "NoNewPrivs")
+    out = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in fields:
+            out[key] = int(value.strip(), 16 if key.startswith("Cap") else 10)
+    assert set(out) == set(fields), f"/proc/{pid}/status lacks some of {fields}: {out}"
+    return out
+
+
 def read_report(path: Path, timeout_s: float = 20.0) -> list[list[str]]:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -123,6 +135,8 @@ def test_a_hostile_tenant_cannot_touch_another_tenants_state_or_code(dpdk_ready:
         attacks = read_report(report)
         stats = r.platform.stats()
         assert all(i["alive"] for i in instances_of(stats, "mallory")), "the hostile NF's instance died"
+        # every running runtime (alice's and mallory's): no capability, no new privileges (privs.c)
+        creds = {i["pid"]: runtime_creds(i["pid"]) for i in stats["instances"] if i["alive"]}
 
         # alice after the attacks: her instance, then a new one that loads her NF afresh
         res1, ports1 = nat_trial(r, capture)
@@ -135,9 +149,11 @@ def test_a_hostile_tenant_cannot_touch_another_tenants_state_or_code(dpdk_ready:
         stats = r.platform.stats()
 
     outcome = {(a[0], a[1]): a[2] for a in attacks}
-    # serpensd's other memfds (a memif region) are not code: opened only, and documented in security.md;
-    # reading serpensd's memory with the ptrace rights a runtime keeps is the documented gap ("region-gap")
-    succeeded = [a for a in attacks if a[2] == "SUCCEEDED" and a[0] not in ("memfd-other", "region-gap")]
+    assert len(creds) >= 2, creds
+    for pid, st in creds.items():
+        assert st["CapEff"] == st["CapPrm"] == st["CapInh"] == st["CapBnd"] == st["CapAmb"] == 0, (pid, st)
+        assert st["NoNewPrivs"] == 1, (pid, st)
+    succeeded = [a for a in attacks if a[2] == "SUCCEEDED"]
     # writes to its own private (dlopen'd, copy-on-write) code stay in its own process: allowed, confined
     confined = {("text", "mprotect-write"), ("text", "proc-self-mem")} if design == "load-startup" else set()
     assert all((a[0], a[1]) in confined for a in succeeded), f"attacks that succeeded: {succeeded}"
@@ -149,17 +165,25 @@ def test_a_hostile_tenant_cannot_touch_another_tenants_state_or_code(dpdk_ready:
     # while it waits; chainer_keep_only closes the other SFCs' before any NF of the start runs)
     assert outcome[("code", "own-fds")] == "blocked" and ("code", "own-fd") not in outcome, attacks
     # alice's state region (tenant_region.h): not in the EAL memory mallory's runtime maps, not mapped in it,
-    # no descriptor of it in serpensd, serpensd's mapping not reopenable by her
-    for attack in ("memzone", "scan", "maps", "fd", "map-files"):
+    # no descriptor of it in serpensd, serpensd's mapping not reopenable by her, serpensd's memory (where
+    # every region is mapped) neither readable nor traceable: the runtime has no ptrace rights over it
+    for attack in ("memzone", "scan", "maps", "fd", "map-files", "proc-mem", "ptrace"):
         assert outcome[("region", attack)] == "blocked", attacks
     scanned = next(a[3] for a in attacks if a[:2] == ["region", "scan"])
     assert int(scanned.split(" MiB")[0].split()[-1]) > 0, f"the scan read nothing: {scanned}"
-    assert "/proc/" in next(a[3] for a in attacks if a[:2] == ["region", "map-files"]), \
-        "the hostile NF did not find serpensd's mapping of alice's region to try"
+    # serpensd's descriptors (alice's image memfd among them) cannot even be listed (handover.h: images come
+    # by descriptor), and no other runtime (alice's instance, pool processes) can be traced or read
+    assert outcome[("memfd", "proc-fd")] == "blocked" and ("memfd", "write") not in outcome, attacks
+    for attack in ("ptrace", "proc-mem", "proc-fd"):
+        assert outcome[("peer", attack)] == "blocked", attacks
+    peers = next(a[3] for a in attacks if a[:2] == ["peer", "ptrace"])
+    assert int(peers.split(" of ")[1].split()[0]) >= 1, f"the hostile NF found no other runtime: {peers}"
     if design == "serpens":
-        found = int(next(a[3] for a in attacks if a[:2] == ["memfd", "found"]))
-        assert found >= 1, "the hostile NF found no image memfd of alice's NF to attack"
-        assert outcome[("memfd", "write")] == outcome[("memfd", "mmap-shared-write")] == "blocked"
+        # her own image, handed to her runtime read-only: sealed, whatever descriptor she reopens
+        found = int(next(a[3] for a in attacks if a[:2] == ["memfd-own", "found"]))
+        assert found >= 1, "the hostile NF holds no descriptor of its own image to attack"
+        for attack in ("write", "ftruncate", "mmap-shared-write"):
+            assert outcome[("memfd-own", attack)] == "blocked", attacks
         assert outcome[("text", "mprotect-write")] == "blocked"
         assert "not dlopen'd" in next(a[3] for a in attacks if a[:2] == ["file", "self"])   # the image loader
     else:
