@@ -99,9 +99,8 @@ void chainer_keep_only(const struct sp_ctl *ctl, uint32_t sfc)
 		}
 }
 
-/* The image descriptors this start needs that have not arrived: asked for once (serpensd answers with the
- * start's SFC's images: handover.h). 0, or -1 with err. */
-static int images_in(const struct sp_ctl *ctl, const struct sp_sfc_desc *s, int position, char *err, size_t errlen)
+/* Whether an image this start needs has not arrived. */
+static bool image_missing(const struct sp_ctl *ctl, const struct sp_sfc_desc *s, int position)
 {
 	unsigned int i;
 
@@ -109,11 +108,25 @@ static int images_in(const struct sp_ctl *ctl, const struct sp_sfc_desc *s, int 
 		const struct sp_nf_desc *d = &ctl->nfs[s->pos[i].nf];
 
 		if ((position < 0 || (int)i == position) && d->has_image && d->image_fd >= 0 && image_fd[s->pos[i].nf] <= 0)
-			break;
+			return true;
 	}
-	if (i == s->npos || i == SP_MAX_POS)
+	return false;
+}
+
+/* The image descriptors this start needs: here already (no syscall: a pool process's later starts), queued
+ * (sent with the wake or a prewarm), or asked for once (serpensd answers with the region and the start's
+ * SFC's images: handover.h). 0, or -1 with err. */
+static int images_in(const struct sp_ctl *ctl, const struct sp_sfc_desc *s, int position, char *err, size_t errlen)
+{
+	if (!image_missing(ctl, s, position))
 		return 0;
-	return ho_request(err, errlen);
+	ho_drain();
+	if (!image_missing(ctl, s, position))
+		return 0;
+	if (ho_request(err, errlen) != 0)
+		return -1;
+	ho_take_region(-1); /* closes the answer's region descriptor: mapped here already (tr_attach) */
+	return 0;
 }
 
 int chainer_load(struct chainer *c, const struct sp_ctl *ctl, uint32_t sfc, int position, char *err,

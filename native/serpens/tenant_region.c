@@ -209,13 +209,8 @@ int tr_attach(const struct sp_ctl *ctl, const char *tenant, char *err, size_t er
 		snprintf(err, errlen, "tenant %s has no state region (none of its NFs is deployed)", tenant);
 		return -1;
 	}
-	ho_drain(); /* a pooled start: serpensd sent it (ho_send from pool_hand) before it woke us */
-	if (idx == g_mapped) { /* a pool process's next start for the same tenant */
-		fd = ho_take_region(idx);
-		if (fd >= 0)
-			close(fd); /* sent again (a request for images): mapped already */
+	if (idx == g_mapped) /* a pool process's next start for the same tenant: no syscall (~5 µs) */
 		return sm_set_region(g_cur);
-	}
 	if (g_cur) { /* another tenant's: gone before this tenant's NFs run here */
 		sm_forget_region(g_cur);
 		munmap(g_cur, ctl->regions[g_mapped].size);
@@ -223,7 +218,9 @@ int tr_attach(const struct sp_ctl *ctl, const char *tenant, char *err, size_t er
 		g_mapped = -1;
 	}
 	tr = &ctl->regions[idx];
-	/* not sent ahead (an exec'd runtime, a zygote, a failed send): ask and wait */
+	/* a pooled start: serpensd sent it (ho_send from pool_hand) before it woke us; not sent ahead (an
+	 * exec'd runtime, a zygote, a failed send): ask and wait */
+	ho_drain();
 	fd = ho_take_region(idx);
 	if (fd < 0 && ho_request(err, errlen) != 0)
 		return -1;
