@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import ipaddress
+import os
 import struct
 import subprocess
 import time
@@ -26,7 +27,7 @@ from harness import config as cfg
 from harness.config import repo_path
 from harness.rig import rig
 from harness.serpens.controller import SerpensError
-from harness.serpens.sfc import SfcSpec
+from harness.serpens.sfc import SfcSpec, nf_path
 from harness.traffic import profiles
 from tests.integration.packets import read_pcap
 from tests.integration.test_serpens import EXTERNAL_IP, instances_of, test_test_nf
@@ -220,3 +221,50 @@ def test_each_tenant_gets_a_region_of_its_own_up_to_the_limit(dpdk_ready: cfg.Co
     assert all(t["backing"] in ("hugetlb", "memfd") for t in tenants.values())
     # t1's region holds two tables' worth more than t2's (its directory is its own)
     assert tenants["t1"]["used_bytes"] > tenants["t2"]["used_bytes"] > 0
+
+
+def image_names(pid: int) -> set[str]:
+    """The NF images (memfds other than state regions: "memfd:<deployment>") process pid holds open. The
+    harness reads them as root with every capability (runtimes are not dumpable: only such a reader can)."""
+    names = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            link = os.readlink(fd)
+        except OSError:
+            continue   # closed meanwhile
+        if link.startswith("/memfd:") and not link.startswith("/memfd:serpens-state-"):
+            names.add(link[len("/memfd:"):].split(" ")[0])
+    return names
+
+
+def test_pool_processes_hold_only_their_own_tenants_images(dpdk_ready: cfg.Config) -> None:
+    """Images come by descriptor from serpensd (native/serpens/handover.h): a pool process holds only the
+    images of its own tenant's SFCs — with its first start, or sent ahead (and prewarmed) when its tenant
+    deploys another SFC while it waits — and a process that has served no tenant holds none."""
+    conf = copy.deepcopy(dpdk_ready)
+    conf["platforms"]["serpens"]["pool"] = 4
+    alice = SfcSpec("alice", ALICE, ["nat"], {"nat": ("nat", {})}, tenant="alice")
+    with rig(conf, "serpens", sfc=alice) as r:
+        p = r.platform
+        (first,) = p.instances.values()
+        alice_pid = first["pid"]
+        p.stop_instance(first["instance"])            # waits again, bound to alice
+        p.deploy(SfcSpec("mallory", MALLORY, ["mfw"], {"mfw": ("fw", {})}, tenant="mallory"))
+        mallory_pid = next(i["pid"] for i in instances_of(p.stats(), "mallory") if i["alive"])
+        # alice's second SFC, deployed without an instance while her process waits: its image is sent to her
+        # process only (p.deploy would start an instance, in her process)
+        ctl = p.controller
+        ctl.deploy_nf("amon", str(nf_path("mon", p.settings["nfs_dir"])), {}, tenant="alice")
+        ctl.deploy_sfc("alice2", {"dst": "48.1.0.0/16"}, ["amon"], tenant="alice")
+        deadline = time.monotonic() + 5.0             # the waiting process takes it on its doorbell
+        while "amon" not in image_names(alice_pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        pool = p.stats()["pool"]["pids"]
+        held = {pid: image_names(pid) for pid in pool}
+        alice2 = ctl.start_instance("alice2")         # in alice's process: it served her before
+    assert alice_pid in pool and mallory_pid in pool and alice_pid != mallory_pid
+    assert held[alice_pid] == {"nat", "amon"}, held
+    assert held[mallory_pid] == {"mfw"}, held
+    fresh = [pid for pid in pool if pid not in (alice_pid, mallory_pid)]
+    assert fresh and all(held[pid] == set() for pid in fresh), held
+    assert alice2["pooled"] and alice2["pid"] == alice_pid
