@@ -8,8 +8,11 @@
  *   table      create_table of the victim's NAT table through the NF API ("../<victim>/nat_map"): names
  *              are made by the State Manager from the runtime's tenant and deployment, so this is a
  *              table that was never deployed;
- *   memfd      the victim's image memfd in serpensd (/proc/<serpensd>/fd/N -> "memfd:<victim>"): write(),
- *              ftruncate and a MAP_SHARED|PROT_WRITE mapping (sealed: startup/nfm.c); serpensd's other
+ *   memfd      its own images (handed to it read-only by serpensd: handover.h), reopened read-write
+ *              through /proc/self/fd and then written: write(), ftruncate and a MAP_SHARED|PROT_WRITE
+ *              mapping ("memfd-own"; sealed: startup/nfm.c); then serpensd's descriptors
+ *              (/proc/<serpensd>/fd, each link needs ptrace rights: "proc-fd") and, if it can read them,
+ *              the victim's image memfd ("memfd:<victim>") attacked the same way; serpensd's other
  *              memfds are only opened (reported as memfd-other);
  *   file       the victim's dlopen copy (<nf-dir>/<victim>.so) and its own: open for writing, clearing
  *              the immutable flag, unlink (immutable; CAP_LINUX_IMMUTABLE dropped: privs.c);
@@ -21,12 +24,15 @@
  *              readable byte of its own address space (the EAL's hugepages among them) for the victim's
  *              table directory entry "<victim_tenant>:<victim>/nat_map", its own mappings for the victim's
  *              region ("memfd:serpens-state-<victim_tenant>"), serpensd's descriptors of it
- *              (/proc/<serpensd>/fd: opened and mapped writable if found), and serpensd's mapping of it
- *              reopened through /proc/<serpensd>/map_files. Reading it through /proc/<serpensd>/mem is
- *              tried too and reported as "region-gap": a known gap (ptrace rights, docs/security.md);
+ *              (/proc/<serpensd>/fd: opened and mapped writable if found), serpensd's mapping of it
+ *              reopened through /proc/<serpensd>/map_files, serpensd's memory through /proc/<serpensd>/mem
+ *              ("proc-mem": every region is mapped there) and a ptrace attach to serpensd ("ptrace"): a
+ *              runtime has no capability left, so no ptrace rights over serpensd (privs.c);
+ *   peer       the other runtimes of its serpensd (another tenant's instance, pool processes): ptrace
+ *              attach, /proc/<pid>/mem, the links of /proc/<pid>/fd (runtimes are not dumpable);
  *   code       the victim's code through its own process: a descriptor of the victim's image memfd
- *              ("memfd:<victim>") among its own (/proc/self/fd; pool processes open the images of deployed
- *              SFCs ahead of their starts), read if found.
+ *              ("memfd:<victim>") among its own (/proc/self/fd; serpensd hands a process only its own
+ *              tenant's images), read if found.
  *
  * Each attempt appends "<attack> <what> blocked|SUCCEEDED <detail>" to the file named by the argument
  * `report`; `victim` is the victim's deployment name. init returns 0, so its instance runs (forwarding
@@ -385,7 +391,7 @@ static void try_regions(const char *victim, const char *vtenant)
 	unsigned char *area;
 	unsigned long bytes = 0, lo = 0, hi = 0;
 	struct dirent *e;
-	int hits, n = 0, fd, ppid = (int)getppid(), readable;
+	int hits, n = 0, fd, ppid = (int)getppid(), maps_err;
 	FILE *f;
 	DIR *d;
 
@@ -450,7 +456,7 @@ static void try_regions(const char *victim, const char *vtenant)
 	/* serpensd's mapping of it, reopened by address */
 	snprintf(path, sizeof(path), "/proc/%d/maps", ppid);
 	f = fopen(path, "r");
-	readable = f != NULL;
+	maps_err = f ? 0 : errno;
 	while (f && fgets(line, sizeof(line), f))
 		if (strstr(line, name) && sscanf(line, "%lx-%lx", &lo, &hi) == 2)
 			break;
@@ -458,7 +464,7 @@ static void try_regions(const char *victim, const char *vtenant)
 		fclose(f);
 	if (!hi) {
 		report("region", "map-files", 0, "no mapping of %s in %s: %s", name + 1, path,
-		       readable ? "not mapped" : strerror(EACCES));
+		       maps_err ? strerror(maps_err) : "not mapped");
 		lo = 0x600000000000ul; /* tenant_region.h, SP_REGION_BASE: the first region's address */
 	} else {
 		snprintf(path, sizeof(path), "/proc/%d/map_files/%lx-%lx", ppid, lo, hi);
