@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #define REQUEST_TIMEOUT_MS 5000 /* serpensd answers a request within its start's wait; a dead one never */
@@ -99,6 +100,11 @@ int ho_send(pid_t pid, int tenant, bool region, int sfc, char *err, size_t errle
 		snprintf(err, errlen, "no state region %d (or no process) to hand over", tenant);
 		return -1;
 	}
+	for (i = 0; !region && sfc >= 0 && sfc < SP_MAX_SFCS && g_sfc_tenant[sfc] == tenant && i < g_sfc_n[sfc]; i++)
+		if (g_img_fd[g_sfc_nf[sfc][i]] > 0 && g_img_tenant[g_sfc_nf[sfc][i]] == tenant)
+			break;
+	if (!region && (sfc < 0 || sfc >= SP_MAX_SFCS || g_sfc_tenant[sfc] != tenant || i == g_sfc_n[sfc]))
+		return 0; /* nothing of this tenant to hand over for that SFC (dlopen, snapshot): no connection */
 	s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (s < 0 || connect(s, (struct sockaddr *)&a, alen) != 0) {
 		snprintf(err, errlen, "pid %d does not listen for its descriptors: %s", (int)pid, strerror(errno));
@@ -133,10 +139,6 @@ int ho_send(pid_t pid, int tenant, bool region, int sfc, char *err, size_t errle
 		}
 		nfd++;
 		m.nf[m.n++] = (uint16_t)k;
-	}
-	if (nfd == 0) {
-		rc = 0; /* nothing of this tenant to hand over for that SFC */
-		goto out;
 	}
 	memset(cbuf, 0, sizeof(cbuf));
 	msg.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfd);
@@ -234,15 +236,26 @@ static bool take_one(int c)
 	return true;
 }
 
-/* Accept and take what is queued; wait_ms > 0: wait up to that long for one message of serpensd's first.
- * The number of serpensd's messages taken. */
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Accept and take what is queued; wait_ms > 0: wait up to that long in all for one message of serpensd's
+ * (connections of other processes, taken and dropped meanwhile, do not extend it). The number of
+ * serpensd's messages taken. */
 static int take(int wait_ms)
 {
+	uint64_t until = mono_ms() + (uint64_t)(wait_ms > 0 ? wait_ms : 0);
 	int got = 0;
 
 	for (;;) {
 		struct pollfd pfd = {.fd = g_listen, .events = POLLIN};
 		int c = g_listen >= 0 ? accept4(g_listen, NULL, NULL, SOCK_CLOEXEC) : -1;
+		uint64_t now;
 
 		if (c >= 0) {
 			got += take_one(c);
@@ -251,9 +264,9 @@ static int take(int wait_ms)
 		}
 		if (g_listen < 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) || got || wait_ms <= 0)
 			return got;
-		if (poll(&pfd, 1, wait_ms) <= 0)
+		now = mono_ms();
+		if (now >= until || poll(&pfd, 1, (int)(until - now)) <= 0)
 			return got;
-		/* something came: take it, and wait on (all of wait_ms again, at worst) if it was not serpensd's */
 	}
 }
 
