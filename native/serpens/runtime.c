@@ -342,7 +342,7 @@ static int pool_loop(struct sp_ctl *ctl, struct chainer *c, int idx)
 		sm_set_instance(slot);
 		g_in = in;
 		g_slot = slot;
-		ho_set_requester(&in->region_req, &in->state); /* its tenant's state region, asked through the slot */
+		ho_set_requester(&in->region_req, &in->state); /* its region and images, asked through the slot */
 		if (ctl->state_backend != RS_SERPENS)
 			remote_setup(ctl, in); /* the remote store's counters: this slot's */
 		chainer_keep_only(ctl, (uint32_t)in->sfc); /* no other SFC's image stays open (security.md) */
@@ -431,7 +431,7 @@ static int zygote_loop(struct sp_ctl *ctl, struct chainer *c, int sfc)
 		return 1;
 	}
 	remote_setup(ctl, NULL);
-	ho_set_requester(&z->region_req, &z->state); /* its SFC's tenant's state region */
+	ho_set_requester(&z->region_req, &z->state); /* its SFC's region and images (handover.h) */
 	if (chainer_load(c, ctl, (uint32_t)sfc, -1, err, sizeof(err)) != 0) {
 		snprintf(z->error, sizeof(z->error), "%.*s", (int)sizeof(z->error) - 1, err);
 		zygote_state(z, ZY_FAILED);
