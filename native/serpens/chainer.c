@@ -8,6 +8,7 @@
  */
 #include "chainer.h"
 #include "chain_tag.h"
+#include "handover.h"
 #include "serpens/state_ops.h"
 
 #include <fcntl.h>
@@ -36,62 +37,52 @@ const char *const *chainer_args(const struct sp_nf_desc *d)
 
 void chainer_nf_view(const struct sp_nf_desc *d, struct st_nf *v)
 {
+	/* no owner: a runtime gets an image only by descriptor (handover.h), never through /proc/<owner>/fd */
 	*v = (struct st_nf){.name = d->name, .path = d->path, .snapshot = d->snapshot[0] ? d->snapshot : NULL,
-			    .image = d->has_image ? &d->image : NULL, .image_fd = d->image_fd,
-			    .owner_pid = d->owner_pid, .cached_fd = -1, .args = chainer_args(d)};
+			    .image = d->has_image ? &d->image : NULL, .image_fd = -1, .owner_pid = 0,
+			    .cached_fd = -1, .args = chainer_args(d)};
 }
 
-/* This process's fd on each deployed NF's image (0: none; fd 0 is never one), and the image it is of. */
+/* This process's descriptor of each deployed NF's image (0: none; fd 0 is never one), as serpensd handed
+ * it over (handover.h), and whether its imports are prewarmed. NF slots are never reused (no NF is
+ * undeployed), so the slot names the image. */
 static int image_fd[SP_MAX_NFS];
-static int32_t image_of[SP_MAX_NFS][2]; /* owner_pid, image_fd */
+static bool image_warm[SP_MAX_NFS];
 
-/* This process's fd on NF k's current image, or -1. */
-static int cached_image_fd(const struct sp_ctl *ctl, unsigned int k)
+static void image_arrived(unsigned int k, int fd)
 {
-	const struct sp_nf_desc *d = &ctl->nfs[k];
-
-	if (image_fd[k] > 0 && image_of[k][0] == d->owner_pid && image_of[k][1] == d->image_fd)
-		return image_fd[k];
-	return -1;
-}
-
-static void open_image(const struct sp_ctl *ctl, unsigned int k)
-{
-	const struct sp_nf_desc *d = &ctl->nfs[k];
-	char path[64];
-	int fd;
-
-	if (!__atomic_load_n(&d->used, __ATOMIC_ACQUIRE) || !d->has_image || d->image_fd < 0 ||
-	    cached_image_fd(ctl, k) >= 0)
+	if (k >= SP_MAX_NFS) {
+		close(fd);
 		return;
-	snprintf(path, sizeof(path), "/proc/%d/fd/%d", d->owner_pid, d->image_fd);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd <= 0)
-		return; /* its start opens it (and says why it cannot) */
+	}
 	if (image_fd[k] > 0)
-		close(image_fd[k]);
-	ldr_prewarm(&d->image, fd, 0); /* its imports into this process's cache; nothing is run */
+		close(image_fd[k]); /* sent again: a request of a start that found one missing */
 	image_fd[k] = fd;
-	image_of[k][0] = d->owner_pid;
-	image_of[k][1] = d->image_fd;
+	image_warm[k] = false;
 }
 
-/* Only the NFs of deployed SFCs are opened ahead: an NF no SFC uses costs a pool process nothing
- * (Fig. 11(b) deploys NFs alone). */
-void chainer_open_images(const struct sp_ctl *ctl)
+/* This process's fd on NF k's image, or -1. */
+static int cached_image_fd(unsigned int k) { return image_fd[k] > 0 ? image_fd[k] : -1; }
+
+void chainer_take_images(const struct sp_ctl *ctl)
 {
-	unsigned int f, i;
+	unsigned int k;
 
-	for (f = 0; f < SP_MAX_SFCS; f++)
-		for (i = 0; __atomic_load_n(&ctl->sfcs[f].used, __ATOMIC_ACQUIRE) && i < ctl->sfcs[f].npos; i++)
-			if (ctl->sfcs[f].pos[i].nf < SP_MAX_NFS)
-				open_image(ctl, ctl->sfcs[f].pos[i].nf);
+	ho_set_image_sink(image_arrived);
+	ho_drain();
+	for (k = 0; k < SP_MAX_NFS; k++) {
+		const struct sp_nf_desc *d = &ctl->nfs[k];
+
+		if (image_fd[k] <= 0 || image_warm[k] || !__atomic_load_n(&d->used, __ATOMIC_ACQUIRE) || !d->has_image)
+			continue;
+		ldr_prewarm(&d->image, image_fd[k], 0); /* its imports into this process's cache; nothing is run */
+		image_warm[k] = true;
+	}
 }
 
-/* Before a start runs any NF code: close every prewarmed image that SFC sfc does not use. A pool process
- * opens the images of every deployed SFC while it waits, other tenants' among them; left open, the NFs it
- * is about to run could read those tenants' code through its own descriptors (docs/security.md). A pool
- * process serves one tenant only (pool_pick), so what it closes here it does not need again. */
+/* Before a start runs any NF code: close every image descriptor SFC sfc does not use. serpensd sends a
+ * process only its own tenant's images (handover.h), so these are the tenant's other SFCs' code: closed
+ * anyway, so that an NF reads no more code through this process's descriptors than its start needs. */
 void chainer_keep_only(const struct sp_ctl *ctl, uint32_t sfc)
 {
 	bool keep[SP_MAX_NFS] = {false};
@@ -106,6 +97,36 @@ void chainer_keep_only(const struct sp_ctl *ctl, uint32_t sfc)
 			close(image_fd[k]);
 			image_fd[k] = 0;
 		}
+}
+
+/* Whether an image this start needs has not arrived. */
+static bool image_missing(const struct sp_ctl *ctl, const struct sp_sfc_desc *s, int position)
+{
+	unsigned int i;
+
+	for (i = 0; i < s->npos && i < SP_MAX_POS; i++) {
+		const struct sp_nf_desc *d = &ctl->nfs[s->pos[i].nf];
+
+		if ((position < 0 || (int)i == position) && d->has_image && d->image_fd >= 0 && image_fd[s->pos[i].nf] <= 0)
+			return true;
+	}
+	return false;
+}
+
+/* The image descriptors this start needs: here already (no syscall: a pool process's later starts), queued
+ * (sent with the wake or a prewarm), or asked for once (serpensd answers with the region and the start's
+ * SFC's images: handover.h). 0, or -1 with err. */
+static int images_in(const struct sp_ctl *ctl, const struct sp_sfc_desc *s, int position, char *err, size_t errlen)
+{
+	if (!image_missing(ctl, s, position))
+		return 0;
+	ho_drain();
+	if (!image_missing(ctl, s, position))
+		return 0;
+	if (ho_request(err, errlen) != 0)
+		return -1;
+	ho_take_region(-1); /* closes the answer's region descriptor: mapped here already (tr_attach) */
+	return 0;
 }
 
 int chainer_load(struct chainer *c, const struct sp_ctl *ctl, uint32_t sfc, int position, char *err,
@@ -130,7 +151,11 @@ int chainer_load(struct chainer *c, const struct sp_ctl *ctl, uint32_t sfc, int 
 		return -1;
 	}
 	/* ... in the tenant's own state region, the only one this process maps (tenant_region.h) */
+	ho_set_image_sink(image_arrived);
 	if (tr_attach(ctl, sm_tenant(), err, errlen) != 0)
+		return -1;
+	/* the images of its NFs, by descriptor from serpensd (handover.h): the image loader's only way in */
+	if (st && st->load == st_load_image && images_in(ctl, s, position, err, errlen) != 0)
 		return -1;
 	for (i = 0; i < c->npos; i++) {
 		unsigned int k = c->pos[i].nf, j;
@@ -144,7 +169,7 @@ int chainer_load(struct chainer *c, const struct sp_ctl *ctl, uint32_t sfc, int 
 			struct st_nf v;
 
 			chainer_nf_view(&ctl->nfs[k], &v);
-			v.cached_fd = cached_image_fd(ctl, k); /* chainer_open_images opened it, or -1 */
+			v.cached_fd = cached_image_fd(k); /* serpensd handed it over, or -1 */
 			if (!st || st->load(&v, &c->ld[i], err, errlen) != 0)
 				return -1;
 			c->map_ns += c->ld[i].map_ns;

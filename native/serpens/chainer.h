@@ -32,18 +32,19 @@ struct chainer {
 };
 
 /* Load the NFs of SFC `sfc` the way serpensd's startup method does (ctl->startup: dlopen, or map the
- * image or the snapshot; native/serpens/startup), each deployed NF once, run its init in the current
+ * image — its descriptor from serpensd, asked for if it has not come: handover.h — or the snapshot;
+ * native/serpens/startup), each deployed NF once, run its init in the current
  * state phase through sm_nf_init, and resolve selectors: all of them (position -1), or only the NF at
  * `position` (per-NF chaining: the instance runs that one). 0, or -1 with a message in err. */
 int chainer_load(struct chainer *c, const struct sp_ctl *ctl, uint32_t sfc, int position, char *err,
 		 size_t errlen);
 
-/* A pooled runtime, while it waits: open the shared-memory image of every NF of a deployed SFC it has no fd on yet and
- * resolve its imports into this process's cache (ldr_prewarm), so that chainer_load maps it without opening
- * /proc/<owner>/fd/<fd> or searching a symbol (as serpens-startbench's pool processes do). The fds stay open:
- * a handle on each image, like a mapped file. */
-void chainer_open_images(const struct sp_ctl *ctl);
-/* Close the opened images SFC sfc does not use (other tenants' code), before its NFs run. */
+/* Take the NF image descriptors serpensd has sent this process (handover.h) and resolve the imports of
+ * the new ones into this process's cache (ldr_prewarm), so that chainer_load maps them without a symbol
+ * search. A pooled runtime calls it while it waits (serpensd sent the images of a new SFC of its tenant);
+ * chainer_load takes them anyway. The fds stay open: a handle on each image, like a mapped file. */
+void chainer_take_images(const struct sp_ctl *ctl);
+/* Close the image descriptors SFC sfc does not use (the tenant's other SFCs'), before its NFs run. */
 void chainer_keep_only(const struct sp_ctl *ctl, uint32_t sfc);
 
 /* Which of the starters' loaders chainer_load ran ("dlopen", "image", "snapshot-file"). */

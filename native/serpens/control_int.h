@@ -98,8 +98,8 @@ void zygote_stop(int sfc);
 /* the pool (ctl.h sp_pool_proc; D->pool_of[slot]: which pool process serves a slot) */
 int pool_fill(int p);              /* launch pool process p and wait until it waits: 0, or -1 (said why) */
 int pool_pick(int tenant);         /* a waiting pool process for that tenant's region index, or -1 */
-void pool_prewarm(void); /* deploy_sfc: waiting pool processes open the new NFs' images */
-void pool_hand(int p, int slot);   /* wake it to serve `slot` (its control block is ready) */
+void pool_prewarm(int sfc); /* deploy_sfc: waiting pool processes of its tenant get its NFs' images */
+void pool_hand(int p, int slot, int sfc); /* wake it to serve `slot` (SFC sfc; its control block is ready) */
 bool pool_back(int slot);          /* the slot's pool process left it and waits again */
 void pool_leave(int slot, bool back); /* the slot is done with its pool process: back, or gone (refilled) */
 bool pool_reaped(pid_t pid);       /* a waiting pool process died (refilled): true; else false */

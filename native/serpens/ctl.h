@@ -58,9 +58,10 @@ struct sp_nf_desc {
 	char path[SP_PATH_LEN];
 	char args[SP_ARGS_LEN];
 	uint32_t args_len;
-	/* With --startup serpens or snapshot: the NF's image, built once by serpensd into a memfd, mapped by
-	 * runtimes at image.base through /proc/<owner_pid>/fd/<image_fd> (native/serpens/loader), or — the
-	 * snapshot method — from the same bytes saved to the file `snapshot`. */
+	/* With --startup serpens or snapshot: the NF's image, built once by serpensd into a memfd (image_fd in
+	 * serpensd, owner_pid), mapped by runtimes at image.base from a descriptor serpensd passes them
+	 * (handover.h; native/serpens/loader), or — the snapshot method — from the same bytes saved to the
+	 * file `snapshot`. */
 	uint32_t has_image;
 	int32_t image_fd;
 	int32_t owner_pid;
@@ -197,9 +198,9 @@ struct sp_instance {
 	uint32_t exited;
 	int32_t exited_status;
 	char loader[16]; /* the starter's loader that brought the NFs in (start_instance's reply) */
-	/* the runtime asks for its tenant's state region (tenant_region.h): 1 + the region's index, set by
-	 * the runtime with a wake of `state`; serpensd hands the region to the slot's process and clears it.
-	 * The index is a request only: serpensd hands the region of the tenant it started the slot for. */
+	/* the runtime asks for its descriptors (handover.h): set to 1 by the runtime with a wake of `state`;
+	 * serpensd hands the slot's process the region of the tenant it started the slot for and the images
+	 * of the SFC it started there (its private records, not this memzone), and clears it. */
 	uint32_t region_req;
 };
 
@@ -214,7 +215,7 @@ struct sp_zygote {
 	uint32_t stop;
 	int32_t pid;
 	char error[256];
-	uint32_t region_req; /* as sp_instance's: the zygote asks for its SFC's tenant's state region */
+	uint32_t region_req; /* as sp_instance's: the zygote asks for its SFC's region and images */
 };
 
 /* The gateway stage of serpensd's data plane (docs/stages.md), cumulative since it started: TSC time
@@ -314,8 +315,9 @@ struct sp_ctl {
 	char mempool_ops[16][32];
 	uint32_t n_mempool_ops;
 	int32_t mbuf_ops_index;
-	/* bumped by deploy_sfc, which then rings every waiting pool process: each opens the SFCs' NF images
-	 * and prewarms their imports while it waits, not in its first start (runtime.c, pool_loop) */
+	/* bumped by deploy_sfc, which then rings every waiting pool process, having sent the new SFC's NF
+	 * images to those of its tenant (handover.h): they prewarm their imports while they wait, not in a
+	 * start (runtime.c, pool_loop) */
 	uint32_t images_gen;
 	/* the tenants' state regions (tenant_region.h): where each is mapped, for the runtimes of that tenant */
 	struct sp_tenant_region regions[SP_MAX_TENANTS];

@@ -23,6 +23,7 @@
 #include <rte_pause.h>
 
 #include "control_int.h"
+#include "handover.h"
 
 static uint64_t drain_ring(struct rte_ring *r)
 {
@@ -107,9 +108,10 @@ static void release_slot_state(int slot)
 	sm_set_region(D->state);
 }
 
-/* The slot's runtime asks for its tenant's state region (ctl.h, region_req): hand it the region of the
- * tenant serpensd started the slot for — never what the request (in writable shared memory) names. */
-static void serve_region_req(int slot, pid_t pid)
+/* The slot's runtime asks for its descriptors (ctl.h, region_req): hand it the region of the tenant
+ * serpensd started the slot for and the images of the SFC it started there (handover.h) — never what the
+ * request or the slot (in writable shared memory) name. */
+static void serve_region_req(int slot, int sfc, pid_t pid)
 {
 	struct sp_instance *in = &D->ctl->inst[slot];
 	char err[256];
@@ -117,7 +119,7 @@ static void serve_region_req(int slot, pid_t pid)
 	if (!__atomic_load_n(&in->region_req, __ATOMIC_ACQUIRE))
 		return;
 	__atomic_store_n(&in->region_req, 0, __ATOMIC_RELEASE);
-	if (tr_send(D->slot_tenant[slot], pid, err, sizeof(err)) != 0)
+	if (ho_send(pid, D->slot_tenant[slot], true, sfc, err, sizeof(err)) != 0)
 		fprintf(stderr, "serpensd: instance %d: %s\n", slot, err);
 }
 
@@ -220,7 +222,7 @@ static json_t *launch_one(int sfc, int pos, uint64_t t_prev, struct start_ctx *c
 	__atomic_store_n(&in->state, INST_STARTING, __ATOMIC_RELEASE);
 	c->t_state = mono_ns();
 	if (c->pooled) { /* wake a waiting pool process: it takes the slot, loads the SFC's NFs, reports ready */
-		pool_hand(c->pool, c->slot);
+		pool_hand(c->pool, c->slot, c->sfc);
 		c->pid = D->pid[c->slot];
 	} else if (c->forked) { /* the SFC's zygote forks the instance into this slot */
 		struct st_start st = {.doorbell = &D->ctl->zygote[sfc].doorbell};
@@ -258,7 +260,7 @@ static bool await_step(struct start_ctx *c)
 	}
 	/* a forked instance inherits its zygote's mapping and never asks */
 	if (!c->forked)
-		serve_region_req(c->slot, c->pid);
+		serve_region_req(c->slot, c->sfc, c->pid);
 	if (slot_exited(c->slot, &status)) {
 		in->exit_status = status;
 		in->state = INST_DEAD;

@@ -15,6 +15,7 @@
 #include <rte_eal.h>
 
 #include "control_int.h"
+#include "handover.h"
 
 static const char *file_prefix(void)
 {
@@ -135,12 +136,12 @@ int zygote_launch(int sfc, char *err, size_t errlen)
 	D->zygote_pid[sfc] = pid;
 	z->pid = pid;
 	while (__atomic_load_n(&z->state, __ATOMIC_ACQUIRE) != ZY_WAITING) {
-		/* it asks for its SFC's tenant's state region before it loads the NFs (tenant_region.h) */
+		/* it asks for its SFC's tenant's state region and NF images before it loads the NFs (handover.h) */
 		if (__atomic_load_n(&z->region_req, __ATOMIC_ACQUIRE)) {
 			char rerr[256];
 
 			__atomic_store_n(&z->region_req, 0, __ATOMIC_RELEASE);
-			if (tr_send(D->sfc_tenant[sfc], pid, rerr, sizeof(rerr)) != 0)
+			if (ho_send(pid, D->sfc_tenant[sfc], true, sfc, rerr, sizeof(rerr)) != 0)
 				fprintf(stderr, "serpensd: zygote of SFC %d: %s\n", sfc, rerr);
 		}
 		if (z->state == ZY_FAILED || waitpid(pid, &status, WNOHANG) == pid ||
@@ -236,16 +237,24 @@ int control_fill_pool(struct serpensd *d)
 	return 0;
 }
 
-/* A new SFC: every waiting pool process opens its NFs' images and prewarms their imports now (ctl.h,
- * images_gen), so that no start pays for that. */
-void pool_prewarm(void)
+/* A new SFC: every waiting pool process of its tenant gets its NFs' images (handover.h) and prewarms their
+ * imports now (ctl.h, images_gen), so that no start pays for that. A process that has served no tenant yet
+ * gets none (it may serve another tenant: it gets its images with its first start); one busy now asks for
+ * them at its next start of this SFC. */
+void pool_prewarm(int sfc)
 {
+	char err[256];
 	int p;
 
 	__atomic_fetch_add(&D->ctl->images_gen, 1, __ATOMIC_RELEASE);
-	for (p = 0; p < (int)D->pool_size; p++)
-		if (__atomic_load_n(&D->ctl->pool[p].state, __ATOMIC_ACQUIRE) == POOL_WAITING)
-			st_ring(&D->ctl->pool[p].doorbell);
+	for (p = 0; p < (int)D->pool_size; p++) {
+		if (__atomic_load_n(&D->ctl->pool[p].state, __ATOMIC_ACQUIRE) != POOL_WAITING)
+			continue;
+		if (D->pool_tenant[p] == D->sfc_tenant[sfc] &&
+		    ho_send(D->pool_pid[p], D->sfc_tenant[sfc], false, sfc, err, sizeof(err)) != 0)
+			fprintf(stderr, "serpensd: pool process %d: %s\n", p, err);
+		st_ring(&D->ctl->pool[p].doorbell);
+	}
 }
 
 /* A waiting pool process for tenant `tenant` (a region index): one that served it before (its region is
@@ -268,18 +277,19 @@ int pool_pick(int tenant)
 
 /* Give pool process `p` (waiting) instance slot `slot`, whose control block is ready: it takes the slot's
  * lcore id and serves its instance. */
-void pool_hand(int p, int slot)
+void pool_hand(int p, int slot, int sfc)
 {
 	struct sp_pool_proc *pp = &D->ctl->pool[p];
 	struct st_start st = {.doorbell = &pp->doorbell};
 
 	D->pool_of[slot] = p;
-	/* its first start for this tenant: the tenant's state region goes with the wake, not after a request
-	 * (tenant_region.h; on failure it asks, and the request says why) */
+	/* its first start for this tenant: the tenant's state region and the SFC's images go with the wake,
+	 * not after a request (handover.h; on failure it asks, and the request says why). Later starts find
+	 * both there (a new SFC's images came with pool_prewarm) or ask. */
 	if (D->pool_tenant[p] != D->slot_tenant[slot]) {
 		char err[256];
 
-		if (tr_send(D->slot_tenant[slot], D->pool_pid[p], err, sizeof(err)) != 0)
+		if (ho_send(D->pool_pid[p], D->slot_tenant[slot], true, sfc, err, sizeof(err)) != 0)
 			fprintf(stderr, "serpensd: pool process %d: %s\n", p, err);
 	}
 	D->pool_tenant[p] = D->slot_tenant[slot];

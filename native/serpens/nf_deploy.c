@@ -27,6 +27,7 @@
 
 #include "chainer.h"
 #include "control_int.h"
+#include "handover.h"
 #include "nfm.h"
 
 static void *nf_dl[SP_MAX_NFS]; /* each NF as serpensd's deploy-time init loaded it, NULL once unloaded */
@@ -296,6 +297,9 @@ json_t *deploy_nf(json_t *req)
 		nfm_remove(d->path);
 		return fail("deploy_nf: %s", err); /* what the loader cannot honour is refused */
 	}
+	/* runtimes of its tenant get the image by descriptor, and only they (handover.h) */
+	if (d->has_image && d->image_fd >= 0)
+		ho_image_add(slot, d->image_fd, tidx);
 	/* unloaded unless serpensd must call into it (above) */
 	if (d->has_image && D->ctl->state_backend == RS_SERPENS && !hooked) {
 		dlclose(nf_dl[slot]);

@@ -6,8 +6,8 @@
 
 #include <stddef.h>
 
-/* PR_SET_NO_NEW_PRIVS, then drop every capability in privs.c's list from the effective, permitted and
- * inheritable sets and from the bounding set. 0, or -1 with err. */
+/* PR_SET_NO_NEW_PRIVS, not dumpable, then every capability dropped: effective, permitted, inheritable,
+ * ambient and bounding set (privs.c says why none is kept). 0, or -1 with err. */
 int sp_drop_privileges(char *err, size_t errlen);
 
 #endif

@@ -52,6 +52,7 @@
 #include "chain_tag.h"
 #include "eal_init_lock.h"
 #include "chainer.h"
+#include "handover.h"
 #include "privs.h"
 #include "ctl.h"
 #include "hop.h"
@@ -324,10 +325,11 @@ static int pool_loop(struct sp_ctl *ctl, struct chainer *c, int idx)
 			 * serpensd (PR_SET_PDEATHSIG); a periodic re-check would wake a pool of 500 5000 times a
 			 * second for nothing */
 			if (images_gen != __atomic_load_n(&ctl->images_gen, __ATOMIC_ACQUIRE)) {
-				/* an SFC was deployed (serpensd rang every waiting pool process): its NFs' images
-				 * opened and their imports prewarmed now, not in their first start here */
+				/* an SFC was deployed (serpensd rang every waiting pool process; to one of its
+				 * tenant's it sent the images first: handover.h): their imports prewarmed now, not
+				 * in their first start here */
 				images_gen = __atomic_load_n(&ctl->images_gen, __ATOMIC_ACQUIRE);
-				chainer_open_images(ctl);
+				chainer_take_images(ctl);
 				continue;
 			}
 			sp_futex_wait(&pp->doorbell, seq, 0);
@@ -340,7 +342,7 @@ static int pool_loop(struct sp_ctl *ctl, struct chainer *c, int idx)
 		sm_set_instance(slot);
 		g_in = in;
 		g_slot = slot;
-		tr_set_requester(&in->region_req, &in->state); /* its tenant's state region, asked through the slot */
+		ho_set_requester(&in->region_req, &in->state); /* its region and images, asked through the slot */
 		if (ctl->state_backend != RS_SERPENS)
 			remote_setup(ctl, in); /* the remote store's counters: this slot's */
 		chainer_keep_only(ctl, (uint32_t)in->sfc); /* no other SFC's image stays open (security.md) */
@@ -429,7 +431,7 @@ static int zygote_loop(struct sp_ctl *ctl, struct chainer *c, int sfc)
 		return 1;
 	}
 	remote_setup(ctl, NULL);
-	tr_set_requester(&z->region_req, &z->state); /* its SFC's tenant's state region */
+	ho_set_requester(&z->region_req, &z->state); /* its SFC's region and images (handover.h) */
 	if (chainer_load(c, ctl, (uint32_t)sfc, -1, err, sizeof(err)) != 0) {
 		snprintf(z->error, sizeof(z->error), "%.*s", (int)sizeof(z->error) - 1, err);
 		zygote_state(z, ZY_FAILED);
@@ -499,8 +501,8 @@ int main(int argc, char **argv)
 		fail(NULL, err);
 	argc -= ret;
 	argv += ret;
-	/* the socket serpensd hands this process its tenant's state region over (tenant_region.h) */
-	if (tr_listen(err, sizeof(err)) != 0)
+	/* the socket serpensd hands this process its tenant's state region and NF images over (handover.h) */
+	if (ho_listen(err, sizeof(err)) != 0)
 		fail(NULL, err);
 	/* before any NF code runs here (privs.c: what is kept and why; docs/security.md) */
 	if (sp_drop_privileges(err, sizeof(err)) != 0)
@@ -556,7 +558,7 @@ int main(int argc, char **argv)
 	if (!rx || !tx)
 		fail(in, "instance rings not found");
 	in->start_woke_ns = mono_ns(); /* an exec'd instance "wakes" when its EAL and setup are done */
-	tr_set_requester(&in->region_req, &in->state);
+	ho_set_requester(&in->region_req, &in->state);
 	if (chainer_load(&chainer, ctl, (uint32_t)in->sfc, in->position, err, sizeof(err)) != 0)
 		fail(in, err);
 	g_r = sm_get_region();

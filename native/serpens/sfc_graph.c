@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "control_int.h"
+#include "handover.h"
 
 int find_sfc(const char *name)
 {
@@ -255,6 +256,7 @@ json_t *deploy_sfc(json_t *req)
 	if (tidx < 0)
 		return fail("deploy_sfc %s: %s", name, err);
 	D->sfc_tenant[slot] = (int8_t)tidx;
+	ho_sfc_add(slot, &tmp, tidx); /* the NFs whose images its runtimes get: from this copy (handover.h) */
 	tmp.used = 1;
 	D->ctl->sfcs[slot] = tmp;
 	if (D->starter->resident == ST_RES_ZYGOTE && zygote_launch(slot, err, sizeof(err)) != 0) {
@@ -262,7 +264,7 @@ json_t *deploy_sfc(json_t *req)
 		return fail("deploy_sfc: %s", err);
 	}
 	control_publish_routes(D);
-	pool_prewarm();
+	pool_prewarm(slot);
 	return json_pack("{s:b, s:i, s:o, s:s}", "ok", 1, "sfc", slot, "positions", positions_json(&tmp), "tenant",
 			 tmp.tenant);
 }

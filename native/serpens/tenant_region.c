@@ -4,23 +4,19 @@
  */
 #include "tenant_region.h"
 #include "ctl.h"
+#include "handover.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/memfd.h>
-#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #ifndef MAP_FIXED_NOREPLACE
 #define MAP_FIXED_NOREPLACE 0x100000
 #endif
-
-#define ATTACH_TIMEOUT_MS 5000 /* serpensd answers a request within its start's wait; a dead one never */
 
 /* serpensd */
 static bool g_owner;
@@ -28,23 +24,10 @@ static struct sp_ctl *g_ctl;
 static struct sm_region *g_reg[SP_MAX_TENANTS];
 static size_t g_size;
 /* a runtime */
-static int g_listen = -1;
-static uint32_t *g_req, *g_wake;
 static int g_mapped = -1;       /* index of the region mapped here */
 static struct sm_region *g_cur; /* ... and its State Manager region */
 
 static void *region_addr(int idx) { return (void *)(uintptr_t)(SP_REGION_BASE + (uint64_t)idx * SP_REGION_STRIDE); }
-
-/* The abstract socket name runtime `pid` listens on (no file to leave behind; the pid is checked). */
-static socklen_t sock_addr(pid_t pid, struct sockaddr_un *a)
-{
-	int n;
-
-	memset(a, 0, sizeof(*a));
-	a->sun_family = AF_UNIX;
-	n = snprintf(a->sun_path + 1, sizeof(a->sun_path) - 1, "serpens-region-%d", (int)pid);
-	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
-}
 
 /* ---------------------------------------------------------------------------------------------- */
 /* serpensd                                                                                       */
@@ -185,141 +168,28 @@ struct sm_region *tr_region_of_table(const char *table)
 	return tr_region(tr_index(tenant, false, err, sizeof(err)));
 }
 
-int tr_send(int idx, pid_t pid, char *err, size_t errlen)
+int tr_region_fd(int idx, char *err, size_t errlen)
 {
-	struct sp_tenant_region *tr;
-	struct sockaddr_un a;
-	struct ucred cred = {0};
-	socklen_t alen = sock_addr(pid, &a), clen = sizeof(cred);
-	char path[80], cbuf[CMSG_SPACE(sizeof(int))];
-	uint32_t payload = (uint32_t)idx;
-	struct iovec iov = {.iov_base = &payload, .iov_len = sizeof(payload)};
-	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
-	struct cmsghdr *cm;
-	int fd = -1, s = -1, rc = -1;
+	const struct sp_tenant_region *tr;
+	char path[80];
+	int fd;
 
-	if (!tr_region(idx) || pid <= 0) {
-		snprintf(err, errlen, "no state region %d (or no process) to hand over", idx);
+	if (!tr_region(idx)) {
+		snprintf(err, errlen, "no state region %d to hand over", idx);
 		return -1;
 	}
 	tr = &g_ctl->regions[idx];
-	s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (s < 0 || connect(s, (struct sockaddr *)&a, alen) != 0) {
-		snprintf(err, errlen, "pid %d does not listen for its state region: %s", (int)pid, strerror(errno));
-		goto out;
-	}
-	/* the listener's credentials are those it had at listen(): another process that took the name first
-	 * (to be handed a region meant for pid) shows here */
-	if (getsockopt(s, SOL_SOCKET, SO_PEERCRED, &cred, &clen) != 0 || cred.pid != pid) {
-		snprintf(err, errlen, "the listener for pid %d's state region is pid %d: refused", (int)pid,
-			 (int)cred.pid);
-		goto out;
-	}
-	/* the descriptor exists only from here to the send: serpensd keeps none (tenant_region.h) */
 	snprintf(path, sizeof(path), "/proc/self/map_files/%llx-%llx", (unsigned long long)tr->addr,
 		 (unsigned long long)(tr->addr + tr->size));
 	fd = open(path, O_RDWR | O_CLOEXEC);
-	if (fd < 0) {
+	if (fd < 0)
 		snprintf(err, errlen, "cannot reopen tenant %s's state region (%s): %s", tr->tenant, path,
 			 strerror(errno));
-		goto out;
-	}
-	memset(cbuf, 0, sizeof(cbuf));
-	cm = CMSG_FIRSTHDR(&msg);
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
-	if (sendmsg(s, &msg, MSG_NOSIGNAL) != (ssize_t)sizeof(payload)) {
-		snprintf(err, errlen, "cannot hand tenant %s's state region to pid %d: %s", tr->tenant, (int)pid,
-			 strerror(errno));
-		goto out;
-	}
-	rc = 0;
-out:
-	if (fd >= 0)
-		close(fd);
-	if (s >= 0)
-		close(s);
-	return rc;
+	return fd;
 }
 
 /* ---------------------------------------------------------------------------------------------- */
 /* a runtime                                                                                      */
-
-int tr_listen(char *err, size_t errlen)
-{
-	struct sockaddr_un a;
-	socklen_t alen = sock_addr(getpid(), &a);
-	int s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-
-	if (s < 0 || bind(s, (struct sockaddr *)&a, alen) != 0 || listen(s, 4) != 0) {
-		snprintf(err, errlen, "cannot listen for the state region (@%s): %s", a.sun_path + 1, strerror(errno));
-		if (s >= 0)
-			close(s);
-		return -1;
-	}
-	g_listen = s;
-	return 0;
-}
-
-void tr_set_requester(uint32_t *req, uint32_t *wake)
-{
-	g_req = req;
-	g_wake = wake;
-}
-
-/* A descriptor of region `want` that serpensd sent over the listening socket: connections from any
- * other process (anyone can connect to an abstract socket: a hostile runtime could hand this process a
- * region of its own making) and stale ones (a region sent for a start that failed before it took it) are
- * dropped. wait: poll until one comes (ATTACH_TIMEOUT_MS), else only take one already queued. The
- * descriptor, or -1 (with err when waiting). */
-static int take(int want, bool wait, char *err, size_t errlen)
-{
-	char cbuf[CMSG_SPACE(sizeof(int))];
-
-	for (;;) {
-		struct pollfd pfd = {.fd = g_listen, .events = POLLIN};
-		uint32_t payload = UINT32_MAX;
-		struct iovec iov = {.iov_base = &payload, .iov_len = sizeof(payload)};
-		struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-				     .msg_controllen = sizeof(cbuf)};
-		struct ucred cred = {0};
-		socklen_t clen = sizeof(cred);
-		struct cmsghdr *cm;
-		int c, fd = -1, n;
-
-		c = accept4(g_listen, NULL, NULL, SOCK_CLOEXEC);
-		if (c < 0) {
-			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-				snprintf(err, errlen, "state region: accept: %s", strerror(errno));
-				return -1;
-			}
-			if (!wait)
-				return -1;
-			n = poll(&pfd, 1, ATTACH_TIMEOUT_MS);
-			if (n == 0) {
-				snprintf(err, errlen, "serpensd did not hand over the state region within %d ms",
-					 ATTACH_TIMEOUT_MS);
-				return -1;
-			}
-			continue;
-		}
-		/* serpensd is this runtime's parent (it forked every runtime; they die with it) */
-		if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cred, &clen) != 0 || cred.pid != getppid()) {
-			close(c);
-			continue;
-		}
-		if (recvmsg(c, &msg, MSG_CMSG_CLOEXEC) == (ssize_t)sizeof(payload) && (cm = CMSG_FIRSTHDR(&msg)) &&
-		    cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS && cm->cmsg_len == CMSG_LEN(sizeof(int)))
-			memcpy(&fd, CMSG_DATA(cm), sizeof(int));
-		close(c);
-		if (fd >= 0 && payload == (uint32_t)want)
-			return fd;
-		if (fd >= 0)
-			close(fd); /* another start's: serpensd hands the region of the tenant it started us for */
-	}
-}
 
 int tr_attach(const struct sp_ctl *ctl, const char *tenant, char *err, size_t errlen)
 {
@@ -339,7 +209,7 @@ int tr_attach(const struct sp_ctl *ctl, const char *tenant, char *err, size_t er
 		snprintf(err, errlen, "tenant %s has no state region (none of its NFs is deployed)", tenant);
 		return -1;
 	}
-	if (idx == g_mapped) /* a pool process's next start for the same tenant */
+	if (idx == g_mapped) /* a pool process's next start for the same tenant: no syscall (~5 µs) */
 		return sm_set_region(g_cur);
 	if (g_cur) { /* another tenant's: gone before this tenant's NFs run here */
 		sm_forget_region(g_cur);
@@ -347,20 +217,17 @@ int tr_attach(const struct sp_ctl *ctl, const char *tenant, char *err, size_t er
 		g_cur = NULL;
 		g_mapped = -1;
 	}
-	if (g_listen < 0 || !g_req) {
-		snprintf(err, errlen, "this process cannot ask serpensd for a state region");
-		return -1;
-	}
 	tr = &ctl->regions[idx];
-	/* a pooled start: serpensd sent it before it woke us (tr_send from pool_hand); else ask and wait */
-	fd = take(idx, false, err, errlen);
-	if (fd < 0) {
-		__atomic_store_n(g_req, (uint32_t)idx + 1, __ATOMIC_SEQ_CST);
-		sp_futex_wake(g_wake, 1 << 30); /* serpensd sleeps on it while it waits for this start */
-		fd = take(idx, true, err, errlen);
-	}
-	if (fd < 0)
+	/* a pooled start: serpensd sent it (ho_send from pool_hand) before it woke us; not sent ahead (an
+	 * exec'd runtime, a zygote, a failed send): ask and wait */
+	ho_drain();
+	fd = ho_take_region(idx);
+	if (fd < 0 && ho_request(err, errlen) != 0)
 		return -1;
+	if (fd < 0 && (fd = ho_take_region(idx)) < 0) {
+		snprintf(err, errlen, "serpensd did not hand over tenant %s's state region", tenant);
+		return -1;
+	}
 	p = mmap((void *)(uintptr_t)tr->addr, tr->size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED_NOREPLACE, fd, 0);
 	close(fd); /* the mapping keeps it; no descriptor of it stays in this process */
 	if (p == MAP_FAILED || p != (void *)(uintptr_t)tr->addr) {

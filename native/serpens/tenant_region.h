@@ -8,7 +8,7 @@
  * SFC's tenant's: it asks through its slot's (or zygote's) region_req word in the ctl memzone, and
  * serpensd, which knows privately which tenant it started that process for, reopens the region from its
  * own mapping (/proc/self/map_files, which needs CAP_SYS_ADMIN: runtimes dropped it) and passes the
- * descriptor over a Unix socket the runtime listens on, after checking the listener's pid (SO_PEERCRED).
+ * descriptor over the socket the runtime listens on (handover.h, which passes its NF images too).
  * The runtime maps it and closes the descriptor: no process but serpensd, and only for the moment it
  * hands one over, holds a region's descriptor that /proc/<pid>/fd or pidfd_getfd could reach.
  *
@@ -56,17 +56,14 @@ int tr_index(const char *tenant, bool create, char *err, size_t errlen);
 struct sm_region *tr_region(int idx); /* NULL if no such region */
 /* The region a table's full name lives in ("<tenant>:<nf>/<t>", or "<nf>/<t>" for the default tenant). */
 struct sm_region *tr_region_of_table(const char *table);
-/* Hand region idx to process pid, which listens (tr_listen) for it. 0, or -1 with err. */
-int tr_send(int idx, pid_t pid, char *err, size_t errlen);
+/* A new read-write descriptor of region idx, reopened from serpensd's own mapping, for ho_send to hand
+ * over (handover.h) and close. The descriptor, or -1 with err. */
+int tr_region_fd(int idx, char *err, size_t errlen);
 
 /* ---- a runtime -------------------------------------------------------------------------------- */
 
-/* Listen for the region serpensd hands over (before any NF code runs). 0, or -1 with err. */
-int tr_listen(char *err, size_t errlen);
-/* The word this process asks through (its slot's or zygote's region_req) and the futex word that wakes
- * serpensd's wait for it (the slot's or zygote's state). */
-void tr_set_requester(uint32_t *req, uint32_t *wake);
-/* Map the tenant's region (unless it is mapped here already; another tenant's is unmapped first) and
+/* Map the tenant's region (unless it is mapped here already; another tenant's is unmapped first), taking
+ * its descriptor from serpensd's message (handover.h: queued already, or asked for and waited on), and
  * make it the State Manager's current region. In serpensd itself (a thread starter's host is a runtime,
  * not serpensd) it only selects the region. 0, or -1 with err. */
 int tr_attach(const struct sp_ctl *ctl, const char *tenant, char *err, size_t errlen);

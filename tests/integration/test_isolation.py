@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import ipaddress
+import os
 import struct
 import subprocess
 import time
@@ -26,7 +27,7 @@ from harness import config as cfg
 from harness.config import repo_path
 from harness.rig import rig
 from harness.serpens.controller import SerpensError
-from harness.serpens.sfc import SfcSpec
+from harness.serpens.sfc import SfcSpec, nf_path
 from harness.traffic import profiles
 from tests.integration.packets import read_pcap
 from tests.integration.test_serpens import EXTERNAL_IP, instances_of, test_test_nf
@@ -85,6 +86,18 @@ def nat_trial(r: Any, capture: Path) -> tuple[Any, dict[int, int]]:
     return res, ports
 
 
+def runtime_creds(pid: int) -> dict[str, int]:
+    """The capability sets and NoNewPrivs of process pid (/proc/<pid>/status), as integers."""
+    fields = ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb", "NoNewPrivs")
+    out = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in fields:
+            out[key] = int(value.strip(), 16 if key.startswith("Cap") else 10)
+    assert set(out) == set(fields), f"/proc/{pid}/status lacks some of {fields}: {out}"
+    return out
+
+
 def read_report(path: Path, timeout_s: float = 20.0) -> list[list[str]]:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -123,6 +136,8 @@ def test_a_hostile_tenant_cannot_touch_another_tenants_state_or_code(dpdk_ready:
         attacks = read_report(report)
         stats = r.platform.stats()
         assert all(i["alive"] for i in instances_of(stats, "mallory")), "the hostile NF's instance died"
+        # every running runtime (alice's and mallory's): no capability, no new privileges (privs.c)
+        creds = {i["pid"]: runtime_creds(i["pid"]) for i in stats["instances"] if i["alive"]}
 
         # alice after the attacks: her instance, then a new one that loads her NF afresh
         res1, ports1 = nat_trial(r, capture)
@@ -135,9 +150,11 @@ def test_a_hostile_tenant_cannot_touch_another_tenants_state_or_code(dpdk_ready:
         stats = r.platform.stats()
 
     outcome = {(a[0], a[1]): a[2] for a in attacks}
-    # serpensd's other memfds (a memif region) are not code: opened only, and documented in security.md;
-    # reading serpensd's memory with the ptrace rights a runtime keeps is the documented gap ("region-gap")
-    succeeded = [a for a in attacks if a[2] == "SUCCEEDED" and a[0] not in ("memfd-other", "region-gap")]
+    assert len(creds) >= 2, creds
+    for pid, st in creds.items():
+        assert st["CapEff"] == st["CapPrm"] == st["CapInh"] == st["CapBnd"] == st["CapAmb"] == 0, (pid, st)
+        assert st["NoNewPrivs"] == 1, (pid, st)
+    succeeded = [a for a in attacks if a[2] == "SUCCEEDED"]
     # writes to its own private (dlopen'd, copy-on-write) code stay in its own process: allowed, confined
     confined = {("text", "mprotect-write"), ("text", "proc-self-mem")} if design == "load-startup" else set()
     assert all((a[0], a[1]) in confined for a in succeeded), f"attacks that succeeded: {succeeded}"
@@ -149,17 +166,25 @@ def test_a_hostile_tenant_cannot_touch_another_tenants_state_or_code(dpdk_ready:
     # while it waits; chainer_keep_only closes the other SFCs' before any NF of the start runs)
     assert outcome[("code", "own-fds")] == "blocked" and ("code", "own-fd") not in outcome, attacks
     # alice's state region (tenant_region.h): not in the EAL memory mallory's runtime maps, not mapped in it,
-    # no descriptor of it in serpensd, serpensd's mapping not reopenable by her
-    for attack in ("memzone", "scan", "maps", "fd", "map-files"):
+    # no descriptor of it in serpensd, serpensd's mapping not reopenable by her, serpensd's memory (where
+    # every region is mapped) neither readable nor traceable: the runtime has no ptrace rights over it
+    for attack in ("memzone", "scan", "maps", "fd", "map-files", "proc-mem", "ptrace"):
         assert outcome[("region", attack)] == "blocked", attacks
     scanned = next(a[3] for a in attacks if a[:2] == ["region", "scan"])
     assert int(scanned.split(" MiB")[0].split()[-1]) > 0, f"the scan read nothing: {scanned}"
-    assert "/proc/" in next(a[3] for a in attacks if a[:2] == ["region", "map-files"]), \
-        "the hostile NF did not find serpensd's mapping of alice's region to try"
+    # serpensd's descriptors (alice's image memfd among them) cannot even be listed (handover.h: images come
+    # by descriptor), and no other runtime (alice's instance, pool processes) can be traced or read
+    assert outcome[("memfd", "proc-fd")] == "blocked" and ("memfd", "write") not in outcome, attacks
+    for attack in ("ptrace", "proc-mem", "proc-fd"):
+        assert outcome[("peer", attack)] == "blocked", attacks
+    peers = next(a[3] for a in attacks if a[:2] == ["peer", "ptrace"])
+    assert int(peers.split(" of ")[1].split()[0]) >= 1, f"the hostile NF found no other runtime: {peers}"
     if design == "serpens":
-        found = int(next(a[3] for a in attacks if a[:2] == ["memfd", "found"]))
-        assert found >= 1, "the hostile NF found no image memfd of alice's NF to attack"
-        assert outcome[("memfd", "write")] == outcome[("memfd", "mmap-shared-write")] == "blocked"
+        # her own image, handed to her runtime read-only: sealed, whatever descriptor she reopens
+        found = int(next(a[3] for a in attacks if a[:2] == ["memfd-own", "found"]))
+        assert found >= 1, "the hostile NF holds no descriptor of its own image to attack"
+        for attack in ("write", "ftruncate", "mmap-shared-write"):
+            assert outcome[("memfd-own", attack)] == "blocked", attacks
         assert outcome[("text", "mprotect-write")] == "blocked"
         assert "not dlopen'd" in next(a[3] for a in attacks if a[:2] == ["file", "self"])   # the image loader
     else:
@@ -196,3 +221,50 @@ def test_each_tenant_gets_a_region_of_its_own_up_to_the_limit(dpdk_ready: cfg.Co
     assert all(t["backing"] in ("hugetlb", "memfd") for t in tenants.values())
     # t1's region holds two tables' worth more than t2's (its directory is its own)
     assert tenants["t1"]["used_bytes"] > tenants["t2"]["used_bytes"] > 0
+
+
+def image_names(pid: int) -> set[str]:
+    """The NF images (memfds other than state regions: "memfd:<deployment>") process pid holds open. The
+    harness reads them as root with every capability (runtimes are not dumpable: only such a reader can)."""
+    names = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            link = os.readlink(fd)
+        except OSError:
+            continue   # closed meanwhile
+        if link.startswith("/memfd:") and not link.startswith("/memfd:serpens-state-"):
+            names.add(link[len("/memfd:"):].split(" ")[0])
+    return names
+
+
+def test_pool_processes_hold_only_their_own_tenants_images(dpdk_ready: cfg.Config) -> None:
+    """Images come by descriptor from serpensd (native/serpens/handover.h): a pool process holds only the
+    images of its own tenant's SFCs — with its first start, or sent ahead (and prewarmed) when its tenant
+    deploys another SFC while it waits — and a process that has served no tenant holds none."""
+    conf = copy.deepcopy(dpdk_ready)
+    conf["platforms"]["serpens"]["pool"] = 4
+    alice = SfcSpec("alice", ALICE, ["nat"], {"nat": ("nat", {})}, tenant="alice")
+    with rig(conf, "serpens", sfc=alice) as r:
+        p = r.platform
+        (first,) = p.instances.values()
+        alice_pid = first["pid"]
+        p.stop_instance(first["instance"])            # waits again, bound to alice
+        p.deploy(SfcSpec("mallory", MALLORY, ["mfw"], {"mfw": ("fw", {})}, tenant="mallory"))
+        mallory_pid = next(i["pid"] for i in instances_of(p.stats(), "mallory") if i["alive"])
+        # alice's second SFC, deployed without an instance while her process waits: its image is sent to her
+        # process only (p.deploy would start an instance, in her process)
+        ctl = p.controller
+        ctl.deploy_nf("amon", str(nf_path("mon", p.settings["nfs_dir"])), {}, tenant="alice")
+        ctl.deploy_sfc("alice2", {"dst": "48.1.0.0/16"}, ["amon"], tenant="alice")
+        deadline = time.monotonic() + 5.0             # the waiting process takes it on its doorbell
+        while "amon" not in image_names(alice_pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        pool = p.stats()["pool"]["pids"]
+        held = {pid: image_names(pid) for pid in pool}
+        alice2 = ctl.start_instance("alice2")         # in alice's process: it served her before
+    assert alice_pid in pool and mallory_pid in pool and alice_pid != mallory_pid
+    assert held[alice_pid] == {"nat", "amon"}, held
+    assert held[mallory_pid] == {"mfw"}, held
+    fresh = [pid for pid in pool if pid not in (alice_pid, mallory_pid)]
+    assert fresh and all(held[pid] == set() for pid in fresh), held
+    assert alice2["pooled"] and alice2["pid"] == alice_pid

@@ -189,7 +189,11 @@ int st_load_image(const struct st_nf *nf, struct st_loaded *out, char *err, size
 
 	memset(out, 0, sizeof(*out));
 	out->loader = "image";
-	if (fd < 0) { /* the NF Manager's memfd, through /proc: no fd passing needed between processes */
+	if (fd < 0 && nf->owner_pid <= 0) { /* serpens-runtime: only by descriptor (handover.h) */
+		snprintf(err, errlen, "NF %s: serpensd did not hand over its image", nf->name);
+		return -1;
+	}
+	if (fd < 0) { /* serpens-startbench only (no NF of another tenant there): the orchestrator's memfd */
 		snprintf(path, sizeof(path), "/proc/%d/fd/%d", nf->owner_pid, nf->image_fd);
 		fd = open(path, O_RDONLY | O_CLOEXEC);
 		if (fd < 0) {

@@ -41,8 +41,8 @@ struct st_nf {
 	const char *path;               /* the deployment's own copy of the object */
 	const char *snapshot;           /* the image saved as a file (snapshot) */
 	const struct ldr_image *image;  /* the image built at deployment (serpens, snapshot) */
-	int image_fd;                   /* ... held open by owner_pid: /proc/<owner_pid>/fd/<image_fd> */
-	int owner_pid;
+	int image_fd;                   /* ... held open by owner_pid: /proc/<owner_pid>/fd/<image_fd> (only */
+	int owner_pid;                  /* serpens-startbench; serpens-runtime: owner 0, cached_fd or nothing) */
 	int cached_fd;                  /* an fd on the image this process holds already, or -1 */
 	const char *const *args;        /* NULL-terminated key, value, ... for sm_set_nf, or NULL */
 };

@@ -8,8 +8,11 @@
  *   table      create_table of the victim's NAT table through the NF API ("../<victim>/nat_map"): names
  *              are made by the State Manager from the runtime's tenant and deployment, so this is a
  *              table that was never deployed;
- *   memfd      the victim's image memfd in serpensd (/proc/<serpensd>/fd/N -> "memfd:<victim>"): write(),
- *              ftruncate and a MAP_SHARED|PROT_WRITE mapping (sealed: startup/nfm.c); serpensd's other
+ *   memfd      its own images (handed to it read-only by serpensd: handover.h), reopened read-write
+ *              through /proc/self/fd and then written: write(), ftruncate and a MAP_SHARED|PROT_WRITE
+ *              mapping ("memfd-own"; sealed: startup/nfm.c); then serpensd's descriptors
+ *              (/proc/<serpensd>/fd, each link needs ptrace rights: "proc-fd") and, if it can read them,
+ *              the victim's image memfd ("memfd:<victim>") attacked the same way; serpensd's other
  *              memfds are only opened (reported as memfd-other);
  *   file       the victim's dlopen copy (<nf-dir>/<victim>.so) and its own: open for writing, clearing
  *              the immutable flag, unlink (immutable; CAP_LINUX_IMMUTABLE dropped: privs.c);
@@ -21,12 +24,15 @@
  *              readable byte of its own address space (the EAL's hugepages among them) for the victim's
  *              table directory entry "<victim_tenant>:<victim>/nat_map", its own mappings for the victim's
  *              region ("memfd:serpens-state-<victim_tenant>"), serpensd's descriptors of it
- *              (/proc/<serpensd>/fd: opened and mapped writable if found), and serpensd's mapping of it
- *              reopened through /proc/<serpensd>/map_files. Reading it through /proc/<serpensd>/mem is
- *              tried too and reported as "region-gap": a known gap (ptrace rights, docs/security.md);
+ *              (/proc/<serpensd>/fd: opened and mapped writable if found), serpensd's mapping of it
+ *              reopened through /proc/<serpensd>/map_files, serpensd's memory through /proc/<serpensd>/mem
+ *              ("proc-mem": every region is mapped there) and a ptrace attach to serpensd ("ptrace"): a
+ *              runtime has no capability left, so no ptrace rights over serpensd (privs.c);
+ *   peer       the other runtimes of its serpensd (another tenant's instance, pool processes): ptrace
+ *              attach, /proc/<pid>/mem, the links of /proc/<pid>/fd (runtimes are not dumpable);
  *   code       the victim's code through its own process: a descriptor of the victim's image memfd
- *              ("memfd:<victim>") among its own (/proc/self/fd; pool processes open the images of deployed
- *              SFCs ahead of their starts), read if found.
+ *              ("memfd:<victim>") among its own (/proc/self/fd; serpensd hands a process only its own
+ *              tenant's images), read if found.
  *
  * Each attempt appends "<attack> <what> blocked|SUCCEEDED <detail>" to the file named by the argument
  * `report`; `victim` is the victim's deployment name. init returns 0, so its instance runs (forwarding
@@ -44,6 +50,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/ptrace.h>
 #include <unistd.h>
 
 #include "serpens/nf.h"
@@ -94,28 +101,82 @@ static void try_table(const char *victim)
 	report("table", name, t != NULL, "errno=%d", errno);
 }
 
+/* write(), ftruncate and a MAP_SHARED|PROT_WRITE mapping of an image memfd through the descriptor at path
+ * (sealed: startup/nfm.c), reported as <attack>. */
+static void attack_memfd(const char *attack, const char *path, const char *link)
+{
+	int fd, rc;
+	void *m;
+
+	fd = open(path, O_RDWR);
+	if (fd < 0) {
+		report(attack, link, 0, "open O_RDWR: %s", strerror(errno));
+		return;
+	}
+	/* each call before its report: arguments are evaluated in no set order, errno must be its */
+	errno = 0;
+	rc = pwrite(fd, "\xcc", 1, 0) == 1;
+	report(attack, "write", rc, "%s: %s", link, strerror(errno));
+	errno = 0;
+	rc = ftruncate(fd, 4096) == 0;
+	report(attack, "ftruncate", rc, "%s: %s", link, strerror(errno));
+	m = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	report(attack, "mmap-shared-write", m != MAP_FAILED, "%s: %s", link, m == MAP_FAILED ? strerror(errno) : "mapped");
+	if (m != MAP_FAILED) {
+		((volatile unsigned char *)m)[0] = 0xcc;
+		munmap(m, 4096);
+	}
+	close(fd);
+}
+
 static void try_memfds(const char *victim)
 {
 	char dir[64], path[384], link[256];
 	struct dirent *e;
 	DIR *d;
-	int n = 0;
+	int n = 0, own = 0, fd, entries = 0, links = 0, why = 0;
+
+	/* its own images, which serpensd handed this process (handover.h): reopened read-write through
+	 * /proc/self/fd, then written */
+	d = opendir("/proc/self/fd");
+	while (d && (e = readdir(d))) {
+		ssize_t l;
+
+		snprintf(path, sizeof(path), "/proc/self/fd/%s", e->d_name);
+		l = readlink(path, link, sizeof(link) - 1);
+		if (l <= 0)
+			continue;
+		link[l] = '\0';
+		if (strncmp(link, "/memfd:", 7) != 0 || !strncmp(link, "/memfd:serpens-state-", 21))
+			continue;
+		own++;
+		attack_memfd("memfd-own", path, link);
+	}
+	if (d)
+		closedir(d);
+	report("memfd-own", "found", 0, "%d", own); /* 0 with the dlopen loader */
 
 	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)getppid()); /* serpensd spawned this runtime */
+	/* the directory lists for any root process; each entry's link and open need ptrace rights over serpensd */
 	d = opendir(dir);
 	if (!d) {
-		report("memfd", dir, 0, "opendir: %s", strerror(errno));
+		report("memfd", "proc-fd", 0, "opendir %s: %s", dir, strerror(errno));
+		report("memfd", "found", 0, "0");
 		return;
 	}
 	while ((e = readdir(d))) {
 		ssize_t l;
-		int fd, rc;
-		void *m;
 
+		if (e->d_name[0] == '.')
+			continue;
+		entries++;
 		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
 		l = readlink(path, link, sizeof(link) - 1);
-		if (l <= 0)
+		if (l <= 0) {
+			why = errno;
 			continue;
+		}
+		links++;
 		link[l] = '\0';
 		if (strncmp(link, "/memfd:", 7) != 0)
 			continue;
@@ -129,29 +190,75 @@ static void try_memfds(const char *victim)
 			continue;
 		}
 		n++;
-		fd = open(path, O_RDWR);
-		if (fd < 0) {
-			report("memfd", link, 0, "open O_RDWR: %s", strerror(errno));
-			continue;
-		}
-		/* each call before its report: arguments are evaluated in no set order, errno must be its */
-		errno = 0;
-		rc = pwrite(fd, "\xcc", 1, 0) == 1;
-		report("memfd", "write", rc, "%s: %s", link, strerror(errno));
-		errno = 0;
-		rc = ftruncate(fd, 4096) == 0;
-		report("memfd", "ftruncate", rc, "%s: %s", link, strerror(errno));
-		m = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-		report("memfd", "mmap-shared-write", m != MAP_FAILED, "%s: %s", link,
-		       m == MAP_FAILED ? strerror(errno) : "mapped");
-		if (m != MAP_FAILED) {
-			((volatile unsigned char *)m)[0] = 0xcc;
-			munmap(m, 4096);
-		}
-		close(fd);
+		attack_memfd("memfd", path, link);
 	}
 	closedir(d);
+	report("memfd", "proc-fd", links > 0, "%s: %d of %d links read%s%s", dir, links, entries, links ? "" : ": ",
+	       links ? "" : strerror(why));
 	report("memfd", "found", 0, "%d", n); /* the victim's images tried (0 with the dlopen loader) */
+}
+
+/* The other runtimes of its serpensd (pool processes, other tenants' instances: /proc/<pid>/stat names the
+ * parent): ptrace attach, their memory through /proc/<pid>/mem, their descriptors through /proc/<pid>/fd.
+ * Each reported once, with how many it reached of how many it tried. */
+static void try_peers(void)
+{
+	int ppid = (int)getppid(), self = (int)getpid(), peers = 0, traced = 0, mem = 0, fds = 0;
+	char path[300], line[512];
+	struct dirent *e;
+	DIR *d = opendir("/proc");
+
+	while (d && (e = readdir(d))) {
+		int pid = atoi(e->d_name), parent = 0, fd;
+		char *close_paren;
+		FILE *f;
+		DIR *fdd;
+		struct dirent *fe;
+
+		if (pid <= 0 || pid == self)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		if (!fgets(line, sizeof(line), f))
+			line[0] = '\0';
+		fclose(f);
+		close_paren = strrchr(line, ')');
+		if (!strstr(line, "(serpens-runt") || !close_paren || sscanf(close_paren + 2, "%*c %d", &parent) != 1 ||
+		    parent != ppid)
+			continue;
+		peers++;
+		if (ptrace(PTRACE_SEIZE, pid, NULL, NULL) == 0) {
+			traced++;
+			ptrace(PTRACE_DETACH, pid, NULL, NULL);
+		}
+		snprintf(path, sizeof(path), "/proc/%d/mem", pid);
+		fd = open(path, O_RDWR);
+		if (fd >= 0) {
+			mem++;
+			close(fd);
+		}
+		/* listed for any root process: what counts is a link read */
+		snprintf(path, sizeof(path), "/proc/%d/fd", pid);
+		fdd = opendir(path);
+		while (fdd && (fe = readdir(fdd))) {
+			char fdp[600], link[256];
+
+			snprintf(fdp, sizeof(fdp), "%s/%s", path, fe->d_name);
+			if (fe->d_name[0] != '.' && readlink(fdp, link, sizeof(link)) > 0) {
+				fds++;
+				break;
+			}
+		}
+		if (fdd)
+			closedir(fdd);
+	}
+	if (d)
+		closedir(d);
+	report("peer", "ptrace", traced > 0, "%d of %d other runtimes attached", traced, peers);
+	report("peer", "proc-mem", mem > 0, "%d of %d other runtimes' /proc/<pid>/mem opened", mem, peers);
+	report("peer", "proc-fd", fds > 0, "%d of %d other runtimes' /proc/<pid>/fd links read", fds, peers);
 }
 
 static void try_file(const char *path, const char *who)
@@ -284,7 +391,7 @@ static void try_regions(const char *victim, const char *vtenant)
 	unsigned char *area;
 	unsigned long bytes = 0, lo = 0, hi = 0;
 	struct dirent *e;
-	int hits, n = 0, fd, ppid = (int)getppid();
+	int hits, n = 0, fd, ppid = (int)getppid(), maps_err;
 	FILE *f;
 	DIR *d;
 
@@ -349,13 +456,16 @@ static void try_regions(const char *victim, const char *vtenant)
 	/* serpensd's mapping of it, reopened by address */
 	snprintf(path, sizeof(path), "/proc/%d/maps", ppid);
 	f = fopen(path, "r");
+	maps_err = f ? 0 : errno;
 	while (f && fgets(line, sizeof(line), f))
 		if (strstr(line, name) && sscanf(line, "%lx-%lx", &lo, &hi) == 2)
 			break;
 	if (f)
 		fclose(f);
 	if (!hi) {
-		report("region", "map-files", 0, "no mapping of %s in %s", name + 1, path);
+		report("region", "map-files", 0, "no mapping of %s in %s: %s", name + 1, path,
+		       maps_err ? strerror(maps_err) : "not mapped");
+		lo = 0x600000000000ul; /* tenant_region.h, SP_REGION_BASE: the first region's address */
 	} else {
 		snprintf(path, sizeof(path), "/proc/%d/map_files/%lx-%lx", ppid, lo, hi);
 		errno = 0;
@@ -363,19 +473,24 @@ static void try_regions(const char *victim, const char *vtenant)
 		report("region", "map-files", fd >= 0, "%s: %s", path, fd >= 0 ? "opened" : strerror(errno));
 		if (fd >= 0)
 			close(fd);
-		/* the known gap: a runtime keeps CAP_SYS_PTRACE (privs.c), which reads any root process's memory */
-		snprintf(path, sizeof(path), "/proc/%d/mem", ppid);
-		fd = open(path, O_RDONLY);
-		errno = 0;
-		{
-			uint64_t magic = 0;
-			int rc = fd >= 0 && pread(fd, &magic, sizeof(magic), (off_t)lo) == (ssize_t)sizeof(magic);
-
-			report("region-gap", "proc-mem", rc, "%s at %lx: %s", path, lo, rc ? "read" : strerror(errno));
-		}
-		if (fd >= 0)
-			close(fd);
 	}
+	/* serpensd's memory, where every tenant's region is mapped: ptrace rights over serpensd */
+	snprintf(path, sizeof(path), "/proc/%d/mem", ppid);
+	errno = 0;
+	fd = open(path, O_RDWR);
+	{
+		uint64_t magic = 0;
+		int rc = fd >= 0 && pread(fd, &magic, sizeof(magic), (off_t)lo) == (ssize_t)sizeof(magic);
+
+		report("region", "proc-mem", rc, "%s at %lx: %s", path, lo, rc ? "read" : strerror(errno));
+	}
+	if (fd >= 0)
+		close(fd);
+	errno = 0;
+	fd = ptrace(PTRACE_SEIZE, ppid, NULL, NULL);
+	report("region", "ptrace", fd == 0, "PTRACE_SEIZE serpensd (%d): %s", ppid, fd == 0 ? "attached" : strerror(errno));
+	if (fd == 0)
+		ptrace(PTRACE_DETACH, ppid, NULL, NULL);
 }
 
 static int hostile_init(void)
@@ -406,6 +521,7 @@ static int hostile_init(void)
 	try_text();
 	if (vtenant)
 		try_regions(victim, vtenant);
+	try_peers();
 	fprintf(out, "done\n");
 	fclose(out);
 	out = NULL;
