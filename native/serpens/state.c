@@ -1427,6 +1427,43 @@ bool sm_tables_hooked(unsigned int first, unsigned int end)
 			return true;
 	return false;
 }
+
+int sm_adopt_tables(struct sm_region *r, unsigned int first, unsigned int end, const char *tenant, char *err,
+		   size_t errlen)
+{
+	struct sm_local *local = local_of(r);
+	const uint8_t *lo = r->heap, *hi = (const uint8_t *)r + r->size;
+	unsigned int i;
+
+	if (!local || first > end || end > SM_MAX_TABLES) {
+		snprintf(err, errlen, "the state region's table directory is not what deployment left (%u..%u)",
+			 first, end);
+		return -1;
+	}
+	for (i = first; i < end; i++) {
+		struct sm_table_shm *t = &r->tables[i];
+		const uint8_t *s = t->slots, *l = (const uint8_t *)t->live;
+
+		/* written by tenant code's process: checked before this process ever follows a pointer in it */
+		if (!memchr(t->name, 0, sizeof(t->name)) || !memchr(t->tenant, 0, sizeof(t->tenant)) ||
+		    strcmp(t->tenant, tenant) != 0) {
+			snprintf(err, errlen, "table %u of tenant %s's region: bad name or tenant", i, tenant);
+			return -1;
+		}
+		if (t->remote)
+			continue; /* no slots here: the remote backend keeps its own handle (rs_table_adopt) */
+		if (!t->nslots || !t->slot_size || t->nslots > (uint64_t)(hi - lo) / t->slot_size ||
+		    s < lo || s > hi - t->nslots * t->slot_size || l < lo ||
+		    l > hi - t->nslots * sizeof(uint32_t) || (t->nvals != 1 && t->nvals != 1 + SM_MAX_INSTANCES) ||
+		    (uint64_t)t->key_stride + (uint64_t)t->val_stride * t->nvals + 8 > t->slot_size) {
+			snprintf(err, errlen, "table %s: its slots are not inside tenant %s's region", t->name, tenant);
+			return -1;
+		}
+		local[i] = (struct sm_local){.hdr.ops = &shm_ops, .shm = t}; /* the default hooks */
+	}
+	return 0;
+}
+
 const char *sm_table_name(const struct sm_region *r, unsigned int i) { return r->tables[i].name; }
 const char *sm_table_tenant(const struct sm_region *r, unsigned int i) { return r->tables[i].tenant; }
 uint64_t sm_errors(const struct sm_region *r) { return __atomic_load_n(&r->errors, __ATOMIC_RELAXED); }

@@ -1,0 +1,363 @@
+/*
+ * deployer.c: a tenant's deployer (serpens-runtime -D <tenant>) and the child that runs one deployment's
+ * init in deploy mode, confined (deployer.h explains the design; docs/security.md why).
+ */
+#include "deployer.h"
+
+#include <dlfcn.h>
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <rte_memzone.h>
+
+#include "chainer.h"
+#include "nfm.h"
+#include "remote_state.h"
+#include "state.h"
+#include "tenant_region.h"
+
+#define ACCEPT_TIMEOUT_MS 15000
+
+static char g_tenant[SM_TENANT_LEN];
+static bool g_remote; /* a remote state backend (fission, snf): its tables' metadata go to the store */
+
+static void remote_fatal(const char *msg)
+{
+	fprintf(stderr, "serpens-deployer: %s\n", msg);
+	_exit(3);
+}
+
+/* The one connection serpensd makes: accepted only from the parent (SO_PEERCRED), as tenant_region.c's. */
+static int accept_serpensd(int ls)
+{
+	struct pollfd p = {.fd = ls, .events = POLLIN};
+	struct ucred cred;
+	socklen_t clen = sizeof(cred);
+	int c;
+
+	for (;;) {
+		if (poll(&p, 1, ACCEPT_TIMEOUT_MS) <= 0)
+			return -1;
+		c = accept4(ls, NULL, NULL, SOCK_CLOEXEC);
+		if (c < 0)
+			continue;
+		if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0 && cred.pid == getppid())
+			return c;
+		close(c);
+	}
+}
+
+/* The selectors the NF defines (SP_SELECTOR: "serpens_selector_<name>", a non-NULL pointer), from the
+ * copy's dynamic symbol table, into out ("name\0name\0\0"): serpensd checks an SFC's selectors against
+ * this list, without loading the NF itself. */
+static void list_selectors(const char *path, void *dl, char *out, size_t cap)
+{
+	static const char pfx[] = "serpens_selector_";
+	size_t off = 0, i, n;
+	struct stat st;
+	Elf64_Ehdr *eh;
+	Elf64_Shdr *sh;
+	uint8_t *m;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	memset(out, 0, cap);
+	if (fd < 0 || fstat(fd, &st) != 0 || (size_t)st.st_size < sizeof(*eh)) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	close(fd);
+	if (m == MAP_FAILED)
+		return;
+	eh = (Elf64_Ehdr *)m;
+	if (memcmp(eh->e_ident, ELFMAG, SELFMAG) || eh->e_ident[EI_CLASS] != ELFCLASS64 ||
+	    eh->e_shoff + (uint64_t)eh->e_shnum * sizeof(*sh) > (uint64_t)st.st_size)
+		goto out;
+	sh = (Elf64_Shdr *)(m + eh->e_shoff);
+	for (i = 0; i < eh->e_shnum; i++) {
+		const Elf64_Shdr *str;
+		const Elf64_Sym *sym;
+
+		if (sh[i].sh_type != SHT_DYNSYM || sh[i].sh_link >= eh->e_shnum)
+			continue;
+		str = &sh[sh[i].sh_link];
+		if (sh[i].sh_offset + sh[i].sh_size > (uint64_t)st.st_size ||
+		    str->sh_offset + str->sh_size > (uint64_t)st.st_size)
+			break;
+		sym = (const Elf64_Sym *)(m + sh[i].sh_offset);
+		for (n = 0; n < sh[i].sh_size / sizeof(*sym); n++) {
+			const char *name;
+			const void *const *p;
+			size_t len;
+
+			if (sym[n].st_shndx == SHN_UNDEF || sym[n].st_name >= str->sh_size)
+				continue;
+			name = (const char *)(m + str->sh_offset + sym[n].st_name);
+			len = strnlen(name, str->sh_size - sym[n].st_name);
+			if (len <= sizeof(pfx) - 1 || len == str->sh_size - sym[n].st_name ||
+			    strncmp(name, pfx, sizeof(pfx) - 1) != 0)
+				continue;
+			p = dlsym(dl, name);
+			if (!p || !*p || off + len - (sizeof(pfx) - 1) + 2 > cap)
+				continue;
+			memcpy(out + off, name + sizeof(pfx) - 1, len - (sizeof(pfx) - 1));
+			off += len - (sizeof(pfx) - 1) + 1;
+		}
+		break;
+	}
+out:
+	munmap(m, (size_t)st.st_size);
+}
+
+/* The deployment's argument keys against the NF's declaration (SP_NF_ARGS): 0, or -1 with the deploy_nf
+ * error (a typo such as "blaklist" is refused, not ignored). An NF that declares nothing is not checked. */
+static int check_arg_keys(const char *name, void *dl, const char *args, char *err, size_t errlen)
+{
+	const char *const *known = dlsym(dl, "serpens_nf_args"), *const *k;
+	const char *a;
+	char list[512];
+	size_t off = 0;
+
+	if (!known)
+		return 0;
+	for (a = args; *a; a += strlen(a) + 1, a += strlen(a) + 1) {
+		for (k = known; *k && strcmp(*k, a); k++)
+			;
+		if (*k)
+			continue;
+		for (k = known; *k && off < sizeof(list); k++)
+			off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%s", k == known ? "" : ", ", *k);
+		snprintf(err, errlen, "deploy_nf %s: unknown argument '%.64s'; the NF takes %.400s", name, a,
+			 off ? list : "no arguments");
+		return -1;
+	}
+	return 0;
+}
+
+/* Confine this process before any NF code runs in it: the NF directory as its root (the copy is all it
+ * needs from the file system), uid and gid nobody without supplementary groups (a uid change from root
+ * clears every capability), not dumpable (no process of that uid can ptrace it), no new privileges, and
+ * killed with its deployer (set after the uid change, which clears it). 0, or -1 with err. */
+static int confine(const char *dir, pid_t deployer, char *err, size_t errlen)
+{
+	if (chroot(dir) != 0 || chdir("/") != 0) {
+		snprintf(err, errlen, "chroot %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	if (setgroups(0, NULL) != 0 || setresgid(DP_UID, DP_UID, DP_UID) != 0 ||
+	    setresuid(DP_UID, DP_UID, DP_UID) != 0 || getuid() != DP_UID || geteuid() != DP_UID) {
+		snprintf(err, errlen, "cannot drop to uid %d: %s", DP_UID, strerror(errno));
+		return -1;
+	}
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0 || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
+	    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) {
+		snprintf(err, errlen, "prctl: %s", strerror(errno));
+		return -1;
+	}
+	if (getppid() != deployer) {
+		snprintf(err, errlen, "the deployer is gone");
+		return -1;
+	}
+	return 0;
+}
+
+/* The child: one deployment's init in deploy mode, confined; the outcome into fd. Never returns. */
+static void run_child(const struct dp_request *q, int fd, pid_t deployer)
+{
+	static struct sp_nf_desc d; /* only for chainer_args: the argument list as init reads it */
+	static struct dp_reply rep;
+	struct sm_region *r = sm_get_region();
+	struct st_loaded loaded;
+	struct st_nf view;
+	unsigned int before = sm_table_count(r);
+	char err[DP_ERR_LEN - 32], path[SP_NAME_LEN + 8];
+	void *dl;
+
+	prctl(PR_SET_NAME, "serpens-deploy", 0, 0, 0);
+	memset(&rep, 0, sizeof(rep));
+	snprintf(d.name, sizeof(d.name), "%s", q->name);
+	memcpy(d.args, q->args, sizeof(d.args));
+	d.args[sizeof(d.args) - 1] = d.args[sizeof(d.args) - 2] = '\0';
+	d.args_len = q->args_len < sizeof(d.args) - 1 ? q->args_len : (uint32_t)sizeof(d.args) - 2;
+	snprintf(path, sizeof(path), "/%s", q->file);
+	/* the remote store's connection is made before the chroot (its host may be a name to resolve);
+	 * a dead store is reported by init's create_table, as before */
+	if (g_remote && rs_ping(err, sizeof(err)) != 0)
+		err[0] = '\0';
+	if (confine(q->dir, deployer, err, sizeof(err)) != 0) {
+		snprintf(rep.err, sizeof(rep.err), "deploy_nf %s: cannot confine its deploy-mode init: %s", q->name, err);
+		goto out;
+	}
+	sm_set_tenant(g_tenant);
+	sm_set_phase_deploy(true);
+	sm_set_instance(-1);
+	dl = dlopen(path, RTLD_NOW | RTLD_LOCAL); /* shared with st_load_dlopen's below */
+	if (dl && check_arg_keys(q->name, dl, d.args, rep.err, sizeof(rep.err)) != 0)
+		goto out;
+	d.path[0] = '\0';
+	view = (struct st_nf){.name = d.name, .path = path, .cached_fd = -1, .args = chainer_args(&d)};
+	if (nfm_deploy_init(&view, &loaded, err, sizeof(err)) != 0) {
+		snprintf(rep.err, sizeof(rep.err), "deploy_nf: %s", err);
+		goto out;
+	}
+	rep.hooked = sm_tables_hooked(before, sm_table_count(r));
+	list_selectors(path, loaded.dl, rep.selectors, sizeof(rep.selectors));
+	rep.ok = 1;
+out:
+	rep.ntables = sm_table_count(r);
+	if (write(fd, &rep, sizeof(rep)) != (ssize_t)sizeof(rep))
+		_exit(2);
+	_exit(0);
+}
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* One deployment: fork the child, wait for its outcome (DP_INIT_TIMEOUT_MS, then SIGKILL), fill rep. */
+static void deploy_one(const struct dp_request *q, int ls, int conn, struct dp_reply *rep)
+{
+	uint64_t t_end = mono_ms() + DP_INIT_TIMEOUT_MS;
+	size_t got = 0;
+	int p[2], status = 0;
+	pid_t pid;
+
+	memset(rep, 0, sizeof(*rep));
+	if (pipe2(p, O_CLOEXEC) != 0) {
+		snprintf(rep->err, sizeof(rep->err), "deploy_nf %s: deployer: pipe: %s", q->name, strerror(errno));
+		return;
+	}
+	pid = fork();
+	if (pid == 0) {
+		close(ls);
+		close(conn);
+		close(p[0]);
+		run_child(q, p[1], getppid());
+	}
+	close(p[1]);
+	if (pid < 0) {
+		snprintf(rep->err, sizeof(rep->err), "deploy_nf %s: deployer: fork: %s", q->name, strerror(errno));
+		close(p[0]);
+		return;
+	}
+	/* the child's report is untrusted (tenant code ran there): taken only whole, and only from the pipe */
+	while (got < sizeof(*rep)) {
+		struct pollfd pf = {.fd = p[0], .events = POLLIN};
+		uint64_t now = mono_ms();
+		ssize_t n;
+
+		if (now >= t_end || poll(&pf, 1, (int)(t_end - now)) == 0) {
+			kill(pid, SIGKILL);
+			got = 0;
+			snprintf(rep->err, sizeof(rep->err), "deploy_nf %s: its init did not return within %d ms: "
+				 "killed", q->name, DP_INIT_TIMEOUT_MS);
+			break;
+		}
+		n = read(p[0], (char *)rep + got, sizeof(*rep) - got);
+		if (n == 0 || (n < 0 && errno != EINTR))
+			break;
+		if (n > 0)
+			got += (size_t)n;
+	}
+	close(p[0]);
+	kill(pid, SIGKILL); /* whatever it left running (a thread of its init) ends with it */
+	waitpid(pid, &status, 0);
+	if (got == sizeof(*rep)) {
+		rep->err[sizeof(rep->err) - 1] = '\0';
+		rep->selectors[sizeof(rep->selectors) - 2] = rep->selectors[sizeof(rep->selectors) - 1] = '\0';
+		return;
+	}
+	if (!rep->err[0] || got) {
+		memset(rep, 0, sizeof(*rep));
+		snprintf(rep->err, sizeof(rep->err), "deploy_nf %s: its deploy-mode init died (%s %d)", q->name,
+			 WIFSIGNALED(status) ? "signal" : "exit status",
+			 WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+	}
+	rep->ok = 0;
+}
+
+int deployer_run(const char *tenant)
+{
+	const struct rte_memzone *mz = rte_memzone_lookup(SP_CTL_MZ);
+	struct sp_ctl *ctl = mz ? mz->addr : NULL;
+	struct rs_config rc;
+	static uint32_t no_req, no_wake; /* serpensd hands the region unasked: it started us for it */
+	static struct dp_request q;
+	static struct dp_reply rep;
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	socklen_t alen;
+	char err[512];
+	int ls, conn, n;
+
+	/* no new privileges; the capabilities stay (runtime.c does not drop them here): the child needs
+	 * CAP_SYS_CHROOT, CAP_SETUID and CAP_SETGID to confine itself, and this process runs no NF code */
+	if (!ctl || ctl->magic != SP_CTL_MAGIC || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
+	    !sm_tenant_valid(tenant)) {
+		fprintf(stderr, "serpens-deployer: no control memzone, a bad tenant, or prctl failed\n");
+		return 1;
+	}
+	rc = (struct rs_config){.backend = (enum rs_backend)ctl->state_backend, .host = ctl->redis_host,
+				.port = (int)ctl->redis_port, .timeout_ms = ctl->redis_timeout_ms,
+				.fatal = remote_fatal};
+	snprintf(g_tenant, sizeof(g_tenant), "%s", tenant);
+	g_remote = ctl->state_backend != RS_SERPENS;
+	if (g_remote && rs_setup(&rc) != 0) {
+		fprintf(stderr, "serpens-deployer: unknown state backend\n");
+		return 1;
+	}
+	alen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 +
+			   (size_t)snprintf(a.sun_path + 1, sizeof(a.sun_path) - 1, DP_SOCK_FMT, (int)getpid()));
+	ls = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (ls < 0 || bind(ls, (struct sockaddr *)&a, alen) != 0 || listen(ls, 1) != 0) {
+		fprintf(stderr, "serpens-deployer: cannot listen on @%s: %s\n", a.sun_path + 1, strerror(errno));
+		return 1;
+	}
+	conn = accept_serpensd(ls);
+	if (conn < 0) {
+		fprintf(stderr, "serpens-deployer: serpensd did not connect\n");
+		return 1;
+	}
+	tr_set_requester(&no_req, &no_wake);
+	if (tr_attach(ctl, tenant, err, sizeof(err)) != 0) {
+		fprintf(stderr, "serpens-deployer: %s\n", err);
+		return 1;
+	}
+	for (;;) {
+		n = (int)recv(conn, &q, sizeof(q), 0);
+		if (n == 0)
+			return 0; /* serpensd closed: it is going */
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return 1;
+		}
+		if (n != (int)sizeof(q))
+			continue;
+		q.name[sizeof(q.name) - 1] = q.dir[sizeof(q.dir) - 1] = q.file[sizeof(q.file) - 1] = '\0';
+		deploy_one(&q, ls, conn, &rep);
+		if (send(conn, &rep, sizeof(rep), MSG_NOSIGNAL) != (ssize_t)sizeof(rep))
+			return 1;
+	}
+}
