@@ -13,7 +13,8 @@
  *   proc-fd      serpensd's descriptors (/proc/<serpensd>/fd) and its mappings reopened by address
  *                (/proc/<serpensd>/map_files);
  *   signal       kill(serpensd, 0): may it signal serpensd at all?
- *   file         a file outside its run directory: the test's `outside` path, and /tmp;
+ *   file         a file outside its run directory: the test's `outside` path, /tmp, its own root directory
+ *                and the victim's NF copy (<victim>.so) in it;
  *   privilege    setuid(0), chroot("/") (an escape from a chroot needs CAP_SYS_CHROOT);
  *   done         the end of the list.
  *
@@ -60,14 +61,21 @@ static void report(const char *attack, const char *what, int ok, const char *fmt
 	nrep++;
 }
 
-/* Is [p, p+len) readable? A pipe write faults (EFAULT) on an unmapped address instead of the process. */
+/* Is [p, p+len) readable? A pipe write faults (EFAULT) on an unmapped address instead of the process;
+ * page by page, each drained, so that the pipe never fills. */
 static int readable(const void *p, size_t len)
 {
-	int fd[2], ok;
+	char sink[4096];
+	size_t off;
+	int fd[2], ok = 1;
 
 	if (pipe(fd) != 0)
 		return 0;
-	ok = write(fd[1], p, len) == (ssize_t)len;
+	for (off = 0; off < len && ok; off += sizeof(sink)) {
+		size_t n = len - off < sizeof(sink) ? len - off : sizeof(sink);
+
+		ok = write(fd[1], (const char *)p + off, n) == (ssize_t)n && read(fd[0], sink, n) == (ssize_t)n;
+	}
 	close(fd[0]);
 	close(fd[1]);
 	return ok;
@@ -159,6 +167,11 @@ static int hostile_init(void)
 	if (outside)
 		try_file(outside);
 	try_file("/tmp/serpens-hostile-init");
+	try_file("/pwned"); /* its root directory: where its own copy is (the NF directory, root's) */
+	if (victim) {
+		snprintf(needle, sizeof(needle), "/%s.so", victim); /* the victim's copy, beside its own */
+		try_file(needle);
+	}
 	rc = setuid(0);
 	report("privilege", "setuid0", rc == 0, "%s", rc == 0 ? "root again" : strerror(errno));
 	rc = chroot("/");
