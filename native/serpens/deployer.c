@@ -127,6 +127,61 @@ out:
 	munmap(m, (size_t)st.st_size);
 }
 
+/* The libraries the copy needs (DT_NEEDED: IDS's libhs, VPN's libcrypto), loaded before the chroot, from
+ * the system's library path (not the NF's own RUNPATH: a name the tenant chose must not lead to a file
+ * the tenant chose) and with root's privileges: they are the machine's libraries, not tenant code. The
+ * NF's own dlopen then finds them loaded by name. A name with a '/' is left to that dlopen, which fails
+ * in the chroot; so does a library not found here, with the loader's message. */
+static void preload_needed(const char *path)
+{
+	struct stat st;
+	Elf64_Ehdr *eh;
+	Elf64_Shdr *sh;
+	uint8_t *m;
+	size_t i, n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0 || fstat(fd, &st) != 0 || (size_t)st.st_size < sizeof(*eh)) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	close(fd);
+	if (m == MAP_FAILED)
+		return;
+	eh = (Elf64_Ehdr *)m;
+	if (memcmp(eh->e_ident, ELFMAG, SELFMAG) || eh->e_ident[EI_CLASS] != ELFCLASS64 ||
+	    eh->e_shoff + (uint64_t)eh->e_shnum * sizeof(*sh) > (uint64_t)st.st_size)
+		goto out;
+	sh = (Elf64_Shdr *)(m + eh->e_shoff);
+	for (i = 0; i < eh->e_shnum; i++) {
+		const Elf64_Shdr *str;
+		const Elf64_Dyn *dyn;
+
+		if (sh[i].sh_type != SHT_DYNAMIC || sh[i].sh_link >= eh->e_shnum)
+			continue;
+		str = &sh[sh[i].sh_link];
+		if (sh[i].sh_offset + sh[i].sh_size > (uint64_t)st.st_size ||
+		    str->sh_offset + str->sh_size > (uint64_t)st.st_size)
+			break;
+		dyn = (const Elf64_Dyn *)(m + sh[i].sh_offset);
+		for (n = 0; n < sh[i].sh_size / sizeof(*dyn) && dyn[n].d_tag != DT_NULL; n++) {
+			const char *name;
+
+			if (dyn[n].d_tag != DT_NEEDED || dyn[n].d_un.d_val >= str->sh_size)
+				continue;
+			name = (const char *)(m + str->sh_offset + dyn[n].d_un.d_val);
+			if (strnlen(name, str->sh_size - dyn[n].d_un.d_val) < str->sh_size - dyn[n].d_un.d_val &&
+			    !strchr(name, '/'))
+				dlopen(name, RTLD_NOW | RTLD_LOCAL);
+		}
+		break;
+	}
+out:
+	munmap(m, (size_t)st.st_size);
+}
+
 /* The deployment's argument keys against the NF's declaration (SP_NF_ARGS): 0, or -1 with the deploy_nf
  * error (a typo such as "blaklist" is refused, not ignored). An NF that declares nothing is not checked. */
 static int check_arg_keys(const char *name, void *dl, const char *args, char *err, size_t errlen)
@@ -202,6 +257,8 @@ static void run_child(const struct dp_request *q, int fd, pid_t deployer)
 	 * a dead store is reported by init's create_table, as before */
 	if (g_remote && rs_ping(err, sizeof(err)) != 0)
 		err[0] = '\0';
+	snprintf(err, sizeof(err), "%s/%s", q->dir, q->file);
+	preload_needed(err);
 	if (confine(q->dir, deployer, err, sizeof(err)) != 0) {
 		snprintf(rep.err, sizeof(rep.err), "deploy_nf %s: cannot confine its deploy-mode init: %s", q->name, err);
 		goto out;
