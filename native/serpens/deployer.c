@@ -8,6 +8,7 @@
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <grp.h>
 #include <poll.h>
 #include <signal.h>
@@ -17,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -127,61 +129,6 @@ out:
 	munmap(m, (size_t)st.st_size);
 }
 
-/* The libraries the copy needs (DT_NEEDED: IDS's libhs, VPN's libcrypto), loaded before the chroot, from
- * the system's library path (not the NF's own RUNPATH: a name the tenant chose must not lead to a file
- * the tenant chose) and with root's privileges: they are the machine's libraries, not tenant code. The
- * NF's own dlopen then finds them loaded by name. A name with a '/' is left to that dlopen, which fails
- * in the chroot; so does a library not found here, with the loader's message. */
-static void preload_needed(const char *path)
-{
-	struct stat st;
-	Elf64_Ehdr *eh;
-	Elf64_Shdr *sh;
-	uint8_t *m;
-	size_t i, n;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0 || fstat(fd, &st) != 0 || (size_t)st.st_size < sizeof(*eh)) {
-		if (fd >= 0)
-			close(fd);
-		return;
-	}
-	m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-	close(fd);
-	if (m == MAP_FAILED)
-		return;
-	eh = (Elf64_Ehdr *)m;
-	if (memcmp(eh->e_ident, ELFMAG, SELFMAG) || eh->e_ident[EI_CLASS] != ELFCLASS64 ||
-	    eh->e_shoff + (uint64_t)eh->e_shnum * sizeof(*sh) > (uint64_t)st.st_size)
-		goto out;
-	sh = (Elf64_Shdr *)(m + eh->e_shoff);
-	for (i = 0; i < eh->e_shnum; i++) {
-		const Elf64_Shdr *str;
-		const Elf64_Dyn *dyn;
-
-		if (sh[i].sh_type != SHT_DYNAMIC || sh[i].sh_link >= eh->e_shnum)
-			continue;
-		str = &sh[sh[i].sh_link];
-		if (sh[i].sh_offset + sh[i].sh_size > (uint64_t)st.st_size ||
-		    str->sh_offset + str->sh_size > (uint64_t)st.st_size)
-			break;
-		dyn = (const Elf64_Dyn *)(m + sh[i].sh_offset);
-		for (n = 0; n < sh[i].sh_size / sizeof(*dyn) && dyn[n].d_tag != DT_NULL; n++) {
-			const char *name;
-
-			if (dyn[n].d_tag != DT_NEEDED || dyn[n].d_un.d_val >= str->sh_size)
-				continue;
-			name = (const char *)(m + str->sh_offset + dyn[n].d_un.d_val);
-			if (strnlen(name, str->sh_size - dyn[n].d_un.d_val) < str->sh_size - dyn[n].d_un.d_val &&
-			    !strchr(name, '/'))
-				dlopen(name, RTLD_NOW | RTLD_LOCAL);
-		}
-		break;
-	}
-out:
-	munmap(m, (size_t)st.st_size);
-}
-
 /* The deployment's argument keys against the NF's declaration (SP_NF_ARGS): 0, or -1 with the deploy_nf
  * error (a typo such as "blaklist" is refused, not ignored). An NF that declares nothing is not checked. */
 static int check_arg_keys(const char *name, void *dl, const char *args, char *err, size_t errlen)
@@ -207,14 +154,19 @@ static int check_arg_keys(const char *name, void *dl, const char *args, char *er
 	return 0;
 }
 
-/* Confine this process before any NF code runs in it: the NF directory as its root (the copy is all it
- * needs from the file system), uid and gid nobody without supplementary groups (a uid change from root
- * clears every capability), not dumpable (no process of that uid can ptrace it), no new privileges, and
- * killed with its deployer (set after the uid change, which clears it). 0, or -1 with err. */
-static int confine(const char *dir, pid_t deployer, char *err, size_t errlen)
+/* Confine this process before any NF code runs in it: a mount namespace of its own in which every file
+ * system is read-only (an init may read its files, e.g. IDS's patterns, relative to serpensd's directory,
+ * but write none, /tmp included), uid and gid nobody without supplementary groups (a uid change from root
+ * clears every capability, so it cannot undo the read-only mounts, and /proc/<pid>/mem, fd, map_files and
+ * signals of root's processes are refused), not dumpable (no process of that uid can ptrace it), no new
+ * privileges, and killed with its deployer (set after the uid change, which clears it). 0, or -1 with err. */
+static int confine(pid_t deployer, char *err, size_t errlen)
 {
-	if (chroot(dir) != 0 || chdir("/") != 0) {
-		snprintf(err, errlen, "chroot %s: %s", dir, strerror(errno));
+	struct mount_attr ro = {.attr_set = MOUNT_ATTR_RDONLY};
+
+	if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+	    mount_setattr(AT_FDCWD, "/", AT_RECURSIVE, &ro, sizeof(ro)) != 0) {
+		snprintf(err, errlen, "read-only mount namespace: %s", strerror(errno));
 		return -1;
 	}
 	if (setgroups(0, NULL) != 0 || setresgid(DP_UID, DP_UID, DP_UID) != 0 ||
@@ -243,7 +195,7 @@ static void run_child(const struct dp_request *q, int fd, pid_t deployer)
 	struct st_loaded loaded;
 	struct st_nf view;
 	unsigned int before = sm_table_count(r);
-	char err[DP_ERR_LEN - 32], path[SP_NAME_LEN + 8];
+	char err[DP_ERR_LEN - 32], path[SP_PATH_LEN + SP_NAME_LEN + 8];
 	void *dl;
 
 	prctl(PR_SET_NAME, "serpens-deploy", 0, 0, 0);
@@ -252,15 +204,9 @@ static void run_child(const struct dp_request *q, int fd, pid_t deployer)
 	memcpy(d.args, q->args, sizeof(d.args));
 	d.args[sizeof(d.args) - 1] = d.args[sizeof(d.args) - 2] = '\0';
 	d.args_len = q->args_len < sizeof(d.args) - 1 ? q->args_len : (uint32_t)sizeof(d.args) - 2;
-	snprintf(path, sizeof(path), "/%s", q->file);
-	/* the remote store's connection is made before the chroot (its host may be a name to resolve);
-	 * a dead store is reported by init's create_table, as before */
-	if (g_remote && rs_ping(err, sizeof(err)) != 0)
-		err[0] = '\0';
-	snprintf(err, sizeof(err), "%s/%s", q->dir, q->file);
-	preload_needed(err);
-	if (confine(q->dir, deployer, err, sizeof(err)) != 0) {
-		snprintf(rep.err, sizeof(rep.err), "deploy_nf %s: cannot confine its deploy-mode init: %s", q->name, err);
+	snprintf(path, sizeof(path), "%s/%s", q->dir, q->file);
+	if (confine(deployer, err, sizeof(err)) != 0) {
+		snprintf(rep.err, sizeof(rep.err), "deploy_nf %s: cannot confine its deploy-mode init: %.400s", q->name, err);
 		goto out;
 	}
 	sm_set_tenant(g_tenant);

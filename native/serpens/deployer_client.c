@@ -30,9 +30,11 @@ static void forget(int t, bool kill_it)
 
 	if (dep[t].sock > 0)
 		close(dep[t].sock);
-	if (dep[t].pid > 0 && kill_it) {
+	/* only a child not reaped yet (tick() reaps every child that exits) is still this pid: a reaped one's
+	 * pid may be another process's by now */
+	if (dep[t].pid > 0 && kill_it && waitpid(dep[t].pid, &status, WNOHANG) == 0) {
 		kill(dep[t].pid, SIGKILL);
-		waitpid(dep[t].pid, &status, 0); /* or tick() reaped it already: ECHILD */
+		waitpid(dep[t].pid, &status, 0);
 	}
 	dep[t].pid = 0;
 	dep[t].sock = -1;

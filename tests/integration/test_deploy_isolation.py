@@ -109,7 +109,9 @@ def test_a_hostile_deploy_mode_init_cannot_touch_serpensd_or_another_tenant(dpdk
     assert attacks[("file", str(outside))][0] == "blocked" and not outside.exists()
     assert attacks[("file", "/tmp/serpens-hostile-init")][0] == "blocked"
     assert not Path("/tmp/serpens-hostile-init").exists()
-    assert attacks[("file", "/pwned")][0] == attacks[("file", "/nat.so")][0] == "blocked"
+    victim_copy = [k for k in attacks if k[0] == "file" and k[1].endswith("/nat.so")]
+    assert len(victim_copy) == 1, attacks
+    assert attacks[("file", "/pwned")][0] == attacks[victim_copy[0]][0] == "blocked"
     assert attacks[("privilege", "setuid0")][0] == attacks[("privilege", "chroot")][0] == "blocked"
     # alice: every packet, every flow still its one external port, her table unchanged
     assert res1.rx_packets == res1.tx_packets and res2.rx_packets == res2.tx_packets

@@ -13,8 +13,8 @@
  *   proc-fd      serpensd's descriptors (/proc/<serpensd>/fd) and its mappings reopened by address
  *                (/proc/<serpensd>/map_files);
  *   signal       kill(serpensd, 0): may it signal serpensd at all?
- *   file         a file outside its run directory: the test's `outside` path, /tmp, its own root directory
- *                and the victim's NF copy (<victim>.so) in it;
+ *   file         a file outside its run directory: the test's `outside` path, /tmp, /, and the victim's NF
+ *                copy (<victim>.so, beside its own);
  *   privilege    setuid(0), chroot("/") (an escape from a chroot needs CAP_SYS_CHROOT);
  *   done         the end of the list.
  *
@@ -24,6 +24,7 @@
  * finds a table created outside it. init returns 0, so the deployment succeeds.
  */
 #include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -139,12 +140,15 @@ static void try_file(const char *path)
 		close(fd);
 }
 
+static int hostile_init_handler(struct sp_pkt *pkt);
+
 static int hostile_init(void)
 {
+	Dl_info self;
 	struct sp_table_opts o = {.key_size = 4, .value_size = REPORT_LEN, .capacity = 64};
 	const char *victim = sp_arg("victim"), *vtenant = sp_arg("victim_tenant"), *spid = sp_arg("serpensd_pid");
 	const char *outside = sp_arg("outside");
-	char needle[128];
+	char needle[300];
 	int serpensd = spid ? atoi(spid) : 0, rc;
 
 	rep = create_table("report", SP_GLOBAL | SP_READ, &o);
@@ -167,9 +171,11 @@ static int hostile_init(void)
 	if (outside)
 		try_file(outside);
 	try_file("/tmp/serpens-hostile-init");
-	try_file("/pwned"); /* its root directory: where its own copy is (the NF directory, root's) */
-	if (victim) {
-		snprintf(needle, sizeof(needle), "/%s.so", victim); /* the victim's copy, beside its own */
+	try_file("/pwned");
+	if (victim && dladdr((void *)hostile_init_handler, &self) && self.dli_fname && strrchr(self.dli_fname, '/')) {
+		/* the victim's copy, beside its own in the NF directory */
+		snprintf(needle, sizeof(needle), "%.*s/%s.so", (int)(strrchr(self.dli_fname, '/') - self.dli_fname),
+			 self.dli_fname, victim);
 		try_file(needle);
 	}
 	rc = setuid(0);
