@@ -8,9 +8,9 @@
  * state region only (handed over as to a runtime: tenant_region.h) and stays. For each deploy_nf serpensd
  * sends it a request over a Unix socket (the deployer listens, serpensd connects and checks the listener's
  * pid); the deployer forks a child that
- *   - loads the libraries the copy needs (DT_NEEDED, from the system's path: not NF code), then confines
- *     itself: chroot into the NF directory, no supplementary groups, uid/gid nobody (which clears every
- *     capability), not dumpable, no new privileges, killed with its deployer;
+ *   - confines itself: a mount namespace of its own with every file system read-only, no supplementary
+ *     groups, uid/gid nobody (which clears every capability), not dumpable, no new privileges, killed
+ *     with its deployer;
  *   - loads the deployment's copy (dlopen), checks the deployment's argument keys, runs init in deploy mode
  *     (tables created in the tenant's region, state written there or in the remote store);
  *   - reports the outcome to its deployer over a pipe and exits.

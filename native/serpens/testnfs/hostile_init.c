@@ -15,7 +15,8 @@
  *   signal       kill(serpensd, 0): may it signal serpensd at all?
  *   file         a file outside its run directory: the test's `outside` path, /tmp, /, and the victim's NF
  *                copy (<victim>.so, beside its own);
- *   privilege    setuid(0), chroot("/") (an escape from a chroot needs CAP_SYS_CHROOT);
+ *   privilege    setuid(0), chroot("/") (needs CAP_SYS_CHROOT: a capability is what it would take to undo
+ *                its confinement);
  *   done         the end of the list.
  *
  * The outcome cannot go to a file (the deploy child may write none): each attempt is a value in its own
