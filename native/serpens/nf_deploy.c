@@ -1,21 +1,18 @@
 /*
  * nf_deploy.c: deploy_nf, the NF Manager's side of a deployment in serpensd (the steps themselves are
  * shared with serpens-startbench: native/serpens/startup/nfm.c). Every deployment gets its own copy of the
- * object in the NF directory, its init runs once here in deploy mode (tables created in the State
- * Manager, initial state written), and for the startup methods that map images the image is built once.
+ * object in the NF directory; its init runs once in deploy mode (tables created in the State Manager,
+ * initial state written) — not here: in a confined child of the tenant's deployer (deployer.h,
+ * docs/security.md), after which serpensd takes the new tables from the tenant's region; and for the
+ * startup methods that map images the image is built once (parsed and relocated here, no NF code runs).
  * Separate from the SFC graph and the instances because it is the only part that touches NF objects and
  * their files.
  *
  * What a deployed NF costs serpensd's memory (docs/startup.md, "Memory"): its descriptor (in the control
- * memzone: hugepages), its image (serpens: the memfd's allocated pages; snapshot: a file on disk), and —
- * unless it is unloaded after its deploy-mode init — the deployment's dlopen in serpensd (its mapped pages,
- * its copy-on-write data, the loader's bookkeeping: ~28 KiB for FW). serpensd needs the NF loaded only to
- * call into it: its own state hooks (split/merge/update, run by the State Manager here) and its selectors
- * (checked at deploy_sfc). So an NF with an image, whose tables have only the default hooks (with the
- * State Manager's own backend: a remote backend keeps hook pointers of its own), is unloaded at once, and
- * its selectors are looked up in its image instead (nf_defines).
+ * memzone: hugepages), its image (serpens: the memfd's allocated pages; snapshot: a file on disk) and the
+ * list of its selectors (checked at deploy_sfc: nf_defines). serpensd never loads an NF: an NF whose tables
+ * have split/merge/update hooks of its own, which the State Manager would call here, is refused.
  */
-#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
