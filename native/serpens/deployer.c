@@ -159,8 +159,8 @@ static int check_arg_keys(const char *name, void *dl, const char *args, char *er
  * but write none, /tmp included), uid and gid nobody without supplementary groups (a uid change from root
  * clears every capability, so it cannot undo the read-only mounts, and /proc/<pid>/mem, fd, map_files and
  * signals of root's processes are refused), not dumpable (no process of that uid can ptrace it), no new
- * privileges, and killed with its deployer (set after the uid change, which clears it). 0, or -1 with err. */
-static int confine(pid_t deployer, char *err, size_t errlen)
+ * privileges, and killed with its parent (set after the uid change, which clears it). 0, or -1 with err. */
+static int confine(char *err, size_t errlen)
 {
 	struct mount_attr ro = {.attr_set = MOUNT_ATTR_RDONLY};
 
@@ -179,15 +179,11 @@ static int confine(pid_t deployer, char *err, size_t errlen)
 		snprintf(err, errlen, "prctl: %s", strerror(errno));
 		return -1;
 	}
-	if (getppid() != deployer) {
-		snprintf(err, errlen, "the deployer is gone");
-		return -1;
-	}
 	return 0;
 }
 
 /* The child: one deployment's init in deploy mode, confined; the outcome into fd. Never returns. */
-static void run_child(const struct dp_request *q, int fd, pid_t deployer)
+static void run_child(const struct dp_request *q, int fd)
 {
 	static struct sp_nf_desc d; /* only for chainer_args: the argument list as init reads it */
 	static struct dp_reply rep;
@@ -205,7 +201,7 @@ static void run_child(const struct dp_request *q, int fd, pid_t deployer)
 	d.args[sizeof(d.args) - 1] = d.args[sizeof(d.args) - 2] = '\0';
 	d.args_len = q->args_len < sizeof(d.args) - 1 ? q->args_len : (uint32_t)sizeof(d.args) - 2;
 	snprintf(path, sizeof(path), "%s/%s", q->dir, q->file);
-	if (confine(deployer, err, sizeof(err)) != 0) {
+	if (confine(err, sizeof(err)) != 0) {
 		snprintf(rep.err, sizeof(rep.err), "deploy_nf %s: cannot confine its deploy-mode init: %.400s", q->name, err);
 		goto out;
 	}
@@ -231,12 +227,52 @@ out:
 	_exit(0);
 }
 
+/* The first child: a PID namespace of its own for the one that runs init, which is its PID 1. When that
+ * ends, the kernel kills every process left in the namespace: whatever the init forked cannot outlive the
+ * deployment (keeping the tenant's region and the EAL memory mapped, as nobody). This one only waits and
+ * passes the status on (128 + signal for a signal). Never returns. */
+static void enclose(const struct dp_request *q, int fd)
+{
+	pid_t deployer = getppid(), pid;
+	int status;
+
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0 || getppid() != deployer ||
+	    unshare(CLONE_NEWPID) != 0)
+		_exit(125);
+	pid = fork();
+	if (pid == 0) {
+		/* its parent is outside its namespace (getppid() is 0 here): killed with it, from the start */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0)
+			_exit(125);
+		run_child(q, fd);
+	}
+	close(fd);
+	if (pid < 0 || waitpid(pid, &status, 0) != pid)
+		_exit(126);
+	_exit(WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status));
+}
+
 static uint64_t mono_ms(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Reap what was left of a deployment: the deployer is the subreaper of its children's children, which a
+ * killed first child leaves behind (its init's process, dying of PDEATHSIG, and what ran in its PID
+ * namespace). Until none is left, for at most a second: a zombie nobody reaps would stay a process named
+ * "serpens-deploy" for as long as the deployer lives. */
+static void reap_orphans(void)
+{
+	uint64_t t_end = mono_ms() + 1000;
+	int status;
+	pid_t r;
+
+	while ((r = waitpid(-1, &status, WNOHANG)) >= 0 && mono_ms() < t_end)
+		if (r == 0)
+			usleep(200);
 }
 
 /* One deployment: fork the child, wait for its outcome (DP_INIT_TIMEOUT_MS, then SIGKILL), fill rep. */
@@ -257,7 +293,7 @@ static void deploy_one(const struct dp_request *q, int ls, int conn, struct dp_r
 		close(ls);
 		close(conn);
 		close(p[0]);
-		run_child(q, p[1], getppid());
+		enclose(q, p[1]);
 	}
 	close(p[1]);
 	if (pid < 0) {
@@ -285,8 +321,17 @@ static void deploy_one(const struct dp_request *q, int ls, int conn, struct dp_r
 			got += (size_t)n;
 	}
 	close(p[0]);
-	kill(pid, SIGKILL); /* whatever it left running (a thread of its init) ends with it */
-	waitpid(pid, &status, 0);
+	/* it ends by itself once the init's process has (the report is its last act): until the deadline,
+	 * then killed; its PID namespace ends with that process, whatever else ran there */
+	while (waitpid(pid, &status, WNOHANG) == 0) {
+		if (mono_ms() >= t_end) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			break;
+		}
+		usleep(200);
+	}
+	reap_orphans();
 	if (got == sizeof(*rep)) {
 		rep->err[sizeof(rep->err) - 1] = '\0';
 		rep->selectors[sizeof(rep->selectors) - 2] = rep->selectors[sizeof(rep->selectors) - 1] = '\0';
@@ -294,9 +339,9 @@ static void deploy_one(const struct dp_request *q, int ls, int conn, struct dp_r
 	}
 	if (!rep->err[0] || got) {
 		memset(rep, 0, sizeof(*rep));
+		status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 		snprintf(rep->err, sizeof(rep->err), "deploy_nf %s: its deploy-mode init died (%s %d)", q->name,
-			 WIFSIGNALED(status) ? "signal" : "exit status",
-			 WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+			 status > 128 ? "signal" : "exit status", status > 128 ? status - 128 : status);
 	}
 	rep->ok = 0;
 }
@@ -317,6 +362,7 @@ int deployer_run(const char *tenant)
 	/* no new privileges; the capabilities stay (runtime.c does not drop them here): the child needs
 	 * CAP_SYS_CHROOT, CAP_SETUID and CAP_SETGID to confine itself, and this process runs no NF code */
 	if (!ctl || ctl->magic != SP_CTL_MAGIC || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
+	    prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0 ||
 	    !sm_tenant_valid(tenant)) {
 		fprintf(stderr, "serpens-deployer: no control memzone, a bad tenant, or prctl failed\n");
 		return 1;

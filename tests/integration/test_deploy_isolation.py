@@ -45,17 +45,21 @@ def maps_of(pid: int) -> str:
     return Path(f"/proc/{pid}/maps").read_text()
 
 
-def deploy_children() -> list[int]:
-    """Processes named as a deployer's child (deployer.c: PR_SET_NAME "serpens-deploy")."""
+def named(comm: str) -> list[int]:
     pids = []
     for d in Path("/proc").iterdir():
         if d.name.isdigit():
             try:
-                if (d / "comm").read_text().strip() == "serpens-deploy":
+                if (d / "comm").read_text().strip() == comm:
                     pids.append(int(d.name))
             except OSError:
                 pass
     return pids
+
+
+def deploy_children() -> list[int]:
+    """Processes named as a deployer's child (deployer.c: PR_SET_NAME "serpens-deploy")."""
+    return named("serpens-deploy")
 
 
 @pytest.mark.parametrize("design", ["serpens", "load-startup"])
@@ -80,6 +84,7 @@ def test_a_hostile_deploy_mode_init_cannot_touch_serpensd_or_another_tenant(dpdk
         serpensd_maps = maps_of(serpensd)
         alive = r.platform.proc.poll() is None
         children = deploy_children()
+        persisting = named("hostile-persist")   # the init's own child, which must not outlive it
 
         # alice after the attacks: her running instance, then a new one
         res1, ports1 = nat_trial(r, capture)
@@ -93,10 +98,11 @@ def test_a_hostile_deploy_mode_init_cannot_touch_serpensd_or_another_tenant(dpdk
     succeeded = {k: v for k, v in attacks.items() if v[0] == "SUCCEEDED"}
     assert not succeeded, f"attacks from deploy-mode init that succeeded: {succeeded}"
     # the init ran in another process, as nobody, which is gone; serpensd never loaded the NF
-    init_pid = int(attacks[("whoami", "pid")][1])
-    assert init_pid != serpensd and int(attacks[("whoami", "uid")][1]) == NOBODY
-    assert not Path(f"/proc/{init_pid}").exists() or init_pid not in children
+    # (its pid is 1: the first process of a PID namespace of its own)
+    assert int(attacks[("whoami", "pid")][1]) == 1 and int(attacks[("whoami", "uid")][1]) == NOBODY
     assert not children, f"deploy children left running: {children}"
+    assert ("persist", "fork") in attacks and attacks[("persist", "fork")][1].startswith("forked"), attacks
+    assert not persisting, f"a process the hostile init forked outlived its deployment: {persisting}"
     assert "evil.so" not in serpensd_maps and "hostile_init" not in serpensd_maps
     assert alive, "serpensd died"
     # each attack was tried and said why it failed

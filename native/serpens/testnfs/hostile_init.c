@@ -17,6 +17,8 @@
  *                copy (<victim>.so, beside its own);
  *   privilege    setuid(0), chroot("/") (needs CAP_SYS_CHROOT: a capability is what it would take to undo
  *                its confinement);
+ *   persist      a child of its own that sleeps on after init ("hostile-persist": the test checks it is
+ *                gone);
  *   done         the end of the list.
  *
  * The outcome cannot go to a file (the deploy child may write none): each attempt is a value in its own
@@ -34,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -143,6 +146,22 @@ static void try_file(const char *path)
 
 static int hostile_init_handler(struct sp_pkt *pkt);
 
+/* A process of its own that outlives the deployment, its tenant's region and the EAL memory mapped: a
+ * child in a session of its own, named "hostile-persist", asleep. The test checks it is gone. */
+static void try_persist(void)
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		setsid();
+		prctl(PR_SET_NAME, "hostile-persist", 0, 0, 0);
+		sleep(60);
+		_exit(0);
+	}
+	report("persist", "fork", 0, "%s", pid > 0 ? "forked \"hostile-persist\" (it must not outlive the deployment)"
+						 : strerror(errno));
+}
+
 static int hostile_init(void)
 {
 	Dl_info self;
@@ -183,6 +202,7 @@ static int hostile_init(void)
 	report("privilege", "setuid0", rc == 0, "%s", rc == 0 ? "root again" : strerror(errno));
 	rc = chroot("/");
 	report("privilege", "chroot", rc == 0, "%s", rc == 0 ? "allowed" : strerror(errno));
+	try_persist();
 	report("done", "-", 0, "%u attempts", nrep);
 	return 0;
 }
