@@ -7,7 +7,9 @@
  * a DPDK secondary of serpensd (`-D <tenant>`) at the tenant's first deploy_nf, which maps that tenant's
  * state region only (handed over as to a runtime: tenant_region.h) and stays. For each deploy_nf serpensd
  * sends it a request over a Unix socket (the deployer listens, serpensd connects and checks the listener's
- * pid); the deployer forks a child that
+ * pid); the deployer forks a child, which makes a PID namespace of its own and forks the process that runs
+ * init as its PID 1 (when that ends, the kernel kills whatever the init forked; the deployer, a child
+ * subreaper, reaps what is left). That process
  *   - confines itself: a mount namespace of its own with every file system read-only, no supplementary
  *     groups, uid/gid nobody (which clears every capability), not dumpable, no new privileges, killed
  *     with its deployer;
