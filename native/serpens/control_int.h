@@ -8,7 +8,9 @@
  *                       duties; dispatch of each request; the runtime knobs (`set`) and `shutdown`
  *   control_fields.c    requests' numeric fields checked for type and range, unknown fields refused
  *   nf_deploy.c         deploy_nf, the NF Manager's side: the deployment's own copy of the object, init
- *                       in deploy mode, the shared-memory image; the NF copies' directory
+ *                       in deploy mode (asked of the tenant's deployer), the tables taken from the region,
+ *                       the shared-memory image; the NF copies' directory
+ *   deployer_client.c   the tenants' deployers (deployer.h): start one, hand it its region, ask it
  *   sfc_graph.c         deploy_sfc: the match, the graph flattened into label positions, the selectors
  *   instance_manager.c  the Instance Manager's requests: claim a slot, start an instance (or, with per-NF
  *                       chaining, an instance set), retire and stop one, stop them all

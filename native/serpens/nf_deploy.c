@@ -1,21 +1,18 @@
 /*
  * nf_deploy.c: deploy_nf, the NF Manager's side of a deployment in serpensd (the steps themselves are
  * shared with serpens-startbench: native/serpens/startup/nfm.c). Every deployment gets its own copy of the
- * object in the NF directory, its init runs once here in deploy mode (tables created in the State
- * Manager, initial state written), and for the startup methods that map images the image is built once.
+ * object in the NF directory; its init runs once in deploy mode (tables created in the State Manager,
+ * initial state written) — not here: in a confined child of the tenant's deployer (deployer.h,
+ * docs/security.md), after which serpensd takes the new tables from the tenant's region; and for the
+ * startup methods that map images the image is built once (parsed and relocated here, no NF code runs).
  * Separate from the SFC graph and the instances because it is the only part that touches NF objects and
  * their files.
  *
  * What a deployed NF costs serpensd's memory (docs/startup.md, "Memory"): its descriptor (in the control
- * memzone: hugepages), its image (serpens: the memfd's allocated pages; snapshot: a file on disk), and —
- * unless it is unloaded after its deploy-mode init — the deployment's dlopen in serpensd (its mapped pages,
- * its copy-on-write data, the loader's bookkeeping: ~28 KiB for FW). serpensd needs the NF loaded only to
- * call into it: its own state hooks (split/merge/update, run by the State Manager here) and its selectors
- * (checked at deploy_sfc). So an NF with an image, whose tables have only the default hooks (with the
- * State Manager's own backend: a remote backend keeps hook pointers of its own), is unloaded at once, and
- * its selectors are looked up in its image instead (nf_defines).
+ * memzone: hugepages), its image (serpens: the memfd's allocated pages; snapshot: a file on disk) and the
+ * list of its selectors (checked at deploy_sfc: nf_defines). serpensd never loads an NF: an NF whose tables
+ * have split/merge/update hooks of its own, which the State Manager would call here, is refused.
  */
-#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -27,19 +24,16 @@
 
 #include "chainer.h"
 #include "control_int.h"
+#include "deployer_client.h"
 #include "handover.h"
 #include "nfm.h"
+#include "remote_state.h"
+#include "tenant_region.h"
 
-static void *nf_dl[SP_MAX_NFS]; /* each NF as serpensd's deploy-time init loaded it, NULL once unloaded */
+/* the selectors each NF defines, as its deployer found them ("name\0name\0\0"): deploy_sfc checks an SFC's
+ * against these, without loading the NF in serpensd */
+static char nf_selectors[SP_MAX_NFS][DP_SELECTORS_LEN];
 static char nf_dir[PATH_MAX];
-
-static int open_image(const struct sp_nf_desc *d)
-{
-	char path[64];
-
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", d->image_fd); /* its own offset, read-only */
-	return open(path, O_RDONLY | O_CLOEXEC);
-}
 
 int nf_dir_setup(const struct serpensd *d)
 {
@@ -64,43 +58,17 @@ int find_nf(const char *name)
 	return -1;
 }
 
-/* The image of NF `nf` mapped read-only at its base for a look-up, or -1: its memfd, or its snapshot. */
-static int map_image_for_lookup(const struct sp_nf_desc *d)
-{
-	int fd = d->image_fd >= 0 ? open_image(d) : (d->snapshot[0] ? open(d->snapshot, O_RDONLY | O_CLOEXEC) : -1);
-	void *m;
-
-	if (fd < 0)
-		return -1;
-	/* read-only and shared: nothing is copied, and the pages read (symbols, the selector's pointer) are
-	 * pages the image holds anyway */
-	m = mmap((void *)d->image.base, d->image.size, PROT_READ, MAP_SHARED | MAP_FIXED_NOREPLACE, fd, 0);
-	close(fd);
-	if (m == MAP_FAILED)
-		return -1;
-	if (m != (void *)d->image.base) {
-		munmap(m, d->image.size);
-		return -1;
-	}
-	return 0;
-}
-
 bool nf_defines(int nf, const char *sym)
 {
-	const struct sp_nf_desc *d = &D->ctl->nfs[nf];
-	const void *const *p;
-	bool found;
+	static const char pfx[] = "serpens_selector_";
+	const char *p;
 
-	if (nf_dl[nf]) {
-		p = dlsym(nf_dl[nf], sym);
-		return p && *p;
-	}
-	if (!d->has_image || map_image_for_lookup(d) != 0)
+	if (nf < 0 || nf >= SP_MAX_NFS || strncmp(sym, pfx, sizeof(pfx) - 1) != 0)
 		return false;
-	p = ldr_sym(&d->image, sym);
-	found = p && *p;
-	munmap((void *)d->image.base, d->image.size);
-	return found;
+	for (p = nf_selectors[nf]; *p; p += strlen(p) + 1)
+		if (strcmp(p, sym + sizeof(pfx) - 1) == 0)
+			return true;
+	return false;
 }
 
 /* Build the NF's image once, into a memfd that runtimes map at a fixed address (native/serpens/loader);
@@ -164,35 +132,29 @@ static int open_object(const char *path, char *err, size_t errlen)
 	return fd;
 }
 
-/* The NF's declared argument keys (SP_NF_ARGS in nf.h), checked against the deployment's before its init
- * runs: a typo ("blaklist") is refused, naming the key and the keys the NF takes, instead of being ignored
- * (a firewall that passes everything). An NF that declares nothing is not checked (older NFs). NULL: fine,
- * else the error reply. The copy is loaded here (and stays loaded: nfm_deploy_init's dlopen of the same
- * file shares it) only to read the declaration. */
-static json_t *check_arg_keys(const struct sp_nf_desc *d, void **dl)
+/* The tables [before, now) of region tidx, which deployment nf's deployer created: into serpensd's own
+ * handles (splits, merges, timers, inspection), and for a remote backend into its table list. 0, or -1. */
+static int adopt_tables(int tidx, const struct sp_nf_desc *d, unsigned int before, char *err, size_t errlen)
 {
-	const char *const *known, *const *k;
-	const char *a;
-	char list[512];
-	size_t off = 0;
+	struct sm_region *r = tr_region(tidx);
+	unsigned int i, end = sm_table_count(r);
+	uint32_t flags, ks, vs;
+	uint64_t count;
 
-	*dl = dlopen(d->path, RTLD_NOW | RTLD_LOCAL);
-	if (!*dl)
-		return NULL; /* the loader's own error comes from nfm_deploy_init */
-	known = dlsym(*dl, "serpens_nf_args");
-	if (!known)
-		return NULL;
-	for (a = d->args; *a; a += strlen(a) + 1, a += strlen(a) + 1) {
-		for (k = known; *k && strcmp(*k, a); k++)
-			;
-		if (*k)
+	if (sm_adopt_tables(r, before, end, d->tenant, err, errlen) != 0)
+		return -1;
+	for (i = before; i < end; i++) {
+		const char *name = sm_table_name(r, i);
+
+		if (!sm_table_is_remote(r, name))
 			continue;
-		for (k = known; *k && off < sizeof(list); k++)
-			off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%s", k == known ? "" : ", ", *k);
-		return fail("deploy_nf %s: unknown argument '%.64s'; the NF takes %s", d->name, a,
-			    off ? list : "no arguments");
+		if (sm_table_info(r, name, &flags, &ks, &vs, &count) != 0 ||
+		    rs_table_adopt(name, d->name, flags, ks, vs) != 0) {
+			snprintf(err, errlen, "remote table %s: cannot take it over", name);
+			return -1;
+		}
 	}
-	return NULL;
+	return 0;
 }
 
 json_t *deploy_nf(json_t *req)
@@ -200,18 +162,16 @@ json_t *deploy_nf(json_t *req)
 	const char *name = json_string_value(json_object_get(req, "name"));
 	const char *path = json_string_value(json_object_get(req, "path"));
 	json_t *args = json_object_get(req, "args"), *v, *tables, *bad;
+	static struct dp_request q;
+	static struct dp_reply rep;
 	char tenant[SM_TENANT_LEN];
 	struct sp_nf_desc *d = NULL;
-	struct st_loaded loaded;
-	struct st_nf view;
 	const char *key;
-	char err[600], from[64];
+	char err[DP_ERR_LEN + 64], aerr[300], from[64];
 	struct sm_region *region;
 	unsigned int before;
-	bool hooked;
 	int i, slot = -1, fd, rc, tidx;
 	size_t off = 0;
-	void *dl;
 
 	if (!name || !*name || strlen(name) >= SP_NAME_LEN || strchr(name, '/') || !path)
 		return fail("deploy_nf: 'name' (no '/', < %d chars) and 'path' are required", SP_NAME_LEN);
@@ -262,37 +222,43 @@ json_t *deploy_nf(json_t *req)
 	}
 	d->args[off] = '\0';
 	d->args_len = (uint32_t)off;
-	if ((bad = check_arg_keys(d, &dl))) {
-		if (dl)
-			dlclose(dl); /* its init never ran: nothing of it to keep */
-		nfm_remove(d->path);
-		return bad;
-	}
 	/* its tables are its tenant's (state.h), in its tenant's own region (tenant_region.h; made now if this
 	 * is the tenant's first NF) */
 	tidx = tr_index(d->tenant, true, err, sizeof(err));
-	if (tidx < 0 || sm_set_region(tr_region(tidx)) != 0) {
-		if (dl)
-			dlclose(dl);
+	if (tidx < 0) {
 		nfm_remove(d->path);
-		return fail("deploy_nf %s: %s", name, tidx < 0 ? err : "no room for another state region");
+		return fail("deploy_nf %s: %s", name, err);
 	}
 	region = tr_region(tidx);
 	before = sm_table_count(region);
-	chainer_nf_view(d, &view);
-	sm_set_tenant(d->tenant);
-	rc = nfm_deploy_init(&view, &loaded, err, sizeof(err));
-	hooked = sm_tables_hooked(before, sm_table_count(region)); /* the handles of the current region */
-	sm_set_tenant(SM_DEFAULT_TENANT);
-	sm_set_region(D->state);
-	if (dl)
-		dlclose(dl); /* loaded.dl holds the object now (or nothing does) */
-	if (rc != 0) {
-		nf_dl[slot] = loaded.dl; /* kept when init failed: its tables may exist */
+	/* init, in deploy mode, in the tenant's deployer: never here (deployer.h, docs/security.md) */
+	memset(&q, 0, sizeof(q));
+	snprintf(q.name, sizeof(q.name), "%s", d->name);
+	snprintf(q.dir, sizeof(q.dir), "%.*s", (int)sizeof(q.dir) - 1, nf_dir); /* shorter than d->path */
+	snprintf(q.file, sizeof(q.file), "%s.so", d->name);
+	memcpy(q.args, d->args, sizeof(q.args));
+	q.args_len = d->args_len;
+	if (dc_deploy(tidx, d->tenant, &q, &rep, err, sizeof(err)) != 0) {
+		adopt_tables(tidx, d, before, aerr, sizeof(aerr)); /* whatever it created before it went */
 		nfm_remove(d->path);
-		return fail("deploy_nf: %s", err);
+		return fail("%s", err);
 	}
-	nf_dl[slot] = loaded.dl;
+	if (adopt_tables(tidx, d, before, aerr, sizeof(aerr)) != 0) {
+		nfm_remove(d->path);
+		return fail("deploy_nf %s: %s", name, aerr);
+	}
+	if (!rep.ok) {
+		nfm_remove(d->path); /* its tables stay, as a failed init left them */
+		return fail("%s", rep.err);
+	}
+	/* The State Manager runs a table's split/merge/update hooks in serpensd: an NF's own hook is NF code,
+	 * which no longer runs here (docs/security.md) */
+	if (rep.hooked) {
+		nfm_remove(d->path);
+		return fail("deploy_nf %s: its tables have split/merge/update hooks of its own, which the State "
+			    "Manager would run inside serpensd: refused (only the default hooks of nf.h)", name);
+	}
+	memcpy(nf_selectors[slot], rep.selectors, sizeof(nf_selectors[slot]));
 	if (D->starter->image && build_image(slot, d, err, sizeof(err)) != 0) {
 		nfm_remove(d->path);
 		return fail("deploy_nf: %s", err); /* what the loader cannot honour is refused */
@@ -300,11 +266,6 @@ json_t *deploy_nf(json_t *req)
 	/* runtimes of its tenant get the image by descriptor, and only they (handover.h) */
 	if (d->has_image && d->image_fd >= 0)
 		ho_image_add(slot, d->image_fd, tidx);
-	/* unloaded unless serpensd must call into it (above) */
-	if (d->has_image && D->ctl->state_backend == RS_SERPENS && !hooked) {
-		dlclose(nf_dl[slot]);
-		nf_dl[slot] = NULL;
-	}
 	d->used = 1;
 	tables = json_array();
 	for (i = (int)before; i < (int)sm_table_count(region); i++)
@@ -316,6 +277,7 @@ void control_cleanup(struct serpensd *d)
 {
 	int i;
 
+	dc_stop_all(); /* no deploy child runs in (chroot'd to) the NF directory any more */
 	for (i = 0; i < SP_MAX_NFS; i++)
 		if (d->ctl->nfs[i].used) {
 			nfm_remove(d->ctl->nfs[i].path);

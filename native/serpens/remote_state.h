@@ -68,6 +68,9 @@ void rs_forget(void);
  * before it forks (--startup fork), so that no child ever shares its socket — two processes on one Redis
  * connection would read each other's replies. The next access (the child's) connects anew. */
 void rs_disconnect(void);
+/* serpensd: enter a remote table that a tenant's deployer created (deployer.h) among this process's, with
+ * the default hooks, so that the State Manager moves its sub-states on scale-out/in. 0, or -ENOSPC. */
+int rs_table_adopt(const char *full, const char *owner, uint32_t flags, uint32_t ks, uint32_t vs);
 
 const char *rs_backend_name(enum rs_backend b);
 int rs_backend_parse(const char *s); /* the enum, or -1 */

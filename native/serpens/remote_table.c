@@ -268,3 +268,29 @@ sp_table *rs_table_create(const char *name, uint32_t flags, const struct sp_tabl
 	t->hooks = (struct sm_hook_set){.split = o->split, .merge = o->merge, .update = o->update};
 	return &t->hdr;
 }
+
+int rs_table_adopt(const char *full, const char *owner, uint32_t flags, uint32_t ks, uint32_t vs)
+{
+	struct sp_table_opts o = {.key_size = ks, .value_size = vs, .capacity = 1};
+	struct rs_table *t = NULL;
+	unsigned int i;
+
+	for (i = 0; i < rs_ntables; i++)
+		if (strcmp(rs_tables[i].full, full) == 0)
+			t = &rs_tables[i];
+	if (!t) {
+		if (rs_ntables == SM_MAX_TABLES)
+			return -ENOSPC;
+		t = &rs_tables[rs_ntables++];
+	}
+	memset(t, 0, sizeof(*t));
+	t->hdr.ops = &rs_ops;
+	snprintf(t->full, sizeof(t->full), "%s", full);
+	snprintf(t->owner, sizeof(t->owner), "%s", owner);
+	t->flags = flags;
+	t->ks = ks;
+	t->vs = vs;
+	t->kind = rs_kind_of(flags, vs, &o); /* the default hooks: deployment refuses an NF with its own */
+	t->nwords = vs / 8;
+	return 0;
+}

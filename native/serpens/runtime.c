@@ -55,6 +55,7 @@
 #include "handover.h"
 #include "privs.h"
 #include "ctl.h"
+#include "deployer.h"
 #include "hop.h"
 #include "local_proxy.h"
 #include "runtime_trim.h"
@@ -504,6 +505,9 @@ int main(int argc, char **argv)
 	/* the socket serpensd hands this process its tenant's state region and NF images over (handover.h) */
 	if (ho_listen(err, sizeof(err)) != 0)
 		fail(NULL, err);
+	/* a tenant's deployer (deployer.h) runs no NF code itself, and keeps what its confined children need */
+	if (argc > 2 && !strcmp(argv[1], "-D"))
+		return deployer_run(argv[2]);
 	/* before any NF code runs here (privs.c: what is kept and why; docs/security.md) */
 	if (sp_drop_privileges(err, sizeof(err)) != 0)
 		fail(NULL, err);

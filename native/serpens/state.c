@@ -258,7 +258,16 @@ int sm_set_region_slots(unsigned int n)
 	return 0;
 }
 
-unsigned int sm_region_slots(const struct sm_region *r) { return r->ninst; }
+/* The region's slot count, never above the arrays it indexes: the region is written by its tenant's
+ * runtimes too, so serpensd bounds what it reads from it. */
+static inline unsigned int region_slots(const struct sm_region *r)
+{
+	uint32_t n = __atomic_load_n(&r->ninst, __ATOMIC_RELAXED);
+
+	return n < SM_MAX_INSTANCES ? n : SM_MAX_INSTANCES;
+}
+
+unsigned int sm_region_slots(const struct sm_region *r) { return region_slots(r); }
 
 struct sm_region *sm_region_create(void *mem, size_t size)
 {
@@ -627,7 +636,7 @@ static unsigned int hook_slots(struct sm_region *r, int only, bool *in)
 	unsigned int i, hi = 0;
 
 	for (i = 0; i < SM_MAX_INSTANCES; i++) { /* beyond r->ninst: never claimed, never `only` */
-		in[i] = i < r->ninst && ((only < 0 && ld_acq(&r->active[i])) || (int)i == only);
+		in[i] = i < region_slots(r) && ((only < 0 && ld_acq(&r->active[i])) || (int)i == only);
 		if (in[i])
 			hi = i + 1;
 	}
@@ -795,7 +804,7 @@ uint64_t sm_pause(struct sm_region *r, int self_slot)
 	t0 = now_ns();
 	r->pause_t0 = t0;
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	for (i = 0; i < r->ninst; i++) {
+	for (i = 0; i < region_slots(r); i++) {
 		unsigned int spins = 0;
 
 		if ((int)i == self_slot)
@@ -887,10 +896,10 @@ int sm_instance_claim(struct sm_region *r)
 {
 	unsigned int i;
 
-	for (i = 0; i < r->ninst; i++)
+	for (i = 0; i < region_slots(r); i++)
 		if (cas32(&r->active[i], 0, 1))
 			break;
-	if (i == r->ninst)
+	if (i == region_slots(r))
 		return -ENOSPC;
 	split_all_for(r, (int)i);
 	return (int)i;
@@ -898,7 +907,7 @@ int sm_instance_claim(struct sm_region *r)
 
 int sm_instance_claim_at(struct sm_region *r, int slot)
 {
-	if (slot < 0 || (unsigned int)slot >= r->ninst || !cas32(&r->active[slot], 0, 1))
+	if (slot < 0 || (unsigned int)slot >= region_slots(r) || !cas32(&r->active[slot], 0, 1))
 		return -EBUSY;
 	split_all_for(r, slot);
 	return slot;
@@ -912,7 +921,7 @@ void sm_forget_local(void)
 
 void sm_instance_release(struct sm_region *r, int slot)
 {
-	if (slot < 0 || (unsigned int)slot >= r->ninst)
+	if (slot < 0 || (unsigned int)slot >= region_slots(r))
 		return;
 	sm_pause(r, -1);
 	__atomic_store_n(&r->busy[slot], 0, __ATOMIC_SEQ_CST);
@@ -928,7 +937,7 @@ void sm_instance_release(struct sm_region *r, int slot)
 
 bool sm_instance_active(const struct sm_region *r, int slot)
 {
-	return slot >= 0 && (unsigned int)slot < r->ninst && ld_acq(&r->active[slot]);
+	return slot >= 0 && (unsigned int)slot < region_slots(r) && ld_acq(&r->active[slot]);
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -1063,7 +1072,7 @@ static struct sm_table_shm *dir_entry(struct sm_region *r, const char *full, con
 		t->remote = remote;
 		if (!remote) {
 			t->key_stride = round8(o->key_size);
-			t->nvals = ((flags & (SP_GLOBAL | SP_WRITE)) == (SP_GLOBAL | SP_WRITE)) ? 1 + r->ninst : 1;
+			t->nvals = ((flags & (SP_GLOBAL | SP_WRITE)) == (SP_GLOBAL | SP_WRITE)) ? 1 + region_slots(r) : 1;
 			t->val_stride = val_stride_for(o->value_size, t->nvals);
 			t->slot_size = 8 + t->key_stride + t->val_stride * t->nvals;
 			t->nslots = pow2_at_least((uint64_t)o->capacity + o->capacity / 3 + 1);
@@ -1505,6 +1514,43 @@ bool sm_tables_hooked(unsigned int first, unsigned int end)
 			return true;
 	return false;
 }
+
+int sm_adopt_tables(struct sm_region *r, unsigned int first, unsigned int end, const char *tenant, char *err,
+		   size_t errlen)
+{
+	struct sm_local *local = local_of(r);
+	const uint8_t *lo = r->heap, *hi = (const uint8_t *)r + r->size;
+	unsigned int i;
+
+	if (!local || first > end || end > SM_MAX_TABLES) {
+		snprintf(err, errlen, "the state region's table directory is not what deployment left (%u..%u)",
+			 first, end);
+		return -1;
+	}
+	for (i = first; i < end; i++) {
+		struct sm_table_shm *t = &r->tables[i];
+		const uint8_t *s = t->slots, *l = (const uint8_t *)t->live;
+
+		/* written by tenant code's process: checked before this process ever follows a pointer in it */
+		if (!memchr(t->name, 0, sizeof(t->name)) || !memchr(t->tenant, 0, sizeof(t->tenant)) ||
+		    strcmp(t->tenant, tenant) != 0) {
+			snprintf(err, errlen, "table %u of tenant %s's region: bad name or tenant", i, tenant);
+			return -1;
+		}
+		if (t->remote)
+			continue; /* no slots here: the remote backend keeps its own handle (rs_table_adopt) */
+		if (!t->nslots || !t->slot_size || t->nslots > (uint64_t)(hi - lo) / t->slot_size ||
+		    s < lo || s > hi - t->nslots * t->slot_size || l < lo ||
+		    l > hi - t->nslots * sizeof(uint32_t) || (t->nvals != 1 && t->nvals != 1 + region_slots(r)) ||
+		    (uint64_t)t->key_stride + (uint64_t)t->val_stride * t->nvals + 8 > t->slot_size) {
+			snprintf(err, errlen, "table %s: its slots are not inside tenant %s's region", t->name, tenant);
+			return -1;
+		}
+		local[i] = (struct sm_local){.hdr.ops = &shm_ops, .shm = t}; /* the default hooks */
+	}
+	return 0;
+}
+
 const char *sm_table_name(const struct sm_region *r, unsigned int i) { return r->tables[i].name; }
 const char *sm_table_tenant(const struct sm_region *r, unsigned int i) { return r->tables[i].tenant; }
 uint64_t sm_errors(const struct sm_region *r) { return __atomic_load_n(&r->errors, __ATOMIC_RELAXED); }

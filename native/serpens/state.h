@@ -137,6 +137,12 @@ unsigned int sm_table_count(const struct sm_region *r);
 /* Did this process create any of the tables [first, end) with an NF's own split/merge/update hook (a
  * pointer into that NF's code, which must then stay loaded here)? */
 bool sm_tables_hooked(unsigned int first, unsigned int end);
+/* serpensd: take the tables [first, end) of r, created by another process (a tenant's deployer,
+ * deployer.h), into this process's handles as if it had created them, with the default hooks: its splits,
+ * merges and timers then run on them. Each is checked first (name, tenant, its slots inside r), since
+ * tenant code wrote it. 0, or -1 with err. */
+int sm_adopt_tables(struct sm_region *r, unsigned int first, unsigned int end, const char *tenant, char *err,
+		   size_t errlen);
 const char *sm_table_name(const struct sm_region *r, unsigned int i);
 /* The merged value of key: base + every active replica for eventual tables; for release pools the base
  * pool with nfree = free resources of base and every sub-state together; the value otherwise. */

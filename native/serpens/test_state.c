@@ -478,6 +478,52 @@ static void test_region_slots(struct sm_region *a)
 	free(mem);
 }
 
+/* Tables created by another process (a tenant's deployer: deployer.h) are found by serpensd only once it
+ * adopts them from the region: before, a claimed slot splits nothing; after, the release pool is dealt
+ * out. An adoption for another tenant is refused. */
+static void test_adopt(void)
+{
+	size_t size = 8u << 20;
+	void *mem = aligned_alloc(64, size);
+	struct sp_table_opts o = {.key_size = 4, .value_size = SP_POOL_SIZE(8), .capacity = 4};
+	uint8_t buf[SP_POOL_SIZE(8)];
+	struct sp_pool *p = (struct sp_pool *)buf, *base;
+	uint32_t k = 1, flags, vsize, i;
+	struct sm_region *prev = sm_get_region(), *c;
+	char err[200];
+	int slot;
+
+	memset(mem, 0, size);
+	c = sm_region_create(mem, size);
+	CHECK(c != NULL && sm_set_region(c) == 0);
+	sm_set_nf("dep", NULL);
+	sm_set_phase_deploy(true);
+	sm_set_instance(-1); /* the deployer's: init's writes go to the base */
+	p->cap = p->nfree = 8;
+	for (i = 0; i < 8; i++)
+		p->item[i] = i;
+	CHECK(sp_put_state(sp_create_table("pool", SP_GLOBAL | SP_WRITE | SP_RELEASE, &o), &k, p) == 0);
+	sm_set_phase_deploy(false);
+	sm_forget_region(c); /* what serpensd has of a table another process created: nothing */
+	CHECK(sm_set_region(prev) == 0);
+	slot = sm_instance_claim(c);
+	base = sm_base_value(c, "dep/pool", &k, 4, &flags, &vsize);
+	CHECK(slot >= 0 && base && base->nfree == 8);
+	sm_instance_release(c, slot);
+	CHECK(sm_adopt_tables(c, 0, sm_table_count(c), "mallory", err, sizeof(err)) == -1);
+	CHECK(strstr(err, "bad name or tenant") != NULL);
+	CHECK(sm_adopt_tables(c, 0, sm_table_count(c) + SM_MAX_TABLES, SM_DEFAULT_TENANT, err, sizeof(err)) == -1);
+	CHECK(sm_adopt_tables(c, 0, sm_table_count(c), SM_DEFAULT_TENANT, err, sizeof(err)) == 0);
+	slot = sm_instance_claim(c);
+	CHECK(slot >= 0 && base->nfree < 8); /* split: items dealt out to the claimed slot */
+	sm_instance_release(c, slot);
+	CHECK(base->nfree == 8); /* merged back */
+	CHECK(sm_get_region() == prev);
+	sm_forget_region(c);
+	sm_set_nf("fake", NULL);
+	free(mem);
+}
+
 int main(void)
 {
 	size_t size = 64u << 20;
@@ -509,6 +555,7 @@ int main(void)
 
 	test_two_regions(r);
 	test_region_slots(r);
+	test_adopt();
 	test_tenants(r);
 	test_release_pool(r);
 	test_release_leaves_to_many(r);

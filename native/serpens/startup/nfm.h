@@ -17,7 +17,9 @@ int nfm_copy(const char *from, const char *to, char *err, size_t errlen);
 /* Clear the copy's immutable flag and unlink it (what unlink(2) returns). */
 int nfm_remove(const char *path);
 /* init in deploy mode through the same dlopen loader the load/exec/fork starters use; the NF stays
- * loaded in *out (the caller may keep it for its selectors or st_unload it). 0, or -1 with err. */
+ * loaded in *out (the caller may keep it for its selectors or st_unload it). 0, or -1 with err. serpensd
+ * never calls it itself: a tenant's deployer's confined child does (deployer.h); serpens-startbench,
+ * which has no tenants, calls it in its own process. */
 int nfm_deploy_init(const struct st_nf *nf, struct st_loaded *out, char *err, size_t errlen);
 /* Build the image of the object at `path` for address `base` into a new memfd of `span` bytes: its fd,
  * or -1 with err. *bytes: what the image occupies (allocated blocks). */
