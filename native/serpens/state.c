@@ -5,9 +5,10 @@
  * Layout: struct sm_region (header, table directory, instance flags) followed by a bump-allocated heap
  * holding every table's slots. Nothing is ever freed: tables live as long as the region, like the NFs
  * deployed on the server. All pointers stored in the region point into the region, which every process
- * maps at the same address.
+ * maps at the same address. The layout is in state_layout.h.
  */
 #include "state.h"
+#include "state_layout.h"
 #include "serpens/state_ops.h"
 
 #include <errno.h>
@@ -17,58 +18,6 @@
 #include <string.h>
 #include <sched.h>
 #include <time.h>
-
-#define SM_MAGIC 0x5345525053544154ull /* "SERPSTAT" */
-#define SLOT_EMPTY 0u
-#define SLOT_BUSY 1u
-#define SLOT_FULL 2u
-#define SLOT_TOMB 3u
-#define SM_TIMER_KEY_MAX 64
-#define SM_PAUSE_TIMEOUT_NS 1000000000ull
-
-struct sm_table_shm {
-	char name[SM_NAME_LEN];
-	uint32_t flags;
-	uint32_t key_size;
-	uint32_t value_size;
-	uint32_t key_stride;
-	uint32_t val_stride;
-	uint32_t nvals; /* 1, or 1 + the region's slots for global|write */
-	uint32_t slot_size;
-	uint32_t lock;
-	uint64_t nslots; /* power of two */
-	uint64_t count;
-	uint8_t *slots;
-	uint32_t *live;   /* indexes of every slot that ever held a key, so whole-table work (update on a timer,
-			   * dumps) touches live keys only instead of scanning every slot */
-	uint64_t nlive;
-	uint64_t timer_us;
-	uint64_t timer_next_us;
-	uint32_t timer_has_key;
-	uint8_t timer_key[SM_TIMER_KEY_MAX];
-	uint32_t remote; /* a directory entry only: the table lives in a remote store (remote_table.c) */
-	char tenant[SM_TENANT_LEN]; /* who created it: only that tenant's NFs may attach (sm_set_tenant) */
-};
-
-struct sm_region {
-	uint64_t magic;
-	uint64_t size;
-	uint64_t used;
-	uint32_t ntables;
-	uint32_t dir_lock;
-	uint32_t pause;
-	uint32_t ninst; /* instance slots (sm_set_region_slots at creation): 0..ninst-1 may be claimed */
-	uint32_t busy[SM_MAX_INSTANCES];
-	uint32_t active[SM_MAX_INSTANCES];
-	uint64_t errors;
-	uint64_t last_error_ns; /* when last_error was written (CLOCK_MONOTONIC): the newest of several regions */
-	char last_error[256];
-	uint64_t pause_t0;                       /* when the current pause began (ns) */
-	uint64_t pause_wait;                     /* of it, ns spent waiting for instances to leave a batch */
-	struct sm_pause_stats pauses[SM_PAUSE_KINDS]; /* written by the pause holder only */
-	struct sm_table_shm tables[SM_MAX_TABLES];
-	uint8_t heap[] __attribute__((aligned(64)));
-};
 
 /* The process-local handle an NF holds: the shared table plus this process's hooks. */
 struct sm_local {
@@ -269,6 +218,40 @@ static inline unsigned int region_slots(const struct sm_region *r)
 
 unsigned int sm_region_slots(const struct sm_region *r) { return region_slots(r); }
 
+/* Each region's size as this process made or mapped it. The region's own `size` field is in memory its
+ * tenant's runtimes can write; what bounds serpensd's accesses must not be (table_view). */
+static struct {
+	const struct sm_region *r;
+	size_t size;
+} g_sizes[SM_MAX_REGIONS];
+
+static void note_size(const struct sm_region *r, size_t size)
+{
+	unsigned int i, free_at = SM_MAX_REGIONS;
+
+	for (i = 0; i < SM_MAX_REGIONS; i++) {
+		if (g_sizes[i].r == r) {
+			g_sizes[i].size = size;
+			return;
+		}
+		if (!g_sizes[i].r && free_at == SM_MAX_REGIONS)
+			free_at = i;
+	}
+	if (free_at < SM_MAX_REGIONS)
+		g_sizes[free_at].r = r, g_sizes[free_at].size = size;
+}
+
+/* One past the region's last byte, from this process's own record (the header's only if it has none). */
+static const uint8_t *region_end(const struct sm_region *r)
+{
+	unsigned int i;
+
+	for (i = 0; i < SM_MAX_REGIONS; i++)
+		if (g_sizes[i].r == r)
+			return (const uint8_t *)r + g_sizes[i].size;
+	return (const uint8_t *)r + __atomic_load_n(&r->size, __ATOMIC_RELAXED);
+}
+
 struct sm_region *sm_region_create(void *mem, size_t size)
 {
 	struct sm_region *r = mem;
@@ -277,6 +260,7 @@ struct sm_region *sm_region_create(void *mem, size_t size)
 		errno = EINVAL;
 		return NULL;
 	}
+	note_size(r, size);
 	memset(r, 0, sizeof(*r));
 	r->size = size;
 	r->ninst = g_region_slots;
@@ -529,6 +513,39 @@ static bool is_global_write(const struct sm_table_shm *t)
 	return (t->flags & (SP_GLOBAL | SP_WRITE)) == (SP_GLOBAL | SP_WRITE);
 }
 
+/* A table's geometry checked against the region it is in: slots and live list inside it, values inside a
+ * slot. The directory entry is in the region, which every runtime of the tenant maps writable; serpensd
+ * (splits, merges, timers, dumps) works on a private copy that passed this check, so whatever a runtime
+ * writes there, the addresses serpensd computes stay inside that tenant's own region — never another
+ * tenant's, never serpensd's own memory. The copy's live count is bounded by its slots, and every live
+ * index read from the region is checked against them where it is used. NULL: the entry does not fit. */
+static bool geometry_fits(const struct sm_region *r, const struct sm_table_shm *t)
+{
+	const uint8_t *lo = r->heap, *hi = region_end(r), *s = t->slots, *l = (const uint8_t *)t->live;
+
+	if (t->remote)
+		return true; /* no slots here: its entries are in the remote store */
+	return t->nslots && t->slot_size && hi > lo && t->nslots <= (uint64_t)(hi - lo) / t->slot_size &&
+	       s >= lo && s <= hi - t->nslots * t->slot_size && l >= lo && l <= hi - t->nslots * sizeof(uint32_t) &&
+	       (t->nvals == 1 || t->nvals == 1 + region_slots(r)) && t->key_size <= t->key_stride &&
+	       t->value_size <= t->val_stride &&
+	       (uint64_t)t->key_stride + (uint64_t)t->val_stride * t->nvals + 8 <= t->slot_size;
+}
+
+static struct sm_table_shm *table_view(struct sm_region *r, const struct sm_table_shm *t, struct sm_table_shm *v)
+{
+	memcpy(v, t, sizeof(*v)); /* one read of the entry: what is checked is what is used */
+	__atomic_thread_fence(__ATOMIC_ACQUIRE);
+	if (!geometry_fits(r, v)) {
+		sm_error("table %.*s: its directory entry no longer fits its region: left alone", SM_NAME_LEN - 1,
+			 v->name);
+		return NULL;
+	}
+	if (v->nlive > v->nslots)
+		v->nlive = v->nslots;
+	return v;
+}
+
 /* ---------------------------------------------------------------------------------------------- */
 /* default hooks (Fig. 8's defaults)                                                               */
 
@@ -694,21 +711,27 @@ void sm_apply_hook(const struct sm_hook_set *h, uint32_t flags, uint32_t value_s
 
 /* The default merge of eventual state when slot `only` leaves: its replica of every key folded into the
  * base. Every key is visited under the pause (MON: one per host), so this is the merge's whole cost: one
- * replica per key, not a gather of every slot's, and the next keys' lines fetched while this one folds. */
-static void fold_departed(struct sm_table_shm *t, unsigned int only)
+ * replica per key, not a gather of every slot's, and the next keys' lines fetched while this one folds.
+ * t: a table_view. */
+static void fold_departed(const struct sm_table_shm *t, unsigned int only)
 {
 	uint64_t i, n = live_count(t);
 
 	for (i = 0; i < n; i++) {
-		uint8_t *x = slot_at(t, t->live[i]);
-		void *v = slot_val(t, x, 1 + only);
+		uint32_t li = __atomic_load_n(&t->live[i], __ATOMIC_RELAXED), ahead_i;
+		uint8_t *x;
+		void *v;
 
-		if (i + 4 < n) {
-			uint8_t *ahead = slot_at(t, t->live[i + 4]);
+		if (i + 4 < n && (ahead_i = __atomic_load_n(&t->live[i + 4], __ATOMIC_RELAXED)) < t->nslots) {
+			uint8_t *ahead = slot_at(t, ahead_i);
 
 			__builtin_prefetch(ahead);
 			__builtin_prefetch(slot_val(t, ahead, 1 + only), 1);
 		}
+		if (li >= t->nslots || 1 + only >= t->nvals)
+			continue; /* not a slot of this table, or no value of that instance (table_view) */
+		x = slot_at(t, li);
+		v = slot_val(t, x, 1 + only);
 		if (ld_acq(slot_state(x)) == SLOT_FULL)
 			counters_fold(slot_val(t, x, 0), &v, 1, t->value_size);
 	}
@@ -733,21 +756,21 @@ static bool leaves_in_one_pass(const struct sm_local *lt)
 static void run_hook(struct sm_region *r, const struct sm_local *lt, enum sm_hook_kind k, uint8_t *s, int only,
 		     int leaving)
 {
-	struct sm_table_shm *t = lt->shm;
+	struct sm_table_shm view, *t = table_view(r, lt->shm, &view);
 	struct sm_hook_set h = hooks_of(lt);
 	void *vals[SM_MAX_INSTANCES];
 	bool in[SM_MAX_INSTANCES];
 	unsigned int n;
 	uint64_t i;
 
-	if (!is_global_write(t))
+	if (!t || !is_global_write(t))
 		return;
 	/* a hook that does nothing is not run key by key: every key visited here is paused time (eventual
 	 * state's default split: a new replica starts at zero, which it already is) */
 	if (pick_hook(&h, t->flags, k) == default_noop && !(k == SM_HOOK_MERGE && (t->flags & SP_RELEASE)))
 		return;
 	n = hook_slots(r, only, in);
-	if (s) {
+	if (s) { /* found by the caller through this view's geometry (hook_on_key, sm_run_timers) */
 		gather(t, s, vals, in, n);
 		apply_hook(&h, t->flags, t->value_size, k, slot_val(t, s, 0), vals, n, only);
 		return;
@@ -757,8 +780,12 @@ static void run_hook(struct sm_region *r, const struct sm_local *lt, enum sm_hoo
 		return;
 	}
 	for (i = 0; i < live_count(t); i++) {
-		uint8_t *x = slot_at(t, t->live[i]);
+		uint32_t li = __atomic_load_n(&t->live[i], __ATOMIC_RELAXED);
+		uint8_t *x;
 
+		if (li >= t->nslots)
+			continue; /* not a slot of this table (table_view) */
+		x = slot_at(t, li);
 		if (ld_acq(slot_state(x)) != SLOT_FULL)
 			continue;
 		gather(t, x, vals, in, n);
@@ -971,6 +998,8 @@ static struct sm_table_shm *find_table(struct sm_region *r, const char *full, un
 {
 	unsigned int i, n = ld_acq(&r->ntables);
 
+	if (n > SM_MAX_TABLES)
+		n = SM_MAX_TABLES; /* the directory is in the region: its count is its tenant's to write */
 	for (i = 0; i < n; i++)
 		if (strcmp(r->tables[i].name, full) == 0) {
 			if (idx)
@@ -1488,7 +1517,10 @@ void sm_run_timers(struct sm_region *r, uint64_t now_us)
 			continue;
 		t->timer_next_us = now_us + t->timer_us;
 		if (t->timer_has_key) {
-			s = slot_find(t, t->timer_key, key_hash(t->timer_key, t->key_size));
+			struct sm_table_shm view, *v = table_view(r, t, &view);
+
+			s = v && v->key_size <= SM_TIMER_KEY_MAX ? slot_find(v, view.timer_key, key_hash(view.timer_key, v->key_size))
+								  : NULL;
 			if (!s)
 				continue;
 		}
@@ -1519,7 +1551,6 @@ int sm_adopt_tables(struct sm_region *r, unsigned int first, unsigned int end, c
 		   size_t errlen)
 {
 	struct sm_local *local = local_of(r);
-	const uint8_t *lo = r->heap, *hi = (const uint8_t *)r + r->size;
 	unsigned int i;
 
 	if (!local || first > end || end > SM_MAX_TABLES) {
@@ -1529,7 +1560,6 @@ int sm_adopt_tables(struct sm_region *r, unsigned int first, unsigned int end, c
 	}
 	for (i = first; i < end; i++) {
 		struct sm_table_shm *t = &r->tables[i];
-		const uint8_t *s = t->slots, *l = (const uint8_t *)t->live;
 
 		/* written by tenant code's process: checked before this process ever follows a pointer in it */
 		if (!memchr(t->name, 0, sizeof(t->name)) || !memchr(t->tenant, 0, sizeof(t->tenant)) ||
@@ -1539,10 +1569,7 @@ int sm_adopt_tables(struct sm_region *r, unsigned int first, unsigned int end, c
 		}
 		if (t->remote)
 			continue; /* no slots here: the remote backend keeps its own handle (rs_table_adopt) */
-		if (!t->nslots || !t->slot_size || t->nslots > (uint64_t)(hi - lo) / t->slot_size ||
-		    s < lo || s > hi - t->nslots * t->slot_size || l < lo ||
-		    l > hi - t->nslots * sizeof(uint32_t) || (t->nvals != 1 && t->nvals != 1 + region_slots(r)) ||
-		    (uint64_t)t->key_stride + (uint64_t)t->val_stride * t->nvals + 8 > t->slot_size) {
+		if (!geometry_fits(r, t)) { /* and again at every use: table_view */
 			snprintf(err, errlen, "table %s: its slots are not inside tenant %s's region", t->name, tenant);
 			return -1;
 		}
@@ -1611,11 +1638,13 @@ static void merged_value(struct sm_region *r, struct sm_table_shm *t, uint8_t *s
 int sm_table_lookup(struct sm_region *r, const char *table, const void *key, uint32_t key_size,
 		    void *value_out, uint32_t value_size)
 {
-	struct sm_table_shm *t = find_table(r, table, NULL);
+	struct sm_table_shm view, *t = find_table(r, table, NULL);
 	uint8_t *s;
 
 	if (!t)
 		return -ENOENT;
+	if (!(t = table_view(r, t, &view)))
+		return -EIO;
 	if (key_size != t->key_size || value_size < t->value_size)
 		return -EINVAL;
 	if (t->remote)
@@ -1632,12 +1661,14 @@ int sm_table_lookup(struct sm_region *r, const char *table, const void *key, uin
 int sm_table_foreach(struct sm_region *r, const char *table,
 		     void (*fn)(const void *key, const void *value, void *ctx), void *ctx)
 {
-	struct sm_table_shm *t = find_table(r, table, NULL);
+	struct sm_table_shm view, *t = find_table(r, table, NULL);
 	uint8_t *buf;
 	uint64_t i;
 
 	if (!t)
 		return -ENOENT;
+	if (!(t = table_view(r, t, &view)))
+		return -EIO;
 	if (t->remote)
 		return g_remote && g_remote->foreach ? g_remote->foreach(t->name, t->flags, t->key_size,
 									 t->value_size, fn, ctx)
@@ -1646,8 +1677,12 @@ int sm_table_foreach(struct sm_region *r, const char *table,
 	if (!buf)
 		return -ENOMEM;
 	for (i = 0; i < live_count(t); i++) {
-		uint8_t *s = slot_at(t, t->live[i]);
+		uint32_t li = __atomic_load_n(&t->live[i], __ATOMIC_RELAXED);
+		uint8_t *s;
 
+		if (li >= t->nslots)
+			continue;
+		s = slot_at(t, li);
 		if (ld_acq(slot_state(s)) != SLOT_FULL)
 			continue;
 		merged_value(r, t, s, buf);
@@ -1663,9 +1698,11 @@ int sm_table_foreach(struct sm_region *r, const char *table,
 void *sm_base_value(struct sm_region *r, const char *table, const void *key, uint32_t key_size,
 		    uint32_t *flags, uint32_t *value_size)
 {
-	struct sm_table_shm *t = find_table(r, table, NULL);
+	struct sm_table_shm view, *t = find_table(r, table, NULL);
 	uint8_t *s;
 
+	if (t)
+		t = table_view(r, t, &view);
 	if (!t || t->remote || !is_global_write(t) || key_size != t->key_size)
 		return NULL;
 	s = slot_find(t, key, key_hash(key, t->key_size));

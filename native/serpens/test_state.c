@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "state.h"
+#include "state_layout.h"
 
 static int failures;
 #define CHECK(cond)                                                                       \
@@ -524,6 +525,83 @@ static void test_adopt(void)
 	free(mem);
 }
 
+/* A runtime rewrites its own table's directory entry (its region is writable to it) so that serpensd's
+ * next split, merge, timer or dump would write into another tenant's region, or read beyond its own:
+ * serpensd works on a checked copy of the entry (table_view), so the victim's region stays byte for byte
+ * the same, the bad entry is left alone and counted, and a live index out of range is skipped. */
+static uint64_t sum_bytes(const uint8_t *p, size_t n)
+{
+	uint64_t h = 1469598103934665603ull;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		h = (h ^ p[i]) * 1099511628211ull;
+	return h;
+}
+
+static void test_hostile_entry(void)
+{
+	size_t size = 8u << 20;
+	uint8_t *vm = aligned_alloc(64, size), *mm = aligned_alloc(64, size);
+	struct sp_table_opts po = {.key_size = 4, .value_size = SP_POOL_SIZE(64), .capacity = 4};
+	struct sp_table_opts co = {.key_size = 4, .value_size = 16, .capacity = 4};
+	uint8_t buf[SP_POOL_SIZE(64)];
+	struct sp_pool *p = (struct sp_pool *)buf;
+	struct sm_region *prev = sm_get_region(), *v, *m;
+	struct sm_table_shm *pool_e = NULL, *cnt_e = NULL;
+	uint64_t before, errs, one[2] = {1, 1};
+	uint32_t k = 7, i;
+	int slot;
+
+	memset(vm, 0, size);
+	memset(mm, 0, size);
+	v = sm_region_create(vm, size);
+	m = sm_region_create(mm, size);
+	CHECK(v && m);
+	/* the victim: a release pool with items in it */
+	CHECK(sm_set_region(v) == 0);
+	sm_set_nf("vic", NULL);
+	sm_set_phase_deploy(true);
+	sm_set_instance(-1);
+	p->cap = p->nfree = 64;
+	for (i = 0; i < 64; i++)
+		p->item[i] = 1000 + i;
+	CHECK(sp_put_state(sp_create_table("pool", SP_GLOBAL | SP_WRITE | SP_RELEASE, &po), &k, p) == 0);
+	/* the attacker's region: a release pool and eventual counters */
+	CHECK(sm_set_region(m) == 0);
+	sm_set_nf("mal", NULL);
+	CHECK(sp_put_state(sp_create_table("pool", SP_GLOBAL | SP_WRITE | SP_RELEASE, &po), &k, p) == 0);
+	CHECK(sp_put_state(sp_create_table("cnt", SP_GLOBAL | SP_WRITE | SP_EVENTUAL, &co), &k, one) == 0);
+	sm_set_phase_deploy(false);
+	for (i = 0; i < m->ntables; i++) {
+		if (!strcmp(m->tables[i].name, "mal/pool"))
+			pool_e = &m->tables[i];
+		if (!strcmp(m->tables[i].name, "mal/cnt"))
+			cnt_e = &m->tables[i];
+	}
+	CHECK(pool_e && cnt_e);
+	before = sum_bytes(vm, size);
+	errs = sm_errors(m);
+	/* the rewrite: the pool's slots now "are" the victim's heap, the counters' live list says 2^32 keys */
+	pool_e->slots = v->heap;
+	cnt_e->nlive = 1ull << 32;
+	cnt_e->live[0] = 0xffffffffu; /* an index far outside its slots */
+	slot = sm_instance_claim(m);  /* split: the pool's hook */
+	CHECK(slot >= 0);
+	sm_instance_release(m, slot); /* merge: both tables' hooks */
+	sm_run_timers(m, 1ull << 62);
+	CHECK(sm_table_lookup(m, "mal/pool", &k, 4, buf, sizeof(buf)) == -EIO);
+	CHECK(sm_base_value(m, "mal/pool", &k, 4, &i, &i) == NULL);
+	CHECK(sum_bytes(vm, size) == before); /* not one byte of the victim's region changed */
+	CHECK(sm_errors(m) > errs);           /* the bad entry was noticed */
+	CHECK(sm_set_region(prev) == 0);
+	sm_forget_region(v);
+	sm_forget_region(m);
+	sm_set_nf("fake", NULL);
+	free(vm);
+	free(mm);
+}
+
 int main(void)
 {
 	size_t size = 64u << 20;
@@ -556,6 +634,7 @@ int main(void)
 	test_two_regions(r);
 	test_region_slots(r);
 	test_adopt();
+	test_hostile_entry();
 	test_tenants(r);
 	test_release_pool(r);
 	test_release_leaves_to_many(r);
