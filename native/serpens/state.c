@@ -559,31 +559,39 @@ static struct sm_table_shm *table_view(struct sm_region *r, const struct sm_tabl
 static void pool_deal(void *base, void **vals, unsigned int n, uint32_t vsize, struct sp_pool *leaving)
 {
 	struct sp_pool *b = base, *hold[SM_MAX_INSTANCES + 2];
-	uint32_t cap = b->cap, total = b->nfree, want[SM_MAX_INSTANCES + 2], share, extra;
+	uint32_t cap = b->cap, want[SM_MAX_INSTANCES + 2], share, extra;
+	uint64_t total = b->nfree;
 	unsigned int i, h = 0, active = 0, r, d = 0;
 
 	if (cap == 0 || SP_POOL_SIZE(cap) > vsize || n > SM_MAX_INSTANCES)
 		return;
-	if (leaving) { /* a departing holder: it only gives, everything it holds */
+	if (leaving) /* a departing holder: it only gives, everything it holds */
+		total += leaving->nfree;
+	for (i = 0; i < n; i++)
+		if (vals[i]) {
+			total += ((struct sp_pool *)vals[i])->nfree;
+			active++;
+		}
+	/* every holder's items are the one pool's: more than its capacity in all is a value its tenant's runtime
+	 * overwrote, and copying by those counts would reach past the values (in serpensd); left as it is */
+	if (total > cap) {
+		sm_error("a release pool's holders claim %llu items, more than its %u: left alone",
+			 (unsigned long long)total, cap);
+		return;
+	}
+	if (leaving) {
 		if (leaving->cap == 0)
 			leaving->cap = cap;
-		total += leaving->nfree;
 		hold[h] = leaving;
 		want[h++] = 0;
 	}
 	for (i = 0; i < n; i++)
-		if (vals[i]) {
-			struct sp_pool *p = vals[i];
-
-			if (p->cap == 0)
-				p->cap = cap;
-			total += p->nfree;
-			active++;
-		}
-	share = active ? total / active : 0;
-	extra = active ? total % active : 0;
+		if (vals[i] && ((struct sp_pool *)vals[i])->cap == 0)
+			((struct sp_pool *)vals[i])->cap = cap;
+	share = active ? (uint32_t)(total / active) : 0;
+	extra = active ? (uint32_t)(total % active) : 0;
 	hold[h] = b; /* the base keeps everything only when no instance is active */
-	want[h++] = active ? 0 : total;
+	want[h++] = active ? 0 : (uint32_t)total;
 	for (i = 0, r = 0; i < n; i++)
 		if (vals[i]) {
 			hold[h] = vals[i];

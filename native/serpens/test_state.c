@@ -594,6 +594,33 @@ static void test_hostile_entry(void)
 	CHECK(sm_base_value(m, "mal/pool", &k, 4, &i, &i) == NULL);
 	CHECK(sum_bytes(vm, size) == before); /* not one byte of the victim's region changed */
 	CHECK(sm_errors(m) > errs);           /* the bad entry was noticed */
+	/* a sound entry, but a sub-pool's count overwritten: serpensd's split/merge copies by those counts */
+	sm_set_region(m);
+	sm_set_phase_deploy(true);
+	sm_set_instance(-1);
+	CHECK(sp_put_state(sp_create_table("pool2", SP_GLOBAL | SP_WRITE | SP_RELEASE, &po), &k, p) == 0);
+	sm_set_phase_deploy(false);
+	slot = sm_instance_claim(m);
+	CHECK(slot >= 0);
+	sm_set_instance(slot);
+	{
+		sp_table *t2 = NULL;
+		struct sp_pool *mine;
+
+		sm_set_phase_deploy(true); /* attach to it again, as the runtime's NF init would */
+		sm_set_instance(-1);
+		t2 = sp_create_table("pool2", SP_GLOBAL | SP_WRITE | SP_RELEASE, &po);
+		sm_set_phase_deploy(false);
+		sm_set_instance(slot);
+		mine = t2 ? sp_get_state(t2, &k) : NULL;
+		CHECK(mine != NULL);
+		if (mine)
+			mine->nfree = 0xfffffff0u;
+	}
+	errs = sm_errors(m);
+	sm_instance_release(m, slot); /* would copy 2^32 items from the sub-pool */
+	CHECK(sm_errors(m) > errs);
+	CHECK(sum_bytes(vm, size) == before);
 	CHECK(sm_set_region(prev) == 0);
 	sm_forget_region(v);
 	sm_forget_region(m);
