@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <grp.h>
+#include <linux/capability.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -22,6 +23,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -156,23 +158,46 @@ static int check_arg_keys(const char *name, void *dl, const char *args, char *er
 }
 
 /* Confine this process before any NF code runs in it: a mount namespace of its own in which every file
- * system is read-only (an init may read its files, e.g. IDS's patterns, relative to serpensd's directory,
- * but write none, /tmp included), uid and gid nobody without supplementary groups (a uid change from root
- * clears every capability, so it cannot undo the read-only mounts, and /proc/<pid>/mem, fd, map_files and
- * signals of root's processes are refused), not dumpable (no process of that uid can ptrace it), no new
- * privileges, and killed with its parent (set after the uid change, which clears it). 0, or -1 with err. */
+ * system is read-only (an init may read its files, e.g. IDS's patterns, but write none, /tmp included),
+ * uid and gid nobody without supplementary groups (so /proc/<pid>/mem, fd, map_files and signals of root's
+ * processes are refused, and device nodes, which a read-only mount does not protect, are root's), not
+ * dumpable (no process of that uid can ptrace it), no new privileges, and killed with its parent (set after
+ * the uid change, which clears it).
+ *
+ * One capability is kept: CAP_DAC_READ_SEARCH, reading any file and searching any directory. An init reads
+ * its files by paths the operator gave (IDS's pattern file, in the harness's tree), and the NF's copy is
+ * in serpensd's run directory; both sit below directories only root may search (a `mktemp -d` is 0700),
+ * which uid nobody alone could not pass. It grants no write (the mounts are read-only, nobody owns
+ * nothing), and no ptrace right: the kernel's ptrace check wants the tracer's capabilities to include the
+ * target's, and serpensd's are all of them. Every other capability is gone from every set, the bounding
+ * set included. 0, or -1 with err. */
 static int confine(char *err, size_t errlen)
 {
 	struct mount_attr ro = {.attr_set = MOUNT_ATTR_RDONLY};
+	struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+	struct __user_cap_data_struct caps[2] = {{0}};
+	int c;
 
 	if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
 	    mount_setattr(AT_FDCWD, "/", AT_RECURSIVE, &ro, sizeof(ro)) != 0) {
 		snprintf(err, errlen, "read-only mount namespace: %s", strerror(errno));
 		return -1;
 	}
-	if (setgroups(0, NULL) != 0 || setresgid(DP_UID, DP_UID, DP_UID) != 0 ||
-	    setresuid(DP_UID, DP_UID, DP_UID) != 0 || getuid() != DP_UID || geteuid() != DP_UID) {
+	for (c = 0; c <= CAP_LAST_CAP; c++) /* the bounding set first: dropping needs CAP_SETPCAP, still held */
+		if (c != CAP_DAC_READ_SEARCH && prctl(PR_CAPBSET_DROP, c, 0, 0, 0) != 0 && errno != EINVAL) {
+			snprintf(err, errlen, "PR_CAPBSET_DROP %d: %s", c, strerror(errno));
+			return -1;
+		}
+	if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0 || setgroups(0, NULL) != 0 ||
+	    setresgid(DP_UID, DP_UID, DP_UID) != 0 || setresuid(DP_UID, DP_UID, DP_UID) != 0 ||
+	    getuid() != DP_UID || geteuid() != DP_UID) {
 		snprintf(err, errlen, "cannot drop to uid %d: %s", DP_UID, strerror(errno));
+		return -1;
+	}
+	caps[CAP_DAC_READ_SEARCH / 32].effective = caps[CAP_DAC_READ_SEARCH / 32].permitted =
+		1u << (CAP_DAC_READ_SEARCH % 32);
+	if (syscall(SYS_capset, &hdr, caps) != 0 || prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) != 0) {
+		snprintf(err, errlen, "capset: %s", strerror(errno));
 		return -1;
 	}
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0 || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||

@@ -11,7 +11,8 @@
  *                table directory entry ("<victim_tenant>:<victim>/nat_map"), written over if found;
  *   proc-mem     serpensd's and its parent's memory (/proc/<pid>/mem, read-write);
  *   proc-fd      serpensd's descriptors (/proc/<serpensd>/fd) and its mappings reopened by address
- *                (/proc/<serpensd>/map_files);
+ *                (/proc/<serpensd>/map_files): any entry's link read or the entry opened (listing the names
+ *                alone shows numbers and address ranges: the deploy child may read directories);
  *   signal       kill(serpensd, 0): may it signal serpensd at all?
  *   file         a file outside its run directory: the test's `outside` path, /tmp, /, and the victim's NF
  *                copy (<victim>.so, beside its own);
@@ -111,10 +112,48 @@ static void try_regions(const char *needle)
 	report("region", "count", nread > 1, "%u state regions readable", nread);
 }
 
+/* /proc/<pid>/<dir>: its entries are descriptors (fd) or mappings (map_files). Listing the names shows
+ * numbers or address ranges only; what would be an attack is reaching what they point to — a link read,
+ * or an entry opened. Success: any of the entries read or opened. */
+static void try_entries(const char *attack, const char *who, int pid, const char *dir)
+{
+	char path[64], entry[400], target[256];
+	unsigned int listed = 0, reached = 0;
+	const struct dirent *e;
+	int last = 0, fd;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/%s", pid, dir);
+	d = opendir(path);
+	if (!d) {
+		report(attack, who, 0, "%s: %s", path, strerror(errno));
+		return;
+	}
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		listed++;
+		snprintf(entry, sizeof(entry), "%s/%s", path, e->d_name);
+		if (readlink(entry, target, sizeof(target)) >= 0)
+			reached++;
+		else
+			last = errno;
+		fd = open(entry, O_RDONLY | O_CLOEXEC);
+		if (fd >= 0) {
+			reached++;
+			close(fd);
+		} else {
+			last = errno;
+		}
+	}
+	closedir(d);
+	report(attack, who, reached > 0, "%s: %u entries listed, %u reached%s%s", path, listed, reached,
+	       last ? ": " : "", last ? strerror(last) : "");
+}
+
 static void try_proc(int pid, const char *who)
 {
 	char path[64];
-	DIR *d;
 	int fd;
 
 	snprintf(path, sizeof(path), "/proc/%d/mem", pid);
@@ -122,16 +161,8 @@ static void try_proc(int pid, const char *who)
 	report("proc-mem", who, fd >= 0, "%s: %s", path, fd >= 0 ? "opened read-write" : strerror(errno));
 	if (fd >= 0)
 		close(fd);
-	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
-	d = opendir(path);
-	report("proc-fd", who, d != NULL, "%s: %s", path, d ? "listed" : strerror(errno));
-	if (d)
-		closedir(d);
-	snprintf(path, sizeof(path), "/proc/%d/map_files", pid);
-	d = opendir(path);
-	report("proc-map-files", who, d != NULL, "%s: %s", path, d ? "listed" : strerror(errno));
-	if (d)
-		closedir(d);
+	try_entries("proc-fd", who, pid, "fd");
+	try_entries("proc-map-files", who, pid, "map_files");
 }
 
 static void try_file(const char *path)
