@@ -18,6 +18,7 @@ struct rs_stats *rs_st = &own_stats;
 redisContext *rs_ctx;
 
 static char last_msg[600];
+static char conn_user[RS_USER_LEN]; /* who rs_ctx is authenticated as ("": the default user) */
 static unsigned int pipe_n;
 static uint64_t pipe_t0;
 
@@ -60,10 +61,40 @@ int rs_fail(const char *fmt, ...)
 	return -EIO;
 }
 
+/* AUTH as rs_cfg's user, before any other command (docs/security.md): one more round trip per
+ * connection, none per packet. 0, or -1 after reporting why. */
+static int authenticate(void)
+{
+	const char *user = rs_cfg.user ? rs_cfg.user : "", *pass = rs_cfg.pass ? rs_cfg.pass : "";
+	redisReply *r;
+
+	snprintf(conn_user, sizeof(conn_user), "%s", user);
+	if (!user[0] || !pass[0])
+		return 0;
+	r = redisCommand(rs_ctx, "AUTH %s %s", user, pass);
+	if (!r || r->type == REDIS_REPLY_ERROR) {
+		char why[200];
+
+		snprintf(why, sizeof(why), "%.*s", r ? (int)r->len : 0, r ? r->str : rs_ctx->errstr);
+		if (r)
+			freeReplyObject(r);
+		redisFree(rs_ctx);
+		rs_ctx = NULL;
+		rs_fail("cannot authenticate as %s: %s", user, why);
+		return -1;
+	}
+	freeReplyObject(r);
+	return 0;
+}
+
 redisContext *rs_conn(void)
 {
 	struct timeval tv = {.tv_sec = rs_cfg.timeout_ms / 1000, .tv_usec = (rs_cfg.timeout_ms % 1000) * 1000};
 
+	/* a pool process that now runs another tenant's SFC got that tenant's credential (handover.h): the
+	 * connection of the previous one is never reused */
+	if (rs_ctx && rs_cfg.user && strcmp(conn_user, rs_cfg.user) != 0)
+		rs_conn_close();
 	if (rs_ctx)
 		return rs_ctx;
 	rs_ctx = redisConnectWithTimeout(rs_cfg.host, rs_cfg.port, tv);
@@ -81,6 +112,8 @@ redisContext *rs_conn(void)
 	 * children and would otherwise each hold serpensd's socket open (zygotes pass it on to every fork) */
 	fcntl(rs_ctx->fd, F_SETFD, FD_CLOEXEC);
 	redisSetTimeout(rs_ctx, tv);
+	if (authenticate() != 0)
+		return NULL;
 	return rs_ctx;
 }
 
