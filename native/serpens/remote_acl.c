@@ -21,11 +21,9 @@ static const char *const tenant_cmds[] = {"+ping", "+get", "+set", "+del", "+hse
 int rs_tenant_user(const char *tenant, char *user, char *pass, char *err, size_t errlen)
 {
 	char keys[RS_STORE_LEN + 2], prefix[RS_STORE_LEN], pw[RS_PASS_LEN + 1];
-	const char *argv[8 + NCMDS];
-	size_t len[8 + NCMDS];
+	struct rs_cmd c;
 	unsigned char rnd[16];
 	unsigned int i;
-	int argc = 0;
 	redisReply *r;
 
 	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
@@ -38,32 +36,25 @@ int rs_tenant_user(const char *tenant, char *user, char *pass, char *err, size_t
 	rs_tenant_prefix(tenant, prefix, sizeof(prefix));
 	snprintf(keys, sizeof(keys), "~%s*", prefix); /* tenant names have no glob characters (state.h) */
 	snprintf(pw, sizeof(pw), ">%s", pass);
-	argv[argc++] = "ACL";
-	argv[argc++] = "SETUSER";
-	argv[argc++] = user;
-	argv[argc++] = "reset"; /* a user left by an earlier serpensd on this Redis starts from nothing */
-	argv[argc++] = "on";
-	argv[argc++] = pw;
-	argv[argc++] = keys;
-	argv[argc++] = "-@all";
+	c.argc = 0;
+	c.argv[c.argc++] = "ACL";
+	c.argv[c.argc++] = "SETUSER";
+	c.argv[c.argc++] = user;
+	c.argv[c.argc++] = "reset"; /* a user left by an earlier serpensd on this Redis starts from nothing */
+	c.argv[c.argc++] = "on";
+	c.argv[c.argc++] = pw;
+	c.argv[c.argc++] = keys;
+	c.argv[c.argc++] = "-@all";
 	for (i = 0; i < NCMDS; i++)
-		argv[argc++] = tenant_cmds[i];
-	for (i = 0; i < (unsigned int)argc; i++)
-		len[i] = strlen(argv[i]);
-	if (!rs_conn()) {
-		snprintf(err, errlen, "tenant %s: cannot reach Redis to make its ACL user", tenant);
+		c.argv[c.argc++] = tenant_cmds[i];
+	for (i = 0; i < (unsigned int)c.argc; i++)
+		c.len[i] = strlen(c.argv[i]);
+	/* the pipeline's functions: they read the admin's queued AUTH reply first (remote_conn.c) */
+	if (rs_pipe_add(&c) != 0 || !(r = rs_pipe_reply())) {
+		snprintf(err, errlen, "tenant %s: Redis refused its ACL user (serpensd's log says why)", tenant);
 		return -1;
 	}
-	r = redisCommandArgv(rs_ctx, argc, argv, len);
-	if (!r || r->type == REDIS_REPLY_ERROR) {
-		snprintf(err, errlen, "tenant %s: Redis refused its ACL user: %.*s", tenant, r ? (int)r->len : 0,
-			 r ? r->str : rs_ctx->errstr);
-		if (r)
-			freeReplyObject(r);
-		else
-			rs_fail("ACL SETUSER: no reply");
-		return -1;
-	}
+	rs_pipe_done();
 	freeReplyObject(r);
 	return 0;
 }
