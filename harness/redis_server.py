@@ -82,7 +82,8 @@ ADMIN_USER = "serpens-admin"
 
 
 class RedisServer:
-    def __init__(self, config: Config, run_dir: RunDir | Path, name: str = "redis", acl: bool = False) -> None:
+    def __init__(self, config: Config, run_dir: RunDir | Path, name: str = "redis",
+                 acl: bool = False) -> None:
         self.settings = config["redis"]
         self.config = config
         self.dir = run_dir.path if isinstance(run_dir, RunDir) else Path(run_dir)

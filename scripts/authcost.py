@@ -1,10 +1,10 @@
 """What the per-tenant Redis AUTH costs a start (docs/security.md, "What it costs").
 
-One build, two ways: the run's Redis with ACLs (serpensd makes a user per tenant, every runtime AUTHs as its
-tenant: the code as it is) and without (nobody AUTHs: the store as it was), alternating block by block (which
-goes first too), each block a rig of its own (serpensd and redis-server). Per block `starts` times start_instance +
-stop_instance of FW (the first 2 of each block not counted); then per way the median and quartiles of
-startup_us.
+One build, two ways: the run's Redis with ACLs (serpensd makes a user per tenant, every runtime AUTHs as
+its tenant: the code as it is) and without (nobody AUTHs: the store as it was), alternating block by block
+(which goes first too), each block a rig of its own (serpensd and redis-server). Per block `starts`
+times start_instance + stop_instance of FW (the first 2 of each block not counted); then per way the
+median and quartiles of startup_us.
 
 Run from the repository root, under the benchmark lock:
     flock /tmp/bench.lock env PYTHONPATH=. .venv/bin/python scripts/authcost.py [DESIGN [STARTS [BLOCKS]]]

@@ -78,7 +78,8 @@ def test_a_hostile_tenant_cannot_reach_another_tenants_state_in_redis(dpdk_ready
         users = {u: admin.acl_getuser(u) for u in admin.acl_users()}
 
     outcome = {(a[0], a[1]): (a[2], a[3] if len(a) > 3 else "") for a in attacks}
-    # it found Redis, reached it, and its runtime's own connection works as mallory: a refusal below is the ACL
+    # it found Redis, reached it, and its runtime's own connection works as mallory: a refusal below is the
+    # ACL's
     assert outcome[("learn", "cmdline")][0] == "SUCCEEDED", attacks
     assert outcome[("control", "ping")][0] == "SUCCEEDED", attacks
     assert outcome[("control", "own-key")][0] == "SUCCEEDED", attacks
