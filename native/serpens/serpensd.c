@@ -69,6 +69,7 @@ static void usage_exit(const char *why)
 		"       [--instance-lcore N] [--no-auto-start] [--startup exec|fork|load|snapshot|serpens] [--pool N]\n"
 		"       [--max-instances N]\n"
 		"       [--state-backend serpens|fission|snf] [--redis HOST:PORT] [--redis-timeout-ms N]\n"
+		"       (environment: SERPENS_REDIS_ADMIN=USER:PASSWORD, Redis's admin: a Redis user per tenant)\n"
 		"       [--chaining %s] [--gproxy PATH] [--gproxy-hold N]\n"
 		"       [--scaling %s] [--pin-flows] [--start-placement instance|same|other|any] [--tsc-hz HZ]\n"
 		"       [--link gateway|worker --link-ip IP --link-peer IP,MAC ... [--link-port DEVICE]]\n",
