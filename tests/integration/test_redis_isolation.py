@@ -21,6 +21,7 @@ import redis
 from harness import config as cfg
 from harness.redis_server import ADMIN_USER
 from harness.rig import rig
+from harness.serpens.controller import SerpensError
 from harness.serpens.sfc import SfcSpec
 from tests.integration.test_isolation import ALICE, MALLORY, N_FLOWS, nat_mapping, nat_trial, read_report
 from tests.integration.test_serpens import instances_of, test_test_nf
@@ -107,3 +108,16 @@ def test_a_hostile_tenant_cannot_reach_another_tenants_state_in_redis(dpdk_ready
         u = users[f"tenant-{tenant}"]
         assert u["keys"] == [f"~{tenant}:*"] or u["keys"] == f"~{tenant}:*", u
     assert set(users) == {"default", ADMIN_USER, "tenant-alice", "tenant-mallory"}, users
+
+
+def test_a_runtime_whose_redis_user_is_gone_fails_its_start_with_the_reason(dpdk_ready: cfg.Config) -> None:
+    """Runtimes AUTH as their tenant before anything else (remote_conn.c): with the tenant's user removed
+    from Redis (which also drops its connections) the next start fails, and says why."""
+    alice = SfcSpec("alice", ALICE, ["fw"], {"fw": ("fw", {})}, tenant="alice")
+    with rig(dpdk_ready, "fission-state", sfc=alice) as r:
+        admin = admin_client(r.platform)
+        assert admin.acl_getuser("tenant-alice") is not None
+        assert admin.acl_deluser("tenant-alice") == 1
+        with pytest.raises(SerpensError, match=r"NF fw: init failed .*cannot authenticate as tenant-alice: "
+                                               r"WRONGPASS"):
+            r.platform.start_instance("alice")
