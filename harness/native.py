@@ -301,16 +301,18 @@ def popen(cmd: Sequence[str], **kwargs: Any) -> subprocess.Popen:  # type: ignor
 
 
 def start_daemon(cmd: Sequence[str], log_file: Path, ready_timeout: float, what: str,
-                 cwd: Path | None = None, new_session: bool = False) -> subprocess.Popen[bytes]:
+                 cwd: Path | None = None, new_session: bool = False,
+                 env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     """Start a native daemon that prints ``READY`` on stdout once it can serve; return it when it has.
 
     stderr goes to ``log_file`` (a pipe nobody reads could fill up and block the daemon). stdout is read
     unbuffered until READY — DPDK may log to stdout, so READY can arrive in one read with other lines,
     where a buffered reader would hide it from select() — and afterwards copied into the log by a thread.
+    ``env``: the daemon's environment (default: the harness's).
     """
     log_file.write_text("")
     with open(log_file, "ab") as log:
-        proc = popen(cmd, stdout=subprocess.PIPE, stderr=log, bufsize=0, cwd=cwd,
+        proc = popen(cmd, stdout=subprocess.PIPE, stderr=log, bufsize=0, cwd=cwd, env=env,
                      start_new_session=new_session, preexec_fn=die_with_parent)
     record_started(proc, what)
     try:

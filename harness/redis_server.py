@@ -8,12 +8,21 @@ stops it: on ``stop()``, on leaving the ``with`` block, on an exception or Keybo
 fails to come up. The paper co-locates Redis with the NFs (Section V-B); so do we (loopback TCP), and
 pin it — every thread it has, from before exec on — to ``redis.core``, by default ``cores.platform``, the
 core the NFs it serves run on. :meth:`RedisServer.describe` reports the affinity read back from the OS.
+
+With ``acl=True`` (the remote state backends: docs/security.md, "State in a remote store") every tenant
+must stay out of every other tenant's keys, so nobody gets in without a credential: the ``default`` user
+(no password) may only PING — what :func:`ping` and :meth:`RedisServer.alive` need — and an admin user
+(:attr:`RedisServer.admin`, a random password made per start) may do everything. serpensd gets the admin
+credential in its environment (``SERPENS_REDIS_ADMIN``, never on a command line, which every process can
+read) and makes one ACL user per tenant from it. The configuration file holds only the password's SHA-256.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -69,8 +78,12 @@ def _pinned_to(core: int) -> Callable[[], None]:
     return preexec
 
 
+ADMIN_USER = "serpens-admin"
+
+
 class RedisServer:
-    def __init__(self, config: Config, run_dir: RunDir | Path, name: str = "redis") -> None:
+    def __init__(self, config: Config, run_dir: RunDir | Path, name: str = "redis",
+                 acl: bool = False) -> None:
         self.settings = config["redis"]
         self.config = config
         self.dir = run_dir.path if isinstance(run_dir, RunDir) else Path(run_dir)
@@ -80,6 +93,20 @@ class RedisServer:
         self.host = "127.0.0.1"
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
+        self.acl = acl
+        self._admin_pass = secrets.token_hex(16) if acl else ""
+
+    @property
+    def admin(self) -> str | None:
+        """``USER:PASSWORD`` of the admin user (``SERPENS_REDIS_ADMIN`` for serpensd); None without ACLs."""
+        return f"{ADMIN_USER}:{self._admin_pass}" if self.acl else None
+
+    def acl_lines(self) -> list[str]:
+        if not self.acl:
+            return []
+        digest = hashlib.sha256(self._admin_pass.encode()).hexdigest()
+        return ["user default on nopass resetkeys resetchannels -@all +ping",
+                f"user {ADMIN_USER} on #{digest} ~* &* +@all"]
 
     @property
     def address(self) -> str:
@@ -99,6 +126,7 @@ class RedisServer:
             f"logfile {self.log_file}",
             "daemonize no",
             "databases 1",
+            *self.acl_lines(),
             "",
         ])
 
@@ -183,6 +211,8 @@ class RedisServer:
     def describe(self) -> dict[str, Any]:
         core = redis_core(self.config)
         return {"binary": self.settings["binary"], "address": self.address,
+                "access": ("an ACL user per tenant (made by serpensd); the default user may only PING"
+                           if self.acl else "open (no ACL)"),
                 "maxmemory_mb": self.settings["maxmemory_mb"], "persistence": "none",
                 "core": core, "cpus_allowed": self.cpus_allowed(),
                 "placement": f"same machine, loopback TCP, pinned to CPU {core}"
@@ -198,6 +228,6 @@ class RedisServer:
 
 
 @contextlib.contextmanager
-def redis_server(config: Config, run_dir: RunDir | Path, name: str = "redis"):  # noqa: ANN201
-    with RedisServer(config, run_dir, name) as r:
+def redis_server(config: Config, run_dir: RunDir | Path, name: str = "redis", acl: bool = False):  # noqa: ANN201
+    with RedisServer(config, run_dir, name, acl) as r:
         yield r

@@ -146,7 +146,8 @@ class DesignPlatform(Platform):
         if self.proc is not None:
             return
         if self.design.needs_redis:   # the remote store first: serpensd refuses to start without it
-            self.redis = RedisServer(self.config, self.run_dir)
+            # remote state: a Redis user per tenant (docs/security.md); CHC's store is not per tenant yet
+            self.redis = RedisServer(self.config, self.run_dir, acl=self.design.uses_remote_store)
             self.redis.start()
         try:
             cmd = self.command_line = self.command()
@@ -156,8 +157,12 @@ class DesignPlatform(Platform):
         try:
             # cwd: relative paths in NF arguments (e.g. IDS patterns) are relative to the repository root.
             # A session of its own: serpensd's runtime processes can be found and ended with it.
+            env = None
+            if self.redis is not None and self.redis.admin is not None:
+                # serpensd's Redis admin credential: in its environment, which it wipes (serpensd.c)
+                env = {**os.environ, "SERPENS_REDIS_ADMIN": self.redis.admin}
             self.proc = start_daemon(cmd, self.log_file, self.settings["ready_timeout_s"], "serpensd",
-                                     cwd=REPO_ROOT, new_session=True)
+                                     cwd=REPO_ROOT, new_session=True, env=env)
             self.controller = Controller(str(self.control_socket),
                                          connect_timeout_s=self.settings["ready_timeout_s"]).connect()
             for spec in self.sfcs:

@@ -395,7 +395,10 @@ int deployer_run(const char *tenant)
 	}
 	rc = (struct rs_config){.backend = (enum rs_backend)ctl->state_backend, .host = ctl->redis_host,
 				.port = (int)ctl->redis_port, .timeout_ms = ctl->redis_timeout_ms,
-				.fatal = remote_fatal};
+				.fatal = remote_fatal,
+				/* the tenant's Redis user, handed over with its region (tr_attach below);
+				 * the deploy children inherit it */
+				.user = ho_store_user(), .pass = ho_store_pass()};
 	snprintf(g_tenant, sizeof(g_tenant), "%s", tenant);
 	g_remote = ctl->state_backend != RS_SERPENS;
 	if (g_remote && rs_setup(&rc) != 0) {

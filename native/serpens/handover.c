@@ -3,6 +3,7 @@
  * (handover.h has the model, docs/security.md the attacks it stops).
  */
 #include "handover.h"
+#include "remote_state.h"
 #include "tenant_region.h"
 
 #include <errno.h>
@@ -22,6 +23,8 @@ struct ho_msg {
 	int32_t region;           /* region index, -1: none in this message */
 	uint32_t n;               /* images that follow the region's descriptor */
 	uint16_t nf[SP_MAX_POS];  /* ... each an NF slot */
+	char user[RS_USER_LEN];   /* with a region: its tenant's Redis user and password, or "" */
+	char pass[RS_PASS_LEN];
 };
 
 /* serpensd: private, filled from its own copies at deployment (handover.h) */
@@ -30,11 +33,14 @@ static int8_t g_img_tenant[SP_MAX_NFS];
 static uint16_t g_sfc_nf[SP_MAX_SFCS][SP_MAX_POS];
 static uint8_t g_sfc_n[SP_MAX_SFCS];
 static int8_t g_sfc_tenant[SP_MAX_SFCS];
+static char g_cred_user[SP_MAX_TENANTS][RS_USER_LEN], g_cred_pass[SP_MAX_TENANTS][RS_PASS_LEN];
 /* a runtime */
 static int g_listen = -1;
 static uint32_t *g_req, *g_wake;
 static void (*g_sink)(unsigned int nf, int fd);
 static int g_region_idx = -1, g_region_fd = -1; /* a region descriptor that arrived, not yet taken */
+static char g_in_user[RS_USER_LEN], g_in_pass[RS_PASS_LEN]; /* ... and the credential that came with it */
+static char g_user[RS_USER_LEN], g_pass[RS_PASS_LEN];       /* those of the region taken last */
 
 /* The abstract socket name runtime `pid` listens on (no file to leave behind; the pid is checked). */
 static socklen_t sock_addr(pid_t pid, struct sockaddr_un *a)
@@ -83,6 +89,19 @@ void ho_sfc_add(int sfc, const struct sp_sfc_desc *s, int tenant)
 	g_sfc_tenant[sfc] = (int8_t)tenant;
 }
 
+void ho_cred_set(int tenant, const char *user, const char *pass)
+{
+	if (tenant < 0 || tenant >= SP_MAX_TENANTS)
+		return;
+	snprintf(g_cred_user[tenant], RS_USER_LEN, "%s", user);
+	snprintf(g_cred_pass[tenant], RS_PASS_LEN, "%s", pass);
+}
+
+bool ho_cred_known(int tenant)
+{
+	return tenant >= 0 && tenant < SP_MAX_TENANTS && g_cred_user[tenant][0];
+}
+
 int ho_send(pid_t pid, int tenant, bool region, int sfc, char *err, size_t errlen)
 {
 	struct ho_msg m = {.region = -1};
@@ -123,6 +142,10 @@ int ho_send(pid_t pid, int tenant, bool region, int sfc, char *err, size_t errle
 			goto out;
 		nfd++;
 		m.region = tenant;
+		if (tenant < SP_MAX_TENANTS) {
+			memcpy(m.user, g_cred_user[tenant], sizeof(m.user));
+			memcpy(m.pass, g_cred_pass[tenant], sizeof(m.pass));
+		}
 	}
 	for (i = 0; sfc >= 0 && sfc < SP_MAX_SFCS && g_sfc_tenant[sfc] == tenant && i < g_sfc_n[sfc]; i++) {
 		unsigned int k = g_sfc_nf[sfc][i];
@@ -225,6 +248,9 @@ static bool take_one(int c)
 			close(g_region_fd);
 		g_region_idx = m.region;
 		g_region_fd = fds[0];
+		m.user[sizeof(m.user) - 1] = m.pass[sizeof(m.pass) - 1] = '\0';
+		memcpy(g_in_user, m.user, sizeof(g_in_user));
+		memcpy(g_in_pass, m.pass, sizeof(g_in_pass));
 		first = 1;
 	}
 	for (i = 0; i < m.n; i++) {
@@ -295,8 +321,14 @@ int ho_take_region(int idx)
 	if (fd < 0)
 		return -1;
 	g_region_fd = -1;
-	if (g_region_idx == idx)
+	if (g_region_idx == idx) {
+		memcpy(g_user, g_in_user, sizeof(g_user));
+		memcpy(g_pass, g_in_pass, sizeof(g_pass));
 		return fd;
+	}
 	close(fd);
 	return -1;
 }
+
+const char *ho_store_user(void) { return g_user; }
+const char *ho_store_pass(void) { return g_pass; }

@@ -14,6 +14,10 @@
  * deploy_sfc saw them, ho_sfc_add) and each NF's tenant (deploy_nf, ho_image_add). An image goes only to
  * a process of the NF's own tenant, and only with the start (or prewarm) of an SFC that uses it.
  *
+ * With the region goes the tenant's Redis credential (remote_acl.c), when serpensd made one: the name and
+ * password of the Redis ACL user that reaches only that tenant's keys. It is in serpensd's memory only
+ * (never in the control memzone, a file or a command line) and in the processes of that tenant.
+ *
  * One message: struct ho_msg, and its descriptors in order — the region's first if region >= 0, then one
  * per entry of nf[].
  */
@@ -33,6 +37,10 @@
 void ho_image_add(int nf, int fd, int tenant);
 /* deploy_sfc, from serpensd's own copy of the SFC before it is published: the NFs SFC slot sfc runs. */
 void ho_sfc_add(int sfc, const struct sp_sfc_desc *s, int tenant);
+/* Tenant `tenant`'s (a region index) Redis user and password, sent with its region from now on. */
+void ho_cred_set(int tenant, const char *user, const char *pass);
+/* Does tenant have a Redis credential yet? */
+bool ho_cred_known(int tenant);
 /* Hand process pid (serving tenant `tenant`) that tenant's state region (if region) and the images of SFC
  * sfc's NFs (sfc >= 0) that are that tenant's. 0, or -1 with err. */
 int ho_send(pid_t pid, int tenant, bool region, int sfc, char *err, size_t errlen);
@@ -54,5 +62,9 @@ int ho_request(char *err, size_t errlen);
 /* The descriptor of region idx that arrived, now the caller's, or -1. A region descriptor of another index
  * is closed (a start that failed before it took it). */
 int ho_take_region(int idx);
+/* The Redis user and password that came with the last region taken ("" before, or when serpensd has none):
+ * stable buffers, rewritten when another region is taken (rs_config reads them at each connect). */
+const char *ho_store_user(void);
+const char *ho_store_pass(void);
 
 #endif /* SERPENS_HANDOVER_H */

@@ -229,6 +229,17 @@ json_t *deploy_nf(json_t *req)
 		nfm_remove(d->path);
 		return fail("deploy_nf %s: %s", name, err);
 	}
+	/* its tenant's Redis ACL user, at the tenant's first deployment (remote_acl.c); handed to the tenant's
+	 * processes with its region (handover.h) */
+	if (D->ctl->state_backend != RS_SERPENS && D->redis_admin_pass[0] && !ho_cred_known(tidx)) {
+		char user[RS_USER_LEN], pass[RS_PASS_LEN];
+
+		if (rs_tenant_user(d->tenant, user, pass, err, sizeof(err)) != 0) {
+			nfm_remove(d->path);
+			return fail("deploy_nf %s: %s", name, err);
+		}
+		ho_cred_set(tidx, user, pass);
+	}
 	region = tr_region(tidx);
 	before = sm_table_count(region);
 	/* init, in deploy mode, in the tenant's deployer: never here (deployer.h, docs/security.md) */

@@ -18,6 +18,8 @@ struct rs_stats *rs_st = &own_stats;
 redisContext *rs_ctx;
 
 static char last_msg[600];
+static char conn_user[RS_USER_LEN]; /* who rs_ctx is authenticated as ("": the default user) */
+static bool auth_pending;           /* AUTH's reply is the next one on rs_ctx */
 static unsigned int pipe_n;
 static uint64_t pipe_t0;
 
@@ -52,6 +54,7 @@ int rs_fail(const char *fmt, ...)
 	if (rs_ctx && rs_ctx->err) { /* the connection is unusable after an I/O error: reconnect next time */
 		redisFree(rs_ctx);
 		rs_ctx = NULL;
+		auth_pending = false;
 	}
 	snprintf(last_msg, sizeof(last_msg), "%s", msg);
 	if (rs_batch.active && rs_cfg.fatal)
@@ -60,10 +63,55 @@ int rs_fail(const char *fmt, ...)
 	return -EIO;
 }
 
+/* AUTH as rs_cfg's user, before any other command (docs/security.md). Queued, not sent alone: it goes
+ * out with the connection's first pipeline and its reply is read first (auth_reply), so that it costs no
+ * round trip of its own (a start's first create_table would otherwise wait for two). 0, or -1 after
+ * reporting why. */
+static int authenticate(void)
+{
+	const char *user = rs_cfg.user ? rs_cfg.user : "", *pass = rs_cfg.pass ? rs_cfg.pass : "";
+
+	snprintf(conn_user, sizeof(conn_user), "%s", user);
+	auth_pending = false;
+	if (!user[0] || !pass[0])
+		return 0;
+	if (redisAppendCommand(rs_ctx, "AUTH %s %s", user, pass) != REDIS_OK) {
+		rs_fail("cannot queue AUTH: %s", rs_ctx->errstr);
+		return -1;
+	}
+	auth_pending = true;
+	return 0;
+}
+
+/* The queued AUTH's reply: 0, or -1 (refused: the connection is closed, every reply after it lost). */
+static int auth_reply(void)
+{
+	void *r = NULL;
+	char why[200];
+
+	auth_pending = false;
+	if (redisGetReply(rs_ctx, &r) == REDIS_OK && r && ((redisReply *)r)->type != REDIS_REPLY_ERROR) {
+		freeReplyObject(r);
+		return 0;
+	}
+	snprintf(why, sizeof(why), "%.*s", r ? (int)((redisReply *)r)->len : (int)strlen(rs_ctx->errstr),
+		 r ? ((redisReply *)r)->str : rs_ctx->errstr);
+	if (r)
+		freeReplyObject(r);
+	redisFree(rs_ctx);
+	rs_ctx = NULL;
+	rs_fail("cannot authenticate as %s: %s", conn_user, why);
+	return -1;
+}
+
 redisContext *rs_conn(void)
 {
 	struct timeval tv = {.tv_sec = rs_cfg.timeout_ms / 1000, .tv_usec = (rs_cfg.timeout_ms % 1000) * 1000};
 
+	/* a pool process that now runs another tenant's SFC got that tenant's credential (handover.h): the
+	 * connection of the previous one is never reused */
+	if (rs_ctx && rs_cfg.user && strcmp(conn_user, rs_cfg.user) != 0)
+		rs_conn_close();
 	if (rs_ctx)
 		return rs_ctx;
 	rs_ctx = redisConnectWithTimeout(rs_cfg.host, rs_cfg.port, tv);
@@ -81,6 +129,8 @@ redisContext *rs_conn(void)
 	 * children and would otherwise each hold serpensd's socket open (zygotes pass it on to every fork) */
 	fcntl(rs_ctx->fd, F_SETFD, FD_CLOEXEC);
 	redisSetTimeout(rs_ctx, tv);
+	if (authenticate() != 0)
+		return NULL;
 	return rs_ctx;
 }
 
@@ -90,6 +140,7 @@ void rs_conn_close(void)
 		redisFree(rs_ctx);
 		rs_ctx = NULL;
 	}
+	auth_pending = false;
 }
 
 /* ---- pipelines ---- */
@@ -110,6 +161,8 @@ redisReply *rs_pipe_reply(void)
 {
 	void *r = NULL;
 
+	if (rs_ctx && auth_pending && auth_reply() != 0)
+		return NULL;
 	if (!rs_ctx || redisGetReply(rs_ctx, &r) != REDIS_OK || !r) {
 		rs_fail("no reply: %s", rs_ctx ? rs_ctx->errstr : "not connected");
 		return NULL;

@@ -4,7 +4,8 @@
  *
  *   state_backend.c   which backend a process runs (serpens | fission | snf), which store each of its
  *                     tables goes to, set-up and forgetting
- *   remote_conn.c     the connection to Redis: failures, pipelines, round-trip accounting, PING
+ *   remote_conn.c     the connection to Redis: AUTH, failures, pipelines, round-trip accounting, PING
+ *   remote_acl.c      serpensd: a Redis ACL user per tenant (docs/security.md)
  *   remote_keys.c     where a table's keys, values and metadata live in Redis, and how values are encoded
  *   remote_table.c    remote tables: create_table and the NF API on them (struct sp_state_ops)
  *   remote_cache.c    the instance-local batch cache (arena, index, entries, synchronous fetch)
@@ -40,7 +41,8 @@
 #define RS_CONST_KEY_MAX 64
 #define RS_IDLE_MAX 8      /* a derivation whose prefetches went unused this many batches is dropped */
 #define RS_MAX_WORDS 64    /* eventual counters kept as a hash of at most this many u64 words */
-#define RS_KEY_MAX (SM_NAME_LEN + 8 + 256)
+#define RS_STORE_LEN (SM_NAME_LEN + SM_TENANT_LEN + 1) /* a table's name in Redis (rs_store_name) */
+#define RS_KEY_MAX (RS_STORE_LEN + 16 + 256)
 #define RS_PIPE_MAX_ARGS 8
 
 /* How a table is laid out in Redis (remote_keys.c). */
@@ -54,6 +56,7 @@ enum { D_FLOW, D_FLOW_REV, D_SRC_IP, D_DST_IP, D_SRC_DST, RS_NDERIV };
 struct rs_table {
 	struct sp_table hdr;
 	char full[SM_NAME_LEN];
+	char store[RS_STORE_LEN]; /* its name in Redis: the prefix of every key of it (rs_store_name) */
 	char owner[SM_NAME_LEN]; /* the NF deployment whose init created it */
 	uint32_t flags, ks, vs, kind, nwords;
 	struct sm_hook_set hooks;
@@ -109,6 +112,12 @@ void rs_drain(unsigned int n);
 
 /* ---- remote_keys.c: layout and encoding in Redis ---------------------------------------------- */
 
+/* The name table `full` has in Redis: its tenant's prefix "<tenant>:" (rs_tenant_prefix), then the rest
+ * of the name, so that a tenant's ACL user, whose key pattern is that prefix, reaches all of its tenant's
+ * tables and none of another's. out[RS_STORE_LEN]; its length. */
+size_t rs_store_name(const char *full, char *out);
+/* Fill t->store from t->full. */
+void rs_table_named(struct rs_table *t, const char *full);
 /* The field names "0".."63" of a counters hash. */
 extern const char *rs_word_field[RS_MAX_WORDS];
 extern size_t rs_word_len[RS_MAX_WORDS];
@@ -120,7 +129,7 @@ size_t rs_rkey(const struct rs_table *t, int holder, const void *key, char *out)
 size_t rs_my_rkey(const struct rs_table *t, const void *key, char *out);
 /* Does a write of t from this process go to a base value (a release table, outside any instance)? */
 bool rs_writes_base(const struct rs_table *t);
-/* The Redis set of t's keys that have a base ("<full>#bases", at most SM_NAME_LEN + 8 bytes); its length. */
+/* The Redis set of t's keys that have a base ("<store>#bases", at most RS_STORE_LEN + 8 bytes); its length. */
 size_t rs_bases_key(const struct rs_table *t, char *out);
 /* Append SADD of key to t's "#bases" set to the pipeline (one more reply to read). */
 int rs_index_base(const struct rs_table *t, const void *key);

@@ -24,6 +24,30 @@ void rs_init_words(void)
 	}
 }
 
+size_t rs_tenant_prefix(const char *tenant, char *out, size_t cap)
+{
+	return (size_t)snprintf(out, cap, "%s:", tenant);
+}
+
+/* The State Manager names the default tenant's tables "<nf>/<table>" and any other's
+ * "<tenant>:<nf>/<table>" (state.h); in Redis every table carries its tenant, so that one key pattern
+ * per tenant names exactly its keys (an NF of the default tenant named "alice:x" stays "default:alice:x"). */
+size_t rs_store_name(const char *full, char *out)
+{
+	const char *colon = strchr(full, ':'), *slash = strchr(full, '/');
+	size_t n = 0;
+
+	if (!colon || (slash && slash < colon))
+		n = rs_tenant_prefix(SM_DEFAULT_TENANT, out, RS_STORE_LEN);
+	return n + (size_t)snprintf(out + n, RS_STORE_LEN - n, "%s", full);
+}
+
+void rs_table_named(struct rs_table *t, const char *full)
+{
+	snprintf(t->full, sizeof(t->full), "%s", full);
+	rs_store_name(full, t->store);
+}
+
 /* Eventual tables with the default hooks whose values are whole u64 words (that fit one HSET) are
  * counters; other global|write tables keep a base and one sub-state per instance slot. */
 enum rs_kind rs_kind_of(uint32_t flags, uint32_t vs, const struct sp_table_opts *o)
@@ -41,11 +65,11 @@ size_t rs_rkey(const struct rs_table *t, int holder, const void *key, char *out)
 	int n;
 
 	if (holder == -2)
-		n = snprintf(out, RS_KEY_MAX, "%s:", t->full);
+		n = snprintf(out, RS_KEY_MAX, "%s:", t->store);
 	else if (holder == -1)
-		n = snprintf(out, RS_KEY_MAX, "%s@b:", t->full);
+		n = snprintf(out, RS_KEY_MAX, "%s@b:", t->store);
 	else
-		n = snprintf(out, RS_KEY_MAX, "%s@%d:", t->full, holder);
+		n = snprintf(out, RS_KEY_MAX, "%s@%d:", t->store, holder);
 	memcpy(out + n, key, t->ks);
 	return (size_t)n + t->ks;
 }
@@ -71,12 +95,12 @@ bool rs_writes_base(const struct rs_table *t)
 
 size_t rs_bases_key(const struct rs_table *t, char *out)
 {
-	return (size_t)snprintf(out, SM_NAME_LEN + 8, "%s#bases", t->full);
+	return (size_t)snprintf(out, RS_STORE_LEN + 8, "%s#bases", t->store);
 }
 
 int rs_index_base(const struct rs_table *t, const void *key)
 {
-	char sk[SM_NAME_LEN + 8];
+	char sk[RS_STORE_LEN + 8];
 	struct rs_cmd c;
 
 	c.argv[0] = "SADD", c.len[0] = 4;
@@ -138,12 +162,13 @@ int rs_parse_read(const struct rs_table *t, const redisReply *r, uint8_t *val)
 
 int rs_meta_sync(const char *full, uint32_t flags, const struct sp_table_opts *o, uint32_t kind)
 {
-	char mk[SM_NAME_LEN + 8], want[96];
+	char mk[RS_STORE_LEN + 8], want[96];
 	struct rs_cmd c;
 	redisReply *r;
 	int n, rc = 0;
 
-	snprintf(mk, sizeof(mk), "%s#meta", full);
+	n = (int)rs_store_name(full, mk);
+	snprintf(mk + n, sizeof(mk) - (size_t)n, "#meta");
 	n = snprintf(want, sizeof(want), "%u %u %u %u", flags, o->key_size, o->value_size, kind);
 	c.argv[0] = "GET", c.len[0] = 3, c.argv[1] = mk, c.len[1] = strlen(mk), c.argc = 2;
 	if (rs_pipe_add(&c) != 0 || !(r = rs_pipe_reply()))

@@ -104,15 +104,15 @@ static size_t glob_escape(const char *s, char *out, size_t cap)
 	return n;
 }
 
-/* Every key of a table (as stored under prefix "<full>:" or "<full>@b:"): calls fn(key). */
+/* Every key of a table (as stored under prefix "<store>:" or "<store>@b:"): calls fn(key). */
 static int scan_keys(const char *full, const char *suffix, uint32_t ks, void (*fn)(const uint8_t *key, void *c),
 		     void *c)
 {
-	char pat[2 * SM_NAME_LEN + 16], cursor[32] = "0";
-	size_t plen = strlen(full) + strlen(suffix), n;
+	char pat[2 * RS_STORE_LEN + 16], cursor[32] = "0", store[RS_STORE_LEN];
+	size_t plen = rs_store_name(full, store) + strlen(suffix), n;
 	struct rs_cmd cmd;
 
-	n = glob_escape(full, pat, sizeof(pat) - 8);
+	n = glob_escape(store, pat, sizeof(pat) - 8);
 	snprintf(pat + n, sizeof(pat) - n, "%s*", suffix);
 	do {
 		redisReply *r;
@@ -170,7 +170,7 @@ static void collect(const uint8_t *key, void *c)
  * however many flows' keys Redis holds. */
 static int base_keys(const struct rs_table *t, struct key_list *l)
 {
-	char sk[SM_NAME_LEN + 8];
+	char sk[RS_STORE_LEN + 8];
 	struct rs_cmd c;
 	redisReply *r;
 	size_t i;
@@ -239,7 +239,7 @@ static struct rs_table *table_named(const char *full, uint32_t flags, uint32_t k
 		if (rs_tables[i].hdr.ops && strcmp(rs_tables[i].full, full) == 0)
 			return &rs_tables[i];
 	memset(tmp, 0, sizeof(*tmp)); /* not created in this process: assume the default hooks */
-	snprintf(tmp->full, sizeof(tmp->full), "%s", full);
+	rs_table_named(tmp, full);
 	tmp->flags = flags, tmp->ks = ks, tmp->vs = vs, tmp->nwords = vs / 8;
 	tmp->kind = rs_kind_of(flags, vs, &o);
 	return tmp;

@@ -23,6 +23,7 @@
 #ifndef SERPENS_REMOTE_STATE_H
 #define SERPENS_REMOTE_STATE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "state.h"
@@ -54,6 +55,10 @@ struct rs_config {
 	 * this, which must not return. NULL (serpensd): errors are reported and returned instead. */
 	void (*fatal)(const char *msg);
 	int manager;              /* 1 in serpensd: also install the State Manager's remote hooks */
+	/* Who this process is to Redis (docs/security.md): buffers read at every connect, since a runtime
+	 * learns its tenant's credential from serpensd (handover.h) after it is configured. NULL or "": no
+	 * AUTH (the default user, which the harness's Redis lets do nothing but PING). */
+	const char *user, *pass;
 };
 
 /* Install the backend in this process (create_table routing, the Chainer's batch hooks and, in the
@@ -71,6 +76,15 @@ void rs_disconnect(void);
 /* serpensd: enter a remote table that a tenant's deployer created (deployer.h) among this process's, with
  * the default hooks, so that the State Manager moves its sub-states on scale-out/in. 0, or -ENOSPC. */
 int rs_table_adopt(const char *full, const char *owner, uint32_t flags, uint32_t ks, uint32_t vs);
+
+/* serpensd (connected as the store's admin): make tenant's Redis ACL user, which reaches only that
+ * tenant's keys, with a new random password. user[RS_USER_LEN], pass[RS_PASS_LEN]. 0, or -1 with err. */
+#define RS_USER_LEN 48
+#define RS_PASS_LEN 48
+int rs_tenant_user(const char *tenant, char *user, char *pass, char *err, size_t errlen);
+/* The Redis key prefix of tenant's state, "<tenant>:" (the default tenant's too): a tenant's ACL user
+ * reaches only keys that start with it. Its length. */
+size_t rs_tenant_prefix(const char *tenant, char *out, size_t cap);
 
 const char *rs_backend_name(enum rs_backend b);
 int rs_backend_parse(const char *s); /* the enum, or -1 */

@@ -258,7 +258,7 @@ sp_table *rs_table_create(const char *name, uint32_t flags, const struct sp_tabl
 		memset(t, 0, sizeof(*t));
 	}
 	t->hdr.ops = &rs_ops;
-	snprintf(t->full, sizeof(t->full), "%s", full);
+	rs_table_named(t, full);
 	snprintf(t->owner, sizeof(t->owner), "%s", sm_nf_name());
 	t->flags = flags;
 	t->ks = o->key_size;
@@ -285,7 +285,7 @@ int rs_table_adopt(const char *full, const char *owner, uint32_t flags, uint32_t
 	}
 	memset(t, 0, sizeof(*t));
 	t->hdr.ops = &rs_ops;
-	snprintf(t->full, sizeof(t->full), "%s", full);
+	rs_table_named(t, full);
 	snprintf(t->owner, sizeof(t->owner), "%s", owner);
 	t->flags = flags;
 	t->ks = ks;

@@ -162,7 +162,9 @@ static void remote_setup(struct sp_ctl *ctl, struct sp_instance *in)
 {
 	struct rs_config rc = {.backend = (enum rs_backend)ctl->state_backend, .host = ctl->redis_host,
 			       .port = (int)ctl->redis_port, .timeout_ms = ctl->redis_timeout_ms,
-			       .stats = in ? &in->remote : NULL, .fatal = remote_fatal};
+			       .stats = in ? &in->remote : NULL, .fatal = remote_fatal,
+			       /* its tenant's Redis user, which comes with its region (handover.h) */
+			       .user = ho_store_user(), .pass = ho_store_pass()};
 
 	if (ctl->state_backend != RS_SERPENS && rs_setup(&rc) != 0)
 		fail(in, "unknown state backend in the control memzone");

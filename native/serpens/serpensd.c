@@ -69,6 +69,7 @@ static void usage_exit(const char *why)
 		"       [--instance-lcore N] [--no-auto-start] [--startup exec|fork|load|snapshot|serpens] [--pool N]\n"
 		"       [--max-instances N]\n"
 		"       [--state-backend serpens|fission|snf] [--redis HOST:PORT] [--redis-timeout-ms N]\n"
+		"       (environment: SERPENS_REDIS_ADMIN=USER:PASSWORD, Redis's admin: a Redis user per tenant)\n"
 		"       [--chaining %s] [--gproxy PATH] [--gproxy-hold N]\n"
 		"       [--scaling %s] [--pin-flows] [--start-placement instance|same|other|any] [--tsc-hz HZ]\n"
 		"       [--link gateway|worker --link-ip IP --link-peer IP,MAC ... [--link-port DEVICE]]\n",
@@ -253,13 +254,38 @@ static void parse_args(int argc, char **argv)
 static void setup_remote_state(void)
 {
 	struct rs_config rc = {.backend = (enum rs_backend)D.ctl->state_backend, .host = D.ctl->redis_host,
-			       .port = (int)D.ctl->redis_port, .timeout_ms = D.ctl->redis_timeout_ms, .manager = 1};
+			       .port = (int)D.ctl->redis_port, .timeout_ms = D.ctl->redis_timeout_ms, .manager = 1,
+			       .user = D.redis_admin_user, .pass = D.redis_admin_pass};
 	char err[600] = "invalid configuration";
 
 	if (D.ctl->state_backend == RS_SERPENS)
 		return;
 	if (rs_setup(&rc) != 0 || rs_ping(err, sizeof(err)) != 0)
 		rte_exit(EXIT_FAILURE, "state backend %s: %s\n", rs_backend_name(rc.backend), err);
+}
+
+/* Redis's admin credential, "USER:PASSWORD" in SERPENS_REDIS_ADMIN (the harness's redis_server.py makes
+ * it): taken before anything else and wiped from the environment, so that no runtime inherits it. Not an
+ * option: a command line is readable by every process (/proc/<pid>/cmdline); the environment only with
+ * ptrace rights over serpensd, which its runtimes, without capabilities, lack (docs/security.md). */
+static void take_redis_admin(void)
+{
+	char *v = getenv("SERPENS_REDIS_ADMIN"), *colon = v ? strchr(v, ':') : NULL;
+
+	if (!v)
+		return;
+	if (colon && colon != v && colon[1] && (size_t)(colon - v) < sizeof(D.redis_admin_user) &&
+	    strlen(colon + 1) < sizeof(D.redis_admin_pass)) {
+		snprintf(D.redis_admin_user, sizeof(D.redis_admin_user), "%.*s", (int)(colon - v), v);
+		snprintf(D.redis_admin_pass, sizeof(D.redis_admin_pass), "%s", colon + 1);
+	}
+	memset(v, 'x', strlen(v)); /* the initial environment's copy (/proc/<pid>/environ) too */
+	unsetenv("SERPENS_REDIS_ADMIN");
+	if (!D.redis_admin_pass[0]) {
+		fprintf(stderr, "serpensd: SERPENS_REDIS_ADMIN is USER:PASSWORD (at most %zu and %zu characters)\n",
+			sizeof(D.redis_admin_user) - 1, sizeof(D.redis_admin_pass) - 1);
+		exit(2);
+	}
 }
 
 /* Every runtime it starts (pool, exec'd instances, proxy, zygotes, the OpenNF controller) is a DPDK
@@ -476,6 +502,7 @@ int main(int argc, char **argv)
 	argc++;
 	argv = eal_argv;
 	rte_openlog_stream(stderr);
+	take_redis_admin();
 	{
 		char err[256];
 

@@ -15,6 +15,7 @@
 #include "ctl.h"
 #include "delivery.h"
 #include "hop.h"
+#include "remote_state.h"
 #include "starter.h"
 
 #define RT_BUCKETS 256
@@ -52,6 +53,9 @@ struct serpensd {
 	const char *runtime_path;
 	const char *nf_dir;
 	const char *file_prefix;
+	/* Redis's admin user and password (SERPENS_REDIS_ADMIN, main): set, serpensd AUTHs as it and gives each
+	 * tenant a Redis ACL user of its own (remote_acl.c); unset, nobody AUTHs (a Redis without ACLs) */
+	char redis_admin_user[RS_USER_LEN], redis_admin_pass[RS_PASS_LEN];
 	unsigned int lcore;
 	unsigned int instance_lcore;
 	unsigned int state_mb;

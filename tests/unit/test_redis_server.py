@@ -41,6 +41,32 @@ def test_starts_with_the_pinned_configuration_and_stops(config: cfg.Config, tmp_
 
 
 @needs_redis
+def test_with_acl_the_default_user_may_only_ping_and_the_admin_everything(config: cfg.Config,
+                                                                          tmp_path: Path) -> None:
+    """The remote-state designs' Redis (docs/state-backends.md, "Who may touch which keys"): no key for
+    anyone without a credential, the harness's PING still answered, the admin's password not in the file."""
+    with RedisServer(config, tmp_path, acl=True) as r:
+        assert r.alive() and ping(r.port)
+        assert r.admin is not None
+        user, _, password = r.admin.partition(":")
+        assert password and password not in r.conf_file.read_text()
+        assert command(r.port, "GET", "default:x").startswith(b"-NOPERM")
+        assert command(r.port, "SET", "alice:x", "1").startswith(b"-NOPERM")
+        assert command(r.port, "ACL", "SETUSER", "default", "~*", "+@all").startswith(b"-NOPERM")
+        assert command(r.port, "AUTH", user, "wrong").startswith(b"-WRONGPASS")
+        wire = "".join(f"*{len(c)}\r\n" + "".join(f"${len(a)}\r\n{a}\r\n" for a in c)
+                       for c in (("AUTH", user, password), ("SET", "alice:x", "1")))
+        with socket.create_connection(("127.0.0.1", r.port), timeout=2) as s:
+            s.sendall(wire.encode())
+            reply = b""
+            while reply.count(b"\r\n") < 2:
+                reply += s.recv(4096)
+        assert reply == b"+OK\r\n+OK\r\n"
+    with RedisServer(config, tmp_path / "open") as r:   # without ACLs (CHC's store): as before
+        assert r.admin is None and command(r.port, "SET", "k", "1") == b"+OK\r\n"
+
+
+@needs_redis
 @pytest.mark.parametrize("exc", [RuntimeError, KeyboardInterrupt])
 def test_is_stopped_on_an_exception_or_interrupt(config: cfg.Config, tmp_path: Path, exc: type) -> None:
     server = RedisServer(config, tmp_path)
