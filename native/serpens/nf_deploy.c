@@ -149,7 +149,7 @@ static int adopt_tables(int tidx, const struct sp_nf_desc *d, unsigned int befor
 		if (!sm_table_is_remote(r, name))
 			continue;
 		if (sm_table_info(r, name, &flags, &ks, &vs, &count) != 0 ||
-		    rs_table_adopt(name, d->name, flags, ks, vs) != 0) {
+		    rs_table_adopt(name, d->name, r, flags, ks, vs) != 0) {
 			snprintf(err, errlen, "remote table %s: cannot take it over", name);
 			return -1;
 		}

@@ -58,6 +58,7 @@ struct rs_table {
 	char full[SM_NAME_LEN];
 	char store[RS_STORE_LEN]; /* its name in Redis: the prefix of every key of it (rs_store_name) */
 	char owner[SM_NAME_LEN]; /* the NF deployment whose init created it */
+	const struct sm_region *region; /* serpensd: its tenant's state region (rs_table_adopt), else NULL */
 	uint32_t flags, ks, vs, kind, nwords;
 	struct sm_hook_set hooks;
 	uint32_t derivs;              /* learned derivations (bit per D_*) */

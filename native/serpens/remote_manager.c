@@ -192,9 +192,10 @@ static int base_keys(const struct rs_table *t, struct key_list *l)
 	return 0;
 }
 
-/* Split (claim) or merge back (release) every base of every release table, inside the State Manager's
- * pause (state.c): only the bases' round trips, never a walk of the keyspace. */
-static void each_holder_table(int slot, bool release)
+/* Split (claim) or merge back (release) every base of every release table of region r's tenant (slot is
+ * an instance slot of that tenant's: another tenant's pools must not be dealt to it), inside the State
+ * Manager's pause (state.c): only the bases' round trips, never a walk of the keyspace. */
+static void each_holder_table(const struct sm_region *r, int slot, bool release)
 {
 	unsigned int i;
 	size_t k;
@@ -203,7 +204,7 @@ static void each_holder_table(int slot, bool release)
 		struct rs_table *t = &rs_tables[i];
 		struct key_list l = {.ks = t->ks};
 
-		if (!t->hdr.ops || t->kind != RS_HOLDER)
+		if (!t->hdr.ops || t->kind != RS_HOLDER || (t->region && t->region != r))
 			continue;
 		if (base_keys(t, &l) != 0)
 			continue;
@@ -217,17 +218,9 @@ static void each_holder_table(int slot, bool release)
 	}
 }
 
-static void mgr_claim(struct sm_region *r, int slot)
-{
-	(void)r;
-	each_holder_table(slot, false);
-}
+static void mgr_claim(struct sm_region *r, int slot) { each_holder_table(r, slot, false); }
 
-static void mgr_release(struct sm_region *r, int slot)
-{
-	(void)r;
-	each_holder_table(slot, true);
-}
+static void mgr_release(struct sm_region *r, int slot) { each_holder_table(r, slot, true); }
 
 static struct rs_table *table_named(const char *full, uint32_t flags, uint32_t ks, uint32_t vs,
 				    struct rs_table *tmp)

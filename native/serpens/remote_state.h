@@ -75,7 +75,8 @@ void rs_forget(void);
 void rs_disconnect(void);
 /* serpensd: enter a remote table that a tenant's deployer created (deployer.h) among this process's, with
  * the default hooks, so that the State Manager moves its sub-states on scale-out/in. 0, or -ENOSPC. */
-int rs_table_adopt(const char *full, const char *owner, uint32_t flags, uint32_t ks, uint32_t vs);
+int rs_table_adopt(const char *full, const char *owner, const struct sm_region *region, uint32_t flags, uint32_t ks,
+		   uint32_t vs);
 
 /* serpensd (connected as the store's admin): make tenant's Redis ACL user, which reaches only that
  * tenant's keys, with a new random password. user[RS_USER_LEN], pass[RS_PASS_LEN]. 0, or -1 with err. */

@@ -269,7 +269,8 @@ sp_table *rs_table_create(const char *name, uint32_t flags, const struct sp_tabl
 	return &t->hdr;
 }
 
-int rs_table_adopt(const char *full, const char *owner, uint32_t flags, uint32_t ks, uint32_t vs)
+int rs_table_adopt(const char *full, const char *owner, const struct sm_region *region, uint32_t flags, uint32_t ks,
+		   uint32_t vs)
 {
 	struct sp_table_opts o = {.key_size = ks, .value_size = vs, .capacity = 1};
 	struct rs_table *t = NULL;
@@ -287,6 +288,7 @@ int rs_table_adopt(const char *full, const char *owner, uint32_t flags, uint32_t
 	t->hdr.ops = &rs_ops;
 	rs_table_named(t, full);
 	snprintf(t->owner, sizeof(t->owner), "%s", owner);
+	t->region = region;
 	t->flags = flags;
 	t->ks = ks;
 	t->vs = vs;
