@@ -3,8 +3,8 @@
 An NF's init runs once in deploy mode at deploy_nf. It used to run inside serpensd (root, every capability,
 every tenant's state region mapped). Now it runs in a child of the tenant's deployer (native/serpens/
 deployer.h): a DPDK secondary that maps its tenant's region only, the child confined (every file system
-read-only in a mount namespace of its own, uid nobody). Tenant alice runs NAT with traffic; tenant mallory deploys the test NF
-native/serpens/testnfs/hostile_init.c, whose deploy-mode init attacks serpensd and alice and reports each
+read-only in a mount namespace of its own, uid nobody with one capability, CAP_DAC_READ_SEARCH). Tenant
+alice runs NAT with traffic; tenant mallory deploys the test NF native/serpens/testnfs/hostile_init.c, whose deploy-mode init attacks serpensd and alice and reports each
 outcome into its own table. Every attack must be blocked, alice's packets and state unchanged, serpensd
 alive, and the process that ran the init gone and not serpensd. Both loaders (the image: serpens; dlopen:
 load-startup).
@@ -63,8 +63,8 @@ def deploy_children() -> list[int]:
 
 
 @pytest.mark.parametrize("design", ["serpens", "load-startup"])
-def test_a_hostile_deploy_mode_init_cannot_touch_serpensd_or_another_tenant(dpdk_ready: cfg.Config,
-                                                                           tmp_path: Path, design: str) -> None:
+def test_a_hostile_deploy_mode_init_cannot_touch_serpensd_or_another_tenant(
+        dpdk_ready: cfg.Config, tmp_path: Path, design: str) -> None:
     hostile = test_test_nf("hostile_init")
     capture = tmp_path / "rx.pcap"
     outside = tmp_path / "pwned"                    # root's directory, outside the run directory
