@@ -4,9 +4,10 @@ An NF's init runs once in deploy mode at deploy_nf. It used to run inside serpen
 every tenant's state region mapped). Now it runs in a child of the tenant's deployer (native/serpens/
 deployer.h): a DPDK secondary that maps its tenant's region only, the child confined (every file system
 read-only in a mount namespace of its own, uid nobody with one capability, CAP_DAC_READ_SEARCH). Tenant
-alice runs NAT with traffic; tenant mallory deploys the test NF native/serpens/testnfs/hostile_init.c, whose deploy-mode init attacks serpensd and alice and reports each
-outcome into its own table. Every attack must be blocked, alice's packets and state unchanged, serpensd
-alive, and the process that ran the init gone and not serpensd. Both loaders (the image: serpens; dlopen:
+alice runs NAT with traffic; tenant mallory deploys the test NF native/serpens/testnfs/hostile_init.c,
+whose deploy-mode init attacks serpensd and alice and reports each outcome into its own table. Every attack
+must be blocked, alice's packets and state unchanged, serpensd alive, and the process that ran the init gone
+and not serpensd. Both loaders (the image: serpens; dlopen:
 load-startup).
 """
 
