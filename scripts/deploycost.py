@@ -22,7 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness import config as cfg
+import builds_ab  # scripts/builds_ab.py, beside this one
+
 from harness import runlock
 from harness.rig import rig
 from harness.serpens.sfc import SfcSpec
@@ -38,35 +39,24 @@ def main() -> int:
     a = ap.parse_args()
     runlock.set_default_wait(120.0)
     builds = a.build or ["build/native"]
-    for b in builds:
-        p = Path(b)
-        missing = [x for x in (p / "serpens/serpensd", p / "serpens/serpens-runtime", p / "nfs/fw.so")
-                   if not x.exists()]
-        if missing:
-            print(f"deploycost: --build {b}: {missing[0]} is missing", file=sys.stderr)
-            return 2
+    if not builds_ab.check("deploycost", builds, (*builds_ab.PARTS[:2], "nfs/fw.so")):
+        return 2
     if a.blocks < 1 or a.deploys < 1 or not 0 <= a.tenants <= 6:
         print("deploycost: --blocks and --deploys must be positive, --tenants 0..6", file=sys.stderr)
         return 2
     rows: dict[str, list[dict[str, Any]]] = {b: [] for b in builds}
-    for blk in range(a.blocks):
-        for b in builds if blk % 2 == 0 else builds[::-1]:
-            p = Path(b).resolve()
-            c = cfg.load()
-            s = c["platforms"]["serpens"]
-            s["serpensd"], s["runtime"] = str(p / "serpens/serpensd"), str(p / "serpens/serpens-runtime")
-            s["nfs_dir"] = str(p / "nfs")
-            fw = str(p / "nfs/fw.so")
-            with rig(c, a.design, sfc=SfcSpec.linear("fw")) as r:
-                ctl = r.platform.controller
-                jobs = [("same", f"d{blk}x{i}", None) for i in range(a.deploys)]
-                jobs += [("first", f"t{blk}x{i}", f"tn{i}") for i in range(a.tenants)]
-                for kind, name, tenant in jobs:
-                    t0 = time.perf_counter()
-                    ctl.deploy_nf(name, fw, {}, tenant=tenant)
-                    row = {"build": b, "block": blk, "kind": kind, "ms": (time.perf_counter() - t0) * 1e3}
-                    rows[b].append(row)
-                    print(json.dumps(row), flush=True)
+    for blk, b in builds_ab.interleaved(builds, a.blocks):
+        fw = str(Path(b).resolve() / "nfs/fw.so")
+        with rig(builds_ab.config_for(b), a.design, sfc=SfcSpec.linear("fw")) as r:
+            ctl = r.platform.controller
+            jobs = [("same", f"d{blk}x{i}", None) for i in range(a.deploys)]
+            jobs += [("first", f"t{blk}x{i}", f"tn{i}") for i in range(a.tenants)]
+            for kind, name, tenant in jobs:
+                t0 = time.perf_counter()
+                ctl.deploy_nf(name, fw, {}, tenant=tenant)
+                row = {"build": b, "block": blk, "kind": kind, "ms": (time.perf_counter() - t0) * 1e3}
+                rows[b].append(row)
+                print(json.dumps(row), flush=True)
     for b in builds:
         same = [r["ms"] for r in rows[b] if r["kind"] == "same"]
         first = [r["ms"] for r in rows[b] if r["kind"] == "first"]

@@ -18,9 +18,9 @@ import argparse
 import statistics
 import sys
 import time
-from pathlib import Path
 
-from harness import config as cfg
+import builds_ab  # scripts/builds_ab.py, beside this one
+
 from harness import runlock
 from harness.rig import rig
 from harness.serpens.sfc import SfcSpec
@@ -37,40 +37,30 @@ def main() -> int:
     a = ap.parse_args()
     runlock.set_default_wait(120.0)
     builds = a.build or ["build/native"]
-    for b in builds:
-        p = Path(b)
-        need = (p / "serpens/serpensd", p / "serpens/serpens-runtime", p / "nfs")
-        missing = [x for x in need if not x.exists()]
-        if missing:
-            print(f"firststart: --build {b}: {missing[0]} is missing", file=sys.stderr)
-            return 2
+    if not builds_ab.check("firststart", builds):
+        return 2
     if a.blocks < 1 or a.held < 2:
         print("firststart: --blocks must be positive and --held at least 2", file=sys.stderr)
         return 2
     rows: dict[str, dict[str, list[dict[str, float]]]] = {b: {"first": [], "later": []} for b in builds}
-    for blk in range(a.blocks):
-        for b in builds if blk % 2 == 0 else builds[::-1]:
-            p = Path(b).resolve()
-            c = cfg.load()
-            s = c["platforms"]["serpens"]
-            s["serpensd"], s["runtime"] = str(p / "serpens/serpensd"), str(p / "serpens/serpens-runtime")
-            s["nfs_dir"] = str(p / "nfs")
-            s["pool"] = a.held + 2
-            with rig(c, "serpens", sfc=SfcSpec.linear(a.sfc)) as r:
-                pl = r.platform
-                name = next(iter(pl.sfc_ids))
-                for slot in list(pl.instances):
-                    pl.stop_instance(slot)
-                for kind in ("first", "later"):
-                    reps = []
-                    for _ in range(a.held):
-                        time.sleep(0.001)
-                        reps.append(pl.start_instance(name))
-                    for x in reps:
-                        pl.stop_instance(int(x["instance"]))
-                    # the first of each round runs in the rig's own process, which served the tenant
-                    rows[b][kind] += [{"startup_us": x["startup_us"], **{k: x["steps"][k] for k in STEPS}}
-                                      for x in reps[1:]]
+    for _, b in builds_ab.interleaved(builds, a.blocks):
+        c = builds_ab.config_for(b)
+        c["platforms"]["serpens"]["pool"] = a.held + 2
+        with rig(c, "serpens", sfc=SfcSpec.linear(a.sfc)) as r:
+            pl = r.platform
+            name = next(iter(pl.sfc_ids))
+            for slot in list(pl.instances):
+                pl.stop_instance(slot)
+            for kind in ("first", "later"):
+                reps = []
+                for _ in range(a.held):
+                    time.sleep(0.001)
+                    reps.append(pl.start_instance(name))
+                for x in reps:
+                    pl.stop_instance(int(x["instance"]))
+                # the first of each round runs in the rig's own process, which served the tenant
+                rows[b][kind] += [{"startup_us": x["startup_us"], **{k: x["steps"][k] for k in STEPS}}
+                                  for x in reps[1:]]
     for b, kinds in rows.items():
         parts = []
         for kind, xs in kinds.items():

@@ -16,10 +16,10 @@ import argparse
 import json
 import statistics
 import sys
-from pathlib import Path
 from typing import Any
 
-from harness import config as cfg
+import builds_ab  # scripts/builds_ab.py, beside this one
+
 from harness import runlock
 from harness.rig import rig
 from harness.serpens.sfc import SfcSpec
@@ -35,33 +35,22 @@ def main() -> int:
     a = ap.parse_args()
     runlock.set_default_wait(120.0)
     builds = a.build or ["build/native"]
-    for b in builds:
-        p = Path(b)
-        need = (p / "serpens/serpensd", p / "serpens/serpens-runtime", p / "nfs")
-        missing = [x for x in need if not x.exists()]
-        if missing:
-            print(f"startcost: --build {b}: {missing[0]} is missing", file=sys.stderr)
-            return 2
+    if not builds_ab.check("startcost", builds):
+        return 2
     if a.blocks < 1 or a.starts < 1:
         print("startcost: --blocks and --starts must be positive", file=sys.stderr)
         return 2
     rows: dict[str, list[dict[str, Any]]] = {b: [] for b in builds}
-    for blk in range(a.blocks):
-        for b in builds if blk % 2 == 0 else builds[::-1]:
-            p = Path(b).resolve()
-            c = cfg.load()
-            s = c["platforms"]["serpens"]
-            s["serpensd"], s["runtime"] = str(p / "serpens/serpensd"), str(p / "serpens/serpens-runtime")
-            s["nfs_dir"] = str(p / "nfs")
-            with rig(c, a.design, sfc=SfcSpec.linear(a.sfc)) as r:
-                name = next(iter(r.platform.sfc_ids))
-                for i in range(a.starts):
-                    rep = r.platform.start_instance(name)
-                    r.platform.stop_instance(rep["instance"])
-                    row = {"build": b, "block": blk, "i": i, "startup_us": rep["startup_us"],
-                           "steps": rep.get("steps")}
-                    rows[b].append(row)
-                    print(json.dumps(row), flush=True)
+    for blk, b in builds_ab.interleaved(builds, a.blocks):
+        with rig(builds_ab.config_for(b), a.design, sfc=SfcSpec.linear(a.sfc)) as r:
+            name = next(iter(r.platform.sfc_ids))
+            for i in range(a.starts):
+                rep = r.platform.start_instance(name)
+                r.platform.stop_instance(rep["instance"])
+                row = {"build": b, "block": blk, "i": i, "startup_us": rep["startup_us"],
+                       "steps": rep.get("steps")}
+                rows[b].append(row)
+                print(json.dumps(row), flush=True)
     for b in builds:
         x = rows[b]
         first = [r["startup_us"] for r in x if r["i"] == 0]
