@@ -82,21 +82,7 @@ class RemoteGateway(GatewayPlacement, RemoteServerd):
         return self.servers_stats(super().stats())
 
     def stop(self) -> dict[str, Any]:
-        errors, final, finals = [], {}, []
-        try:
-            final = super().stop()
-        except PlatformError as exc:
-            errors.append(f"gateway: {exc}")
-        for w in self.workers:
-            try:
-                finals.append(w.stop())
-            except PlatformError as exc:
-                errors.append(f"worker {w.k}: {exc}")
-        if errors:
-            raise PlatformError("; ".join(errors))
-        if final:
-            final["servers"] = finals
-        return final
+        return self.stop_servers(super().stop)
 
     def describe(self) -> dict[str, Any]:
         d = super().describe()

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import re
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -193,6 +193,30 @@ class GatewayPlacement:
             self._check_ids(spec.name)
             self.place(spec.name, 1)
 
+    def stop_servers(self, stop_gateway: Callable[[], dict[str, Any]],
+                     cleanup: Callable[[], None] = lambda: None) -> dict[str, Any]:
+        """The gateway (``stop_gateway``: its own stop), then every worker, then ``cleanup``: a failure is
+        reported with the others at the end and keeps nothing else from stopping. The gateway's final
+        stats, with each worker's under ``servers``."""
+        errors: list[str] = []
+        final: dict[str, Any] = {}
+        finals = []
+        try:
+            final = stop_gateway()
+        except PlatformError as exc:
+            errors.append(f"gateway: {exc}")
+        for w in self.workers:
+            try:
+                finals.append(w.stop())
+            except PlatformError as exc:
+                errors.append(f"worker {w.k}: {exc}")
+        cleanup()
+        if errors:
+            raise PlatformError("; ".join(errors))
+        if final:
+            final["servers"] = finals
+        return final
+
     if TYPE_CHECKING:   # DesignPlatform's, which comes after this class in the MRO
         def _running(self) -> Controller: ...
 
@@ -313,24 +337,7 @@ class MultiServerPlatform(GatewayPlacement, DesignPlatform):
         return self.servers_stats(super().stats())
 
     def stop(self) -> dict[str, Any]:
-        final: dict[str, Any] = {}
-        errors: list[str] = []
-        try:
-            final = super().stop()
-        except PlatformError as exc:
-            errors.append(f"gateway: {exc}")
-        finals = []
-        for w in self.workers:
-            try:
-                finals.append(w.stop())
-            except PlatformError as exc:
-                errors.append(f"worker {w.k}: {exc}")
-        self.server_link.remove()
-        if errors:
-            raise PlatformError("; ".join(errors))
-        if final:
-            final["servers"] = finals
-        return final
+        return self.stop_servers(super().stop, self.server_link.remove)
 
     def describe(self) -> dict[str, Any]:
         d = super().describe()

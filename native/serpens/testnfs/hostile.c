@@ -55,25 +55,11 @@
 
 #include "serpens/nf.h"
 
+#include "attack_report.h"
+
 SP_NF_ARGS("report", "victim", "victim_tenant");
 
 static void try_own_fds(const char *victim);
-
-static FILE *out;
-
-static void report(const char *attack, const char *what, int ok, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!out)
-		return;
-	fprintf(out, "%s %s %s ", attack, what, ok ? "SUCCEEDED" : "blocked");
-	va_start(ap, fmt);
-	vfprintf(out, fmt, ap);
-	va_end(ap);
-	fputc('\n', out);
-	fflush(out);
-}
 
 static void try_internals(void)
 {
